@@ -1,0 +1,102 @@
+//! Identifier newtypes, so that a customer's PSID can never be passed where a page id is expected.
+//!
+//! Identifiers borrow from the webhook body where they can (`'a`) and become owned with
+//! [`PageId::into_owned`] and friends when they must outlive it.
+
+use std::borrow::Cow;
+use std::fmt;
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name<'a>(Cow<'a, str>);
+
+        impl<'a> $name<'a> {
+            /// Wraps an identifier.
+            pub fn new(id: impl Into<Cow<'a, str>>) -> Self {
+                Self(id.into())
+            }
+
+            /// The identifier as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// An owned copy that no longer borrows from the webhook body.
+            pub fn into_owned(self) -> $name<'static> {
+                $name(Cow::Owned(self.0.into_owned()))
+            }
+        }
+
+        impl fmt::Debug for $name<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self.0)
+            }
+        }
+
+        impl fmt::Display for $name<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name<'_> {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl<'a> From<&'a str> for $name<'a> {
+            fn from(id: &'a str) -> Self {
+                Self(Cow::Borrowed(id))
+            }
+        }
+
+        impl From<String> for $name<'static> {
+            fn from(id: String) -> Self {
+                Self(Cow::Owned(id))
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A Facebook Page id: `entry[].id` of a webhook, and the `recipient` of a customer's message.
+    PageId
+);
+string_id!(
+    /// The id of a participant in a Messenger thread: a customer's page-scoped id (PSID) or, on
+    /// echoes, the page itself.
+    UserId
+);
+string_id!(
+    /// A message id (`mid`): the key by which redelivered messages are recognised.
+    MessageId
+);
+
+/// A Meta app id (thread-control events, echoes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct AppId(pub u64);
+
+impl fmt::Display for AppId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_borrow_display_and_own() {
+        let body = String::from("1234");
+        let id = PageId::from(body.as_str());
+        assert_eq!(id.to_string(), "1234");
+        assert_eq!(format!("{id:?}"), "PageId(1234)");
+        let owned: PageId<'static> = id.into_owned();
+        drop(body);
+        assert_eq!(owned.as_str(), "1234");
+    }
+}
