@@ -40,7 +40,11 @@ fn payloads() -> Vec<Payload> {
     let manifest = std::fs::read(dir.join("manifest.json"))
         .ok()
         .and_then(|m| serde_json::from_slice::<serde_json::Value>(&m).ok());
-    let sizes = [("1", "w1_single.json", 1), ("100", "w1_b100.json", 100), ("1000", "w1_b1000.json", 1000)];
+    let sizes = [
+        ("1", "w1_single.json", 1),
+        ("100", "w1_b100.json", 100),
+        ("1000", "w1_b1000.json", 1000),
+    ];
     sizes
         .into_iter()
         .map(|(name, file, events)| {
@@ -51,9 +55,16 @@ fn payloads() -> Vec<Payload> {
                 if let (Some(entry), Ok(body)) = (entry, std::fs::read(dir.join(file))) {
                     return Payload {
                         name,
-                        events: usize::try_from(entry["events"].as_u64().expect("manifest events")).unwrap(),
-                        signature: entry["x_hub_signature_256"].as_str().expect("manifest signature").to_owned(),
-                        secret: manifest["app_secret"].as_str().expect("manifest secret").to_owned(),
+                        events: usize::try_from(entry["events"].as_u64().expect("manifest events"))
+                            .unwrap(),
+                        signature: entry["x_hub_signature_256"]
+                            .as_str()
+                            .expect("manifest signature")
+                            .to_owned(),
+                        secret: manifest["app_secret"]
+                            .as_str()
+                            .expect("manifest secret")
+                            .to_owned(),
                         body,
                         source: "shared/perf-payloads",
                     };
@@ -62,7 +73,14 @@ fn payloads() -> Vec<Payload> {
             let body = generate::body(events, 20_240_917).into_bytes();
             let secret = "perf-secret".to_owned();
             let signature = sign_sha256(&AppSecret::new(&secret).unwrap(), &body);
-            Payload { name, events, body, signature, secret, source: "generated" }
+            Payload {
+                name,
+                events,
+                body,
+                signature,
+                secret,
+                source: "generated",
+            }
         })
         .collect()
 }
@@ -77,7 +95,9 @@ fn floor(key: &[u8], body: &[u8]) -> usize {
 
 /// Verifies, parses, and reads every event's kind, ids, mid and text. Returns the event count.
 fn ingest(webhook: &Webhook, signature: &str, body: &[u8]) -> usize {
-    let batch = webhook.verify_and_parse_value(signature, body).expect("valid body");
+    let batch = webhook
+        .verify_and_parse_value(signature, body)
+        .expect("valid body");
     let mut touched = 0usize;
     let mut events = 0usize;
     for event in batch.events() {
@@ -97,7 +117,7 @@ fn ingest(webhook: &Webhook, signature: &str, body: &[u8]) -> usize {
 fn criterion_benches(c: &mut Criterion, payloads: &[Payload]) {
     let mut group = c.benchmark_group("ingest");
     for p in payloads {
-        let webhook = Webhook::new(AppSecret::new(&p.secret).unwrap());
+        let webhook = Webhook::new(&AppSecret::new(&p.secret).unwrap());
         group.throughput(Throughput::Elements(p.events as u64));
         group.bench_with_input(BenchmarkId::new("floor", p.name), p, |b, p| {
             b.iter(|| floor(p.secret.as_bytes(), black_box(&p.body)));
@@ -122,9 +142,12 @@ fn time_per_call(budget: Duration, mut f: impl FnMut() -> usize) -> f64 {
 
 fn paired_ratios(payloads: &[Payload]) {
     println!("\npaired run: floor -> crate -> floor, median of 11 rounds");
-    println!("{:>6} {:>16} {:>16} {:>8} {:>7}  source", "events", "floor events/s", "crate events/s", "ratio", "target");
+    println!(
+        "{:>6} {:>16} {:>16} {:>8} {:>7}  source",
+        "events", "floor events/s", "crate events/s", "ratio", "target"
+    );
     for p in payloads {
-        let webhook = Webhook::new(AppSecret::new(&p.secret).unwrap());
+        let webhook = Webhook::new(&AppSecret::new(&p.secret).unwrap());
         let budget = Duration::from_millis(150);
         let mut ratios = Vec::new();
         let mut floor_rates = Vec::new();
@@ -133,17 +156,24 @@ fn paired_ratios(payloads: &[Payload]) {
             let f1 = time_per_call(budget, || floor(p.secret.as_bytes(), &p.body));
             let c = time_per_call(budget, || ingest(&webhook, &p.signature, &p.body));
             let f2 = time_per_call(budget, || floor(p.secret.as_bytes(), &p.body));
-            let f = (f1 + f2) / 2.0;
+            let f = f64::midpoint(f1, f2);
             ratios.push(f / c);
-            floor_rates.push(p.events as f64 / f);
-            crate_rates.push(p.events as f64 / c);
+            let events = f64::from(u32::try_from(p.events).expect("event counts fit in u32"));
+            floor_rates.push(events / f);
+            crate_rates.push(events / c);
         }
         let median = |v: &mut Vec<f64>| {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
         let ratio = median(&mut ratios);
-        let met = if p.events < 100 { "-" } else if ratio >= TARGET_RATIO { "met" } else { "MISSED" };
+        let met = if p.events < 100 {
+            "-"
+        } else if ratio >= TARGET_RATIO {
+            "met"
+        } else {
+            "MISSED"
+        };
         println!(
             "{:>6} {:>16.0} {:>16.0} {:>8.2} {:>7}  {}",
             p.events,
@@ -159,9 +189,13 @@ fn paired_ratios(payloads: &[Payload]) {
 fn main() {
     let payloads = payloads();
     for p in &payloads {
-        let webhook = Webhook::new(AppSecret::new(&p.secret).unwrap());
+        let webhook = Webhook::new(&AppSecret::new(&p.secret).unwrap());
         let n = ingest(&webhook, &p.signature, &p.body);
-        assert_eq!(n, p.events, "{}: parsed {n} events, manifest says {}", p.name, p.events);
+        assert_eq!(
+            n, p.events,
+            "{}: parsed {n} events, manifest says {}",
+            p.name, p.events
+        );
     }
     let mut criterion = Criterion::default().configure_from_args();
     criterion_benches(&mut criterion, &payloads);

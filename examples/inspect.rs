@@ -10,9 +10,10 @@
 //! Exit status: 0 when the body was read, 1 when the signature does not verify, 2 when the body
 //! is not a webhook (or the arguments are wrong).
 
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
 
+use messenger_channel::ids::{MessageId, UserId};
 use messenger_channel::secret::AppSecret;
 use messenger_channel::webhook::signature::SignatureVerifier;
 use messenger_channel::webhook::{Limits, parse_with_limits};
@@ -63,7 +64,7 @@ fn run() -> Result<ExitCode, String> {
     if let Some(secret) = secret {
         let secret = AppSecret::new(secret).map_err(|e| e.to_string())?;
         // The tool checks whichever header value it is given, so SHA-1 is allowed here.
-        let verifier = SignatureVerifier::new(secret).allow_legacy_sha1();
+        let verifier = SignatureVerifier::new(&secret).allow_legacy_sha1();
         let Some(signature) = signature else {
             eprintln!("signature: no --signature given to check against the secret");
             return Ok(ExitCode::from(1));
@@ -86,9 +87,9 @@ fn run() -> Result<ExitCode, String> {
                 event.kind_name(),
                 event.standby,
                 json!(event.page_id.as_str()),
-                json!(event.sender.as_ref().map(|s| s.as_str())),
-                json!(event.recipient.as_ref().map(|s| s.as_str())),
-                json!(event.mid().map(|m| m.as_str())),
+                json!(event.sender.as_ref().map(UserId::as_str)),
+                json!(event.recipient.as_ref().map(UserId::as_str)),
+                json!(event.mid().map(MessageId::as_str)),
             ),
             Err(error) => format!(
                 r#"{{"entry":{},"index":{},"kind":"error","reason":{}}}"#,
@@ -97,7 +98,6 @@ fn run() -> Result<ExitCode, String> {
                 json!(error.to_string()),
             ),
         };
-        use std::io::Write as _;
         writeln!(out, "{line}").map_err(|e| e.to_string())?;
     }
     Ok(ExitCode::SUCCESS)

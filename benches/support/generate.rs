@@ -1,23 +1,32 @@
 //! Deterministic webhook bodies shaped like `shared/perf-payloads` (one `messaging` item per
 //! entry, three pages, Meta's escaping), for benches and tests when that folder is absent.
 
+use std::fmt::Write as _;
+
 /// A small deterministic generator (64-bit LCG), so bodies are the same on every run.
-pub struct Lcg(u64);
+pub(crate) struct Lcg(u64);
 
 impl Lcg {
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self(seed)
     }
 
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         self.0 >> 11
     }
 
     fn digits(&mut self, n: usize) -> String {
         (0..n)
             .map(|i| {
-                let d = if i == 0 { 1 + self.next() % 9 } else { self.next() % 10 };
+                let d = if i == 0 {
+                    1 + self.next() % 9
+                } else {
+                    self.next() % 10
+                };
                 char::from(b'0' + u8::try_from(d).unwrap_or(0))
             })
             .collect()
@@ -34,7 +43,7 @@ impl Lcg {
 
 /// Escapes `s` the way Meta signs bodies: `/` as `\/`, non-ASCII as `\uXXXX` (surrogate pairs
 /// for astral characters), plus the usual JSON escapes.
-pub fn meta_escape(s: &str) -> String {
+pub(crate) fn meta_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
@@ -45,7 +54,7 @@ pub fn meta_escape(s: &str) -> String {
             c if (c as u32) < 0x20 || !c.is_ascii() => {
                 let mut buf = [0u16; 2];
                 for unit in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{unit:04x}"));
+                    let _ = write!(out, "\\u{unit:04x}");
                 }
             }
             c => out.push(c),
@@ -65,7 +74,7 @@ const TEXTS: [&str; 6] = [
 ];
 
 /// A body with `events` events.
-pub fn body(events: usize, seed: u64) -> String {
+pub(crate) fn body(events: usize, seed: u64) -> String {
     let mut rng = Lcg::new(seed);
     let mut entries = Vec::with_capacity(events);
     let mut last_mid = rng.mid();
@@ -78,11 +87,15 @@ pub fn body(events: usize, seed: u64) -> String {
             0..=3 => {
                 let text = TEXTS[usize::try_from(rng.next() % 6).unwrap_or(0)];
                 last_mid = rng.mid();
-                format!(r#""message":{{"mid":"{last_mid}","text":"{}"}}"#, meta_escape(text))
+                format!(
+                    r#""message":{{"mid":"{last_mid}","text":"{}"}}"#,
+                    meta_escape(text)
+                )
             }
             4 => {
                 last_mid = rng.mid();
-                let kind = ["image", "video", "audio", "file"][usize::try_from(rng.next() % 4).unwrap_or(0)];
+                let kind = ["image", "video", "audio", "file"]
+                    [usize::try_from(rng.next() % 4).unwrap_or(0)];
                 let url = format!(
                     "https://scontent.xx.fbcdn.net/v/t1.15752-9/{}_{}_n.jpg?_nc_cat=104&ccb=1-7&oh=00_{}&oe=669AE339",
                     rng.digits(9),
@@ -98,7 +111,10 @@ pub fn body(events: usize, seed: u64) -> String {
                 r#""postback":{{"title":"Track my order","payload":"TRACK_ORDER","mid":"{}"}}"#,
                 rng.mid()
             ),
-            6 => format!(r#""delivery":{{"mids":["{last_mid}"],"watermark":{}}}"#, ts - 500),
+            6 => format!(
+                r#""delivery":{{"mids":["{last_mid}"],"watermark":{}}}"#,
+                ts - 500
+            ),
             7 => format!(r#""read":{{"watermark":{}}}"#, ts - 300),
             8 => format!(
                 r#""reaction":{{"mid":"{last_mid}","action":"react","emoji":"{}","reaction":"love"}}"#,
@@ -114,14 +130,20 @@ pub fn body(events: usize, seed: u64) -> String {
                 let item = format!(
                     r#"{{"sender":{{"id":"{page}"}},"recipient":{{"id":"{psid}"}},"timestamp":{ts},{echo}}}"#
                 );
-                entries.push(format!(r#"{{"id":"{page}","time":{},"messaging":[{item}]}}"#, ts + 200));
+                entries.push(format!(
+                    r#"{{"id":"{page}","time":{},"messaging":[{item}]}}"#,
+                    ts + 200
+                ));
                 continue;
             }
         };
         let item = format!(
             r#"{{"sender":{{"id":"{sender}"}},"recipient":{{"id":"{recipient}"}},"timestamp":{ts},{event}}}"#
         );
-        entries.push(format!(r#"{{"id":"{page}","time":{},"messaging":[{item}]}}"#, ts + 200));
+        entries.push(format!(
+            r#"{{"id":"{page}","time":{},"messaging":[{item}]}}"#,
+            ts + 200
+        ));
     }
     format!(r#"{{"object":"page","entry":[{}]}}"#, entries.join(","))
 }

@@ -108,7 +108,10 @@ impl SubscriptionQuery {
     /// # Errors
     /// A [`HandshakeError`] naming what is wrong.
     pub fn verify(&self, expected: &VerifyToken) -> Result<&str, HandshakeError> {
-        let mode = self.mode.as_deref().ok_or(HandshakeError::Missing("hub.mode"))?;
+        let mode = self
+            .mode
+            .as_deref()
+            .ok_or(HandshakeError::Missing("hub.mode"))?;
         if mode != "subscribe" {
             return Err(HandshakeError::WrongMode);
         }
@@ -167,7 +170,10 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         h.finalize_fixed()
     };
     let (da, db) = (digest(a), digest(b));
-    da.iter().zip(db.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    da.iter()
+        .zip(db.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 #[cfg(test)]
@@ -194,13 +200,34 @@ mod tests {
     #[test]
     fn rejections() {
         let check = |q: &str| verify_subscription(q, &token()).unwrap_err();
-        assert_eq!(check("hub.verify_token=tok&hub.challenge=1"), HandshakeError::Missing("hub.mode"));
-        assert_eq!(check("hub.mode=unsubscribe&hub.verify_token=tok&hub.challenge=1"), HandshakeError::WrongMode);
-        assert_eq!(check("hub.mode=subscribe&hub.verify_token=tik&hub.challenge=1"), HandshakeError::TokenMismatch);
-        assert_eq!(check("hub.mode=subscribe&hub.verify_token=tokk&hub.challenge=1"), HandshakeError::TokenMismatch);
-        assert_eq!(check("hub.mode=subscribe&hub.challenge=1"), HandshakeError::Missing("hub.verify_token"));
-        assert_eq!(check("hub.mode=subscribe&hub.verify_token=tok"), HandshakeError::Missing("hub.challenge"));
-        assert_eq!(check("hub.mode=subscribe&hub.verify_token=tok&hub.challenge="), HandshakeError::EmptyChallenge);
+        assert_eq!(
+            check("hub.verify_token=tok&hub.challenge=1"),
+            HandshakeError::Missing("hub.mode")
+        );
+        assert_eq!(
+            check("hub.mode=unsubscribe&hub.verify_token=tok&hub.challenge=1"),
+            HandshakeError::WrongMode
+        );
+        assert_eq!(
+            check("hub.mode=subscribe&hub.verify_token=tik&hub.challenge=1"),
+            HandshakeError::TokenMismatch
+        );
+        assert_eq!(
+            check("hub.mode=subscribe&hub.verify_token=tokk&hub.challenge=1"),
+            HandshakeError::TokenMismatch
+        );
+        assert_eq!(
+            check("hub.mode=subscribe&hub.challenge=1"),
+            HandshakeError::Missing("hub.verify_token")
+        );
+        assert_eq!(
+            check("hub.mode=subscribe&hub.verify_token=tok"),
+            HandshakeError::Missing("hub.challenge")
+        );
+        assert_eq!(
+            check("hub.mode=subscribe&hub.verify_token=tok&hub.challenge="),
+            HandshakeError::EmptyChallenge
+        );
         assert_eq!(
             check("hub.mode=subscribe&hub.verify_token=tok&hub.challenge=a%0Ab"),
             HandshakeError::ChallengeCharacters
@@ -209,8 +236,14 @@ mod tests {
             check("hub.mode=subscribe&hub.verify_token=tok&hub.challenge=%3Cscript%3E"),
             HandshakeError::ChallengeCharacters
         );
-        let long = format!("hub.mode=subscribe&hub.verify_token=tok&hub.challenge={}", "1".repeat(129));
-        assert_eq!(check(&long), HandshakeError::ChallengeTooLong { len: 129, max: 128 });
+        let long = format!(
+            "hub.mode=subscribe&hub.verify_token=tok&hub.challenge={}",
+            "1".repeat(129)
+        );
+        assert_eq!(
+            check(&long),
+            HandshakeError::ChallengeTooLong { len: 129, max: 128 }
+        );
         assert_eq!(
             check("hub.mode=subscribe&hub.verify_token=tok&hub.verify_token=x&hub.challenge=1"),
             HandshakeError::Repeated("hub.verify_token")

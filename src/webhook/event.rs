@@ -82,9 +82,10 @@ impl<'a> Event<'a> {
             EventKind::Reaction(r) => {
                 let _ = write!(key, "{}:{}:{}", r.mid, r.action.as_str(), self.timestamp);
             }
-            _ => match self.mid() {
-                Some(mid) => key.push_str(mid.as_str()),
-                None => {
+            _ => {
+                if let Some(mid) = self.mid() {
+                    key.push_str(mid.as_str());
+                } else {
                     let sender = self.sender.as_ref().map_or("", UserId::as_str);
                     let recipient = self.recipient.as_ref().map_or("", UserId::as_str);
                     let _ = write!(key, "{sender}:{recipient}:{}", self.timestamp);
@@ -101,7 +102,7 @@ impl<'a> Event<'a> {
                         _ => {}
                     }
                 }
-            },
+            }
         }
         key
     }

@@ -294,7 +294,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn expect_type(&mut self, first: u8, field: &'static str, expected: &'static str) -> Result<(), Fail> {
+    fn expect_type(
+        &mut self,
+        first: u8,
+        field: &'static str,
+        expected: &'static str,
+    ) -> Result<(), Fail> {
         let c = self.peek()?;
         if c == first {
             Ok(())
@@ -355,7 +360,10 @@ impl<'a> Reader<'a> {
                 let start = self.pos;
                 let (_, integer) = self.number()?;
                 if !integer {
-                    return Err(shape(field, Problem::Invalid("an identifier must be an integer")));
+                    return Err(shape(
+                        field,
+                        Problem::Invalid("an identifier must be an integer"),
+                    ));
                 }
                 Ok(JsonStr {
                     raw: &self.s[start..self.pos],
@@ -672,7 +680,10 @@ mod tests {
             for at in 0..8 {
                 let mut bytes = *b"abcdefgh";
                 bytes[at] = stop;
-                assert!(has_stop_byte(u64::from_le_bytes(bytes)), "{stop:#x} at {at}");
+                assert!(
+                    has_stop_byte(u64::from_le_bytes(bytes)),
+                    "{stop:#x} at {at}"
+                );
             }
         }
         for clean in [*b"abcdefgh", *b"\x7f !#~\xff\x80 ", [0x20; 8], [0xff; 8]] {
@@ -720,7 +731,18 @@ mod tests {
         let mut r = Reader::new(r#" {"a":[1,-2.5e3,true,null,{"b":"c"}]} "#, 64);
         assert_eq!(r.skip().unwrap(), r#"{"a":[1,-2.5e3,true,null,{"b":"c"}]}"#);
         r.end().unwrap();
-        for bad in ["[1,]", "{\"a\" 1}", "01", "-", "1.", "1e", "tru", "{,}", "[1 2]", "{\"a\":1,}"] {
+        for bad in [
+            "[1,]",
+            "{\"a\" 1}",
+            "01",
+            "-",
+            "1.",
+            "1e",
+            "tru",
+            "{,}",
+            "[1 2]",
+            "{\"a\":1,}",
+        ] {
             let mut r = Reader::new(bad, 64);
             let res = r.skip().and_then(|_| r.end());
             assert!(res.is_err(), "accepted {bad:?}");
@@ -739,7 +761,13 @@ mod tests {
         let mut r = Reader::new(r#"{"x":1}"#, 64);
         assert_eq!(
             r.str("f"),
-            Err(shape("f", Problem::WrongType { expected: "a string", found: "an object" }))
+            Err(shape(
+                "f",
+                Problem::WrongType {
+                    expected: "a string",
+                    found: "an object"
+                }
+            ))
         );
         // Position is unchanged, so the caller can skip the value.
         assert_eq!(r.mark(), (0, 0));
@@ -747,9 +775,15 @@ mod tests {
 
     #[test]
     fn integers_from_numbers_or_digit_strings() {
-        assert_eq!(Reader::new("1718000002397", 8).u64("t"), Ok(1_718_000_002_397));
+        assert_eq!(
+            Reader::new("1718000002397", 8).u64("t"),
+            Ok(1_718_000_002_397)
+        );
         assert_eq!(Reader::new("\"42\"", 8).u64("t"), Ok(42));
         assert!(matches!(Reader::new("-1", 8).u64("t"), Err(Fail::Shape(_))));
-        assert!(matches!(Reader::new("1.5", 8).u64("t"), Err(Fail::Shape(_))));
+        assert!(matches!(
+            Reader::new("1.5", 8).u64("t"),
+            Err(Fail::Shape(_))
+        ));
     }
 }

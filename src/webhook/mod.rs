@@ -11,7 +11,7 @@
 //! let mut headers = http::HeaderMap::new();
 //! headers.insert("x-hub-signature-256", header.parse()?);
 //!
-//! let webhook = Webhook::new(AppSecret::new("secret")?);
+//! let webhook = Webhook::new(&AppSecret::new("secret")?);
 //! let batch = webhook.verify_and_parse(&headers, body)?;
 //! for event in batch.events() {
 //!     if let EventKind::Message(m) = &event.kind {
@@ -24,7 +24,7 @@
 
 pub mod challenge;
 mod event;
-pub(crate) mod json;
+mod json;
 mod parse;
 pub mod signature;
 
@@ -76,7 +76,7 @@ pub struct Webhook {
 
 impl Webhook {
     /// A receiver for one app secret, with default [`Limits`].
-    pub fn new(secret: AppSecret) -> Self {
+    pub fn new(secret: &AppSecret) -> Self {
         Self::with_verifier(SignatureVerifier::new(secret))
     }
 
@@ -155,9 +155,4 @@ impl Webhook {
         }
         Ok(batch)
     }
-}
-
-#[doc(hidden)]
-pub fn __skip_only(body: &str) -> usize {
-    json::Reader::new(body, 64).skip().map_or(0, str::len)
 }

@@ -75,7 +75,9 @@ pub enum ParseError {
     /// `object` is `instagram`: an Instagram Messaging webhook. Its events differ from
     /// Messenger's (`messaging_seen`, story mentions, Instagram-scoped ids), and this crate
     /// handles Messenger only; route Instagram subscriptions elsewhere.
-    #[error("this is an Instagram webhook (\"object\":\"instagram\"); this crate handles Messenger (\"page\") only")]
+    #[error(
+        "this is an Instagram webhook (\"object\":\"instagram\"); this crate handles Messenger (\"page\") only"
+    )]
     Instagram,
     /// `object` is neither `page` nor `instagram` (`whatsapp_business_account`, `user`…).
     #[error("the webhook is for object \"{object}\", not \"page\"")]
@@ -241,6 +243,15 @@ pub fn parse_with_limits<'a>(body: &'a [u8], limits: &Limits) -> Result<Batch<'a
         _ => r.skip().map(drop),
     })
     .and_then(|()| r.end())
+    .or_else(|fail| match fail {
+        // Valid JSON of the wrong shape is `NotAWebhook`, but only once the rest of the body
+        // is known to be JSON at all.
+        Fail::Shape(_) => {
+            r.reset((0, 0));
+            r.skip().and_then(|_| r.end()).and(Err(fail))
+        }
+        syntax @ Fail::Syntax(_) => Err(syntax),
+    })
     .map_err(|fail| match fail {
         Fail::Syntax(s) => ParseError::Syntax {
             offset: s.at,
@@ -354,7 +365,10 @@ fn parse_item<'a>(
 }
 
 fn several_kinds() -> Fail {
-    shape("", Problem::Invalid("the item holds more than one event kind"))
+    shape(
+        "",
+        Problem::Invalid("the item holds more than one event kind"),
+    )
 }
 
 fn set_kind<'a>(slot: &mut Option<EventKind<'a>>, kind: EventKind<'a>) -> Result<(), Fail> {
@@ -365,6 +379,8 @@ fn set_kind<'a>(slot: &mut Option<EventKind<'a>>, kind: EventKind<'a>) -> Result
     Ok(())
 }
 
+// One arm per event key: a dispatch table reads best as one function.
+#[allow(clippy::too_many_lines)]
 fn read_item<'a>(r: &mut Reader<'a>, j: usize, i: usize, standby: bool) -> Result<Event<'a>, Fail> {
     r.peek()?;
     let start = r.pos();
@@ -408,11 +424,15 @@ fn read_item<'a>(r: &mut Reader<'a>, j: usize, i: usize, standby: bool) -> Resul
                     }
                     _ => r.skip().map(drop),
                 })?;
-                let watermark = watermark.ok_or_else(|| shape("read.watermark", Problem::Missing))?;
+                let watermark =
+                    watermark.ok_or_else(|| shape("read.watermark", Problem::Missing))?;
                 set_kind(&mut kind, EventKind::Read(Read { watermark }))?;
             }
             "reaction" => set_kind(&mut kind, EventKind::Reaction(read_reaction(r)?))?,
-            "referral" => set_kind(&mut kind, EventKind::Referral(read_referral(r, "referral")?))?,
+            "referral" => set_kind(
+                &mut kind,
+                EventKind::Referral(read_referral(r, "referral")?),
+            )?,
             "optin" => set_kind(&mut kind, EventKind::Optin(Box::new(read_optin(r)?)))?,
             "pass_thread_control" => set_kind(
                 &mut kind,
@@ -431,7 +451,10 @@ fn read_item<'a>(r: &mut Reader<'a>, j: usize, i: usize, standby: bool) -> Resul
                 &mut kind,
                 EventKind::PolicyEnforcement(read_policy_enforcement(r)?),
             )?,
-            "account_linking" => set_kind(&mut kind, EventKind::AccountLinking(read_account_linking(r)?))?,
+            "account_linking" => set_kind(
+                &mut kind,
+                EventKind::AccountLinking(read_account_linking(r)?),
+            )?,
             _ => {
                 if unknown_key.is_none() && r.peek()? == b'{' {
                     unknown_key = Some(key.to_owned());
@@ -462,7 +485,7 @@ fn read_item<'a>(r: &mut Reader<'a>, j: usize, i: usize, standby: bool) -> Resul
     })
 }
 
-fn mid<'a>(s: JsonStr<'a>) -> MessageId<'a> {
+fn mid(s: JsonStr<'_>) -> MessageId<'_> {
     MessageId::new(s.decode())
 }
 
@@ -472,7 +495,10 @@ fn app_id(r: &mut Reader<'_>, field: &'static str) -> Result<Option<AppId>, Fail
     }
     let id = r.id(field)?;
     if id.is_escaped() {
-        return Err(shape(field, Problem::Invalid("an app id is a decimal integer")));
+        return Err(shape(
+            field,
+            Problem::Invalid("an app id is a decimal integer"),
+        ));
     }
     id.raw()
         .parse()
@@ -599,13 +625,16 @@ fn read_attachment<'a>(r: &mut Reader<'a>) -> Result<Attachment<'a>, Fail> {
                                 }
                             }
                             "title" => {
-                                if let Some(title) = r.opt_str("message.attachments[].payload.title")? {
+                                if let Some(title) =
+                                    r.opt_str("message.attachments[].payload.title")?
+                                {
                                     a.title = Some(title);
                                 }
                             }
                             "sticker_id" => {
                                 if !r.null()? {
-                                    a.sticker_id = Some(r.u64("message.attachments[].payload.sticker_id")?);
+                                    a.sticker_id =
+                                        Some(r.u64("message.attachments[].payload.sticker_id")?);
                                 }
                             }
                             "coordinates" => a.coordinates = Some(read_coordinates(r)?),
@@ -645,7 +674,10 @@ fn read_coordinates(r: &mut Reader<'_>) -> Result<Coordinates, Fail> {
     })?;
     match (lat, long) {
         (Some(lat), Some(long)) => Ok(Coordinates { lat, long }),
-        _ => Err(shape(FIELD, Problem::Invalid("needs both `lat` and `long`"))),
+        _ => Err(shape(
+            FIELD,
+            Problem::Invalid("needs both `lat` and `long`"),
+        )),
     }
 }
 
@@ -732,7 +764,10 @@ fn read_reaction<'a>(r: &mut Reader<'a>) -> Result<Reaction<'a>, Fail> {
                 } else if a.eq_str("unreact") {
                     ReactionAction::Unreact
                 } else {
-                    return Err(shape("reaction.action", Problem::Invalid("expected `react` or `unreact`")));
+                    return Err(shape(
+                        "reaction.action",
+                        Problem::Invalid("expected `react` or `unreact`"),
+                    ));
                 });
             }
             "emoji" => emoji = r.opt_str("reaction.emoji")?,
@@ -754,7 +789,8 @@ fn read_reaction<'a>(r: &mut Reader<'a>) -> Result<Reaction<'a>, Fail> {
 fn read_referral<'a>(r: &mut Reader<'a>, field: &'static str) -> Result<Referral<'a>, Fail> {
     r.peek()?;
     let start = r.pos();
-    let (mut ref_, mut source, mut type_, mut ad_id, mut referer_uri) = (None, None, None, None, None);
+    let (mut ref_, mut source, mut type_, mut ad_id, mut referer_uri) =
+        (None, None, None, None, None);
     r.object(field, |r, k| {
         match k {
             "ref" => ref_ = r.opt_str("referral.ref")?,
@@ -810,10 +846,12 @@ fn read_optin<'a>(r: &mut Reader<'a>) -> Result<Optin<'a>, Fail> {
                 o.notification_messages_token = r.opt_str("optin.notification_messages_token")?;
             }
             "notification_messages_frequency" => {
-                o.notification_messages_frequency = r.opt_str("optin.notification_messages_frequency")?;
+                o.notification_messages_frequency =
+                    r.opt_str("optin.notification_messages_frequency")?;
             }
             "notification_messages_timezone" => {
-                o.notification_messages_timezone = r.opt_str("optin.notification_messages_timezone")?;
+                o.notification_messages_timezone =
+                    r.opt_str("optin.notification_messages_timezone")?;
             }
             "notification_messages_status" => {
                 o.notification_messages_status = r.opt_str("optin.notification_messages_status")?;
@@ -834,7 +872,10 @@ fn read_optin<'a>(r: &mut Reader<'a>) -> Result<Optin<'a>, Fail> {
     Ok(o)
 }
 
-fn read_thread_control<'a>(r: &mut Reader<'a>, field: &'static str) -> Result<ThreadControl<'a>, Fail> {
+fn read_thread_control<'a>(
+    r: &mut Reader<'a>,
+    field: &'static str,
+) -> Result<ThreadControl<'a>, Fail> {
     let mut t = ThreadControl {
         previous_owner_app_id: None,
         new_owner_app_id: None,
@@ -843,8 +884,12 @@ fn read_thread_control<'a>(r: &mut Reader<'a>, field: &'static str) -> Result<Th
     };
     r.object(field, |r, k| {
         match k {
-            "previous_owner_app_id" => t.previous_owner_app_id = app_id(r, "thread_control.previous_owner_app_id")?,
-            "new_owner_app_id" => t.new_owner_app_id = app_id(r, "thread_control.new_owner_app_id")?,
+            "previous_owner_app_id" => {
+                t.previous_owner_app_id = app_id(r, "thread_control.previous_owner_app_id")?;
+            }
+            "new_owner_app_id" => {
+                t.new_owner_app_id = app_id(r, "thread_control.new_owner_app_id")?;
+            }
             "requested_owner_app_id" => {
                 t.requested_owner_app_id = app_id(r, "thread_control.requested_owner_app_id")?;
             }
@@ -899,7 +944,9 @@ fn read_account_linking<'a>(r: &mut Reader<'a>) -> Result<AccountLinking<'a>, Fa
     r.object("account_linking", |r, k| {
         match k {
             "status" => status = Some(r.str("account_linking.status")?),
-            "authorization_code" => authorization_code = r.opt_str("account_linking.authorization_code")?,
+            "authorization_code" => {
+                authorization_code = r.opt_str("account_linking.authorization_code")?;
+            }
             _ => {
                 r.skip()?;
             }

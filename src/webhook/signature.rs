@@ -12,7 +12,7 @@
 //! let body = br#"{"object":"page","entry":[]}"#;
 //! let header = sign_sha256(&secret, body); // what Meta would send
 //!
-//! let verifier = SignatureVerifier::new(secret);
+//! let verifier = SignatureVerifier::new(&secret);
 //! let mut headers = http::HeaderMap::new();
 //! headers.insert("X-Hub-Signature-256", header.parse()?);
 //! verifier.verify(&headers, body)?;
@@ -160,8 +160,12 @@ impl fmt::Debug for SignatureVerifier {
 
 impl SignatureVerifier {
     /// A verifier for one app secret, SHA-256 only.
-    pub fn new(secret: AppSecret) -> Self {
-        Self::with_secrets(std::iter::once(secret)).expect("one secret given")
+    pub fn new(secret: &AppSecret) -> Self {
+        Self {
+            sha256: vec![mac256(secret.expose())],
+            sha1: vec![mac1(secret.expose())],
+            allow_sha1: false,
+        }
     }
 
     /// A verifier accepting any of `secrets` (key rotation).
@@ -176,10 +180,8 @@ impl SignatureVerifier {
         let mut sha256 = Vec::new();
         let mut sha1 = Vec::new();
         for secret in secrets {
-            sha256.push(
-                Hmac::<Sha256>::new_from_slice(secret.expose()).expect("HMAC takes keys of any length"),
-            );
-            sha1.push(Hmac::<Sha1>::new_from_slice(secret.expose()).expect("HMAC takes keys of any length"));
+            sha256.push(mac256(secret.expose()));
+            sha1.push(mac1(secret.expose()));
         }
         if sha256.is_empty() {
             return Err(NoSecret);
@@ -209,7 +211,11 @@ impl SignatureVerifier {
     ///
     /// # Errors
     /// A [`SignatureError`] saying why the request is not authentic.
-    pub fn verify(&self, headers: &http::HeaderMap, body: &[u8]) -> Result<Algorithm, SignatureError> {
+    pub fn verify(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<Algorithm, SignatureError> {
         let one = |name: &'static str| -> Result<Option<&[u8]>, SignatureError> {
             let mut all = headers.get_all(name).iter();
             let first = all.next().map(http::HeaderValue::as_bytes);
@@ -255,7 +261,11 @@ impl SignatureVerifier {
     ///
     /// # Errors
     /// A [`SignatureError`] saying why the value does not authenticate `body`.
-    pub fn verify_header_value(&self, value: &str, body: &[u8]) -> Result<Algorithm, SignatureError> {
+    pub fn verify_header_value(
+        &self,
+        value: &str,
+        body: &[u8],
+    ) -> Result<Algorithm, SignatureError> {
         let trimmed = value.trim();
         let is_sha1 = trimmed.len() >= 5 && trimmed[..5].eq_ignore_ascii_case("sha1=");
         if is_sha1 {
@@ -278,18 +288,32 @@ impl SignatureVerifier {
                     .sha256
                     .iter()
                     .any(|key| key.clone().chain_update(body).verify_slice(&digest).is_ok());
-                if ok { Ok(Algorithm::Sha256) } else { Err(SignatureError::Mismatch { algorithm: Algorithm::Sha256 }) }
+                if ok {
+                    Ok(Algorithm::Sha256)
+                } else {
+                    Err(SignatureError::Mismatch {
+                        algorithm: Algorithm::Sha256,
+                    })
+                }
             }
             (None, Some(value)) => {
                 if !self.allow_sha1 {
-                    return Err(SignatureError::AlgorithmNotEnabled { algorithm: Algorithm::Sha1 });
+                    return Err(SignatureError::AlgorithmNotEnabled {
+                        algorithm: Algorithm::Sha1,
+                    });
                 }
                 let digest = decode::<20>(Algorithm::Sha1, value)?;
                 let ok = self
                     .sha1
                     .iter()
                     .any(|key| key.clone().chain_update(body).verify_slice(&digest).is_ok());
-                if ok { Ok(Algorithm::Sha1) } else { Err(SignatureError::Mismatch { algorithm: Algorithm::Sha1 }) }
+                if ok {
+                    Ok(Algorithm::Sha1)
+                } else {
+                    Err(SignatureError::Mismatch {
+                        algorithm: Algorithm::Sha1,
+                    })
+                }
             }
             (None, None) => Err(SignatureError::Missing),
         };
@@ -311,7 +335,10 @@ fn decode<const N: usize>(algorithm: Algorithm, value: &[u8]) -> Result<[u8; N],
         header: algorithm.header(),
         reason,
     };
-    if !value.iter().all(|c| c.is_ascii_graphic() || *c == b' ' || *c == b'\t') {
+    if !value
+        .iter()
+        .all(|c| c.is_ascii_graphic() || *c == b' ' || *c == b'\t')
+    {
         return Err(malformed(Malformed::NotAscii));
     }
     let value = value.trim_ascii();
@@ -334,6 +361,14 @@ fn decode<const N: usize>(algorithm: Algorithm, value: &[u8]) -> Result<[u8; N],
         *byte = (hi << 4) | lo;
     }
     Ok(out)
+}
+
+fn mac256(key: &[u8]) -> Hmac<Sha256> {
+    Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length")
+}
+
+fn mac1(key: &[u8]) -> Hmac<Sha1> {
+    Hmac::<Sha1>::new_from_slice(key).expect("HMAC takes keys of any length")
 }
 
 fn nibble(c: u8) -> Option<u8> {
@@ -364,7 +399,7 @@ pub fn sign_sha256(secret: &AppSecret, body: &[u8]) -> String {
 
 /// The legacy `X-Hub-Signature` value for `body`: `sha1=<lowercase hex>`.
 pub fn sign_sha1(secret: &AppSecret, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha1>::new_from_slice(secret.expose()).expect("HMAC takes keys of any length");
+    let mut mac = mac1(secret.expose());
     mac.update(body);
     format!("sha1={}", to_hex(&mac.finalize().into_bytes()))
 }
@@ -372,7 +407,7 @@ pub fn sign_sha1(secret: &AppSecret, body: &[u8]) -> String {
 /// Lowercase hex of HMAC-SHA256(`key`, `message`): the digest of a webhook signature, and the
 /// Graph API's `appsecret_proof` (keyed by the app secret, over the access token).
 pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    let mut mac = mac256(key);
     mac.update(message);
     to_hex(&mac.finalize().into_bytes())
 }
@@ -398,7 +433,7 @@ mod tests {
 
     #[test]
     fn accepts_own_signature_and_uppercase_hex() {
-        let v = SignatureVerifier::new(secret("s"));
+        let v = SignatureVerifier::new(&secret("s"));
         let sig = sign_sha256(&secret("s"), BODY);
         assert_eq!(v.verify_header_value(&sig, BODY), Ok(Algorithm::Sha256));
         let upper = format!("sha256={}", sig[7..].to_ascii_uppercase());
@@ -407,31 +442,50 @@ mod tests {
 
     #[test]
     fn rejects_tampering_and_other_secret() {
-        let v = SignatureVerifier::new(secret("s"));
+        let v = SignatureVerifier::new(&secret("s"));
         let sig = sign_sha256(&secret("s"), BODY);
         let mut tampered = BODY.to_vec();
         tampered[10] ^= 1;
-        let mismatch = Err(SignatureError::Mismatch { algorithm: Algorithm::Sha256 });
+        let mismatch = Err(SignatureError::Mismatch {
+            algorithm: Algorithm::Sha256,
+        });
         assert_eq!(v.verify_header_value(&sig, &tampered), mismatch);
-        assert_eq!(v.verify_header_value(&sign_sha256(&secret("t"), BODY), BODY), mismatch);
+        assert_eq!(
+            v.verify_header_value(&sign_sha256(&secret("t"), BODY), BODY),
+            mismatch
+        );
     }
 
     #[test]
     fn rotation_accepts_any_secret() {
         let v = SignatureVerifier::with_secrets([secret("old"), secret("new")]).unwrap();
         for s in ["old", "new"] {
-            assert!(v.verify_header_value(&sign_sha256(&secret(s), BODY), BODY).is_ok());
+            assert!(
+                v.verify_header_value(&sign_sha256(&secret(s), BODY), BODY)
+                    .is_ok()
+            );
         }
-        assert!(v.verify_header_value(&sign_sha256(&secret("other"), BODY), BODY).is_err());
+        assert!(
+            v.verify_header_value(&sign_sha256(&secret("other"), BODY), BODY)
+                .is_err()
+        );
         assert_eq!(SignatureVerifier::with_secrets([]).unwrap_err(), NoSecret);
     }
 
     #[test]
     fn malformed_values() {
-        let v = SignatureVerifier::new(secret("s"));
-        let m = |reason| Err(SignatureError::Malformed { header: SHA256_HEADER, reason });
+        let v = SignatureVerifier::new(&secret("s"));
+        let m = |reason| {
+            Err(SignatureError::Malformed {
+                header: SHA256_HEADER,
+                reason,
+            })
+        };
         let hex64 = "a".repeat(64);
-        assert_eq!(v.verify_header_value(&format!("md5={hex64}"), BODY), m(Malformed::Prefix));
+        assert_eq!(
+            v.verify_header_value(&format!("md5={hex64}"), BODY),
+            m(Malformed::Prefix)
+        );
         assert_eq!(v.verify_header_value(&hex64, BODY), m(Malformed::Prefix));
         assert_eq!(
             v.verify_header_value(&format!("sha256={}", "g".repeat(64)), BODY),
@@ -439,21 +493,29 @@ mod tests {
         );
         assert_eq!(
             v.verify_header_value("sha256=abcd", BODY),
-            m(Malformed::Length { expected: 64, found: 4 })
+            m(Malformed::Length {
+                expected: 64,
+                found: 4
+            })
         );
         assert_eq!(
             v.verify_header_value(&format!("sha256={}", "a".repeat(66)), BODY),
-            m(Malformed::Length { expected: 64, found: 66 })
+            m(Malformed::Length {
+                expected: 64,
+                found: 66
+            })
         );
     }
 
     #[test]
     fn sha1_only_when_enabled() {
         let sig1 = sign_sha1(&secret("s"), BODY);
-        let v = SignatureVerifier::new(secret("s"));
+        let v = SignatureVerifier::new(&secret("s"));
         assert_eq!(
             v.verify_header_value(&sig1, BODY),
-            Err(SignatureError::AlgorithmNotEnabled { algorithm: Algorithm::Sha1 })
+            Err(SignatureError::AlgorithmNotEnabled {
+                algorithm: Algorithm::Sha1
+            })
         );
         let v = v.allow_legacy_sha1();
         assert_eq!(v.verify_header_value(&sig1, BODY), Ok(Algorithm::Sha1));
@@ -461,41 +523,61 @@ mod tests {
         bad[0] = b' ';
         assert_eq!(
             v.verify_header_value(&sig1, &bad),
-            Err(SignatureError::Mismatch { algorithm: Algorithm::Sha1 })
+            Err(SignatureError::Mismatch {
+                algorithm: Algorithm::Sha1
+            })
         );
     }
 
     #[test]
     fn header_map_lookup_is_case_insensitive_and_prefers_sha256() {
-        let v = SignatureVerifier::new(secret("s")).allow_legacy_sha1();
+        let v = SignatureVerifier::new(&secret("s")).allow_legacy_sha1();
         let mut h = http::HeaderMap::new();
         assert_eq!(v.verify(&h, BODY), Err(SignatureError::Missing));
-        h.insert("X-HUB-SIGNATURE", sign_sha1(&secret("wrong"), BODY).parse().unwrap());
-        h.insert("X-Hub-Signature-256", sign_sha256(&secret("s"), BODY).parse().unwrap());
+        h.insert(
+            "X-HUB-SIGNATURE",
+            sign_sha1(&secret("wrong"), BODY).parse().unwrap(),
+        );
+        h.insert(
+            "X-Hub-Signature-256",
+            sign_sha256(&secret("s"), BODY).parse().unwrap(),
+        );
         assert_eq!(v.verify(&h, BODY), Ok(Algorithm::Sha256));
-        h.append("x-hub-signature-256", sign_sha256(&secret("s"), BODY).parse().unwrap());
+        h.append(
+            "x-hub-signature-256",
+            sign_sha256(&secret("s"), BODY).parse().unwrap(),
+        );
         assert_eq!(
             v.verify(&h, BODY),
-            Err(SignatureError::Malformed { header: SHA256_HEADER, reason: Malformed::Repeated })
+            Err(SignatureError::Malformed {
+                header: SHA256_HEADER,
+                reason: Malformed::Repeated
+            })
         );
     }
 
     #[test]
     fn pairs_lookup() {
-        let v = SignatureVerifier::new(secret("s"));
+        let v = SignatureVerifier::new(&secret("s"));
         let sig = sign_sha256(&secret("s"), BODY);
-        let pairs = [("Content-Type", &b"application/json"[..]), ("X-Hub-Signature-256", sig.as_bytes())];
+        let pairs = [
+            ("Content-Type", &b"application/json"[..]),
+            ("X-Hub-Signature-256", sig.as_bytes()),
+        ];
         assert_eq!(v.verify_pairs(pairs, BODY), Ok(Algorithm::Sha256));
         assert_eq!(v.verify_pairs([], BODY), Err(SignatureError::Missing));
         assert_eq!(
-            SignatureVerifier::new(secret("s")).verify_pairs([("x-hub-signature", &b"sha1=00"[..])], BODY),
-            Err(SignatureError::AlgorithmNotEnabled { algorithm: Algorithm::Sha1 })
+            SignatureVerifier::new(&secret("s"))
+                .verify_pairs([("x-hub-signature", &b"sha1=00"[..])], BODY),
+            Err(SignatureError::AlgorithmNotEnabled {
+                algorithm: Algorithm::Sha1
+            })
         );
     }
 
     #[test]
     fn debug_shows_no_secret() {
-        let v = SignatureVerifier::new(secret("topsecret"));
+        let v = SignatureVerifier::new(&secret("topsecret"));
         assert!(!format!("{v:?}").contains("topsecret"));
     }
 }
