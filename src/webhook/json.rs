@@ -277,6 +277,15 @@ impl<'a> Reader<'a> {
     /// The next significant byte, not consumed.
     #[inline]
     pub(crate) fn peek(&mut self) -> Result<u8, Fail> {
+        // Meta's bodies hold no whitespace: one comparison in the common case.
+        match self.b.get(self.pos) {
+            Some(&c) if c > b' ' => Ok(c),
+            _ => self.peek_after_ws(),
+        }
+    }
+
+    #[cold]
+    fn peek_after_ws(&mut self) -> Result<u8, Fail> {
         self.skip_ws();
         match self.b.get(self.pos) {
             Some(&c) => Ok(c),
@@ -379,7 +388,33 @@ impl<'a> Reader<'a> {
 
     /// A non-negative integer, as a JSON number or a string of digits.
     pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, Fail> {
-        let text = match self.peek()? {
+        let first = self.peek()?;
+        if first.is_ascii_digit() {
+            // Fast path: a plain integer, accumulated as it is scanned. Anything else (leading
+            // zero, fraction, exponent, overflow) takes the general path below.
+            let b = self.b;
+            let mut i = self.pos;
+            let mut value: u64 = 0;
+            let mut fits = true;
+            while let Some(&d) = b.get(i) {
+                if !d.is_ascii_digit() {
+                    break;
+                }
+                match value.checked_mul(10).and_then(|v| v.checked_add(u64::from(d - b'0'))) {
+                    Some(v) => value = v,
+                    None => fits = false,
+                }
+                i += 1;
+            }
+            let plain = fits
+                && !(first == b'0' && i > self.pos + 1)
+                && !matches!(b.get(i), Some(b'.' | b'e' | b'E'));
+            if plain {
+                self.pos = i;
+                return Ok(value);
+            }
+        }
+        let text = match first {
             b'"' => {
                 let s = self.string()?;
                 if s.escaped {

@@ -351,8 +351,8 @@ fn parse_item<'a>(
     items: &mut Items<'a>,
 ) -> Result<(), Fail> {
     let mark = r.mark();
-    match read_item(r, j, i, standby) {
-        Ok(event) => items.push(Ok(event)),
+    match read_item(r, j, i, standby, items) {
+        Ok(()) => {}
         Err(Fail::Shape(s)) => {
             // Skip the whole item (checking its syntax) and report it alone.
             r.reset(mark);
@@ -381,7 +381,13 @@ fn set_kind<'a>(slot: &mut Option<EventKind<'a>>, kind: EventKind<'a>) -> Result
 
 // One arm per event key: a dispatch table reads best as one function.
 #[allow(clippy::too_many_lines)]
-fn read_item<'a>(r: &mut Reader<'a>, j: usize, i: usize, standby: bool) -> Result<Event<'a>, Fail> {
+fn read_item<'a>(
+    r: &mut Reader<'a>,
+    j: usize,
+    i: usize,
+    standby: bool,
+    items: &mut Items<'a>,
+) -> Result<(), Fail> {
     r.peek()?;
     let start = r.pos();
     let mut sender = None;
@@ -472,7 +478,8 @@ fn read_item<'a>(r: &mut Reader<'a>, j: usize, i: usize, standby: bool) -> Resul
             raw: RawJson::new(r.slice(start, r.pos())),
         }),
     };
-    Ok(Event {
+    // Pushed here rather than returned, so the event is written once, in place.
+    items.push(Ok(Event {
         entry: j,
         index: i,
         standby,
@@ -482,7 +489,8 @@ fn read_item<'a>(r: &mut Reader<'a>, j: usize, i: usize, standby: bool) -> Resul
         recipient,
         timestamp,
         kind,
-    })
+    }));
+    Ok(())
 }
 
 fn mid(s: JsonStr<'_>) -> MessageId<'_> {
