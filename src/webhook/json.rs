@@ -400,7 +400,10 @@ impl<'a> Reader<'a> {
                 if !d.is_ascii_digit() {
                     break;
                 }
-                match value.checked_mul(10).and_then(|v| v.checked_add(u64::from(d - b'0'))) {
+                match value
+                    .checked_mul(10)
+                    .and_then(|v| v.checked_add(u64::from(d - b'0')))
+                {
                     Some(v) => value = v,
                     None => fits = false,
                 }
