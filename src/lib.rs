@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod attachment;
 pub mod ids;
+pub mod policy;
 pub mod secret;
 pub mod webhook;

@@ -52,6 +52,11 @@ impl<'a> Event<'a> {
         }
     }
 
+    /// `timestamp` as a [`std::time::SystemTime`], for the messaging-window policy.
+    pub fn time(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.timestamp)
+    }
+
     /// The customer's id: the recipient of an echo, the sender of anything else.
     pub fn customer(&self) -> Option<&UserId<'a>> {
         match self.kind {
