@@ -41,6 +41,14 @@ macro_rules! string_id {
             }
         }
 
+        // Hash and Eq of the newtype are those of the text, so maps keyed by an id can be
+        // searched with a `&str`.
+        impl std::borrow::Borrow<str> for $name<'_> {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl AsRef<str> for $name<'_> {
             fn as_ref(&self) -> &str {
                 &self.0

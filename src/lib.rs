@@ -5,4 +5,5 @@ pub mod attachment;
 pub mod ids;
 pub mod policy;
 pub mod secret;
+pub mod send;
 pub mod webhook;

@@ -164,6 +164,13 @@ pub struct SendMarking {
 }
 
 impl SendMarking {
+    pub(crate) fn new(messaging_type: MessagingType, tag: Option<MessageTag>) -> Self {
+        Self {
+            messaging_type,
+            tag,
+        }
+    }
+
     /// The `messaging_type` to send.
     pub fn messaging_type(&self) -> MessagingType {
         self.messaging_type

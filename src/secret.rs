@@ -10,7 +10,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the {what} is empty; set it from the app's settings")]
 pub struct EmptySecret {
-    /// Which secret: `"app secret"` or `"verify token"`.
+    /// Which secret: `"app secret"`, `"page access token"` or `"verify token"`.
     pub what: &'static str,
 }
 
@@ -51,6 +51,11 @@ secret!(
     /// The app secret (Meta app → Settings → Basic): the key of the webhook signatures.
     AppSecret,
     "app secret"
+);
+secret!(
+    /// A page access token: the credential of every Graph call made for a page.
+    PageAccessToken,
+    "page access token"
 );
 secret!(
     /// The verify token entered in the app dashboard's webhook settings.
