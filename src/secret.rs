@@ -18,7 +18,7 @@ macro_rules! secret {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq)]
-        pub struct $name(Box<[u8]>);
+        pub struct $name(std::sync::Arc<[u8]>);
 
         impl $name {
             /// Wraps the secret.

@@ -72,36 +72,53 @@ pub struct GraphError {
     pub retry_after: Option<Duration>,
 }
 
+/// The `error` object of a Graph response, as sent.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub(crate) struct ErrorBody {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(rename = "type", default)]
+    error_type: Option<String>,
+    #[serde(default)]
+    code: Option<i64>,
+    #[serde(default)]
+    error_subcode: Option<i64>,
+    #[serde(default)]
+    fbtrace_id: Option<String>,
+}
+
+impl ErrorBody {
+    pub(crate) fn into_graph(self, status: u16) -> GraphError {
+        GraphError {
+            status,
+            code: self.code.unwrap_or(0),
+            subcode: self.error_subcode,
+            message: self
+                .message
+                .unwrap_or_default()
+                .chars()
+                .take(1000)
+                .collect(),
+            error_type: self.error_type,
+            fbtrace_id: self.fbtrace_id,
+            retry_after: None,
+        }
+    }
+}
+
 /// Subcodes of code 10 that mean "outside the messaging window".
 const OUTSIDE_WINDOW_SUBCODES: [i64; 2] = [2_018_278, 2_534_022];
 
 impl GraphError {
     /// Parses a Graph error body. `None` when the body holds no `error` object.
     pub fn from_body(status: u16, body: &[u8]) -> Option<Self> {
-        #[derive(serde::Deserialize)]
-        struct Envelope {
-            error: Inner,
-        }
-        #[derive(serde::Deserialize)]
-        struct Inner {
-            #[serde(default)]
-            message: String,
-            #[serde(rename = "type")]
-            error_type: Option<String>,
-            code: Option<i64>,
-            error_subcode: Option<i64>,
-            fbtrace_id: Option<String>,
-        }
-        let e: Envelope = serde_json::from_slice(body).ok()?;
-        Some(Self {
-            status,
-            code: e.error.code.unwrap_or(0),
-            subcode: e.error.error_subcode,
-            message: e.error.message.chars().take(1000).collect(),
-            error_type: e.error.error_type,
-            fbtrace_id: e.error.fbtrace_id,
-            retry_after: None,
-        })
+        Self::from_value(status, &serde_json::from_slice(body).ok()?)
+    }
+
+    /// Reads the `error` object of a parsed body. `None` when there is none.
+    pub fn from_value(status: u16, body: &serde_json::Value) -> Option<Self> {
+        let e: ErrorBody = serde_json::from_value(body.get("error")?.clone()).ok()?;
+        Some(e.into_graph(status))
     }
 
     /// The class of the error.

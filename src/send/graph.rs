@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use serde_json::{Value, json};
 
-use super::error::{GraphError, SendError, TransportKind};
+use super::error::{ErrorBody, SendError, TransportKind};
 use super::message::{AttachmentSource, BuildError, MediaKind, SendRequest, SenderAction, Upload};
 use super::retry::{RetryDecision, RetryPolicy};
 use super::{Media, SendApi, SendResponse, TokenSource, UserProfile};
@@ -169,7 +169,7 @@ impl std::fmt::Debug for GraphClient {
 /// The body of one Graph call, rebuilt for each attempt.
 enum CallBody<'a> {
     None,
-    Json(Value),
+    Json(Bytes),
     Multipart {
         fields: Vec<(&'static str, String)>,
         upload: &'a Upload,
@@ -247,7 +247,7 @@ impl GraphClient {
     }
 
     /// One Graph call with retries. `path` is relative to the versioned API root.
-    async fn call(
+    async fn call<T: Reply>(
         &self,
         page: &PageId<'_>,
         method: reqwest::Method,
@@ -255,7 +255,7 @@ impl GraphClient {
         query: &[(&str, &str)],
         body: CallBody<'_>,
         endpoint: &'static str,
-    ) -> Result<Value, SendError> {
+    ) -> Result<T, SendError> {
         let span = tracing::debug_span!("graph_call", page = %page, endpoint, attempts = tracing::field::Empty);
         let _enter = span.enter();
         check_id("page id", page.as_str())?;
@@ -277,16 +277,18 @@ impl GraphClient {
                 .inner
                 .http
                 .request(method.clone(), &url)
-                .bearer_auth(token_text)
-                .query(query);
+                .bearer_auth(token_text);
+            if !query.is_empty() {
+                request = request.query(query);
+            }
             if let Some(proof) = &proof {
                 request = request.query(&[("appsecret_proof", proof)]);
             }
             request = match &body {
                 CallBody::None => request,
-                CallBody::Json(v) => request
+                CallBody::Json(bytes) => request
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(serde_json::to_vec(v).expect("JSON values serialise")),
+                    .body(bytes.clone()),
                 CallBody::Multipart { fields, upload } => {
                     let mut form = reqwest::multipart::Form::new();
                     for (name, value) in fields {
@@ -337,7 +339,7 @@ impl GraphClient {
         &self,
         page: &PageId<'_>,
         path: &str,
-        body: Value,
+        body: &Value,
         endpoint: &'static str,
     ) -> Result<Value, SendError> {
         self.call(
@@ -345,7 +347,9 @@ impl GraphClient {
             reqwest::Method::POST,
             path,
             &[],
-            CallBody::Json(body),
+            CallBody::Json(Bytes::from(
+                serde_json::to_vec(body).expect("JSON values serialise"),
+            )),
             endpoint,
         )
         .await
@@ -363,32 +367,94 @@ impl GraphClient {
     async fn pace(&self, _page: &PageId<'_>, _heavy: bool) {}
 }
 
-async fn read_response(mut response: reqwest::Response) -> Result<Value, SendError> {
+async fn read_response<T: Reply>(mut response: reqwest::Response) -> Result<T, SendError> {
     let status = response.status().as_u16();
     let wait = retry_after(response.headers());
-    let mut body = BytesMut::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(SendError::UnexpectedResponse {
-                status,
-                snippet: "response body over 1 MiB".into(),
-            });
+    let too_large = || SendError::UnexpectedResponse {
+        status,
+        snippet: "response body over 1 MiB".into(),
+    };
+    let body: Bytes = match response.content_length() {
+        // A declared, small length: take the body as it comes (no copy for one chunk).
+        Some(len) if len <= MAX_RESPONSE_BYTES as u64 => {
+            response.bytes().await.map_err(transport_error)?
         }
-        body.extend_from_slice(&chunk);
-    }
-    if let Some(mut error) = GraphError::from_body(status, &body) {
+        Some(_) => return Err(too_large()),
+        None => {
+            let mut body = BytesMut::new();
+            while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            body.freeze()
+        }
+    };
+    // One parse serves both outcomes: the reply type carries the `error` object too.
+    let graph_error = |e: ErrorBody| {
+        let mut error = e.into_graph(status);
         error.retry_after = wait;
-        return Err(SendError::Graph(error));
-    }
-    if (200..300).contains(&status) {
-        if let Ok(value) = serde_json::from_slice::<Value>(&body) {
-            return Ok(value);
+        SendError::Graph(error)
+    };
+    match serde_json::from_slice::<T>(&body) {
+        Ok(mut reply) => {
+            if let Some(e) = reply.take_error() {
+                return Err(graph_error(e));
+            }
+            if (200..300).contains(&status) {
+                return Ok(reply);
+            }
+        }
+        Err(_) => {
+            if let Some(e) = serde_json::from_slice::<ErrorEnvelope>(&body)
+                .ok()
+                .and_then(|e| e.error)
+            {
+                return Err(graph_error(e));
+            }
         }
     }
     Err(SendError::UnexpectedResponse {
         status,
         snippet: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
     })
+}
+
+/// A response type that may carry Graph's `error` object instead of a result.
+trait Reply: serde::de::DeserializeOwned + Send {
+    fn take_error(&mut self) -> Option<ErrorBody>;
+}
+
+impl Reply for Value {
+    fn take_error(&mut self) -> Option<ErrorBody> {
+        let e = self.as_object_mut()?.remove("error")?;
+        Some(serde_json::from_value(e).unwrap_or_default())
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorEnvelope {
+    error: Option<ErrorBody>,
+}
+
+/// The Send API's answer.
+#[derive(serde::Deserialize)]
+struct SendReply {
+    #[serde(default)]
+    error: Option<ErrorBody>,
+    #[serde(default)]
+    message_id: Option<String>,
+    #[serde(default)]
+    recipient_id: Option<String>,
+    #[serde(default)]
+    attachment_id: Option<String>,
+}
+
+impl Reply for SendReply {
+    fn take_error(&mut self) -> Option<ErrorBody> {
+        self.error.take()
+    }
 }
 
 fn string_field(v: &Value, key: &str) -> Option<String> {
@@ -431,26 +497,26 @@ impl SendApi for GraphClient {
         request: &SendRequest,
     ) -> Result<SendResponse, SendError> {
         let heavy = matches!(
-            request.message().to_json()["attachment"]["type"].as_str(),
-            Some("audio" | "video")
+            request.message().media_kind(),
+            Some(MediaKind::Audio | MediaKind::Video)
         );
         self.pace(page, heavy).await;
-        let body = request.to_json();
-        let value = match request.message().upload() {
+        let reply: SendReply = match request.message().upload() {
             None => {
+                let body = CallBody::Json(Bytes::from(request.to_body()));
                 self.call(
                     page,
                     reqwest::Method::POST,
                     &format!("{page}/messages"),
                     &[],
-                    CallBody::Json(body),
+                    body,
                     "send",
                 )
                 .await?
             }
             Some(upload) => {
                 let mut fields = Vec::new();
-                if let Value::Object(map) = &body {
+                if let Value::Object(map) = request.to_json() {
                     for (key, value) in map {
                         let key: &'static str = match key.as_str() {
                             "recipient" => "recipient",
@@ -462,33 +528,35 @@ impl SendApi for GraphClient {
                             _ => continue,
                         };
                         let text = match value {
-                            Value::String(s) => s.clone(),
+                            Value::String(s) => s,
                             other => other.to_string(),
                         };
                         fields.push((key, text));
                     }
                 }
+                let body = CallBody::Multipart { fields, upload };
                 self.call(
                     page,
                     reqwest::Method::POST,
                     &format!("{page}/messages"),
                     &[],
-                    CallBody::Multipart { fields, upload },
+                    body,
                     "send",
                 )
                 .await?
             }
         };
-        let message_id =
-            string_field(&value, "message_id").ok_or_else(|| SendError::UnexpectedResponse {
+        let message_id = reply
+            .message_id
+            .ok_or_else(|| SendError::UnexpectedResponse {
                 status: 200,
                 snippet: "no message_id in the response".into(),
             })?;
         tracing::debug!(page = %page, message_id, "message sent");
         Ok(SendResponse {
-            recipient_id: string_field(&value, "recipient_id"),
+            recipient_id: reply.recipient_id,
             message_id,
-            attachment_id: string_field(&value, "attachment_id"),
+            attachment_id: reply.attachment_id,
         })
     }
 
@@ -502,7 +570,7 @@ impl SendApi for GraphClient {
         self.post(
             page,
             &format!("{page}/messages"),
-            json!({"recipient": recipient(psid), "sender_action": action.as_str()}),
+            &json!({"recipient": recipient(psid), "sender_action": action.as_str()}),
             "sender_action",
         )
         .await
@@ -517,11 +585,16 @@ impl SendApi for GraphClient {
     ) -> Result<String, SendError> {
         self.pace(page, matches!(kind, MediaKind::Audio | MediaKind::Video))
             .await;
-        let value = match source {
+        let value: Value = match source {
             AttachmentSource::Url { url, .. } => {
                 let body = json!({"message": {"attachment": {"type": kind.as_str(), "payload": {"url": url, "is_reusable": true}}}});
-                self.post(page, &format!("{page}/message_attachments"), body, "upload")
-                    .await?
+                self.post(
+                    page,
+                    &format!("{page}/message_attachments"),
+                    &body,
+                    "upload",
+                )
+                .await?
             }
             AttachmentSource::Upload(upload) => {
                 let message = json!({"attachment": {"type": kind.as_str(), "payload": {"is_reusable": true}}});
@@ -558,7 +631,7 @@ impl SendApi for GraphClient {
         self.post(
             page,
             &format!("{page}/pass_thread_control"),
-            body,
+            &body,
             "pass_thread_control",
         )
         .await
@@ -578,7 +651,7 @@ impl SendApi for GraphClient {
         self.post(
             page,
             &format!("{page}/take_thread_control"),
-            body,
+            &body,
             "take_thread_control",
         )
         .await
@@ -598,7 +671,7 @@ impl SendApi for GraphClient {
         self.post(
             page,
             &format!("{page}/request_thread_control"),
-            body,
+            &body,
             "request_thread_control",
         )
         .await
@@ -609,7 +682,7 @@ impl SendApi for GraphClient {
         self.post(
             page,
             &format!("{page}/release_thread_control"),
-            json!({"recipient": recipient(psid)}),
+            &json!({"recipient": recipient(psid)}),
             "release_thread_control",
         )
         .await
@@ -621,7 +694,7 @@ impl SendApi for GraphClient {
         page: &PageId<'_>,
         psid: &str,
     ) -> Result<Option<AppId>, SendError> {
-        let value = self
+        let value: Value = self
             .call(
                 page,
                 reqwest::Method::GET,
@@ -640,7 +713,7 @@ impl SendApi for GraphClient {
 
     async fn user_profile(&self, page: &PageId<'_>, psid: &str) -> Result<UserProfile, SendError> {
         check_id("psid", psid)?;
-        let value = self
+        let value: Value = self
             .call(
                 page,
                 reqwest::Method::GET,

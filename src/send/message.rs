@@ -565,6 +565,14 @@ impl Message {
         Ok(self)
     }
 
+    /// The media kind, for an attachment message.
+    pub fn media_kind(&self) -> Option<MediaKind> {
+        match &self.body {
+            Body::Attachment { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
     /// The file to upload with the message, if it carries one.
     pub fn upload(&self) -> Option<&Upload> {
         match &self.body {
@@ -739,24 +747,82 @@ impl SendRequest {
         self.marking
     }
 
-    /// The Send API request body (without the uploaded file, which goes in a multipart part).
-    pub fn to_json(&self) -> Value {
-        let mut v = json!({
-            "recipient": {"id": self.recipient},
-            "messaging_type": self.marking.messaging_type().as_str(),
-            "message": self.message.to_json(),
-        });
-        if let Some(tag) = self.marking.tag() {
-            v["tag"] = json!(tag.as_str());
+    fn wire(&self) -> Wire<'_> {
+        let message = match &self.message.body {
+            Body::Text(text) => WireMessage::Text {
+                text,
+                quick_replies: (!self.message.quick_replies.is_empty()).then(|| {
+                    Value::Array(
+                        self.message
+                            .quick_replies
+                            .iter()
+                            .map(QuickReply::to_json)
+                            .collect(),
+                    )
+                }),
+                metadata: self.message.metadata.as_deref(),
+            },
+            _ => WireMessage::Other(self.message.to_json()),
+        };
+        Wire {
+            recipient: WireRecipient {
+                id: &self.recipient,
+            },
+            messaging_type: self.marking.messaging_type().as_str(),
+            tag: self.marking.tag().map(MessageTag::as_str),
+            persona_id: self.persona_id.as_deref(),
+            notification_type: self.notification.map(NotificationType::as_str),
+            message,
         }
-        if let Some(p) = &self.persona_id {
-            v["persona_id"] = json!(p);
-        }
-        if let Some(n) = self.notification {
-            v["notification_type"] = json!(n.as_str());
-        }
-        v
     }
+
+    /// The Send API request body (without the uploaded file, which goes in a multipart part).
+    ///
+    /// # Panics
+    /// Never: the body holds only strings, booleans and objects with string keys.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self.wire()).expect("the body serialises")
+    }
+
+    /// The request body as JSON bytes, written straight from the request (no intermediate
+    /// `Value` for text messages, the common case).
+    ///
+    /// # Panics
+    /// Never, as [`SendRequest::to_json`].
+    pub fn to_body(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.wire()).expect("the body serialises")
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Wire<'a> {
+    recipient: WireRecipient<'a>,
+    messaging_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tag: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    persona_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notification_type: Option<&'static str>,
+    message: WireMessage<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct WireRecipient<'a> {
+    id: &'a str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum WireMessage<'a> {
+    Text {
+        text: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        quick_replies: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        metadata: Option<&'a str>,
+    },
+    Other(Value),
 }
 
 impl SendMarking {
@@ -843,6 +909,31 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "text has 2001 characters; at most 2000 are allowed"
+        );
+    }
+
+    #[test]
+    fn body_bytes_match_the_json_view() {
+        let text = Message::text("hé \"quoted\"")
+            .unwrap()
+            .with_metadata("m")
+            .unwrap();
+        let r = SendRequest::new("1", text)
+            .persona("7")
+            .notification(NotificationType::NoPush);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&r.to_body()).unwrap(),
+            r.to_json()
+        );
+        let card = Message::generic(vec![Element::new("c").unwrap()]).unwrap();
+        let r = SendRequest::new("1", card).marking(SendMarking::tagged(MessageTag::HumanAgent));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&r.to_body()).unwrap(),
+            r.to_json()
+        );
+        assert_eq!(
+            r.to_json()["message"]["attachment"]["payload"]["template_type"],
+            "generic"
         );
     }
 
