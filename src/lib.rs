@@ -2,8 +2,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod attachment;
+pub mod conversation;
+pub mod engine;
 pub mod ids;
 pub mod policy;
 pub mod secret;
 pub mod send;
+pub mod store;
 pub mod webhook;

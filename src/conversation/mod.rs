@@ -1,0 +1,506 @@
+//! The conversation lifecycle on the Omnichannel model, as a pure state machine.
+//!
+//! [`transition`] maps `(conversation, input, now)` to the next conversation and a list of
+//! [`Effect`]s: data for the host (or the [`crate::engine::Engine`]) to carry out. Nothing here
+//! does I/O or reads a clock.
+//!
+//! # States
+//!
+//! | state | meaning |
+//! |---|---|
+//! | **Open** | Queued, no agent holds it. At most one outstanding offer to one agent, with a deadline. |
+//! | **Active** | An agent accepted and holds the session (capacity consumed). |
+//! | **Waiting** | The agent closed the session without ending the conversation; capacity released. |
+//! | **Wrap-up** | The agent pressed End; the agent finishes notes, then closes. |
+//! | **Closed** | Final. It never reopens: the customer's next message starts a new conversation. |
+//!
+//! # Transitions
+//!
+//! | from | input | to | effects |
+//! |---|---|---|---|
+//! | (none) | customer message ([`Conversation::start`]) | Open | transcript line; privacy notice (if configured, sent and recorded); request an offer; auto-close timer (30 d) |
+//! | Open | customer message | Open | transcript line; request an offer if none is outstanding |
+//! | Open, no offer | offer to agent A | Open, offer to A | notify A with the deadline (default 120 s); offer timer. Refused if A declined within the re-offer interval |
+//! | Open, offer to A | A accepts before the deadline | Active (A) | cancel offer timer; session started (capacity); auto-close timer (30 d) |
+//! | Open, offer to A | A rejects | Open | cancel offer timer; request an offer excluding A |
+//! | Open, offer to A | tick past the deadline | Open | withdraw the offer; request an offer excluding A |
+//! | Open | tick past auto-close | Closed | withdraw any offer; closed |
+//! | Active (A) | customer message | Active | transcript line |
+//! | Active (A) | A sends | Active | send; (transcript line once delivered) |
+//! | Active (A) | A ends | Wrap-up (A) | auto-close timer (1 d) |
+//! | Active (A) | A closes the session | Waiting (A) | session released; inactivity timer |
+//! | Active | tick past auto-close | Closed | session released; closed |
+//! | Waiting (A) | customer message | Open | transcript line; request an offer (to A first when agent affinity is on) |
+//! | Waiting (A) | A revives it | Active (A) | session started |
+//! | Waiting | tick past inactivity | Closed | closed |
+//! | Wrap-up (A) | customer message | Wrap-up | transcript line |
+//! | Wrap-up (A) | A closes the session | Closed | session released; closed |
+//! | Wrap-up | tick past auto-close (1 d) | Closed | session released; closed |
+//! | any but Closed | another app (or the Page inbox) takes the thread | same, paused | transcript notice; agents cannot send while paused |
+//! | any but Closed | the thread is passed back | same, resumed | transcript notice |
+//! | Closed | anything | — | error: closed conversations never change |
+//!
+//! Any other pair is a [`TransitionError`] naming the state and the input.
+//!
+//! **Thread control.** Meta's Conversation Routing lets another app, or a person answering from
+//! the Page inbox, take the thread. The conversation then *pauses*: its state is kept, inbound
+//! messages are still recorded, but agent sends are refused with
+//! [`TransitionError::ThreadPaused`] (the platform would refuse them too). When the thread is
+//! passed back, it resumes where it was.
+//!
+//! ```mermaid
+//! stateDiagram-v2
+//!     [*] --> Open: customer writes
+//!     Open --> Open: offer / reject / offer timeout
+//!     Open --> Active: offered agent accepts
+//!     Active --> WrapUp: End
+//!     Active --> Waiting: close session
+//!     Waiting --> Open: customer writes
+//!     Waiting --> Active: agent revives
+//!     WrapUp --> Closed: close session
+//!     Open --> Closed: auto-close 30 d
+//!     Active --> Closed: auto-close 30 d
+//!     WrapUp --> Closed: auto-close 1 d
+//!     Waiting --> Closed: inactivity
+//!     Closed --> [*]
+//! ```
+
+mod machine;
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+pub use machine::{TransitionError, transition};
+
+use crate::ids::{AgentId, ConversationId, PageId, UserId};
+
+/// Default offer countdown: 120 s, as Omnichannel's notification templates.
+pub const DEFAULT_OFFER_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default interval before a declined (or missed) conversation may go to the same agent again.
+pub const DEFAULT_REOFFER_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// Omnichannel's auto-close for social channels in Open and Active: 30 days.
+pub const DEFAULT_AUTO_CLOSE_OPEN_ACTIVE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Omnichannel's auto-close in Wrap-up: 1 day.
+pub const DEFAULT_AUTO_CLOSE_WRAP_UP: Duration = Duration::from_secs(24 * 3600);
+/// Default inactivity before a Waiting conversation closes: 1 day (Omnichannel leaves it to the
+/// workstream; this crate's choice).
+pub const DEFAULT_WAITING_INACTIVITY: Duration = Duration::from_secs(24 * 3600);
+
+/// The lifecycle's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConversationConfig {
+    /// How long an agent has to accept an offer.
+    pub offer_timeout: Duration,
+    /// How long before a conversation an agent declined (or let expire) may be offered to them
+    /// again.
+    pub reoffer_interval: Duration,
+    /// Auto-close after this long in Open or Active without activity.
+    pub auto_close_open_active: Duration,
+    /// Auto-close after this long in Wrap-up.
+    pub auto_close_wrap_up: Duration,
+    /// Close a Waiting conversation after this long without activity.
+    pub waiting_inactivity: Duration,
+    /// Offer a revived conversation to its previous agent first ("keep same agent").
+    pub agent_affinity: bool,
+    /// Text sent to the customer when a conversation starts, and recorded in the transcript
+    /// (that the conversation may be monitored, recorded and stored).
+    pub privacy_notice: Option<String>,
+}
+
+impl Default for ConversationConfig {
+    fn default() -> Self {
+        Self {
+            offer_timeout: DEFAULT_OFFER_TIMEOUT,
+            reoffer_interval: DEFAULT_REOFFER_INTERVAL,
+            auto_close_open_active: DEFAULT_AUTO_CLOSE_OPEN_ACTIVE,
+            auto_close_wrap_up: DEFAULT_AUTO_CLOSE_WRAP_UP,
+            waiting_inactivity: DEFAULT_WAITING_INACTIVITY,
+            agent_affinity: false,
+            privacy_notice: None,
+        }
+    }
+}
+
+/// An offer of the conversation to one agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    /// The agent offered.
+    pub agent: AgentId,
+    /// When the offer was made.
+    pub offered_at: SystemTime,
+    /// When it lapses.
+    pub expires_at: SystemTime,
+}
+
+/// Why a conversation closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The agent closed it after Wrap-up.
+    Agent,
+    /// Auto-closed after the configured time in its state.
+    AutoClose,
+    /// Waiting without activity for the configured time.
+    Inactivity,
+}
+
+/// Where a conversation is in its lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum State {
+    /// Queued; at most one outstanding offer.
+    Open {
+        /// The outstanding offer.
+        offer: Option<Offer>,
+    },
+    /// An agent holds the session.
+    Active {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The agent closed the session without ending the conversation.
+    Waiting {
+        /// The agent who held it.
+        agent: AgentId,
+    },
+    /// The agent ended the conversation and is wrapping up.
+    WrapUp {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// Final.
+    Closed {
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+/// The state's name, for errors and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum StateKind {
+    /// [`State::Open`].
+    Open,
+    /// [`State::Active`].
+    Active,
+    /// [`State::Waiting`].
+    Waiting,
+    /// [`State::WrapUp`].
+    WrapUp,
+    /// [`State::Closed`].
+    Closed,
+}
+
+impl State {
+    /// The state's name.
+    pub fn kind(&self) -> StateKind {
+        match self {
+            Self::Open { .. } => StateKind::Open,
+            Self::Active { .. } => StateKind::Active,
+            Self::Waiting { .. } => StateKind::Waiting,
+            Self::WrapUp { .. } => StateKind::WrapUp,
+            Self::Closed { .. } => StateKind::Closed,
+        }
+    }
+
+    /// The agent holding a session (Active or Wrap-up), whose capacity it uses.
+    pub fn session_agent(&self) -> Option<&AgentId> {
+        match self {
+            Self::Active { agent } | Self::WrapUp { agent } => Some(agent),
+            _ => None,
+        }
+    }
+}
+
+/// An agent who declined (or let expire) an offer, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Declined {
+    /// The agent.
+    pub agent: AgentId,
+    /// When.
+    pub at: SystemTime,
+}
+
+/// One conversation (an Omnichannel work item) between a page and a customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// Its id.
+    pub id: ConversationId,
+    /// The page.
+    pub page: PageId<'static>,
+    /// The customer's PSID.
+    pub customer: UserId<'static>,
+    /// The lifecycle state.
+    pub state: State,
+    /// When it started.
+    pub created_at: SystemTime,
+    /// When the customer last wrote (for the messaging window).
+    pub last_customer_message_at: Option<SystemTime>,
+    /// When anything last happened (for auto-close).
+    pub last_activity_at: SystemTime,
+    /// Whether another app (or the Page inbox) holds the thread.
+    pub paused: bool,
+    /// Agents who declined recently.
+    pub declined: Vec<Declined>,
+    /// The last agent who held a session (for affinity).
+    pub previous_agent: Option<AgentId>,
+}
+
+impl Conversation {
+    /// Whether the conversation is closed (final).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed { .. })
+    }
+
+    /// The next time something is due (offer deadline, auto-close, inactivity), for the host's
+    /// timer or the store's "due" index.
+    pub fn next_deadline(&self, config: &ConversationConfig) -> Option<SystemTime> {
+        let auto_close = |after: Duration| self.last_activity_at + after;
+        match &self.state {
+            State::Open { offer } => {
+                let close = auto_close(config.auto_close_open_active);
+                Some(offer.as_ref().map_or(close, |o| o.expires_at.min(close)))
+            }
+            State::Active { .. } => Some(auto_close(config.auto_close_open_active)),
+            State::Waiting { .. } => Some(auto_close(config.waiting_inactivity)),
+            State::WrapUp { .. } => Some(auto_close(config.auto_close_wrap_up)),
+            State::Closed { .. } => None,
+        }
+    }
+}
+
+/// Who wrote a transcript line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Author {
+    /// The customer.
+    Customer,
+    /// An agent.
+    Agent(AgentId),
+    /// The channel itself (notices, the privacy notice).
+    System,
+}
+
+/// A file in the transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileLine {
+    /// A safe name to show.
+    pub name: String,
+    /// The platform kind (`image`, `file`…).
+    pub kind: String,
+    /// The CDN URL it came from (expires).
+    pub url: Option<String>,
+    /// The key of the stored copy, when it was saved.
+    pub media_key: Option<String>,
+    /// Its size, when known.
+    pub size: Option<u64>,
+    /// When refused by the attachment policy: the violation's code and message.
+    pub rejected: Option<(String, String)>,
+}
+
+/// What a transcript line holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum LineBody {
+    /// Text.
+    Text(String),
+    /// A postback (button title and payload).
+    Postback {
+        /// The button's title.
+        title: Option<String>,
+        /// Its payload.
+        payload: Option<String>,
+    },
+    /// A file (accepted or refused).
+    File(FileLine),
+    /// A notice from the channel.
+    Notice(String),
+}
+
+/// One line of a conversation's transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptLine {
+    /// When.
+    pub at: SystemTime,
+    /// Who.
+    pub author: Author,
+    /// What.
+    pub body: LineBody,
+    /// The platform message id, for messages.
+    pub mid: Option<String>,
+}
+
+/// A customer's message (or postback), as the state machine takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inbound {
+    /// The platform message id.
+    pub mid: Option<String>,
+    /// The lines it adds to the transcript (text, files, postback), in order.
+    pub lines: Vec<LineBody>,
+}
+
+/// Something for the channel to send to the customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Outgoing {
+    /// Text from an agent.
+    Text(String),
+    /// A file from an agent, by media key (already checked against the policy).
+    File {
+        /// The stored file's key.
+        media_key: String,
+        /// Its safe name.
+        name: String,
+        /// Its MIME type.
+        mime: String,
+    },
+    /// The privacy notice (automated).
+    PrivacyNotice(String),
+}
+
+/// A timer a conversation uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TimerKind {
+    /// The outstanding offer's deadline.
+    Offer,
+    /// Auto-close (Open, Active, Wrap-up) or inactivity (Waiting).
+    Close,
+}
+
+/// What a transition asks the host to do. Plain data, delivered after the new state is saved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Effect {
+    /// Add a line to the transcript.
+    Transcript(TranscriptLine),
+    /// Send to the customer (`agent` is `None` for automated messages).
+    Send {
+        /// Who sends.
+        agent: Option<AgentId>,
+        /// What.
+        message: Outgoing,
+    },
+    /// Find an agent and offer the conversation (feed back [`Input::OfferTo`]).
+    RequestOffer {
+        /// Agents not to offer it to.
+        exclude: Vec<AgentId>,
+        /// An agent to try first (affinity).
+        prefer: Option<AgentId>,
+    },
+    /// Notify the agent of the offer, with its countdown.
+    NotifyOffer(Offer),
+    /// Remove an offer from the agent's screen (expired).
+    WithdrawOffer {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The agent now holds a session: capacity consumed.
+    SessionStarted {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The agent's session ended: capacity released.
+    SessionReleased {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// Set (or move) a timer.
+    SetTimer {
+        /// Which.
+        timer: TimerKind,
+        /// When it fires.
+        at: SystemTime,
+    },
+    /// Cancel a timer.
+    CancelTimer {
+        /// Which.
+        timer: TimerKind,
+    },
+    /// The conversation closed.
+    Closed {
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+/// What happens to a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Input {
+    /// The customer wrote (text, files, postback).
+    CustomerMessage(Inbound),
+    /// Offer the conversation to an agent (after [`Effect::RequestOffer`]).
+    OfferTo(AgentId),
+    /// The agent accepts the offer.
+    Accept(AgentId),
+    /// The agent rejects the offer.
+    Reject(AgentId),
+    /// The agent sends something.
+    AgentSend {
+        /// The agent.
+        agent: AgentId,
+        /// What.
+        message: Outgoing,
+    },
+    /// The agent presses End.
+    End(AgentId),
+    /// The agent closes the session.
+    CloseSession(AgentId),
+    /// The agent revives a Waiting conversation.
+    Revive(AgentId),
+    /// Time passed: fire whatever is due.
+    Tick,
+    /// Another app or the Page inbox took the thread.
+    ThreadTaken,
+    /// The thread was passed back to this app.
+    ThreadReturned,
+}
+
+/// The input's name, for errors and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InputKind {
+    /// [`Input::CustomerMessage`].
+    CustomerMessage,
+    /// [`Input::OfferTo`].
+    OfferTo,
+    /// [`Input::Accept`].
+    Accept,
+    /// [`Input::Reject`].
+    Reject,
+    /// [`Input::AgentSend`].
+    AgentSend,
+    /// [`Input::End`].
+    End,
+    /// [`Input::CloseSession`].
+    CloseSession,
+    /// [`Input::Revive`].
+    Revive,
+    /// [`Input::Tick`].
+    Tick,
+    /// [`Input::ThreadTaken`].
+    ThreadTaken,
+    /// [`Input::ThreadReturned`].
+    ThreadReturned,
+}
+
+impl Input {
+    /// The input's name.
+    pub fn kind(&self) -> InputKind {
+        match self {
+            Self::CustomerMessage(_) => InputKind::CustomerMessage,
+            Self::OfferTo(_) => InputKind::OfferTo,
+            Self::Accept(_) => InputKind::Accept,
+            Self::Reject(_) => InputKind::Reject,
+            Self::AgentSend { .. } => InputKind::AgentSend,
+            Self::End(_) => InputKind::End,
+            Self::CloseSession(_) => InputKind::CloseSession,
+            Self::Revive(_) => InputKind::Revive,
+            Self::Tick => InputKind::Tick,
+            Self::ThreadTaken => InputKind::ThreadTaken,
+            Self::ThreadReturned => InputKind::ThreadReturned,
+        }
+    }
+}

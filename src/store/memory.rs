@@ -1,0 +1,438 @@
+//! In-memory implementations: for tests, demos, and single-process hosts that accept losing
+//! state on restart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use super::{
+    AgentNotifier, AgentRouter, Commit, ConversationStore, DedupStore, MediaStore, PendingEffect,
+    StoreError, Stored,
+};
+use crate::conversation::{Conversation, Offer, State, TranscriptLine};
+use crate::ids::{AgentId, ConversationId, PageId, UserId};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving it.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[derive(Default)]
+struct StoreInner {
+    conversations: HashMap<ConversationId, Entry>,
+    /// page → customer → the open conversation.
+    open: HashMap<String, HashMap<String, ConversationId>>,
+    outbox: BTreeMap<u64, PendingEffect>,
+    outbox_keys: HashMap<String, u64>,
+    next_effect: u64,
+}
+
+struct Entry {
+    conversation: Conversation,
+    version: u64,
+    deadline: Option<SystemTime>,
+    transcript: Vec<TranscriptLine>,
+}
+
+/// A [`ConversationStore`] in memory, with the same semantics as the durable ones.
+#[derive(Default)]
+pub struct InMemoryStore {
+    inner: Mutex<StoreInner>,
+}
+
+impl std::fmt::Debug for InMemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = lock(&self.inner);
+        f.debug_struct("InMemoryStore")
+            .field("conversations", &inner.conversations.len())
+            .field("pending_effects", &inner.outbox.len())
+            .finish()
+    }
+}
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait::async_trait]
+impl ConversationStore for InMemoryStore {
+    async fn find_open(&self, page: &PageId<'_>, customer: &UserId<'_>) -> Result<Option<Stored>, StoreError> {
+        let inner = lock(&self.inner);
+        let id = inner.open.get(page.as_str()).and_then(|m| m.get(customer.as_str()));
+        Ok(id.and_then(|id| inner.conversations.get(id)).map(|e| Stored {
+            conversation: e.conversation.clone(),
+            version: e.version,
+        }))
+    }
+
+    async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError> {
+        let inner = lock(&self.inner);
+        Ok(inner.conversations.get(id).map(|e| Stored { conversation: e.conversation.clone(), version: e.version }))
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<(u64, Vec<PendingEffect>), StoreError> {
+        let mut inner = lock(&self.inner);
+        let inner = &mut *inner;
+        let c = commit.conversation;
+        let page = c.page.as_str().to_owned();
+        let customer = c.customer.as_str().to_owned();
+        let version = match commit.expected_version {
+            None => {
+                if inner.conversations.contains_key(&c.id)
+                    || inner.open.get(&page).is_some_and(|m| m.contains_key(&customer))
+                {
+                    return Err(StoreError::Conflict);
+                }
+                1
+            }
+            Some(expected) => match inner.conversations.get(&c.id) {
+                Some(e) if e.version == expected => expected + 1,
+                Some(_) => return Err(StoreError::Conflict),
+                None => return Err(StoreError::NotFound(c.id.clone())),
+            },
+        };
+        // The open index: at most one open conversation per (page, customer).
+        if c.is_closed() {
+            if let Some(m) = inner.open.get_mut(&page) {
+                if m.get(&customer) == Some(&c.id) {
+                    m.remove(&customer);
+                }
+            }
+        } else {
+            inner.open.entry(page).or_default().insert(customer, c.id.clone());
+        }
+        let id = c.id.clone();
+        let entry = inner.conversations.entry(id.clone()).or_insert_with(|| Entry {
+            conversation: c.clone(),
+            version: 0,
+            deadline: None,
+            transcript: Vec::new(),
+        });
+        entry.conversation = c;
+        entry.version = version;
+        entry.deadline = commit.deadline;
+        entry.transcript.extend(commit.transcript);
+        let mut pending = Vec::with_capacity(commit.effects.len());
+        for (i, effect) in commit.effects.into_iter().enumerate() {
+            let p = PendingEffect { key: format!("{id}:{version}:{i}"), conversation: id.clone(), effect };
+            let seq = inner.next_effect;
+            inner.next_effect += 1;
+            inner.outbox_keys.insert(p.key.clone(), seq);
+            inner.outbox.insert(seq, p.clone());
+            pending.push(p);
+        }
+        Ok((version, pending))
+    }
+
+    async fn append(&self, id: &ConversationId, lines: Vec<TranscriptLine>) -> Result<(), StoreError> {
+        let mut inner = lock(&self.inner);
+        let entry = inner.conversations.get_mut(id).ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        entry.transcript.extend(lines);
+        Ok(())
+    }
+
+    async fn transcript(&self, id: &ConversationId) -> Result<Vec<TranscriptLine>, StoreError> {
+        let inner = lock(&self.inner);
+        let entry = inner.conversations.get(id).ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        Ok(entry.transcript.clone())
+    }
+
+    async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {
+        let inner = lock(&self.inner);
+        let mut out: Vec<Stored> = inner
+            .conversations
+            .values()
+            .filter(|e| match &e.conversation.state {
+                State::Active { agent: a } | State::WrapUp { agent: a } | State::Waiting { agent: a } => a == agent,
+                State::Open { offer: Some(o) } => o.agent == *agent,
+                _ => false,
+            })
+            .map(|e| Stored { conversation: e.conversation.clone(), version: e.version })
+            .collect();
+        out.sort_by(|a, b| a.conversation.created_at.cmp(&b.conversation.created_at));
+        Ok(out)
+    }
+
+    async fn list_open(&self) -> Result<Vec<Stored>, StoreError> {
+        let inner = lock(&self.inner);
+        let mut out: Vec<Stored> = inner
+            .conversations
+            .values()
+            .filter(|e| !e.conversation.is_closed())
+            .map(|e| Stored { conversation: e.conversation.clone(), version: e.version })
+            .collect();
+        out.sort_by(|a, b| a.conversation.created_at.cmp(&b.conversation.created_at));
+        Ok(out)
+    }
+
+    async fn due(&self, now: SystemTime) -> Result<Vec<ConversationId>, StoreError> {
+        let inner = lock(&self.inner);
+        Ok(inner
+            .conversations
+            .iter()
+            .filter(|(_, e)| e.deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
+    async fn pending(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
+        let inner = lock(&self.inner);
+        Ok(inner.outbox.values().take(limit).cloned().collect())
+    }
+
+    async fn complete(&self, key: &str) -> Result<(), StoreError> {
+        let mut inner = lock(&self.inner);
+        if let Some(seq) = inner.outbox_keys.remove(key) {
+            inner.outbox.remove(&seq);
+        }
+        Ok(())
+    }
+}
+
+/// A [`DedupStore`] in memory. Expired keys are purged as new ones arrive.
+#[derive(Default)]
+pub struct InMemoryDedup {
+    seen: Mutex<HashMap<String, SystemTime>>,
+}
+
+impl std::fmt::Debug for InMemoryDedup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InMemoryDedup").field("keys", &lock(&self.seen).len()).finish()
+    }
+}
+
+impl InMemoryDedup {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait::async_trait]
+impl DedupStore for InMemoryDedup {
+    async fn first_seen(&self, key: &str, now: SystemTime, ttl: Duration) -> Result<bool, StoreError> {
+        let mut seen = lock(&self.seen);
+        if let Some(expiry) = seen.get(key) {
+            if *expiry > now {
+                return Ok(false);
+            }
+        }
+        // Keep the map bounded: purge expired keys whenever it doubles past a floor.
+        if seen.len() >= 1024 && seen.len().is_power_of_two() {
+            seen.retain(|_, expiry| *expiry > now);
+        }
+        seen.insert(key.to_owned(), now + ttl);
+        Ok(true)
+    }
+
+    async fn forget(&self, key: &str) -> Result<(), StoreError> {
+        lock(&self.seen).remove(key);
+        Ok(())
+    }
+}
+
+/// An agent's presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum Presence {
+    /// Takes new work.
+    Available,
+    /// Working; takes no new offers.
+    Busy,
+    /// Takes no new offers.
+    DoNotDisturb,
+    /// Away.
+    Away,
+    /// Signed out.
+    Offline,
+}
+
+#[derive(Debug, Clone)]
+struct AgentState {
+    presence: Presence,
+    capacity: u32,
+    load: u32,
+}
+
+/// An [`AgentRouter`] in memory: agents, their presence and capacity (Omnichannel's default:
+/// 10 sessions); picks the least loaded available agent, ties broken by id.
+#[derive(Debug, Default)]
+pub struct InMemoryRouter {
+    agents: Mutex<BTreeMap<AgentId, AgentState>>,
+}
+
+/// Omnichannel's default cap on an agent's open sessions.
+pub const DEFAULT_AGENT_CAPACITY: u32 = 10;
+
+impl InMemoryRouter {
+    /// No agents yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or updates) an agent with a presence and the default capacity.
+    pub fn set_presence(&self, agent: &AgentId, presence: Presence) {
+        lock(&self.agents)
+            .entry(agent.clone())
+            .or_insert(AgentState { presence, capacity: DEFAULT_AGENT_CAPACITY, load: 0 })
+            .presence = presence;
+    }
+
+    /// Sets an agent's capacity.
+    pub fn set_capacity(&self, agent: &AgentId, capacity: u32) {
+        lock(&self.agents)
+            .entry(agent.clone())
+            .or_insert(AgentState { presence: Presence::Offline, capacity, load: 0 })
+            .capacity = capacity;
+    }
+
+    /// An agent's current load (sessions held).
+    pub fn load(&self, agent: &AgentId) -> u32 {
+        lock(&self.agents).get(agent).map_or(0, |a| a.load)
+    }
+
+    /// Every agent with presence, load and capacity, in id order.
+    pub fn agents(&self) -> Vec<(AgentId, Presence, u32, u32)> {
+        lock(&self.agents).iter().map(|(id, a)| (id.clone(), a.presence, a.load, a.capacity)).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl AgentRouter for InMemoryRouter {
+    async fn pick(&self, _page: &PageId<'_>, exclude: &[AgentId], prefer: Option<&AgentId>) -> Option<AgentId> {
+        let agents = lock(&self.agents);
+        let eligible = |(id, a): &(&AgentId, &AgentState)| {
+            a.presence == Presence::Available && a.load < a.capacity && !exclude.contains(id)
+        };
+        if let Some(p) = prefer {
+            if let Some(a) = agents.get(p) {
+                if eligible(&(p, a)) {
+                    return Some(p.clone());
+                }
+            }
+        }
+        agents.iter().filter(eligible).min_by_key(|(_, a)| a.load).map(|(id, _)| id.clone())
+    }
+
+    async fn session_started(&self, agent: &AgentId) {
+        if let Some(a) = lock(&self.agents).get_mut(agent) {
+            a.load += 1;
+        }
+    }
+
+    async fn session_released(&self, agent: &AgentId) {
+        if let Some(a) = lock(&self.agents).get_mut(agent) {
+            a.load = a.load.saturating_sub(1);
+        }
+    }
+}
+
+/// What a [`RecordingNotifier`] was told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notification {
+    /// An offer.
+    Offer {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The offer.
+        offer: Offer,
+    },
+    /// An offer withdrawn.
+    Withdraw {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// A conversation changed.
+    Updated {
+        /// The conversation.
+        conversation: ConversationId,
+        /// Its state's name.
+        state: crate::conversation::StateKind,
+        /// The new lines.
+        lines: Vec<TranscriptLine>,
+    },
+}
+
+/// An [`AgentNotifier`] that records what it is told, for tests and simple hosts that poll.
+#[derive(Debug, Default)]
+pub struct RecordingNotifier {
+    log: Mutex<Vec<Notification>>,
+}
+
+impl RecordingNotifier {
+    /// Nothing recorded yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Everything recorded so far, and clears the record.
+    pub fn take(&self) -> Vec<Notification> {
+        std::mem::take(&mut *lock(&self.log))
+    }
+
+    /// Everything recorded so far.
+    pub fn all(&self) -> Vec<Notification> {
+        lock(&self.log).clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl AgentNotifier for RecordingNotifier {
+    async fn offer(&self, conversation: &Conversation, offer: &Offer) {
+        lock(&self.log).push(Notification::Offer { conversation: conversation.id.clone(), offer: offer.clone() });
+    }
+
+    async fn withdraw(&self, conversation: &ConversationId, agent: &AgentId) {
+        lock(&self.log).push(Notification::Withdraw { conversation: conversation.clone(), agent: agent.clone() });
+    }
+
+    async fn updated(&self, conversation: &Conversation, lines: &[TranscriptLine]) {
+        lock(&self.log).push(Notification::Updated {
+            conversation: conversation.id.clone(),
+            state: conversation.state.kind(),
+            lines: lines.to_vec(),
+        });
+    }
+}
+
+/// A [`MediaStore`] in memory, content-addressed (the key is the SHA-256 of the bytes).
+#[derive(Default)]
+pub struct InMemoryMediaStore {
+    files: Mutex<HashMap<String, (Bytes, Option<String>)>>,
+}
+
+impl std::fmt::Debug for InMemoryMediaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InMemoryMediaStore").field("files", &lock(&self.files).len()).finish()
+    }
+}
+
+impl InMemoryMediaStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait::async_trait]
+impl MediaStore for InMemoryMediaStore {
+    async fn put(&self, bytes: Bytes, content_type: Option<&str>) -> Result<String, StoreError> {
+        let digest = Sha256::digest(&bytes);
+        let key: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        lock(&self.files).entry(key.clone()).or_insert((bytes, content_type.map(str::to_owned)));
+        Ok(key)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<(Bytes, Option<String>)>, StoreError> {
+        Ok(lock(&self.files).get(key).cloned())
+    }
+}

@@ -1,0 +1,190 @@
+//! What the channel keeps, and how agents are found: traits the host implements, with
+//! in-memory implementations.
+//!
+//! Each trait is small, object-safe (`async-trait`) and has a written contract; durable
+//! implementations must keep it.
+//!
+//! - [`ConversationStore`]: conversations, transcripts, and the outbox of effects.
+//! - [`DedupStore`]: "first time I see this event?", atomically, with a time-to-live.
+//! - [`AgentRouter`]: which agent gets an offer; agents' presence and capacity.
+//! - [`AgentNotifier`]: how offers and updates reach agents' screens.
+//! - [`MediaStore`]: inbound files' bytes, kept after Messenger's links expire.
+
+mod memory;
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+pub use memory::{
+    DEFAULT_AGENT_CAPACITY, InMemoryDedup, InMemoryMediaStore, InMemoryRouter, InMemoryStore, Notification,
+    Presence, RecordingNotifier,
+};
+
+use crate::conversation::{Conversation, Effect, Offer, TranscriptLine};
+use crate::ids::{AgentId, ConversationId, PageId, UserId};
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The conversation changed since it was read (a stale version), or an open conversation
+    /// already exists for the page and customer. Reload and try again.
+    #[error("conflict: the conversation changed concurrently")]
+    Conflict,
+    /// No such conversation.
+    #[error("no conversation {0}")]
+    NotFound(ConversationId),
+    /// The backend failed.
+    #[error("storage backend: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A conversation with its stored version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The conversation.
+    pub conversation: Conversation,
+    /// Its version: 1 when created, one more at each save.
+    pub version: u64,
+}
+
+/// One state change to save atomically: the conversation, the transcript lines and the
+/// effects it produced.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// The conversation after the change.
+    pub conversation: Conversation,
+    /// The version read (`None` to create it).
+    pub expected_version: Option<u64>,
+    /// Lines to append to its transcript.
+    pub transcript: Vec<TranscriptLine>,
+    /// Effects to deliver after the commit (the outbox).
+    pub effects: Vec<Effect>,
+    /// When the conversation next needs a [`crate::conversation::Input::Tick`] (its
+    /// [`Conversation::next_deadline`]), for [`ConversationStore::due`].
+    pub deadline: Option<SystemTime>,
+}
+
+/// An effect saved with its state change and not yet delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEffect {
+    /// A stable key: the conversation, the version the commit produced, and the effect's
+    /// index. A consumer that sees the same key twice can drop the repeat.
+    pub key: String,
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// The effect.
+    pub effect: Effect,
+}
+
+/// Conversations, transcripts and the outbox.
+///
+/// Contract:
+/// - `commit` is atomic: the conversation, its transcript lines and its effects are all saved,
+///   or none is. With `expected_version: Some(v)` it fails with [`StoreError::Conflict`] unless
+///   the stored version is `v` (a stale save never overwrites). With `None` it creates the
+///   conversation, and fails with `Conflict` if an open (not closed) conversation exists for
+///   the same page and customer: at most one open conversation per (page, customer).
+/// - The transcript is append-only and keeps the order of appends.
+/// - Effects of a commit stay pending until `complete` is called with their key.
+#[async_trait::async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// The open conversation for a page and customer, if any.
+    async fn find_open(&self, page: &PageId<'_>, customer: &UserId<'_>) -> Result<Option<Stored>, StoreError>;
+
+    /// A conversation by id.
+    async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError>;
+
+    /// Saves a state change with its transcript lines and effects; returns the new version
+    /// and the pending effects (with their keys), in order.
+    async fn commit(&self, commit: Commit) -> Result<(u64, Vec<PendingEffect>), StoreError>;
+
+    /// Appends lines to a transcript outside a state change (a delivery's outcome).
+    async fn append(&self, id: &ConversationId, lines: Vec<TranscriptLine>) -> Result<(), StoreError>;
+
+    /// The whole transcript, in order.
+    async fn transcript(&self, id: &ConversationId) -> Result<Vec<TranscriptLine>, StoreError>;
+
+    /// The conversations an agent holds (Active or Wrap-up), or was offered, or left Waiting.
+    async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError>;
+
+    /// Every conversation not closed.
+    async fn list_open(&self) -> Result<Vec<Stored>, StoreError>;
+
+    /// Conversations with something due at or before `now` (offer deadline, auto-close).
+    async fn due(&self, now: SystemTime) -> Result<Vec<ConversationId>, StoreError>;
+
+    /// Effects not yet delivered, oldest first (after a crash, deliver these again).
+    async fn pending(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError>;
+
+    /// Marks an effect delivered.
+    async fn complete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// Redelivery detection.
+///
+/// Contract: `first_seen` is one atomic step: of any number of concurrent calls with the same
+/// key, exactly one returns `true` until the key expires (`ttl` after it was recorded).
+/// `forget` removes a key, so that an event whose processing failed can be processed again.
+#[async_trait::async_trait]
+pub trait DedupStore: Send + Sync {
+    /// Records `key`; `true` if it was not already recorded (and unexpired).
+    async fn first_seen(&self, key: &str, now: SystemTime, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// Forgets `key`.
+    async fn forget(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// Choosing agents.
+///
+/// Contract: `pick` returns an available agent with free capacity, not in `exclude`, and
+/// `prefer` when that agent qualifies; `None` when nobody does. `session_started` and
+/// `session_released` keep the agent's load, which `pick` respects.
+#[async_trait::async_trait]
+pub trait AgentRouter: Send + Sync {
+    /// An agent for a conversation of `page`.
+    async fn pick(&self, page: &PageId<'_>, exclude: &[AgentId], prefer: Option<&AgentId>) -> Option<AgentId>;
+
+    /// The agent took a session.
+    async fn session_started(&self, agent: &AgentId);
+
+    /// The agent's session ended.
+    async fn session_released(&self, agent: &AgentId);
+}
+
+/// Delivering news to agents (a websocket, server-sent events, push, e-mail…).
+///
+/// Contract: calls are notifications, delivered at least once; a notifier must not fail the
+/// channel (it logs its own errors).
+#[async_trait::async_trait]
+pub trait AgentNotifier: Send + Sync {
+    /// A conversation is offered to an agent, until `offer.expires_at`.
+    async fn offer(&self, conversation: &Conversation, offer: &Offer);
+
+    /// An offer lapsed: remove it from the agent's screen.
+    async fn withdraw(&self, conversation: &ConversationId, agent: &AgentId);
+
+    /// A conversation changed (state or transcript).
+    async fn updated(&self, conversation: &Conversation, lines: &[TranscriptLine]);
+}
+
+/// Inbound files' bytes, under stable keys.
+///
+/// Contract: `put` returns a key that `get` resolves to the same bytes and type, for as long as
+/// the host keeps the store; storing the same bytes twice may return the same key.
+#[async_trait::async_trait]
+pub trait MediaStore: Send + Sync {
+    /// Stores a file; returns its key.
+    async fn put(&self, bytes: Bytes, content_type: Option<&str>) -> Result<String, StoreError>;
+
+    /// A stored file and its type.
+    async fn get(&self, key: &str) -> Result<Option<(Bytes, Option<String>)>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static_assertions::assert_obj_safe!(ConversationStore, DedupStore, AgentRouter, AgentNotifier, MediaStore);
+}

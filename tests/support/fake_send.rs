@@ -1,0 +1,89 @@
+//! A fake `SendApi` that records what it is asked to send and answers with sequential ids.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use messenger_channel::ids::{AppId, PageId};
+use messenger_channel::send::{
+    AttachmentSource, Media, MediaKind, SendApi, SendError, SendRequest, SendResponse, SenderAction,
+    UserProfile,
+};
+
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub page: String,
+    pub body: serde_json::Value,
+    pub file: Option<(String, usize)>,
+}
+
+#[derive(Default)]
+pub struct FakeSend {
+    pub sent: Mutex<Vec<Sent>>,
+    next: AtomicU64,
+    /// When set, every send fails with this error.
+    pub fail_with: Mutex<Option<SendError>>,
+}
+
+impl FakeSend {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn sent(&self) -> Vec<Sent> {
+        self.sent.lock().unwrap().clone()
+    }
+
+    pub fn texts(&self) -> Vec<String> {
+        self.sent()
+            .iter()
+            .filter_map(|s| s.body["message"]["text"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl SendApi for FakeSend {
+    async fn send(&self, page: &PageId<'_>, request: &SendRequest) -> Result<SendResponse, SendError> {
+        if let Some(e) = self.fail_with.lock().unwrap().clone() {
+            return Err(e);
+        }
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.sent.lock().unwrap().push(Sent {
+            page: page.as_str().to_owned(),
+            body: request.to_json(),
+            file: request.message().upload().map(|u| (u.file_name().to_owned(), u.bytes().len())),
+        });
+        Ok(SendResponse {
+            recipient_id: Some(request.recipient().to_owned()),
+            message_id: format!("m_out_{n}"),
+            attachment_id: None,
+        })
+    }
+    async fn sender_action(&self, _: &PageId<'_>, _: &str, _: SenderAction) -> Result<(), SendError> {
+        Ok(())
+    }
+    async fn upload_attachment(&self, _: &PageId<'_>, _: MediaKind, _: &AttachmentSource) -> Result<String, SendError> {
+        Ok("1".into())
+    }
+    async fn pass_thread_control(&self, _: &PageId<'_>, _: &str, _: AppId, _: Option<&str>) -> Result<(), SendError> {
+        Ok(())
+    }
+    async fn take_thread_control(&self, _: &PageId<'_>, _: &str, _: Option<&str>) -> Result<(), SendError> {
+        Ok(())
+    }
+    async fn request_thread_control(&self, _: &PageId<'_>, _: &str, _: Option<&str>) -> Result<(), SendError> {
+        Ok(())
+    }
+    async fn release_thread_control(&self, _: &PageId<'_>, _: &str) -> Result<(), SendError> {
+        Ok(())
+    }
+    async fn thread_owner(&self, _: &PageId<'_>, _: &str) -> Result<Option<AppId>, SendError> {
+        Ok(None)
+    }
+    async fn user_profile(&self, _: &PageId<'_>, _: &str) -> Result<UserProfile, SendError> {
+        Ok(UserProfile::default())
+    }
+    async fn download(&self, _: &str, _: u64) -> Result<Media, SendError> {
+        Err(SendError::TooLarge { max: 0 })
+    }
+}
