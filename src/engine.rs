@@ -38,16 +38,16 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use crate::attachment::{AttachmentInfo, AttachmentPolicy, Direction, Violation};
+use crate::attachment::{
+    AttachmentInfo, AttachmentPolicy, Direction, UNSUPPORTED_INBOUND_NOTICE, Violation,
+};
 use crate::conversation::{
-    Author, Conversation, ConversationConfig, Effect, FileLine, Inbound, Input, LineBody,
-    Outgoing, TranscriptLine, TransitionError,
+    Author, Conversation, ConversationConfig, Effect, FileLine, Inbound, Input, LineBody, Outgoing,
+    TranscriptLine, TransitionError,
 };
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 use crate::policy::{Sender, WindowConfig, WindowDenial, check_window};
-use crate::send::{
-    AttachmentSource, MediaKind, Message, SendApi, SendError, SendRequest, Upload,
-};
+use crate::send::{AttachmentSource, MediaKind, Message, SendApi, SendError, SendRequest, Upload};
 use crate::store::{
     AgentNotifier, AgentRouter, Commit, ConversationStore, DedupStore, InMemoryDedup,
     InMemoryRouter, InMemoryStore, MediaStore, PendingEffect, RecordingNotifier, StoreError,
@@ -136,7 +136,9 @@ pub struct EngineBuilder {
 
 impl std::fmt::Debug for EngineBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EngineBuilder").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("EngineBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -244,7 +246,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -262,7 +266,12 @@ fn conversation_id(page: &PageId<'_>, customer: &UserId<'_>, seed: &str) -> Conv
         h.update([0]);
     }
     let digest = h.finalize();
-    ConversationId::new(digest[..12].iter().map(|b| format!("{b:02x}")).collect::<String>())
+    ConversationId::new(
+        digest[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+    )
 }
 
 fn media_kind(mime: &str) -> MediaKind {
@@ -343,10 +352,18 @@ impl Engine {
     /// # Errors
     /// Store and transition failures; the event is then forgotten by the dedup store, so a
     /// redelivery is processed again.
-    pub async fn handle_event(&self, event: &Event<'_>, now: SystemTime) -> Result<EventOutcome, EngineError> {
+    pub async fn handle_event(
+        &self,
+        event: &Event<'_>,
+        now: SystemTime,
+    ) -> Result<EventOutcome, EngineError> {
         let relevant = match &event.kind {
-            EventKind::Message(_) | EventKind::Postback(_) => !event.standby && event.sender.is_some(),
-            EventKind::TakeThreadControl(_) | EventKind::PassThreadControl(_) => event.sender.is_some(),
+            EventKind::Message(_) | EventKind::Postback(_) => {
+                !event.standby && event.sender.is_some()
+            }
+            EventKind::TakeThreadControl(_) | EventKind::PassThreadControl(_) => {
+                event.sender.is_some()
+            }
             _ => false,
         };
         if !relevant {
@@ -365,9 +382,17 @@ impl Engine {
         result
     }
 
-    async fn process(&self, event: &Event<'_>, now: SystemTime) -> Result<EventOutcome, EngineError> {
+    async fn process(
+        &self,
+        event: &Event<'_>,
+        now: SystemTime,
+    ) -> Result<EventOutcome, EngineError> {
         let page = event.page_id.clone().into_owned();
-        let customer = event.sender.clone().map(UserId::into_owned).expect("checked by the caller");
+        let customer = event
+            .sender
+            .clone()
+            .map(UserId::into_owned)
+            .expect("checked by the caller");
         match &event.kind {
             EventKind::TakeThreadControl(_) | EventKind::PassThreadControl(_) => {
                 let Some(stored) = self.store.find_open(&page, &customer).await? else {
@@ -387,9 +412,22 @@ impl Engine {
                     lines.push(LineBody::Text(text.decode().into_owned()));
                 }
                 for attachment in &m.attachments {
-                    lines.push(LineBody::File(self.inbound_file(attachment).await));
+                    let file = self.inbound_file(attachment).await;
+                    // A refused file never reaches the agent as a file: the panel shows the
+                    // Omnichannel notice, with the policy's reason.
+                    let refusal = file
+                        .rejected
+                        .as_ref()
+                        .map(|(_, why)| format!("{UNSUPPORTED_INBOUND_NOTICE}. {why}"));
+                    lines.push(LineBody::File(file));
+                    if let Some(notice) = refusal {
+                        lines.push(LineBody::Notice(notice));
+                    }
                 }
-                let inbound = Inbound { mid: Some(m.mid.as_str().to_owned()), lines };
+                let inbound = Inbound {
+                    mid: Some(m.mid.as_str().to_owned()),
+                    lines,
+                };
                 self.customer_input(page, customer, inbound, now).await?;
                 Ok(EventOutcome::Handled)
             }
@@ -398,7 +436,10 @@ impl Engine {
                     title: p.title.map(|t| t.decode().into_owned()),
                     payload: p.payload.map(|t| t.decode().into_owned()),
                 };
-                let inbound = Inbound { mid: p.mid.as_ref().map(|m| m.as_str().to_owned()), lines: vec![body] };
+                let inbound = Inbound {
+                    mid: p.mid.as_ref().map(|m| m.as_str().to_owned()),
+                    lines: vec![body],
+                };
                 self.customer_input(page, customer, inbound, now).await?;
                 Ok(EventOutcome::Handled)
             }
@@ -417,7 +458,9 @@ impl Engine {
             url: url.clone(),
             media_key: None,
             size: None,
-            rejected: verdict.first().map(|v| (v.code().to_owned(), v.to_string())),
+            rejected: verdict
+                .first()
+                .map(|v| (v.code().to_owned(), v.to_string())),
         };
         if line.rejected.is_some() || !self.download_inbound {
             return line;
@@ -443,7 +486,10 @@ impl Engine {
                 if let Some(v) = verdict.first() {
                     line.rejected = Some((v.code().to_owned(), v.to_string()));
                 } else {
-                    match media.put(file.bytes.clone(), file.content_type.as_deref()).await {
+                    match media
+                        .put(file.bytes.clone(), file.content_type.as_deref())
+                        .await
+                    {
                         Ok(key) => line.media_key = Some(key),
                         Err(e) => tracing::warn!(error = %e, "could not store an inbound file"),
                     }
@@ -467,24 +513,41 @@ impl Engine {
         now: SystemTime,
     ) -> Result<(), EngineError> {
         for _ in 0..self.conflict_retries {
-            let (conversation, effects, expected) = match self.store.find_open(&page, &customer).await? {
-                None => {
-                    let seed = inbound.mid.clone().unwrap_or_else(|| format!("{now:?}"));
-                    let id = conversation_id(&page, &customer, &seed);
-                    let (c, effects) = Conversation::start(id, page.clone(), customer.clone(), inbound.clone(), now, &self.config);
-                    (c, effects, None)
-                }
-                Some(stored) => {
-                    let mut c = stored.conversation;
-                    let effects = c.apply(Input::CustomerMessage(inbound.clone()), now, &self.config)?;
-                    (c, effects, Some(stored.version))
-                }
-            };
+            let (conversation, effects, expected) =
+                match self.store.find_open(&page, &customer).await? {
+                    None => {
+                        let seed = inbound.mid.clone().unwrap_or_else(|| format!("{now:?}"));
+                        let id = conversation_id(&page, &customer, &seed);
+                        let (c, effects) = Conversation::start(
+                            id,
+                            page.clone(),
+                            customer.clone(),
+                            inbound.clone(),
+                            now,
+                            &self.config,
+                        );
+                        (c, effects, None)
+                    }
+                    Some(stored) => {
+                        let mut c = stored.conversation;
+                        let effects =
+                            c.apply(Input::CustomerMessage(inbound.clone()), now, &self.config)?;
+                        (c, effects, Some(stored.version))
+                    }
+                };
             match self.commit(conversation, expected, effects).await {
                 Ok((conversation, pending, lines)) => {
                     let mut queue = VecDeque::new();
                     let mut outcome = Outcome::default();
-                    self.deliver(&conversation, pending, &lines, now, &mut queue, &mut outcome).await;
+                    self.deliver(
+                        &conversation,
+                        pending,
+                        &lines,
+                        now,
+                        &mut queue,
+                        &mut outcome,
+                    )
+                    .await;
                     self.drain(queue, now, &mut outcome).await;
                     return Ok(());
                 }
@@ -532,12 +595,19 @@ impl Engine {
         let span = tracing::debug_span!("transition", conversation = %id, input = ?input.kind());
         let _enter = span.enter();
         for _ in 0..self.conflict_retries {
-            let stored = self.store.load(id).await?.ok_or_else(|| EngineError::NotFound(id.clone()))?;
+            let stored = self
+                .store
+                .load(id)
+                .await?
+                .ok_or_else(|| EngineError::NotFound(id.clone()))?;
             let mut conversation = stored.conversation;
             let from = conversation.state.kind();
             let effects = conversation.apply(input.clone(), now, &self.config)?;
             tracing::debug!(?from, to = ?conversation.state.kind(), effects = effects.len(), "transition");
-            match self.commit(conversation, Some(stored.version), effects).await {
+            match self
+                .commit(conversation, Some(stored.version), effects)
+                .await
+            {
                 Ok(done) => return Ok(done),
                 Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e.into()),
@@ -547,25 +617,54 @@ impl Engine {
     }
 
     /// Applies an input and everything it leads to (offers found by the router).
-    async fn run(&self, id: ConversationId, input: Input, now: SystemTime) -> Result<Outcome, EngineError> {
+    async fn run(
+        &self,
+        id: ConversationId,
+        input: Input,
+        now: SystemTime,
+    ) -> Result<Outcome, EngineError> {
         let (conversation, pending, lines) = self.apply(&id, &input, now).await?;
         let mut queue = VecDeque::new();
         let mut outcome = Outcome::default();
-        self.deliver(&conversation, pending, &lines, now, &mut queue, &mut outcome).await;
+        self.deliver(
+            &conversation,
+            pending,
+            &lines,
+            now,
+            &mut queue,
+            &mut outcome,
+        )
+        .await;
         self.drain(queue, now, &mut outcome).await;
         Ok(outcome)
     }
 
     /// Follow-up inputs (offers), each applied and delivered in turn.
-    async fn drain(&self, mut queue: VecDeque<(ConversationId, Input)>, now: SystemTime, outcome: &mut Outcome) {
+    async fn drain(
+        &self,
+        mut queue: VecDeque<(ConversationId, Input)>,
+        now: SystemTime,
+        outcome: &mut Outcome,
+    ) {
         while let Some((id, input)) = queue.pop_front() {
             match self.apply(&id, &input, now).await {
                 Ok((conversation, pending, lines)) => {
-                    self.deliver(&conversation, pending, &lines, now, &mut queue, outcome).await;
+                    self.deliver(&conversation, pending, &lines, now, &mut queue, outcome)
+                        .await;
                 }
-                // Another instance made an offer meanwhile, or the conversation moved on.
-                Err(EngineError::Transition(e)) => tracing::debug!(error = %e, "follow-up dropped"),
-                Err(e) => tracing::warn!(error = %e, "follow-up failed"),
+                Err(e) => {
+                    // Another instance made an offer meanwhile, or the conversation moved on:
+                    // the agent picked for it is free again.
+                    if let Input::OfferTo(agent) = &input {
+                        self.router.offer_ended(agent).await;
+                    }
+                    match e {
+                        EngineError::Transition(e) => {
+                            tracing::debug!(error = %e, "follow-up dropped")
+                        }
+                        e => tracing::warn!(error = %e, "follow-up failed"),
+                    }
+                }
             }
         }
     }
@@ -584,17 +683,27 @@ impl Engine {
         for p in pending {
             match &p.effect {
                 Effect::Send { agent, message } => {
-                    if let Some(line) = self.deliver_send(conversation, agent.as_ref(), message, now, outcome).await {
+                    if let Some(line) = self
+                        .deliver_send(conversation, agent.as_ref(), message, now, outcome)
+                        .await
+                    {
                         new_lines.push(line);
                     }
                 }
                 Effect::RequestOffer { exclude, prefer } => {
-                    if let Some(agent) = self.router.pick(&conversation.page, exclude, prefer.as_ref()).await {
+                    if let Some(agent) = self
+                        .router
+                        .pick(&conversation.page, exclude, prefer.as_ref())
+                        .await
+                    {
                         queue.push_back((conversation.id.clone(), Input::OfferTo(agent)));
                     }
                 }
                 Effect::NotifyOffer(offer) => self.notifier.offer(conversation, offer).await,
-                Effect::WithdrawOffer { agent } => self.notifier.withdraw(&conversation.id, agent).await,
+                Effect::WithdrawOffer { agent } => {
+                    self.notifier.withdraw(&conversation.id, agent).await
+                }
+                Effect::OfferEnded { agent } => self.router.offer_ended(agent).await,
                 Effect::SessionStarted { agent } => self.router.session_started(agent).await,
                 Effect::SessionReleased { agent } => self.router.session_released(agent).await,
                 _ => {}
@@ -615,20 +724,39 @@ impl Engine {
         now: SystemTime,
         outcome: &mut Outcome,
     ) -> Option<TranscriptLine> {
-        let sender = if agent.is_some() { Sender::HumanAgent } else { Sender::Automation };
+        let sender = if agent.is_some() {
+            Sender::HumanAgent
+        } else {
+            Sender::Automation
+        };
         let (built, body) = match message {
-            Outgoing::Text(text) => (Message::text(text).map_err(SendError::from), LineBody::Text(text.clone())),
-            Outgoing::PrivacyNotice(text) => (Message::text(text).map_err(SendError::from), LineBody::Notice(text.clone())),
-            Outgoing::File { media_key, name, mime } => {
+            Outgoing::Text(text) => (
+                Message::text(text).map_err(SendError::from),
+                LineBody::Text(text.clone()),
+            ),
+            Outgoing::PrivacyNotice(text) => (
+                Message::text(text).map_err(SendError::from),
+                LineBody::Notice(text.clone()),
+            ),
+            Outgoing::File {
+                media_key,
+                name,
+                mime,
+            } => {
                 let file = match &self.media {
                     Some(media) => media.get(media_key).await.ok().flatten(),
                     None => None,
                 };
                 let built = match file {
                     Some((bytes, _)) => Upload::new(bytes.clone(), name, mime)
-                        .and_then(|u| Message::attachment(media_kind(mime), AttachmentSource::Upload(u)))
+                        .and_then(|u| {
+                            Message::attachment(media_kind(mime), AttachmentSource::Upload(u))
+                        })
                         .map_err(SendError::from),
-                    None => Err(SendError::UnexpectedResponse { status: 0, snippet: "the file is no longer stored".into() }),
+                    None => Err(SendError::UnexpectedResponse {
+                        status: 0,
+                        snippet: "the file is no longer stored".into(),
+                    }),
                 };
                 let line = FileLine {
                     name: name.clone(),
@@ -641,13 +769,25 @@ impl Engine {
                 (built, LineBody::File(line))
             }
         };
-        let result = match (built, check_window(conversation.last_customer_message_at, now, sender, &self.window)) {
+        let result = match (
+            built,
+            check_window(
+                conversation.last_customer_message_at,
+                now,
+                sender,
+                &self.window,
+            ),
+        ) {
             (Ok(message), Ok(marking)) => {
-                let request = SendRequest::new(conversation.customer.as_str(), message).marking(marking);
+                let request =
+                    SendRequest::new(conversation.customer.as_str(), message).marking(marking);
                 self.send.send(&conversation.page, &request).await
             }
             (Err(e), _) => Err(e),
-            (_, Err(denial)) => Err(SendError::UnexpectedResponse { status: 0, snippet: denial.to_string() }),
+            (_, Err(denial)) => Err(SendError::UnexpectedResponse {
+                status: 0,
+                snippet: denial.to_string(),
+            }),
         };
         let author = agent.map_or(Author::System, |a| Author::Agent(a.clone()));
         let line = match result {
@@ -657,16 +797,30 @@ impl Engine {
                     // The machine already recorded the notice.
                     return None;
                 }
-                TranscriptLine { at: now, author, body, mid: Some(sent.message_id) }
+                TranscriptLine {
+                    at: now,
+                    author,
+                    body,
+                    mid: Some(sent.message_id),
+                }
             }
             Err(e) => {
                 tracing::warn!(conversation = %conversation.id, error = %e, "send failed");
-                let line = TranscriptLine { at: now, author: Author::System, body: LineBody::Notice(format!("not delivered: {e}")), mid: None };
+                let line = TranscriptLine {
+                    at: now,
+                    author: Author::System,
+                    body: LineBody::Notice(format!("not delivered: {e}")),
+                    mid: None,
+                };
                 outcome.send_error.get_or_insert(e);
                 line
             }
         };
-        if let Err(e) = self.store.append(&conversation.id, vec![line.clone()]).await {
+        if let Err(e) = self
+            .store
+            .append(&conversation.id, vec![line.clone()])
+            .await
+        {
             tracing::warn!(error = %e, "could not record a delivery");
         }
         Some(line)
@@ -676,50 +830,106 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError::Transition`] when the offer was not made to this agent or has expired.
-    pub async fn accept(&self, id: &ConversationId, agent: &AgentId, now: SystemTime) -> Result<(), EngineError> {
-        self.run(id.clone(), Input::Accept(agent.clone()), now).await.map(drop)
+    pub async fn accept(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        now: SystemTime,
+    ) -> Result<(), EngineError> {
+        self.run(id.clone(), Input::Accept(agent.clone()), now)
+            .await
+            .map(drop)
     }
 
     /// The agent rejects an offer; it goes to another agent.
     ///
     /// # Errors
     /// As [`Engine::accept`].
-    pub async fn reject(&self, id: &ConversationId, agent: &AgentId, now: SystemTime) -> Result<(), EngineError> {
-        self.run(id.clone(), Input::Reject(agent.clone()), now).await.map(drop)
+    pub async fn reject(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        now: SystemTime,
+    ) -> Result<(), EngineError> {
+        self.run(id.clone(), Input::Reject(agent.clone()), now)
+            .await
+            .map(drop)
     }
 
     /// The agent presses End (Wrap-up).
     ///
     /// # Errors
     /// [`EngineError::Transition`] unless the agent holds the conversation, Active.
-    pub async fn end(&self, id: &ConversationId, agent: &AgentId, now: SystemTime) -> Result<(), EngineError> {
-        self.run(id.clone(), Input::End(agent.clone()), now).await.map(drop)
+    pub async fn end(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        now: SystemTime,
+    ) -> Result<(), EngineError> {
+        self.run(id.clone(), Input::End(agent.clone()), now)
+            .await
+            .map(drop)
     }
 
     /// The agent closes the session: Waiting from Active, Closed from Wrap-up.
     ///
     /// # Errors
     /// [`EngineError::Transition`] unless the agent holds the conversation.
-    pub async fn close_session(&self, id: &ConversationId, agent: &AgentId, now: SystemTime) -> Result<(), EngineError> {
-        self.run(id.clone(), Input::CloseSession(agent.clone()), now).await.map(drop)
+    pub async fn close_session(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        now: SystemTime,
+    ) -> Result<(), EngineError> {
+        self.run(id.clone(), Input::CloseSession(agent.clone()), now)
+            .await
+            .map(drop)
     }
 
     /// The agent revives a Waiting conversation.
     ///
     /// # Errors
     /// [`EngineError::Transition`] unless the agent held it.
-    pub async fn revive(&self, id: &ConversationId, agent: &AgentId, now: SystemTime) -> Result<(), EngineError> {
-        self.run(id.clone(), Input::Revive(agent.clone()), now).await.map(drop)
+    pub async fn revive(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        now: SystemTime,
+    ) -> Result<(), EngineError> {
+        self.run(id.clone(), Input::Revive(agent.clone()), now)
+            .await
+            .map(drop)
     }
 
     /// Checks that the agent may send now: holds the conversation, thread not paused, window
     /// open. Returns the conversation.
-    async fn check_send(&self, id: &ConversationId, agent: &AgentId, now: SystemTime) -> Result<Conversation, EngineError> {
-        let stored = self.store.load(id).await?.ok_or_else(|| EngineError::NotFound(id.clone()))?;
+    async fn check_send(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        now: SystemTime,
+    ) -> Result<Conversation, EngineError> {
+        let stored = self
+            .store
+            .load(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(id.clone()))?;
         let c = stored.conversation;
         // A dry run of the transition: holder, state and pause are checked without saving.
-        c.clone().apply(Input::AgentSend { agent: agent.clone(), message: Outgoing::Text(String::new()) }, now, &self.config)?;
-        check_window(c.last_customer_message_at, now, Sender::HumanAgent, &self.window)?;
+        c.clone().apply(
+            Input::AgentSend {
+                agent: agent.clone(),
+                message: Outgoing::Text(String::new()),
+            },
+            now,
+            &self.config,
+        )?;
+        check_window(
+            c.last_customer_message_at,
+            now,
+            Sender::HumanAgent,
+            &self.window,
+        )?;
         Ok(c)
     }
 
@@ -729,11 +939,24 @@ impl Engine {
     /// # Errors
     /// [`EngineError::Window`], [`EngineError::Transition`], [`EngineError::Send`] (with
     /// [`SendError::Invalid`] for a message over the platform's limits).
-    pub async fn send_text(&self, id: &ConversationId, agent: &AgentId, text: &str, now: SystemTime) -> Result<String, EngineError> {
+    pub async fn send_text(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        text: &str,
+        now: SystemTime,
+    ) -> Result<String, EngineError> {
         Message::text(text).map_err(SendError::from)?;
         self.check_send(id, agent, now).await?;
         let outcome = self
-            .run(id.clone(), Input::AgentSend { agent: agent.clone(), message: Outgoing::Text(text.to_owned()) }, now)
+            .run(
+                id.clone(),
+                Input::AgentSend {
+                    agent: agent.clone(),
+                    message: Outgoing::Text(text.to_owned()),
+                },
+                now,
+            )
             .await?;
         match outcome.send_error {
             Some(e) => Err(e.into()),
@@ -769,8 +992,21 @@ impl Engine {
         let media = self.media.as_ref().ok_or(EngineError::NoMediaStore)?;
         self.check_send(id, agent, now).await?;
         let media_key = media.put(bytes, Some(mime)).await?;
-        let message = Outgoing::File { media_key, name: safe_name, mime: mime.to_owned() };
-        let outcome = self.run(id.clone(), Input::AgentSend { agent: agent.clone(), message }, now).await?;
+        let message = Outgoing::File {
+            media_key,
+            name: safe_name,
+            mime: mime.to_owned(),
+        };
+        let outcome = self
+            .run(
+                id.clone(),
+                Input::AgentSend {
+                    agent: agent.clone(),
+                    message,
+                },
+                now,
+            )
+            .await?;
         match outcome.send_error {
             Some(e) => Err(e.into()),
             None => Ok(outcome.sent.last().cloned().unwrap_or_default()),
@@ -803,7 +1039,12 @@ impl Engine {
                     .collect();
                 if let Some(agent) = self.router.pick(&c.page, &exclude, None).await {
                     let mut outcome = Outcome::default();
-                    self.drain(VecDeque::from([(c.id.clone(), Input::OfferTo(agent))]), now, &mut outcome).await;
+                    self.drain(
+                        VecDeque::from([(c.id.clone(), Input::OfferTo(agent))]),
+                        now,
+                        &mut outcome,
+                    )
+                    .await;
                 }
             }
         }
@@ -825,7 +1066,15 @@ impl Engine {
                 self.store.complete(&p.key).await?;
                 continue;
             };
-            self.deliver(&stored.conversation, vec![p], &[], now, &mut queue, &mut outcome).await;
+            self.deliver(
+                &stored.conversation,
+                vec![p],
+                &[],
+                now,
+                &mut queue,
+                &mut outcome,
+            )
+            .await;
         }
         self.drain(queue, now, &mut outcome).await;
         Ok(count)

@@ -96,7 +96,9 @@ string_id!(
 );
 
 /// A Meta app id (thread-control events, echoes).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize, serde::Deserialize,
+)]
 pub struct AppId(pub u64);
 
 macro_rules! owned_id {

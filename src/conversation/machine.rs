@@ -21,7 +21,9 @@ pub enum TransitionError {
         input: InputKind,
     },
     /// The conversation is closed; closed conversations never change.
-    #[error("the conversation is closed; {input:?} is not possible (a new message starts a new conversation)")]
+    #[error(
+        "the conversation is closed; {input:?} is not possible (a new message starts a new conversation)"
+    )]
     Closed {
         /// The input.
         input: InputKind,
@@ -151,7 +153,9 @@ impl Conversation {
         config: &ConversationConfig,
     ) -> Result<Vec<Effect>, TransitionError> {
         if self.is_closed() {
-            return Err(TransitionError::Closed { input: input.kind() });
+            return Err(TransitionError::Closed {
+                input: input.kind(),
+            });
         }
         let input_kind = input.kind();
         match input {
@@ -169,60 +173,104 @@ impl Conversation {
                 }
                 self.last_activity_at = now;
                 Ok(vec![
-                    Effect::Send { agent: Some(agent), message },
-                    Effect::SetTimer { timer: TimerKind::Close, at: now + config.auto_close_open_active },
+                    Effect::Send {
+                        agent: Some(agent),
+                        message,
+                    },
+                    Effect::SetTimer {
+                        timer: TimerKind::Close,
+                        at: now + config.auto_close_open_active,
+                    },
                 ])
             }
             Input::End(agent) => {
                 self.require_holder(&agent, StateKind::Active, input_kind)?;
-                self.state = State::WrapUp { agent: agent.clone() };
+                self.state = State::WrapUp {
+                    agent: agent.clone(),
+                };
                 self.last_activity_at = now;
                 Ok(vec![
                     notice(now, format!("{agent} ended the conversation")),
-                    Effect::SetTimer { timer: TimerKind::Close, at: now + config.auto_close_wrap_up },
+                    Effect::SetTimer {
+                        timer: TimerKind::Close,
+                        at: now + config.auto_close_wrap_up,
+                    },
                 ])
             }
             Input::CloseSession(agent) => match &self.state {
                 State::Active { agent: holder } if *holder == agent => {
-                    self.state = State::Waiting { agent: agent.clone() };
+                    self.state = State::Waiting {
+                        agent: agent.clone(),
+                    };
                     self.last_activity_at = now;
                     Ok(vec![
-                        Effect::SessionReleased { agent: agent.clone() },
-                        notice(now, format!("{agent} closed the session; the conversation is waiting")),
-                        Effect::SetTimer { timer: TimerKind::Close, at: now + config.waiting_inactivity },
+                        Effect::SessionReleased {
+                            agent: agent.clone(),
+                        },
+                        notice(
+                            now,
+                            format!("{agent} closed the session; the conversation is waiting"),
+                        ),
+                        Effect::SetTimer {
+                            timer: TimerKind::Close,
+                            at: now + config.waiting_inactivity,
+                        },
                     ])
                 }
                 State::WrapUp { agent: holder } if *holder == agent => {
-                    self.state = State::Closed { reason: CloseReason::Agent };
+                    self.state = State::Closed {
+                        reason: CloseReason::Agent,
+                    };
                     self.last_activity_at = now;
                     Ok(vec![
-                        Effect::SessionReleased { agent: agent.clone() },
+                        Effect::SessionReleased {
+                            agent: agent.clone(),
+                        },
                         notice(now, format!("{agent} closed the conversation")),
-                        Effect::CancelTimer { timer: TimerKind::Close },
-                        Effect::Closed { reason: CloseReason::Agent },
+                        Effect::CancelTimer {
+                            timer: TimerKind::Close,
+                        },
+                        Effect::Closed {
+                            reason: CloseReason::Agent,
+                        },
                     ])
                 }
-                State::Active { agent: holder } | State::WrapUp { agent: holder } => Err(TransitionError::NotHolder {
-                    agent,
-                    holder: Some(holder.clone()),
+                State::Active { agent: holder } | State::WrapUp { agent: holder } => {
+                    Err(TransitionError::NotHolder {
+                        agent,
+                        holder: Some(holder.clone()),
+                    })
+                }
+                other => Err(TransitionError::Illegal {
+                    state: other.kind(),
+                    input: input_kind,
                 }),
-                other => Err(TransitionError::Illegal { state: other.kind(), input: input_kind }),
             },
             Input::Revive(agent) => match &self.state {
                 State::Waiting { agent: holder } if *holder == agent => {
-                    self.state = State::Active { agent: agent.clone() };
+                    self.state = State::Active {
+                        agent: agent.clone(),
+                    };
                     self.last_activity_at = now;
                     Ok(vec![
-                        Effect::SessionStarted { agent: agent.clone() },
+                        Effect::SessionStarted {
+                            agent: agent.clone(),
+                        },
                         notice(now, format!("{agent} reopened the session")),
-                        Effect::SetTimer { timer: TimerKind::Close, at: now + config.auto_close_open_active },
+                        Effect::SetTimer {
+                            timer: TimerKind::Close,
+                            at: now + config.auto_close_open_active,
+                        },
                     ])
                 }
                 State::Waiting { agent: holder } => Err(TransitionError::NotHolder {
                     agent,
                     holder: Some(holder.clone()),
                 }),
-                other => Err(TransitionError::Illegal { state: other.kind(), input: input_kind }),
+                other => Err(TransitionError::Illegal {
+                    state: other.kind(),
+                    input: input_kind,
+                }),
             },
         }
     }
@@ -237,23 +285,42 @@ impl Conversation {
     }
 
     fn prune_declined(&mut self, now: SystemTime, config: &ConversationConfig) {
-        self.declined.retain(|d| d.at + config.reoffer_interval > now);
+        self.declined
+            .retain(|d| d.at + config.reoffer_interval > now);
     }
 
-    fn require_holder(&self, agent: &AgentId, wanted: StateKind, input: InputKind) -> Result<(), TransitionError> {
+    fn require_holder(
+        &self,
+        agent: &AgentId,
+        wanted: StateKind,
+        input: InputKind,
+    ) -> Result<(), TransitionError> {
         match &self.state {
-            State::Active { agent: holder } | State::WrapUp { agent: holder } if self.state.kind() == wanted => {
+            State::Active { agent: holder } | State::WrapUp { agent: holder }
+                if self.state.kind() == wanted =>
+            {
                 if holder == agent {
                     Ok(())
                 } else {
-                    Err(TransitionError::NotHolder { agent: agent.clone(), holder: Some(holder.clone()) })
+                    Err(TransitionError::NotHolder {
+                        agent: agent.clone(),
+                        holder: Some(holder.clone()),
+                    })
                 }
             }
-            other => Err(TransitionError::Illegal { state: other.kind(), input }),
+            other => Err(TransitionError::Illegal {
+                state: other.kind(),
+                input,
+            }),
         }
     }
 
-    fn customer_message(&mut self, inbound: Inbound, now: SystemTime, config: &ConversationConfig) -> Vec<Effect> {
+    fn customer_message(
+        &mut self,
+        inbound: Inbound,
+        now: SystemTime,
+        config: &ConversationConfig,
+    ) -> Vec<Effect> {
         let mut effects = Vec::with_capacity(inbound.lines.len() + 2);
         push_customer_lines(&mut effects, inbound, now);
         self.last_customer_message_at = Some(now);
@@ -261,15 +328,24 @@ impl Conversation {
         match &self.state {
             State::Open { offer: None } => {
                 self.prune_declined(now, config);
-                effects.push(Effect::RequestOffer { exclude: self.recently_declined(now, config), prefer: None });
+                effects.push(Effect::RequestOffer {
+                    exclude: self.recently_declined(now, config),
+                    prefer: None,
+                });
             }
             State::Waiting { agent } => {
                 let agent = agent.clone();
                 self.prune_declined(now, config);
                 let prefer = config.agent_affinity.then(|| agent.clone());
                 self.state = State::Open { offer: None };
-                effects.push(notice(now, "the customer wrote again; the conversation is back in the queue"));
-                effects.push(Effect::RequestOffer { exclude: self.recently_declined(now, config), prefer });
+                effects.push(notice(
+                    now,
+                    "the customer wrote again; the conversation is back in the queue",
+                ));
+                effects.push(Effect::RequestOffer {
+                    exclude: self.recently_declined(now, config),
+                    prefer,
+                });
             }
             _ => {}
         }
@@ -277,11 +353,19 @@ impl Conversation {
             State::WrapUp { .. } => config.auto_close_wrap_up,
             _ => config.auto_close_open_active,
         };
-        effects.push(Effect::SetTimer { timer: TimerKind::Close, at: now + close_after });
+        effects.push(Effect::SetTimer {
+            timer: TimerKind::Close,
+            at: now + close_after,
+        });
         effects
     }
 
-    fn offer_to(&mut self, agent: AgentId, now: SystemTime, config: &ConversationConfig) -> Result<Vec<Effect>, TransitionError> {
+    fn offer_to(
+        &mut self,
+        agent: AgentId,
+        now: SystemTime,
+        config: &ConversationConfig,
+    ) -> Result<Vec<Effect>, TransitionError> {
         match &self.state {
             State::Open { offer: None } => {
                 if let Some(d) = self
@@ -290,59 +374,121 @@ impl Conversation {
                     .rev()
                     .find(|d| d.agent == agent && d.at + config.reoffer_interval > now)
                 {
-                    return Err(TransitionError::RecentlyDeclined { agent, until: d.at + config.reoffer_interval });
+                    return Err(TransitionError::RecentlyDeclined {
+                        agent,
+                        until: d.at + config.reoffer_interval,
+                    });
                 }
-                let offer = Offer { agent, offered_at: now, expires_at: now + config.offer_timeout };
+                let offer = Offer {
+                    agent,
+                    offered_at: now,
+                    expires_at: now + config.offer_timeout,
+                };
                 let expires_at = offer.expires_at;
-                self.state = State::Open { offer: Some(offer.clone()) };
-                Ok(vec![Effect::NotifyOffer(offer), Effect::SetTimer { timer: TimerKind::Offer, at: expires_at }])
+                self.state = State::Open {
+                    offer: Some(offer.clone()),
+                };
+                Ok(vec![
+                    Effect::NotifyOffer(offer),
+                    Effect::SetTimer {
+                        timer: TimerKind::Offer,
+                        at: expires_at,
+                    },
+                ])
             }
-            State::Open { offer: Some(o) } => Err(TransitionError::OfferOutstanding { agent: o.agent.clone() }),
-            other => Err(TransitionError::Illegal { state: other.kind(), input: InputKind::OfferTo }),
+            State::Open { offer: Some(o) } => Err(TransitionError::OfferOutstanding {
+                agent: o.agent.clone(),
+            }),
+            other => Err(TransitionError::Illegal {
+                state: other.kind(),
+                input: InputKind::OfferTo,
+            }),
         }
     }
 
-    fn accept(&mut self, agent: &AgentId, now: SystemTime, config: &ConversationConfig) -> Result<Vec<Effect>, TransitionError> {
+    fn accept(
+        &mut self,
+        agent: &AgentId,
+        now: SystemTime,
+        config: &ConversationConfig,
+    ) -> Result<Vec<Effect>, TransitionError> {
         match &self.state {
             State::Open { offer: Some(o) } if o.agent == *agent => {
                 if now >= o.expires_at {
-                    return Err(TransitionError::OfferExpired { agent: agent.clone(), expired_at: o.expires_at });
+                    return Err(TransitionError::OfferExpired {
+                        agent: agent.clone(),
+                        expired_at: o.expires_at,
+                    });
                 }
-                self.state = State::Active { agent: agent.clone() };
+                self.state = State::Active {
+                    agent: agent.clone(),
+                };
                 self.previous_agent = Some(agent.clone());
                 self.last_activity_at = now;
                 Ok(vec![
-                    Effect::CancelTimer { timer: TimerKind::Offer },
-                    Effect::SessionStarted { agent: agent.clone() },
+                    Effect::CancelTimer {
+                        timer: TimerKind::Offer,
+                    },
+                    Effect::OfferEnded {
+                        agent: agent.clone(),
+                    },
+                    Effect::SessionStarted {
+                        agent: agent.clone(),
+                    },
                     notice(now, format!("{agent} accepted the conversation")),
-                    Effect::SetTimer { timer: TimerKind::Close, at: now + config.auto_close_open_active },
+                    Effect::SetTimer {
+                        timer: TimerKind::Close,
+                        at: now + config.auto_close_open_active,
+                    },
                 ])
             }
             State::Open { offer } => Err(TransitionError::NotOfferedTo {
                 agent: agent.clone(),
                 offered_to: offer.as_ref().map(|o| o.agent.clone()),
             }),
-            other => Err(TransitionError::Illegal { state: other.kind(), input: InputKind::Accept }),
+            other => Err(TransitionError::Illegal {
+                state: other.kind(),
+                input: InputKind::Accept,
+            }),
         }
     }
 
-    fn reject(&mut self, agent: &AgentId, now: SystemTime, config: &ConversationConfig) -> Result<Vec<Effect>, TransitionError> {
+    fn reject(
+        &mut self,
+        agent: &AgentId,
+        now: SystemTime,
+        config: &ConversationConfig,
+    ) -> Result<Vec<Effect>, TransitionError> {
         match &self.state {
             State::Open { offer: Some(o) } if o.agent == *agent => {
                 self.state = State::Open { offer: None };
                 self.prune_declined(now, config);
-                self.declined.push(Declined { agent: agent.clone(), at: now });
+                self.declined.push(Declined {
+                    agent: agent.clone(),
+                    at: now,
+                });
                 Ok(vec![
-                    Effect::CancelTimer { timer: TimerKind::Offer },
+                    Effect::CancelTimer {
+                        timer: TimerKind::Offer,
+                    },
+                    Effect::OfferEnded {
+                        agent: agent.clone(),
+                    },
                     notice(now, format!("{agent} declined the conversation")),
-                    Effect::RequestOffer { exclude: self.recently_declined(now, config), prefer: None },
+                    Effect::RequestOffer {
+                        exclude: self.recently_declined(now, config),
+                        prefer: None,
+                    },
                 ])
             }
             State::Open { offer } => Err(TransitionError::NotOfferedTo {
                 agent: agent.clone(),
                 offered_to: offer.as_ref().map(|o| o.agent.clone()),
             }),
-            other => Err(TransitionError::Illegal { state: other.kind(), input: InputKind::Reject }),
+            other => Err(TransitionError::Illegal {
+                state: other.kind(),
+                input: InputKind::Reject,
+            }),
         }
     }
 
@@ -354,14 +500,27 @@ impl Conversation {
                 let agent = o.agent.clone();
                 self.state = State::Open { offer: None };
                 self.prune_declined(now, config);
-                self.declined.push(Declined { agent: agent.clone(), at: now });
-                effects.push(Effect::WithdrawOffer { agent: agent.clone() });
+                self.declined.push(Declined {
+                    agent: agent.clone(),
+                    at: now,
+                });
+                effects.push(Effect::WithdrawOffer {
+                    agent: agent.clone(),
+                });
+                effects.push(Effect::OfferEnded {
+                    agent: agent.clone(),
+                });
                 effects.push(notice(now, format!("the offer to {agent} timed out")));
-                effects.push(Effect::RequestOffer { exclude: self.recently_declined(now, config), prefer: None });
+                effects.push(Effect::RequestOffer {
+                    exclude: self.recently_declined(now, config),
+                    prefer: None,
+                });
             }
         }
         let (after, reason) = match &self.state {
-            State::Open { .. } | State::Active { .. } => (config.auto_close_open_active, CloseReason::AutoClose),
+            State::Open { .. } | State::Active { .. } => {
+                (config.auto_close_open_active, CloseReason::AutoClose)
+            }
             State::WrapUp { .. } => (config.auto_close_wrap_up, CloseReason::AutoClose),
             State::Waiting { .. } => (config.waiting_inactivity, CloseReason::Inactivity),
             State::Closed { .. } => return effects,
@@ -372,19 +531,36 @@ impl Conversation {
         // Closing: undo what the state held.
         effects.retain(|e| !matches!(e, Effect::RequestOffer { .. }));
         match &self.state {
-            State::Open { offer: Some(o) } => effects.push(Effect::WithdrawOffer { agent: o.agent.clone() }),
+            State::Open { offer: Some(o) } => {
+                effects.push(Effect::WithdrawOffer {
+                    agent: o.agent.clone(),
+                });
+                effects.push(Effect::OfferEnded {
+                    agent: o.agent.clone(),
+                });
+            }
             State::Active { agent } | State::WrapUp { agent } => {
-                effects.push(Effect::SessionReleased { agent: agent.clone() });
+                effects.push(Effect::SessionReleased {
+                    agent: agent.clone(),
+                });
             }
             _ => {}
         }
         self.state = State::Closed { reason };
         effects.push(notice(
             now,
-            if reason == CloseReason::Inactivity { "closed after inactivity" } else { "closed automatically" },
+            if reason == CloseReason::Inactivity {
+                "closed after inactivity"
+            } else {
+                "closed automatically"
+            },
         ));
-        effects.push(Effect::CancelTimer { timer: TimerKind::Offer });
-        effects.push(Effect::CancelTimer { timer: TimerKind::Close });
+        effects.push(Effect::CancelTimer {
+            timer: TimerKind::Offer,
+        });
+        effects.push(Effect::CancelTimer {
+            timer: TimerKind::Close,
+        });
         effects.push(Effect::Closed { reason });
         effects
     }
@@ -408,6 +584,11 @@ impl Conversation {
 fn push_customer_lines(effects: &mut Vec<Effect>, inbound: Inbound, now: SystemTime) {
     let mut mid = inbound.mid;
     for body in inbound.lines {
-        effects.push(Effect::Transcript(TranscriptLine { at: now, author: Author::Customer, body, mid: mid.take() }));
+        effects.push(Effect::Transcript(TranscriptLine {
+            at: now,
+            author: Author::Customer,
+            body,
+            mid: mid.take(),
+        }));
     }
 }

@@ -391,6 +391,12 @@ pub enum Effect {
     },
     /// Notify the agent of the offer, with its countdown.
     NotifyOffer(Offer),
+    /// The offer to the agent is over (accepted, rejected, lapsed or withdrawn): the capacity
+    /// it reserved is free again.
+    OfferEnded {
+        /// The agent.
+        agent: AgentId,
+    },
     /// Remove an offer from the agent's screen (expired).
     WithdrawOffer {
         /// The agent.

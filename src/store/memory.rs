@@ -62,18 +62,30 @@ impl InMemoryStore {
 
 #[async_trait::async_trait]
 impl ConversationStore for InMemoryStore {
-    async fn find_open(&self, page: &PageId<'_>, customer: &UserId<'_>) -> Result<Option<Stored>, StoreError> {
+    async fn find_open(
+        &self,
+        page: &PageId<'_>,
+        customer: &UserId<'_>,
+    ) -> Result<Option<Stored>, StoreError> {
         let inner = lock(&self.inner);
-        let id = inner.open.get(page.as_str()).and_then(|m| m.get(customer.as_str()));
-        Ok(id.and_then(|id| inner.conversations.get(id)).map(|e| Stored {
-            conversation: e.conversation.clone(),
-            version: e.version,
-        }))
+        let id = inner
+            .open
+            .get(page.as_str())
+            .and_then(|m| m.get(customer.as_str()));
+        Ok(id
+            .and_then(|id| inner.conversations.get(id))
+            .map(|e| Stored {
+                conversation: e.conversation.clone(),
+                version: e.version,
+            }))
     }
 
     async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError> {
         let inner = lock(&self.inner);
-        Ok(inner.conversations.get(id).map(|e| Stored { conversation: e.conversation.clone(), version: e.version }))
+        Ok(inner.conversations.get(id).map(|e| Stored {
+            conversation: e.conversation.clone(),
+            version: e.version,
+        }))
     }
 
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<PendingEffect>), StoreError> {
@@ -85,7 +97,10 @@ impl ConversationStore for InMemoryStore {
         let version = match commit.expected_version {
             None => {
                 if inner.conversations.contains_key(&c.id)
-                    || inner.open.get(&page).is_some_and(|m| m.contains_key(&customer))
+                    || inner
+                        .open
+                        .get(&page)
+                        .is_some_and(|m| m.contains_key(&customer))
                 {
                     return Err(StoreError::Conflict);
                 }
@@ -105,22 +120,33 @@ impl ConversationStore for InMemoryStore {
                 }
             }
         } else {
-            inner.open.entry(page).or_default().insert(customer, c.id.clone());
+            inner
+                .open
+                .entry(page)
+                .or_default()
+                .insert(customer, c.id.clone());
         }
         let id = c.id.clone();
-        let entry = inner.conversations.entry(id.clone()).or_insert_with(|| Entry {
-            conversation: c.clone(),
-            version: 0,
-            deadline: None,
-            transcript: Vec::new(),
-        });
+        let entry = inner
+            .conversations
+            .entry(id.clone())
+            .or_insert_with(|| Entry {
+                conversation: c.clone(),
+                version: 0,
+                deadline: None,
+                transcript: Vec::new(),
+            });
         entry.conversation = c;
         entry.version = version;
         entry.deadline = commit.deadline;
         entry.transcript.extend(commit.transcript);
         let mut pending = Vec::with_capacity(commit.effects.len());
         for (i, effect) in commit.effects.into_iter().enumerate() {
-            let p = PendingEffect { key: format!("{id}:{version}:{i}"), conversation: id.clone(), effect };
+            let p = PendingEffect {
+                key: format!("{id}:{version}:{i}"),
+                conversation: id.clone(),
+                effect,
+            };
             let seq = inner.next_effect;
             inner.next_effect += 1;
             inner.outbox_keys.insert(p.key.clone(), seq);
@@ -130,16 +156,26 @@ impl ConversationStore for InMemoryStore {
         Ok((version, pending))
     }
 
-    async fn append(&self, id: &ConversationId, lines: Vec<TranscriptLine>) -> Result<(), StoreError> {
+    async fn append(
+        &self,
+        id: &ConversationId,
+        lines: Vec<TranscriptLine>,
+    ) -> Result<(), StoreError> {
         let mut inner = lock(&self.inner);
-        let entry = inner.conversations.get_mut(id).ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        let entry = inner
+            .conversations
+            .get_mut(id)
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
         entry.transcript.extend(lines);
         Ok(())
     }
 
     async fn transcript(&self, id: &ConversationId) -> Result<Vec<TranscriptLine>, StoreError> {
         let inner = lock(&self.inner);
-        let entry = inner.conversations.get(id).ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        let entry = inner
+            .conversations
+            .get(id)
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
         Ok(entry.transcript.clone())
     }
 
@@ -149,11 +185,16 @@ impl ConversationStore for InMemoryStore {
             .conversations
             .values()
             .filter(|e| match &e.conversation.state {
-                State::Active { agent: a } | State::WrapUp { agent: a } | State::Waiting { agent: a } => a == agent,
+                State::Active { agent: a }
+                | State::WrapUp { agent: a }
+                | State::Waiting { agent: a } => a == agent,
                 State::Open { offer: Some(o) } => o.agent == *agent,
                 _ => false,
             })
-            .map(|e| Stored { conversation: e.conversation.clone(), version: e.version })
+            .map(|e| Stored {
+                conversation: e.conversation.clone(),
+                version: e.version,
+            })
             .collect();
         out.sort_by(|a, b| a.conversation.created_at.cmp(&b.conversation.created_at));
         Ok(out)
@@ -165,7 +206,10 @@ impl ConversationStore for InMemoryStore {
             .conversations
             .values()
             .filter(|e| !e.conversation.is_closed())
-            .map(|e| Stored { conversation: e.conversation.clone(), version: e.version })
+            .map(|e| Stored {
+                conversation: e.conversation.clone(),
+                version: e.version,
+            })
             .collect();
         out.sort_by(|a, b| a.conversation.created_at.cmp(&b.conversation.created_at));
         Ok(out)
@@ -203,7 +247,9 @@ pub struct InMemoryDedup {
 
 impl std::fmt::Debug for InMemoryDedup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InMemoryDedup").field("keys", &lock(&self.seen).len()).finish()
+        f.debug_struct("InMemoryDedup")
+            .field("keys", &lock(&self.seen).len())
+            .finish()
     }
 }
 
@@ -216,7 +262,12 @@ impl InMemoryDedup {
 
 #[async_trait::async_trait]
 impl DedupStore for InMemoryDedup {
-    async fn first_seen(&self, key: &str, now: SystemTime, ttl: Duration) -> Result<bool, StoreError> {
+    async fn first_seen(
+        &self,
+        key: &str,
+        now: SystemTime,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
         let mut seen = lock(&self.seen);
         if let Some(expiry) = seen.get(key) {
             if *expiry > now {
@@ -258,6 +309,8 @@ struct AgentState {
     presence: Presence,
     capacity: u32,
     load: u32,
+    /// Outstanding offers.
+    reserved: u32,
 }
 
 /// An [`AgentRouter`] in memory: agents, their presence and capacity (Omnichannel's default:
@@ -280,7 +333,12 @@ impl InMemoryRouter {
     pub fn set_presence(&self, agent: &AgentId, presence: Presence) {
         lock(&self.agents)
             .entry(agent.clone())
-            .or_insert(AgentState { presence, capacity: DEFAULT_AGENT_CAPACITY, load: 0 })
+            .or_insert(AgentState {
+                presence,
+                capacity: DEFAULT_AGENT_CAPACITY,
+                load: 0,
+                reserved: 0,
+            })
             .presence = presence;
     }
 
@@ -288,7 +346,12 @@ impl InMemoryRouter {
     pub fn set_capacity(&self, agent: &AgentId, capacity: u32) {
         lock(&self.agents)
             .entry(agent.clone())
-            .or_insert(AgentState { presence: Presence::Offline, capacity, load: 0 })
+            .or_insert(AgentState {
+                presence: Presence::Offline,
+                capacity,
+                load: 0,
+                reserved: 0,
+            })
             .capacity = capacity;
     }
 
@@ -299,25 +362,47 @@ impl InMemoryRouter {
 
     /// Every agent with presence, load and capacity, in id order.
     pub fn agents(&self) -> Vec<(AgentId, Presence, u32, u32)> {
-        lock(&self.agents).iter().map(|(id, a)| (id.clone(), a.presence, a.load, a.capacity)).collect()
+        lock(&self.agents)
+            .iter()
+            .map(|(id, a)| (id.clone(), a.presence, a.load, a.capacity))
+            .collect()
     }
 }
 
 #[async_trait::async_trait]
 impl AgentRouter for InMemoryRouter {
-    async fn pick(&self, _page: &PageId<'_>, exclude: &[AgentId], prefer: Option<&AgentId>) -> Option<AgentId> {
-        let agents = lock(&self.agents);
-        let eligible = |(id, a): &(&AgentId, &AgentState)| {
-            a.presence == Presence::Available && a.load < a.capacity && !exclude.contains(id)
+    async fn pick(
+        &self,
+        _page: &PageId<'_>,
+        exclude: &[AgentId],
+        prefer: Option<&AgentId>,
+    ) -> Option<AgentId> {
+        let mut agents = lock(&self.agents);
+        let eligible = |id: &AgentId, a: &AgentState| {
+            a.presence == Presence::Available
+                && a.load + a.reserved < a.capacity
+                && !exclude.contains(id)
         };
-        if let Some(p) = prefer {
-            if let Some(a) = agents.get(p) {
-                if eligible(&(p, a)) {
-                    return Some(p.clone());
-                }
-            }
+        let chosen = prefer
+            .filter(|p| agents.get(*p).is_some_and(|a| eligible(p, a)))
+            .cloned()
+            .or_else(|| {
+                agents
+                    .iter()
+                    .filter(|(id, a)| eligible(id, a))
+                    .min_by_key(|(_, a)| a.load + a.reserved)
+                    .map(|(id, _)| id.clone())
+            })?;
+        if let Some(a) = agents.get_mut(&chosen) {
+            a.reserved += 1;
         }
-        agents.iter().filter(eligible).min_by_key(|(_, a)| a.load).map(|(id, _)| id.clone())
+        Some(chosen)
+    }
+
+    async fn offer_ended(&self, agent: &AgentId) {
+        if let Some(a) = lock(&self.agents).get_mut(agent) {
+            a.reserved = a.reserved.saturating_sub(1);
+        }
     }
 
     async fn session_started(&self, agent: &AgentId) {
@@ -388,11 +473,17 @@ impl RecordingNotifier {
 #[async_trait::async_trait]
 impl AgentNotifier for RecordingNotifier {
     async fn offer(&self, conversation: &Conversation, offer: &Offer) {
-        lock(&self.log).push(Notification::Offer { conversation: conversation.id.clone(), offer: offer.clone() });
+        lock(&self.log).push(Notification::Offer {
+            conversation: conversation.id.clone(),
+            offer: offer.clone(),
+        });
     }
 
     async fn withdraw(&self, conversation: &ConversationId, agent: &AgentId) {
-        lock(&self.log).push(Notification::Withdraw { conversation: conversation.clone(), agent: agent.clone() });
+        lock(&self.log).push(Notification::Withdraw {
+            conversation: conversation.clone(),
+            agent: agent.clone(),
+        });
     }
 
     async fn updated(&self, conversation: &Conversation, lines: &[TranscriptLine]) {
@@ -412,7 +503,9 @@ pub struct InMemoryMediaStore {
 
 impl std::fmt::Debug for InMemoryMediaStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InMemoryMediaStore").field("files", &lock(&self.files).len()).finish()
+        f.debug_struct("InMemoryMediaStore")
+            .field("files", &lock(&self.files).len())
+            .finish()
     }
 }
 
@@ -428,7 +521,9 @@ impl MediaStore for InMemoryMediaStore {
     async fn put(&self, bytes: Bytes, content_type: Option<&str>) -> Result<String, StoreError> {
         let digest = Sha256::digest(&bytes);
         let key: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        lock(&self.files).entry(key.clone()).or_insert((bytes, content_type.map(str::to_owned)));
+        lock(&self.files)
+            .entry(key.clone())
+            .or_insert((bytes, content_type.map(str::to_owned)));
         Ok(key)
     }
 

@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 pub use memory::{
-    DEFAULT_AGENT_CAPACITY, InMemoryDedup, InMemoryMediaStore, InMemoryRouter, InMemoryStore, Notification,
-    Presence, RecordingNotifier,
+    DEFAULT_AGENT_CAPACITY, InMemoryDedup, InMemoryMediaStore, InMemoryRouter, InMemoryStore,
+    Notification, Presence, RecordingNotifier,
 };
 
 use crate::conversation::{Conversation, Effect, Offer, TranscriptLine};
@@ -91,7 +91,11 @@ pub struct PendingEffect {
 #[async_trait::async_trait]
 pub trait ConversationStore: Send + Sync {
     /// The open conversation for a page and customer, if any.
-    async fn find_open(&self, page: &PageId<'_>, customer: &UserId<'_>) -> Result<Option<Stored>, StoreError>;
+    async fn find_open(
+        &self,
+        page: &PageId<'_>,
+        customer: &UserId<'_>,
+    ) -> Result<Option<Stored>, StoreError>;
 
     /// A conversation by id.
     async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError>;
@@ -101,7 +105,11 @@ pub trait ConversationStore: Send + Sync {
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<PendingEffect>), StoreError>;
 
     /// Appends lines to a transcript outside a state change (a delivery's outcome).
-    async fn append(&self, id: &ConversationId, lines: Vec<TranscriptLine>) -> Result<(), StoreError>;
+    async fn append(
+        &self,
+        id: &ConversationId,
+        lines: Vec<TranscriptLine>,
+    ) -> Result<(), StoreError>;
 
     /// The whole transcript, in order.
     async fn transcript(&self, id: &ConversationId) -> Result<Vec<TranscriptLine>, StoreError>;
@@ -130,7 +138,12 @@ pub trait ConversationStore: Send + Sync {
 #[async_trait::async_trait]
 pub trait DedupStore: Send + Sync {
     /// Records `key`; `true` if it was not already recorded (and unexpired).
-    async fn first_seen(&self, key: &str, now: SystemTime, ttl: Duration) -> Result<bool, StoreError>;
+    async fn first_seen(
+        &self,
+        key: &str,
+        now: SystemTime,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
 
     /// Forgets `key`.
     async fn forget(&self, key: &str) -> Result<(), StoreError>;
@@ -139,12 +152,22 @@ pub trait DedupStore: Send + Sync {
 /// Choosing agents.
 ///
 /// Contract: `pick` returns an available agent with free capacity, not in `exclude`, and
-/// `prefer` when that agent qualifies; `None` when nobody does. `session_started` and
-/// `session_released` keep the agent's load, which `pick` respects.
+/// `prefer` when that agent qualifies; `None` when nobody does. An outstanding offer reserves
+/// one unit of the agent's capacity from `pick` until `offer_ended`, so that accepting every
+/// outstanding offer never takes an agent past capacity. `session_started` and
+/// `session_released` keep the agent's load.
 #[async_trait::async_trait]
 pub trait AgentRouter: Send + Sync {
-    /// An agent for a conversation of `page`.
-    async fn pick(&self, page: &PageId<'_>, exclude: &[AgentId], prefer: Option<&AgentId>) -> Option<AgentId>;
+    /// An agent for a conversation of `page`; reserves one unit of their capacity.
+    async fn pick(
+        &self,
+        page: &PageId<'_>,
+        exclude: &[AgentId],
+        prefer: Option<&AgentId>,
+    ) -> Option<AgentId>;
+
+    /// An offer made after `pick` is over (or was never made): frees the reservation.
+    async fn offer_ended(&self, agent: &AgentId);
 
     /// The agent took a session.
     async fn session_started(&self, agent: &AgentId);
@@ -186,5 +209,11 @@ pub trait MediaStore: Send + Sync {
 mod tests {
     use super::*;
 
-    static_assertions::assert_obj_safe!(ConversationStore, DedupStore, AgentRouter, AgentNotifier, MediaStore);
+    static_assertions::assert_obj_safe!(
+        ConversationStore,
+        DedupStore,
+        AgentRouter,
+        AgentNotifier,
+        MediaStore
+    );
 }

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use messenger_channel::ids::{AppId, PageId};
 use messenger_channel::send::{
-    AttachmentSource, Media, MediaKind, SendApi, SendError, SendRequest, SendResponse, SenderAction,
-    UserProfile,
+    AttachmentSource, Media, MediaKind, SendApi, SendError, SendRequest, SendResponse,
+    SenderAction, UserProfile,
 };
 
 #[derive(Debug, Clone)]
@@ -43,7 +43,11 @@ impl FakeSend {
 
 #[async_trait::async_trait]
 impl SendApi for FakeSend {
-    async fn send(&self, page: &PageId<'_>, request: &SendRequest) -> Result<SendResponse, SendError> {
+    async fn send(
+        &self,
+        page: &PageId<'_>,
+        request: &SendRequest,
+    ) -> Result<SendResponse, SendError> {
         if let Some(e) = self.fail_with.lock().unwrap().clone() {
             return Err(e);
         }
@@ -51,7 +55,10 @@ impl SendApi for FakeSend {
         self.sent.lock().unwrap().push(Sent {
             page: page.as_str().to_owned(),
             body: request.to_json(),
-            file: request.message().upload().map(|u| (u.file_name().to_owned(), u.bytes().len())),
+            file: request
+                .message()
+                .upload()
+                .map(|u| (u.file_name().to_owned(), u.bytes().len())),
         });
         Ok(SendResponse {
             recipient_id: Some(request.recipient().to_owned()),
@@ -59,19 +66,45 @@ impl SendApi for FakeSend {
             attachment_id: None,
         })
     }
-    async fn sender_action(&self, _: &PageId<'_>, _: &str, _: SenderAction) -> Result<(), SendError> {
+    async fn sender_action(
+        &self,
+        _: &PageId<'_>,
+        _: &str,
+        _: SenderAction,
+    ) -> Result<(), SendError> {
         Ok(())
     }
-    async fn upload_attachment(&self, _: &PageId<'_>, _: MediaKind, _: &AttachmentSource) -> Result<String, SendError> {
+    async fn upload_attachment(
+        &self,
+        _: &PageId<'_>,
+        _: MediaKind,
+        _: &AttachmentSource,
+    ) -> Result<String, SendError> {
         Ok("1".into())
     }
-    async fn pass_thread_control(&self, _: &PageId<'_>, _: &str, _: AppId, _: Option<&str>) -> Result<(), SendError> {
+    async fn pass_thread_control(
+        &self,
+        _: &PageId<'_>,
+        _: &str,
+        _: AppId,
+        _: Option<&str>,
+    ) -> Result<(), SendError> {
         Ok(())
     }
-    async fn take_thread_control(&self, _: &PageId<'_>, _: &str, _: Option<&str>) -> Result<(), SendError> {
+    async fn take_thread_control(
+        &self,
+        _: &PageId<'_>,
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<(), SendError> {
         Ok(())
     }
-    async fn request_thread_control(&self, _: &PageId<'_>, _: &str, _: Option<&str>) -> Result<(), SendError> {
+    async fn request_thread_control(
+        &self,
+        _: &PageId<'_>,
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<(), SendError> {
         Ok(())
     }
     async fn release_thread_control(&self, _: &PageId<'_>, _: &str) -> Result<(), SendError> {

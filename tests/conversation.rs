@@ -1,0 +1,440 @@
+//! Every (state, input) pair of the state machine, legal and illegal, with the clock passed in.
+
+use std::time::{Duration, SystemTime};
+
+use messenger_channel::conversation::{
+    CloseReason, Conversation, ConversationConfig, Effect, Inbound, Input, LineBody, Offer,
+    Outgoing, State, StateKind, TimerKind, TransitionError, transition,
+};
+use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
+
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_718_000_000)
+}
+
+fn a() -> AgentId {
+    AgentId::from("alice")
+}
+
+fn b() -> AgentId {
+    AgentId::from("bob")
+}
+
+fn config() -> ConversationConfig {
+    ConversationConfig::default()
+}
+
+fn message(mid: &str) -> Input {
+    Input::CustomerMessage(Inbound {
+        mid: Some(mid.into()),
+        lines: vec![LineBody::Text("hi".into())],
+    })
+}
+
+fn conversation(state: State) -> Conversation {
+    let (mut c, _) = Conversation::start(
+        ConversationId::from("c1"),
+        PageId::from("p"),
+        UserId::from("u"),
+        Inbound {
+            mid: Some("m0".into()),
+            lines: vec![LineBody::Text("hello".into())],
+        },
+        t0(),
+        &config(),
+    );
+    c.state = state;
+    c
+}
+
+fn offered(to: AgentId) -> State {
+    State::Open {
+        offer: Some(Offer {
+            agent: to,
+            offered_at: t0(),
+            expires_at: t0() + Duration::from_secs(120),
+        }),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    To(StateKind),
+    Illegal,
+    Closed,
+    NotOffered,
+    NotHolder,
+    Outstanding,
+}
+
+fn outcome(result: &Result<(Conversation, Vec<Effect>), TransitionError>) -> Expect {
+    match result {
+        Ok((c, _)) => Expect::To(c.state.kind()),
+        Err(TransitionError::Illegal { .. }) => Expect::Illegal,
+        Err(TransitionError::Closed { .. }) => Expect::Closed,
+        Err(TransitionError::NotOfferedTo { .. }) => Expect::NotOffered,
+        Err(TransitionError::NotHolder { .. }) => Expect::NotHolder,
+        Err(TransitionError::OfferOutstanding { .. }) => Expect::Outstanding,
+        Err(other) => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn every_state_input_pair() {
+    use Expect::{Closed, Illegal, NotHolder, NotOffered, Outstanding, To};
+    use StateKind::{Active, Open, Waiting, WrapUp};
+    let states: Vec<(&str, State)> = vec![
+        ("open", State::Open { offer: None }),
+        ("offered", offered(a())),
+        ("active", State::Active { agent: a() }),
+        ("waiting", State::Waiting { agent: a() }),
+        ("wrap-up", State::WrapUp { agent: a() }),
+        (
+            "closed",
+            State::Closed {
+                reason: CloseReason::Agent,
+            },
+        ),
+    ];
+    let send = |agent: AgentId| Input::AgentSend {
+        agent,
+        message: Outgoing::Text("x".into()),
+    };
+    let inputs: Vec<(&str, Input)> = vec![
+        ("message", message("m1")),
+        ("offer a", Input::OfferTo(a())),
+        ("accept a", Input::Accept(a())),
+        ("accept b", Input::Accept(b())),
+        ("reject a", Input::Reject(a())),
+        ("reject b", Input::Reject(b())),
+        ("send a", send(a())),
+        ("send b", send(b())),
+        ("end a", Input::End(a())),
+        ("end b", Input::End(b())),
+        ("close a", Input::CloseSession(a())),
+        ("close b", Input::CloseSession(b())),
+        ("revive a", Input::Revive(a())),
+        ("revive b", Input::Revive(b())),
+        ("tick", Input::Tick),
+        ("taken", Input::ThreadTaken),
+        ("returned", Input::ThreadReturned),
+    ];
+    // Rows: states in the order above; columns: inputs in the order above.
+    let table: [[Expect; 17]; 6] = [
+        // message offer-a acc-a acc-b rej-a rej-b send-a send-b end-a end-b close-a close-b rev-a rev-b tick taken returned
+        [
+            To(Open),
+            To(Open),
+            NotOffered,
+            NotOffered,
+            NotOffered,
+            NotOffered,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            To(Open),
+            To(Open),
+            To(Open),
+        ],
+        [
+            To(Open),
+            Outstanding,
+            To(Active),
+            NotOffered,
+            To(Open),
+            NotOffered,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            To(Open),
+            To(Open),
+            To(Open),
+        ],
+        [
+            To(Active),
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            To(Active),
+            NotHolder,
+            To(WrapUp),
+            NotHolder,
+            To(Waiting),
+            NotHolder,
+            Illegal,
+            Illegal,
+            To(Active),
+            To(Active),
+            To(Active),
+        ],
+        [
+            To(Open),
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            To(Active),
+            NotHolder,
+            To(Waiting),
+            To(Waiting),
+            To(Waiting),
+        ],
+        [
+            To(WrapUp),
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            Illegal,
+            To(StateKind::Closed),
+            NotHolder,
+            Illegal,
+            Illegal,
+            To(WrapUp),
+            To(WrapUp),
+            To(WrapUp),
+        ],
+        [Closed; 17],
+    ];
+    let now = t0() + Duration::from_secs(10);
+    for (row, (state_name, state)) in states.iter().enumerate() {
+        for (col, (input_name, input)) in inputs.iter().enumerate() {
+            let before = conversation(state.clone());
+            let result = transition(&before, input.clone(), now, &config());
+            assert_eq!(
+                outcome(&result),
+                table[row][col],
+                "{state_name} + {input_name}: {result:?}"
+            );
+            if result.is_err() {
+                // `apply` leaves the conversation untouched on error.
+                let mut same = before.clone();
+                assert!(same.apply(input.clone(), now, &config()).is_err());
+                assert_eq!(same, before, "{state_name} + {input_name} changed on error");
+            }
+        }
+    }
+}
+
+#[test]
+fn illegal_errors_name_the_state_and_input() {
+    let c = conversation(State::Waiting { agent: a() });
+    let err = transition(&c, Input::End(a()), t0(), &config()).unwrap_err();
+    assert_eq!(
+        err,
+        TransitionError::Illegal {
+            state: StateKind::Waiting,
+            input: messenger_channel::conversation::InputKind::End
+        }
+    );
+    assert_eq!(err.to_string(), "End is not possible in state Waiting");
+}
+
+#[test]
+fn offers_expire_and_exclude_who_declined() {
+    let cfg = config();
+    let c = conversation(State::Open { offer: None });
+    let (c, effects) = transition(&c, Input::OfferTo(a()), t0(), &cfg).unwrap();
+    assert!(effects.iter().any(|e| matches!(e, Effect::NotifyOffer(o) if o.agent == a() && o.expires_at == t0() + Duration::from_secs(120))));
+    assert!(effects.contains(&Effect::SetTimer {
+        timer: TimerKind::Offer,
+        at: t0() + Duration::from_secs(120)
+    }));
+    // Accepting at the deadline is too late; one millisecond before is fine.
+    let late = transition(
+        &c,
+        Input::Accept(a()),
+        t0() + Duration::from_secs(120),
+        &cfg,
+    )
+    .unwrap_err();
+    assert!(matches!(late, TransitionError::OfferExpired { .. }));
+    assert!(
+        transition(
+            &c,
+            Input::Accept(a()),
+            t0() + Duration::from_millis(119_999),
+            &cfg
+        )
+        .is_ok()
+    );
+    // A tick before the deadline changes nothing; at the deadline the offer lapses.
+    let (same, effects) =
+        transition(&c, Input::Tick, t0() + Duration::from_secs(119), &cfg).unwrap();
+    assert_eq!((same, effects.len()), (c.clone(), 0));
+    let (lapsed, effects) =
+        transition(&c, Input::Tick, t0() + Duration::from_secs(120), &cfg).unwrap();
+    assert_eq!(lapsed.state, State::Open { offer: None });
+    assert!(effects.contains(&Effect::WithdrawOffer { agent: a() }));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::RequestOffer { exclude, .. } if exclude == &vec![a()]))
+    );
+    // The same agent cannot be offered it again within the re-offer interval...
+    let again = transition(
+        &lapsed,
+        Input::OfferTo(a()),
+        t0() + Duration::from_secs(121),
+        &cfg,
+    )
+    .unwrap_err();
+    assert!(matches!(again, TransitionError::RecentlyDeclined { .. }));
+    // ...but another can, and after the interval the first can too.
+    assert!(
+        transition(
+            &lapsed,
+            Input::OfferTo(b()),
+            t0() + Duration::from_secs(121),
+            &cfg
+        )
+        .is_ok()
+    );
+    assert!(
+        transition(
+            &lapsed,
+            Input::OfferTo(a()),
+            t0() + Duration::from_secs(120) + cfg.reoffer_interval,
+            &cfg
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn auto_close_timers() {
+    let cfg = config();
+    let day = Duration::from_secs(24 * 3600);
+    for (state, after, reason) in [
+        (
+            State::Open { offer: None },
+            30 * day,
+            CloseReason::AutoClose,
+        ),
+        (
+            State::Active { agent: a() },
+            30 * day,
+            CloseReason::AutoClose,
+        ),
+        (State::WrapUp { agent: a() }, day, CloseReason::AutoClose),
+        (
+            State::Waiting { agent: a() },
+            cfg.waiting_inactivity,
+            CloseReason::Inactivity,
+        ),
+    ] {
+        let c = conversation(state.clone());
+        let (not_yet, _) = transition(
+            &c,
+            Input::Tick,
+            t0() + after - Duration::from_millis(1),
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(not_yet.state, state);
+        let (closed, effects) = transition(&c, Input::Tick, t0() + after, &cfg).unwrap();
+        assert_eq!(closed.state, State::Closed { reason }, "{state:?}");
+        assert!(effects.contains(&Effect::Closed { reason }));
+        let released = effects.contains(&Effect::SessionReleased { agent: a() });
+        assert_eq!(
+            released,
+            matches!(state, State::Active { .. } | State::WrapUp { .. }),
+            "{state:?}"
+        );
+    }
+}
+
+#[test]
+fn waiting_goes_back_to_the_same_agent_with_affinity() {
+    let with = ConversationConfig {
+        agent_affinity: true,
+        ..config()
+    };
+    let c = conversation(State::Waiting { agent: a() });
+    let (open, effects) = transition(&c, message("m9"), t0(), &with).unwrap();
+    assert_eq!(open.state, State::Open { offer: None });
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::RequestOffer { prefer: Some(p), .. } if *p == a()))
+    );
+    let (_, effects) = transition(&c, message("m9"), t0(), &config()).unwrap();
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::RequestOffer { prefer: None, .. }))
+    );
+}
+
+#[test]
+fn start_sends_and_records_the_privacy_notice() {
+    let cfg = ConversationConfig {
+        privacy_notice: Some("may be recorded".into()),
+        ..config()
+    };
+    let (c, effects) = Conversation::start(
+        ConversationId::from("c"),
+        PageId::from("p"),
+        UserId::from("u"),
+        Inbound {
+            mid: Some("m".into()),
+            lines: vec![LineBody::Text("hi".into())],
+        },
+        t0(),
+        &cfg,
+    );
+    assert_eq!(c.state, State::Open { offer: None });
+    assert_eq!(c.last_customer_message_at, Some(t0()));
+    assert!(effects.contains(&Effect::Send {
+        agent: None,
+        message: Outgoing::PrivacyNotice("may be recorded".into())
+    }));
+    assert!(effects.iter().any(|e| matches!(e, Effect::Transcript(l) if l.body == LineBody::Notice("may be recorded".into()))));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::RequestOffer { .. }))
+    );
+}
+
+#[test]
+fn a_paused_thread_refuses_agent_sends_until_returned() {
+    let c = conversation(State::Active { agent: a() });
+    let (paused, _) = transition(&c, Input::ThreadTaken, t0(), &config()).unwrap();
+    assert!(paused.paused);
+    let send = Input::AgentSend {
+        agent: a(),
+        message: Outgoing::Text("x".into()),
+    };
+    assert_eq!(
+        transition(&paused, send.clone(), t0(), &config()).unwrap_err(),
+        TransitionError::ThreadPaused
+    );
+    // Inbound messages are still recorded while paused.
+    assert!(transition(&paused, message("m2"), t0(), &config()).is_ok());
+    let (resumed, _) = transition(&paused, Input::ThreadReturned, t0(), &config()).unwrap();
+    assert!(transition(&resumed, send, t0(), &config()).is_ok());
+}

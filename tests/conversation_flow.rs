@@ -1,0 +1,438 @@
+//! The Omnichannel scenario end to end, with in-memory stores and a fake Send API.
+
+#[path = "support/channel.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod channel;
+#[path = "support/fake_send.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod fake_send;
+
+use std::time::Duration;
+
+use channel::{Channel, PAGE, file_item, message_item, signed, t0};
+use messenger_channel::conversation::{Author, ConversationConfig, LineBody, State, StateKind};
+use messenger_channel::engine::EngineError;
+use messenger_channel::ids::{AgentId, PageId, UserId};
+use messenger_channel::store::{ConversationStore, Notification};
+
+const CUSTOMER: &str = "24012345678901234";
+const NOTICE: &str = "This conversation may be monitored, recorded and stored.";
+
+fn agent(name: &str) -> AgentId {
+    AgentId::from(name)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn last_offer_to(channel: &Channel) -> Option<String> {
+    channel.notifier.all().iter().rev().find_map(|n| match n {
+        Notification::Offer { offer, .. } => Some(offer.agent.as_str().to_owned()),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn omnichannel_scenario_end_to_end() {
+    let config = ConversationConfig {
+        privacy_notice: Some(NOTICE.into()),
+        ..ConversationConfig::default()
+    };
+    let ch = Channel::new(&["alice", "bob", "carol"], config);
+    let page = PageId::from(PAGE);
+    let customer = UserId::from(CUSTOMER);
+
+    // The customer writes: a conversation opens, the privacy notice goes out, alice is offered it.
+    let (h, b) = signed(&[message_item(
+        CUSTOMER,
+        "m_1",
+        "Hello, my parcel is late",
+        t0(),
+    )]);
+    let report = ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
+    assert_eq!(report.handled, 1);
+    assert_eq!(ch.send.texts(), [NOTICE]);
+    let conv = ch
+        .store
+        .find_open(&page, &customer)
+        .await
+        .unwrap()
+        .unwrap()
+        .conversation;
+    let id = conv.id.clone();
+    assert_eq!(last_offer_to(&ch).as_deref(), Some("alice"));
+
+    // Meta redelivers the same body: nothing new.
+    let report = ch
+        .engine
+        .handle_webhook(&h, &b, t0() + secs(20))
+        .await
+        .unwrap();
+    assert_eq!((report.handled, report.duplicates), (0, 1));
+
+    // alice rejects: bob is offered it.
+    ch.engine
+        .reject(&id, &agent("alice"), t0() + secs(5))
+        .await
+        .unwrap();
+    assert_eq!(last_offer_to(&ch).as_deref(), Some("bob"));
+    // Only the agent offered can accept.
+    let err = ch
+        .engine
+        .accept(&id, &agent("carol"), t0() + secs(6))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Transition(_)), "{err:?}");
+
+    // bob lets it time out (120 s): carol is offered it.
+    ch.engine.tick(t0() + secs(5 + 119)).await.unwrap();
+    assert_eq!(
+        last_offer_to(&ch).as_deref(),
+        Some("bob"),
+        "not yet expired"
+    );
+    ch.engine.tick(t0() + secs(5 + 120)).await.unwrap();
+    assert_eq!(last_offer_to(&ch).as_deref(), Some("carol"));
+    assert!(
+        ch.notifier
+            .all()
+            .iter()
+            .any(|n| matches!(n, Notification::Withdraw { agent, .. } if agent.as_str() == "bob"))
+    );
+
+    // carol accepts.
+    let t = t0() + secs(130);
+    ch.engine.accept(&id, &agent("carol"), t).await.unwrap();
+    let c = ch.store.load(&id).await.unwrap().unwrap().conversation;
+    assert_eq!(
+        c.state,
+        State::Active {
+            agent: agent("carol")
+        }
+    );
+    assert_eq!(ch.router.load(&agent("carol")), 1);
+
+    // Text both ways.
+    let (h, b) = signed(&[message_item(CUSTOMER, "m_2", "Order 48213", t + secs(10))]);
+    ch.engine
+        .handle_webhook(&h, &b, t + secs(10))
+        .await
+        .unwrap();
+    let mid = ch
+        .engine
+        .send_text(
+            &id,
+            &agent("carol"),
+            "Let me check that for you",
+            t + secs(20),
+        )
+        .await
+        .unwrap();
+    assert!(mid.starts_with("m_out_"));
+    let sent = ch.send.sent();
+    let reply = sent.last().unwrap();
+    assert_eq!(reply.body["messaging_type"], "RESPONSE");
+    assert_eq!(reply.body["recipient"]["id"], CUSTOMER);
+    assert_eq!(reply.page, PAGE);
+    // bob cannot write in carol's conversation.
+    assert!(
+        ch.engine
+            .send_text(&id, &agent("bob"), "hi", t + secs(21))
+            .await
+            .is_err()
+    );
+
+    // Files both ways.
+    let (h, b) = signed(&[file_item(
+        CUSTOMER,
+        "m_3",
+        "https://cdn.fbsbx.com/v/t59/receipt.pdf?oe=1",
+        t + secs(30),
+    )]);
+    ch.engine
+        .handle_webhook(&h, &b, t + secs(30))
+        .await
+        .unwrap();
+    let pdf = bytes::Bytes::from_static(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n");
+    ch.engine
+        .send_file(
+            &id,
+            &agent("carol"),
+            "label.pdf",
+            "application/pdf",
+            pdf,
+            t + secs(40),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ch.send
+            .sent()
+            .last()
+            .unwrap()
+            .file
+            .as_ref()
+            .map(|(n, _)| n.as_str()),
+        Some("label.pdf")
+    );
+    // A blocked file from the agent is refused before anything is sent.
+    let before = ch.send.sent().len();
+    let err = ch
+        .engine
+        .send_file(
+            &id,
+            &agent("carol"),
+            "tool.exe",
+            "application/octet-stream",
+            bytes::Bytes::from_static(b"MZ\x90\x00"),
+            t + secs(41),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, EngineError::Attachment(v) if v.code() == "extension_blocked"),
+        "{err:?}"
+    );
+    assert_eq!(ch.send.sent().len(), before);
+
+    // The customer sends a blocked file: the agent sees the error, not the file.
+    let (h, b) = signed(&[file_item(
+        CUSTOMER,
+        "m_4",
+        "https://cdn.fbsbx.com/v/t59/setup.exe?oe=1",
+        t + secs(50),
+    )]);
+    ch.engine
+        .handle_webhook(&h, &b, t + secs(50))
+        .await
+        .unwrap();
+    let transcript = ch.store.transcript(&id).await.unwrap();
+    let refused = transcript
+        .iter()
+        .find_map(|l| match &l.body {
+            LineBody::File(f) if f.rejected.is_some() => Some(f.clone()),
+            _ => None,
+        })
+        .expect("a refused file line");
+    assert_eq!(refused.rejected.as_ref().unwrap().0, "extension_blocked");
+    assert!(transcript.iter().any(|l| matches!(&l.body, LineBody::Notice(n) if n.starts_with("Error: Customer sent an unsupported message type"))));
+
+    // carol closes the session: Waiting, capacity released.
+    ch.engine
+        .close_session(&id, &agent("carol"), t + secs(60))
+        .await
+        .unwrap();
+    let c = ch.store.load(&id).await.unwrap().unwrap().conversation;
+    assert_eq!(c.state.kind(), StateKind::Waiting);
+    assert_eq!(ch.router.load(&agent("carol")), 0);
+
+    // The customer writes again: back to Open, offered again; accepted.
+    let t = t + secs(600);
+    let (h, b) = signed(&[message_item(CUSTOMER, "m_5", "Any news?", t)]);
+    ch.engine.handle_webhook(&h, &b, t).await.unwrap();
+    let c = ch.store.load(&id).await.unwrap().unwrap().conversation;
+    let State::Open { offer: Some(offer) } = &c.state else {
+        panic!("{:?}", c.state)
+    };
+    let taker = offer.agent.clone();
+    ch.engine.accept(&id, &taker, t + secs(5)).await.unwrap();
+
+    // End (Wrap-up), then close (Closed).
+    ch.engine.end(&id, &taker, t + secs(100)).await.unwrap();
+    assert_eq!(
+        ch.store
+            .load(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation
+            .state
+            .kind(),
+        StateKind::WrapUp
+    );
+    ch.engine
+        .close_session(&id, &taker, t + secs(110))
+        .await
+        .unwrap();
+    let closed = ch.store.load(&id).await.unwrap().unwrap().conversation;
+    assert_eq!(closed.state.kind(), StateKind::Closed);
+    assert_eq!(ch.router.load(&taker), 0);
+    assert!(
+        ch.store
+            .find_open(&page, &customer)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A closed conversation never changes.
+    assert!(ch.engine.accept(&id, &taker, t + secs(111)).await.is_err());
+
+    // The customer writes again: a new conversation.
+    let (h, b) = signed(&[message_item(
+        CUSTOMER,
+        "m_6",
+        "One more thing",
+        t + secs(200),
+    )]);
+    ch.engine
+        .handle_webhook(&h, &b, t + secs(200))
+        .await
+        .unwrap();
+    let new = ch
+        .store
+        .find_open(&page, &customer)
+        .await
+        .unwrap()
+        .unwrap()
+        .conversation;
+    assert_ne!(new.id, id);
+    assert_eq!(new.state.kind(), StateKind::Open);
+
+    // The first conversation's transcript, customer lines in order, each once.
+    let transcript = ch.store.transcript(&id).await.unwrap();
+    let customer_mids: Vec<_> = transcript
+        .iter()
+        .filter(|l| l.author == Author::Customer)
+        .filter_map(|l| l.mid.clone())
+        .collect();
+    assert_eq!(customer_mids, ["m_1", "m_2", "m_3", "m_4", "m_5"]);
+    assert!(
+        matches!(&transcript[1].body, LineBody::Notice(n) if n == NOTICE),
+        "{:?}",
+        transcript[1]
+    );
+    let agent_lines: Vec<_> = transcript
+        .iter()
+        .filter(|l| matches!(l.author, Author::Agent(_)))
+        .collect();
+    assert_eq!(agent_lines.len(), 2, "the text and the file carol sent");
+    assert!(
+        agent_lines
+            .iter()
+            .all(|l| l.mid.as_deref().is_some_and(|m| m.starts_with("m_out_")))
+    );
+}
+
+#[tokio::test]
+async fn outside_the_window_an_agent_needs_the_human_agent_tag() {
+    let ch = Channel::new(&["alice"], ConversationConfig::default());
+    let (h, b) = signed(&[message_item(CUSTOMER, "m_1", "Hi", t0())]);
+    ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
+    let id = ch
+        .store
+        .find_open(&PageId::from(PAGE), &UserId::from(CUSTOMER))
+        .await
+        .unwrap()
+        .unwrap()
+        .conversation
+        .id;
+    ch.engine
+        .accept(&id, &agent("alice"), t0() + secs(10))
+        .await
+        .unwrap();
+    let late = t0() + secs(25 * 3600);
+    let err = ch
+        .engine
+        .send_text(&id, &agent("alice"), "Sorry for the wait", late)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Window(_)), "{err:?}");
+    assert!(
+        ch.send.sent().is_empty(),
+        "nothing left before the window check"
+    );
+}
+
+#[tokio::test]
+async fn thread_taken_by_the_page_inbox_pauses_sending() {
+    let ch = Channel::new(&["alice"], ConversationConfig::default());
+    let (h, b) = signed(&[message_item(CUSTOMER, "m_1", "Hi", t0())]);
+    ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
+    let id = ch
+        .store
+        .find_open(&PageId::from(PAGE), &UserId::from(CUSTOMER))
+        .await
+        .unwrap()
+        .unwrap()
+        .conversation
+        .id;
+    ch.engine
+        .accept(&id, &agent("alice"), t0() + secs(1))
+        .await
+        .unwrap();
+    let take = serde_json::json!({"sender": {"id": CUSTOMER}, "recipient": {"id": PAGE}, "timestamp": 1_718_000_002_000_u64,
+        "take_thread_control": {"previous_owner_app_id": "1", "new_owner_app_id": "263902037430900"}});
+    let (h, b) = signed(&[take]);
+    assert_eq!(
+        ch.engine
+            .handle_webhook(&h, &b, t0() + secs(2))
+            .await
+            .unwrap()
+            .handled,
+        1
+    );
+    let err = ch
+        .engine
+        .send_text(&id, &agent("alice"), "hello?", t0() + secs(3))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("paused"), "{err}");
+    let pass = serde_json::json!({"sender": {"id": CUSTOMER}, "recipient": {"id": PAGE}, "timestamp": 1_718_000_004_000_u64,
+        "pass_thread_control": {"previous_owner_app_id": "263902037430900", "new_owner_app_id": "1"}});
+    let (h, b) = signed(&[pass]);
+    ch.engine
+        .handle_webhook(&h, &b, t0() + secs(4))
+        .await
+        .unwrap();
+    ch.engine
+        .send_text(&id, &agent("alice"), "back", t0() + secs(5))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn failed_send_is_reported_and_recorded() {
+    let ch = Channel::new(&["alice"], ConversationConfig::default());
+    let (h, b) = signed(&[message_item(CUSTOMER, "m_1", "Hi", t0())]);
+    ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
+    let id = ch
+        .store
+        .find_open(&PageId::from(PAGE), &UserId::from(CUSTOMER))
+        .await
+        .unwrap()
+        .unwrap()
+        .conversation
+        .id;
+    ch.engine
+        .accept(&id, &agent("alice"), t0() + secs(1))
+        .await
+        .unwrap();
+    *ch.send.fail_with.lock().unwrap() =
+        Some(messenger_channel::send::SendError::NoToken { page: PAGE.into() });
+    let err = ch
+        .engine
+        .send_text(&id, &agent("alice"), "hello", t0() + secs(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Send(_)), "{err:?}");
+    // The state is consistent (still Active) and the transcript says what happened.
+    assert_eq!(
+        ch.store
+            .load(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation
+            .state
+            .kind(),
+        StateKind::Active
+    );
+    let transcript = ch.store.transcript(&id).await.unwrap();
+    assert!(
+        matches!(&transcript.last().unwrap().body, LineBody::Notice(n) if n.starts_with("not delivered"))
+    );
+    // Nothing is left pending in the outbox.
+    assert!(ch.store.pending(10).await.unwrap().is_empty());
+}
