@@ -266,12 +266,7 @@ fn conversation_id(page: &PageId<'_>, customer: &UserId<'_>, seed: &str) -> Conv
         h.update([0]);
     }
     let digest = h.finalize();
-    ConversationId::new(
-        digest[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>(),
-    )
+    ConversationId::new(crate::webhook::signature::to_hex(&digest[..12]))
 }
 
 fn media_kind(mime: &str) -> MediaKind {
@@ -551,7 +546,7 @@ impl Engine {
                     self.drain(queue, now, &mut outcome).await;
                     return Ok(());
                 }
-                Err(StoreError::Conflict) => continue,
+                Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -660,7 +655,7 @@ impl Engine {
                     }
                     match e {
                         EngineError::Transition(e) => {
-                            tracing::debug!(error = %e, "follow-up dropped")
+                            tracing::debug!(error = %e, "follow-up dropped");
                         }
                         e => tracing::warn!(error = %e, "follow-up failed"),
                     }
@@ -701,7 +696,7 @@ impl Engine {
                 }
                 Effect::NotifyOffer(offer) => self.notifier.offer(conversation, offer).await,
                 Effect::WithdrawOffer { agent } => {
-                    self.notifier.withdraw(&conversation.id, agent).await
+                    self.notifier.withdraw(&conversation.id, agent).await;
                 }
                 Effect::OfferEnded { agent } => self.router.offer_ended(agent).await,
                 Effect::SessionStarted { agent } => self.router.session_started(agent).await,
@@ -715,21 +710,9 @@ impl Engine {
         self.notifier.updated(conversation, &new_lines).await;
     }
 
-    /// Sends one message; returns the transcript line recording the outcome.
-    async fn deliver_send(
-        &self,
-        conversation: &Conversation,
-        agent: Option<&AgentId>,
-        message: &Outgoing,
-        now: SystemTime,
-        outcome: &mut Outcome,
-    ) -> Option<TranscriptLine> {
-        let sender = if agent.is_some() {
-            Sender::HumanAgent
-        } else {
-            Sender::Automation
-        };
-        let (built, body) = match message {
+    /// The message to send for an effect, and the transcript line it will make.
+    async fn outgoing(&self, message: &Outgoing) -> (Result<Message, SendError>, LineBody) {
+        match message {
             Outgoing::Text(text) => (
                 Message::text(text).map_err(SendError::from),
                 LineBody::Text(text.clone()),
@@ -768,7 +751,24 @@ impl Engine {
                 };
                 (built, LineBody::File(line))
             }
+        }
+    }
+
+    /// Sends one message; returns the transcript line recording the outcome.
+    async fn deliver_send(
+        &self,
+        conversation: &Conversation,
+        agent: Option<&AgentId>,
+        message: &Outgoing,
+        now: SystemTime,
+        outcome: &mut Outcome,
+    ) -> Option<TranscriptLine> {
+        let sender = if agent.is_some() {
+            Sender::HumanAgent
+        } else {
+            Sender::Automation
         };
+        let (built, body) = self.outgoing(message).await;
         let result = match (
             built,
             check_window(

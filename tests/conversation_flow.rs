@@ -1,4 +1,6 @@
 //! The Omnichannel scenario end to end, with in-memory stores and a fake Send API.
+// One scenario, told in order: long by nature, with short names for the recurring values.
+#![allow(clippy::too_many_lines, clippy::many_single_char_names)]
 
 #[path = "support/channel.rs"]
 #[allow(dead_code, unreachable_pub)]

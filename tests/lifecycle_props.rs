@@ -177,7 +177,7 @@ impl World {
         match op {
             Op::Message { customer } => self.deliver_three_times(&[customer]).await,
             Op::TwoCustomers { first, second } if first != second => {
-                self.deliver_three_times(&[first, second]).await
+                self.deliver_three_times(&[first, second]).await;
             }
             Op::TwoCustomers { first, .. } => self.deliver_three_times(&[first]).await,
             Op::Accept {

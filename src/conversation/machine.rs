@@ -144,8 +144,11 @@ impl Conversation {
 
     /// Applies `input` in place; on error nothing is changed. See [`transition`].
     ///
+    /// One arm per input, so that the transition table reads in one place.
+    ///
     /// # Errors
     /// A [`TransitionError`] when the input is not possible in the conversation's state.
+    #[allow(clippy::too_many_lines)]
     pub fn apply(
         &mut self,
         input: Input,

@@ -196,7 +196,7 @@ impl ConversationStore for InMemoryStore {
                 version: e.version,
             })
             .collect();
-        out.sort_by(|a, b| a.conversation.created_at.cmp(&b.conversation.created_at));
+        out.sort_by_key(|s| s.conversation.created_at);
         Ok(out)
     }
 
@@ -211,7 +211,7 @@ impl ConversationStore for InMemoryStore {
                 version: e.version,
             })
             .collect();
-        out.sort_by(|a, b| a.conversation.created_at.cmp(&b.conversation.created_at));
+        out.sort_by_key(|s| s.conversation.created_at);
         Ok(out)
     }
 
@@ -520,7 +520,7 @@ impl InMemoryMediaStore {
 impl MediaStore for InMemoryMediaStore {
     async fn put(&self, bytes: Bytes, content_type: Option<&str>) -> Result<String, StoreError> {
         let digest = Sha256::digest(&bytes);
-        let key: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let key = crate::webhook::signature::to_hex(&digest);
         lock(&self.files)
             .entry(key.clone())
             .or_insert((bytes, content_type.map(str::to_owned)));

@@ -59,12 +59,21 @@ impl Channel {
     }
 }
 
+fn millis(at: SystemTime) -> u64 {
+    u64::try_from(
+        at.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
 /// One `messaging` item from a customer.
 pub fn message_item(customer: &str, mid: &str, text: &str, at: SystemTime) -> serde_json::Value {
     json!({
         "sender": {"id": customer},
         "recipient": {"id": PAGE},
-        "timestamp": at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as u64,
+        "timestamp": millis(at),
         "message": {"mid": mid, "text": text}
     })
 }
@@ -74,7 +83,7 @@ pub fn file_item(customer: &str, mid: &str, url: &str, at: SystemTime) -> serde_
     json!({
         "sender": {"id": customer},
         "recipient": {"id": PAGE},
-        "timestamp": at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as u64,
+        "timestamp": millis(at),
         "message": {"mid": mid, "attachments": [{"type": "file", "payload": {"url": url}}]}
     })
 }
