@@ -34,6 +34,14 @@ pub fn t0() -> SystemTime {
 
 impl Channel {
     pub fn new(agents: &[&str], config: ConversationConfig) -> Self {
+        Self::with_downloads(agents, config, false)
+    }
+
+    pub fn with_downloads(
+        agents: &[&str],
+        config: ConversationConfig,
+        download_inbound: bool,
+    ) -> Self {
         let store = Arc::new(InMemoryStore::new());
         let router = Arc::new(InMemoryRouter::new());
         for a in agents {
@@ -48,6 +56,7 @@ impl Channel {
             .notifier(notifier.clone())
             .media(Arc::new(InMemoryMediaStore::new()))
             .config(config)
+            .download_inbound(download_inbound)
             .build();
         Self {
             engine,

@@ -22,6 +22,8 @@ pub struct FakeSend {
     next: AtomicU64,
     /// When set, every send fails with this error.
     pub fail_with: Mutex<Option<SendError>>,
+    /// What `download` serves, by URL.
+    pub files: Mutex<std::collections::HashMap<String, Media>>,
 }
 
 impl FakeSend {
@@ -116,7 +118,17 @@ impl SendApi for FakeSend {
     async fn user_profile(&self, _: &PageId<'_>, _: &str) -> Result<UserProfile, SendError> {
         Ok(UserProfile::default())
     }
-    async fn download(&self, _: &str, _: u64) -> Result<Media, SendError> {
-        Err(SendError::TooLarge { max: 0 })
+    async fn download(&self, url: &str, max_bytes: u64) -> Result<Media, SendError> {
+        let file = self.files.lock().unwrap().get(url).cloned();
+        match file {
+            Some(media) if media.bytes.len() as u64 > max_bytes => {
+                Err(SendError::TooLarge { max: max_bytes })
+            }
+            Some(media) => Ok(media),
+            None => Err(SendError::UnexpectedResponse {
+                status: 404,
+                snippet: "no such file".into(),
+            }),
+        }
     }
 }

@@ -1,0 +1,223 @@
+//! Engine behaviour beyond the scenario: concurrency, inbound media, recovery.
+
+#[path = "support/channel.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod channel;
+#[path = "support/fake_send.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod fake_send;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use channel::{Channel, PAGE, file_item, message_item, signed, t0};
+use messenger_channel::conversation::{Author, ConversationConfig, Effect, LineBody};
+use messenger_channel::ids::{PageId, UserId};
+use messenger_channel::send::Media;
+use messenger_channel::store::{Commit, ConversationStore, InMemoryStore, StoreError};
+
+const CUSTOMER: &str = "24012345678901234";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_messages_from_one_customer_all_land_in_one_conversation() {
+    let ch = Arc::new(Channel::new(&["alice"], ConversationConfig::default()));
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let ch = ch.clone();
+        tasks.push(tokio::spawn(async move {
+            let (h, b) = signed(&[message_item(CUSTOMER, &format!("m_{i}"), "hi", t0())]);
+            // Each body arrives twice, like Meta's redeliveries.
+            let first = ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
+            let second = ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
+            assert!(first.failed.is_empty() && second.failed.is_empty());
+            first.handled + second.handled
+        }));
+    }
+    let mut handled = 0;
+    for t in tasks {
+        handled += t.await.unwrap();
+    }
+    assert_eq!(handled, 40);
+    let open = ch.store.list_open().await.unwrap();
+    assert_eq!(
+        open.len(),
+        1,
+        "one conversation, however the messages raced"
+    );
+    let transcript = ch.store.transcript(&open[0].conversation.id).await.unwrap();
+    let mut mids: Vec<_> = transcript
+        .iter()
+        .filter(|l| l.author == Author::Customer)
+        .filter_map(|l| l.mid.clone())
+        .collect();
+    mids.sort();
+    let mut expected: Vec<_> = (0..40).map(|i| format!("m_{i}")).collect();
+    expected.sort();
+    assert_eq!(mids, expected);
+}
+
+#[tokio::test]
+async fn inbound_files_are_downloaded_stored_and_checked_again() {
+    let ch = Channel::with_downloads(&["alice"], ConversationConfig::default(), true);
+    let png = bytes::Bytes::from_static(include_bytes!("../examples/sample/logo.png"));
+    let fake_exe = bytes::Bytes::from_static(
+        b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00\xb8\x00",
+    );
+    {
+        let mut files = ch.send.files.lock().unwrap();
+        files.insert(
+            "https://cdn.example/photo.png".into(),
+            Media {
+                bytes: png.clone(),
+                content_type: Some("image/png".into()),
+                file_name: None,
+            },
+        );
+        files.insert(
+            "https://cdn.example/holiday.jpg".into(),
+            Media {
+                bytes: fake_exe,
+                content_type: Some("image/jpeg".into()),
+                file_name: None,
+            },
+        );
+    }
+    let (h, b) = signed(&[
+        file_item(CUSTOMER, "m_1", "https://cdn.example/photo.png", t0()),
+        file_item(CUSTOMER, "m_2", "https://cdn.example/holiday.jpg", t0()),
+    ]);
+    ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
+    let id = ch
+        .store
+        .find_open(&PageId::from(PAGE), &UserId::from(CUSTOMER))
+        .await
+        .unwrap()
+        .unwrap()
+        .conversation
+        .id;
+    let files: Vec<_> = ch
+        .store
+        .transcript(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|l| match l.body {
+            LineBody::File(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0].size, Some(png.len() as u64));
+    assert!(
+        files[0].media_key.is_some() && files[0].rejected.is_none(),
+        "{:?}",
+        files[0]
+    );
+    // The name said .jpg; the bytes are an executable: refused once its first bytes are known.
+    assert_eq!(
+        files[1].rejected.as_ref().map(|r| r.0.as_str()),
+        Some("content_blocked")
+    );
+    assert!(files[1].media_key.is_none());
+}
+
+#[tokio::test]
+async fn a_stale_save_is_a_conflict() {
+    let store = InMemoryStore::new();
+    let (c, effects) = messenger_channel::conversation::Conversation::start(
+        "c1".into(),
+        PageId::from(PAGE),
+        UserId::from(CUSTOMER),
+        messenger_channel::conversation::Inbound {
+            mid: None,
+            lines: vec![],
+        },
+        t0(),
+        &ConversationConfig::default(),
+    );
+    let commit = |expected| Commit {
+        conversation: c.clone(),
+        expected_version: expected,
+        transcript: vec![],
+        effects: vec![],
+        deadline: None,
+    };
+    let outbox: Vec<Effect> = effects
+        .into_iter()
+        .filter(|e| !matches!(e, Effect::Transcript(_)))
+        .collect();
+    let (v1, _) = store
+        .commit(Commit {
+            effects: outbox.clone(),
+            ..commit(None)
+        })
+        .await
+        .unwrap();
+    assert_eq!(v1, 1);
+    assert!(
+        matches!(store.commit(commit(None)).await, Err(StoreError::Conflict)),
+        "second open conversation"
+    );
+    let (v2, _) = store.commit(commit(Some(1))).await.unwrap();
+    assert_eq!(v2, 2);
+    assert!(
+        matches!(
+            store.commit(commit(Some(1))).await,
+            Err(StoreError::Conflict)
+        ),
+        "stale version"
+    );
+    // Effects stay pending until completed, with stable keys.
+    let pending = store.pending(100).await.unwrap();
+    let effects: Vec<_> = pending.iter().map(|p| p.effect.clone()).collect();
+    assert_eq!(effects, outbox);
+    assert_eq!(pending[0].key, "c1:1:0");
+    store.complete(&pending[0].key).await.unwrap();
+    assert_eq!(store.pending(100).await.unwrap().len(), outbox.len() - 1);
+}
+
+#[tokio::test]
+async fn recover_delivers_effects_left_pending() {
+    // Commit a conversation whose effects were never delivered (a crash after the commit).
+    let ch = Channel::new(&["alice"], ConversationConfig::default());
+    let (c, effects) = messenger_channel::conversation::Conversation::start(
+        "c1".into(),
+        PageId::from(PAGE),
+        UserId::from(CUSTOMER),
+        messenger_channel::conversation::Inbound {
+            mid: Some("m_1".into()),
+            lines: vec![LineBody::Text("hi".into())],
+        },
+        t0(),
+        &ConversationConfig::default(),
+    );
+    let outbox: Vec<Effect> = effects
+        .into_iter()
+        .filter(|e| !matches!(e, Effect::Transcript(_)))
+        .collect();
+    ch.store
+        .commit(Commit {
+            conversation: c,
+            expected_version: None,
+            transcript: vec![],
+            effects: outbox,
+            deadline: None,
+        })
+        .await
+        .unwrap();
+    assert!(ch.notifier.all().is_empty());
+    let delivered = ch
+        .engine
+        .recover(t0() + Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(delivered > 0);
+    // The RequestOffer effect found alice: the conversation is offered to her now.
+    assert!(
+        ch.notifier
+            .all()
+            .iter()
+            .any(|n| matches!(n, messenger_channel::store::Notification::Offer { .. }))
+    );
+    assert!(ch.store.pending(100).await.unwrap().is_empty());
+}
