@@ -6,7 +6,6 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 
 use super::{
     AgentNotifier, AgentRouter, Commit, ConversationStore, DedupStore, MediaStore, PendingEffect,
@@ -519,8 +518,7 @@ impl InMemoryMediaStore {
 #[async_trait::async_trait]
 impl MediaStore for InMemoryMediaStore {
     async fn put(&self, bytes: Bytes, content_type: Option<&str>) -> Result<String, StoreError> {
-        let digest = Sha256::digest(&bytes);
-        let key = crate::webhook::signature::to_hex(&digest);
+        let key = super::media_key(&bytes);
         lock(&self.files)
             .entry(key.clone())
             .or_insert((bytes, content_type.map(str::to_owned)));

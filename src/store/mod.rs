@@ -10,7 +10,11 @@
 //! - [`AgentNotifier`]: how offers and updates reach agents' screens.
 //! - [`MediaStore`]: inbound files' bytes, kept after Messenger's links expire.
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod fs;
 mod memory;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +24,15 @@ pub use memory::{
     DEFAULT_AGENT_CAPACITY, InMemoryDedup, InMemoryMediaStore, InMemoryRouter, InMemoryStore,
     Notification, Presence, RecordingNotifier,
 };
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use fs::FsMediaStore;
+#[cfg(feature = "postgres")]
+pub use sql::PostgresStore;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::SCHEMA_VERSION;
+#[cfg(feature = "sqlite")]
+pub use sql::SqliteStore;
 
 use crate::conversation::{Conversation, Effect, Offer, TranscriptLine};
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
@@ -35,9 +48,23 @@ pub enum StoreError {
     /// No such conversation.
     #[error("no conversation {0}")]
     NotFound(ConversationId),
+    /// The database was written by a newer version of this crate; it is not downgraded.
+    #[error("the database schema is version {found}; this version of the crate knows up to {supported}")]
+    SchemaTooNew {
+        /// The database's version.
+        found: i64,
+        /// The newest this crate knows.
+        supported: i64,
+    },
     /// The backend failed.
     #[error("storage backend: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The content address of a file: the lowercase hex SHA-256 of its bytes.
+pub(crate) fn media_key(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    crate::webhook::signature::to_hex(&sha2::Sha256::digest(bytes))
 }
 
 /// A conversation with its stored version.

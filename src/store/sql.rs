@@ -1,0 +1,563 @@
+//! Durable stores on SQLite (feature `sqlite`) and PostgreSQL (feature `postgres`), through
+//! `sqlx`. Both backends run the same SQL; only the table definitions and the outbox's row
+//! locking differ.
+//!
+//! One store value implements [`ConversationStore`], [`DedupStore`] and [`MediaStore`] on one
+//! connection pool.
+//!
+//! - **At most one open conversation per (page, customer)** is enforced by the database: a
+//!   unique partial index on `(page, customer) WHERE closed = 0`.
+//! - **Commits are transactions**: the conversation row (with a version check), its transcript
+//!   lines and its effects (the outbox) are written together or not at all.
+//! - **Dedup** is one `INSERT … ON CONFLICT DO UPDATE … WHERE expired RETURNING` statement.
+//! - **The outbox**: effects are inserted already claimed by the committing instance for a
+//!   short lease, so that another instance's recovery worker does not deliver them at the same
+//!   time; [`ConversationStore::pending`] claims unclaimed or expired rows (on PostgreSQL with
+//!   `FOR UPDATE SKIP LOCKED`, so several workers never take the same effect). Delivery is at
+//!   least once: an effect sent but not yet marked done when a process dies is sent again by
+//!   recovery. That window is the time between the Graph API's answer and the `complete`
+//!   write, a few milliseconds.
+//! - **Migrations are versioned** (`schema_version`): opening an older database upgrades it; a
+//!   database written by a newer version of this crate is refused with
+//!   [`StoreError::SchemaTooNew`], never downgraded.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use super::{Commit, ConversationStore, DedupStore, MediaStore, PendingEffect, StoreError, Stored};
+use crate::conversation::{Conversation, Effect, State, TranscriptLine};
+use crate::ids::{AgentId, ConversationId, PageId, UserId};
+
+/// The schema version this crate writes.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// How long a committing instance holds its fresh effects before another instance's recovery
+/// may claim them.
+const OUTBOX_LEASE: Duration = Duration::from_secs(60);
+
+fn millis(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+fn from_sqlx(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        _ => backend(e),
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(backend)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(backend)
+}
+
+/// The columns derived from a conversation, for the indexes.
+fn columns(c: &Conversation) -> (&'static str, Option<&str>, i64) {
+    let (state, agent) = match &c.state {
+        State::Open { offer } => ("open", offer.as_ref().map(|o| o.agent.as_str())),
+        State::Active { agent } => ("active", Some(agent.as_str())),
+        State::Waiting { agent } => ("waiting", Some(agent.as_str())),
+        State::WrapUp { agent } => ("wrap_up", Some(agent.as_str())),
+        State::Closed { .. } => ("closed", None),
+    };
+    (state, agent, i64::from(c.is_closed()))
+}
+
+/// Schema migrations, in order. Statements are separated by `;`. `{id}` and `{blob}` are
+/// replaced by each backend's types.
+const MIGRATIONS: [&str; 2] = [
+    // 1: conversations, transcripts, outbox, dedup.
+    "CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        page TEXT NOT NULL,
+        customer TEXT NOT NULL,
+        state TEXT NOT NULL,
+        agent TEXT,
+        closed BIGINT NOT NULL,
+        version BIGINT NOT NULL,
+        deadline_ms BIGINT,
+        created_ms BIGINT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX conversations_one_open ON conversations (page, customer) WHERE closed = 0;
+    CREATE INDEX conversations_agent ON conversations (agent) WHERE closed = 0;
+    CREATE INDEX conversations_deadline ON conversations (deadline_ms) WHERE closed = 0;
+    CREATE TABLE transcript (
+        id {id},
+        conversation TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX transcript_conversation ON transcript (conversation, id);
+    CREATE TABLE outbox (
+        seq {id},
+        key TEXT NOT NULL UNIQUE,
+        conversation TEXT NOT NULL,
+        body TEXT NOT NULL,
+        done BIGINT NOT NULL,
+        claimed_until_ms BIGINT
+    );
+    CREATE INDEX outbox_pending ON outbox (seq) WHERE done = 0;
+    CREATE TABLE dedup (
+        key TEXT PRIMARY KEY,
+        expires_ms BIGINT NOT NULL
+    )",
+    // 2: media.
+    "CREATE TABLE media (
+        key TEXT PRIMARY KEY,
+        content_type TEXT,
+        bytes {blob} NOT NULL
+    )",
+];
+
+macro_rules! sql_store {
+    (
+        $(#[$doc:meta])*
+        $name:ident, $db:ty,
+        id = $id_type:literal, blob = $blob_type:literal, lock = $lock:literal
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name {
+            pool: sqlx::Pool<$db>,
+            dedup_calls: std::sync::Arc<AtomicU64>,
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+
+        impl $name {
+            /// Wraps a pool and brings its schema up to [`SCHEMA_VERSION`].
+            ///
+            /// # Errors
+            /// [`StoreError::SchemaTooNew`] for a database of a newer, unknown schema;
+            /// [`StoreError::Backend`] when the database fails.
+            pub async fn from_pool(pool: sqlx::Pool<$db>) -> Result<Self, StoreError> {
+                Self::migrate(&pool, MIGRATIONS.len()).await?;
+                Ok(Self { pool, dedup_calls: std::sync::Arc::new(AtomicU64::new(0)) })
+            }
+
+            /// The connection pool.
+            pub fn pool(&self) -> &sqlx::Pool<$db> {
+                &self.pool
+            }
+
+            /// The schema version of the database.
+            ///
+            /// # Errors
+            /// [`StoreError::Backend`].
+            pub async fn schema_version(&self) -> Result<i64, StoreError> {
+                Self::current_version(&self.pool).await
+            }
+
+            async fn current_version(pool: &sqlx::Pool<$db>) -> Result<i64, StoreError> {
+                sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+                    .execute(pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                let (version,): (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM schema_version")
+                    .fetch_one(pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                Ok(version.unwrap_or(0))
+            }
+
+            /// Applies the migrations up to number `upto` (1-based count).
+            async fn migrate(pool: &sqlx::Pool<$db>, upto: usize) -> Result<(), StoreError> {
+                let found = Self::current_version(pool).await?;
+                let supported = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+                if found > supported {
+                    return Err(StoreError::SchemaTooNew { found, supported });
+                }
+                for (i, script) in MIGRATIONS.iter().enumerate().take(upto) {
+                    let version = i64::try_from(i + 1).unwrap_or(i64::MAX);
+                    if version <= found {
+                        continue;
+                    }
+                    let mut tx = pool.begin().await.map_err(from_sqlx)?;
+                    let script = script.replace("{id}", $id_type).replace("{blob}", $blob_type);
+                    for statement in script.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                        sqlx::query(statement).execute(&mut *tx).await.map_err(from_sqlx)?;
+                    }
+                    sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
+                        .bind(version)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                    tx.commit().await.map_err(from_sqlx)?;
+                    tracing::info!(version, "store schema migrated");
+                }
+                Ok(())
+            }
+
+            fn stored(row: (String, i64)) -> Result<Stored, StoreError> {
+                Ok(Stored {
+                    conversation: from_json(&row.0)?,
+                    version: u64::try_from(row.1).unwrap_or(0),
+                })
+            }
+
+            async fn list(&self, sql: &str, bind: Option<&str>) -> Result<Vec<Stored>, StoreError> {
+                let mut query = sqlx::query_as::<_, (String, i64)>(sql);
+                if let Some(b) = bind {
+                    query = query.bind(b.to_owned());
+                }
+                query
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?
+                    .into_iter()
+                    .map(Self::stored)
+                    .collect()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl ConversationStore for $name {
+            async fn find_open(&self, page: &PageId<'_>, customer: &UserId<'_>) -> Result<Option<Stored>, StoreError> {
+                sqlx::query_as::<_, (String, i64)>(
+                    "SELECT body, version FROM conversations WHERE page = $1 AND customer = $2 AND closed = 0",
+                )
+                .bind(page.as_str())
+                .bind(customer.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(from_sqlx)?
+                .map(Self::stored)
+                .transpose()
+            }
+
+            async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError> {
+                sqlx::query_as::<_, (String, i64)>("SELECT body, version FROM conversations WHERE id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?
+                    .map(Self::stored)
+                    .transpose()
+            }
+
+            async fn commit(&self, commit: Commit) -> Result<(u64, Vec<PendingEffect>), StoreError> {
+                let c = &commit.conversation;
+                let body = to_json(c)?;
+                let (state, agent, closed) = columns(c);
+                let deadline = commit.deadline.map(millis);
+                let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+                let version = match commit.expected_version {
+                    None => {
+                        sqlx::query(
+                            "INSERT INTO conversations (id, page, customer, state, agent, closed, version, deadline_ms, created_ms, body)
+                             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9)",
+                        )
+                        .bind(c.id.as_str())
+                        .bind(c.page.as_str())
+                        .bind(c.customer.as_str())
+                        .bind(state)
+                        .bind(agent)
+                        .bind(closed)
+                        .bind(deadline)
+                        .bind(millis(c.created_at))
+                        .bind(&body)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                        1
+                    }
+                    Some(expected) => {
+                        let expected = i64::try_from(expected).unwrap_or(i64::MAX);
+                        let done = sqlx::query(
+                            "UPDATE conversations SET state = $2, agent = $3, closed = $4, version = version + 1,
+                             deadline_ms = $5, body = $6 WHERE id = $1 AND version = $7",
+                        )
+                        .bind(c.id.as_str())
+                        .bind(state)
+                        .bind(agent)
+                        .bind(closed)
+                        .bind(deadline)
+                        .bind(&body)
+                        .bind(expected)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                        if done.rows_affected() == 0 {
+                            let exists = sqlx::query("SELECT 1 FROM conversations WHERE id = $1")
+                                .bind(c.id.as_str())
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .map_err(from_sqlx)?;
+                            return Err(if exists.is_some() { StoreError::Conflict } else { StoreError::NotFound(c.id.clone()) });
+                        }
+                        expected + 1
+                    }
+                };
+                for line in &commit.transcript {
+                    sqlx::query("INSERT INTO transcript (conversation, body) VALUES ($1, $2)")
+                        .bind(c.id.as_str())
+                        .bind(to_json(line)?)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                }
+                let lease = millis(SystemTime::now() + OUTBOX_LEASE);
+                let mut pending = Vec::with_capacity(commit.effects.len());
+                for (i, effect) in commit.effects.into_iter().enumerate() {
+                    let key = format!("{}:{version}:{i}", c.id);
+                    sqlx::query(
+                        "INSERT INTO outbox (key, conversation, body, done, claimed_until_ms) VALUES ($1, $2, $3, 0, $4)",
+                    )
+                    .bind(&key)
+                    .bind(c.id.as_str())
+                    .bind(to_json(&effect)?)
+                    .bind(lease)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                    pending.push(PendingEffect { key, conversation: c.id.clone(), effect });
+                }
+                tx.commit().await.map_err(from_sqlx)?;
+                Ok((u64::try_from(version).unwrap_or(0), pending))
+            }
+
+            async fn append(&self, id: &ConversationId, lines: Vec<TranscriptLine>) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+                let exists = sqlx::query("SELECT 1 FROM conversations WHERE id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                if exists.is_none() {
+                    return Err(StoreError::NotFound(id.clone()));
+                }
+                for line in &lines {
+                    sqlx::query("INSERT INTO transcript (conversation, body) VALUES ($1, $2)")
+                        .bind(id.as_str())
+                        .bind(to_json(line)?)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                }
+                tx.commit().await.map_err(from_sqlx)
+            }
+
+            async fn transcript(&self, id: &ConversationId) -> Result<Vec<TranscriptLine>, StoreError> {
+                if self.load(id).await?.is_none() {
+                    return Err(StoreError::NotFound(id.clone()));
+                }
+                let rows: Vec<(String,)> = sqlx::query_as("SELECT body FROM transcript WHERE conversation = $1 ORDER BY id")
+                    .bind(id.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                rows.iter().map(|(b,)| from_json(b)).collect()
+            }
+
+            async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {
+                self.list(
+                    "SELECT body, version FROM conversations WHERE agent = $1 AND closed = 0 ORDER BY created_ms, id",
+                    Some(agent.as_str()),
+                )
+                .await
+            }
+
+            async fn list_open(&self) -> Result<Vec<Stored>, StoreError> {
+                self.list("SELECT body, version FROM conversations WHERE closed = 0 ORDER BY created_ms, id", None).await
+            }
+
+            async fn due(&self, now: SystemTime) -> Result<Vec<ConversationId>, StoreError> {
+                let rows: Vec<(String,)> =
+                    sqlx::query_as("SELECT id FROM conversations WHERE closed = 0 AND deadline_ms <= $1")
+                        .bind(millis(now))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(from_sqlx)?;
+                Ok(rows.into_iter().map(|(id,)| ConversationId::new(id)).collect())
+            }
+
+            async fn pending(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
+                let now = millis(SystemTime::now());
+                let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+                let sql = concat!(
+                    "SELECT key, conversation, body FROM outbox WHERE done = 0 AND ",
+                    "(claimed_until_ms IS NULL OR claimed_until_ms <= $1) ORDER BY seq LIMIT $2",
+                    $lock
+                );
+                let rows: Vec<(String, String, String)> = sqlx::query_as(sql)
+                    .bind(now)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                let lease = millis(SystemTime::now() + OUTBOX_LEASE);
+                let mut out = Vec::with_capacity(rows.len());
+                for (key, conversation, body) in rows {
+                    sqlx::query("UPDATE outbox SET claimed_until_ms = $2 WHERE key = $1")
+                        .bind(&key)
+                        .bind(lease)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                    let effect: Effect = from_json(&body)?;
+                    out.push(PendingEffect { key, conversation: ConversationId::new(conversation), effect });
+                }
+                tx.commit().await.map_err(from_sqlx)?;
+                Ok(out)
+            }
+
+            async fn complete(&self, key: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE outbox SET done = 1 WHERE key = $1")
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl DedupStore for $name {
+            async fn first_seen(&self, key: &str, now: SystemTime, ttl: Duration) -> Result<bool, StoreError> {
+                let now_ms = millis(now);
+                // Now and then, drop expired keys so the table stays small.
+                if self.dedup_calls.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
+                    sqlx::query("DELETE FROM dedup WHERE expires_ms <= $1")
+                        .bind(now_ms)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(from_sqlx)?;
+                }
+                let row = sqlx::query(
+                    "INSERT INTO dedup (key, expires_ms) VALUES ($1, $2)
+                     ON CONFLICT (key) DO UPDATE SET expires_ms = excluded.expires_ms WHERE dedup.expires_ms <= $3
+                     RETURNING key",
+                )
+                .bind(key)
+                .bind(millis(now + ttl))
+                .bind(now_ms)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(from_sqlx)?;
+                Ok(row.is_some())
+            }
+
+            async fn forget(&self, key: &str) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM dedup WHERE key = $1")
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl MediaStore for $name {
+            async fn put(&self, bytes: Bytes, content_type: Option<&str>) -> Result<String, StoreError> {
+                let key = super::media_key(&bytes);
+                sqlx::query("INSERT INTO media (key, content_type, bytes) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING")
+                    .bind(&key)
+                    .bind(content_type)
+                    .bind(bytes.as_ref())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                Ok(key)
+            }
+
+            async fn get(&self, key: &str) -> Result<Option<(Bytes, Option<String>)>, StoreError> {
+                let row: Option<(Vec<u8>, Option<String>)> =
+                    sqlx::query_as("SELECT bytes, content_type FROM media WHERE key = $1")
+                        .bind(key)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(from_sqlx)?;
+                Ok(row.map(|(b, t)| (Bytes::from(b), t)))
+            }
+        }
+    };
+}
+
+#[cfg(feature = "sqlite")]
+sql_store!(
+    /// The stores on SQLite: one file, created and migrated on first open, in WAL mode.
+    SqliteStore, sqlx::Sqlite,
+    id = "INTEGER PRIMARY KEY AUTOINCREMENT", blob = "BLOB", lock = ""
+);
+
+#[cfg(feature = "sqlite")]
+impl SqliteStore {
+    /// Opens (creating it if needed) the database file at `path`, in WAL mode, and migrates it.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::from_pool`].
+    pub async fn open(path: impl AsRef<std::path::Path>) -> Result<Self, StoreError> {
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(from_sqlx)?;
+        Self::from_pool(pool).await
+    }
+}
+
+#[cfg(feature = "postgres")]
+sql_store!(
+    /// The stores on PostgreSQL, for several instances sharing one database.
+    PostgresStore, sqlx::Postgres,
+    id = "BIGSERIAL PRIMARY KEY", blob = "BYTEA", lock = " FOR UPDATE SKIP LOCKED"
+);
+
+#[cfg(feature = "postgres")]
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host/database`) and migrates the schema.
+    ///
+    /// # Errors
+    /// As [`PostgresStore::from_pool`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(8).connect(url).await.map_err(from_sqlx)?;
+        Self::from_pool(pool).await
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+
+    async fn memory_pool() -> sqlx::Pool<sqlx::Sqlite> {
+        sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_older_schema_is_upgraded() {
+        let pool = memory_pool().await;
+        SqliteStore::migrate(&pool, 1).await.unwrap();
+        assert_eq!(SqliteStore::current_version(&pool).await.unwrap(), 1);
+        let store = SqliteStore::from_pool(pool).await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+        let key = store.put(Bytes::from_static(b"abc"), Some("text/plain")).await.unwrap();
+        assert_eq!(store.get(&key).await.unwrap().unwrap().0, Bytes::from_static(b"abc"));
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused() {
+        let pool = memory_pool().await;
+        SqliteStore::migrate(&pool, MIGRATIONS.len()).await.unwrap();
+        sqlx::query("INSERT INTO schema_version (version) VALUES (99)").execute(&pool).await.unwrap();
+        let err = SqliteStore::from_pool(pool).await.unwrap_err();
+        assert!(matches!(err, StoreError::SchemaTooNew { found: 99, supported: 2 }), "{err:?}");
+    }
+}
