@@ -56,8 +56,11 @@ use crate::webhook::{Event, EventKind, Webhook, WebhookError};
 
 /// How long an event id is remembered: Meta retries failed deliveries for up to 36 hours.
 pub const DEFAULT_DEDUP_TTL: Duration = Duration::from_secs(48 * 3600);
-/// How many times a transition is retried after a store conflict.
-pub const DEFAULT_CONFLICT_RETRIES: u32 = 8;
+/// How many times a transition is tried when the store reports conflicts. Each attempt that
+/// fails lost to a writer that succeeded, so this bounds how many concurrent writers on one
+/// conversation are absorbed before an event is reported as failed (and left for Meta's
+/// redelivery).
+pub const DEFAULT_CONFLICT_RETRIES: u32 = 32;
 
 /// What went wrong in the engine.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +135,7 @@ pub struct EngineBuilder {
     window: WindowConfig,
     config: ConversationConfig,
     download_inbound: bool,
+    conflict_retries: u32,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -207,6 +211,14 @@ impl EngineBuilder {
         self
     }
 
+    /// Sets how many times a transition is tried when the store reports conflicts (default
+    /// [`DEFAULT_CONFLICT_RETRIES`]).
+    #[must_use]
+    pub fn conflict_retries(mut self, attempts: u32) -> Self {
+        self.conflict_retries = attempts.max(1);
+        self
+    }
+
     /// Builds the engine.
     pub fn build(self) -> Engine {
         Engine {
@@ -221,7 +233,7 @@ impl EngineBuilder {
             window: self.window,
             config: self.config,
             download_inbound: self.download_inbound,
-            conflict_retries: DEFAULT_CONFLICT_RETRIES,
+            conflict_retries: self.conflict_retries,
             dedup_ttl: DEFAULT_DEDUP_TTL,
         }
     }
@@ -293,6 +305,7 @@ impl Engine {
             window: WindowConfig::default(),
             config: ConversationConfig::default(),
             download_inbound: false,
+            conflict_retries: DEFAULT_CONFLICT_RETRIES,
         }
     }
 

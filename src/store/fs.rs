@@ -52,7 +52,9 @@ impl MediaStore for FsMediaStore {
         if tokio::fs::try_exists(&path).await.map_err(io)? {
             return Ok(key);
         }
-        tokio::fs::create_dir_all(path.parent().expect("two levels")).await.map_err(io)?;
+        tokio::fs::create_dir_all(path.parent().expect("two levels"))
+            .await
+            .map_err(io)?;
         if let Some(t) = content_type {
             write_atomically(&path.with_extension("type"), t.as_bytes()).await?;
         }
@@ -66,7 +68,9 @@ impl MediaStore for FsMediaStore {
         };
         match tokio::fs::read(&path).await {
             Ok(bytes) => {
-                let content_type = tokio::fs::read_to_string(path.with_extension("type")).await.ok();
+                let content_type = tokio::fs::read_to_string(path.with_extension("type"))
+                    .await
+                    .ok();
                 Ok(Some((Bytes::from(bytes), content_type)))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

@@ -49,7 +49,9 @@ pub enum StoreError {
     #[error("no conversation {0}")]
     NotFound(ConversationId),
     /// The database was written by a newer version of this crate; it is not downgraded.
-    #[error("the database schema is version {found}; this version of the crate knows up to {supported}")]
+    #[error(
+        "the database schema is version {found}; this version of the crate knows up to {supported}"
+    )]
     SchemaTooNew {
         /// The database's version.
         found: i64,

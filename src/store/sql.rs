@@ -130,6 +130,7 @@ macro_rules! sql_store {
         pub struct $name {
             pool: sqlx::Pool<$db>,
             dedup_calls: std::sync::Arc<AtomicU64>,
+            lease: Duration,
         }
 
         impl std::fmt::Debug for $name {
@@ -146,7 +147,16 @@ macro_rules! sql_store {
             /// [`StoreError::Backend`] when the database fails.
             pub async fn from_pool(pool: sqlx::Pool<$db>) -> Result<Self, StoreError> {
                 Self::migrate(&pool, MIGRATIONS.len()).await?;
-                Ok(Self { pool, dedup_calls: std::sync::Arc::new(AtomicU64::new(0)) })
+                Ok(Self { pool, dedup_calls: std::sync::Arc::new(AtomicU64::new(0)), lease: OUTBOX_LEASE })
+            }
+
+            /// Sets how long fresh effects stay reserved to the instance that committed them
+            /// before [`ConversationStore::pending`] hands them to a recovery worker (default
+            /// 60 s). A single-instance host that recovers at start-up can use zero.
+            #[must_use]
+            pub fn with_outbox_lease(mut self, lease: Duration) -> Self {
+                self.lease = lease;
+                self
             }
 
             /// The connection pool.
@@ -310,7 +320,7 @@ macro_rules! sql_store {
                         .await
                         .map_err(from_sqlx)?;
                 }
-                let lease = millis(SystemTime::now() + OUTBOX_LEASE);
+                let lease = millis(SystemTime::now() + self.lease);
                 let mut pending = Vec::with_capacity(commit.effects.len());
                 for (i, effect) in commit.effects.into_iter().enumerate() {
                     let key = format!("{}:{version}:{i}", c.id);
@@ -399,7 +409,7 @@ macro_rules! sql_store {
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(from_sqlx)?;
-                let lease = millis(SystemTime::now() + OUTBOX_LEASE);
+                let lease = millis(SystemTime::now() + self.lease);
                 let mut out = Vec::with_capacity(rows.len());
                 for (key, conversation, body) in rows {
                     sqlx::query("UPDATE outbox SET claimed_until_ms = $2 WHERE key = $1")
@@ -502,14 +512,20 @@ impl SqliteStore {
     /// # Errors
     /// As [`SqliteStore::from_pool`].
     pub async fn open(path: impl AsRef<std::path::Path>) -> Result<Self, StoreError> {
-        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+        use sqlx::sqlite::{
+            SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+        };
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(from_sqlx)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(from_sqlx)?;
         Self::from_pool(pool).await
     }
 }
@@ -528,7 +544,11 @@ impl PostgresStore {
     /// # Errors
     /// As [`PostgresStore::from_pool`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(8).connect(url).await.map_err(from_sqlx)?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(8)
+            .connect(url)
+            .await
+            .map_err(from_sqlx)?;
         Self::from_pool(pool).await
     }
 }
@@ -538,7 +558,11 @@ mod tests {
     use super::*;
 
     async fn memory_pool() -> sqlx::Pool<sqlx::Sqlite> {
-        sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await.unwrap()
+        sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
@@ -548,16 +572,34 @@ mod tests {
         assert_eq!(SqliteStore::current_version(&pool).await.unwrap(), 1);
         let store = SqliteStore::from_pool(pool).await.unwrap();
         assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
-        let key = store.put(Bytes::from_static(b"abc"), Some("text/plain")).await.unwrap();
-        assert_eq!(store.get(&key).await.unwrap().unwrap().0, Bytes::from_static(b"abc"));
+        let key = store
+            .put(Bytes::from_static(b"abc"), Some("text/plain"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get(&key).await.unwrap().unwrap().0,
+            Bytes::from_static(b"abc")
+        );
     }
 
     #[tokio::test]
     async fn a_newer_schema_is_refused() {
         let pool = memory_pool().await;
         SqliteStore::migrate(&pool, MIGRATIONS.len()).await.unwrap();
-        sqlx::query("INSERT INTO schema_version (version) VALUES (99)").execute(&pool).await.unwrap();
+        sqlx::query("INSERT INTO schema_version (version) VALUES (99)")
+            .execute(&pool)
+            .await
+            .unwrap();
         let err = SqliteStore::from_pool(pool).await.unwrap_err();
-        assert!(matches!(err, StoreError::SchemaTooNew { found: 99, supported: 2 }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                StoreError::SchemaTooNew {
+                    found: 99,
+                    supported: 2
+                }
+            ),
+            "{err:?}"
+        );
     }
 }

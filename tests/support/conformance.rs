@@ -14,8 +14,15 @@ use messenger_channel::store::{Commit, ConversationStore, DedupStore, MediaStore
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{prefix}{}x{nanos}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}{}x{nanos}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn t0() -> SystemTime {
@@ -23,7 +30,12 @@ fn t0() -> SystemTime {
 }
 
 fn line(text: &str) -> TranscriptLine {
-    TranscriptLine { at: t0(), author: Author::Customer, body: LineBody::Text(text.into()), mid: Some(text.into()) }
+    TranscriptLine {
+        at: t0(),
+        author: Author::Customer,
+        body: LineBody::Text(text.into()),
+        mid: Some(text.into()),
+    }
 }
 
 fn new_conversation(id: &str, page: &str, customer: &str) -> Conversation {
@@ -31,7 +43,10 @@ fn new_conversation(id: &str, page: &str, customer: &str) -> Conversation {
         ConversationId::from(id),
         PageId::new(page.to_owned()),
         UserId::new(customer.to_owned()),
-        Inbound { mid: None, lines: vec![] },
+        Inbound {
+            mid: None,
+            lines: vec![],
+        },
         t0(),
         &ConversationConfig::default(),
     )
@@ -39,11 +54,23 @@ fn new_conversation(id: &str, page: &str, customer: &str) -> Conversation {
 }
 
 fn create(c: &Conversation, lines: Vec<TranscriptLine>, effects: Vec<Effect>) -> Commit {
-    Commit { conversation: c.clone(), expected_version: None, transcript: lines, effects, deadline: Some(t0() + Duration::from_secs(60)) }
+    Commit {
+        conversation: c.clone(),
+        expected_version: None,
+        transcript: lines,
+        effects,
+        deadline: Some(t0() + Duration::from_secs(60)),
+    }
 }
 
 fn update(c: &Conversation, version: u64, lines: Vec<TranscriptLine>) -> Commit {
-    Commit { conversation: c.clone(), expected_version: Some(version), transcript: lines, effects: vec![], deadline: None }
+    Commit {
+        conversation: c.clone(),
+        expected_version: Some(version),
+        transcript: lines,
+        effects: vec![],
+        deadline: None,
+    }
 }
 
 /// Runs every check against one backend.
@@ -70,11 +97,24 @@ async fn stale_save_is_a_conflict(store: &dyn ConversationStore) {
     let (v2, _) = store.commit(update(&c, 1, vec![])).await.unwrap();
     assert_eq!(v2, 2);
     c.paused = false;
-    assert!(matches!(store.commit(update(&c, 1, vec![])).await, Err(StoreError::Conflict)), "stale save");
+    assert!(
+        matches!(
+            store.commit(update(&c, 1, vec![])).await,
+            Err(StoreError::Conflict)
+        ),
+        "stale save"
+    );
     let stored = store.load(&c.id).await.unwrap().unwrap();
-    assert_eq!((stored.version, stored.conversation.paused), (2, true), "the stale save did not overwrite");
+    assert_eq!(
+        (stored.version, stored.conversation.paused),
+        (2, true),
+        "the stale save did not overwrite"
+    );
     let ghost = new_conversation(&unique("ghost"), &run, "v");
-    assert!(matches!(store.commit(update(&ghost, 1, vec![])).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.commit(update(&ghost, 1, vec![])).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn one_open_conversation_per_customer(store: &dyn ConversationStore) {
@@ -82,16 +122,38 @@ async fn one_open_conversation_per_customer(store: &dyn ConversationStore) {
     let first = new_conversation(&unique("c"), &page, "alice");
     store.commit(create(&first, vec![], vec![])).await.unwrap();
     let second = new_conversation(&unique("c"), &page, "alice");
-    assert!(matches!(store.commit(create(&second, vec![], vec![])).await, Err(StoreError::Conflict)));
+    assert!(matches!(
+        store.commit(create(&second, vec![], vec![])).await,
+        Err(StoreError::Conflict)
+    ));
     // Another customer of the same page is fine.
-    store.commit(create(&new_conversation(&unique("c"), &page, "bob"), vec![], vec![])).await.unwrap();
+    store
+        .commit(create(
+            &new_conversation(&unique("c"), &page, "bob"),
+            vec![],
+            vec![],
+        ))
+        .await
+        .unwrap();
     // Once the first closes, a new one can open.
     let mut closed = first.clone();
-    closed.state = State::Closed { reason: CloseReason::Agent };
+    closed.state = State::Closed {
+        reason: CloseReason::Agent,
+    };
     store.commit(update(&closed, 1, vec![])).await.unwrap();
-    assert!(store.find_open(&PageId::new(page.clone()), &UserId::from("alice")).await.unwrap().is_none());
+    assert!(
+        store
+            .find_open(&PageId::new(page.clone()), &UserId::from("alice"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     store.commit(create(&second, vec![], vec![])).await.unwrap();
-    let open = store.find_open(&PageId::new(page), &UserId::from("alice")).await.unwrap().unwrap();
+    let open = store
+        .find_open(&PageId::new(page), &UserId::from("alice"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(open.conversation.id, second.id);
 }
 
@@ -119,61 +181,132 @@ async fn concurrent_creates_make_one<S: ConversationStore + 'static>(store: Arc<
 async fn transcript_is_append_only_and_ordered(store: &dyn ConversationStore) {
     let run = unique("t");
     let c = new_conversation(&run, &run, "u");
-    store.commit(create(&c, vec![line("1"), line("2")], vec![])).await.unwrap();
+    store
+        .commit(create(&c, vec![line("1"), line("2")], vec![]))
+        .await
+        .unwrap();
     store.append(&c.id, vec![line("3")]).await.unwrap();
-    store.commit(update(&c, 1, vec![line("4"), line("5")])).await.unwrap();
-    store.append(&c.id, vec![line("6"), line("7")]).await.unwrap();
-    let texts: Vec<_> = store.transcript(&c.id).await.unwrap().into_iter().map(|l| l.mid.unwrap()).collect();
+    store
+        .commit(update(&c, 1, vec![line("4"), line("5")]))
+        .await
+        .unwrap();
+    store
+        .append(&c.id, vec![line("6"), line("7")])
+        .await
+        .unwrap();
+    let texts: Vec<_> = store
+        .transcript(&c.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.mid.unwrap())
+        .collect();
     assert_eq!(texts, ["1", "2", "3", "4", "5", "6", "7"]);
     // A failed (stale) commit appends nothing.
     assert!(store.commit(update(&c, 1, vec![line("x")])).await.is_err());
     assert_eq!(store.transcript(&c.id).await.unwrap().len(), 7);
-    assert!(matches!(store.append(&ConversationId::from(unique("none").as_str()), vec![line("y")]).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store
+            .append(
+                &ConversationId::from(unique("none").as_str()),
+                vec![line("y")]
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn listing_by_agent_and_due(store: &dyn ConversationStore) {
     let run = unique("agents");
     let agent = AgentId::new(unique("agent"));
     let mut active = new_conversation(&format!("{run}-a"), &run, "u1");
-    active.state = State::Active { agent: agent.clone() };
+    active.state = State::Active {
+        agent: agent.clone(),
+    };
     let mut offered = new_conversation(&format!("{run}-b"), &run, "u2");
-    offered.state = State::Open { offer: Some(Offer { agent: agent.clone(), offered_at: t0(), expires_at: t0() }) };
+    offered.state = State::Open {
+        offer: Some(Offer {
+            agent: agent.clone(),
+            offered_at: t0(),
+            expires_at: t0(),
+        }),
+    };
     let mut other = new_conversation(&format!("{run}-c"), &run, "u3");
-    other.state = State::Active { agent: AgentId::new(unique("other")) };
+    other.state = State::Active {
+        agent: AgentId::new(unique("other")),
+    };
     for c in [&active, &offered, &other] {
         store.commit(create(c, vec![], vec![])).await.unwrap();
     }
-    let mut ids: Vec<_> = store.list_for_agent(&agent).await.unwrap().into_iter().map(|s| s.conversation.id).collect();
+    let mut ids: Vec<_> = store
+        .list_for_agent(&agent)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.conversation.id)
+        .collect();
     ids.sort();
     assert_eq!(ids, [active.id.clone(), offered.id.clone()]);
     // Closed conversations are not listed.
     let mut closed = active.clone();
-    closed.state = State::Closed { reason: CloseReason::AutoClose };
+    closed.state = State::Closed {
+        reason: CloseReason::AutoClose,
+    };
     store.commit(update(&closed, 1, vec![])).await.unwrap();
     assert_eq!(store.list_for_agent(&agent).await.unwrap().len(), 1);
     // Due: the deadline (t0 + 60 s) passed for the open ones only.
     let due = store.due(t0() + Duration::from_secs(61)).await.unwrap();
     assert!(due.contains(&offered.id) && due.contains(&other.id) && !due.contains(&active.id));
-    assert!(!store.due(t0() + Duration::from_secs(59)).await.unwrap().contains(&offered.id));
-    assert!(store.list_open().await.unwrap().iter().any(|s| s.conversation.id == other.id));
+    assert!(
+        !store
+            .due(t0() + Duration::from_secs(59))
+            .await
+            .unwrap()
+            .contains(&offered.id)
+    );
+    assert!(
+        store
+            .list_open()
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| s.conversation.id == other.id)
+    );
 }
 
 async fn outbox_keeps_effects_until_completed(store: &dyn ConversationStore) {
     let run = unique("outbox");
     let c = new_conversation(&run, &run, "u");
     let effects = vec![
-        Effect::RequestOffer { exclude: vec![], prefer: None },
-        Effect::SessionStarted { agent: AgentId::from("a") },
+        Effect::RequestOffer {
+            exclude: vec![],
+            prefer: None,
+        },
+        Effect::SessionStarted {
+            agent: AgentId::from("a"),
+        },
     ];
-    let (version, pending) = store.commit(create(&c, vec![], effects.clone())).await.unwrap();
+    let (version, pending) = store
+        .commit(create(&c, vec![], effects.clone()))
+        .await
+        .unwrap();
     let keys: Vec<_> = pending.iter().map(|p| p.key.clone()).collect();
-    assert_eq!(keys, [format!("{run}:{version}:0"), format!("{run}:{version}:1")]);
-    assert_eq!(pending.iter().map(|p| p.effect.clone()).collect::<Vec<_>>(), effects);
+    assert_eq!(
+        keys,
+        [format!("{run}:{version}:0"), format!("{run}:{version}:1")]
+    );
+    assert_eq!(
+        pending.iter().map(|p| p.effect.clone()).collect::<Vec<_>>(),
+        effects
+    );
     for key in &keys {
         store.complete(key).await.unwrap();
     }
     let left = store.pending(10_000).await.unwrap();
-    assert!(left.iter().all(|p| !keys.contains(&p.key)), "completed effects are gone");
+    assert!(
+        left.iter().all(|p| !keys.contains(&p.key)),
+        "completed effects are gone"
+    );
 }
 
 async fn dedup_is_atomic_with_a_ttl<S: DedupStore + 'static>(dedup: Arc<S>) {
@@ -182,23 +315,40 @@ async fn dedup_is_atomic_with_a_ttl<S: DedupStore + 'static>(dedup: Arc<S>) {
     let mut tasks = Vec::new();
     for _ in 0..12 {
         let (dedup, key) = (dedup.clone(), key.clone());
-        tasks.push(tokio::spawn(async move { dedup.first_seen(&key, t0(), ttl).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            dedup.first_seen(&key, t0(), ttl).await.unwrap()
+        }));
     }
     let mut firsts = 0;
     for t in tasks {
         firsts += usize::from(t.await.unwrap());
     }
     assert_eq!(firsts, 1, "exactly one caller sees the event first");
-    assert!(!dedup.first_seen(&key, t0() + ttl - Duration::from_secs(1), ttl).await.unwrap());
-    assert!(dedup.first_seen(&key, t0() + ttl, ttl).await.unwrap(), "expired keys are new again");
+    assert!(
+        !dedup
+            .first_seen(&key, t0() + ttl - Duration::from_secs(1), ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        dedup.first_seen(&key, t0() + ttl, ttl).await.unwrap(),
+        "expired keys are new again"
+    );
     dedup.forget(&key).await.unwrap();
-    assert!(dedup.first_seen(&key, t0() + ttl, ttl).await.unwrap(), "forgotten keys are new again");
+    assert!(
+        dedup.first_seen(&key, t0() + ttl, ttl).await.unwrap(),
+        "forgotten keys are new again"
+    );
 }
 
 async fn media_round_trip(media: &dyn MediaStore) {
     let bytes = bytes::Bytes::from(unique("file-").into_bytes());
     let key = media.put(bytes.clone(), Some("text/plain")).await.unwrap();
-    assert_eq!(media.put(bytes.clone(), Some("text/plain")).await.unwrap(), key, "content-addressed");
+    assert_eq!(
+        media.put(bytes.clone(), Some("text/plain")).await.unwrap(),
+        key,
+        "content-addressed"
+    );
     let (got, content_type) = media.get(&key).await.unwrap().unwrap();
     assert_eq!((got, content_type.as_deref()), (bytes, Some("text/plain")));
     assert!(media.get(&"0".repeat(64)).await.unwrap().is_none());

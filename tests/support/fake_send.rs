@@ -22,6 +22,9 @@ pub struct FakeSend {
     next: AtomicU64,
     /// When set, every send fails with this error.
     pub fail_with: Mutex<Option<SendError>>,
+    /// When set, `send` signals `entered` and then never returns (a process dying mid-send).
+    pub hang: std::sync::atomic::AtomicBool,
+    pub entered: tokio::sync::Notify,
     /// What `download` serves, by URL.
     pub files: Mutex<std::collections::HashMap<String, Media>>,
 }
@@ -52,6 +55,10 @@ impl SendApi for FakeSend {
     ) -> Result<SendResponse, SendError> {
         if let Some(e) = self.fail_with.lock().unwrap().clone() {
             return Err(e);
+        }
+        if self.hang.load(Ordering::SeqCst) {
+            self.entered.notify_one();
+            std::future::pending::<()>().await;
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         self.sent.lock().unwrap().push(Sent {

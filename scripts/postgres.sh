@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs PostgreSQL from Debian's packages if needed, starts a throwaway cluster on
 # 127.0.0.1, and prints the URL of a fresh test database on stdout.
-# Usage: export MESSENGER_CHANNEL_TEST_POSTGRES="$(bash .ci/postgres.sh)"
-# Stop it with: bash .ci/postgres.sh stop
+# Usage: export MESSENGER_CHANNEL_TEST_POSTGRES="$(bash scripts/postgres.sh)"
+# Stop it with: bash scripts/postgres.sh stop
 set -euo pipefail
 state=/tmp/messenger-channel-pg
 if [ "${1:-}" = stop ]; then

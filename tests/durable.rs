@@ -1,0 +1,293 @@
+//! Durability: a restart on SQLite, a crash between saving and sending, and two instances on
+//! one PostgreSQL database.
+#![cfg(any(feature = "sqlite", feature = "postgres"))]
+
+#[path = "support/channel.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod channel;
+#[path = "support/fake_send.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod fake_send;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use channel::{PAGE, SECRET, message_item, signed, t0};
+use fake_send::FakeSend;
+use messenger_channel::conversation::{Author, ConversationConfig};
+use messenger_channel::engine::Engine;
+use messenger_channel::ids::{AgentId, PageId, UserId};
+use messenger_channel::secret::AppSecret;
+use messenger_channel::store::{
+    ConversationStore, DedupStore, InMemoryRouter, MediaStore, Presence, RecordingNotifier,
+};
+use messenger_channel::webhook::Webhook;
+
+#[cfg(feature = "sqlite")]
+const NOTICE: &str = "This conversation may be monitored, recorded and stored.";
+
+fn engine<S>(store: Arc<S>, send: Arc<FakeSend>, config: ConversationConfig) -> Engine
+where
+    S: ConversationStore + DedupStore + MediaStore + 'static,
+{
+    let router = Arc::new(InMemoryRouter::new());
+    router.set_presence(&AgentId::from("alice"), Presence::Available);
+    router.set_capacity(&AgentId::from("alice"), 1000);
+    Engine::builder(Webhook::new(&AppSecret::new(SECRET).unwrap()), send)
+        .store(store.clone())
+        .dedup(store.clone())
+        .media(store)
+        .router(router)
+        .notifier(Arc::new(RecordingNotifier::new()))
+        .config(config)
+        .build()
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_survives_a_restart() {
+    use messenger_channel::store::SqliteStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("channel.db");
+    let customer = UserId::from("24012345678901234");
+    let (before, transcript_before, id) = {
+        let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+        let e = engine(
+            store.clone(),
+            Arc::new(FakeSend::new()),
+            ConversationConfig::default(),
+        );
+        let (h, b) = signed(&[message_item(customer.as_str(), "m_1", "Hello", t0())]);
+        e.handle_webhook(&h, &b, t0()).await.unwrap();
+        let id = store
+            .find_open(&PageId::from(PAGE), &customer)
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation
+            .id;
+        e.accept(&id, &AgentId::from("alice"), t0() + Duration::from_secs(5))
+            .await
+            .unwrap();
+        e.send_text(
+            &id,
+            &AgentId::from("alice"),
+            "Hi, how can I help?",
+            t0() + Duration::from_secs(6),
+        )
+        .await
+        .unwrap();
+        let before = store.load(&id).await.unwrap().unwrap();
+        let transcript = store.transcript(&id).await.unwrap();
+        (before, transcript, id)
+        // Everything is dropped here: pool, engine, stores.
+    };
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    assert_eq!(store.load(&id).await.unwrap().unwrap(), before);
+    assert_eq!(store.transcript(&id).await.unwrap(), transcript_before);
+    assert_eq!(
+        store
+            .find_open(&PageId::from(PAGE), &customer)
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation
+            .id,
+        id
+    );
+    // The dedup record survived: Meta's redelivery of the first body is recognised.
+    let e = engine(
+        store.clone(),
+        Arc::new(FakeSend::new()),
+        ConversationConfig::default(),
+    );
+    let (h, b) = signed(&[message_item(customer.as_str(), "m_1", "Hello", t0())]);
+    let report = e
+        .handle_webhook(&h, &b, t0() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!((report.handled, report.duplicates), (0, 1));
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        messenger_channel::store::SCHEMA_VERSION
+    );
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_saving_and_sending_loses_nothing() {
+    use messenger_channel::store::SqliteStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("channel.db");
+    let config = ConversationConfig {
+        privacy_notice: Some(NOTICE.into()),
+        ..ConversationConfig::default()
+    };
+    let customer = "24012345678901234";
+
+    // First process: the state is saved, then the send hangs and the process dies.
+    {
+        let store = Arc::new(
+            SqliteStore::open(&path)
+                .await
+                .unwrap()
+                .with_outbox_lease(Duration::ZERO),
+        );
+        let dying = Arc::new(FakeSend::new());
+        dying.hang.store(true, std::sync::atomic::Ordering::SeqCst);
+        let e = Arc::new(engine(store, dying.clone(), config.clone()));
+        let (h, b) = signed(&[message_item(customer, "m_1", "Hello", t0())]);
+        let task = tokio::spawn({
+            let e = e.clone();
+            async move { e.handle_webhook(&h, &b, t0()).await }
+        });
+        dying.entered.notified().await;
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        assert!(dying.sent().is_empty());
+    }
+
+    // Second process: recovery delivers every pending effect, exactly once.
+    let store = Arc::new(
+        SqliteStore::open(&path)
+            .await
+            .unwrap()
+            .with_outbox_lease(Duration::ZERO),
+    );
+    assert!(
+        !store.pending(100).await.unwrap().is_empty(),
+        "the effects were saved with the state"
+    );
+    let send = Arc::new(FakeSend::new());
+    let e = engine(store.clone(), send.clone(), config.clone());
+    e.recover(t0() + Duration::from_secs(1)).await.unwrap();
+    assert_eq!(send.texts(), [NOTICE]);
+    e.recover(t0() + Duration::from_secs(2)).await.unwrap();
+    assert_eq!(send.texts(), [NOTICE], "delivered once");
+    assert!(store.pending(100).await.unwrap().is_empty());
+    // The customer's message is in the transcript once, and the conversation was offered.
+    let c = store
+        .find_open(&PageId::from(PAGE), &UserId::from(customer))
+        .await
+        .unwrap()
+        .unwrap()
+        .conversation;
+    let lines = store.transcript(&c.id).await.unwrap();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.author == Author::Customer)
+            .count(),
+        1
+    );
+    assert!(matches!(
+        c.state,
+        messenger_channel::conversation::State::Open { offer: Some(_) }
+    ));
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_postgres_database() {
+    use messenger_channel::store::PostgresStore;
+    let Ok(url) = std::env::var("MESSENGER_CHANNEL_TEST_POSTGRES") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set MESSENGER_CHANNEL_TEST_POSTGRES"
+        );
+        eprintln!(
+            "\n*** SKIPPED: PostgreSQL tests need MESSENGER_CHANNEL_TEST_POSTGRES (see README) ***\n"
+        );
+        return;
+    };
+    let instances: Vec<Arc<Engine>> = {
+        let mut v = Vec::new();
+        for _ in 0..2 {
+            let store = Arc::new(PostgresStore::connect(&url).await.unwrap());
+            v.push(Arc::new(engine(
+                store,
+                Arc::new(FakeSend::new()),
+                ConversationConfig::default(),
+            )));
+        }
+        v
+    };
+    let run = format!(
+        "{}{}",
+        std::process::id(),
+        t0().elapsed().map_or(0, |d| d.as_nanos())
+    );
+    let customers: Vec<String> = (0..6).map(|i| format!("9{run}{i}")).collect();
+    // Ten batches, each with a message from every customer; unique mids.
+    let batches: Vec<_> = (0..10)
+        .map(|b| {
+            let items: Vec<_> = customers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    message_item(
+                        c,
+                        &format!("m_{run}_{b}_{i}"),
+                        "hi",
+                        t0() + Duration::from_secs(b),
+                    )
+                })
+                .collect();
+            signed(&items)
+        })
+        .collect();
+    let mut tasks = Vec::new();
+    for (h, b) in &batches {
+        // Each batch to both instances, three times, all at once.
+        for e in &instances {
+            for _ in 0..3 {
+                let (e, h, b) = (e.clone(), h.clone(), b.clone());
+                tasks.push(tokio::spawn(async move {
+                    e.handle_webhook(&h, &b, t0()).await.unwrap()
+                }));
+            }
+        }
+    }
+    let mut handled = 0;
+    for t in tasks {
+        let report = t.await.unwrap();
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        handled += report.handled;
+    }
+    assert_eq!(
+        handled,
+        customers.len() * batches.len(),
+        "each event handled by exactly one instance, once"
+    );
+    // Exactly one conversation per customer, each message once in its transcript.
+    let store = PostgresStore::connect(&url).await.unwrap();
+    for (i, c) in customers.iter().enumerate() {
+        let conv = store
+            .find_open(&PageId::from(PAGE), &UserId::new(c.clone()))
+            .await
+            .unwrap()
+            .expect("a conversation");
+        let mut mids: Vec<_> = store
+            .transcript(&conv.conversation.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.author == Author::Customer)
+            .filter_map(|l| l.mid)
+            .collect();
+        mids.sort();
+        let mut expected: Vec<_> = (0..batches.len())
+            .map(|b| format!("m_{run}_{b}_{i}"))
+            .collect();
+        expected.sort();
+        assert_eq!(mids, expected, "customer {c}");
+    }
+    let open: Vec<_> = store
+        .list_open()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| customers.contains(&s.conversation.customer.as_str().to_owned()))
+        .collect();
+    assert_eq!(open.len(), customers.len());
+}
