@@ -56,6 +56,9 @@ use crate::webhook::{Event, EventKind, Webhook, WebhookError};
 
 /// How long an event id is remembered: Meta retries failed deliveries for up to 36 hours.
 pub const DEFAULT_DEDUP_TTL: Duration = Duration::from_secs(48 * 3600);
+/// Marks the `metadata` of messages this channel sends: the effect key follows.
+pub const ECHO_KEY_PREFIX: &str = "mc-effect:";
+
 /// How many times a transition is tried when the store reports conflicts. Each attempt that
 /// fails lost to a writer that succeeded, so this bounds how many concurrent writers on one
 /// conversation are absorbed before an event is reported as failed (and left for Meta's
@@ -365,6 +368,17 @@ impl Engine {
         event: &Event<'_>,
         now: SystemTime,
     ) -> Result<EventOutcome, EngineError> {
+        // The echo of a message this channel sent: its effect is delivered, whatever happens to
+        // the instance that sent it.
+        if let EventKind::Echo(echo) = &event.kind {
+            if let Some(key) = echo
+                .metadata
+                .and_then(|m| m.decode().strip_prefix(ECHO_KEY_PREFIX).map(str::to_owned))
+            {
+                self.store.complete(&key).await?;
+                return Ok(EventOutcome::Handled);
+            }
+        }
         let relevant = match &event.kind {
             EventKind::Message(_) | EventKind::Postback(_) => {
                 !event.standby && event.sender.is_some()
@@ -692,7 +706,7 @@ impl Engine {
             match &p.effect {
                 Effect::Send { agent, message } => {
                     if let Some(line) = self
-                        .deliver_send(conversation, agent.as_ref(), message, now, outcome)
+                        .deliver_send(conversation, agent.as_ref(), message, &p.key, now, outcome)
                         .await
                     {
                         new_lines.push(line);
@@ -768,11 +782,16 @@ impl Engine {
     }
 
     /// Sends one message; returns the transcript line recording the outcome.
+    ///
+    /// The message carries the effect's key as its `metadata`: Meta returns it in the echo,
+    /// and an echo carrying a pending key marks that effect delivered (see
+    /// [`Engine::handle_event`]), so a restarted instance does not send it again.
     async fn deliver_send(
         &self,
         conversation: &Conversation,
         agent: Option<&AgentId>,
         message: &Outgoing,
+        key: &str,
         now: SystemTime,
         outcome: &mut Outcome,
     ) -> Option<TranscriptLine> {
@@ -782,6 +801,10 @@ impl Engine {
             Sender::Automation
         };
         let (built, body) = self.outgoing(message).await;
+        let built = built.and_then(|m| {
+            m.with_metadata(&format!("{ECHO_KEY_PREFIX}{key}"))
+                .map_err(SendError::from)
+        });
         let result = match (
             built,
             check_window(

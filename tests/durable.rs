@@ -186,6 +186,77 @@ async fn a_crash_between_saving_and_sending_loses_nothing() {
     ));
 }
 
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_echo_marks_a_send_delivered_so_recovery_does_not_repeat_it() {
+    use messenger_channel::store::SqliteStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("channel.db");
+    let config = ConversationConfig {
+        privacy_notice: Some(NOTICE.into()),
+        ..ConversationConfig::default()
+    };
+    let customer = "24012345678901234";
+
+    // The platform accepted the notice, then the process died before marking it done.
+    let metadata = {
+        let store = Arc::new(
+            SqliteStore::open(&path)
+                .await
+                .unwrap()
+                .with_outbox_lease(Duration::ZERO),
+        );
+        let dying = Arc::new(FakeSend::new());
+        dying
+            .hang_after
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let e = Arc::new(engine(store, dying.clone(), config.clone()));
+        let (h, b) = signed(&[message_item(customer, "m_1", "Hello", t0())]);
+        let task = tokio::spawn({
+            let e = e.clone();
+            async move { e.handle_webhook(&h, &b, t0()).await }
+        });
+        dying.entered.notified().await;
+        task.abort();
+        let _ = task.await;
+        let sent = dying.sent();
+        assert_eq!(sent.len(), 1);
+        sent[0].body["message"]["metadata"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(metadata.starts_with(messenger_channel::engine::ECHO_KEY_PREFIX));
+
+    // Meta's echo of that message reaches the restarted instance before its recovery runs.
+    let store = Arc::new(
+        SqliteStore::open(&path)
+            .await
+            .unwrap()
+            .with_outbox_lease(Duration::ZERO),
+    );
+    let send = Arc::new(FakeSend::new());
+    let e = engine(store.clone(), send.clone(), config);
+    let echo = serde_json::json!({
+        "sender": {"id": PAGE}, "recipient": {"id": customer}, "timestamp": 1_718_000_001_000_u64,
+        "message": {"mid": "m_echo", "is_echo": true, "app_id": 1, "metadata": metadata, "text": NOTICE}
+    });
+    let (h, b) = signed(&[echo]);
+    assert_eq!(
+        e.handle_webhook(&h, &b, t0() + Duration::from_secs(1))
+            .await
+            .unwrap()
+            .handled,
+        1
+    );
+    e.recover(t0() + Duration::from_secs(2)).await.unwrap();
+    assert!(
+        send.texts().is_empty(),
+        "the notice is not sent a second time: {:?}",
+        send.texts()
+    );
+}
+
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_one_postgres_database() {

@@ -14,9 +14,10 @@
 //!   short lease, so that another instance's recovery worker does not deliver them at the same
 //!   time; [`ConversationStore::pending`] claims unclaimed or expired rows (on PostgreSQL with
 //!   `FOR UPDATE SKIP LOCKED`, so several workers never take the same effect). Delivery is at
-//!   least once: an effect sent but not yet marked done when a process dies is sent again by
-//!   recovery. That window is the time between the Graph API's answer and the `complete`
-//!   write, a few milliseconds.
+//!   least once. Every message the engine sends carries its effect's key in `metadata`, and
+//!   the echo Meta returns marks the effect done on whichever instance receives it; so a send
+//!   whose process died after the platform accepted it is repeated only if recovery runs before
+//!   that echo arrives (usually well under a second, the remaining window).
 //! - **Migrations are versioned** (`schema_version`): opening an older database upgrades it; a
 //!   database written by a newer version of this crate is refused with
 //!   [`StoreError::SchemaTooNew`], never downgraded.

@@ -24,6 +24,9 @@ pub struct FakeSend {
     pub fail_with: Mutex<Option<SendError>>,
     /// When set, `send` signals `entered` and then never returns (a process dying mid-send).
     pub hang: std::sync::atomic::AtomicBool,
+    /// When set, `send` records the message, signals `entered`, then never returns (a
+    /// process dying after the platform accepted the message).
+    pub hang_after: std::sync::atomic::AtomicBool,
     pub entered: tokio::sync::Notify,
     /// What `download` serves, by URL.
     pub files: Mutex<std::collections::HashMap<String, Media>>,
@@ -69,6 +72,10 @@ impl SendApi for FakeSend {
                 .upload()
                 .map(|u| (u.file_name().to_owned(), u.bytes().len())),
         });
+        if self.hang_after.load(Ordering::SeqCst) {
+            self.entered.notify_one();
+            std::future::pending::<()>().await;
+        }
         Ok(SendResponse {
             recipient_id: Some(request.recipient().to_owned()),
             message_id: format!("m_out_{n}"),
