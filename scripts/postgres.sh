@@ -4,7 +4,8 @@
 # Usage: export MESSENGER_CHANNEL_TEST_POSTGRES="$(bash scripts/postgres.sh)"
 # Stop it with: bash scripts/postgres.sh stop
 set -euo pipefail
-state=/tmp/messenger-channel-pg
+# Where the running server is remembered, for `stop` (one per caller: set MC_PG_STATE).
+state=${MC_PG_STATE:-/tmp/messenger-channel-pg}
 if [ "${1:-}" = stop ]; then
   if [ -f "$state/dir" ]; then
     dir=$(cat "$state/dir")

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${MESSENGER_CHANNEL_TEST_POSTGRES:-}" ]; then
+  MC_PG_STATE="$(mktemp -d /tmp/mc-pg-state.XXXXXX)/state"
+  export MC_PG_STATE
   MESSENGER_CHANNEL_TEST_POSTGRES="$(bash scripts/postgres.sh)"
   export MESSENGER_CHANNEL_TEST_POSTGRES
   trap 'bash scripts/postgres.sh stop' EXIT

@@ -355,6 +355,22 @@ impl GraphClient {
         .await
     }
 
+    /// One Conversation Routing call: `POST /{page}/{endpoint}` with `metadata` when given.
+    async fn thread_control(
+        &self,
+        page: &PageId<'_>,
+        endpoint: &'static str,
+        mut body: Value,
+        metadata: Option<&str>,
+    ) -> Result<(), SendError> {
+        if let Some(m) = metadata {
+            body["metadata"] = json!(m);
+        }
+        self.post(page, &format!("{page}/{endpoint}"), &body, endpoint)
+            .await
+            .map(drop)
+    }
+
     #[cfg(feature = "rate-limit")]
     async fn pace(&self, page: &PageId<'_>, heavy: bool) {
         if let Some(limiter) = &self.inner.limiter {
@@ -624,18 +640,9 @@ impl SendApi for GraphClient {
         target_app: AppId,
         metadata: Option<&str>,
     ) -> Result<(), SendError> {
-        let mut body = json!({"recipient": recipient(psid), "target_app_id": target_app.0});
-        if let Some(m) = metadata {
-            body["metadata"] = json!(m);
-        }
-        self.post(
-            page,
-            &format!("{page}/pass_thread_control"),
-            &body,
-            "pass_thread_control",
-        )
-        .await
-        .map(drop)
+        let body = json!({"recipient": recipient(psid), "target_app_id": target_app.0});
+        self.thread_control(page, "pass_thread_control", body, metadata)
+            .await
     }
 
     async fn take_thread_control(
@@ -644,18 +651,13 @@ impl SendApi for GraphClient {
         psid: &str,
         metadata: Option<&str>,
     ) -> Result<(), SendError> {
-        let mut body = json!({"recipient": recipient(psid)});
-        if let Some(m) = metadata {
-            body["metadata"] = json!(m);
-        }
-        self.post(
+        self.thread_control(
             page,
-            &format!("{page}/take_thread_control"),
-            &body,
             "take_thread_control",
+            json!({"recipient": recipient(psid)}),
+            metadata,
         )
         .await
-        .map(drop)
     }
 
     async fn request_thread_control(
@@ -664,29 +666,23 @@ impl SendApi for GraphClient {
         psid: &str,
         metadata: Option<&str>,
     ) -> Result<(), SendError> {
-        let mut body = json!({"recipient": recipient(psid)});
-        if let Some(m) = metadata {
-            body["metadata"] = json!(m);
-        }
-        self.post(
+        self.thread_control(
             page,
-            &format!("{page}/request_thread_control"),
-            &body,
             "request_thread_control",
+            json!({"recipient": recipient(psid)}),
+            metadata,
         )
         .await
-        .map(drop)
     }
 
     async fn release_thread_control(&self, page: &PageId<'_>, psid: &str) -> Result<(), SendError> {
-        self.post(
+        self.thread_control(
             page,
-            &format!("{page}/release_thread_control"),
-            &json!({"recipient": recipient(psid)}),
             "release_thread_control",
+            json!({"recipient": recipient(psid)}),
+            None,
         )
         .await
-        .map(drop)
     }
 
     async fn thread_owner(

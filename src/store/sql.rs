@@ -213,6 +213,23 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            /// Appends transcript lines inside a transaction; their ids keep their order.
+            async fn insert_lines(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                id: &ConversationId,
+                lines: &[TranscriptLine],
+            ) -> Result<(), StoreError> {
+                for line in lines {
+                    sqlx::query("INSERT INTO transcript (conversation, body) VALUES ($1, $2)")
+                        .bind(id.as_str())
+                        .bind(to_json(line)?)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                }
+                Ok(())
+            }
+
             fn stored(row: (String, i64)) -> Result<Stored, StoreError> {
                 Ok(Stored {
                     conversation: from_json(&row.0)?,
@@ -313,14 +330,7 @@ macro_rules! sql_store {
                         expected + 1
                     }
                 };
-                for line in &commit.transcript {
-                    sqlx::query("INSERT INTO transcript (conversation, body) VALUES ($1, $2)")
-                        .bind(c.id.as_str())
-                        .bind(to_json(line)?)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(from_sqlx)?;
-                }
+                Self::insert_lines(&mut tx, &c.id, &commit.transcript).await?;
                 let lease = millis(SystemTime::now() + self.lease);
                 let mut pending = Vec::with_capacity(commit.effects.len());
                 for (i, effect) in commit.effects.into_iter().enumerate() {
@@ -351,14 +361,7 @@ macro_rules! sql_store {
                 if exists.is_none() {
                     return Err(StoreError::NotFound(id.clone()));
                 }
-                for line in &lines {
-                    sqlx::query("INSERT INTO transcript (conversation, body) VALUES ($1, $2)")
-                        .bind(id.as_str())
-                        .bind(to_json(line)?)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(from_sqlx)?;
-                }
+                Self::insert_lines(&mut tx, id, &lines).await?;
                 tx.commit().await.map_err(from_sqlx)
             }
 
