@@ -340,6 +340,39 @@ impl Engine {
         now: SystemTime,
     ) -> Result<WebhookReport, EngineError> {
         let batch = self.webhook.verify_and_parse(headers, body)?;
+        Ok(self.handle_batch(&batch, now).await)
+    }
+
+    /// Handles a body whose signature the caller has already checked (with
+    /// [`Engine::webhook`]), as the axum integration does before answering 200.
+    ///
+    /// # Errors
+    /// [`EngineError::Webhook`] when the body is not a webhook.
+    pub async fn handle_verified(
+        &self,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<WebhookReport, EngineError> {
+        let batch = crate::webhook::parse_with_limits(body, &self.webhook_limits())
+            .map_err(|e| EngineError::Webhook(e.into()))?;
+        Ok(self.handle_batch(&batch, now).await)
+    }
+
+    fn webhook_limits(&self) -> crate::webhook::Limits {
+        self.webhook.parse_limits()
+    }
+
+    /// The webhook receiver (signature check and limits).
+    pub fn webhook(&self) -> &Webhook {
+        &self.webhook
+    }
+
+    /// Handles every item of a parsed batch, in body order.
+    pub async fn handle_batch(
+        &self,
+        batch: &crate::webhook::Batch<'_>,
+        now: SystemTime,
+    ) -> WebhookReport {
         let mut report = WebhookReport::default();
         for item in batch.items() {
             match item {
@@ -355,7 +388,7 @@ impl Engine {
                 },
             }
         }
-        Ok(report)
+        report
     }
 
     /// Handles one parsed (and already verified) event.

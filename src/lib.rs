@@ -2,6 +2,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod attachment;
+#[cfg(feature = "axum")]
+pub mod axum;
 pub mod conversation;
 pub mod engine;
 pub mod ids;

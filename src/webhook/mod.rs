@@ -95,6 +95,11 @@ impl Webhook {
         self
     }
 
+    /// The parser's limits.
+    pub fn parse_limits(&self) -> Limits {
+        self.limits
+    }
+
     /// The signature verifier.
     pub fn verifier(&self) -> &SignatureVerifier {
         &self.verifier

@@ -21,7 +21,7 @@ pub const SECRET: &str = "channel-test-secret";
 pub const PAGE: &str = "104987654321098";
 
 pub struct Channel {
-    pub engine: Engine,
+    pub engine: Arc<Engine>,
     pub store: Arc<InMemoryStore>,
     pub router: Arc<InMemoryRouter>,
     pub notifier: Arc<RecordingNotifier>,
@@ -58,6 +58,7 @@ impl Channel {
             .config(config)
             .download_inbound(download_inbound)
             .build();
+        let engine = Arc::new(engine);
         Self {
             engine,
             store,

@@ -1,0 +1,128 @@
+//! axum integration (feature `axum`): the subscription handshake and the webhook POST as a
+//! ready [`Router`].
+//!
+//! ```no_run
+//! # async fn demo(engine: std::sync::Arc<messenger_channel::engine::Engine>) -> Result<(), Box<dyn std::error::Error>> {
+//! use messenger_channel::secret::VerifyToken;
+//!
+//! let webhook = messenger_channel::axum::WebhookRoutes::new(engine, VerifyToken::new("my-verify-token")?).router();
+//! let app = axum::Router::new()
+//!     .route("/health", axum::routing::get(|| async { "ok" }))
+//!     .nest("/webhook", webhook);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The POST handler reads the raw body (refusing more than the webhook's size limit with 413),
+//! checks the signature (401 when missing, 403 when wrong, before anything is parsed), checks
+//! that the body is a webhook (400 otherwise), and answers 200 at once: Meta redelivers what
+//! is not acknowledged within about 20 seconds. The events are then handled in a background
+//! task ([`WebhookRoutes::in_background`] turns that off, for tests and simple hosts).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::engine::Engine;
+use crate::secret::VerifyToken;
+use crate::webhook::challenge::verify_subscription;
+
+/// The webhook's two routes, at the root of the router they make (nest it where you like).
+#[derive(Clone)]
+pub struct WebhookRoutes {
+    engine: Arc<Engine>,
+    verify_token: VerifyToken,
+    background: bool,
+}
+
+impl std::fmt::Debug for WebhookRoutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookRoutes")
+            .field("background", &self.background)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookRoutes {
+    /// Routes for `engine`, answering the handshake with `verify_token`.
+    pub fn new(engine: Arc<Engine>, verify_token: VerifyToken) -> Self {
+        Self {
+            engine,
+            verify_token,
+            background: true,
+        }
+    }
+
+    /// Whether events are handled after the 200 is sent (default) or before it.
+    #[must_use]
+    pub fn in_background(mut self, background: bool) -> Self {
+        self.background = background;
+        self
+    }
+
+    /// The router: `GET /` (handshake) and `POST /` (webhook).
+    pub fn router(self) -> Router {
+        let limit = self.engine.webhook().parse_limits().max_body_bytes;
+        Router::new()
+            .route("/", get(handshake).post(receive))
+            .layer(DefaultBodyLimit::max(limit))
+            .with_state(Arc::new(self))
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
+}
+
+async fn handshake(
+    State(routes): State<Arc<WebhookRoutes>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    match verify_subscription(query.as_deref().unwrap_or(""), &routes.verify_token) {
+        Ok(challenge) => text(StatusCode::OK, challenge),
+        Err(e) => text(StatusCode::FORBIDDEN, e.to_string()),
+    }
+}
+
+async fn receive(
+    State(routes): State<Arc<WebhookRoutes>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // Authentic and well formed, or refused before anything is handled.
+    if let Err(e) = routes.engine.webhook().verify_and_parse(&headers, &body) {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        return text(status, e.to_string());
+    }
+    let engine = routes.engine.clone();
+    let work = async move {
+        match engine.handle_verified(&body, SystemTime::now()).await {
+            Ok(report) => tracing::debug!(
+                handled = report.handled,
+                duplicates = report.duplicates,
+                failed = report.failed.len(),
+                "webhook handled"
+            ),
+            Err(e) => tracing::warn!(error = %e, "webhook handling failed"),
+        }
+    };
+    if routes.background {
+        tokio::spawn(work);
+    } else {
+        work.await;
+    }
+    text(StatusCode::OK, "EVENT_RECEIVED")
+}
