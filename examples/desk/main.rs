@@ -1,0 +1,678 @@
+//! Run with: `cargo run --example desk`
+//!
+//! The agent desk: one process with the webhook endpoints, a web page for agents (sign in by
+//! name, presence, offers with their countdown, Accept and Reject, the transcript, text and
+//! files both ways, End and Close, the conversation list), on embedded defaults (SQLite in a
+//! data directory).
+//!
+//! Without Facebook credentials it runs in simulation mode: a simulated customer page sends
+//! correctly signed webhooks to this server (text, a picture, a file, an unsupported file, a
+//! redelivered duplicate), and a local fake Graph endpoint receives the agents' sends and shows
+//! them to the simulated customer. With `PAGE_ACCESS_TOKEN`, `APP_SECRET` and `VERIFY_TOKEN`
+//! set (and a public HTTPS URL in front of `/webhook`), it runs against the real Messenger
+//! Platform.
+//!
+//! Options: `--port N` (default 8080; 0 picks a free port), `--data DIR` (default
+//! `desk-data`), `--policy FILE.toml` (the attachment policy; see
+//! `examples/policy.sample.toml`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use messenger_channel::attachment::{AttachmentPolicy, PolicyConfig};
+use messenger_channel::axum::WebhookRoutes;
+use messenger_channel::conversation::{Conversation, ConversationConfig, Offer, TranscriptLine};
+use messenger_channel::engine::{Engine, EngineError};
+use messenger_channel::ids::{AgentId, ConversationId};
+use messenger_channel::policy::WindowConfig;
+use messenger_channel::secret::{AppSecret, PageAccessToken, VerifyToken};
+use messenger_channel::send::GraphClient;
+use messenger_channel::store::{
+    AgentNotifier, ConversationStore, InMemoryRouter, MediaStore, Presence, SqliteStore,
+};
+use messenger_channel::webhook::Webhook;
+use messenger_channel::webhook::signature::sign_sha256;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+const SIM_PAGE: &str = "100000000000001";
+const SIM_CUSTOMER: &str = "5550000000000001";
+const SIM_SECRET: &str = "desk-simulation-secret";
+const SIM_VERIFY: &str = "desk-simulation";
+const PRIVACY_NOTICE: &str =
+    "Hello! This conversation may be monitored, recorded and stored to help us serve you.";
+
+/// Events pushed to agents' pages: `(agent or everyone, JSON)`.
+type Bus = broadcast::Sender<(Option<String>, String)>;
+
+/// Tells agents' pages what changed.
+struct DeskNotifier {
+    bus: Bus,
+}
+
+#[async_trait::async_trait]
+impl AgentNotifier for DeskNotifier {
+    async fn offer(&self, conversation: &Conversation, offer: &Offer) {
+        let expires = offer
+            .expires_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let event = json!({"type": "offer", "conversation": conversation.id.as_str(), "customer": conversation.customer.as_str(), "expires_at": expires as u64});
+        let _ = self
+            .bus
+            .send((Some(offer.agent.as_str().to_owned()), event.to_string()));
+    }
+
+    async fn withdraw(&self, conversation: &ConversationId, agent: &AgentId) {
+        let event = json!({"type": "withdraw", "conversation": conversation.as_str()});
+        let _ = self
+            .bus
+            .send((Some(agent.as_str().to_owned()), event.to_string()));
+    }
+
+    async fn updated(&self, conversation: &Conversation, _lines: &[TranscriptLine]) {
+        let event = json!({"type": "updated", "conversation": conversation.id.as_str()});
+        let _ = self.bus.send((None, event.to_string()));
+    }
+}
+
+/// What the simulated customer sees and can send.
+#[derive(Default)]
+struct Simulation {
+    /// Messages the page sent to the customer (through the fake Graph endpoint).
+    inbox: Vec<Value>,
+    /// Files the page sent, by number.
+    files: Vec<(String, String, Vec<u8>)>,
+    /// The last webhook body, for redelivery.
+    last_body: Option<Vec<u8>>,
+    next: u64,
+}
+
+struct Desk {
+    engine: Arc<Engine>,
+    store: Arc<SqliteStore>,
+    router: Arc<InMemoryRouter>,
+    bus: Bus,
+    /// `Some` in simulation mode.
+    simulation: Option<Mutex<Simulation>>,
+    base: String,
+    secret: AppSecret,
+    http: reqwest::Client,
+}
+
+type Shared = Arc<Desk>;
+
+fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+fn engine_error(e: &EngineError) -> Response {
+    let status = match e {
+        EngineError::NotFound(_) => StatusCode::NOT_FOUND,
+        EngineError::Send(_) => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    error_response(status, e.to_string())
+}
+
+#[derive(Deserialize)]
+struct AgentAction {
+    agent: String,
+    conversation: Option<String>,
+    text: Option<String>,
+    presence: Option<String>,
+}
+
+async fn agent_page() -> Html<&'static str> {
+    Html(include_str!("agent.html"))
+}
+
+async fn customer_page() -> Html<&'static str> {
+    Html(include_str!("customer.html"))
+}
+
+async fn sign_in(State(desk): State<Shared>, axum::Json(a): axum::Json<AgentAction>) -> Response {
+    let name = a.agent.trim();
+    if name.is_empty()
+        || name.len() > 40
+        || !name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "an agent name is letters, digits, - and _",
+        );
+    }
+    let presence = match a.presence.as_deref().unwrap_or("available") {
+        "available" => Presence::Available,
+        "busy" => Presence::Busy,
+        "away" => Presence::Away,
+        "dnd" => Presence::DoNotDisturb,
+        _ => Presence::Offline,
+    };
+    desk.router.set_presence(&AgentId::from(name), presence);
+    // A new arrival may take what waits in the queue.
+    let _ = desk.engine.tick(SystemTime::now()).await;
+    axum::Json(json!({"ok": true})).into_response()
+}
+
+async fn act(
+    State(desk): State<Shared>,
+    Path(action): Path<String>,
+    axum::Json(a): axum::Json<AgentAction>,
+) -> Response {
+    let agent = AgentId::from(a.agent.as_str());
+    let Some(id) = a.conversation.as_deref().map(ConversationId::from) else {
+        return error_response(StatusCode::BAD_REQUEST, "no conversation given");
+    };
+    let now = SystemTime::now();
+    let result = match action.as_str() {
+        "accept" => desk.engine.accept(&id, &agent, now).await.map(|()| None),
+        "reject" => desk.engine.reject(&id, &agent, now).await.map(|()| None),
+        "end" => desk.engine.end(&id, &agent, now).await.map(|()| None),
+        "close" => desk
+            .engine
+            .close_session(&id, &agent, now)
+            .await
+            .map(|()| None),
+        "revive" => desk.engine.revive(&id, &agent, now).await.map(|()| None),
+        "send" => desk
+            .engine
+            .send_text(&id, &agent, a.text.as_deref().unwrap_or(""), now)
+            .await
+            .map(Some),
+        _ => return error_response(StatusCode::NOT_FOUND, "no such action"),
+    };
+    match result {
+        Ok(mid) => axum::Json(json!({"ok": true, "message_id": mid})).into_response(),
+        Err(e) => engine_error(&e),
+    }
+}
+
+#[derive(Deserialize)]
+struct FileQuery {
+    agent: String,
+    conversation: String,
+    name: String,
+    mime: Option<String>,
+}
+
+async fn send_file(
+    State(desk): State<Shared>,
+    Query(q): Query<FileQuery>,
+    body: Bytes,
+) -> Response {
+    let mime = q.mime.filter(|m| !m.is_empty()).unwrap_or_else(|| {
+        mime_guess::from_path(&q.name)
+            .first_or_octet_stream()
+            .essence_str()
+            .to_owned()
+    });
+    let result = desk
+        .engine
+        .send_file(
+            &ConversationId::from(q.conversation.as_str()),
+            &AgentId::from(q.agent.as_str()),
+            &q.name,
+            &mime,
+            body,
+            SystemTime::now(),
+        )
+        .await;
+    match result {
+        Ok(mid) => axum::Json(json!({"ok": true, "message_id": mid})).into_response(),
+        Err(e) => engine_error(&e),
+    }
+}
+
+#[derive(Deserialize)]
+struct AgentQuery {
+    agent: String,
+}
+
+/// The agent's conversations (offered, active, waiting, wrap-up) with their transcripts.
+async fn conversations(State(desk): State<Shared>, Query(q): Query<AgentQuery>) -> Response {
+    let agent = AgentId::from(q.agent.as_str());
+    let listed = match desk.store.list_for_agent(&agent).await {
+        Ok(l) => l,
+        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let mut out = Vec::new();
+    for stored in listed {
+        let c = stored.conversation;
+        let lines = desk.store.transcript(&c.id).await.unwrap_or_default();
+        out.push(json!({
+            "id": c.id.as_str(),
+            "customer": c.customer.as_str(),
+            "state": format!("{:?}", c.state.kind()),
+            "paused": c.paused,
+            "lines": lines,
+        }));
+    }
+    let agents: Vec<_> = desk
+        .router
+        .agents()
+        .into_iter()
+        .map(|(id, presence, load, capacity)| json!({"agent": id.as_str(), "presence": format!("{presence:?}"), "load": load, "capacity": capacity}))
+        .collect();
+    axum::Json(json!({"conversations": out, "agents": agents})).into_response()
+}
+
+async fn events(State(desk): State<Shared>, Query(q): Query<AgentQuery>) -> impl IntoResponse {
+    let rx = desk.bus.subscribe();
+    let agent = q.agent;
+    let stream = futures_util::stream::unfold((rx, agent), |(mut rx, agent)| async move {
+        loop {
+            match rx.recv().await {
+                Ok((to, data)) if to.as_deref().is_none_or(|t| t == agent) => {
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(SseEvent::default().data(data)),
+                        (rx, agent),
+                    ));
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn media(State(desk): State<Shared>, Path(key): Path<String>) -> Response {
+    match desk.store.get(&key).await {
+        Ok(Some((bytes, content_type))) => {
+            // Shown inline only when it is an image; everything else downloads.
+            let ct = content_type.unwrap_or_else(|| "application/octet-stream".into());
+            let disposition = if ct.starts_with("image/") {
+                "inline"
+            } else {
+                "attachment"
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, ct),
+                    (header::CONTENT_DISPOSITION, disposition.to_owned()),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+// ---- Simulation: the customer's side and the fake Graph API ----
+
+fn sim_files() -> HashMap<&'static str, (&'static str, &'static [u8])> {
+    HashMap::from([
+        ("photo.png", ("image/png", &include_bytes!("../sample/logo.png")[..])),
+        ("invoice.pdf", ("application/pdf", &b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"[..])),
+        ("setup.exe", ("application/octet-stream", &b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00\xb8\x00\x00\x00"[..])),
+    ])
+}
+
+async fn sim_file(Path(name): Path<String>) -> Response {
+    match sim_files().get(name.as_str()) {
+        Some((mime, bytes)) => ([(header::CONTENT_TYPE, *mime)], *bytes).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct SimSend {
+    kind: String,
+    text: Option<String>,
+}
+
+/// Posts a signed webhook body to this server's own `/webhook`, as Meta would.
+async fn deliver(desk: &Desk, body: Vec<u8>) -> Result<u16, String> {
+    let signature = sign_sha256(&desk.secret, &body);
+    let response = desk
+        .http
+        .post(format!("{}/webhook", desk.base))
+        .header("x-hub-signature-256", signature)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(response.status().as_u16())
+}
+
+async fn sim_send(State(desk): State<Shared>, axum::Json(s): axum::Json<SimSend>) -> Response {
+    let Some(sim) = &desk.simulation else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let body = if s.kind == "redeliver" {
+        match sim.lock().unwrap().last_body.clone() {
+            Some(b) => b,
+            None => return error_response(StatusCode::BAD_REQUEST, "nothing to redeliver yet"),
+        }
+    } else {
+        let n = {
+            let mut sim = sim.lock().unwrap();
+            sim.next += 1;
+            sim.next
+        };
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let message = match s.kind.as_str() {
+            "text" => {
+                json!({"mid": format!("m_sim_in_{n}_{now_ms}"), "text": s.text.unwrap_or_else(|| "Hello!".into())})
+            }
+            "picture" | "file" | "unsupported" => {
+                let (kind, name) = match s.kind.as_str() {
+                    "picture" => ("image", "photo.png"),
+                    "file" => ("file", "invoice.pdf"),
+                    _ => ("file", "setup.exe"),
+                };
+                json!({"mid": format!("m_sim_in_{n}_{now_ms}"), "attachments": [{"type": kind, "payload": {"url": format!("{}/sim/files/{name}", desk.base)}}]})
+            }
+            _ => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "kind is text, picture, file, unsupported or redeliver",
+                );
+            }
+        };
+        let item = json!({"sender": {"id": SIM_CUSTOMER}, "recipient": {"id": SIM_PAGE}, "timestamp": now_ms, "message": message});
+        let body = serde_json::to_vec(&json!({"object": "page", "entry": [{"id": SIM_PAGE, "time": now_ms, "messaging": [item]}]})).unwrap();
+        sim.lock().unwrap().last_body = Some(body.clone());
+        body
+    };
+    match deliver(&desk, body).await {
+        Ok(status) => axum::Json(json!({"ok": status == 200, "status": status})).into_response(),
+        Err(e) => error_response(StatusCode::BAD_GATEWAY, e),
+    }
+}
+
+async fn sim_inbox(State(desk): State<Shared>) -> Response {
+    match &desk.simulation {
+        Some(sim) => {
+            axum::Json(json!({"messages": sim.lock().unwrap().inbox.clone()})).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn sim_outbox_file(State(desk): State<Shared>, Path(n): Path<usize>) -> Response {
+    let Some(sim) = &desk.simulation else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let sim = sim.lock().unwrap();
+    match sim.files.get(n) {
+        Some((_, mime, bytes)) => {
+            ([(header::CONTENT_TYPE, mime.clone())], bytes.clone()).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The part of a multipart body named `name`: `(filename, content type, bytes)`.
+fn multipart_part(
+    content_type: &str,
+    body: &[u8],
+    name: &str,
+) -> Option<(Option<String>, Option<String>, Vec<u8>)> {
+    let boundary = content_type.split("boundary=").nth(1)?.trim_matches('"');
+    let delimiter = format!("--{boundary}");
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let mut rest = body;
+    while let Some(start) = find(rest, delimiter.as_bytes()) {
+        rest = &rest[start + delimiter.len()..];
+        let head_end = find(rest, b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&rest[..head_end]).into_owned();
+        let content = &rest[head_end + 4..];
+        let end = find(content, delimiter.as_bytes())?;
+        if head.contains(&format!("name=\"{name}\"")) {
+            let filename = head
+                .split("filename=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .map(str::to_owned);
+            let ctype = head
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("Content-Type: ")
+                        .or_else(|| l.strip_prefix("content-type: "))
+                })
+                .map(|s| s.trim().to_owned());
+            return Some((filename, ctype, content[..end.saturating_sub(2)].to_vec()));
+        }
+    }
+    None
+}
+
+/// The fake Graph API: records what the page sends and echoes it back as Meta does.
+async fn fake_graph_messages(
+    State(desk): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(sim) = &desk.simulation else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let (message, file) = if content_type.starts_with("multipart/form-data") {
+        let message = multipart_part(&content_type, &body, "message")
+            .and_then(|(_, _, m)| serde_json::from_slice::<Value>(&m).ok())
+            .unwrap_or(Value::Null);
+        (message, multipart_part(&content_type, &body, "filedata"))
+    } else {
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        (v["message"].clone(), None)
+    };
+    let mid = {
+        let mut sim = sim.lock().unwrap();
+        sim.next += 1;
+        let mid = format!("m_sim_out_{}", sim.next);
+        let mut entry = json!({"mid": mid, "text": message["text"]});
+        if let Some((name, mime, bytes)) = file {
+            let n = sim.files.len();
+            entry["file"] =
+                json!({"name": name, "url": format!("/sim/outbox/{n}"), "size": bytes.len()});
+            sim.files
+                .push((name.unwrap_or_default(), mime.unwrap_or_default(), bytes));
+        }
+        sim.inbox.push(entry);
+        mid
+    };
+    // The echo, with the metadata that marks the engine's effect delivered.
+    let echo_message = json!({"mid": mid, "is_echo": true, "app_id": 1, "metadata": message["metadata"], "text": message["text"]});
+    let desk2 = desk.clone();
+    tokio::spawn(async move {
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let item = json!({"sender": {"id": SIM_PAGE}, "recipient": {"id": SIM_CUSTOMER}, "timestamp": now_ms, "message": echo_message});
+        let body = serde_json::to_vec(&json!({"object": "page", "entry": [{"id": SIM_PAGE, "time": now_ms, "messaging": [item]}]})).unwrap();
+        let _ = deliver(&desk2, body).await;
+    });
+    axum::Json(json!({"recipient_id": SIM_CUSTOMER, "message_id": mid})).into_response()
+}
+
+// ---- Start-up ----
+
+struct Options {
+    port: u16,
+    data: std::path::PathBuf,
+    policy: Option<String>,
+}
+
+fn options() -> Result<Options, String> {
+    let mut o = Options {
+        port: 8080,
+        data: "desk-data".into(),
+        policy: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--port" => {
+                o.port = value()?
+                    .parse()
+                    .map_err(|_| "--port takes a number".to_owned())?
+            }
+            "--data" => o.data = value()?.into(),
+            "--policy" => o.policy = Some(value()?),
+            "-h" | "--help" => {
+                return Err("usage: desk [--port N] [--data DIR] [--policy FILE.toml]".into());
+            }
+            other => return Err(format!("unexpected argument `{other}`")),
+        }
+    }
+    Ok(o)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let options = match options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("desk: {e}");
+            std::process::exit(2);
+        }
+    };
+    let policy = match &options.policy {
+        None => AttachmentPolicy::default(),
+        Some(path) => {
+            let config: PolicyConfig = toml::from_str(&std::fs::read_to_string(path)?)?;
+            AttachmentPolicy::from_config(config)?
+        }
+    };
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let real = match (
+        env("PAGE_ACCESS_TOKEN"),
+        env("APP_SECRET"),
+        env("VERIFY_TOKEN"),
+    ) {
+        (Some(token), Some(secret), Some(verify)) => Some((token, secret, verify)),
+        _ => None,
+    };
+
+    std::fs::create_dir_all(&options.data)?;
+    let store = Arc::new(SqliteStore::open(options.data.join("desk.db")).await?);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+
+    let (secret, verify, client) = match &real {
+        Some((token, secret, verify)) => {
+            let secret = AppSecret::new(secret)?;
+            let client = GraphClient::builder(PageAccessToken::new(token)?)
+                .app_secret(secret.clone())
+                .build()?;
+            (secret, VerifyToken::new(verify)?, client)
+        }
+        None => {
+            let client = GraphClient::builder(PageAccessToken::new("simulation-token")?)
+                .base_url(format!("{base}/fake-graph"))
+                .build()?;
+            (
+                AppSecret::new(SIM_SECRET)?,
+                VerifyToken::new(SIM_VERIFY)?,
+                client,
+            )
+        }
+    };
+    let (bus, _) = broadcast::channel(1024);
+    let router = Arc::new(InMemoryRouter::new());
+    let engine = Arc::new(
+        Engine::builder(Webhook::new(&secret), Arc::new(client))
+            .store(store.clone())
+            .dedup(store.clone())
+            .media(store.clone())
+            .router(router.clone())
+            .notifier(Arc::new(DeskNotifier { bus: bus.clone() }))
+            .policy(policy)
+            .window(WindowConfig {
+                human_agent_tag: true,
+            })
+            .config(ConversationConfig {
+                privacy_notice: Some(PRIVACY_NOTICE.into()),
+                ..ConversationConfig::default()
+            })
+            .download_inbound(true)
+            .build(),
+    );
+    engine.recover(SystemTime::now()).await?;
+    let desk = Arc::new(Desk {
+        engine: engine.clone(),
+        store,
+        router,
+        bus,
+        simulation: real.is_none().then(|| Mutex::new(Simulation::default())),
+        base: base.clone(),
+        secret,
+        http: reqwest::Client::new(),
+    });
+
+    let mut app = Router::new()
+        .route("/", get(agent_page))
+        .route("/agent/signin", post(sign_in))
+        .route("/agent/file", post(send_file))
+        .route("/agent/conversations", get(conversations))
+        .route("/agent/events", get(events))
+        .route("/agent/{action}", post(act))
+        .route("/media/{key}", get(media));
+    if real.is_none() {
+        app = app
+            .route("/customer", get(customer_page))
+            .route("/sim/send", post(sim_send))
+            .route("/sim/inbox", get(sim_inbox))
+            .route("/sim/files/{name}", get(sim_file))
+            .route("/sim/outbox/{n}", get(sim_outbox_file))
+            .route(
+                "/fake-graph/{version}/{page}/messages",
+                post(fake_graph_messages),
+            );
+    }
+    let app = app
+        .layer(axum::extract::DefaultBodyLimit::max(30 * 1024 * 1024))
+        .with_state(desk)
+        .nest(
+            "/webhook",
+            WebhookRoutes::new(engine.clone(), verify).router(),
+        );
+
+    // Offers time out, conversations auto-close: time moves every second.
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            if let Err(e) = engine.tick(SystemTime::now()).await {
+                eprintln!("desk: tick failed: {e}");
+            }
+        }
+    });
+
+    println!("Agent desk: {base}/");
+    if real.is_none() {
+        println!(
+            "Simulated customer: {base}/customer   (simulation mode: no Facebook credentials set)"
+        );
+    } else {
+        println!("Webhook: {base}/webhook (put a public HTTPS URL in front of it)");
+    }
+    println!("Data: {}   Stop with Ctrl-C.", options.data.display());
+    axum::serve(listener, app).await?;
+    Ok(())
+}
