@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test, PostgreSQL's included. Unless MESSENGER_CHANNEL_TEST_POSTGRES already names a
+# Runs every test, PostgreSQL's and the browser's included. Installs Debian's Chromium and
+# chromedriver when missing (as root); unless MESSENGER_CHANNEL_TEST_POSTGRES already names a
 # database, starts a throwaway PostgreSQL on 127.0.0.1 (installing Debian's package the first
-# time, which needs root), runs the suite, and stops it.
+# time, which needs root); runs the suite; stops PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The desk's browser test drives Debian's Chromium through chromedriver.
+if [ ! -x /usr/bin/chromedriver ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "installing chromium and chromium-driver" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >&2
+fi
 if [ -z "${MESSENGER_CHANNEL_TEST_POSTGRES:-}" ]; then
   MC_PG_STATE="$(mktemp -d /tmp/mc-pg-state.XXXXXX)/state"
   export MC_PG_STATE

@@ -51,6 +51,16 @@ const SIM_VERIFY: &str = "desk-simulation";
 const PRIVACY_NOTICE: &str =
     "Hello! This conversation may be monitored, recorded and stored to help us serve you.";
 
+/// Milliseconds since the Unix epoch.
+fn unix_ms(t: SystemTime) -> u64 {
+    u64::try_from(
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX)
+}
+
 /// Events pushed to agents' pages: `(agent or everyone, JSON)`.
 type Bus = broadcast::Sender<(Option<String>, String)>;
 
@@ -62,12 +72,8 @@ struct DeskNotifier {
 #[async_trait::async_trait]
 impl AgentNotifier for DeskNotifier {
     async fn offer(&self, conversation: &Conversation, offer: &Offer) {
-        let expires = offer
-            .expires_at
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
-        let event = json!({"type": "offer", "conversation": conversation.id.as_str(), "customer": conversation.customer.as_str(), "expires_at": expires as u64});
+        let expires = unix_ms(offer.expires_at);
+        let event = json!({"type": "offer", "conversation": conversation.id.as_str(), "customer": conversation.customer.as_str(), "expires_at": expires});
         let _ = self
             .bus
             .send((Some(offer.agent.as_str().to_owned()), event.to_string()));
@@ -365,10 +371,7 @@ async fn sim_send(State(desk): State<Shared>, axum::Json(s): axum::Json<SimSend>
             sim.next += 1;
             sim.next
         };
-        let now_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let now_ms = unix_ms(SystemTime::now());
         let message = match s.kind.as_str() {
             "text" => {
                 json!({"mid": format!("m_sim_in_{n}_{now_ms}"), "text": s.text.unwrap_or_else(|| "Hello!".into())})
@@ -498,10 +501,7 @@ async fn fake_graph_messages(
     let echo_message = json!({"mid": mid, "is_echo": true, "app_id": 1, "metadata": message["metadata"], "text": message["text"]});
     let desk2 = desk.clone();
     tokio::spawn(async move {
-        let now_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let now_ms = unix_ms(SystemTime::now());
         let item = json!({"sender": {"id": SIM_PAGE}, "recipient": {"id": SIM_CUSTOMER}, "timestamp": now_ms, "message": echo_message});
         let body = serde_json::to_vec(&json!({"object": "page", "entry": [{"id": SIM_PAGE, "time": now_ms, "messaging": [item]}]})).unwrap();
         let _ = deliver(&desk2, body).await;
@@ -530,7 +530,7 @@ fn options() -> Result<Options, String> {
             "--port" => {
                 o.port = value()?
                     .parse()
-                    .map_err(|_| "--port takes a number".to_owned())?
+                    .map_err(|_| "--port takes a number".to_owned())?;
             }
             "--data" => o.data = value()?.into(),
             "--policy" => o.policy = Some(value()?),
@@ -543,6 +543,8 @@ fn options() -> Result<Options, String> {
     Ok(o)
 }
 
+// Start-up reads top to bottom: options, stores, client, engine, routes, timer.
+#[allow(clippy::too_many_lines)]
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = match options() {
@@ -574,24 +576,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
     let base = format!("http://{}", listener.local_addr()?);
 
-    let (secret, verify, client) = match &real {
-        Some((token, secret, verify)) => {
-            let secret = AppSecret::new(secret)?;
-            let client = GraphClient::builder(PageAccessToken::new(token)?)
-                .app_secret(secret.clone())
-                .build()?;
-            (secret, VerifyToken::new(verify)?, client)
-        }
-        None => {
-            let client = GraphClient::builder(PageAccessToken::new("simulation-token")?)
-                .base_url(format!("{base}/fake-graph"))
-                .build()?;
-            (
-                AppSecret::new(SIM_SECRET)?,
-                VerifyToken::new(SIM_VERIFY)?,
-                client,
-            )
-        }
+    let (secret, verify, client) = if let Some((token, secret, verify)) = &real {
+        let secret = AppSecret::new(secret)?;
+        let client = GraphClient::builder(PageAccessToken::new(token)?)
+            .app_secret(secret.clone())
+            .build()?;
+        (secret, VerifyToken::new(verify)?, client)
+    } else {
+        let client = GraphClient::builder(PageAccessToken::new("simulation-token")?)
+            .base_url(format!("{base}/fake-graph"))
+            .build()?;
+        (
+            AppSecret::new(SIM_SECRET)?,
+            VerifyToken::new(SIM_VERIFY)?,
+            client,
+        )
     };
     let (bus, _) = broadcast::channel(1024);
     let router = Arc::new(InMemoryRouter::new());

@@ -1,0 +1,308 @@
+//! The agent desk end to end in a real, headless Chromium driven through chromedriver
+//! (WebDriver): the simulated customer writes, the agent page shows the offer, the test clicks
+//! Accept, sends a reply and a file, checks the simulated customer received both, then tries a
+//! blocked file and checks the error shown in the panel.
+//!
+//! `.ci/run` installs Debian's `chromium` and `chromium-driver`; elsewhere, without
+//! `/usr/bin/chromedriver`, the test prints a loud skip message.
+#![cfg(all(feature = "axum", feature = "sqlite", feature = "graph"))]
+// One scenario, told in order.
+#![allow(clippy::too_many_lines)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// Kills a child process when dropped, so a failing test leaves nothing running.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The desk example's binary, built by `cargo test` next to this test's.
+fn desk_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.parent().unwrap().parent().unwrap();
+    target
+        .join("examples")
+        .join(format!("desk{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Starts the desk on a free port; returns its base URL.
+fn start_desk(data: &std::path::Path) -> (Guard, String) {
+    let mut child = Command::new(desk_binary())
+        .args(["--port", "0", "--data"])
+        .arg(data)
+        .env_remove("PAGE_ACCESS_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the desk example is built (cargo test builds examples)");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    // Keep reading, so the desk never writes into a closed pipe.
+    std::thread::spawn(move || for _ in stdout.lines() {});
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("the desk prints its address")
+        .trim_end_matches('/')
+        .to_owned();
+    (Guard(child), base)
+}
+
+struct Driver {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Driver {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response: Value = request.send().await.unwrap().json().await.unwrap();
+        assert!(
+            response["value"].get("error").is_none(),
+            "{path}: {response}"
+        );
+        response["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
+    }
+
+    async fn find(&self, css: &str) -> Option<String> {
+        let response: Value = self
+            .http
+            .post(format!("{}/element", self.url))
+            .json(&json!({"using": "css selector", "value": css}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        response["value"][ELEMENT].as_str().map(str::to_owned)
+    }
+
+    /// Waits (up to a generous deadline) for an element whose text satisfies `ok`.
+    async fn wait_text(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(id) = self.find(css).await {
+                let text = self
+                    .call(reqwest::Method::GET, &format!("/element/{id}/text"), None)
+                    .await;
+                let text = text.as_str().unwrap_or("").to_owned();
+                if ok(&text) {
+                    return text;
+                }
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {css}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.find(css).await.unwrap_or_else(|| panic!("no {css}"));
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).await.unwrap_or_else(|| panic!("no {css}"));
+        if !css.contains("file") {
+            self.call(
+                reqwest::Method::POST,
+                &format!("/element/{id}/clear"),
+                Some(json!({})),
+            )
+            .await;
+        }
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+}
+
+async fn wait_inbox(http: &reqwest::Client, base: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let inbox: Value = http
+            .get(format!("{base}/sim/inbox"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if inbox["messages"].as_array().unwrap().iter().any(&ok) {
+            return inbox;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the simulated customer never received it: {inbox}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_desk_in_a_real_browser() {
+    if !std::path::Path::new(CHROMEDRIVER).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium-driver"
+        );
+        eprintln!(
+            "\n*** SKIPPED: the browser test needs {CHROMEDRIVER} (apt-get install chromium chromium-driver) ***\n"
+        );
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (_desk, base) = start_desk(&work.path().join("data"));
+    let port = free_port();
+    let _driver = Guard(
+        Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::Client::new();
+    let driver_url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http
+        .get(format!("{driver_url}/status"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let profile = work.path().join("profile");
+    let session: Value = http
+        .post(format!("{driver_url}/session"))
+        .json(&json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     format!("--user-data-dir={}", profile.display())]
+        }}}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = session["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{session}"));
+    let d = Driver {
+        http: http.clone(),
+        url: format!("{driver_url}/session/{id}"),
+    };
+
+    // The agent signs in.
+    d.goto(&format!("{base}/")).await;
+    d.type_into("#agent-name", "alice").await;
+    d.click("#signin").await;
+    d.wait_text("#status", |t| t.contains("Signed in as alice"))
+        .await;
+
+    // The simulated customer writes; the offer appears with its countdown.
+    let sent: Value = http
+        .post(format!("{base}/sim/send"))
+        .json(&json!({"kind": "text", "text": "Hello, my parcel is late"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sent["status"], 200, "{sent}");
+    let offer = d
+        .wait_text("#offers .offer", |t| t.contains("Accept within"))
+        .await;
+    let seconds: u64 = offer
+        .split("within ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(seconds <= 120 && seconds > 60, "{offer}");
+
+    // Accept, then reply.
+    d.click("#offers .offer .accept").await;
+    d.wait_text("#title", |t| t.contains("Active")).await;
+    d.wait_text("#transcript", |t| t.contains("Hello, my parcel is late"))
+        .await;
+    d.type_into("#reply", "We are looking into it").await;
+    d.click("#send").await;
+    wait_inbox(&http, &base, |m| m["text"] == "We are looking into it").await;
+
+    // A file.
+    let png = work.path().join("label.png");
+    std::fs::write(&png, include_bytes!("../examples/sample/logo.png")).unwrap();
+    d.type_into("#file", png.to_str().unwrap()).await;
+    d.click("#attach").await;
+    wait_inbox(&http, &base, |m| m["file"]["name"] == "label.png").await;
+    d.wait_text("#transcript", |t| t.contains("label.png"))
+        .await;
+
+    // A blocked file: the panel says why, and nothing leaves.
+    let exe = work.path().join("tool.exe");
+    std::fs::write(&exe, b"MZ\x90\x00\x03\x00\x00\x00").unwrap();
+    d.type_into("#file", exe.to_str().unwrap()).await;
+    d.click("#attach").await;
+    d.wait_text("#error", |t| t.contains("Files of type .exe are blocked"))
+        .await;
+
+    // The customer sends an unsupported file: the agent sees Omnichannel's error.
+    http.post(format!("{base}/sim/send"))
+        .json(&json!({"kind": "unsupported"}))
+        .send()
+        .await
+        .unwrap();
+    d.wait_text("#transcript", |t| {
+        t.contains("Customer sent an unsupported message type")
+    })
+    .await;
+
+    d.call(reqwest::Method::DELETE, "", None).await;
+}
