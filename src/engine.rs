@@ -625,6 +625,9 @@ impl Engine {
         for effect in effects {
             match effect {
                 Effect::Transcript(line) => transcript.push(line),
+                // Timers live in the saved deadline, and closing in the saved state: nothing
+                // to deliver, so nothing for the outbox to write and mark done.
+                Effect::SetTimer { .. } | Effect::CancelTimer { .. } | Effect::Closed { .. } => {}
                 other => outbox.push(other),
             }
         }
