@@ -362,3 +362,79 @@ async fn two_instances_on_one_postgres_database() {
         .collect();
     assert_eq!(open.len(), customers.len());
 }
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_workers_never_take_the_same_effect() {
+    use messenger_channel::conversation::{Conversation, Effect, Inbound};
+    use messenger_channel::store::{Commit, PostgresStore};
+    let Ok(url) = std::env::var("MESSENGER_CHANNEL_TEST_POSTGRES") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set MESSENGER_CHANNEL_TEST_POSTGRES"
+        );
+        eprintln!(
+            "\n*** SKIPPED: PostgreSQL tests need MESSENGER_CHANNEL_TEST_POSTGRES (see README) ***\n"
+        );
+        return;
+    };
+    // Committed without a lease, as after a crash: claimable at once.
+    let store = Arc::new(
+        PostgresStore::connect(&url)
+            .await
+            .unwrap()
+            .with_outbox_lease(Duration::ZERO),
+    );
+    let run = format!("claim{}", t0().elapsed().map_or(0, |d| d.as_nanos()));
+    let (c, _) = Conversation::start(
+        run.as_str().into(),
+        PageId::new(run.clone()),
+        UserId::from("u"),
+        Inbound {
+            mid: None,
+            lines: vec![],
+        },
+        t0(),
+        &ConversationConfig::default(),
+    );
+    let effects: Vec<Effect> = (0..40)
+        .map(|i| Effect::SessionStarted {
+            agent: AgentId::new(format!("a{i}")),
+        })
+        .collect();
+    store
+        .commit(Commit {
+            conversation: c,
+            expected_version: None,
+            transcript: vec![],
+            effects,
+            deadline: None,
+        })
+        .await
+        .unwrap();
+    // Four recovery workers, each on its own connection pool, each claiming (for the default
+    // lease) until nothing is left.
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let worker = PostgresStore::connect(&url).await.unwrap();
+        workers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = worker.pending(5).await.unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|p| p.key));
+            }
+        }));
+    }
+    let mut keys = Vec::new();
+    for w in workers {
+        keys.extend(w.await.unwrap().into_iter().filter(|k| k.starts_with(&run)));
+    }
+    let total = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), total, "two workers claimed the same effect");
+    assert_eq!(total, 40, "every effect claimed once");
+}
