@@ -43,6 +43,24 @@ where
         .build()
 }
 
+/// PostgreSQL's URL; outside CI, when unset, `None` with a loud skip message.
+#[cfg(feature = "postgres")]
+fn postgres_url() -> Option<String> {
+    match std::env::var("MESSENGER_CHANNEL_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must set MESSENGER_CHANNEL_TEST_POSTGRES"
+            );
+            eprintln!(
+                "\n*** SKIPPED: PostgreSQL tests need MESSENGER_CHANNEL_TEST_POSTGRES (see README) ***\n"
+            );
+            None
+        }
+    }
+}
+
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn sqlite_survives_a_restart() {
@@ -261,14 +279,7 @@ async fn an_echo_marks_a_send_delivered_so_recovery_does_not_repeat_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_one_postgres_database() {
     use messenger_channel::store::PostgresStore;
-    let Ok(url) = std::env::var("MESSENGER_CHANNEL_TEST_POSTGRES") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must set MESSENGER_CHANNEL_TEST_POSTGRES"
-        );
-        eprintln!(
-            "\n*** SKIPPED: PostgreSQL tests need MESSENGER_CHANNEL_TEST_POSTGRES (see README) ***\n"
-        );
+    let Some(url) = postgres_url() else {
         return;
     };
     let instances: Vec<Arc<Engine>> = {
@@ -368,14 +379,7 @@ async fn two_instances_on_one_postgres_database() {
 async fn recovery_workers_never_take_the_same_effect() {
     use messenger_channel::conversation::{Conversation, Effect, Inbound};
     use messenger_channel::store::{Commit, PostgresStore};
-    let Ok(url) = std::env::var("MESSENGER_CHANNEL_TEST_POSTGRES") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must set MESSENGER_CHANNEL_TEST_POSTGRES"
-        );
-        eprintln!(
-            "\n*** SKIPPED: PostgreSQL tests need MESSENGER_CHANNEL_TEST_POSTGRES (see README) ***\n"
-        );
+    let Some(url) = postgres_url() else {
         return;
     };
     // Committed without a lease, as after a crash: claimable at once.
