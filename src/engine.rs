@@ -1100,7 +1100,7 @@ impl Engine {
             }
         }
         // Conversations left in the queue without an offer get another chance.
-        for stored in self.store.list_open().await? {
+        for stored in self.store.list_queued().await? {
             let c = stored.conversation;
             if matches!(c.state, crate::conversation::State::Open { offer: None }) {
                 let exclude: Vec<AgentId> = c

@@ -149,6 +149,19 @@ pub trait ConversationStore: Send + Sync {
     /// Every conversation not closed.
     async fn list_open(&self) -> Result<Vec<Stored>, StoreError>;
 
+    /// Open conversations waiting in the queue with no outstanding offer, oldest first. The
+    /// default filters [`ConversationStore::list_open`]; stores with an index do better.
+    async fn list_queued(&self) -> Result<Vec<Stored>, StoreError> {
+        let mut open = self.list_open().await?;
+        open.retain(|s| {
+            matches!(
+                s.conversation.state,
+                crate::conversation::State::Open { offer: None }
+            )
+        });
+        Ok(open)
+    }
+
     /// Conversations with something due at or before `now` (offer deadline, auto-close).
     async fn due(&self, now: SystemTime) -> Result<Vec<ConversationId>, StoreError>;
 

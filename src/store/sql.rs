@@ -32,7 +32,7 @@ use crate::conversation::{Conversation, Effect, State, TranscriptLine};
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a committing instance holds its fresh effects before another instance's recovery
 /// may claim them.
@@ -76,7 +76,7 @@ fn columns(c: &Conversation) -> (&'static str, Option<&str>, i64) {
 
 /// Schema migrations, in order. Statements are separated by `;`. `{id}` and `{blob}` are
 /// replaced by each backend's types.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     // 1: conversations, transcripts, outbox, dedup.
     "CREATE TABLE conversations (
         id TEXT PRIMARY KEY,
@@ -118,6 +118,8 @@ const MIGRATIONS: [&str; 2] = [
         content_type TEXT,
         bytes {blob} NOT NULL
     )",
+    // 3: the queue of conversations waiting for an offer.
+    "CREATE INDEX conversations_queued ON conversations (created_ms) WHERE closed = 0 AND agent IS NULL",
 ];
 
 macro_rules! sql_store {
@@ -389,6 +391,14 @@ macro_rules! sql_store {
                 self.list("SELECT body, version FROM conversations WHERE closed = 0 ORDER BY created_ms, id", None).await
             }
 
+            async fn list_queued(&self) -> Result<Vec<Stored>, StoreError> {
+                self.list(
+                    "SELECT body, version FROM conversations WHERE closed = 0 AND state = 'open' AND agent IS NULL ORDER BY created_ms, id",
+                    None,
+                )
+                .await
+            }
+
             async fn due(&self, now: SystemTime) -> Result<Vec<ConversationId>, StoreError> {
                 let rows: Vec<(String,)> =
                     sqlx::query_as("SELECT id FROM conversations WHERE closed = 0 AND deadline_ms <= $1")
@@ -600,7 +610,7 @@ mod tests {
                 err,
                 StoreError::SchemaTooNew {
                     found: 99,
-                    supported: 2
+                    supported: 3
                 }
             ),
             "{err:?}"
