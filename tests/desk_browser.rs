@@ -1,7 +1,8 @@
 //! The agent desk end to end in a real, headless Chromium driven through chromedriver
-//! (WebDriver): the simulated customer writes, the agent page shows the offer, the test clicks
-//! Accept, sends a reply and a file, checks the simulated customer received both, then tries a
-//! blocked file and checks the error shown in the panel.
+//! (WebDriver): two agents sign in, each in a tab; the simulated customer writes; the first
+//! agent's page shows the offer and rejects it; it moves to the second agent's page, where the
+//! test clicks Accept, sends a reply and a file, checks the simulated customer received both,
+//! then tries a blocked file and checks the error shown in the panel.
 //!
 //! `.ci/run` installs Debian's `chromium` and `chromium-driver`; elsewhere, without
 //! `/usr/bin/chromedriver`, the test prints a loud skip message.
@@ -124,6 +125,29 @@ impl Driver {
             assert!(Instant::now() < deadline, "timed out waiting for {css}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Opens a new tab and switches to it; returns the handle of the tab left.
+    async fn new_tab(&self) -> String {
+        let current = self.call(reqwest::Method::GET, "/window", None).await;
+        let tab = self
+            .call(
+                reqwest::Method::POST,
+                "/window/new",
+                Some(json!({"type": "tab"})),
+            )
+            .await;
+        self.switch(tab["handle"].as_str().unwrap()).await;
+        current.as_str().unwrap().to_owned()
+    }
+
+    async fn switch(&self, handle: &str) {
+        self.call(
+            reqwest::Method::POST,
+            "/window",
+            Some(json!({"handle": handle})),
+        )
+        .await;
     }
 
     async fn click(&self, css: &str) {
