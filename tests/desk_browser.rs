@@ -78,16 +78,27 @@ struct Driver {
 
 impl Driver {
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let response = self.try_call(method, path, body).await;
+        response.unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// A `WebDriver` command; `Err` with the driver's answer when it reports an error.
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Value> {
         let mut request = self.http.request(method, format!("{}{path}", self.url));
         if let Some(body) = body {
             request = request.json(&body);
         }
         let response: Value = request.send().await.unwrap().json().await.unwrap();
-        assert!(
-            response["value"].get("error").is_none(),
-            "{path}: {response}"
-        );
-        response["value"].clone()
+        if response["value"].get("error").is_some() {
+            Err(response)
+        } else {
+            Ok(response["value"].clone())
+        }
     }
 
     async fn goto(&self, url: &str) {
@@ -114,12 +125,15 @@ impl Driver {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(id) = self.find(css).await {
-                let text = self
-                    .call(reqwest::Method::GET, &format!("/element/{id}/text"), None)
-                    .await;
-                let text = text.as_str().unwrap_or("").to_owned();
-                if ok(&text) {
-                    return text;
+                // The page re-renders: an element found may be gone a moment later.
+                if let Ok(text) = self
+                    .try_call(reqwest::Method::GET, &format!("/element/{id}/text"), None)
+                    .await
+                {
+                    let text = text.as_str().unwrap_or("").to_owned();
+                    if ok(&text) {
+                        return text;
+                    }
                 }
             }
             assert!(Instant::now() < deadline, "timed out waiting for {css}");
@@ -150,14 +164,25 @@ impl Driver {
         .await;
     }
 
+    /// Clicks the element, finding it again if the page re-rendered it meanwhile.
     async fn click(&self, css: &str) {
-        let id = self.find(css).await.unwrap_or_else(|| panic!("no {css}"));
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            Some(json!({})),
-        )
-        .await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(id) = self.find(css).await {
+                let clicked = self
+                    .try_call(
+                        reqwest::Method::POST,
+                        &format!("/element/{id}/click"),
+                        Some(json!({})),
+                    )
+                    .await;
+                if clicked.is_ok() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "could not click {css}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn type_into(&self, css: &str, text: &str) {
@@ -259,11 +284,19 @@ async fn agent_desk_in_a_real_browser() {
         url: format!("{driver_url}/session/{id}"),
     };
 
-    // The agent signs in.
+    // Two agents sign in, each in a tab of their own.
     d.goto(&format!("{base}/")).await;
     d.type_into("#agent-name", "alice").await;
     d.click("#signin").await;
     d.wait_text("#status", |t| t.contains("Signed in as alice"))
+        .await;
+    let alice_tab = d.new_tab().await;
+    let bob_tab = d.call(reqwest::Method::GET, "/window", None).await;
+    let bob_tab = bob_tab.as_str().unwrap().to_owned();
+    d.goto(&format!("{base}/")).await;
+    d.type_into("#agent-name", "bob").await;
+    d.click("#signin").await;
+    d.wait_text("#status", |t| t.contains("Signed in as bob"))
         .await;
 
     // The simulated customer writes; the offer appears with its countdown.
@@ -277,6 +310,13 @@ async fn agent_desk_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(sent["status"], 200, "{sent}");
+    // It is offered to alice first (least loaded, then by name); she rejects it, and the offer
+    // moves to bob's screen.
+    d.switch(&alice_tab).await;
+    d.wait_text("#offers .offer", |t| t.contains("Accept within"))
+        .await;
+    d.click("#offers .offer .reject").await;
+    d.switch(&bob_tab).await;
     let offer = d
         .wait_text("#offers .offer", |t| t.contains("Accept within"))
         .await;
@@ -291,7 +331,7 @@ async fn agent_desk_in_a_real_browser() {
         .unwrap();
     assert!(seconds <= 120 && seconds > 60, "{offer}");
 
-    // Accept, then reply.
+    // bob accepts, then replies.
     d.click("#offers .offer .accept").await;
     d.wait_text("#title", |t| t.contains("Active")).await;
     d.wait_text("#transcript", |t| t.contains("Hello, my parcel is late"))
