@@ -633,14 +633,14 @@ impl Engine {
         }
         let deadline = conversation.next_deadline(&self.config);
         let commit = Commit {
-            conversation: conversation.clone(),
+            conversation,
             expected_version,
-            transcript: transcript.clone(),
+            transcript,
             effects: outbox,
             deadline,
         };
-        let (_, pending) = self.store.commit(commit).await?;
-        Ok((conversation, pending, transcript))
+        let (_, pending) = self.store.commit(&commit).await?;
+        Ok((commit.conversation, pending, commit.transcript))
     }
 
     /// Loads, applies and commits one input, retrying on conflicts.
@@ -737,7 +737,9 @@ impl Engine {
         queue: &mut VecDeque<(ConversationId, Input)>,
         outcome: &mut Outcome,
     ) {
-        let mut new_lines = lines.to_vec();
+        // Lines recorded while delivering (sends); the committed ones are not copied unless
+        // there are some.
+        let mut delivered = Vec::new();
         for p in pending {
             match &p.effect {
                 Effect::Send { agent, message } => {
@@ -745,7 +747,7 @@ impl Engine {
                         .deliver_send(conversation, agent.as_ref(), message, &p.key, now, outcome)
                         .await
                     {
-                        new_lines.push(line);
+                        delivered.push(line);
                     }
                 }
                 Effect::RequestOffer { exclude, prefer } => {
@@ -770,7 +772,12 @@ impl Engine {
                 tracing::warn!(key = p.key, error = %e, "could not mark an effect done");
             }
         }
-        self.notifier.updated(conversation, &new_lines).await;
+        if delivered.is_empty() {
+            self.notifier.updated(conversation, lines).await;
+        } else {
+            let all: Vec<TranscriptLine> = lines.iter().cloned().chain(delivered).collect();
+            self.notifier.updated(conversation, &all).await;
+        }
     }
 
     /// The message to send for an effect, and the transcript line it will make.
@@ -974,13 +981,13 @@ impl Engine {
     }
 
     /// Checks that the agent may send now: holds the conversation, thread not paused, window
-    /// open. Returns the conversation.
+    /// open.
     async fn check_send(
         &self,
         id: &ConversationId,
         agent: &AgentId,
         now: SystemTime,
-    ) -> Result<Conversation, EngineError> {
+    ) -> Result<(), EngineError> {
         let stored = self
             .store
             .load(id)
@@ -1002,7 +1009,27 @@ impl Engine {
             Sender::HumanAgent,
             &self.window,
         )?;
-        Ok(c)
+        Ok(())
+    }
+
+    /// Applies the agent's send (already checked) and returns the platform's message id, or
+    /// the delivery's error.
+    async fn agent_send(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        message: Outgoing,
+        now: SystemTime,
+    ) -> Result<String, EngineError> {
+        let input = Input::AgentSend {
+            agent: agent.clone(),
+            message,
+        };
+        let outcome = self.run(id.clone(), input, now).await?;
+        match outcome.send_error {
+            Some(e) => Err(e.into()),
+            None => Ok(outcome.sent.last().cloned().unwrap_or_default()),
+        }
     }
 
     /// The agent sends text. The window and the message are checked before any network call.
@@ -1020,20 +1047,8 @@ impl Engine {
     ) -> Result<String, EngineError> {
         Message::text(text).map_err(SendError::from)?;
         self.check_send(id, agent, now).await?;
-        let outcome = self
-            .run(
-                id.clone(),
-                Input::AgentSend {
-                    agent: agent.clone(),
-                    message: Outgoing::Text(text.to_owned()),
-                },
-                now,
-            )
-            .await?;
-        match outcome.send_error {
-            Some(e) => Err(e.into()),
-            None => Ok(outcome.sent.last().cloned().unwrap_or_default()),
-        }
+        self.agent_send(id, agent, Outgoing::Text(text.to_owned()), now)
+            .await
     }
 
     /// The agent sends a file. The attachment policy (outbound) and the window are checked
@@ -1069,20 +1084,7 @@ impl Engine {
             name: safe_name,
             mime: mime.to_owned(),
         };
-        let outcome = self
-            .run(
-                id.clone(),
-                Input::AgentSend {
-                    agent: agent.clone(),
-                    message,
-                },
-                now,
-            )
-            .await?;
-        match outcome.send_error {
-            Some(e) => Err(e.into()),
-            None => Ok(outcome.sent.last().cloned().unwrap_or_default()),
-        }
+        self.agent_send(id, agent, message, now).await
     }
 
     /// Fires what is due: offer timeouts (the offer goes to another agent), auto-close and

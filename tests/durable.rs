@@ -407,7 +407,7 @@ async fn recovery_workers_never_take_the_same_effect() {
         })
         .collect();
     store
-        .commit(Commit {
+        .commit(&Commit {
             conversation: c,
             expected_version: None,
             transcript: vec![],

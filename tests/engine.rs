@@ -147,7 +147,7 @@ async fn a_stale_save_is_a_conflict() {
         .filter(|e| !matches!(e, Effect::Transcript(_)))
         .collect();
     let (v1, _) = store
-        .commit(Commit {
+        .commit(&Commit {
             effects: outbox.clone(),
             ..commit(None)
         })
@@ -155,14 +155,14 @@ async fn a_stale_save_is_a_conflict() {
         .unwrap();
     assert_eq!(v1, 1);
     assert!(
-        matches!(store.commit(commit(None)).await, Err(StoreError::Conflict)),
+        matches!(store.commit(&commit(None)).await, Err(StoreError::Conflict)),
         "second open conversation"
     );
-    let (v2, _) = store.commit(commit(Some(1))).await.unwrap();
+    let (v2, _) = store.commit(&commit(Some(1))).await.unwrap();
     assert_eq!(v2, 2);
     assert!(
         matches!(
-            store.commit(commit(Some(1))).await,
+            store.commit(&commit(Some(1))).await,
             Err(StoreError::Conflict)
         ),
         "stale version"
@@ -196,7 +196,7 @@ async fn recover_delivers_effects_left_pending() {
         .filter(|e| !matches!(e, Effect::Transcript(_)))
         .collect();
     ch.store
-        .commit(Commit {
+        .commit(&Commit {
             conversation: c,
             expected_version: None,
             transcript: vec![],

@@ -41,7 +41,7 @@ mod delegate {
         async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError> {
             self.store.load(id).await
         }
-        async fn commit(&self, c: Commit) -> Result<(u64, Vec<PendingEffect>), StoreError> {
+        async fn commit(&self, c: &Commit) -> Result<(u64, Vec<PendingEffect>), StoreError> {
             self.store.commit(c).await
         }
         async fn append(

@@ -87,10 +87,10 @@ impl ConversationStore for InMemoryStore {
         }))
     }
 
-    async fn commit(&self, commit: Commit) -> Result<(u64, Vec<PendingEffect>), StoreError> {
+    async fn commit(&self, commit: &Commit) -> Result<(u64, Vec<PendingEffect>), StoreError> {
         let mut inner = lock(&self.inner);
         let inner = &mut *inner;
-        let c = commit.conversation;
+        let c = &commit.conversation;
         let page = c.page.as_str().to_owned();
         let customer = c.customer.as_str().to_owned();
         let version = match commit.expected_version {
@@ -135,16 +135,16 @@ impl ConversationStore for InMemoryStore {
                 deadline: None,
                 transcript: Vec::new(),
             });
-        entry.conversation = c;
+        entry.conversation = c.clone();
         entry.version = version;
         entry.deadline = commit.deadline;
-        entry.transcript.extend(commit.transcript);
+        entry.transcript.extend_from_slice(&commit.transcript);
         let mut pending = Vec::with_capacity(commit.effects.len());
-        for (i, effect) in commit.effects.into_iter().enumerate() {
+        for (i, effect) in commit.effects.iter().enumerate() {
             let p = PendingEffect {
                 key: format!("{id}:{version}:{i}"),
                 conversation: id.clone(),
-                effect,
+                effect: effect.clone(),
             };
             let seq = inner.next_effect;
             inner.next_effect += 1;

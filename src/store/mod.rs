@@ -131,7 +131,7 @@ pub trait ConversationStore: Send + Sync {
 
     /// Saves a state change with its transcript lines and effects; returns the new version
     /// and the pending effects (with their keys), in order.
-    async fn commit(&self, commit: Commit) -> Result<(u64, Vec<PendingEffect>), StoreError>;
+    async fn commit(&self, commit: &Commit) -> Result<(u64, Vec<PendingEffect>), StoreError>;
 
     /// Appends lines to a transcript outside a state change (a delivery's outcome).
     async fn append(

@@ -279,7 +279,7 @@ macro_rules! sql_store {
                     .transpose()
             }
 
-            async fn commit(&self, commit: Commit) -> Result<(u64, Vec<PendingEffect>), StoreError> {
+            async fn commit(&self, commit: &Commit) -> Result<(u64, Vec<PendingEffect>), StoreError> {
                 let c = &commit.conversation;
                 let body = to_json(c)?;
                 let (state, agent, closed) = columns(c);
@@ -335,19 +335,19 @@ macro_rules! sql_store {
                 Self::insert_lines(&mut tx, &c.id, &commit.transcript).await?;
                 let lease = millis(SystemTime::now() + self.lease);
                 let mut pending = Vec::with_capacity(commit.effects.len());
-                for (i, effect) in commit.effects.into_iter().enumerate() {
+                for (i, effect) in commit.effects.iter().enumerate() {
                     let key = format!("{}:{version}:{i}", c.id);
                     sqlx::query(
                         "INSERT INTO outbox (key, conversation, body, done, claimed_until_ms) VALUES ($1, $2, $3, 0, $4)",
                     )
                     .bind(&key)
                     .bind(c.id.as_str())
-                    .bind(to_json(&effect)?)
+                    .bind(to_json(effect)?)
                     .bind(lease)
                     .execute(&mut *tx)
                     .await
                     .map_err(from_sqlx)?;
-                    pending.push(PendingEffect { key, conversation: c.id.clone(), effect });
+                    pending.push(PendingEffect { key, conversation: c.id.clone(), effect: effect.clone() });
                 }
                 tx.commit().await.map_err(from_sqlx)?;
                 Ok((u64::try_from(version).unwrap_or(0), pending))

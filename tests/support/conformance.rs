@@ -91,15 +91,15 @@ where
 async fn stale_save_is_a_conflict(store: &dyn ConversationStore) {
     let run = unique("stale");
     let mut c = new_conversation(&run, &run, "u");
-    let (v1, _) = store.commit(create(&c, vec![], vec![])).await.unwrap();
+    let (v1, _) = store.commit(&create(&c, vec![], vec![])).await.unwrap();
     assert_eq!(v1, 1);
     c.paused = true;
-    let (v2, _) = store.commit(update(&c, 1, vec![])).await.unwrap();
+    let (v2, _) = store.commit(&update(&c, 1, vec![])).await.unwrap();
     assert_eq!(v2, 2);
     c.paused = false;
     assert!(
         matches!(
-            store.commit(update(&c, 1, vec![])).await,
+            store.commit(&update(&c, 1, vec![])).await,
             Err(StoreError::Conflict)
         ),
         "stale save"
@@ -112,7 +112,7 @@ async fn stale_save_is_a_conflict(store: &dyn ConversationStore) {
     );
     let ghost = new_conversation(&unique("ghost"), &run, "v");
     assert!(matches!(
-        store.commit(update(&ghost, 1, vec![])).await,
+        store.commit(&update(&ghost, 1, vec![])).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -120,15 +120,15 @@ async fn stale_save_is_a_conflict(store: &dyn ConversationStore) {
 async fn one_open_conversation_per_customer(store: &dyn ConversationStore) {
     let page = unique("page");
     let first = new_conversation(&unique("c"), &page, "alice");
-    store.commit(create(&first, vec![], vec![])).await.unwrap();
+    store.commit(&create(&first, vec![], vec![])).await.unwrap();
     let second = new_conversation(&unique("c"), &page, "alice");
     assert!(matches!(
-        store.commit(create(&second, vec![], vec![])).await,
+        store.commit(&create(&second, vec![], vec![])).await,
         Err(StoreError::Conflict)
     ));
     // Another customer of the same page is fine.
     store
-        .commit(create(
+        .commit(&create(
             &new_conversation(&unique("c"), &page, "bob"),
             vec![],
             vec![],
@@ -140,7 +140,7 @@ async fn one_open_conversation_per_customer(store: &dyn ConversationStore) {
     closed.state = State::Closed {
         reason: CloseReason::Agent,
     };
-    store.commit(update(&closed, 1, vec![])).await.unwrap();
+    store.commit(&update(&closed, 1, vec![])).await.unwrap();
     assert!(
         store
             .find_open(&PageId::new(page.clone()), &UserId::from("alice"))
@@ -148,7 +148,10 @@ async fn one_open_conversation_per_customer(store: &dyn ConversationStore) {
             .unwrap()
             .is_none()
     );
-    store.commit(create(&second, vec![], vec![])).await.unwrap();
+    store
+        .commit(&create(&second, vec![], vec![]))
+        .await
+        .unwrap();
     let open = store
         .find_open(&PageId::new(page), &UserId::from("alice"))
         .await
@@ -164,7 +167,7 @@ async fn concurrent_creates_make_one<S: ConversationStore + 'static>(store: Arc<
         let (store, page) = (store.clone(), page.clone());
         tasks.push(tokio::spawn(async move {
             let c = new_conversation(&format!("{page}-{i}"), &page, "carol");
-            store.commit(create(&c, vec![], vec![])).await
+            store.commit(&create(&c, vec![], vec![])).await
         }));
     }
     let mut created = 0;
@@ -182,12 +185,12 @@ async fn transcript_is_append_only_and_ordered(store: &dyn ConversationStore) {
     let run = unique("t");
     let c = new_conversation(&run, &run, "u");
     store
-        .commit(create(&c, vec![line("1"), line("2")], vec![]))
+        .commit(&create(&c, vec![line("1"), line("2")], vec![]))
         .await
         .unwrap();
     store.append(&c.id, vec![line("3")]).await.unwrap();
     store
-        .commit(update(&c, 1, vec![line("4"), line("5")]))
+        .commit(&update(&c, 1, vec![line("4"), line("5")]))
         .await
         .unwrap();
     store
@@ -203,7 +206,7 @@ async fn transcript_is_append_only_and_ordered(store: &dyn ConversationStore) {
         .collect();
     assert_eq!(texts, ["1", "2", "3", "4", "5", "6", "7"]);
     // A failed (stale) commit appends nothing.
-    assert!(store.commit(update(&c, 1, vec![line("x")])).await.is_err());
+    assert!(store.commit(&update(&c, 1, vec![line("x")])).await.is_err());
     assert_eq!(store.transcript(&c.id).await.unwrap().len(), 7);
     assert!(matches!(
         store
@@ -236,7 +239,7 @@ async fn listing_by_agent_and_due(store: &dyn ConversationStore) {
         agent: AgentId::new(unique("other")),
     };
     for c in [&active, &offered, &other] {
-        store.commit(create(c, vec![], vec![])).await.unwrap();
+        store.commit(&create(c, vec![], vec![])).await.unwrap();
     }
     let mut ids: Vec<_> = store
         .list_for_agent(&agent)
@@ -252,7 +255,7 @@ async fn listing_by_agent_and_due(store: &dyn ConversationStore) {
     closed.state = State::Closed {
         reason: CloseReason::AutoClose,
     };
-    store.commit(update(&closed, 1, vec![])).await.unwrap();
+    store.commit(&update(&closed, 1, vec![])).await.unwrap();
     assert_eq!(store.list_for_agent(&agent).await.unwrap().len(), 1);
     // Due: the deadline (t0 + 60 s) passed for the open ones only.
     let due = store.due(t0() + Duration::from_secs(61)).await.unwrap();
@@ -287,7 +290,7 @@ async fn outbox_keeps_effects_until_completed(store: &dyn ConversationStore) {
         },
     ];
     let (version, pending) = store
-        .commit(create(&c, vec![], effects.clone()))
+        .commit(&create(&c, vec![], effects.clone()))
         .await
         .unwrap();
     let keys: Vec<_> = pending.iter().map(|p| p.key.clone()).collect();
