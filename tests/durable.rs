@@ -442,3 +442,68 @@ async fn recovery_workers_never_take_the_same_effect() {
     assert_eq!(keys.len(), total, "two workers claimed the same effect");
     assert_eq!(total, 40, "every effect claimed once");
 }
+
+/// A new, empty database on the test server, for tests that need one of their own.
+#[cfg(feature = "postgres")]
+async fn fresh_postgres_database(url: &str, name: &str) -> String {
+    use sqlx::Executor as _;
+    let admin = sqlx::PgPool::connect(url).await.unwrap();
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+        .await
+        .unwrap();
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    admin.close().await;
+    let base = url.rsplit_once('/').expect("a database in the URL").0;
+    format!("{base}/{name}")
+}
+
+/// A fleet starting together on a fresh database: every instance opens it, none fails on a
+/// half-made schema (the migrations run under an advisory lock).
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_opens_a_fresh_postgres_database_at_once() {
+    use messenger_channel::store::{PostgresStore, SCHEMA_VERSION};
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    for round in 0..3 {
+        let db = fresh_postgres_database(&url, &format!("mc_fleet_{}_{round}", std::process::id()))
+            .await;
+        let opens: Vec<_> = (0..8)
+            .map(|_| {
+                let db = db.clone();
+                tokio::spawn(async move { PostgresStore::connect(&db).await })
+            })
+            .collect();
+        for open in opens {
+            let store = open
+                .await
+                .unwrap()
+                .expect("every instance opens the database");
+            assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+        }
+    }
+}
+
+/// The same on SQLite: several pools opening one new file at once.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_pools_open_a_fresh_sqlite_file_at_once() {
+    use messenger_channel::store::{SCHEMA_VERSION, SqliteStore};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fresh.db");
+    let opens: Vec<_> = (0..8)
+        .map(|_| {
+            let path = path.clone();
+            tokio::spawn(async move { SqliteStore::open(&path).await })
+        })
+        .collect();
+    for open in opens {
+        let store = open.await.unwrap().expect("every pool opens the file");
+        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+    }
+}

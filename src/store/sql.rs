@@ -126,7 +126,8 @@ macro_rules! sql_store {
     (
         $(#[$doc:meta])*
         $name:ident, $db:ty,
-        id = $id_type:literal, blob = $blob_type:literal, lock = $lock:literal
+        id = $id_type:literal, blob = $blob_type:literal, lock = $lock:literal,
+        begin_write = $begin_write:literal, schema_lock = $schema_lock:literal
     ) => {
         $(#[$doc])*
         #[derive(Clone)]
@@ -187,19 +188,39 @@ macro_rules! sql_store {
                 Ok(version.unwrap_or(0))
             }
 
-            /// Applies the migrations up to number `upto` (1-based count).
+            /// Begins a transaction that writes. On SQLite it takes the write lock at once
+            /// (`BEGIN IMMEDIATE`), so a transaction that reads and then writes never fails on a
+            /// lock upgrade (the busy timeout applies to `BEGIN IMMEDIATE`, not to an upgrade).
+            async fn write_tx(&self) -> Result<sqlx::Transaction<'static, $db>, StoreError> {
+                self.pool.begin_with($begin_write).await.map_err(from_sqlx)
+            }
+
+            /// Applies the migrations up to number `upto` (1-based count), all in one
+            /// transaction that holds the schema lock: on PostgreSQL an advisory lock, on SQLite
+            /// the write lock. Any number of instances opening one fresh or old database at once
+            /// wait for each other; the first migrates, the others find the schema current.
             async fn migrate(pool: &sqlx::Pool<$db>, upto: usize) -> Result<(), StoreError> {
-                let found = Self::current_version(pool).await?;
+                let mut tx = pool.begin_with($begin_write).await.map_err(from_sqlx)?;
+                sqlx::query($schema_lock).execute(&mut *tx).await.map_err(from_sqlx)?;
+                sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                let (found,): (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM schema_version")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                let found = found.unwrap_or(0);
                 let supported = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
                 if found > supported {
                     return Err(StoreError::SchemaTooNew { found, supported });
                 }
+                let mut applied = Vec::new();
                 for (i, script) in MIGRATIONS.iter().enumerate().take(upto) {
                     let version = i64::try_from(i + 1).unwrap_or(i64::MAX);
                     if version <= found {
                         continue;
                     }
-                    let mut tx = pool.begin().await.map_err(from_sqlx)?;
                     let script = script.replace("{id}", $id_type).replace("{blob}", $blob_type);
                     for statement in script.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                         sqlx::query(statement).execute(&mut *tx).await.map_err(from_sqlx)?;
@@ -209,7 +230,10 @@ macro_rules! sql_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(from_sqlx)?;
-                    tx.commit().await.map_err(from_sqlx)?;
+                    applied.push(version);
+                }
+                tx.commit().await.map_err(from_sqlx)?;
+                for version in applied {
                     tracing::info!(version, "store schema migrated");
                 }
                 Ok(())
@@ -284,7 +308,7 @@ macro_rules! sql_store {
                 let body = to_json(c)?;
                 let (state, agent, closed) = columns(c);
                 let deadline = commit.deadline.map(millis);
-                let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+                let mut tx = self.write_tx().await?;
                 let version = match commit.expected_version {
                     None => {
                         sqlx::query(
@@ -354,7 +378,7 @@ macro_rules! sql_store {
             }
 
             async fn append(&self, id: &ConversationId, lines: Vec<TranscriptLine>) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+                let mut tx = self.write_tx().await?;
                 let exists = sqlx::query("SELECT 1 FROM conversations WHERE id = $1")
                     .bind(id.as_str())
                     .fetch_optional(&mut *tx)
@@ -411,7 +435,7 @@ macro_rules! sql_store {
 
             async fn pending(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
                 let now = millis(SystemTime::now());
-                let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+                let mut tx = self.write_tx().await?;
                 let sql = concat!(
                     "SELECT key, conversation, body FROM outbox WHERE done = 0 AND ",
                     "(claimed_until_ms IS NULL OR claimed_until_ms <= $1) ORDER BY seq LIMIT $2",
@@ -516,7 +540,8 @@ macro_rules! sql_store {
 sql_store!(
     /// The stores on SQLite: one file, created and migrated on first open, in WAL mode.
     SqliteStore, sqlx::Sqlite,
-    id = "INTEGER PRIMARY KEY AUTOINCREMENT", blob = "BLOB", lock = ""
+    id = "INTEGER PRIMARY KEY AUTOINCREMENT", blob = "BLOB", lock = "",
+    begin_write = "BEGIN IMMEDIATE", schema_lock = "SELECT 1"
 );
 
 #[cfg(feature = "sqlite")]
@@ -548,7 +573,8 @@ impl SqliteStore {
 sql_store!(
     /// The stores on PostgreSQL, for several instances sharing one database.
     PostgresStore, sqlx::Postgres,
-    id = "BIGSERIAL PRIMARY KEY", blob = "BYTEA", lock = " FOR UPDATE SKIP LOCKED"
+    id = "BIGSERIAL PRIMARY KEY", blob = "BYTEA", lock = " FOR UPDATE SKIP LOCKED",
+    begin_write = "BEGIN", schema_lock = "SELECT pg_advisory_xact_lock(7295318845091)"
 );
 
 #[cfg(feature = "postgres")]
