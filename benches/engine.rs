@@ -33,10 +33,7 @@ fn active_conversation() -> (Conversation, ConversationConfig) {
         ConversationId::from("c"),
         PageId::from("104987654321098"),
         UserId::from("24012345678901234"),
-        Inbound {
-            mid: Some("m0".into()),
-            lines: vec![LineBody::Text("hello".into())],
-        },
+        Inbound::new(Some("m0".into()), vec![LineBody::Text("hello".into())]),
         t0(),
         &config,
     );
@@ -47,10 +44,10 @@ fn active_conversation() -> (Conversation, ConversationConfig) {
 }
 
 fn text_input() -> Input {
-    Input::CustomerMessage(Inbound {
-        mid: Some("m_1".into()),
-        lines: vec![LineBody::Text("where is my parcel?".into())],
-    })
+    Input::CustomerMessage(Inbound::new(
+        Some("m_1".into()),
+        vec![LineBody::Text("where is my parcel?".into())],
+    ))
 }
 
 /// Transitions per second of `apply` on an Active conversation (inputs built outside the timing).

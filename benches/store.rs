@@ -25,7 +25,7 @@ use messenger_channel::engine::Engine;
 use messenger_channel::ids::AgentId;
 use messenger_channel::secret::AppSecret;
 use messenger_channel::store::{
-    ConversationStore, DedupStore, InMemoryRouter, MediaStore, Presence, RecordingNotifier,
+    ConversationStore, InMemoryRouter, MediaStore, Presence, RecordingNotifier,
 };
 use messenger_channel::webhook::Webhook;
 
@@ -33,7 +33,7 @@ const MESSAGES: usize = 2_000;
 
 fn engine<S>(store: Arc<S>, conversations: usize) -> Engine
 where
-    S: ConversationStore + DedupStore + MediaStore + 'static,
+    S: ConversationStore + MediaStore + 'static,
 {
     let router = Arc::new(InMemoryRouter::new());
     let alice = AgentId::from("alice");
@@ -44,7 +44,6 @@ where
         Arc::new(FakeSend::new()),
     )
     .store(store.clone())
-    .dedup(store.clone())
     .media(store)
     .router(router)
     .notifier(Arc::new(RecordingNotifier::new()))
@@ -55,7 +54,7 @@ where
 /// Messages per second through `handle_webhook` into `conversations` active conversations.
 async fn engine_rate<S>(store: Arc<S>, conversations: usize, run: &str) -> f64
 where
-    S: ConversationStore + DedupStore + MediaStore + 'static,
+    S: ConversationStore + MediaStore + 'static,
 {
     let engine = engine(store.clone(), conversations);
     let customer = |i: usize| format!("8{run}{i:06}");
@@ -97,10 +96,7 @@ fn row_size() -> usize {
         "0123456789abcdef01234567".into(),
         messenger_channel::ids::PageId::from("104987654321098"),
         messenger_channel::ids::UserId::from("24012345678901234"),
-        messenger_channel::conversation::Inbound {
-            mid: None,
-            lines: vec![],
-        },
+        messenger_channel::conversation::Inbound::new(None, vec![]),
         t0(),
         &ConversationConfig::default(),
     );

@@ -17,9 +17,16 @@
 //!
 //! The POST handler reads the raw body (refusing more than the webhook's size limit with 413),
 //! checks the signature (401 when missing, 403 when wrong, before anything is parsed), checks
-//! that the body is a webhook (400 otherwise), and answers 200 at once: Meta redelivers what
-//! is not acknowledged within about 20 seconds. The events are then handled in a background
-//! task ([`WebhookRoutes::in_background`] turns that off, for tests and simple hosts).
+//! that the body is a webhook (400 otherwise), and records its events in the store's inbox in
+//! one transaction ([`Engine::receive_batch`]).
+//!
+//! **What a 200 means:** every event of the body that the channel acts on is durably recorded
+//! (committed to the store) and will be applied, by this instance or, after a crash, by any
+//! instance's [`Engine::tick`]. When the events could not be recorded the answer is 503 with
+//! `Retry-After`, and Meta delivers the body again. Recording waits for no download, send or
+//! other conversation; the events are then applied in a background task
+//! ([`WebhookRoutes::in_background`] applies them before answering instead, for tests and simple
+//! hosts; the answer is still 200 if applying fails, since the events are recorded).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -103,21 +110,36 @@ async fn receive(
     body: Bytes,
 ) -> Response {
     // Authentic and well formed, or refused before anything is handled.
-    if let Err(e) = routes.engine.webhook().verify_and_parse(&headers, &body) {
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        return text(status, e.to_string());
-    }
+    let batch = match routes.engine.webhook().verify_and_parse(&headers, &body) {
+        Ok(batch) => batch,
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            return text(status, e.to_string());
+        }
+    };
+    // The acknowledgement is the commit: 200 only once the events are recorded.
+    let receipt = match routes.engine.receive_batch(&batch, SystemTime::now()).await {
+        Ok(receipt) => receipt,
+        Err(e) => {
+            tracing::error!(error = %e, "webhook not recorded; answering 503 so that Meta retries");
+            let status =
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let mut response = text(status, "not recorded; retry");
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            return response;
+        }
+    };
     let engine = routes.engine.clone();
     let work = async move {
-        match engine.handle_verified(&body, SystemTime::now()).await {
-            Ok(report) => tracing::debug!(
-                handled = report.handled,
-                duplicates = report.duplicates,
-                failed = report.failed.len(),
-                "webhook handled"
-            ),
-            Err(e) => tracing::warn!(error = %e, "webhook handling failed"),
+        let report = engine
+            .apply_threads(&receipt.threads, SystemTime::now())
+            .await;
+        for (thread, e) in &report.failed {
+            tracing::warn!(thread, error = %e, "recorded event not applied yet; the sweep retries it");
         }
+        tracing::debug!(handled = report.handled, "webhook applied");
     };
     if routes.background {
         tokio::spawn(work);

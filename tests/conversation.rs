@@ -27,10 +27,10 @@ fn config() -> ConversationConfig {
 }
 
 fn message(mid: &str) -> Input {
-    Input::CustomerMessage(Inbound {
-        mid: Some(mid.into()),
-        lines: vec![LineBody::Text("hi".into())],
-    })
+    Input::CustomerMessage(Inbound::new(
+        Some(mid.into()),
+        vec![LineBody::Text("hi".into())],
+    ))
 }
 
 fn conversation(state: State) -> Conversation {
@@ -38,10 +38,7 @@ fn conversation(state: State) -> Conversation {
         ConversationId::from("c1"),
         PageId::from("p"),
         UserId::from("u"),
-        Inbound {
-            mid: Some("m0".into()),
-            lines: vec![LineBody::Text("hello".into())],
-        },
+        Inbound::new(Some("m0".into()), vec![LineBody::Text("hello".into())]),
         t0(),
         &config(),
     );
@@ -401,10 +398,7 @@ fn start_sends_and_records_the_privacy_notice() {
         ConversationId::from("c"),
         PageId::from("p"),
         UserId::from("u"),
-        Inbound {
-            mid: Some("m".into()),
-            lines: vec![LineBody::Text("hi".into())],
-        },
+        Inbound::new(Some("m".into()), vec![LineBody::Text("hi".into())]),
         t0(),
         &cfg,
     );

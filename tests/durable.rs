@@ -19,7 +19,7 @@ use messenger_channel::engine::Engine;
 use messenger_channel::ids::{AgentId, PageId, UserId};
 use messenger_channel::secret::AppSecret;
 use messenger_channel::store::{
-    ConversationStore, DedupStore, InMemoryRouter, MediaStore, Presence, RecordingNotifier,
+    ConversationStore, InMemoryRouter, MediaStore, Presence, RecordingNotifier,
 };
 use messenger_channel::webhook::Webhook;
 
@@ -28,14 +28,13 @@ const NOTICE: &str = "This conversation may be monitored, recorded and stored.";
 
 fn engine<S>(store: Arc<S>, send: Arc<FakeSend>, config: ConversationConfig) -> Engine
 where
-    S: ConversationStore + DedupStore + MediaStore + 'static,
+    S: ConversationStore + MediaStore + 'static,
 {
     let router = Arc::new(InMemoryRouter::new());
     router.set_presence(&AgentId::from("alice"), Presence::Available);
     router.set_capacity(&AgentId::from("alice"), 1000);
     Engine::builder(Webhook::new(&AppSecret::new(SECRET).unwrap()), send)
         .store(store.clone())
-        .dedup(store.clone())
         .media(store)
         .router(router)
         .notifier(Arc::new(RecordingNotifier::new()))
@@ -264,7 +263,7 @@ async fn an_echo_marks_a_send_delivered_so_recovery_does_not_repeat_it() {
         e.handle_webhook(&h, &b, t0() + Duration::from_secs(1))
             .await
             .unwrap()
-            .handled,
+            .echoes,
         1
     );
     e.recover(t0() + Duration::from_secs(2)).await.unwrap();
@@ -394,10 +393,7 @@ async fn recovery_workers_never_take_the_same_effect() {
         run.as_str().into(),
         PageId::new(run.clone()),
         UserId::from("u"),
-        Inbound {
-            mid: None,
-            lines: vec![],
-        },
+        Inbound::new(None, vec![]),
         t0(),
         &ConversationConfig::default(),
     );
@@ -413,6 +409,7 @@ async fn recovery_workers_never_take_the_same_effect() {
             transcript: vec![],
             effects,
             deadline: None,
+            applies: None,
         })
         .await
         .unwrap();

@@ -128,10 +128,7 @@ async fn a_stale_save_is_a_conflict() {
         "c1".into(),
         PageId::from(PAGE),
         UserId::from(CUSTOMER),
-        messenger_channel::conversation::Inbound {
-            mid: None,
-            lines: vec![],
-        },
+        messenger_channel::conversation::Inbound::new(None, vec![]),
         t0(),
         &ConversationConfig::default(),
     );
@@ -141,6 +138,7 @@ async fn a_stale_save_is_a_conflict() {
         transcript: vec![],
         effects: vec![],
         deadline: None,
+        applies: None,
     };
     let outbox: Vec<Effect> = effects
         .into_iter()
@@ -184,10 +182,10 @@ async fn recover_delivers_effects_left_pending() {
         "c1".into(),
         PageId::from(PAGE),
         UserId::from(CUSTOMER),
-        messenger_channel::conversation::Inbound {
-            mid: Some("m_1".into()),
-            lines: vec![LineBody::Text("hi".into())],
-        },
+        messenger_channel::conversation::Inbound::new(
+            Some("m_1".into()),
+            vec![LineBody::Text("hi".into())],
+        ),
         t0(),
         &ConversationConfig::default(),
     );
@@ -202,6 +200,7 @@ async fn recover_delivers_effects_left_pending() {
             transcript: vec![],
             effects: outbox,
             deadline: None,
+            applies: None,
         })
         .await
         .unwrap();

@@ -9,97 +9,11 @@ mod conformance;
 
 use std::sync::Arc;
 
-use messenger_channel::store::{InMemoryDedup, InMemoryMediaStore, InMemoryStore};
-
-/// The three in-memory stores as one value, so the suite can take them together.
-#[derive(Default)]
-struct Memory {
-    store: InMemoryStore,
-    dedup: InMemoryDedup,
-    media: InMemoryMediaStore,
-}
-
-mod delegate {
-    use std::time::{Duration, SystemTime};
-
-    use bytes::Bytes;
-    use messenger_channel::conversation::TranscriptLine;
-    use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
-    use messenger_channel::store::*;
-
-    use super::Memory;
-
-    #[async_trait::async_trait]
-    impl ConversationStore for Memory {
-        async fn find_open(
-            &self,
-            p: &PageId<'_>,
-            c: &UserId<'_>,
-        ) -> Result<Option<Stored>, StoreError> {
-            self.store.find_open(p, c).await
-        }
-        async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError> {
-            self.store.load(id).await
-        }
-        async fn commit(&self, c: &Commit) -> Result<(u64, Vec<PendingEffect>), StoreError> {
-            self.store.commit(c).await
-        }
-        async fn append(
-            &self,
-            id: &ConversationId,
-            l: Vec<TranscriptLine>,
-        ) -> Result<(), StoreError> {
-            self.store.append(id, l).await
-        }
-        async fn transcript(&self, id: &ConversationId) -> Result<Vec<TranscriptLine>, StoreError> {
-            self.store.transcript(id).await
-        }
-        async fn list_for_agent(&self, a: &AgentId) -> Result<Vec<Stored>, StoreError> {
-            self.store.list_for_agent(a).await
-        }
-        async fn list_open(&self) -> Result<Vec<Stored>, StoreError> {
-            self.store.list_open().await
-        }
-        async fn due(&self, now: SystemTime) -> Result<Vec<ConversationId>, StoreError> {
-            self.store.due(now).await
-        }
-        async fn pending(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
-            self.store.pending(limit).await
-        }
-        async fn complete(&self, key: &str) -> Result<(), StoreError> {
-            self.store.complete(key).await
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl DedupStore for Memory {
-        async fn first_seen(
-            &self,
-            k: &str,
-            now: SystemTime,
-            ttl: Duration,
-        ) -> Result<bool, StoreError> {
-            self.dedup.first_seen(k, now, ttl).await
-        }
-        async fn forget(&self, k: &str) -> Result<(), StoreError> {
-            self.dedup.forget(k).await
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl MediaStore for Memory {
-        async fn put(&self, b: Bytes, t: Option<&str>) -> Result<String, StoreError> {
-            self.media.put(b, t).await
-        }
-        async fn get(&self, k: &str) -> Result<Option<(Bytes, Option<String>)>, StoreError> {
-            self.media.get(k).await
-        }
-    }
-}
+use messenger_channel::store::{InMemoryMediaStore, InMemoryStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_backend() {
-    conformance::run(Arc::new(Memory::default())).await;
+    conformance::run(Arc::new(InMemoryStore::new()), &InMemoryMediaStore::new()).await;
 }
 
 #[cfg(feature = "sqlite")]
@@ -109,7 +23,8 @@ async fn sqlite_backend() {
     let store = messenger_channel::store::SqliteStore::open(dir.path().join("channel.db"))
         .await
         .unwrap();
-    conformance::run(Arc::new(store)).await;
+    let store = Arc::new(store);
+    conformance::run(store.clone(), &*store).await;
 }
 
 #[cfg(feature = "sqlite")]
@@ -186,5 +101,6 @@ async fn postgres_backend() {
     let store = messenger_channel::store::PostgresStore::connect(&url)
         .await
         .unwrap();
-    conformance::run(Arc::new(store)).await;
+    let store = Arc::new(store);
+    conformance::run(store.clone(), &*store).await;
 }

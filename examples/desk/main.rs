@@ -597,7 +597,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let engine = Arc::new(
         Engine::builder(Webhook::new(&secret), Arc::new(client))
             .store(store.clone())
-            .dedup(store.clone())
             .media(store.clone())
             .router(router.clone())
             .notifier(Arc::new(DeskNotifier { bus: bus.clone() }))

@@ -110,20 +110,25 @@ impl Conversation {
         now: SystemTime,
         config: &ConversationConfig,
     ) -> (Self, Vec<Effect>) {
+        let sent = first.time(now);
+        let standby = first.standby;
         let conversation = Self {
             id,
             page,
             customer,
             state: State::Open { offer: None },
             created_at: now,
-            last_customer_message_at: Some(now),
-            last_activity_at: now,
-            paused: false,
+            last_customer_message_at: Some(sent),
+            last_activity_at: sent,
+            paused: standby,
             declined: Vec::new(),
             previous_agent: None,
         };
-        let mut effects = Vec::with_capacity(first.lines.len() + 4);
+        let mut effects = Vec::with_capacity(first.lines.len() + 5);
         push_customer_lines(&mut effects, first, now);
+        if standby {
+            effects.push(notice(now, STANDBY_NOTICE));
+        }
         if let Some(text) = &config.privacy_notice {
             effects.push(Effect::Send {
                 agent: None,
@@ -137,7 +142,7 @@ impl Conversation {
         });
         effects.push(Effect::SetTimer {
             timer: TimerKind::Close,
-            at: now + config.auto_close_open_active,
+            at: crate::time::add(sent, config.auto_close_open_active),
         });
         (conversation, effects)
     }
@@ -324,10 +329,17 @@ impl Conversation {
         now: SystemTime,
         config: &ConversationConfig,
     ) -> Vec<Effect> {
-        let mut effects = Vec::with_capacity(inbound.lines.len() + 2);
+        let mut effects = Vec::with_capacity(inbound.lines.len() + 3);
+        let sent = inbound.time(now);
+        let standby = inbound.standby;
         push_customer_lines(&mut effects, inbound, now);
-        self.last_customer_message_at = Some(now);
-        self.last_activity_at = now;
+        if standby && !self.paused {
+            self.paused = true;
+            effects.push(notice(now, STANDBY_NOTICE));
+        }
+        self.last_customer_message_at =
+            Some(self.last_customer_message_at.map_or(sent, |t| t.max(sent)));
+        self.last_activity_at = self.last_activity_at.max(sent);
         match &self.state {
             State::Open { offer: None } => {
                 self.prune_declined(now, config);
@@ -584,11 +596,16 @@ impl Conversation {
     }
 }
 
+/// The notice for a message that arrived on `standby`.
+const STANDBY_NOTICE: &str =
+    "the customer wrote while another app or the Page inbox holds the thread; sending is paused";
+
 fn push_customer_lines(effects: &mut Vec<Effect>, inbound: Inbound, now: SystemTime) {
+    let at = inbound.time(now);
     let mut mid = inbound.mid;
     for body in inbound.lines {
         effects.push(Effect::Transcript(TranscriptLine {
-            at: now,
+            at,
             author: Author::Customer,
             body,
             mid: mid.take(),

@@ -257,7 +257,7 @@ impl Conversation {
     /// The next time something is due (offer deadline, auto-close, inactivity), for the host's
     /// timer or the store's "due" index.
     pub fn next_deadline(&self, config: &ConversationConfig) -> Option<SystemTime> {
-        let auto_close = |after: Duration| self.last_activity_at + after;
+        let auto_close = |after: Duration| crate::time::add(self.last_activity_at, after);
         match &self.state {
             State::Open { offer } => {
                 let close = auto_close(config.auto_close_open_active);
@@ -333,12 +333,64 @@ pub struct TranscriptLine {
 }
 
 /// A customer's message (or postback), as the state machine takes it.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use messenger_channel::conversation::{Inbound, LineBody};
+///
+/// let sent = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// let inbound = Inbound::new(Some("m_1".into()), vec![LineBody::Text("hi".into())]).sent_at(sent);
+/// assert_eq!(inbound.sent_at, Some(sent));
+/// assert!(!inbound.standby);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Inbound {
     /// The platform message id.
     pub mid: Option<String>,
     /// The lines it adds to the transcript (text, files, postback), in order.
     pub lines: Vec<LineBody>,
+    /// When the customer sent it (the event's timestamp). The machine uses
+    /// `min(now, sent_at)` for every customer time it keeps (the messaging window, inactivity,
+    /// auto-close, the transcript line), so a message redelivered late does not reopen the
+    /// window. `None`: the time of handling.
+    #[serde(default)]
+    pub sent_at: Option<SystemTime>,
+    /// It arrived on `standby`: another app (or the Page inbox) owns the thread. It is
+    /// recorded, and the conversation is paused until the thread is passed back.
+    #[serde(default)]
+    pub standby: bool,
+}
+
+impl Inbound {
+    /// A message with its id and lines, handled as sent now, on the primary channel.
+    pub fn new(mid: Option<String>, lines: Vec<LineBody>) -> Self {
+        Self {
+            mid,
+            lines,
+            sent_at: None,
+            standby: false,
+        }
+    }
+
+    /// Sets when the customer sent it (the event's timestamp).
+    #[must_use]
+    pub fn sent_at(mut self, at: SystemTime) -> Self {
+        self.sent_at = Some(at);
+        self
+    }
+
+    /// Marks it as received on `standby`.
+    #[must_use]
+    pub fn on_standby(mut self, standby: bool) -> Self {
+        self.standby = standby;
+        self
+    }
+
+    /// The customer's time for it: `min(now, sent_at)`.
+    pub fn time(&self, now: SystemTime) -> SystemTime {
+        self.sent_at.map_or(now, |at| at.min(now))
+    }
 }
 
 /// Something for the channel to send to the customer.

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use super::{
-    AgentNotifier, AgentRouter, Commit, ConversationStore, DedupStore, MediaStore, PendingEffect,
-    StoreError, Stored,
+    AgentNotifier, AgentRouter, Commit, ConversationStore, InboxEvent, MediaStore, NewInboxEvent,
+    PendingEffect, StoreError, Stored,
 };
 use crate::conversation::{Conversation, Offer, State, TranscriptLine};
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
@@ -27,6 +27,36 @@ struct StoreInner {
     outbox: BTreeMap<u64, PendingEffect>,
     outbox_keys: HashMap<String, u64>,
     next_effect: u64,
+    /// Pending inbox events by sequence number.
+    inbox: BTreeMap<u64, InboxEvent>,
+    /// Keys received: when, and whether the event was applied.
+    inbox_keys: HashMap<String, InboxKey>,
+    next_inbox: u64,
+    receives: u64,
+}
+
+struct InboxKey {
+    received: SystemTime,
+    applied: bool,
+}
+
+impl InboxKey {
+    /// Whether a redelivery of this key is still a duplicate at `now`.
+    fn remembered(&self, now: SystemTime, keep: Duration) -> bool {
+        !self.applied || crate::time::add(self.received, keep) > now
+    }
+}
+
+impl StoreInner {
+    fn mark_applied(&mut self, seq: u64) -> bool {
+        let Some(event) = self.inbox.remove(&seq) else {
+            return false;
+        };
+        if let Some(k) = self.inbox_keys.get_mut(&event.key) {
+            k.applied = true;
+        }
+        true
+    }
 }
 
 struct Entry {
@@ -93,6 +123,11 @@ impl ConversationStore for InMemoryStore {
         let c = &commit.conversation;
         let page = c.page.as_str().to_owned();
         let customer = c.customer.as_str().to_owned();
+        if let Some(seq) = commit.applies {
+            if !inner.inbox.contains_key(&seq) {
+                return Err(StoreError::Conflict);
+            }
+        }
         let version = match commit.expected_version {
             None => {
                 if inner.conversations.contains_key(&c.id)
@@ -139,6 +174,9 @@ impl ConversationStore for InMemoryStore {
         entry.version = version;
         entry.deadline = commit.deadline;
         entry.transcript.extend_from_slice(&commit.transcript);
+        if let Some(seq) = commit.applies {
+            inner.mark_applied(seq);
+        }
         let mut pending = Vec::with_capacity(commit.effects.len());
         for (i, effect) in commit.effects.iter().enumerate() {
             let p = PendingEffect {
@@ -175,7 +213,10 @@ impl ConversationStore for InMemoryStore {
             .conversations
             .get(id)
             .ok_or_else(|| StoreError::NotFound(id.clone()))?;
-        Ok(entry.transcript.clone())
+        let mut lines = entry.transcript.clone();
+        // By time; a stable sort keeps the order of appends among lines of one time.
+        lines.sort_by_key(|l| l.at);
+        Ok(lines)
     }
 
     async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {
@@ -236,54 +277,84 @@ impl ConversationStore for InMemoryStore {
         }
         Ok(())
     }
-}
 
-/// A [`DedupStore`] in memory. Expired keys are purged as new ones arrive.
-#[derive(Default)]
-pub struct InMemoryDedup {
-    seen: Mutex<HashMap<String, SystemTime>>,
-}
-
-impl std::fmt::Debug for InMemoryDedup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InMemoryDedup")
-            .field("keys", &lock(&self.seen).len())
-            .finish()
-    }
-}
-
-impl InMemoryDedup {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-#[async_trait::async_trait]
-impl DedupStore for InMemoryDedup {
-    async fn first_seen(
+    async fn receive(
         &self,
-        key: &str,
+        events: &[NewInboxEvent],
         now: SystemTime,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        let mut seen = lock(&self.seen);
-        if let Some(expiry) = seen.get(key) {
-            if *expiry > now {
-                return Ok(false);
+        keep: Duration,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut inner = lock(&self.inner);
+        inner.receives += 1;
+        if inner.receives % 1024 == 0 {
+            // Forget applied keys older than `keep`, so the map stays bounded.
+            inner.inbox_keys.retain(|_, k| k.remembered(now, keep));
+        }
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            let seen = inner
+                .inbox_keys
+                .get(&e.key)
+                .is_some_and(|k| k.remembered(now, keep));
+            if seen {
+                out.push(false);
+                continue;
+            }
+            let seq = inner.next_inbox;
+            inner.next_inbox += 1;
+            inner.inbox.insert(
+                seq,
+                InboxEvent {
+                    seq,
+                    key: e.key.clone(),
+                    thread: e.thread.clone(),
+                    body: e.body.clone(),
+                },
+            );
+            inner.inbox_keys.insert(
+                e.key.clone(),
+                InboxKey {
+                    received: now,
+                    applied: false,
+                },
+            );
+            out.push(true);
+        }
+        Ok(out)
+    }
+
+    async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
+        let inner = lock(&self.inner);
+        Ok(inner
+            .inbox
+            .values()
+            .filter(|e| e.thread == thread)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn inbox_threads(
+        &self,
+        received_by: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let inner = lock(&self.inner);
+        let mut threads: Vec<String> = Vec::new();
+        for e in inner.inbox.values() {
+            if threads.len() >= limit {
+                break;
+            }
+            let received = inner.inbox_keys.get(&e.key).map(|k| k.received);
+            if received.is_some_and(|r| r <= received_by) && !threads.contains(&e.thread) {
+                threads.push(e.thread.clone());
             }
         }
-        // Keep the map bounded: purge expired keys whenever it doubles past a floor.
-        if seen.len() >= 1024 && seen.len().is_power_of_two() {
-            seen.retain(|_, expiry| *expiry > now);
-        }
-        seen.insert(key.to_owned(), now + ttl);
-        Ok(true)
+        Ok(threads)
     }
 
-    async fn forget(&self, key: &str) -> Result<(), StoreError> {
-        lock(&self.seen).remove(key);
-        Ok(())
+    async fn inbox_done(&self, seq: u64) -> Result<bool, StoreError> {
+        Ok(lock(&self.inner).mark_applied(seq))
     }
 }
 

@@ -4,8 +4,8 @@
 //! Each trait is small, object-safe (`async-trait`) and has a written contract; durable
 //! implementations must keep it.
 //!
-//! - [`ConversationStore`]: conversations, transcripts, and the outbox of effects.
-//! - [`DedupStore`]: "first time I see this event?", atomically, with a time-to-live.
+//! - [`ConversationStore`]: conversations, transcripts, the inbox of received events (which is
+//!   also the record of what was seen, for redeliveries) and the outbox of effects.
 //! - [`AgentRouter`]: which agent gets an offer; agents' presence and capacity.
 //! - [`AgentNotifier`]: how offers and updates reach agents' screens.
 //! - [`MediaStore`]: inbound files' bytes, kept after Messenger's links expire.
@@ -21,8 +21,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 pub use memory::{
-    DEFAULT_AGENT_CAPACITY, InMemoryDedup, InMemoryMediaStore, InMemoryRouter, InMemoryStore,
-    Notification, Presence, RecordingNotifier,
+    DEFAULT_AGENT_CAPACITY, InMemoryMediaStore, InMemoryRouter, InMemoryStore, Notification,
+    Presence, RecordingNotifier,
 };
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -93,6 +93,34 @@ pub struct Commit {
     /// When the conversation next needs a [`crate::conversation::Input::Tick`] (its
     /// [`Conversation::next_deadline`]), for [`ConversationStore::due`].
     pub deadline: Option<SystemTime>,
+    /// The inbox event this change applies (its [`InboxEvent::seq`]): marked applied in the
+    /// same transaction, and the commit fails with [`StoreError::Conflict`] if it already was.
+    pub applies: Option<u64>,
+}
+
+/// A verified webhook event to keep until it is applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInboxEvent {
+    /// What makes a redelivery the same event (the webhook's dedup key).
+    pub key: String,
+    /// The thread (page and customer): a thread's events are applied one after another, in
+    /// the order they were received.
+    pub thread: String,
+    /// The event, as the engine serialises it.
+    pub body: String,
+}
+
+/// A received event waiting in the inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxEvent {
+    /// Its place in the order of receipt (increasing).
+    pub seq: u64,
+    /// Its dedup key.
+    pub key: String,
+    /// Its thread.
+    pub thread: String,
+    /// The event, as the engine serialised it.
+    pub body: String,
 }
 
 /// An effect saved with its state change and not yet delivered.
@@ -115,8 +143,16 @@ pub struct PendingEffect {
 ///   the stored version is `v` (a stale save never overwrites). With `None` it creates the
 ///   conversation, and fails with `Conflict` if an open (not closed) conversation exists for
 ///   the same page and customer: at most one open conversation per (page, customer).
-/// - The transcript is append-only and keeps the order of appends.
+/// - The transcript is append-only. It is read in the order of the lines' times (`at`), lines
+///   of equal time in the order of appends.
 /// - Effects of a commit stay pending until `complete` is called with their key.
+/// - **The inbox.** `receive` is atomic and durable when it returns `Ok`: every event of the
+///   call is recorded, or none is. An event whose key was received before (pending, or
+///   applied less than `keep` ago) is a duplicate (`false`) and changes nothing. Of concurrent
+///   calls with one key, exactly one records it; the others return only once that record is
+///   durable (or fail). A pending event is never dropped, however old; once applied (by a
+///   commit whose [`Commit::applies`] names it, or by `inbox_done`) it is not returned by
+///   `inbox` again, and its key is remembered for `keep`.
 #[async_trait::async_trait]
 pub trait ConversationStore: Send + Sync {
     /// The open conversation for a page and customer, if any.
@@ -170,25 +206,30 @@ pub trait ConversationStore: Send + Sync {
 
     /// Marks an effect delivered.
     async fn complete(&self, key: &str) -> Result<(), StoreError>;
-}
 
-/// Redelivery detection.
-///
-/// Contract: `first_seen` is one atomic step: of any number of concurrent calls with the same
-/// key, exactly one returns `true` until the key expires (`ttl` after it was recorded).
-/// `forget` removes a key, so that an event whose processing failed can be processed again.
-#[async_trait::async_trait]
-pub trait DedupStore: Send + Sync {
-    /// Records `key`; `true` if it was not already recorded (and unexpired).
-    async fn first_seen(
+    /// Records received events, all or none, in one transaction; for each, in order, whether
+    /// it is new (`false`: a duplicate). A key repeated within one call counts once.
+    async fn receive(
         &self,
-        key: &str,
+        events: &[NewInboxEvent],
         now: SystemTime,
-        ttl: Duration,
-    ) -> Result<bool, StoreError>;
+        keep: Duration,
+    ) -> Result<Vec<bool>, StoreError>;
 
-    /// Forgets `key`.
-    async fn forget(&self, key: &str) -> Result<(), StoreError>;
+    /// A thread's pending events, in order of receipt, at most `limit`.
+    async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError>;
+
+    /// Threads with events received at or before `received_by` and still pending, the oldest
+    /// first, at most `limit` (for the sweep that applies what a crash or a failure left).
+    async fn inbox_threads(
+        &self,
+        received_by: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Marks an event applied without a state change (it changed nothing); `false` if it was
+    /// not pending.
+    async fn inbox_done(&self, seq: u64) -> Result<bool, StoreError>;
 }
 
 /// Choosing agents.
@@ -251,11 +292,5 @@ pub trait MediaStore: Send + Sync {
 mod tests {
     use super::*;
 
-    static_assertions::assert_obj_safe!(
-        ConversationStore,
-        DedupStore,
-        AgentRouter,
-        AgentNotifier,
-        MediaStore
-    );
+    static_assertions::assert_obj_safe!(ConversationStore, AgentRouter, AgentNotifier, MediaStore);
 }

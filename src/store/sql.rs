@@ -9,7 +9,10 @@
 //!   unique partial index on `(page, customer) WHERE closed = 0`.
 //! - **Commits are transactions**: the conversation row (with a version check), its transcript
 //!   lines and its effects (the outbox) are written together or not at all.
-//! - **Dedup** is one `INSERT … ON CONFLICT DO UPDATE … WHERE expired RETURNING` statement.
+//! - **The inbox**: [`ConversationStore::receive`] inserts a webhook's events in one
+//!   transaction (`INSERT … ON CONFLICT (key) DO NOTHING RETURNING`), so the unique key is the
+//!   record of what was seen; a commit that applies an event marks it applied in the same
+//!   transaction, only if it was still pending.
 //! - **The outbox**: effects are inserted already claimed by the committing instance for a
 //!   short lease, so that another instance's recovery worker does not deliver them at the same
 //!   time; [`ConversationStore::pending`] claims unclaimed or expired rows (on PostgreSQL with
@@ -27,21 +30,24 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use super::{Commit, ConversationStore, DedupStore, MediaStore, PendingEffect, StoreError, Stored};
+use super::{
+    Commit, ConversationStore, InboxEvent, MediaStore, NewInboxEvent, PendingEffect, StoreError,
+    Stored,
+};
 use crate::conversation::{Conversation, Effect, State, TranscriptLine};
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// How long a committing instance holds its fresh effects before another instance's recovery
 /// may claim them.
 const OUTBOX_LEASE: Duration = Duration::from_secs(60);
 
-fn millis(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+use crate::time::millis;
+
+/// Rows per multi-row insert into the inbox (six parameters each, under SQLite's limit).
+const INBOX_CHUNK: usize = 500;
 
 fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Backend(Box::new(e))
@@ -76,7 +82,7 @@ fn columns(c: &Conversation) -> (&'static str, Option<&str>, i64) {
 
 /// Schema migrations, in order. Statements are separated by `;`. `{id}` and `{blob}` are
 /// replaced by each backend's types.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     // 1: conversations, transcripts, outbox, dedup.
     "CREATE TABLE conversations (
         id TEXT PRIMARY KEY,
@@ -120,6 +126,21 @@ const MIGRATIONS: [&str; 3] = [
     )",
     // 3: the queue of conversations waiting for an offer.
     "CREATE INDEX conversations_queued ON conversations (created_ms) WHERE closed = 0 AND agent IS NULL",
+    // 4: the inbox of received events (also the record of keys seen, which replaces `dedup`),
+    // and transcripts read in the order of their lines' times.
+    "CREATE TABLE inbox (
+        seq {id},
+        key TEXT NOT NULL UNIQUE,
+        thread TEXT NOT NULL,
+        body TEXT NOT NULL,
+        received_ms BIGINT NOT NULL,
+        applied BIGINT NOT NULL
+    );
+    CREATE INDEX inbox_pending ON inbox (thread, seq) WHERE applied = 0;
+    CREATE INDEX inbox_applied ON inbox (received_ms) WHERE applied = 1;
+    ALTER TABLE transcript ADD COLUMN at_ms BIGINT NOT NULL DEFAULT 0;
+    CREATE INDEX transcript_time ON transcript (conversation, at_ms, id);
+    DROP TABLE dedup",
 ];
 
 macro_rules! sql_store {
@@ -133,7 +154,7 @@ macro_rules! sql_store {
         #[derive(Clone)]
         pub struct $name {
             pool: sqlx::Pool<$db>,
-            dedup_calls: std::sync::Arc<AtomicU64>,
+            receives: std::sync::Arc<AtomicU64>,
             lease: Duration,
         }
 
@@ -151,7 +172,7 @@ macro_rules! sql_store {
             /// [`StoreError::Backend`] when the database fails.
             pub async fn from_pool(pool: sqlx::Pool<$db>) -> Result<Self, StoreError> {
                 Self::migrate(&pool, MIGRATIONS.len()).await?;
-                Ok(Self { pool, dedup_calls: std::sync::Arc::new(AtomicU64::new(0)), lease: OUTBOX_LEASE })
+                Ok(Self { pool, receives: std::sync::Arc::new(AtomicU64::new(0)), lease: OUTBOX_LEASE })
             }
 
             /// Sets how long fresh effects stay reserved to the instance that committed them
@@ -246,9 +267,10 @@ macro_rules! sql_store {
                 lines: &[TranscriptLine],
             ) -> Result<(), StoreError> {
                 for line in lines {
-                    sqlx::query("INSERT INTO transcript (conversation, body) VALUES ($1, $2)")
+                    sqlx::query("INSERT INTO transcript (conversation, body, at_ms) VALUES ($1, $2, $3)")
                         .bind(id.as_str())
                         .bind(to_json(line)?)
+                        .bind(millis(line.at))
                         .execute(&mut **tx)
                         .await
                         .map_err(from_sqlx)?;
@@ -309,6 +331,17 @@ macro_rules! sql_store {
                 let (state, agent, closed) = columns(c);
                 let deadline = commit.deadline.map(millis);
                 let mut tx = self.write_tx().await?;
+                if let Some(seq) = commit.applies {
+                    // First, so that two instances applying one event queue on its row.
+                    let done = sqlx::query("UPDATE inbox SET applied = 1 WHERE seq = $1 AND applied = 0")
+                        .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::Conflict);
+                    }
+                }
                 let version = match commit.expected_version {
                     None => {
                         sqlx::query(
@@ -357,7 +390,7 @@ macro_rules! sql_store {
                     }
                 };
                 Self::insert_lines(&mut tx, &c.id, &commit.transcript).await?;
-                let lease = millis(SystemTime::now() + self.lease);
+                let lease = millis(crate::time::add(SystemTime::now(), self.lease));
                 let mut pending = Vec::with_capacity(commit.effects.len());
                 for (i, effect) in commit.effects.iter().enumerate() {
                     let key = format!("{}:{version}:{i}", c.id);
@@ -395,7 +428,7 @@ macro_rules! sql_store {
                 if self.load(id).await?.is_none() {
                     return Err(StoreError::NotFound(id.clone()));
                 }
-                let rows: Vec<(String,)> = sqlx::query_as("SELECT body FROM transcript WHERE conversation = $1 ORDER BY id")
+                let rows: Vec<(String,)> = sqlx::query_as("SELECT body FROM transcript WHERE conversation = $1 ORDER BY at_ms, id")
                     .bind(id.as_str())
                     .fetch_all(&self.pool)
                     .await
@@ -447,7 +480,7 @@ macro_rules! sql_store {
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(from_sqlx)?;
-                let lease = millis(SystemTime::now() + self.lease);
+                let lease = millis(crate::time::add(SystemTime::now(), self.lease));
                 let mut out = Vec::with_capacity(rows.len());
                 for (key, conversation, body) in rows {
                     sqlx::query("UPDATE outbox SET claimed_until_ms = $2 WHERE key = $1")
@@ -471,41 +504,111 @@ macro_rules! sql_store {
                     .map_err(from_sqlx)?;
                 Ok(())
             }
-        }
 
-        #[async_trait::async_trait]
-        impl DedupStore for $name {
-            async fn first_seen(&self, key: &str, now: SystemTime, ttl: Duration) -> Result<bool, StoreError> {
+            async fn receive(&self, events: &[NewInboxEvent], now: SystemTime, keep: Duration) -> Result<Vec<bool>, StoreError> {
+                if events.is_empty() {
+                    return Ok(Vec::new());
+                }
                 let now_ms = millis(now);
-                // Now and then, drop expired keys so the table stays small.
-                if self.dedup_calls.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
-                    sqlx::query("DELETE FROM dedup WHERE expires_ms <= $1")
-                        .bind(now_ms)
-                        .execute(&self.pool)
+                let forget_before = millis(now).saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+                let mut tx = self.write_tx().await?;
+                // Now and then, forget applied keys older than `keep`.
+                if self.receives.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
+                    sqlx::query("DELETE FROM inbox WHERE applied = 1 AND received_ms <= $1")
+                        .bind(forget_before)
+                        .execute(&mut *tx)
                         .await
                         .map_err(from_sqlx)?;
                 }
-                let row = sqlx::query(
-                    "INSERT INTO dedup (key, expires_ms) VALUES ($1, $2)
-                     ON CONFLICT (key) DO UPDATE SET expires_ms = excluded.expires_ms WHERE dedup.expires_ms <= $3
-                     RETURNING key",
-                )
-                .bind(key)
-                .bind(millis(now + ttl))
-                .bind(now_ms)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(from_sqlx)?;
-                Ok(row.is_some())
+                // A key repeated in one call counts once, at its first place.
+                let mut first: std::collections::HashSet<&str> = std::collections::HashSet::with_capacity(events.len());
+                let unique: Vec<&NewInboxEvent> = events.iter().filter(|e| first.insert(e.key.as_str())).collect();
+                let mut inserted: std::collections::HashSet<String> = std::collections::HashSet::with_capacity(unique.len());
+                for chunk in unique.chunks(INBOX_CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO inbox (key, thread, body, received_ms, applied) ",
+                    );
+                    insert.push_values(chunk, |mut row, e| {
+                        row.push_bind(e.key.as_str())
+                            .push_bind(e.thread.as_str())
+                            .push_bind(e.body.as_str())
+                            .push_bind(now_ms)
+                            .push_bind(0_i64);
+                    });
+                    insert.push(" ON CONFLICT (key) DO NOTHING RETURNING key");
+                    let rows: Vec<(String,)> = insert
+                        .build_query_as()
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                    inserted.extend(rows.into_iter().map(|(k,)| k));
+                }
+                // A key seen before: a duplicate, unless it was applied longer ago than
+                // `keep` (then it is received again).
+                for e in &unique {
+                    if inserted.contains(&e.key) {
+                        continue;
+                    }
+                    let forgotten = sqlx::query("DELETE FROM inbox WHERE key = $1 AND applied = 1 AND received_ms <= $2")
+                        .bind(e.key.as_str())
+                        .bind(forget_before)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                    if forgotten.rows_affected() > 0 {
+                        sqlx::query("INSERT INTO inbox (key, thread, body, received_ms, applied) VALUES ($1, $2, $3, $4, 0)")
+                            .bind(e.key.as_str())
+                            .bind(e.thread.as_str())
+                            .bind(e.body.as_str())
+                            .bind(now_ms)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(from_sqlx)?;
+                        inserted.insert(e.key.clone());
+                    }
+                }
+                tx.commit().await.map_err(from_sqlx)?;
+                let mut counted = std::collections::HashSet::with_capacity(events.len());
+                Ok(events
+                    .iter()
+                    .map(|e| inserted.contains(&e.key) && counted.insert(e.key.as_str()))
+                    .collect())
             }
 
-            async fn forget(&self, key: &str) -> Result<(), StoreError> {
-                sqlx::query("DELETE FROM dedup WHERE key = $1")
-                    .bind(key)
+            async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
+                let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+                    "SELECT seq, key, thread, body FROM inbox WHERE thread = $1 AND applied = 0 ORDER BY seq LIMIT $2",
+                )
+                .bind(thread)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(from_sqlx)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(seq, key, thread, body)| InboxEvent { seq: u64::try_from(seq).unwrap_or(0), key, thread, body })
+                    .collect())
+            }
+
+            async fn inbox_threads(&self, received_by: SystemTime, limit: usize) -> Result<Vec<String>, StoreError> {
+                let rows: Vec<(String,)> = sqlx::query_as(
+                    "SELECT thread FROM inbox WHERE applied = 0 AND received_ms <= $1 GROUP BY thread ORDER BY MIN(seq) LIMIT $2",
+                )
+                .bind(millis(received_by))
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(from_sqlx)?;
+                Ok(rows.into_iter().map(|(t,)| t).collect())
+            }
+
+            async fn inbox_done(&self, seq: u64) -> Result<bool, StoreError> {
+                let done = sqlx::query("UPDATE inbox SET applied = 1 WHERE seq = $1 AND applied = 0")
+                    .bind(i64::try_from(seq).unwrap_or(i64::MAX))
                     .execute(&self.pool)
                     .await
                     .map_err(from_sqlx)?;
-                Ok(())
+                Ok(done.rows_affected() > 0)
             }
         }
 
@@ -636,7 +739,7 @@ mod tests {
                 err,
                 StoreError::SchemaTooNew {
                     found: 99,
-                    supported: 3
+                    supported: SCHEMA_VERSION
                 }
             ),
             "{err:?}"

@@ -9,7 +9,7 @@ use messenger_channel::engine::Engine;
 use messenger_channel::ids::AgentId;
 use messenger_channel::secret::AppSecret;
 use messenger_channel::store::{
-    InMemoryDedup, InMemoryMediaStore, InMemoryRouter, InMemoryStore, Presence, RecordingNotifier,
+    InMemoryMediaStore, InMemoryRouter, InMemoryStore, Presence, RecordingNotifier,
 };
 use messenger_channel::webhook::Webhook;
 use messenger_channel::webhook::signature::sign_sha256;
@@ -51,7 +51,6 @@ impl Channel {
         let send = Arc::new(FakeSend::new());
         let engine = Engine::builder(Webhook::new(&AppSecret::new(SECRET).unwrap()), send.clone())
             .store(store.clone())
-            .dedup(Arc::new(InMemoryDedup::new()))
             .router(router.clone())
             .notifier(notifier.clone())
             .media(Arc::new(InMemoryMediaStore::new()))

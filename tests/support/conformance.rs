@@ -1,4 +1,4 @@
-//! One conformance suite for every `ConversationStore` / `DedupStore` / `MediaStore` backend.
+//! One conformance suite for every `ConversationStore` / `MediaStore` backend.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -8,7 +8,7 @@ use messenger_channel::conversation::{
     TranscriptLine,
 };
 use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
-use messenger_channel::store::{Commit, ConversationStore, DedupStore, MediaStore, StoreError};
+use messenger_channel::store::{Commit, ConversationStore, MediaStore, NewInboxEvent, StoreError};
 
 /// A prefix unique to this run, so that backends shared between tests (PostgreSQL) do not mix.
 pub fn unique(prefix: &str) -> String {
@@ -43,10 +43,7 @@ fn new_conversation(id: &str, page: &str, customer: &str) -> Conversation {
         ConversationId::from(id),
         PageId::new(page.to_owned()),
         UserId::new(customer.to_owned()),
-        Inbound {
-            mid: None,
-            lines: vec![],
-        },
+        Inbound::new(None, vec![]),
         t0(),
         &ConversationConfig::default(),
     )
@@ -60,6 +57,7 @@ fn create(c: &Conversation, lines: Vec<TranscriptLine>, effects: Vec<Effect>) ->
         transcript: lines,
         effects,
         deadline: Some(t0() + Duration::from_secs(60)),
+        applies: None,
     }
 }
 
@@ -70,13 +68,14 @@ fn update(c: &Conversation, version: u64, lines: Vec<TranscriptLine>) -> Commit 
         transcript: lines,
         effects: vec![],
         deadline: None,
+        applies: None,
     }
 }
 
-/// Runs every check against one backend.
-pub async fn run<S>(store: Arc<S>)
+/// Runs every check against one backend: its conversation store and its media store.
+pub async fn run<S>(store: Arc<S>, media: &dyn MediaStore)
 where
-    S: ConversationStore + DedupStore + MediaStore + 'static,
+    S: ConversationStore + 'static,
 {
     stale_save_is_a_conflict(&*store).await;
     one_open_conversation_per_customer(&*store).await;
@@ -84,8 +83,10 @@ where
     transcript_is_append_only_and_ordered(&*store).await;
     listing_by_agent_and_due(&*store).await;
     outbox_keeps_effects_until_completed(&*store).await;
-    dedup_is_atomic_with_a_ttl(store.clone()).await;
-    media_round_trip(&*store).await;
+    inbox_records_once_and_applies_with_the_commit(&*store).await;
+    concurrent_receives_record_once(store.clone()).await;
+    inbox_threads_oldest_first(&*store).await;
+    media_round_trip(media).await;
 }
 
 async fn stale_save_is_a_conflict(store: &dyn ConversationStore) {
@@ -312,35 +313,172 @@ async fn outbox_keeps_effects_until_completed(store: &dyn ConversationStore) {
     );
 }
 
-async fn dedup_is_atomic_with_a_ttl<S: DedupStore + 'static>(dedup: Arc<S>) {
-    let key = unique("event");
-    let ttl = Duration::from_secs(3600);
+fn inbox_event(key: &str, thread: &str) -> NewInboxEvent {
+    NewInboxEvent {
+        key: key.to_owned(),
+        thread: thread.to_owned(),
+        body: format!("{{\"event\":\"{key}\"}}"),
+    }
+}
+
+async fn inbox_records_once_and_applies_with_the_commit(store: &dyn ConversationStore) {
+    let run = unique("inbox");
+    let thread = format!("{run}-t");
+    let keep = Duration::from_secs(48 * 3600);
+    let (a, b) = (format!("{run}-a"), format!("{run}-b"));
+    let first = store
+        .receive(
+            &[
+                inbox_event(&a, &thread),
+                inbox_event(&b, &thread),
+                inbox_event(&a, &thread),
+            ],
+            t0(),
+            keep,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        [true, true, false],
+        "a key repeated in one call counts once"
+    );
+    assert_eq!(
+        store
+            .receive(&[inbox_event(&a, &thread)], t0(), keep)
+            .await
+            .unwrap(),
+        [false],
+        "a redelivery is a duplicate"
+    );
+    let pending = store.inbox(&thread, 10).await.unwrap();
+    assert_eq!(
+        pending.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+        [a.as_str(), b.as_str()],
+        "in order of receipt"
+    );
+    assert!(pending[0].seq < pending[1].seq);
+    assert_eq!(pending[0].body, format!("{{\"event\":\"{a}\"}}"));
+    assert_eq!(store.inbox(&thread, 1).await.unwrap().len(), 1, "limit");
+    // A commit that applies `a` marks it applied, in the same step.
+    let c = new_conversation(&run, &run, "u");
+    let mut commit = create(&c, vec![line("from a")], vec![]);
+    commit.applies = Some(pending[0].seq);
+    store.commit(&commit).await.unwrap();
+    // Applying it again is a conflict, and nothing of that commit is saved.
+    let mut again = update(&c, 1, vec![line("from a, twice")]);
+    again.applies = Some(pending[0].seq);
+    assert!(matches!(
+        store.commit(&again).await,
+        Err(StoreError::Conflict)
+    ));
+    let transcript = store.transcript(&c.id).await.unwrap();
+    assert_eq!(
+        transcript,
+        vec![line("from a")],
+        "the second application left nothing"
+    );
+    assert_eq!(store.load(&c.id).await.unwrap().unwrap().version, 1);
+    let left = store.inbox(&thread, 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].key, b);
+    // An event that changes nothing is marked done once.
+    assert!(store.inbox_done(left[0].seq).await.unwrap());
+    assert!(!store.inbox_done(left[0].seq).await.unwrap());
+    assert!(store.inbox(&thread, 10).await.unwrap().is_empty());
+    // Applied keys are remembered for `keep` after their receipt, then forgotten.
+    assert_eq!(
+        store
+            .receive(
+                &[inbox_event(&a, &thread)],
+                t0() + keep - Duration::from_secs(1),
+                keep
+            )
+            .await
+            .unwrap(),
+        [false]
+    );
+    assert_eq!(
+        store
+            .receive(&[inbox_event(&a, &thread)], t0() + keep, keep)
+            .await
+            .unwrap(),
+        [true],
+        "received again after `keep`"
+    );
+    // A pending event is never forgotten, however old.
+    assert_eq!(
+        store
+            .receive(&[inbox_event(&a, &thread)], t0() + keep * 10, keep)
+            .await
+            .unwrap(),
+        [false],
+        "still pending: a duplicate"
+    );
+    assert_eq!(store.inbox(&thread, 10).await.unwrap().len(), 1);
+}
+
+async fn concurrent_receives_record_once<S: ConversationStore + 'static>(store: Arc<S>) {
+    let run = unique("race");
+    let keep = Duration::from_secs(3600);
     let mut tasks = Vec::new();
-    for _ in 0..12 {
-        let (dedup, key) = (dedup.clone(), key.clone());
+    for i in 0..12 {
+        let (store, run) = (store.clone(), run.clone());
         tasks.push(tokio::spawn(async move {
-            dedup.first_seen(&key, t0(), ttl).await.unwrap()
+            // Every call carries the shared key and one of its own.
+            let events = [
+                inbox_event(&format!("{run}-shared"), &run),
+                inbox_event(&format!("{run}-{i}"), &run),
+            ];
+            store.receive(&events, t0(), keep).await.unwrap()
         }));
     }
-    let mut firsts = 0;
+    let mut shared = 0;
     for t in tasks {
-        firsts += usize::from(t.await.unwrap());
+        let fresh = t.await.unwrap();
+        shared += usize::from(fresh[0]);
+        assert!(fresh[1], "each call's own key is new");
     }
-    assert_eq!(firsts, 1, "exactly one caller sees the event first");
-    assert!(
-        !dedup
-            .first_seen(&key, t0() + ttl - Duration::from_secs(1), ttl)
-            .await
-            .unwrap()
+    assert_eq!(shared, 1, "exactly one call records the shared key");
+    assert_eq!(store.inbox(&run, 100).await.unwrap().len(), 13);
+}
+
+async fn inbox_threads_oldest_first(store: &dyn ConversationStore) {
+    let run = unique("threads");
+    let keep = Duration::from_secs(3600);
+    let (x, y) = (format!("{run}-x"), format!("{run}-y"));
+    store
+        .receive(&[inbox_event(&format!("{run}-1"), &y)], t0(), keep)
+        .await
+        .unwrap();
+    store
+        .receive(
+            &[inbox_event(&format!("{run}-2"), &x)],
+            t0() + Duration::from_secs(10),
+            keep,
+        )
+        .await
+        .unwrap();
+    let mine = |threads: Vec<String>| -> Vec<String> {
+        threads
+            .into_iter()
+            .filter(|t| t.starts_with(&run))
+            .collect()
+    };
+    assert_eq!(
+        mine(store.inbox_threads(t0(), 10_000).await.unwrap()),
+        vec![y.clone()],
+        "only what was received by then"
     );
-    assert!(
-        dedup.first_seen(&key, t0() + ttl, ttl).await.unwrap(),
-        "expired keys are new again"
-    );
-    dedup.forget(&key).await.unwrap();
-    assert!(
-        dedup.first_seen(&key, t0() + ttl, ttl).await.unwrap(),
-        "forgotten keys are new again"
+    assert_eq!(
+        mine(
+            store
+                .inbox_threads(t0() + Duration::from_secs(10), 10_000)
+                .await
+                .unwrap()
+        ),
+        vec![y, x],
+        "oldest first"
     );
 }
 

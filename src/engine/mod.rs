@@ -38,23 +38,26 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use crate::attachment::{
-    AttachmentInfo, AttachmentPolicy, Direction, UNSUPPORTED_INBOUND_NOTICE, Violation,
-};
+use crate::attachment::{AttachmentInfo, AttachmentPolicy, Direction, Violation};
 use crate::conversation::{
-    Author, Conversation, ConversationConfig, Effect, FileLine, Inbound, Input, LineBody, Outgoing,
+    Author, Conversation, ConversationConfig, Effect, FileLine, Input, LineBody, Outgoing,
     TranscriptLine, TransitionError,
 };
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 use crate::policy::{Sender, WindowConfig, WindowDenial, check_window};
 use crate::send::{AttachmentSource, MediaKind, Message, SendApi, SendError, SendRequest, Upload};
 use crate::store::{
-    AgentNotifier, AgentRouter, Commit, ConversationStore, DedupStore, InMemoryDedup,
-    InMemoryRouter, InMemoryStore, MediaStore, PendingEffect, RecordingNotifier, StoreError,
+    AgentNotifier, AgentRouter, Commit, ConversationStore, InMemoryRouter, InMemoryStore,
+    MediaStore, PendingEffect, RecordingNotifier, StoreError,
 };
-use crate::webhook::{Event, EventKind, Webhook, WebhookError};
+use crate::webhook::{Webhook, WebhookError};
 
-/// How long an event id is remembered: Meta retries failed deliveries for up to 36 hours.
+mod ingest;
+
+pub use ingest::{ApplyReport, INBOX_SWEEP_AFTER, Receipt, WebhookReport};
+
+/// How long an event's key is remembered after it was received: Meta retries failed
+/// deliveries for up to 36 hours.
 pub const DEFAULT_DEDUP_TTL: Duration = Duration::from_secs(48 * 3600);
 /// Marks the `metadata` of messages this channel sends: the effect key follows.
 pub const ECHO_KEY_PREFIX: &str = "mc-effect:";
@@ -98,31 +101,18 @@ pub enum EngineError {
     NoMediaStore,
 }
 
-/// What [`Engine::handle_webhook`] did with a batch.
-#[derive(Debug, Default)]
-pub struct WebhookReport {
-    /// Events that changed a conversation.
-    pub handled: usize,
-    /// Events already seen (redeliveries).
-    pub duplicates: usize,
-    /// Events the channel does not act on (deliveries, reads, standby, echoes…).
-    pub ignored: usize,
-    /// Items that could not be read.
-    pub malformed: usize,
-    /// Events that failed, with their position (entry, index); they can be redelivered.
-    pub failed: Vec<((usize, usize), EngineError)>,
-}
-
-/// What happened to one event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum EventOutcome {
-    /// It changed a conversation.
-    Handled,
-    /// Already seen.
-    Duplicate,
-    /// Not something the channel acts on.
-    Ignored,
+impl EngineError {
+    /// The HTTP status to answer a webhook POST with when [`Engine::handle_webhook`] or
+    /// [`Engine::receive`] fails: the webhook's own 4xx for a request that is not an authentic
+    /// webhook, 503 when the events could not be recorded (Meta delivers the body again), 500
+    /// otherwise.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Webhook(e) => e.status(),
+            Self::Store(_) | Self::Contention(_) => 503,
+            _ => 500,
+        }
+    }
 }
 
 /// Configures an [`Engine`]. Stores default to in-memory ones.
@@ -130,7 +120,6 @@ pub struct EngineBuilder {
     webhook: Webhook,
     send: Arc<dyn SendApi>,
     store: Arc<dyn ConversationStore>,
-    dedup: Arc<dyn DedupStore>,
     router: Arc<dyn AgentRouter>,
     notifier: Arc<dyn AgentNotifier>,
     media: Option<Arc<dyn MediaStore>>,
@@ -154,13 +143,6 @@ impl EngineBuilder {
     #[must_use]
     pub fn store(mut self, store: Arc<dyn ConversationStore>) -> Self {
         self.store = store;
-        self
-    }
-
-    /// Sets the dedup store.
-    #[must_use]
-    pub fn dedup(mut self, dedup: Arc<dyn DedupStore>) -> Self {
-        self.dedup = dedup;
         self
     }
 
@@ -228,7 +210,6 @@ impl EngineBuilder {
             webhook: self.webhook,
             send: self.send,
             store: self.store,
-            dedup: self.dedup,
             router: self.router,
             notifier: self.notifier,
             media: self.media,
@@ -238,6 +219,7 @@ impl EngineBuilder {
             download_inbound: self.download_inbound,
             conflict_retries: self.conflict_retries,
             dedup_ttl: DEFAULT_DEDUP_TTL,
+            claims: ingest::Claims::default(),
         }
     }
 }
@@ -247,7 +229,6 @@ pub struct Engine {
     webhook: Webhook,
     send: Arc<dyn SendApi>,
     store: Arc<dyn ConversationStore>,
-    dedup: Arc<dyn DedupStore>,
     router: Arc<dyn AgentRouter>,
     notifier: Arc<dyn AgentNotifier>,
     media: Option<Arc<dyn MediaStore>>,
@@ -257,6 +238,7 @@ pub struct Engine {
     download_inbound: bool,
     conflict_retries: u32,
     dedup_ttl: Duration,
+    claims: ingest::Claims,
 }
 
 impl std::fmt::Debug for Engine {
@@ -300,7 +282,6 @@ impl Engine {
             webhook,
             send,
             store: Arc::new(InMemoryStore::new()),
-            dedup: Arc::new(InMemoryDedup::new()),
             router: Arc::new(InMemoryRouter::new()),
             notifier: Arc::new(RecordingNotifier::new()),
             media: None,
@@ -327,290 +308,30 @@ impl Engine {
         &self.policy
     }
 
-    /// Verifies, parses and handles a webhook POST. Items are handled in body order; one that
-    /// fails is reported and the rest go on.
-    ///
-    /// # Errors
-    /// [`EngineError::Webhook`] when the request is not authentic or not a webhook (answer
-    /// with [`WebhookError::status`]); then nothing was handled.
-    pub async fn handle_webhook(
-        &self,
-        headers: &http::HeaderMap,
-        body: &[u8],
-        now: SystemTime,
-    ) -> Result<WebhookReport, EngineError> {
-        let batch = self.webhook.verify_and_parse(headers, body)?;
-        Ok(self.handle_batch(&batch, now).await)
-    }
-
-    /// Handles a body whose signature the caller has already checked (with
-    /// [`Engine::webhook`]), as the axum integration does before answering 200.
-    ///
-    /// # Errors
-    /// [`EngineError::Webhook`] when the body is not a webhook.
-    pub async fn handle_verified(
-        &self,
-        body: &[u8],
-        now: SystemTime,
-    ) -> Result<WebhookReport, EngineError> {
-        let batch = crate::webhook::parse_with_limits(body, &self.webhook_limits())
-            .map_err(|e| EngineError::Webhook(e.into()))?;
-        Ok(self.handle_batch(&batch, now).await)
-    }
-
-    fn webhook_limits(&self) -> crate::webhook::Limits {
-        self.webhook.parse_limits()
-    }
-
     /// The webhook receiver (signature check and limits).
     pub fn webhook(&self) -> &Webhook {
         &self.webhook
     }
 
-    /// Handles every item of a parsed batch, in body order.
-    pub async fn handle_batch(
+    /// Delivers a committed run's effects and the follow-ups they lead to.
+    async fn deliver_run(
         &self,
-        batch: &crate::webhook::Batch<'_>,
+        (conversation, pending, lines): (Conversation, Vec<PendingEffect>, Vec<TranscriptLine>),
         now: SystemTime,
-    ) -> WebhookReport {
-        let mut report = WebhookReport::default();
-        for item in batch.items() {
-            match item {
-                Err(_) => report.malformed += 1,
-                Ok(event) => match self.handle_event(event, now).await {
-                    Ok(EventOutcome::Handled) => report.handled += 1,
-                    Ok(EventOutcome::Duplicate) => report.duplicates += 1,
-                    Ok(EventOutcome::Ignored) => report.ignored += 1,
-                    Err(e) => {
-                        tracing::warn!(entry = event.entry, index = event.index, error = %e, "event failed");
-                        report.failed.push(((event.entry, event.index), e));
-                    }
-                },
-            }
-        }
-        report
-    }
-
-    /// Handles one parsed (and already verified) event.
-    ///
-    /// # Errors
-    /// Store and transition failures; the event is then forgotten by the dedup store, so a
-    /// redelivery is processed again.
-    pub async fn handle_event(
-        &self,
-        event: &Event<'_>,
-        now: SystemTime,
-    ) -> Result<EventOutcome, EngineError> {
-        // The echo of a message this channel sent: its effect is delivered, whatever happens to
-        // the instance that sent it.
-        if let EventKind::Echo(echo) = &event.kind {
-            if let Some(key) = echo
-                .metadata
-                .and_then(|m| m.decode().strip_prefix(ECHO_KEY_PREFIX).map(str::to_owned))
-            {
-                self.store.complete(&key).await?;
-                return Ok(EventOutcome::Handled);
-            }
-        }
-        let relevant = match &event.kind {
-            EventKind::Message(_) | EventKind::Postback(_) => {
-                !event.standby && event.sender.is_some()
-            }
-            EventKind::TakeThreadControl(_) | EventKind::PassThreadControl(_) => {
-                event.sender.is_some()
-            }
-            _ => false,
-        };
-        if !relevant {
-            return Ok(EventOutcome::Ignored);
-        }
-        let key = event.dedup_key();
-        if !self.dedup.first_seen(&key, now, self.dedup_ttl).await? {
-            tracing::debug!(key, "duplicate event");
-            return Ok(EventOutcome::Duplicate);
-        }
-        let result = self.process(event, now).await;
-        if result.is_err() {
-            // Let a redelivery try again.
-            self.dedup.forget(&key).await?;
-        }
-        result
-    }
-
-    async fn process(
-        &self,
-        event: &Event<'_>,
-        now: SystemTime,
-    ) -> Result<EventOutcome, EngineError> {
-        let page = event.page_id.clone().into_owned();
-        let customer = event
-            .sender
-            .clone()
-            .map(UserId::into_owned)
-            .expect("checked by the caller");
-        match &event.kind {
-            EventKind::TakeThreadControl(_) | EventKind::PassThreadControl(_) => {
-                let Some(stored) = self.store.find_open(&page, &customer).await? else {
-                    return Ok(EventOutcome::Ignored);
-                };
-                let input = if matches!(event.kind, EventKind::TakeThreadControl(_)) {
-                    Input::ThreadTaken
-                } else {
-                    Input::ThreadReturned
-                };
-                self.run(stored.conversation.id, input, now).await?;
-                Ok(EventOutcome::Handled)
-            }
-            EventKind::Message(m) => {
-                let mut lines = Vec::with_capacity(1 + m.attachments.len());
-                if let Some(text) = m.text {
-                    lines.push(LineBody::Text(text.decode().into_owned()));
-                }
-                for attachment in &m.attachments {
-                    let file = self.inbound_file(attachment).await;
-                    // A refused file never reaches the agent as a file: the panel shows the
-                    // Omnichannel notice, with the policy's reason.
-                    let refusal = file
-                        .rejected
-                        .as_ref()
-                        .map(|(_, why)| format!("{UNSUPPORTED_INBOUND_NOTICE}. {why}"));
-                    lines.push(LineBody::File(file));
-                    if let Some(notice) = refusal {
-                        lines.push(LineBody::Notice(notice));
-                    }
-                }
-                let inbound = Inbound {
-                    mid: Some(m.mid.as_str().to_owned()),
-                    lines,
-                };
-                self.customer_input(page, customer, inbound, now).await?;
-                Ok(EventOutcome::Handled)
-            }
-            EventKind::Postback(p) => {
-                let body = LineBody::Postback {
-                    title: p.title.map(|t| t.decode().into_owned()),
-                    payload: p.payload.map(|t| t.decode().into_owned()),
-                };
-                let inbound = Inbound {
-                    mid: p.mid.as_ref().map(|m| m.as_str().to_owned()),
-                    lines: vec![body],
-                };
-                self.customer_input(page, customer, inbound, now).await?;
-                Ok(EventOutcome::Handled)
-            }
-            _ => Ok(EventOutcome::Ignored),
-        }
-    }
-
-    /// Checks an inbound attachment against the policy; downloads and stores it when enabled.
-    async fn inbound_file(&self, attachment: &crate::webhook::Attachment<'_>) -> FileLine {
-        let info = AttachmentInfo::from(attachment);
-        let verdict = self.policy.check(Direction::Inbound, &info);
-        let url = attachment.url.map(|u| u.decode().into_owned());
-        let mut line = FileLine {
-            name: verdict.safe_name().to_owned(),
-            kind: info.platform_kind.unwrap_or("file").to_owned(),
-            url: url.clone(),
-            media_key: None,
-            size: None,
-            rejected: verdict
-                .first()
-                .map(|v| (v.code().to_owned(), v.to_string())),
-        };
-        if line.rejected.is_some() || !self.download_inbound {
-            return line;
-        }
-        let (Some(media), Some(url)) = (&self.media, url) else {
-            return line;
-        };
-        let max = self.policy.direction(Direction::Inbound).max_bytes();
-        match self.send.download(&url, max).await {
-            Ok(file) => {
-                let head = &file.bytes[..file.bytes.len().min(8192)];
-                let name = file.file_name.clone();
-                let mut again = info;
-                again.size = Some(file.bytes.len() as u64);
-                again.head = Some(head);
-                again.mime = file.content_type.as_deref();
-                if name.is_some() {
-                    again.name = name.as_deref();
-                }
-                let verdict = self.policy.check(Direction::Inbound, &again);
-                line.name = verdict.safe_name().to_owned();
-                line.size = again.size;
-                if let Some(v) = verdict.first() {
-                    line.rejected = Some((v.code().to_owned(), v.to_string()));
-                } else {
-                    match media
-                        .put(file.bytes.clone(), file.content_type.as_deref())
-                        .await
-                    {
-                        Ok(key) => line.media_key = Some(key),
-                        Err(e) => tracing::warn!(error = %e, "could not store an inbound file"),
-                    }
-                }
-            }
-            Err(SendError::TooLarge { max }) => {
-                let v = Violation::TooLarge { size: max + 1, max };
-                line.rejected = Some((v.code().to_owned(), v.to_string()));
-            }
-            Err(e) => tracing::warn!(error = %e, "could not download an inbound file"),
-        }
-        line
-    }
-
-    /// A customer's message: into the open conversation, or a new one.
-    async fn customer_input(
-        &self,
-        page: PageId<'static>,
-        customer: UserId<'static>,
-        inbound: Inbound,
-        now: SystemTime,
-    ) -> Result<(), EngineError> {
-        for _ in 0..self.conflict_retries {
-            let (conversation, effects, expected) =
-                match self.store.find_open(&page, &customer).await? {
-                    None => {
-                        let seed = inbound.mid.clone().unwrap_or_else(|| format!("{now:?}"));
-                        let id = conversation_id(&page, &customer, &seed);
-                        let (c, effects) = Conversation::start(
-                            id,
-                            page.clone(),
-                            customer.clone(),
-                            inbound.clone(),
-                            now,
-                            &self.config,
-                        );
-                        (c, effects, None)
-                    }
-                    Some(stored) => {
-                        let mut c = stored.conversation;
-                        let effects =
-                            c.apply(Input::CustomerMessage(inbound.clone()), now, &self.config)?;
-                        (c, effects, Some(stored.version))
-                    }
-                };
-            match self.commit(conversation, expected, effects).await {
-                Ok((conversation, pending, lines)) => {
-                    let mut queue = VecDeque::new();
-                    let mut outcome = Outcome::default();
-                    self.deliver(
-                        &conversation,
-                        pending,
-                        &lines,
-                        now,
-                        &mut queue,
-                        &mut outcome,
-                    )
-                    .await;
-                    self.drain(queue, now, &mut outcome).await;
-                    return Ok(());
-                }
-                Err(StoreError::Conflict) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(EngineError::Contention(self.conflict_retries))
+    ) -> Outcome {
+        let mut queue = VecDeque::new();
+        let mut outcome = Outcome::default();
+        self.deliver(
+            &conversation,
+            pending,
+            &lines,
+            now,
+            &mut queue,
+            &mut outcome,
+        )
+        .await;
+        self.drain(queue, now, &mut outcome).await;
+        outcome
     }
 
     /// Commits a changed conversation; returns it with its pending effects and new lines.
@@ -619,6 +340,7 @@ impl Engine {
         conversation: Conversation,
         expected_version: Option<u64>,
         effects: Vec<Effect>,
+        applies: Option<u64>,
     ) -> Result<(Conversation, Vec<PendingEffect>, Vec<TranscriptLine>), StoreError> {
         let mut transcript = Vec::new();
         let mut outbox = Vec::with_capacity(effects.len());
@@ -638,6 +360,7 @@ impl Engine {
             transcript,
             effects: outbox,
             deadline,
+            applies,
         };
         let (_, pending) = self.store.commit(&commit).await?;
         Ok((commit.conversation, pending, commit.transcript))
@@ -663,7 +386,7 @@ impl Engine {
             let effects = conversation.apply(input.clone(), now, &self.config)?;
             tracing::debug!(?from, to = ?conversation.state.kind(), effects = effects.len(), "transition");
             match self
-                .commit(conversation, Some(stored.version), effects)
+                .commit(conversation, Some(stored.version), effects, None)
                 .await
             {
                 Ok(done) => return Ok(done),
@@ -681,20 +404,8 @@ impl Engine {
         input: Input,
         now: SystemTime,
     ) -> Result<Outcome, EngineError> {
-        let (conversation, pending, lines) = self.apply(&id, &input, now).await?;
-        let mut queue = VecDeque::new();
-        let mut outcome = Outcome::default();
-        self.deliver(
-            &conversation,
-            pending,
-            &lines,
-            now,
-            &mut queue,
-            &mut outcome,
-        )
-        .await;
-        self.drain(queue, now, &mut outcome).await;
-        Ok(outcome)
+        let done = self.apply(&id, &input, now).await?;
+        Ok(self.deliver_run(done, now).await)
     }
 
     /// Follow-up inputs (offers), each applied and delivered in turn.
@@ -1087,12 +798,17 @@ impl Engine {
         self.agent_send(id, agent, message, now).await
     }
 
-    /// Fires what is due: offer timeouts (the offer goes to another agent), auto-close and
-    /// inactivity. Call it every few seconds with the current time.
+    /// Applies events left in the inbox by a crash or a failure ([`Engine::apply_pending`]),
+    /// then fires what is due: offer timeouts (the offer goes to another agent), auto-close
+    /// and inactivity. Call it every few seconds with the current time.
     ///
     /// # Errors
     /// Store failures; conversations that fail are skipped and retried at the next tick.
     pub async fn tick(&self, now: SystemTime) -> Result<usize, EngineError> {
+        let swept = self.apply_pending(now).await?;
+        for (thread, e) in &swept.failed {
+            tracing::warn!(thread, error = %e, "inbox sweep: an event is still pending");
+        }
         let due = self.store.due(now).await?;
         let mut fired = 0;
         for id in due {

@@ -1,0 +1,624 @@
+//! Ingest: verified webhooks into the durable inbox (the acknowledgement), then applied to
+//! conversations one thread at a time, in order of receipt.
+//!
+//! **Why an inbox.** A webhook is acknowledged (200) once its events are durably recorded, and
+//! only then; recording is one multi-row insert in one transaction per body, whatever the
+//! number of events, so it is cheap and it never waits for a download, a send, or another
+//! conversation's work. The unique key of each inbox row is the record of what was seen, so
+//! dedup is written in the same transaction as the event it guards ("seen iff saved"). A
+//! thread's events are then applied one after another, in order of receipt: in one process
+//! by a per-thread claim (a burst of bodies for one customer never contends with itself);
+//! across instances by the optimistic version check and the commit that marks the event
+//! applied only if it still was pending (an event is applied exactly once). Events a crash or
+//! a failure leaves pending are applied by [`Engine::tick`]'s sweep.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Engine, EngineError, conversation_id};
+use crate::attachment::{AttachmentInfo, Direction, UNSUPPORTED_INBOUND_NOTICE, Violation};
+use crate::conversation::{Conversation, FileLine, Inbound, Input, LineBody};
+use crate::ids::{PageId, UserId};
+use crate::send::SendError;
+use crate::store::{InboxEvent, NewInboxEvent, StoreError};
+use crate::webhook::{Batch, Event, EventKind};
+
+/// How long after its receipt a pending event is left to the instance that received it
+/// before [`Engine::tick`]'s sweep applies it (that instance applies it at once unless it
+/// failed or died).
+pub const INBOX_SWEEP_AFTER: Duration = Duration::from_secs(2);
+
+/// How many pending events of a thread are read at a time.
+const INBOX_PAGE: usize = 64;
+
+/// What [`Engine::receive`] recorded. When it returns `Ok`, every event of the body that the
+/// channel acts on is durably in the inbox: answer 200.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Receipt {
+    /// New events recorded in the inbox.
+    pub received: usize,
+    /// Events recorded before (redeliveries).
+    pub duplicates: usize,
+    /// Events the channel does not act on (deliveries, reads, reactions…).
+    pub ignored: usize,
+    /// Echoes of this channel's own sends, which marked their effects delivered.
+    pub echoes: usize,
+    /// Items that could not be read.
+    pub malformed: usize,
+    /// The threads with new events, to apply next ([`Engine::apply_threads`]).
+    pub threads: Vec<String>,
+}
+
+/// What applying inbox events did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct ApplyReport {
+    /// Events applied to a conversation.
+    pub handled: usize,
+    /// Events that changed nothing (thread control for a conversation already closed).
+    pub ignored: usize,
+    /// Threads whose next event could not be applied, with the error. The event stays in the
+    /// inbox, and the thread's later events wait behind it; the sweep tries again.
+    pub failed: Vec<(String, EngineError)>,
+}
+
+impl ApplyReport {
+    fn merge(&mut self, other: ApplyReport) {
+        self.handled += other.handled;
+        self.ignored += other.ignored;
+        self.failed.extend(other.failed);
+    }
+}
+
+/// An event as the inbox keeps it: what applying it needs, owned and versioned by serde.
+#[derive(Debug, Serialize, Deserialize)]
+struct Queued {
+    page: String,
+    customer: String,
+    /// The event's timestamp, in milliseconds since the epoch.
+    sent_ms: u64,
+    #[serde(default)]
+    standby: bool,
+    #[serde(flatten)]
+    kind: QueuedKind,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum QueuedKind {
+    Message {
+        mid: String,
+        text: Option<String>,
+        #[serde(default)]
+        files: Vec<QueuedFile>,
+    },
+    Postback {
+        mid: Option<String>,
+        title: Option<String>,
+        payload: Option<String>,
+    },
+    ThreadTaken,
+    ThreadReturned,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct QueuedFile {
+    kind: String,
+    name: Option<String>,
+    url: Option<String>,
+}
+
+/// The thread key of a page and customer (unambiguous whatever the ids hold).
+fn thread_key(page: &str, customer: &str) -> String {
+    format!("{}:{page}:{customer}", page.len())
+}
+
+/// What an event becomes in the inbox, if the channel acts on it.
+fn queued(event: &Event<'_>) -> Option<Queued> {
+    let customer = event.sender.as_ref()?.as_str().to_owned();
+    let kind = match &event.kind {
+        EventKind::Message(m) => QueuedKind::Message {
+            mid: m.mid.as_str().to_owned(),
+            text: m.text.map(|t| t.decode().into_owned()),
+            files: m
+                .attachments
+                .iter()
+                .map(|a| {
+                    let info = AttachmentInfo::from(a);
+                    QueuedFile {
+                        kind: info.platform_kind.unwrap_or("file").to_owned(),
+                        name: info.name.map(str::to_owned),
+                        url: a.url.map(|u| u.decode().into_owned()),
+                    }
+                })
+                .collect(),
+        },
+        EventKind::Postback(p) => QueuedKind::Postback {
+            mid: p.mid.as_ref().map(|m| m.as_str().to_owned()),
+            title: p.title.map(|t| t.decode().into_owned()),
+            payload: p.payload.map(|t| t.decode().into_owned()),
+        },
+        EventKind::TakeThreadControl(_) => QueuedKind::ThreadTaken,
+        EventKind::PassThreadControl(_) => QueuedKind::ThreadReturned,
+        _ => return None,
+    };
+    Some(Queued {
+        page: event.page_id.as_str().to_owned(),
+        customer,
+        sent_ms: event.timestamp,
+        standby: event.standby,
+        kind,
+    })
+}
+
+/// Threads being applied in this process; `true` when more events arrived meanwhile.
+#[derive(Debug, Default)]
+pub(super) struct Claims(Mutex<HashMap<String, bool>>);
+
+impl Claims {
+    /// Claims `thread`; `None` (and the holder told to look again) when it is held.
+    fn claim<'a>(&'a self, thread: &str) -> Option<Claim<'a>> {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(dirty) = map.get_mut(thread) {
+            *dirty = true;
+            return None;
+        }
+        map.insert(thread.to_owned(), false);
+        Some(Claim {
+            claims: self,
+            thread: thread.to_owned(),
+        })
+    }
+}
+
+/// A held thread; dropped (also on cancellation or panic), it is released.
+struct Claim<'a> {
+    claims: &'a Claims,
+    thread: String,
+}
+
+impl Claim<'_> {
+    /// Whether events arrived for the thread since the last look (and resets that).
+    fn more_arrived(&self) -> bool {
+        let mut map = self.claims.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get_mut(&self.thread)
+            .is_some_and(|dirty| std::mem::replace(dirty, false))
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.claims
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.thread);
+    }
+}
+
+/// What applying one event came to.
+enum Applied {
+    Handled,
+    Ignored,
+    /// Another instance applied it first.
+    ByAnother,
+}
+
+impl Engine {
+    /// Verifies, parses and records a webhook POST in the inbox, then applies its events.
+    ///
+    /// `Ok` means every event the channel acts on is durably recorded: answer 200. The
+    /// report also says what was applied during the call; an event that could not be applied
+    /// yet stays in the inbox and [`Engine::tick`] applies it later.
+    ///
+    /// # Errors
+    /// [`EngineError::Webhook`] when the request is not authentic or not a webhook;
+    /// [`EngineError::Store`] when the events could not be recorded. Answer with
+    /// [`EngineError::status`] (a 5xx makes Meta deliver the body again).
+    pub async fn handle_webhook(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<WebhookReport, EngineError> {
+        let receipt = self.receive(headers, body, now).await?;
+        let applied = self.apply_threads(&receipt.threads, now).await;
+        Ok(WebhookReport::new(&receipt, applied))
+    }
+
+    /// Verifies, parses and records a webhook POST in the inbox, without applying it: the
+    /// acknowledgement step. Apply the [`Receipt::threads`] next, with
+    /// [`Engine::apply_threads`], typically after answering.
+    ///
+    /// # Errors
+    /// As [`Engine::handle_webhook`].
+    pub async fn receive(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Receipt, EngineError> {
+        let batch = self.webhook.verify_and_parse(headers, body)?;
+        self.receive_batch(&batch, now).await
+    }
+
+    /// Records the events of a batch that the caller has verified (with [`Engine::webhook`]).
+    ///
+    /// # Errors
+    /// [`EngineError::Store`] when the events could not be recorded; then none was.
+    pub async fn receive_batch(
+        &self,
+        batch: &Batch<'_>,
+        now: SystemTime,
+    ) -> Result<Receipt, EngineError> {
+        let span = tracing::debug_span!("receive", events = tracing::field::Empty);
+        let _enter = span.enter();
+        let mut receipt = Receipt::default();
+        let mut events = Vec::new();
+        let mut echoes = Vec::new();
+        for item in batch.items() {
+            let Ok(event) = item else {
+                receipt.malformed += 1;
+                continue;
+            };
+            // The echo of a message this channel sent: its effect is delivered, whatever
+            // happens to the instance that sent it.
+            if let EventKind::Echo(echo) = &event.kind {
+                if let Some(key) = echo.metadata.and_then(|m| {
+                    m.decode()
+                        .strip_prefix(super::ECHO_KEY_PREFIX)
+                        .map(str::to_owned)
+                }) {
+                    echoes.push(key);
+                    continue;
+                }
+            }
+            match queued(event) {
+                Some(q) => {
+                    let body = serde_json::to_string(&q)
+                        .map_err(|e| EngineError::Store(StoreError::Backend(Box::new(e))))?;
+                    events.push(NewInboxEvent {
+                        key: event.dedup_key(),
+                        thread: thread_key(&q.page, &q.customer),
+                        body,
+                    });
+                }
+                None => receipt.ignored += 1,
+            }
+        }
+        span.record("events", events.len());
+        let fresh = self.store.receive(&events, now, self.dedup_ttl).await?;
+        for (event, new) in events.iter().zip(fresh) {
+            if new {
+                receipt.received += 1;
+                if !receipt.threads.contains(&event.thread) {
+                    receipt.threads.push(event.thread.clone());
+                }
+            } else {
+                receipt.duplicates += 1;
+            }
+        }
+        for key in echoes {
+            self.store.complete(&key).await?;
+            receipt.echoes += 1;
+        }
+        tracing::debug!(
+            received = receipt.received,
+            duplicates = receipt.duplicates,
+            "webhook recorded"
+        );
+        Ok(receipt)
+    }
+
+    /// Applies the pending events of these threads, each thread in order of receipt. A thread
+    /// already being applied in this process is left to that work, which looks again before it
+    /// lets go.
+    pub async fn apply_threads(&self, threads: &[String], now: SystemTime) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        for thread in threads {
+            report.merge(self.apply_thread(thread, now).await);
+        }
+        report
+    }
+
+    /// Applies events that a crash or a failure left in the inbox (received at least
+    /// [`INBOX_SWEEP_AFTER`] before `now`). [`Engine::tick`] calls it.
+    ///
+    /// # Errors
+    /// Store failures while listing the threads.
+    pub async fn apply_pending(&self, now: SystemTime) -> Result<ApplyReport, EngineError> {
+        let by = now
+            .checked_sub(INBOX_SWEEP_AFTER)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let threads = self.store.inbox_threads(by, 256).await?;
+        Ok(self.apply_threads(&threads, now).await)
+    }
+
+    async fn apply_thread(&self, thread: &str, now: SystemTime) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        let Some(claim) = self.claims.claim(thread) else {
+            return report;
+        };
+        loop {
+            if let Err(e) = self.apply_pending_of(thread, now, &mut report).await {
+                tracing::warn!(thread, error = %e, "inbox event not applied; it stays pending");
+                report.failed.push((thread.to_owned(), e));
+                return report;
+            }
+            if !claim.more_arrived() {
+                return report;
+            }
+        }
+    }
+
+    /// Applies a thread's pending events until none is left.
+    async fn apply_pending_of(
+        &self,
+        thread: &str,
+        now: SystemTime,
+        report: &mut ApplyReport,
+    ) -> Result<(), EngineError> {
+        loop {
+            let pending = self.store.inbox(thread, INBOX_PAGE).await?;
+            if pending.is_empty() {
+                return Ok(());
+            }
+            for event in &pending {
+                match self.apply_event(event, now).await? {
+                    Applied::Handled => report.handled += 1,
+                    Applied::Ignored => report.ignored += 1,
+                    // Another instance is working on this thread: read it again.
+                    Applied::ByAnother => break,
+                }
+            }
+        }
+    }
+
+    async fn apply_event(
+        &self,
+        event: &InboxEvent,
+        now: SystemTime,
+    ) -> Result<Applied, EngineError> {
+        let queued: Queued = serde_json::from_str(&event.body)
+            .map_err(|e| EngineError::Store(StoreError::Backend(Box::new(e))))?;
+        let span = tracing::debug_span!("apply", key = %event.key, seq = event.seq);
+        let _enter = span.enter();
+        let page = PageId::new(queued.page.clone());
+        let customer = UserId::new(queued.customer.clone());
+        let sent = crate::time::from_millis(i64::try_from(queued.sent_ms).unwrap_or(i64::MAX));
+        let inbound = match queued.kind {
+            QueuedKind::ThreadTaken | QueuedKind::ThreadReturned => {
+                let input = if matches!(queued.kind, QueuedKind::ThreadTaken) {
+                    Input::ThreadTaken
+                } else {
+                    Input::ThreadReturned
+                };
+                return self
+                    .thread_control(&page, &customer, input, event, now)
+                    .await;
+            }
+            QueuedKind::Message { mid, text, files } => {
+                let mut lines = Vec::with_capacity(1 + files.len());
+                if let Some(text) = text {
+                    lines.push(LineBody::Text(text));
+                }
+                for file in &files {
+                    let line = self.inbound_file(file).await;
+                    // A refused file never reaches the agent as a file: the panel shows the
+                    // Omnichannel notice, with the policy's reason.
+                    let refusal = line
+                        .rejected
+                        .as_ref()
+                        .map(|(_, why)| format!("{UNSUPPORTED_INBOUND_NOTICE}. {why}"));
+                    lines.push(LineBody::File(line));
+                    if let Some(notice) = refusal {
+                        lines.push(LineBody::Notice(notice));
+                    }
+                }
+                Inbound::new(Some(mid), lines)
+            }
+            QueuedKind::Postback {
+                mid,
+                title,
+                payload,
+            } => Inbound::new(mid, vec![LineBody::Postback { title, payload }]),
+        };
+        let inbound = inbound.sent_at(sent).on_standby(queued.standby);
+        self.customer_input(page, customer, inbound, event, now)
+            .await
+    }
+
+    /// Whether `event` is still pending (it is the first pending event of its thread, since a
+    /// thread's events are applied in order).
+    async fn still_pending(&self, event: &InboxEvent) -> Result<bool, EngineError> {
+        let first = self.store.inbox(&event.thread, 1).await?;
+        Ok(first.first().is_some_and(|e| e.seq == event.seq))
+    }
+
+    async fn thread_control(
+        &self,
+        page: &PageId<'static>,
+        customer: &UserId<'static>,
+        input: Input,
+        event: &InboxEvent,
+        now: SystemTime,
+    ) -> Result<Applied, EngineError> {
+        for _ in 0..self.conflict_retries {
+            let Some(stored) = self.store.find_open(page, customer).await? else {
+                return Ok(if self.store.inbox_done(event.seq).await? {
+                    Applied::Ignored
+                } else {
+                    Applied::ByAnother
+                });
+            };
+            let mut c = stored.conversation;
+            let effects = c.apply(input.clone(), now, &self.config)?;
+            match self
+                .commit(c, Some(stored.version), effects, Some(event.seq))
+                .await
+            {
+                Ok(done) => {
+                    self.deliver_run(done, now).await;
+                    return Ok(Applied::Handled);
+                }
+                Err(StoreError::Conflict) => {
+                    if !self.still_pending(event).await? {
+                        return Ok(Applied::ByAnother);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::Contention(self.conflict_retries))
+    }
+
+    /// A customer's message: into the open conversation, or a new one.
+    async fn customer_input(
+        &self,
+        page: PageId<'static>,
+        customer: UserId<'static>,
+        inbound: Inbound,
+        event: &InboxEvent,
+        now: SystemTime,
+    ) -> Result<Applied, EngineError> {
+        for _ in 0..self.conflict_retries {
+            let (conversation, effects, expected) =
+                match self.store.find_open(&page, &customer).await? {
+                    None => {
+                        let seed = inbound.mid.clone().unwrap_or_else(|| event.key.clone());
+                        let id = conversation_id(&page, &customer, &seed);
+                        let (c, effects) = Conversation::start(
+                            id,
+                            page.clone(),
+                            customer.clone(),
+                            inbound.clone(),
+                            now,
+                            &self.config,
+                        );
+                        (c, effects, None)
+                    }
+                    Some(stored) => {
+                        let mut c = stored.conversation;
+                        let effects =
+                            c.apply(Input::CustomerMessage(inbound.clone()), now, &self.config)?;
+                        (c, effects, Some(stored.version))
+                    }
+                };
+            match self
+                .commit(conversation, expected, effects, Some(event.seq))
+                .await
+            {
+                Ok(done) => {
+                    self.deliver_run(done, now).await;
+                    return Ok(Applied::Handled);
+                }
+                Err(StoreError::Conflict) => {
+                    if !self.still_pending(event).await? {
+                        return Ok(Applied::ByAnother);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::Contention(self.conflict_retries))
+    }
+
+    /// Checks an inbound attachment against the policy; downloads and stores it when enabled.
+    async fn inbound_file(&self, file: &QueuedFile) -> FileLine {
+        let mut info = AttachmentInfo::new().platform_kind(&file.kind);
+        if let Some(name) = &file.name {
+            info = info.name(name);
+        }
+        let verdict = self.policy.check(Direction::Inbound, &info);
+        let mut line = FileLine {
+            name: verdict.safe_name().to_owned(),
+            kind: file.kind.clone(),
+            url: file.url.clone(),
+            media_key: None,
+            size: None,
+            rejected: verdict
+                .first()
+                .map(|v| (v.code().to_owned(), v.to_string())),
+        };
+        if line.rejected.is_some() || !self.download_inbound {
+            return line;
+        }
+        let (Some(media), Some(url)) = (&self.media, &file.url) else {
+            return line;
+        };
+        let max = self.policy.direction(Direction::Inbound).max_bytes();
+        match self.send.download(url, max).await {
+            Ok(downloaded) => {
+                let head = &downloaded.bytes[..downloaded.bytes.len().min(8192)];
+                let name = downloaded.file_name.clone();
+                let mut again = info;
+                again.size = Some(downloaded.bytes.len() as u64);
+                again.head = Some(head);
+                again.mime = downloaded.content_type.as_deref();
+                if name.is_some() {
+                    again.name = name.as_deref();
+                }
+                let verdict = self.policy.check(Direction::Inbound, &again);
+                line.name = verdict.safe_name().to_owned();
+                line.size = again.size;
+                if let Some(v) = verdict.first() {
+                    line.rejected = Some((v.code().to_owned(), v.to_string()));
+                } else {
+                    match media
+                        .put(downloaded.bytes.clone(), downloaded.content_type.as_deref())
+                        .await
+                    {
+                        Ok(key) => line.media_key = Some(key),
+                        Err(e) => tracing::warn!(error = %e, "could not store an inbound file"),
+                    }
+                }
+            }
+            Err(SendError::TooLarge { max }) => {
+                let v = Violation::TooLarge { size: max + 1, max };
+                line.rejected = Some((v.code().to_owned(), v.to_string()));
+            }
+            Err(e) => tracing::warn!(error = %e, "could not download an inbound file"),
+        }
+        line
+    }
+}
+
+/// What [`Engine::handle_webhook`] did: what it recorded (the acknowledgement), and what it
+/// applied during the call.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct WebhookReport {
+    /// New events recorded in the inbox.
+    pub received: usize,
+    /// Events recorded before (redeliveries).
+    pub duplicates: usize,
+    /// Events the channel does not act on.
+    pub ignored: usize,
+    /// Echoes of this channel's own sends.
+    pub echoes: usize,
+    /// Items that could not be read.
+    pub malformed: usize,
+    /// Events applied to conversations during the call (this body's, or others' of the same
+    /// threads).
+    pub handled: usize,
+    /// Threads whose next event could not be applied yet; it stays in the inbox.
+    pub failed: Vec<(String, EngineError)>,
+}
+
+impl WebhookReport {
+    fn new(receipt: &Receipt, applied: ApplyReport) -> Self {
+        Self {
+            received: receipt.received,
+            duplicates: receipt.duplicates,
+            ignored: receipt.ignored + applied.ignored,
+            echoes: receipt.echoes,
+            malformed: receipt.malformed,
+            handled: applied.handled,
+            failed: applied.failed,
+        }
+    }
+}
