@@ -310,10 +310,17 @@ async fn omnichannel_scenario_end_to_end() {
         .filter(|l| matches!(l.author, Author::Agent(_)))
         .collect();
     assert_eq!(agent_lines.len(), 2, "the text and the file carol sent");
+    // Committed with the state change, before the send: a message is in the transcript even
+    // when the process dies while sending it.
     assert!(
-        agent_lines
-            .iter()
-            .all(|l| l.mid.as_deref().is_some_and(|m| m.starts_with("m_out_")))
+        matches!(agent_lines[0].body, LineBody::Text(_)),
+        "{:?}",
+        agent_lines[0]
+    );
+    assert!(
+        matches!(agent_lines[1].body, LineBody::File(_)),
+        "{:?}",
+        agent_lines[1]
     );
 }
 

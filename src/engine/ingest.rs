@@ -458,7 +458,7 @@ impl Engine {
             let mut c = stored.conversation;
             let effects = c.apply(input.clone(), now, &self.config)?;
             match self
-                .commit(c, Some(stored.version), effects, Some(event.seq))
+                .commit(c, Some(stored.version), effects, Some(event.seq), now)
                 .await
             {
                 Ok(done) => {
@@ -509,7 +509,7 @@ impl Engine {
                     }
                 };
             match self
-                .commit(conversation, expected, effects, Some(event.seq))
+                .commit(conversation, expected, effects, Some(event.seq), now)
                 .await
             {
                 Ok(done) => {

@@ -266,6 +266,26 @@ fn conversation_id(page: &PageId<'_>, customer: &UserId<'_>, seed: &str) -> Conv
     ConversationId::new(crate::webhook::signature::to_hex(&digest[..12]))
 }
 
+/// The transcript line of an outgoing message.
+fn line_body(message: &Outgoing) -> LineBody {
+    match message {
+        Outgoing::Text(text) => LineBody::Text(text.clone()),
+        Outgoing::PrivacyNotice(text) => LineBody::Notice(text.clone()),
+        Outgoing::File {
+            media_key,
+            name,
+            mime,
+        } => LineBody::File(FileLine {
+            name: name.clone(),
+            kind: media_kind(mime).as_str().to_owned(),
+            url: None,
+            media_key: Some(media_key.clone()),
+            size: None,
+            rejected: None,
+        }),
+    }
+}
+
 fn media_kind(mime: &str) -> MediaKind {
     match mime.split('/').next() {
         Some("image") => MediaKind::Image,
@@ -341,12 +361,30 @@ impl Engine {
         expected_version: Option<u64>,
         effects: Vec<Effect>,
         applies: Option<u64>,
+        now: SystemTime,
     ) -> Result<(Conversation, Vec<PendingEffect>, Vec<TranscriptLine>), StoreError> {
         let mut transcript = Vec::new();
         let mut outbox = Vec::with_capacity(effects.len());
         for effect in effects {
             match effect {
                 Effect::Transcript(line) => transcript.push(line),
+                // An agent's message is in the transcript from the moment it is committed,
+                // whatever becomes of its delivery (a failure adds a notice).
+                Effect::Send {
+                    agent: Some(agent),
+                    message,
+                } => {
+                    transcript.push(TranscriptLine {
+                        at: now,
+                        author: Author::Agent(agent.clone()),
+                        body: line_body(&message),
+                        mid: None,
+                    });
+                    outbox.push(Effect::Send {
+                        agent: Some(agent),
+                        message,
+                    });
+                }
                 // Timers live in the saved deadline, and closing in the saved state: nothing
                 // to deliver, so nothing for the outbox to write and mark done.
                 Effect::SetTimer { .. } | Effect::CancelTimer { .. } | Effect::Closed { .. } => {}
@@ -386,7 +424,7 @@ impl Engine {
             let effects = conversation.apply(input.clone(), now, &self.config)?;
             tracing::debug!(?from, to = ?conversation.state.kind(), effects = effects.len(), "transition");
             match self
-                .commit(conversation, Some(stored.version), effects, None)
+                .commit(conversation, Some(stored.version), effects, None, now)
                 .await
             {
                 Ok(done) => return Ok(done),
@@ -454,11 +492,16 @@ impl Engine {
         for p in pending {
             match &p.effect {
                 Effect::Send { agent, message } => {
-                    if let Some(line) = self
+                    match self
                         .deliver_send(conversation, agent.as_ref(), message, &p.key, now, outcome)
                         .await
                     {
-                        delivered.push(line);
+                        Ok(line) => delivered.extend(line),
+                        Err(e) => {
+                            // Not marked done: it stays pending for recovery.
+                            tracing::error!(key = p.key, error = %e, "a send could not be carried out or recorded");
+                            continue;
+                        }
                     }
                 }
                 Effect::RequestOffer { exclude, prefer } => {
@@ -480,7 +523,8 @@ impl Engine {
                 _ => {}
             }
             if let Err(e) = self.store.complete(&p.key).await {
-                tracing::warn!(key = p.key, error = %e, "could not mark an effect done");
+                // It stays pending, and is delivered again (at least once).
+                tracing::error!(key = p.key, error = %e, "could not mark an effect done");
             }
         }
         if delivered.is_empty() {
@@ -491,28 +535,27 @@ impl Engine {
         }
     }
 
-    /// The message to send for an effect, and the transcript line it will make.
-    async fn outgoing(&self, message: &Outgoing) -> (Result<Message, SendError>, LineBody) {
-        match message {
-            Outgoing::Text(text) => (
-                Message::text(text).map_err(SendError::from),
-                LineBody::Text(text.clone()),
-            ),
-            Outgoing::PrivacyNotice(text) => (
-                Message::text(text).map_err(SendError::from),
-                LineBody::Notice(text.clone()),
-            ),
+    /// The message to send for an effect.
+    ///
+    /// # Errors
+    /// The outer error when the media store failed (the effect stays pending); the inner one
+    /// when the message cannot be sent at all.
+    async fn outgoing(&self, message: &Outgoing) -> Result<Result<Message, SendError>, StoreError> {
+        Ok(match message {
+            Outgoing::Text(text) | Outgoing::PrivacyNotice(text) => {
+                Message::text(text).map_err(SendError::from)
+            }
             Outgoing::File {
                 media_key,
                 name,
                 mime,
             } => {
                 let file = match &self.media {
-                    Some(media) => media.get(media_key).await.ok().flatten(),
+                    Some(media) => media.get(media_key).await?,
                     None => None,
                 };
-                let built = match file {
-                    Some((bytes, _)) => Upload::new(bytes.clone(), name, mime)
+                match file {
+                    Some((bytes, _)) => Upload::new(bytes, name, mime)
                         .and_then(|u| {
                             Message::attachment(media_kind(mime), AttachmentSource::Upload(u))
                         })
@@ -521,25 +564,20 @@ impl Engine {
                         status: 0,
                         snippet: "the file is no longer stored".into(),
                     }),
-                };
-                let line = FileLine {
-                    name: name.clone(),
-                    kind: media_kind(mime).as_str().to_owned(),
-                    url: None,
-                    media_key: Some(media_key.clone()),
-                    size: None,
-                    rejected: None,
-                };
-                (built, LineBody::File(line))
+                }
             }
-        }
+        })
     }
 
-    /// Sends one message; returns the transcript line recording the outcome.
+    /// Sends one message. Its line is already in the transcript (committed with the state
+    /// change); a failure adds a notice, which is returned.
     ///
     /// The message carries the effect's key as its `metadata`: Meta returns it in the echo,
     /// and an echo carrying a pending key marks that effect delivered (see
-    /// [`Engine::handle_event`]), so a restarted instance does not send it again.
+    /// [`Engine::receive`]), so a restarted instance does not send it again.
+    ///
+    /// # Errors
+    /// A store failure (reading the file, recording the failure): the effect stays pending.
     async fn deliver_send(
         &self,
         conversation: &Conversation,
@@ -548,14 +586,13 @@ impl Engine {
         key: &str,
         now: SystemTime,
         outcome: &mut Outcome,
-    ) -> Option<TranscriptLine> {
+    ) -> Result<Option<TranscriptLine>, StoreError> {
         let sender = if agent.is_some() {
             Sender::HumanAgent
         } else {
             Sender::Automation
         };
-        let (built, body) = self.outgoing(message).await;
-        let built = built.and_then(|m| {
+        let built = self.outgoing(message).await?.and_then(|m| {
             m.with_metadata(&format!("{ECHO_KEY_PREFIX}{key}"))
                 .map_err(SendError::from)
         });
@@ -571,6 +608,8 @@ impl Engine {
             (Ok(message), Ok(marking)) => {
                 let request =
                     SendRequest::new(conversation.customer.as_str(), message).marking(marking);
+                let span = tracing::debug_span!("send", conversation = %conversation.id, key);
+                let _enter = span.enter();
                 self.send.send(&conversation.page, &request).await
             }
             (Err(e), _) => Err(e),
@@ -579,20 +618,10 @@ impl Engine {
                 snippet: denial.to_string(),
             }),
         };
-        let author = agent.map_or(Author::System, |a| Author::Agent(a.clone()));
-        let line = match result {
+        match result {
             Ok(sent) => {
-                outcome.sent.push(sent.message_id.clone());
-                if matches!(message, Outgoing::PrivacyNotice(_)) {
-                    // The machine already recorded the notice.
-                    return None;
-                }
-                TranscriptLine {
-                    at: now,
-                    author,
-                    body,
-                    mid: Some(sent.message_id),
-                }
+                outcome.sent.push(sent.message_id);
+                Ok(None)
             }
             Err(e) => {
                 tracing::warn!(conversation = %conversation.id, error = %e, "send failed");
@@ -603,17 +632,12 @@ impl Engine {
                     mid: None,
                 };
                 outcome.send_error.get_or_insert(e);
-                line
+                self.store
+                    .append(&conversation.id, vec![line.clone()])
+                    .await?;
+                Ok(Some(line))
             }
-        };
-        if let Err(e) = self
-            .store
-            .append(&conversation.id, vec![line.clone()])
-            .await
-        {
-            tracing::warn!(error = %e, "could not record a delivery");
         }
-        Some(line)
     }
 
     /// The agent accepts an offer.

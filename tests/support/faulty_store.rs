@@ -1,0 +1,146 @@
+//! A `ConversationStore` wrapper that injects one fault at the k-th call: fail before the
+//! call, fail after it (the change happened, the caller is told it did not), or hang after it
+//! (the change happened, the caller never hears back).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use messenger_channel::conversation::TranscriptLine;
+use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
+use messenger_channel::store::{
+    Commit, ConversationStore, InboxEvent, NewInboxEvent, PendingEffect, StoreError, Stored,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    FailBefore,
+    FailAfter,
+    HangAfter,
+}
+
+pub const FAULTS: [Fault; 3] = [Fault::FailBefore, Fault::FailAfter, Fault::HangAfter];
+
+pub struct FaultyStore<S> {
+    inner: Arc<S>,
+    calls: AtomicU64,
+    /// The call (1-based) that faults; 0 for none.
+    at: AtomicU64,
+    fault: Fault,
+}
+
+impl<S> FaultyStore<S> {
+    pub fn new(inner: Arc<S>, at: u64, fault: Fault) -> Self {
+        Self {
+            inner,
+            calls: AtomicU64::new(0),
+            at: AtomicU64::new(at),
+            fault,
+        }
+    }
+
+    /// Calls made so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// No more faults.
+    pub fn heal(&self) {
+        self.at.store(0, Ordering::SeqCst);
+    }
+
+    fn injected() -> StoreError {
+        StoreError::Backend("injected fault".into())
+    }
+
+    /// Whether this call is the faulty one.
+    fn this_one(&self) -> Option<Fault> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        (n == self.at.load(Ordering::SeqCst)).then_some(self.fault)
+    }
+
+    async fn around<T, F>(&self, call: F) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        match self.this_one() {
+            None => call.await,
+            Some(Fault::FailBefore) => Err(Self::injected()),
+            Some(Fault::FailAfter) => {
+                let _ = call.await;
+                Err(Self::injected())
+            }
+            Some(Fault::HangAfter) => {
+                let _ = call.await;
+                std::future::pending().await
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
+    async fn find_open(
+        &self,
+        page: &PageId<'_>,
+        customer: &UserId<'_>,
+    ) -> Result<Option<Stored>, StoreError> {
+        self.around(self.inner.find_open(page, customer)).await
+    }
+    async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError> {
+        self.around(self.inner.load(id)).await
+    }
+    async fn commit(&self, commit: &Commit) -> Result<(u64, Vec<PendingEffect>), StoreError> {
+        self.around(self.inner.commit(commit)).await
+    }
+    async fn append(
+        &self,
+        id: &ConversationId,
+        lines: Vec<TranscriptLine>,
+    ) -> Result<(), StoreError> {
+        self.around(self.inner.append(id, lines)).await
+    }
+    async fn transcript(&self, id: &ConversationId) -> Result<Vec<TranscriptLine>, StoreError> {
+        self.around(self.inner.transcript(id)).await
+    }
+    async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {
+        self.around(self.inner.list_for_agent(agent)).await
+    }
+    async fn list_open(&self) -> Result<Vec<Stored>, StoreError> {
+        self.around(self.inner.list_open()).await
+    }
+    async fn list_queued(&self) -> Result<Vec<Stored>, StoreError> {
+        self.around(self.inner.list_queued()).await
+    }
+    async fn due(&self, now: SystemTime) -> Result<Vec<ConversationId>, StoreError> {
+        self.around(self.inner.due(now)).await
+    }
+    async fn pending(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
+        self.around(self.inner.pending(limit)).await
+    }
+    async fn complete(&self, key: &str) -> Result<(), StoreError> {
+        self.around(self.inner.complete(key)).await
+    }
+    async fn receive(
+        &self,
+        events: &[NewInboxEvent],
+        now: SystemTime,
+        keep: Duration,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.around(self.inner.receive(events, now, keep)).await
+    }
+    async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
+        self.around(self.inner.inbox(thread, limit)).await
+    }
+    async fn inbox_threads(
+        &self,
+        received_by: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.around(self.inner.inbox_threads(received_by, limit))
+            .await
+    }
+    async fn inbox_done(&self, seq: u64) -> Result<bool, StoreError> {
+        self.around(self.inner.inbox_done(seq)).await
+    }
+}
