@@ -102,6 +102,7 @@ async fn deliver(engine: &Engine, body: &(http::HeaderMap, Vec<u8>), now: System
 type Transcripts = Vec<Vec<TranscriptLine>>;
 
 /// Runs the scenario on `store` with the fault, then heals it and lets the channel catch up.
+#[allow(clippy::too_many_lines)] // one script, read top to bottom
 async fn scenario<S: ConversationStore + 'static>(
     inner: Arc<S>,
     names: &Names,
@@ -185,13 +186,13 @@ async fn scenario<S: ConversationStore + 'static>(
     // Alice answers; after an error she looks at the transcript before sending again.
     for attempt in 0.. {
         assert!(attempt < 20, "alice could never send");
-        let sent = inner
+        let answered = inner
             .transcript(&a_id)
             .await
             .unwrap()
             .iter()
             .any(|l| l.body == LineBody::Text("how can I help?".into()));
-        if sent {
+        if answered {
             break;
         }
         if let Ok(Ok(_)) = tokio::time::timeout(
