@@ -29,7 +29,7 @@
 //! hosts; the answer is still 200 if applying fails, since the events are recorded).
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -42,18 +42,24 @@ use crate::engine::Engine;
 use crate::secret::VerifyToken;
 use crate::webhook::challenge::verify_subscription;
 
+/// How long the POST handler waits for the events to be recorded before it answers 503
+/// (Meta gives up on an answer after about 20 seconds, and then delivers the body again).
+pub const DEFAULT_RECORD_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The webhook's two routes, at the root of the router they make (nest it where you like).
 #[derive(Clone)]
 pub struct WebhookRoutes {
     engine: Arc<Engine>,
     verify_token: VerifyToken,
     background: bool,
+    record_timeout: Duration,
 }
 
 impl std::fmt::Debug for WebhookRoutes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookRoutes")
             .field("background", &self.background)
+            .field("record_timeout", &self.record_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -65,7 +71,17 @@ impl WebhookRoutes {
             engine,
             verify_token,
             background: true,
+            record_timeout: DEFAULT_RECORD_TIMEOUT,
         }
+    }
+
+    /// How long to wait for the store to record a body before answering 503 (default
+    /// [`DEFAULT_RECORD_TIMEOUT`]). A store that hangs then costs a redelivery, not an
+    /// acknowledgement.
+    #[must_use]
+    pub fn record_timeout(mut self, timeout: Duration) -> Self {
+        self.record_timeout = timeout;
+        self
     }
 
     /// Whether events are handled after the 200 is sent (default) or before it.
@@ -94,6 +110,15 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// A refusal that asks Meta to deliver the body again.
+fn retry_later(status: StatusCode) -> Response {
+    let mut response = text(status, "not recorded; retry");
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    response
+}
+
 async fn handshake(
     State(routes): State<Arc<WebhookRoutes>>,
     RawQuery(query): RawQuery,
@@ -118,17 +143,25 @@ async fn receive(
         }
     };
     // The acknowledgement is the commit: 200 only once the events are recorded.
-    let receipt = match routes.engine.receive_batch(&batch, SystemTime::now()).await {
-        Ok(receipt) => receipt,
-        Err(e) => {
+    let recorded = tokio::time::timeout(
+        routes.record_timeout,
+        routes.engine.receive_batch(&batch, SystemTime::now()),
+    )
+    .await;
+    let receipt = match recorded {
+        Ok(Ok(receipt)) => receipt,
+        Ok(Err(e)) => {
             tracing::error!(error = %e, "webhook not recorded; answering 503 so that Meta retries");
             let status =
                 StatusCode::from_u16(e.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let mut response = text(status, "not recorded; retry");
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
-            return response;
+            return retry_later(status);
+        }
+        Err(_) => {
+            tracing::error!(
+                timeout_ms = u64::try_from(routes.record_timeout.as_millis()).unwrap_or(u64::MAX),
+                "webhook not recorded in time; answering 503 so that Meta retries"
+            );
+            return retry_later(StatusCode::SERVICE_UNAVAILABLE);
         }
     };
     let engine = routes.engine.clone();
