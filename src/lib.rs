@@ -11,4 +11,5 @@ pub mod policy;
 pub mod secret;
 pub mod send;
 pub mod store;
+mod time;
 pub mod webhook;
