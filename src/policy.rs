@@ -37,6 +37,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
+use crate::time::saturating_add;
+
 /// The standard messaging window: 24 hours after the customer's last message.
 pub const STANDARD_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -264,7 +266,7 @@ pub fn check_window(
             tag: None,
         });
     }
-    let standard_closed = last + STANDARD_WINDOW;
+    let standard_closed = saturating_add(last, STANDARD_WINDOW);
     let since_standard = elapsed.saturating_sub(STANDARD_WINDOW);
     match sender {
         Sender::Automation => Err(WindowDenial::WindowClosed {
@@ -279,7 +281,7 @@ pub fn check_window(
         }
         Sender::HumanAgent if elapsed >= HUMAN_AGENT_WINDOW => {
             Err(WindowDenial::HumanAgentWindowClosed {
-                closed_at: last + HUMAN_AGENT_WINDOW,
+                closed_at: saturating_add(last, HUMAN_AGENT_WINDOW),
                 since: elapsed.saturating_sub(HUMAN_AGENT_WINDOW),
             })
         }

@@ -434,3 +434,86 @@ fn a_paused_thread_refuses_agent_sends_until_returned() {
     let (resumed, _) = transition(&paused, Input::ThreadReturned, t0(), &config()).unwrap();
     assert!(transition(&resumed, send, t0(), &config()).is_ok());
 }
+
+/// Durations from configuration are not trusted: `Duration::MAX` in every field of the config
+/// must give far-future deadlines, never a `SystemTime + Duration` overflow panic.
+#[test]
+fn huge_configured_durations_saturate_instead_of_panicking() {
+    let cfg = ConversationConfig {
+        offer_timeout: Duration::MAX,
+        reoffer_interval: Duration::MAX,
+        auto_close_open_active: Duration::MAX,
+        auto_close_wrap_up: Duration::MAX,
+        waiting_inactivity: Duration::MAX,
+        ..ConversationConfig::default()
+    };
+    let thousand_years = Duration::from_secs(1000 * 365 * 24 * 3600);
+    let far = t0() + thousand_years;
+    let (c, effects) = Conversation::start(
+        ConversationId::from("c1"),
+        PageId::from("p"),
+        UserId::from("u"),
+        Inbound::new(Some("m0".into()), vec![LineBody::Text("hello".into())]),
+        t0(),
+        &cfg,
+    );
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::SetTimer { timer: TimerKind::Close, at } if *at > far))
+    );
+    assert!(c.next_deadline(&cfg).is_some_and(|d| d > far));
+
+    // Offer, let it be rejected, and offer to the same agent again: the re-offer interval and
+    // the offer deadline both saturate.
+    let (offered, effects) = transition(&c, Input::OfferTo(a()), t0(), &cfg).unwrap();
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::NotifyOffer(o) if o.expires_at > far))
+    );
+    let (rejected, _) = transition(&offered, Input::Reject(a()), t0(), &cfg).unwrap();
+    match transition(&rejected, Input::OfferTo(a()), t0() + thousand_years, &cfg) {
+        Err(TransitionError::RecentlyDeclined { until, .. }) => assert!(until > far),
+        other => panic!("expected RecentlyDeclined, got {other:?}"),
+    }
+    // A tick long after changes nothing: no deadline has come.
+    let (same, effects) = transition(&offered, Input::Tick, far, &cfg).unwrap();
+    assert_eq!((same, effects.len()), (offered.clone(), 0));
+
+    // Every state and input under the huge config: results, never a panic.
+    let send = |agent: AgentId| Input::AgentSend {
+        agent,
+        message: Outgoing::Text("x".into()),
+    };
+    for state in [
+        State::Open { offer: None },
+        offered.state.clone(),
+        rejected.state.clone(),
+        State::Active { agent: a() },
+        State::Waiting { agent: a() },
+        State::WrapUp { agent: a() },
+    ] {
+        let mut c = rejected.clone();
+        c.state = state;
+        assert!(c.next_deadline(&cfg).is_some_and(|d| d > far));
+        for input in [
+            message("m1"),
+            Input::OfferTo(a()),
+            Input::OfferTo(b()),
+            Input::Accept(a()),
+            Input::Reject(a()),
+            send(a()),
+            Input::End(a()),
+            Input::CloseSession(a()),
+            Input::Revive(a()),
+            Input::Tick,
+            Input::ThreadTaken,
+            Input::ThreadReturned,
+        ] {
+            if let Ok((next, _)) = transition(&c, input, far, &cfg) {
+                let _ = next.next_deadline(&cfg);
+            }
+        }
+    }
+}

@@ -829,3 +829,30 @@ async fn rate_limiter_lets_a_burst_through() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn absurd_usage_header_is_capped_not_a_panic() {
+    let mock = MockGraph::start().await;
+    let mut answer = Scripted::json(400, r#"{"error":{"message":"throttled","code":80006}}"#);
+    // `estimated_time_to_regain_access` is minutes; u64::MAX of them overflowed `* 60`.
+    answer.headers.push((
+        "x-business-use-case-usage",
+        format!(
+            r#"{{"104987654321098":[{{"type":"messenger","estimated_time_to_regain_access":{}}}]}}"#,
+            u64::MAX
+        ),
+    ));
+    mock.push(answer);
+    let err = client(&mock)
+        .send(
+            &page(),
+            &SendRequest::new(PSID, Message::text("hi").unwrap()),
+        )
+        .await
+        .unwrap_err();
+    let SendError::Graph(g) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(g.retry_after, Some(Duration::from_secs(24 * 3600)));
+    assert_eq!(mock.requests().len(), 1);
+}

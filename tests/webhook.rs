@@ -724,3 +724,187 @@ fn dedup_keys_are_stable_across_redelivery_and_distinct_within_a_batch() {
     unique.dedup();
     assert_eq!(unique.len(), first.len(), "{first:?}");
 }
+
+mod signature_header_values {
+    //! Header values come from outside: whatever their bytes, the answer is a typed
+    //! [`SignatureError`], never a panic, and nothing is parsed.
+
+    use messenger_channel::secret::AppSecret;
+    use messenger_channel::webhook::signature::{
+        Algorithm, Malformed, SHA1_HEADER, SHA256_HEADER, SignatureError, SignatureVerifier,
+    };
+    use messenger_channel::webhook::{Webhook, WebhookError};
+    use proptest::prelude::*;
+
+    const BODY: &[u8] = br#"{"object":"page","entry":[]}"#;
+
+    fn secret() -> AppSecret {
+        AppSecret::new(super::SECRET).unwrap()
+    }
+
+    fn malformed(header: &'static str, reason: Malformed) -> WebhookError {
+        WebhookError::Signature(SignatureError::Malformed { header, reason })
+    }
+
+    /// Values whose sixth byte falls inside a multi-byte character: `&value[..5]` panicked on
+    /// them before authentication.
+    const NON_ASCII: &[&str] = &[
+        "éééé",
+        "sha1é",
+        "shaé=0",
+        "\u{a0}sha1é",
+        "sha256=é",
+        "sha2€6=00",
+        "😀😀",
+    ];
+
+    #[test]
+    fn non_ascii_header_value_is_malformed_not_a_panic() {
+        for legacy in [false, true] {
+            let mut verifier = SignatureVerifier::new(&secret());
+            if legacy {
+                verifier = verifier.allow_legacy_sha1();
+            }
+            let webhook = Webhook::with_verifier(verifier);
+            for value in NON_ASCII {
+                assert_eq!(
+                    webhook.verify_and_parse_value(value, BODY).unwrap_err(),
+                    malformed(SHA256_HEADER, Malformed::NotAscii),
+                    "{value:?}"
+                );
+            }
+            // A SHA-1 prefix followed by non-ASCII: malformed when SHA-1 is on, not enabled
+            // otherwise; either way before any MAC is computed.
+            let value = format!("sha1={}", "é".repeat(20));
+            let expected = if legacy {
+                malformed(SHA1_HEADER, Malformed::NotAscii)
+            } else {
+                WebhookError::Signature(SignatureError::AlgorithmNotEnabled {
+                    algorithm: Algorithm::Sha1,
+                })
+            };
+            assert_eq!(
+                webhook.verify_and_parse_value(&value, BODY).unwrap_err(),
+                expected
+            );
+        }
+    }
+
+    #[test]
+    fn non_ascii_header_map_values_are_malformed() {
+        let webhook = Webhook::with_verifier(SignatureVerifier::new(&secret()).allow_legacy_sha1());
+        let mut sig = super::sign_sha256(&secret(), BODY).into_bytes();
+        // Obs-text (bytes 0x80-0xFF) is a legal header value for `http`, not for a signature.
+        sig[10] = 0xC3;
+        sig[11] = 0xA9;
+        for (name, value, header) in [
+            ("x-hub-signature-256", sig.clone(), SHA256_HEADER),
+            ("x-hub-signature", b"sha1=\xff\xfe".to_vec(), SHA1_HEADER),
+            ("x-hub-signature", "sha1é".as_bytes().to_vec(), SHA1_HEADER),
+        ] {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(name, http::HeaderValue::from_bytes(&value).unwrap());
+            assert_eq!(
+                webhook.verify_and_parse(&headers, BODY).unwrap_err(),
+                malformed(header, Malformed::NotAscii),
+                "{name}: {value:?}"
+            );
+        }
+        // Control characters given through `verify_pairs` (no `http` checks there).
+        for value in [&b"sha256=\0"[..], b"sha256=a\nb", b"\x7fsha256="] {
+            assert_eq!(
+                webhook
+                    .verifier()
+                    .verify_pairs([("X-Hub-Signature-256", value)], BODY),
+                Err(SignatureError::Malformed {
+                    header: SHA256_HEADER,
+                    reason: Malformed::NotAscii
+                }),
+                "{value:?}"
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2048, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any text as the value, on both verifier configurations: an error, never a panic.
+        #[test]
+        fn any_header_value_is_an_error_not_a_panic(value in any::<String>(), legacy in any::<bool>()) {
+            let mut verifier = SignatureVerifier::new(&secret());
+            if legacy {
+                verifier = verifier.allow_legacy_sha1();
+            }
+            let webhook = Webhook::with_verifier(verifier);
+            prop_assert!(matches!(
+                webhook.verify_and_parse_value(&value, BODY),
+                Err(WebhookError::Signature(_))
+            ));
+            let with_prefix = format!("sha1={value}");
+            prop_assert!(webhook.verify_and_parse_value(&with_prefix, BODY).is_err());
+        }
+
+        /// Any bytes a header map can hold, in either header: an error, never a panic.
+        #[test]
+        fn any_header_bytes_are_an_error_not_a_panic(
+            a in prop::collection::vec(any::<u8>(), 0..96),
+            b in prop::collection::vec(any::<u8>(), 0..96),
+        ) {
+            let webhook = Webhook::with_verifier(SignatureVerifier::new(&secret()).allow_legacy_sha1());
+            let mut headers = http::HeaderMap::new();
+            if let Ok(v) = http::HeaderValue::from_bytes(&a) {
+                headers.insert("x-hub-signature-256", v);
+            }
+            if let Ok(v) = http::HeaderValue::from_bytes(&b) {
+                headers.insert("x-hub-signature", v);
+            }
+            prop_assert!(webhook.verify_and_parse(&headers, BODY).is_err());
+            prop_assert!(webhook.verifier().verify_pairs([("x-hub-signature-256", &a[..]), ("x-hub-signature", &b[..])], BODY).is_err());
+        }
+    }
+}
+
+/// `Limits::max_depth` is configuration: even `u32::MAX` must not let a deeply nested body
+/// recurse the reader off the end of the stack (an abort, worse than a panic).
+#[test]
+fn a_huge_depth_limit_cannot_overflow_the_stack() {
+    let levels = 200_000;
+    let deep = format!(
+        r#"{{"object":"page","entry":[],"x":{}{}}}"#,
+        "[".repeat(levels),
+        "]".repeat(levels)
+    );
+    let unlimited = Limits {
+        max_depth: u32::MAX,
+        ..Limits::default()
+    };
+    // Run on a thread with half the usual 2 MiB stack (debug builds use the most per level).
+    let result = std::thread::Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn(move || parse_with_limits(deep.as_bytes(), &unlimited).map(|b| b.len()))
+        .unwrap()
+        .join()
+        .expect("no panic");
+    assert!(
+        matches!(
+            result,
+            Err(ParseError::Syntax {
+                reason: "nesting deeper than the limit",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn a_timestamp_past_the_platform_clock_saturates() {
+    let body = format!(
+        r#"{{"object":"page","entry":[{{"id":"1","time":1,"messaging":[{{"sender":{{"id":"2"}},"recipient":{{"id":"1"}},"timestamp":{},"read":{{"watermark":1}}}}]}}]}}"#,
+        u64::MAX
+    );
+    let batch = parse_unverified(body.as_bytes()).unwrap();
+    let event = batch.events().next().expect("one event");
+    assert_eq!(event.timestamp, u64::MAX);
+    assert!(event.time() > std::time::UNIX_EPOCH);
+}

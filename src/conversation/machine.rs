@@ -7,6 +7,7 @@ use super::{
     InputKind, LineBody, Offer, State, StateKind, TimerKind, TranscriptLine,
 };
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
+use crate::time::saturating_add;
 
 /// An input the conversation cannot take in its state. Nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -142,7 +143,7 @@ impl Conversation {
         });
         effects.push(Effect::SetTimer {
             timer: TimerKind::Close,
-            at: crate::time::add(sent, config.auto_close_open_active),
+            at: saturating_add(sent, config.auto_close_open_active),
         });
         (conversation, effects)
     }
@@ -187,7 +188,7 @@ impl Conversation {
                     },
                     Effect::SetTimer {
                         timer: TimerKind::Close,
-                        at: now + config.auto_close_open_active,
+                        at: saturating_add(now, config.auto_close_open_active),
                     },
                 ])
             }
@@ -201,7 +202,7 @@ impl Conversation {
                     notice(now, format!("{agent} ended the conversation")),
                     Effect::SetTimer {
                         timer: TimerKind::Close,
-                        at: now + config.auto_close_wrap_up,
+                        at: saturating_add(now, config.auto_close_wrap_up),
                     },
                 ])
             }
@@ -221,7 +222,7 @@ impl Conversation {
                         ),
                         Effect::SetTimer {
                             timer: TimerKind::Close,
-                            at: now + config.waiting_inactivity,
+                            at: saturating_add(now, config.waiting_inactivity),
                         },
                     ])
                 }
@@ -267,7 +268,7 @@ impl Conversation {
                         notice(now, format!("{agent} reopened the session")),
                         Effect::SetTimer {
                             timer: TimerKind::Close,
-                            at: now + config.auto_close_open_active,
+                            at: saturating_add(now, config.auto_close_open_active),
                         },
                     ])
                 }
@@ -287,14 +288,14 @@ impl Conversation {
     fn recently_declined(&self, now: SystemTime, config: &ConversationConfig) -> Vec<AgentId> {
         self.declined
             .iter()
-            .filter(|d| d.at + config.reoffer_interval > now)
+            .filter(|d| saturating_add(d.at, config.reoffer_interval) > now)
             .map(|d| d.agent.clone())
             .collect()
     }
 
     fn prune_declined(&mut self, now: SystemTime, config: &ConversationConfig) {
         self.declined
-            .retain(|d| d.at + config.reoffer_interval > now);
+            .retain(|d| saturating_add(d.at, config.reoffer_interval) > now);
     }
 
     fn require_holder(
@@ -370,7 +371,7 @@ impl Conversation {
         };
         effects.push(Effect::SetTimer {
             timer: TimerKind::Close,
-            at: now + close_after,
+            at: saturating_add(now, close_after),
         });
         effects
     }
@@ -383,21 +384,18 @@ impl Conversation {
     ) -> Result<Vec<Effect>, TransitionError> {
         match &self.state {
             State::Open { offer: None } => {
-                if let Some(d) = self
-                    .declined
-                    .iter()
-                    .rev()
-                    .find(|d| d.agent == agent && d.at + config.reoffer_interval > now)
-                {
+                if let Some(d) = self.declined.iter().rev().find(|d| {
+                    d.agent == agent && saturating_add(d.at, config.reoffer_interval) > now
+                }) {
                     return Err(TransitionError::RecentlyDeclined {
                         agent,
-                        until: d.at + config.reoffer_interval,
+                        until: saturating_add(d.at, config.reoffer_interval),
                     });
                 }
                 let offer = Offer {
                     agent,
                     offered_at: now,
-                    expires_at: now + config.offer_timeout,
+                    expires_at: saturating_add(now, config.offer_timeout),
                 };
                 let expires_at = offer.expires_at;
                 self.state = State::Open {
@@ -453,7 +451,7 @@ impl Conversation {
                     notice(now, format!("{agent} accepted the conversation")),
                     Effect::SetTimer {
                         timer: TimerKind::Close,
-                        at: now + config.auto_close_open_active,
+                        at: saturating_add(now, config.auto_close_open_active),
                     },
                 ])
             }
@@ -540,7 +538,7 @@ impl Conversation {
             State::Waiting { .. } => (config.waiting_inactivity, CloseReason::Inactivity),
             State::Closed { .. } => return effects,
         };
-        if now < self.last_activity_at + after {
+        if now < saturating_add(self.last_activity_at, after) {
             return effects;
         }
         // Closing: undo what the state held.

@@ -74,6 +74,7 @@ use serde::{Deserialize, Serialize};
 pub use machine::{TransitionError, transition};
 
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
+use crate::time::saturating_add;
 
 /// Default offer countdown: 120 s, as Omnichannel's notification templates.
 pub const DEFAULT_OFFER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -257,7 +258,7 @@ impl Conversation {
     /// The next time something is due (offer deadline, auto-close, inactivity), for the host's
     /// timer or the store's "due" index.
     pub fn next_deadline(&self, config: &ConversationConfig) -> Option<SystemTime> {
-        let auto_close = |after: Duration| crate::time::add(self.last_activity_at, after);
+        let auto_close = |after: Duration| saturating_add(self.last_activity_at, after);
         match &self.state {
             State::Open { offer } => {
                 let close = auto_close(config.auto_close_open_active);

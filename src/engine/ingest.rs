@@ -578,7 +578,10 @@ impl Engine {
                 }
             }
             Err(SendError::TooLarge { max }) => {
-                let v = Violation::TooLarge { size: max + 1, max };
+                let v = Violation::TooLarge {
+                    size: max.saturating_add(1),
+                    max,
+                };
                 line.rejected = Some((v.code().to_owned(), v.to_string()));
             }
             Err(e) => tracing::warn!(error = %e, "could not download an inbound file"),

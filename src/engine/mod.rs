@@ -848,7 +848,9 @@ impl Engine {
                 let exclude: Vec<AgentId> = c
                     .declined
                     .iter()
-                    .filter(|d| d.at + self.config.reoffer_interval > now)
+                    .filter(|d| {
+                        crate::time::saturating_add(d.at, self.config.reoffer_interval) > now
+                    })
                     .map(|d| d.agent.clone())
                     .collect();
                 if let Some(agent) = self.router.pick(&c.page, &exclude, None).await {

@@ -203,8 +203,12 @@ fn transport_error(e: reqwest::Error) -> SendError {
     }
 }
 
+/// The longest wait taken from a usage header: a day. Graph's estimates are minutes; a larger
+/// (or absurd) value is read as "a long time", not multiplied into an overflow.
+const MAX_REGAIN_ACCESS_MINUTES: u64 = 24 * 60;
+
 /// Seconds to wait from `X-Business-Use-Case-Usage` (`estimated_time_to_regain_access`,
-/// minutes), when the header says.
+/// minutes), when the header says; at most [`MAX_REGAIN_ACCESS_MINUTES`].
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let raw = headers.get("x-business-use-case-usage")?.to_str().ok()?;
     let usage: Value = serde_json::from_str(raw).ok()?;
@@ -215,7 +219,7 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .flatten()
         .filter_map(|u| u.get("estimated_time_to_regain_access")?.as_u64())
         .max()?;
-    (minutes > 0).then(|| Duration::from_secs(minutes * 60))
+    (minutes > 0).then(|| Duration::from_secs(minutes.min(MAX_REGAIN_ACCESS_MINUTES) * 60))
 }
 
 impl GraphClient {
@@ -845,5 +849,40 @@ mod tests {
         );
         assert_eq!(retry_after(&h), Some(Duration::from_secs(180)));
         assert_eq!(retry_after(&reqwest::header::HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn usage_header_beyond_a_day_is_capped_not_an_overflow() {
+        let header = |minutes: &str| {
+            let mut h = reqwest::header::HeaderMap::new();
+            h.insert(
+                "x-business-use-case-usage",
+                format!(r#"{{"1":[{{"type":"messenger","estimated_time_to_regain_access":{minutes}}}]}}"#)
+                    .parse()
+                    .unwrap(),
+            );
+            h
+        };
+        let day = Some(Duration::from_secs(24 * 3600));
+        // `u64::MAX * 60` overflowed (a panic in debug builds, a wrapped wait in release).
+        assert_eq!(retry_after(&header(&u64::MAX.to_string())), day);
+        assert_eq!(retry_after(&header(&(u64::MAX / 60 + 1).to_string())), day);
+        assert_eq!(retry_after(&header("1441")), day);
+        assert_eq!(retry_after(&header("1440")), day);
+        assert_eq!(
+            retry_after(&header("1439")),
+            Some(Duration::from_secs(1439 * 60))
+        );
+        // Not a minute count Graph would send: no wait from the header.
+        for odd in ["-5", "1.5e300", "1e400", "\"NaN\"", "null", "0"] {
+            assert_eq!(retry_after(&header(odd)), None, "{odd}");
+        }
+        // Not JSON, or not visible ASCII: ignored.
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            "x-business-use-case-usage",
+            reqwest::header::HeaderValue::from_bytes(b"{\"1\":[\xff]}").unwrap(),
+        );
+        assert_eq!(retry_after(&h), None);
     }
 }

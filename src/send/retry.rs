@@ -86,8 +86,15 @@ impl RetryPolicy {
             .initial_backoff
             .saturating_mul(1u32 << exponent)
             .min(self.max_backoff);
-        let jitter = jitter.clamp(0.0, 1.0);
-        let mut wait = backoff.mul_f64(0.5 + jitter / 2.0);
+        // `f64::clamp` keeps NaN, and `Duration::mul_f64` panics on NaN or on a product past
+        // `Duration::MAX` (a configured backoff near it): neither may reach it.
+        let jitter = if jitter.is_nan() {
+            0.0
+        } else {
+            jitter.clamp(0.0, 1.0)
+        };
+        let mut wait = Duration::try_from_secs_f64(backoff.as_secs_f64() * (0.5 + jitter / 2.0))
+            .map_or(backoff, |w| w.min(backoff));
         if let SendError::Graph(g) = error {
             if let Some(after) = g.retry_after {
                 wait = wait.max(after);
@@ -212,6 +219,52 @@ mod tests {
         assert_eq!(
             p.decide(&SendError::Graph(slow), 1, Duration::ZERO, 0.0),
             RetryDecision::GiveUp
+        );
+    }
+
+    #[test]
+    fn huge_durations_and_odd_jitter_do_not_panic() {
+        let p = RetryPolicy {
+            max_attempts: u32::MAX,
+            initial_backoff: Duration::MAX,
+            max_backoff: Duration::MAX,
+            max_elapsed: Duration::MAX,
+            retry_unknown_outcome: false,
+        };
+        let e = graph(613);
+        // `Duration::MAX.mul_f64(1.0)` overflows `Duration` (its seconds round up past u64::MAX).
+        for attempt in [1, 2, 31, 32, u32::MAX - 1] {
+            for jitter in [0.0, 0.5, 0.999_999, 1.0, f64::INFINITY] {
+                match p.decide(&e, attempt, Duration::ZERO, jitter) {
+                    RetryDecision::RetryAfter(wait) => {
+                        assert!(wait >= Duration::MAX / 4, "{wait:?}");
+                    }
+                    RetryDecision::GiveUp => panic!("gave up at {attempt}, {jitter}"),
+                }
+            }
+        }
+        // Elapsed at its maximum: no overflow adding the wait (it saturates at the budget).
+        assert!(matches!(
+            p.decide(&e, 1, Duration::MAX, 0.0),
+            RetryDecision::RetryAfter(_)
+        ));
+        let budget = RetryPolicy {
+            max_elapsed: Duration::from_secs(30),
+            ..p.clone()
+        };
+        assert_eq!(
+            budget.decide(&e, 1, Duration::MAX, 0.0),
+            RetryDecision::GiveUp
+        );
+        // NaN jitter (a host's own random source) is read as none: half the backoff.
+        let d = RetryPolicy::default();
+        assert_eq!(
+            d.decide(&e, 1, Duration::ZERO, f64::NAN),
+            RetryDecision::RetryAfter(Duration::from_millis(250))
+        );
+        assert_eq!(
+            d.decide(&e, 1, Duration::ZERO, f64::NEG_INFINITY),
+            RetryDecision::RetryAfter(Duration::from_millis(250))
         );
     }
 }

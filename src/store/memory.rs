@@ -43,7 +43,7 @@ struct InboxKey {
 impl InboxKey {
     /// Whether a redelivery of this key is still a duplicate at `now`.
     fn remembered(&self, now: SystemTime, keep: Duration) -> bool {
-        !self.applied || crate::time::add(self.received, keep) > now
+        !self.applied || crate::time::saturating_add(self.received, keep) > now
     }
 }
 

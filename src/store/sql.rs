@@ -390,7 +390,7 @@ macro_rules! sql_store {
                     }
                 };
                 Self::insert_lines(&mut tx, &c.id, &commit.transcript).await?;
-                let lease = millis(crate::time::add(SystemTime::now(), self.lease));
+                let lease = millis(crate::time::saturating_add(SystemTime::now(), self.lease));
                 let mut pending = Vec::with_capacity(commit.effects.len());
                 for (i, effect) in commit.effects.iter().enumerate() {
                     let key = format!("{}:{version}:{i}", c.id);
@@ -480,7 +480,7 @@ macro_rules! sql_store {
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(from_sqlx)?;
-                let lease = millis(crate::time::add(SystemTime::now(), self.lease));
+                let lease = millis(crate::time::saturating_add(SystemTime::now(), self.lease));
                 let mut out = Vec::with_capacity(rows.len());
                 for (key, conversation, body) in rows {
                     sqlx::query("UPDATE outbox SET claimed_until_ms = $2 WHERE key = $1")

@@ -54,7 +54,10 @@ impl<'a> Event<'a> {
 
     /// `timestamp` as a [`std::time::SystemTime`], for the messaging-window policy.
     pub fn time(&self) -> std::time::SystemTime {
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.timestamp)
+        crate::time::saturating_add(
+            std::time::UNIX_EPOCH,
+            std::time::Duration::from_millis(self.timestamp),
+        )
     }
 
     /// The customer's id: the recipient of an echo, the sender of anything else.

@@ -35,8 +35,8 @@ pub use event::{
 };
 pub use json::{JsonStr, RawJson};
 pub use parse::{
-    Batch, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DEPTH, ItemError, ItemProblem, Limits, ParseError,
-    parse_unverified, parse_with_limits,
+    Batch, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DEPTH, ItemError, ItemProblem, Limits,
+    MAX_DEPTH_CEILING, ParseError, parse_unverified, parse_with_limits,
 };
 
 use crate::secret::AppSecret;

@@ -15,13 +15,17 @@ use crate::ids::{AppId, MessageId, PageId, UserId};
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Default for [`Limits::max_depth`]. Webhook bodies nest about eight levels deep.
 pub const DEFAULT_MAX_DEPTH: u32 = 64;
+/// The deepest nesting read whatever [`Limits::max_depth`] says: the reader recurses once per
+/// level, and an unbounded limit would let a body of nested brackets overflow the stack.
+pub const MAX_DEPTH_CEILING: u32 = 256;
 
 /// Bounds on what a webhook body may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The largest body accepted, in bytes.
     pub max_body_bytes: usize,
-    /// The deepest nesting of arrays and objects accepted.
+    /// The deepest nesting of arrays and objects accepted; values above
+    /// [`MAX_DEPTH_CEILING`] count as it.
     pub max_depth: u32,
 }
 
@@ -226,7 +230,7 @@ pub fn parse_with_limits<'a>(body: &'a [u8], limits: &Limits) -> Result<Batch<'a
     let text = std::str::from_utf8(body).map_err(|e| ParseError::NotUtf8 {
         valid_up_to: e.valid_up_to(),
     })?;
-    let mut r = Reader::new(text, limits.max_depth);
+    let mut r = Reader::new(text, limits.max_depth.min(MAX_DEPTH_CEILING));
     let mut object: Option<JsonStr<'a>> = None;
     let mut saw_entry = false;
     // Meta's events take 300 to 500 bytes each; reserving up front saves the copies of growth.

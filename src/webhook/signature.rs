@@ -266,8 +266,13 @@ impl SignatureVerifier {
         value: &str,
         body: &[u8],
     ) -> Result<Algorithm, SignatureError> {
-        let trimmed = value.trim();
-        let is_sha1 = trimmed.len() >= 5 && trimmed[..5].eq_ignore_ascii_case("sha1=");
+        // Bytes, not `str` slicing: `value` comes from outside and may hold multi-byte
+        // characters, where `&value[..5]` would panic. Anything not visible ASCII is then
+        // refused by `decode` as `Malformed::NotAscii`.
+        let trimmed = value.as_bytes().trim_ascii();
+        let is_sha1 = trimmed
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"sha1="));
         if is_sha1 {
             self.verify_values(None, Some(value.as_bytes()), body)
         } else {
