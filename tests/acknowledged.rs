@@ -1,0 +1,324 @@
+//! "Acknowledged means committed", through the axum route: a 200 only once the events are
+//! recorded, 503 otherwise (failing or hanging store); a burst for one customer all recorded in
+//! order; standby messages recorded; the window counted from the event's time.
+#![cfg(all(feature = "axum", feature = "graph"))]
+
+#[path = "support/channel.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod channel;
+#[path = "support/fake_send.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod fake_send;
+#[path = "support/faulty_store.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod faulty_store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use channel::{PAGE, SECRET, message_item, signed, t0};
+use fake_send::FakeSend;
+use faulty_store::{Fault, FaultyStore};
+use messenger_channel::axum::{DEFAULT_RECORD_TIMEOUT, WebhookRoutes};
+use messenger_channel::conversation::{Author, ConversationConfig, LineBody};
+use messenger_channel::engine::{Engine, EngineError};
+use messenger_channel::ids::{AgentId, PageId, UserId};
+use messenger_channel::secret::{AppSecret, VerifyToken};
+use messenger_channel::store::{
+    ConversationStore, InMemoryRouter, InMemoryStore, Presence, RecordingNotifier,
+};
+use messenger_channel::webhook::Webhook;
+use serde_json::json;
+
+const CUSTOMER: &str = "24012345678901234";
+
+fn engine(store: Arc<dyn ConversationStore>) -> Arc<Engine> {
+    let router = Arc::new(InMemoryRouter::new());
+    router.set_presence(&AgentId::from("alice"), Presence::Available);
+    Arc::new(
+        Engine::builder(
+            Webhook::new(&AppSecret::new(SECRET).unwrap()),
+            Arc::new(FakeSend::new()),
+        )
+        .store(store)
+        .router(router)
+        .notifier(Arc::new(RecordingNotifier::new()))
+        .config(ConversationConfig::default())
+        .build(),
+    )
+}
+
+/// Serves the webhook routes on 127.0.0.1, port 0; returns the POST URL.
+async fn serve(routes: WebhookRoutes) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = routes.router();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/")
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    body: &(http::HeaderMap, Vec<u8>),
+) -> reqwest::Response {
+    http.post(url)
+        .header(
+            "x-hub-signature-256",
+            body.0["x-hub-signature-256"].to_str().unwrap(),
+        )
+        .header("content-type", "application/json")
+        .body(body.1.clone())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Customer lines of the customer's open conversation, waiting (bounded) until `count` are
+/// there: the route applies events after answering.
+async fn customer_lines(
+    store: &dyn ConversationStore,
+    customer: &str,
+    count: usize,
+) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let lines = match store
+            .find_open(&PageId::from(PAGE), &UserId::new(customer.to_owned()))
+            .await
+            .unwrap()
+        {
+            Some(c) => store
+                .transcript(&c.conversation.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|l| l.author == Author::Customer)
+                .filter_map(|l| l.mid)
+                .collect(),
+            None => Vec::new(),
+        };
+        if lines.len() >= count || std::time::Instant::now() > deadline {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// 200 bodies for one customer, 16 in flight: every one answered 200, all 200 messages
+/// recorded, in the order of their timestamps, none twice.
+async fn burst(store: Arc<dyn ConversationStore>) {
+    let engine = engine(store.clone());
+    let url = serve(WebhookRoutes::new(engine, VerifyToken::new("v").unwrap())).await;
+    let http = reqwest::Client::new();
+    let bodies: Vec<_> = (0..200_u64)
+        .map(|i| {
+            signed(&[message_item(
+                CUSTOMER,
+                &format!("m_{i:03}"),
+                "burst",
+                t0() + Duration::from_millis(i),
+            )])
+        })
+        .collect();
+    let queue = Arc::new(std::sync::Mutex::new(bodies.into_iter()));
+    let mut workers = Vec::new();
+    for _ in 0..16 {
+        let (queue, http, url) = (queue.clone(), http.clone(), url.clone());
+        workers.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            loop {
+                let next = queue.lock().unwrap().next();
+                let Some(body) = next else { return statuses };
+                statuses.push(post(&http, &url, &body).await.status().as_u16());
+            }
+        }));
+    }
+    let mut statuses = Vec::new();
+    for w in workers {
+        statuses.extend(w.await.unwrap());
+    }
+    assert_eq!(statuses.len(), 200);
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let mids = customer_lines(&*store, CUSTOMER, 200).await;
+    let expected: Vec<String> = (0..200).map(|i| format!("m_{i:03}")).collect();
+    assert_eq!(mids, expected, "all 200, in timestamp order, once each");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_for_one_customer_is_recorded_whole_in_memory() {
+    burst(Arc::new(InMemoryStore::new())).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_for_one_customer_is_recorded_whole_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = messenger_channel::store::SqliteStore::open(dir.path().join("c.db"))
+        .await
+        .unwrap();
+    burst(Arc::new(store)).await;
+}
+
+/// The store fails the recording: 503 with Retry-After, nothing recorded; Meta's next
+/// delivery is answered 200 and the message is there.
+#[tokio::test]
+async fn a_body_the_store_cannot_record_is_refused_with_503() {
+    let inner = Arc::new(InMemoryStore::new());
+    // The first call of the route is `receive`.
+    let store = Arc::new(FaultyStore::new(inner.clone(), 1, Fault::FailBefore));
+    let url = serve(
+        WebhookRoutes::new(engine(store), VerifyToken::new("v").unwrap()).in_background(false),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let body = signed(&[message_item(CUSTOMER, "m_1", "hello", t0())]);
+    let refused = post(&http, &url, &body).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "5");
+    assert!(
+        inner
+            .find_open(&PageId::from(PAGE), &UserId::from(CUSTOMER))
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing was recorded"
+    );
+    assert_eq!(post(&http, &url, &body).await.status(), 200);
+    assert_eq!(customer_lines(&*inner, CUSTOMER, 1).await, ["m_1"]);
+}
+
+/// The store hangs: at the documented default, the route answers 503 after
+/// `DEFAULT_RECORD_TIMEOUT` instead of leaving Meta to time out. Time is paused (and advances
+/// when everything waits), so the default costs no real time.
+#[tokio::test(start_paused = true)]
+async fn a_store_that_hangs_gets_503_after_the_default_timeout() {
+    let inner = Arc::new(InMemoryStore::new());
+    let store = Arc::new(FaultyStore::new(inner.clone(), 1, Fault::HangAfter));
+    let routes = WebhookRoutes::new(engine(store), VerifyToken::new("v").unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = routes.router();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let http = reqwest::Client::new();
+    let body = signed(&[message_item(CUSTOMER, "m_1", "hello", t0())]);
+    let started = tokio::time::Instant::now();
+    let refused = post(&http, &format!("http://{addr}/"), &body).await;
+    assert_eq!(refused.status(), 503);
+    assert!(started.elapsed() >= DEFAULT_RECORD_TIMEOUT);
+    assert_eq!(DEFAULT_RECORD_TIMEOUT, Duration::from_secs(10));
+}
+
+/// Messages on `standby` (another app owns the thread) are recorded, the conversation is
+/// paused and agents cannot send; when the thread is passed back, they can.
+#[tokio::test]
+async fn standby_messages_are_recorded_and_pause_the_conversation() {
+    let store = Arc::new(InMemoryStore::new());
+    let engine = engine(store.clone());
+    let item = message_item(
+        CUSTOMER,
+        "m_s1",
+        "written while the bot had the thread",
+        t0(),
+    );
+    let postback = json!({
+        "sender": {"id": CUSTOMER}, "recipient": {"id": PAGE}, "timestamp": 1_718_000_000_500_u64,
+        "postback": {"mid": "m_s2", "title": "Talk to a person", "payload": "HUMAN"}
+    });
+    let body = serde_json::to_vec(&json!({"object": "page", "entry": [
+        {"id": PAGE, "time": 1, "standby": [item, postback]}
+    ]}))
+    .unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "x-hub-signature-256",
+        messenger_channel::webhook::signature::sign_sha256(&AppSecret::new(SECRET).unwrap(), &body)
+            .parse()
+            .unwrap(),
+    );
+    let report = engine.handle_webhook(&headers, &body, t0()).await.unwrap();
+    assert_eq!((report.received, report.handled), (2, 2), "{report:?}");
+    let c = store
+        .find_open(&PageId::from(PAGE), &UserId::from(CUSTOMER))
+        .await
+        .unwrap()
+        .expect("a conversation from standby messages")
+        .conversation;
+    assert!(
+        c.paused,
+        "owned by another app until the thread is passed back"
+    );
+    let transcript = store.transcript(&c.id).await.unwrap();
+    assert_eq!(
+        transcript
+            .iter()
+            .filter(|l| l.author == Author::Customer)
+            .map(|l| l.body.clone())
+            .collect::<Vec<_>>(),
+        [
+            LineBody::Text("written while the bot had the thread".into()),
+            LineBody::Postback {
+                title: Some("Talk to a person".into()),
+                payload: Some("HUMAN".into())
+            }
+        ]
+    );
+    // The thread is passed to this app: the conversation resumes.
+    let (h, b) = signed(&[json!({
+        "sender": {"id": CUSTOMER}, "recipient": {"id": PAGE}, "timestamp": 1_718_000_001_000_u64,
+        "pass_thread_control": {"new_owner_app_id": "1", "metadata": "to a human"}
+    })]);
+    engine
+        .handle_webhook(&h, &b, t0() + Duration::from_secs(1))
+        .await
+        .unwrap();
+    let c = store.load(&c.id).await.unwrap().unwrap().conversation;
+    assert!(!c.paused);
+}
+
+/// A message redelivered 30 hours late counts from when the customer sent it: the 24-hour
+/// window is closed, and an agent's plain reply is refused before any network call.
+#[tokio::test]
+async fn the_window_counts_from_the_event_time_not_from_handling() {
+    let store = Arc::new(InMemoryStore::new());
+    let engine = engine(store.clone());
+    let sent = t0();
+    let handled = t0() + Duration::from_secs(30 * 3600);
+    let (h, b) = signed(&[message_item(CUSTOMER, "m_late", "hello?", sent)]);
+    engine.handle_webhook(&h, &b, handled).await.unwrap();
+    let c = store
+        .find_open(&PageId::from(PAGE), &UserId::from(CUSTOMER))
+        .await
+        .unwrap()
+        .unwrap()
+        .conversation;
+    assert_eq!(c.last_customer_message_at, Some(sent));
+    let transcript = store.transcript(&c.id).await.unwrap();
+    assert_eq!(
+        transcript[0].at, sent,
+        "the line shows when the customer wrote"
+    );
+    let alice = AgentId::from("alice");
+    engine.accept(&c.id, &alice, handled).await.unwrap();
+    let refused = engine
+        .send_text(&c.id, &alice, "sorry for the wait", handled)
+        .await;
+    assert!(
+        matches!(refused, Err(EngineError::Window(_))),
+        "{refused:?}"
+    );
+    // A timestamp from the future is taken as now.
+    let (h, b) = signed(&[message_item(
+        CUSTOMER,
+        "m_future",
+        "from the future",
+        handled + Duration::from_secs(3600),
+    )]);
+    engine.handle_webhook(&h, &b, handled).await.unwrap();
+    let c = store.load(&c.id).await.unwrap().unwrap().conversation;
+    assert_eq!(c.last_customer_message_at, Some(handled));
+    engine
+        .send_text(&c.id, &alice, "thanks for writing again", handled)
+        .await
+        .unwrap();
+}
