@@ -8,6 +8,9 @@ mod channel;
 #[path = "support/fake_send.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod fake_send;
+#[path = "support/faulty_store.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod faulty_store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -503,4 +506,135 @@ async fn several_pools_open_a_fresh_sqlite_file_at_once() {
         let store = open.await.unwrap().expect("every pool opens the file");
         assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
     }
+}
+
+/// A fleet: three instances started at the same moment on a fresh PostgreSQL database, fed
+/// concurrently with every body delivered to two of them; one instance dies half-way (its
+/// requests dropped mid-flight). Every message ends up in its transcript exactly once, in
+/// order.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_of_three_loses_and_repeats_nothing_when_one_dies() {
+    use messenger_channel::store::PostgresStore;
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let db = fresh_postgres_database(&url, &format!("mc_fleet3_{}", std::process::id())).await;
+    // Started together, on a database with no schema yet.
+    let opens: Vec<_> = (0..3)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move { PostgresStore::connect(&db).await.unwrap() })
+        })
+        .collect();
+    let mut instances = Vec::new();
+    for (i, open) in opens.into_iter().enumerate() {
+        let store = Arc::new(open.await.unwrap());
+        // The instance that dies first hangs in its first application (its second store
+        // call), after recording what it received.
+        let at_call = if i == 2 { 2 } else { 0 };
+        let faulty = Arc::new(faulty_store::FaultyStore::new(
+            store.clone(),
+            at_call,
+            faulty_store::Fault::HangAfter,
+        ));
+        let router = Arc::new(InMemoryRouter::new());
+        router.set_presence(&AgentId::from("alice"), Presence::Available);
+        instances.push(Arc::new(
+            Engine::builder(
+                Webhook::new(&AppSecret::new(SECRET).unwrap()),
+                Arc::new(FakeSend::new()),
+            )
+            .store(faulty)
+            .media(store)
+            .router(router)
+            .notifier(Arc::new(RecordingNotifier::new()))
+            .build(),
+        ));
+    }
+    // Handled a minute after the last message was sent.
+    let now = t0() + Duration::from_secs(60);
+    let customers: Vec<String> = (0..5).map(|i| format!("7100{i}")).collect();
+    let bodies: Vec<_> = (0..24_u64)
+        .map(|b| {
+            let items: Vec<_> = customers
+                .iter()
+                .map(|c| {
+                    message_item(
+                        c,
+                        &format!("m_{c}_{b:02}"),
+                        "hi",
+                        t0() + Duration::from_secs(b),
+                    )
+                })
+                .collect();
+            signed(&items)
+        })
+        .collect();
+    // Each body to two instances at once; instance 2 dies after half of the bodies went out.
+    let mut deliveries: Vec<(usize, usize, tokio::task::JoinHandle<bool>)> = Vec::new();
+    for (i, (h, b)) in bodies.iter().enumerate() {
+        if i == bodies.len() / 2 {
+            for (_, target, task) in &deliveries {
+                if *target == 2 {
+                    task.abort();
+                }
+            }
+        }
+        for target in [i % 3, (i + 1) % 3] {
+            let alive = i < bodies.len() / 2 || target != 2;
+            if !alive {
+                continue;
+            }
+            let (e, h, b) = (instances[target].clone(), h.clone(), b.clone());
+            deliveries.push((
+                i,
+                target,
+                tokio::spawn(async move { e.handle_webhook(&h, &b, now).await.is_ok() }),
+            ));
+        }
+    }
+    let mut acknowledged = vec![false; bodies.len()];
+    for (i, _, task) in deliveries {
+        if let Ok(true) = task.await {
+            acknowledged[i] = true;
+        }
+    }
+    // Meta delivers again what no instance acknowledged, to a survivor.
+    for (i, (h, b)) in bodies.iter().enumerate() {
+        if !acknowledged[i] {
+            instances[0].handle_webhook(h, b, now).await.unwrap();
+        }
+    }
+    // The survivors sweep what the dead instance recorded but did not apply.
+    instances.truncate(2);
+    for e in &instances {
+        e.tick(now + Duration::from_secs(30)).await.unwrap();
+    }
+    let store = PostgresStore::connect(&db).await.unwrap();
+    for c in &customers {
+        let conv = store
+            .find_open(&PageId::from(PAGE), &UserId::new(c.clone()))
+            .await
+            .unwrap()
+            .expect("one conversation per customer");
+        let mids: Vec<_> = store
+            .transcript(&conv.conversation.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.author == Author::Customer)
+            .filter_map(|l| l.mid)
+            .collect();
+        let expected: Vec<_> = (0..bodies.len()).map(|b| format!("m_{c}_{b:02}")).collect();
+        assert_eq!(mids, expected, "customer {c}: every message once, in order");
+    }
+    assert_eq!(
+        store
+            .inbox_threads(t0() + Duration::from_secs(3600), 100)
+            .await
+            .unwrap(),
+        Vec::<String>::new(),
+        "nothing left in the inbox"
+    );
 }
