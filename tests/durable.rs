@@ -514,6 +514,7 @@ async fn several_pools_open_a_fresh_sqlite_file_at_once() {
 /// order.
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one scenario, read top to bottom
 async fn a_fleet_of_three_loses_and_repeats_nothing_when_one_dies() {
     use messenger_channel::store::PostgresStore;
     let Some(url) = postgres_url() else {
