@@ -123,7 +123,9 @@ async fn inbound_files_are_downloaded_stored_and_checked_again() {
 
 #[tokio::test]
 async fn a_stale_save_is_a_conflict() {
-    let store = InMemoryStore::new();
+    // No lease: this test reads back what it committed as a recovery worker would after a
+    // crash (the default lease is covered by the conformance suite).
+    let store = InMemoryStore::new().with_outbox_lease(Duration::ZERO);
     let (c, effects) = messenger_channel::conversation::Conversation::start(
         "c1".into(),
         PageId::from(PAGE),
@@ -177,7 +179,14 @@ async fn a_stale_save_is_a_conflict() {
 #[tokio::test]
 async fn recover_delivers_effects_left_pending() {
     // Commit a conversation whose effects were never delivered (a crash after the commit).
-    let ch = Channel::new(&["alice"], ConversationConfig::default());
+    // No lease: the committing instance is gone, so its claim is void (the default lease is
+    // covered by the conformance suite).
+    let ch = Channel::with_store(
+        &["alice"],
+        ConversationConfig::default(),
+        false,
+        InMemoryStore::new().with_outbox_lease(Duration::ZERO),
+    );
     let (c, effects) = messenger_channel::conversation::Conversation::start(
         "c1".into(),
         PageId::from(PAGE),
@@ -217,6 +226,105 @@ async fn recover_delivers_effects_left_pending() {
             .all()
             .iter()
             .any(|n| matches!(n, messenger_channel::store::Notification::Offer { .. }))
+    );
+    assert!(ch.store.pending(100).await.unwrap().is_empty());
+}
+
+/// The transcript's file lines of the customer's conversation.
+async fn file_lines(ch: &Channel) -> Vec<messenger_channel::conversation::FileLine> {
+    let id = ch
+        .store
+        .find_open(&PageId::from(PAGE), &UserId::from(CUSTOMER))
+        .await
+        .unwrap()
+        .unwrap()
+        .conversation
+        .id;
+    ch.store
+        .transcript(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|l| match l.body {
+            LineBody::File(f) => Some(f),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A file the CDN does not serve yet: the message is recorded with the file pending, and the
+/// file is fetched again from the outbox until it is kept.
+#[tokio::test]
+async fn an_inbound_file_that_fails_to_download_is_fetched_again() {
+    use messenger_channel::conversation::MediaState;
+    // No outbox lease, so that the retry is due at the next tick instead of 60 s of real time
+    // later (the default lease is covered by the conformance suite).
+    let ch = Channel::with_store(
+        &["alice"],
+        ConversationConfig::default(),
+        true,
+        InMemoryStore::new().with_outbox_lease(Duration::ZERO),
+    );
+    let url = "https://cdn.example/later.png";
+    let (h, b) = signed(&[file_item(CUSTOMER, "m_1", url, t0())]);
+    ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
+    let files = file_lines(&ch).await;
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].media, MediaState::Pending, "{:?}", files[0]);
+    // Still failing at the next tick: still pending.
+    ch.engine.tick(t0() + Duration::from_secs(1)).await.unwrap();
+    assert_eq!(file_lines(&ch).await[0].media, MediaState::Pending);
+    // The CDN answers now.
+    let png = bytes::Bytes::from_static(include_bytes!("../examples/sample/logo.png"));
+    ch.send.files.lock().unwrap().insert(
+        url.into(),
+        Media {
+            bytes: png.clone(),
+            content_type: Some("image/png".into()),
+            file_name: None,
+        },
+    );
+    ch.engine.tick(t0() + Duration::from_secs(2)).await.unwrap();
+    let files = file_lines(&ch).await;
+    assert_eq!(files.len(), 1, "the line is updated, not repeated");
+    assert_eq!(files[0].media, MediaState::Stored);
+    assert_eq!(files[0].size, Some(png.len() as u64));
+    assert!(
+        ch.store.pending(100).await.unwrap().is_empty(),
+        "the fetch is done"
+    );
+}
+
+/// A file whose link stopped working before it could be fetched is marked unavailable, with
+/// the reason, and nothing stays pending.
+#[tokio::test]
+async fn an_inbound_file_whose_link_expired_is_marked_unavailable() {
+    use messenger_channel::conversation::MediaState;
+    // No outbox lease: see above.
+    let ch = Channel::with_store(
+        &["alice"],
+        ConversationConfig::default(),
+        true,
+        InMemoryStore::new().with_outbox_lease(Duration::ZERO),
+    );
+    let (h, b) = signed(&[file_item(
+        CUSTOMER,
+        "m_1",
+        "https://cdn.example/gone.pdf",
+        t0(),
+    )]);
+    ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
+    assert_eq!(file_lines(&ch).await[0].media, MediaState::Pending);
+    // Four days later (no `oe=` in the link: three days are tried).
+    ch.engine
+        .tick(t0() + Duration::from_secs(4 * 24 * 3600))
+        .await
+        .unwrap();
+    let files = file_lines(&ch).await;
+    assert!(
+        matches!(&files[0].media, MediaState::Unavailable(why) if why.contains("expired")),
+        "{:?}",
+        files[0]
     );
     assert!(ch.store.pending(100).await.unwrap().is_empty());
 }

@@ -3,8 +3,8 @@
 use std::time::SystemTime;
 
 use super::{
-    Author, CloseReason, Conversation, ConversationConfig, Declined, Effect, Inbound, Input,
-    InputKind, LineBody, Offer, State, StateKind, TimerKind, TranscriptLine,
+    Author, CloseReason, Conversation, ConversationConfig, Declined, Effect, FileLine, Inbound,
+    Input, InputKind, LineBody, MediaState, Offer, State, StateKind, TimerKind, TranscriptLine,
 };
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 use crate::time::saturating_add;
@@ -602,6 +602,17 @@ fn push_customer_lines(effects: &mut Vec<Effect>, inbound: Inbound, now: SystemT
     let at = inbound.time(now);
     let mut mid = inbound.mid;
     for body in inbound.lines {
+        if let LineBody::File(FileLine {
+            url: Some(url),
+            media: MediaState::Pending,
+            ..
+        }) = &body
+        {
+            effects.push(Effect::FetchMedia {
+                url: url.clone(),
+                sent_at: at,
+            });
+        }
         effects.push(Effect::Transcript(TranscriptLine {
             at,
             author: Author::Customer,

@@ -299,6 +299,28 @@ pub struct FileLine {
     pub size: Option<u64>,
     /// When refused by the attachment policy: the violation's code and message.
     pub rejected: Option<(String, String)>,
+    /// Whether the channel keeps a copy of it, and how far it got.
+    #[serde(default)]
+    pub media: MediaState,
+}
+
+/// Whether the channel keeps a copy of an inbound file: Messenger's links expire, so an
+/// accepted file is fetched into the media store after its message is recorded, and fetched
+/// again after a failure while its link can still work.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum MediaState {
+    /// The channel does not keep it (downloads are off, the policy refused it, or it is an
+    /// agent's file, kept under its key from the start).
+    #[default]
+    NotKept,
+    /// Being fetched; shown to agents as "receiving the file…".
+    Pending,
+    /// Kept in the media store, under [`FileLine::media_key`].
+    Stored,
+    /// It could not be fetched before its link stopped working: why, in words an agent can
+    /// read.
+    Unavailable(String),
 }
 
 /// What a transcript line holds.
@@ -481,6 +503,13 @@ pub enum Effect {
     Closed {
         /// Why.
         reason: CloseReason,
+    },
+    /// Fetch a customer's file into the media store (its line is [`MediaState::Pending`]).
+    FetchMedia {
+        /// The file's URL, which names its line.
+        url: String,
+        /// When the customer sent it: the link is tried until it expires.
+        sent_at: SystemTime,
     },
 }
 

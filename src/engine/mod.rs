@@ -40,8 +40,8 @@ use sha2::{Digest, Sha256};
 
 use crate::attachment::{AttachmentInfo, AttachmentPolicy, Direction, Violation};
 use crate::conversation::{
-    Author, Conversation, ConversationConfig, Effect, FileLine, Input, LineBody, Outgoing,
-    TranscriptLine, TransitionError,
+    Author, Conversation, ConversationConfig, Effect, FileLine, Input, LineBody, MediaState,
+    Outgoing, TranscriptLine, TransitionError,
 };
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 use crate::policy::{Sender, WindowConfig, WindowDenial, check_window};
@@ -59,6 +59,9 @@ pub use ingest::{ApplyReport, INBOX_SWEEP_AFTER, Receipt, WebhookReport};
 /// How long an event's key is remembered after it was received: Meta retries failed
 /// deliveries for up to 36 hours.
 pub const DEFAULT_DEDUP_TTL: Duration = Duration::from_secs(48 * 3600);
+/// How many pending effects [`Engine::recover`] claims at a time.
+const RECOVER_BATCH: usize = 64;
+
 /// Marks the `metadata` of messages this channel sends: the effect key follows.
 pub const ECHO_KEY_PREFIX: &str = "mc-effect:";
 
@@ -282,6 +285,7 @@ fn line_body(message: &Outgoing) -> LineBody {
             media_key: Some(media_key.clone()),
             size: None,
             rejected: None,
+            media: MediaState::Stored,
         }),
     }
 }
@@ -500,6 +504,17 @@ impl Engine {
                         Err(e) => {
                             // Not marked done: it stays pending for recovery.
                             tracing::error!(key = p.key, error = %e, "a send could not be carried out or recorded");
+                            continue;
+                        }
+                    }
+                }
+                Effect::FetchMedia { url, sent_at } => {
+                    match self.fetch_media(conversation, url, *sent_at, now).await {
+                        Ok(Some(lines)) => delivered.extend(lines),
+                        Ok(None) => continue,
+                        Err(e) => {
+                            // Not marked done: fetched again once its claim lapses.
+                            tracing::warn!(key = p.key, error = %e, "an inbound file could not be kept yet");
                             continue;
                         }
                     }
@@ -823,8 +838,9 @@ impl Engine {
     }
 
     /// Applies events left in the inbox by a crash or a failure ([`Engine::apply_pending`]),
-    /// then fires what is due: offer timeouts (the offer goes to another agent), auto-close
-    /// and inactivity. Call it every few seconds with the current time.
+    /// fires what is due (offer timeouts: the offer goes to another agent; auto-close and
+    /// inactivity), and delivers effects whose claim lapsed ([`Engine::recover`]). Call it
+    /// every second or so with the current time.
     ///
     /// # Errors
     /// Store failures; conversations that fail are skipped and retried at the next tick.
@@ -864,35 +880,48 @@ impl Engine {
                 }
             }
         }
+        self.recover(now).await?;
         Ok(fired)
     }
 
-    /// Delivers effects left pending by a crash between a commit and its delivery. Offers and
+    /// Delivers effects left pending: by a crash between a commit and its delivery, or by a
+    /// failure to be tried again (an inbound file not fetched yet), once their claim (the
+    /// outbox lease) has lapsed. [`Engine::tick`] calls it. Offers and
     /// notifications may be repeated (at least once); sends carry the effect's key in the logs.
     ///
     /// # Errors
     /// Store failures.
     pub async fn recover(&self, now: SystemTime) -> Result<usize, EngineError> {
-        let pending = self.store.pending(10_000).await?;
-        let count = pending.len();
-        let mut outcome = Outcome::default();
-        let mut queue = VecDeque::new();
-        for p in pending {
-            let Some(stored) = self.store.load(&p.conversation).await? else {
-                self.store.complete(&p.key).await?;
-                continue;
-            };
-            self.deliver(
-                &stored.conversation,
-                vec![p],
-                &[],
-                now,
-                &mut queue,
-                &mut outcome,
-            )
-            .await;
+        let mut count = 0;
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            // Small batches: each is claimed for the outbox lease, and delivered well within it.
+            // An effect that is handed out again in the same call (it failed, and the lease is
+            // shorter than the call) waits for the next call.
+            let mut pending = self.store.pending(RECOVER_BATCH).await?;
+            pending.retain(|p| seen.insert(p.key.clone()));
+            if pending.is_empty() {
+                return Ok(count);
+            }
+            count += pending.len();
+            let mut outcome = Outcome::default();
+            let mut queue = VecDeque::new();
+            for p in pending {
+                let Some(stored) = self.store.load(&p.conversation).await? else {
+                    self.store.complete(&p.key).await?;
+                    continue;
+                };
+                self.deliver(
+                    &stored.conversation,
+                    vec![p],
+                    &[],
+                    now,
+                    &mut queue,
+                    &mut outcome,
+                )
+                .await;
+            }
+            self.drain(queue, now, &mut outcome).await;
         }
-        self.drain(queue, now, &mut outcome).await;
-        Ok(count)
     }
 }

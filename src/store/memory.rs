@@ -11,7 +11,7 @@ use super::{
     AgentNotifier, AgentRouter, Commit, ConversationStore, InboxEvent, MediaStore, NewInboxEvent,
     PendingEffect, StoreError, Stored,
 };
-use crate::conversation::{Conversation, Offer, State, TranscriptLine};
+use crate::conversation::{Conversation, FileLine, LineBody, Offer, State, TranscriptLine};
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -24,7 +24,8 @@ struct StoreInner {
     conversations: HashMap<ConversationId, Entry>,
     /// page → customer → the open conversation.
     open: HashMap<String, HashMap<String, ConversationId>>,
-    outbox: BTreeMap<u64, PendingEffect>,
+    /// Effects not yet delivered, with the time until which they are claimed.
+    outbox: BTreeMap<u64, (PendingEffect, SystemTime)>,
     outbox_keys: HashMap<String, u64>,
     next_effect: u64,
     /// Pending inbox events by sequence number.
@@ -67,9 +68,18 @@ struct Entry {
 }
 
 /// A [`ConversationStore`] in memory, with the same semantics as the durable ones.
-#[derive(Default)]
 pub struct InMemoryStore {
     inner: Mutex<StoreInner>,
+    lease: Duration,
+}
+
+impl Default for InMemoryStore {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            lease: super::OUTBOX_LEASE,
+        }
+    }
 }
 
 impl std::fmt::Debug for InMemoryStore {
@@ -78,6 +88,8 @@ impl std::fmt::Debug for InMemoryStore {
         f.debug_struct("InMemoryStore")
             .field("conversations", &inner.conversations.len())
             .field("pending_effects", &inner.outbox.len())
+            .field("pending_events", &inner.inbox.len())
+            .field("lease", &self.lease)
             .finish()
     }
 }
@@ -86,6 +98,15 @@ impl InMemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets how long fresh or claimed effects stay reserved before
+    /// [`ConversationStore::pending`] hands them out again (default 60 s, as the durable
+    /// stores).
+    #[must_use]
+    pub fn with_outbox_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
     }
 }
 
@@ -178,6 +199,8 @@ impl ConversationStore for InMemoryStore {
             inner.mark_applied(seq);
         }
         let mut pending = Vec::with_capacity(commit.effects.len());
+        // Claimed by the committing caller for the lease, as the durable stores do.
+        let claimed_until = crate::time::saturating_add(SystemTime::now(), self.lease);
         for (i, effect) in commit.effects.iter().enumerate() {
             let p = PendingEffect {
                 key: format!("{id}:{version}:{i}"),
@@ -187,7 +210,7 @@ impl ConversationStore for InMemoryStore {
             let seq = inner.next_effect;
             inner.next_effect += 1;
             inner.outbox_keys.insert(p.key.clone(), seq);
-            inner.outbox.insert(seq, p.clone());
+            inner.outbox.insert(seq, (p.clone(), claimed_until));
             pending.push(p);
         }
         Ok((version, pending))
@@ -217,6 +240,27 @@ impl ConversationStore for InMemoryStore {
         // By time; a stable sort keeps the order of appends among lines of one time.
         lines.sort_by_key(|l| l.at);
         Ok(lines)
+    }
+
+    async fn update_file(
+        &self,
+        id: &ConversationId,
+        url: &str,
+        file: &FileLine,
+    ) -> Result<Option<TranscriptLine>, StoreError> {
+        let mut inner = lock(&self.inner);
+        let entry = inner
+            .conversations
+            .get_mut(id)
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        let line = entry
+            .transcript
+            .iter_mut()
+            .find(|l| matches!(&l.body, LineBody::File(f) if f.url.as_deref() == Some(url)));
+        Ok(line.map(|l| {
+            l.body = LineBody::File(file.clone());
+            l.clone()
+        }))
     }
 
     async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {
@@ -266,8 +310,19 @@ impl ConversationStore for InMemoryStore {
     }
 
     async fn pending(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
-        let inner = lock(&self.inner);
-        Ok(inner.outbox.values().take(limit).cloned().collect())
+        let mut inner = lock(&self.inner);
+        let now = SystemTime::now();
+        let until = crate::time::saturating_add(now, self.lease);
+        Ok(inner
+            .outbox
+            .values_mut()
+            .filter(|(_, claimed)| *claimed <= now)
+            .take(limit)
+            .map(|(p, claimed)| {
+                *claimed = until;
+                p.clone()
+            })
+            .collect())
     }
 
     async fn complete(&self, key: &str) -> Result<(), StoreError> {

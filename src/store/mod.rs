@@ -34,8 +34,12 @@ pub use sql::SCHEMA_VERSION;
 #[cfg(feature = "sqlite")]
 pub use sql::SqliteStore;
 
-use crate::conversation::{Conversation, Effect, Offer, TranscriptLine};
+use crate::conversation::{Conversation, Effect, FileLine, Offer, TranscriptLine};
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
+
+/// How long a committing instance holds its fresh effects, and a recovery worker the effects
+/// it claimed, before [`ConversationStore::pending`] hands them to another.
+pub(crate) const OUTBOX_LEASE: Duration = Duration::from_secs(60);
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -143,8 +147,10 @@ pub struct PendingEffect {
 ///   the stored version is `v` (a stale save never overwrites). With `None` it creates the
 ///   conversation, and fails with `Conflict` if an open (not closed) conversation exists for
 ///   the same page and customer: at most one open conversation per (page, customer).
-/// - The transcript is append-only. It is read in the order of the lines' times (`at`), lines
-///   of equal time in the order of appends.
+/// - The transcript is append-only, but for one thing: a file line's copy
+///   ([`crate::conversation::FileLine`]'s media state, key, size, refusal) is updated in place
+///   by `update_file` once the file is fetched. It is read in the order of the lines' times
+///   (`at`), lines of equal time in the order of appends.
 /// - Effects of a commit stay pending until `complete` is called with their key.
 /// - **The inbox.** `receive` is atomic and durable when it returns `Ok`: every event of the
 ///   call is recorded, or none is. An event whose key was received before (pending, or
@@ -178,6 +184,15 @@ pub trait ConversationStore: Send + Sync {
 
     /// The whole transcript, in order.
     async fn transcript(&self, id: &ConversationId) -> Result<Vec<TranscriptLine>, StoreError>;
+
+    /// Replaces the file of the conversation's first file line whose URL is `url` (a fetched
+    /// inbound file); returns that line as updated, or `None` when there is none.
+    async fn update_file(
+        &self,
+        id: &ConversationId,
+        url: &str,
+        file: &FileLine,
+    ) -> Result<Option<TranscriptLine>, StoreError>;
 
     /// The conversations an agent holds (Active or Wrap-up), or was offered, or left Waiting.
     async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError>;

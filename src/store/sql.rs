@@ -34,15 +34,13 @@ use super::{
     Commit, ConversationStore, InboxEvent, MediaStore, NewInboxEvent, PendingEffect, StoreError,
     Stored,
 };
-use crate::conversation::{Conversation, Effect, State, TranscriptLine};
+use crate::conversation::{Conversation, Effect, FileLine, LineBody, State, TranscriptLine};
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 
 /// The schema version this crate writes.
 pub const SCHEMA_VERSION: i64 = 4;
 
-/// How long a committing instance holds its fresh effects before another instance's recovery
-/// may claim them.
-const OUTBOX_LEASE: Duration = Duration::from_secs(60);
+use super::OUTBOX_LEASE;
 
 use crate::time::millis;
 
@@ -434,6 +432,31 @@ macro_rules! sql_store {
                     .await
                     .map_err(from_sqlx)?;
                 rows.iter().map(|(b,)| from_json(b)).collect()
+            }
+
+            async fn update_file(&self, id: &ConversationId, url: &str, file: &FileLine) -> Result<Option<TranscriptLine>, StoreError> {
+                let mut tx = self.write_tx().await?;
+                let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, body FROM transcript WHERE conversation = $1 ORDER BY id")
+                    .bind(id.as_str())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                for (row, body) in rows {
+                    let mut line: TranscriptLine = from_json(&body)?;
+                    if !matches!(&line.body, LineBody::File(f) if f.url.as_deref() == Some(url)) {
+                        continue;
+                    }
+                    line.body = LineBody::File(file.clone());
+                    sqlx::query("UPDATE transcript SET body = $1 WHERE id = $2")
+                        .bind(to_json(&line)?)
+                        .bind(row)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                    tx.commit().await.map_err(from_sqlx)?;
+                    return Ok(Some(line));
+                }
+                Ok(None)
             }
 
             async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {

@@ -42,7 +42,16 @@ impl Channel {
         config: ConversationConfig,
         download_inbound: bool,
     ) -> Self {
-        let store = Arc::new(InMemoryStore::new());
+        Self::with_store(agents, config, download_inbound, InMemoryStore::new())
+    }
+
+    pub fn with_store(
+        agents: &[&str],
+        config: ConversationConfig,
+        download_inbound: bool,
+        store: InMemoryStore,
+    ) -> Self {
+        let store = Arc::new(store);
         let router = Arc::new(InMemoryRouter::new());
         for a in agents {
             router.set_presence(&AgentId::from(*a), Presence::Available);

@@ -299,6 +299,17 @@ async fn outbox_keeps_effects_until_completed(store: &dyn ConversationStore) {
         keys,
         [format!("{run}:{version}:0"), format!("{run}:{version}:1")]
     );
+    // At the default lease, fresh effects belong to the caller that committed them: a
+    // recovery worker does not take them while that caller delivers.
+    assert!(
+        store
+            .pending(10_000)
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| !keys.contains(&p.key)),
+        "fresh effects are claimed by their committer"
+    );
     assert_eq!(
         pending.iter().map(|p| p.effect.clone()).collect::<Vec<_>>(),
         effects

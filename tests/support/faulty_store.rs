@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use messenger_channel::conversation::TranscriptLine;
+use messenger_channel::conversation::{FileLine, TranscriptLine};
 use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
 use messenger_channel::store::{
     Commit, ConversationStore, InboxEvent, NewInboxEvent, PendingEffect, StoreError, Stored,
@@ -102,6 +102,14 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
     }
     async fn transcript(&self, id: &ConversationId) -> Result<Vec<TranscriptLine>, StoreError> {
         self.around(self.inner.transcript(id)).await
+    }
+    async fn update_file(
+        &self,
+        id: &ConversationId,
+        url: &str,
+        file: &FileLine,
+    ) -> Result<Option<TranscriptLine>, StoreError> {
+        self.around(self.inner.update_file(id, url, file)).await
     }
     async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {
         self.around(self.inner.list_for_agent(agent)).await
