@@ -322,3 +322,152 @@ async fn the_window_counts_from_the_event_time_not_from_handling() {
         .await
         .unwrap();
 }
+
+/// The customer's open conversation's customer mids, now.
+async fn mids_now(store: &dyn ConversationStore) -> Vec<String> {
+    customer_lines(store, CUSTOMER, 0).await
+}
+
+/// Work on a thread that hangs (a store or host callback that never answers) holds it only
+/// for the claim lease: then the customer's later messages are applied by other work.
+#[tokio::test(start_paused = true)]
+async fn a_hung_application_does_not_block_the_customer_for_ever() {
+    let inner = Arc::new(InMemoryStore::new());
+    // Calls: 1 receive, 2 inbox, 3 find_open: it answers, then hangs.
+    let store = Arc::new(FaultyStore::new(inner.clone(), 3, Fault::HangAfter));
+    let engine = engine(store.clone());
+    let first = signed(&[message_item(CUSTOMER, "m_1", "hello", t0())]);
+    let e = engine.clone();
+    let stuck = tokio::spawn(async move {
+        let _ = e.handle_webhook(&first.0, &first.1, t0()).await;
+    });
+    while store.calls() < 3 {
+        tokio::task::yield_now().await;
+    }
+    store.heal();
+    let now = t0() + Duration::from_secs(5);
+    let second = signed(&[message_item(CUSTOMER, "m_2", "anyone?", now)]);
+    let report = engine
+        .handle_webhook(&second.0, &second.1, now)
+        .await
+        .unwrap();
+    assert_eq!(report.received, 1, "recorded: the answer is 200");
+    assert!(
+        mids_now(&*inner).await.is_empty(),
+        "the thread is still held"
+    );
+    // Within the lease the sweep leaves it to its holder; past it, the sweep takes over.
+    engine.tick(now + Duration::from_secs(10)).await.unwrap();
+    assert!(mids_now(&*inner).await.is_empty());
+    engine.tick(t0() + Duration::from_secs(61)).await.unwrap();
+    assert_eq!(mids_now(&*inner).await, ["m_1", "m_2"]);
+    stuck.abort();
+}
+
+/// An event that can never be applied is tried with a backoff, then set aside with a notice
+/// for the agents; the customer's later messages are not blocked behind it for ever.
+#[tokio::test]
+async fn an_event_that_cannot_be_applied_is_set_aside() {
+    use messenger_channel::store::NewInboxEvent;
+    let store = Arc::new(InMemoryStore::new());
+    let engine = engine(store.clone());
+    let (h, b) = signed(&[message_item(CUSTOMER, "m_1", "hello", t0())]);
+    engine.handle_webhook(&h, &b, t0()).await.unwrap();
+    // A body this version cannot read (written by a newer one, say), in the customer's thread.
+    let thread = format!("{}:{PAGE}:{CUSTOMER}", PAGE.len());
+    store
+        .receive(
+            &[NewInboxEvent {
+                key: "from-the-future".into(),
+                thread: thread.clone(),
+                body: "{\"kind\":\"hologram\"}".into(),
+            }],
+            t0(),
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    let later = signed(&[message_item(CUSTOMER, "m_2", "still there?", t0())]);
+    let report = engine
+        .handle_webhook(&later.0, &later.1, t0())
+        .await
+        .unwrap();
+    assert_eq!(report.received, 1);
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(mids_now(&*store).await, ["m_1"], "m_2 waits behind it");
+    // The sweep tries again with a backoff, then gives up on it.
+    let mut now = t0();
+    for _ in 0..40 {
+        now += Duration::from_secs(600);
+        engine.tick(now).await.unwrap();
+    }
+    assert_eq!(mids_now(&*store).await, ["m_1", "m_2"]);
+    assert!(store.inbox(&thread, 10).await.unwrap().is_empty());
+    let c = store
+        .find_open(&PageId::from(PAGE), &UserId::from(CUSTOMER))
+        .await
+        .unwrap()
+        .unwrap();
+    let transcript = store.transcript(&c.conversation.id).await.unwrap();
+    assert!(
+        transcript
+            .iter()
+            .any(|l| matches!(&l.body, LineBody::Notice(n) if n.contains("could not be recorded"))),
+        "{transcript:?}"
+    );
+}
+
+/// A conversation that starts on `standby` sends nothing over the other app's thread and is
+/// offered to agents only once the thread is passed back.
+#[tokio::test]
+async fn a_standby_start_sends_no_notice_and_waits_for_the_thread() {
+    let store = Arc::new(InMemoryStore::new());
+    let router = Arc::new(InMemoryRouter::new());
+    router.set_presence(&AgentId::from("alice"), Presence::Available);
+    let send = Arc::new(FakeSend::new());
+    let notifier = Arc::new(RecordingNotifier::new());
+    let engine = Engine::builder(Webhook::new(&AppSecret::new(SECRET).unwrap()), send.clone())
+        .store(store.clone())
+        .router(router)
+        .notifier(notifier.clone())
+        .config(ConversationConfig {
+            privacy_notice: Some("This conversation may be recorded.".into()),
+            ..ConversationConfig::default()
+        })
+        .build();
+    let body = serde_json::to_vec(&json!({"object": "page", "entry": [
+        {"id": PAGE, "time": 1, "standby": [message_item(CUSTOMER, "m_1", "hi bot", t0())]}
+    ]}))
+    .unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "x-hub-signature-256",
+        messenger_channel::webhook::signature::sign_sha256(&AppSecret::new(SECRET).unwrap(), &body)
+            .parse()
+            .unwrap(),
+    );
+    engine.handle_webhook(&headers, &body, t0()).await.unwrap();
+    engine.tick(t0() + Duration::from_secs(1)).await.unwrap();
+    assert!(send.sent().is_empty(), "nothing sent over the thread owner");
+    let offers = || {
+        notifier
+            .all()
+            .into_iter()
+            .filter(|n| matches!(n, messenger_channel::store::Notification::Offer { .. }))
+            .count()
+    };
+    assert_eq!(
+        offers(),
+        0,
+        "not offered while another app holds the thread"
+    );
+    let (h, b) = signed(&[json!({
+        "sender": {"id": CUSTOMER}, "recipient": {"id": PAGE}, "timestamp": 1_718_000_002_000_u64,
+        "pass_thread_control": {"new_owner_app_id": "1"}
+    })]);
+    engine
+        .handle_webhook(&h, &b, t0() + Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(offers(), 1, "offered once the thread is passed back");
+}

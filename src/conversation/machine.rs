@@ -128,19 +128,22 @@ impl Conversation {
         let mut effects = Vec::with_capacity(first.lines.len() + 5);
         push_customer_lines(&mut effects, first, now);
         if standby {
+            // Another app (a bot, or the Page inbox) holds the thread: nothing is sent over it,
+            // and agents are offered the conversation once the thread is passed back.
             effects.push(notice(now, STANDBY_NOTICE));
-        }
-        if let Some(text) = &config.privacy_notice {
-            effects.push(Effect::Send {
-                agent: None,
-                message: super::Outgoing::PrivacyNotice(text.clone()),
+        } else {
+            if let Some(text) = &config.privacy_notice {
+                effects.push(Effect::Send {
+                    agent: None,
+                    message: super::Outgoing::PrivacyNotice(text.clone()),
+                });
+                effects.push(notice(now, text.clone()));
+            }
+            effects.push(Effect::RequestOffer {
+                exclude: Vec::new(),
+                prefer: None,
             });
-            effects.push(notice(now, text.clone()));
         }
-        effects.push(Effect::RequestOffer {
-            exclude: Vec::new(),
-            prefer: None,
-        });
         effects.push(Effect::SetTimer {
             timer: TimerKind::Close,
             at: saturating_add(sent, config.auto_close_open_active),
@@ -171,7 +174,18 @@ impl Conversation {
             Input::CustomerMessage(inbound) => Ok(self.customer_message(inbound, now, config)),
             Input::Tick => Ok(self.tick(now, config)),
             Input::ThreadTaken => Ok(self.set_paused(true, now)),
-            Input::ThreadReturned => Ok(self.set_paused(false, now)),
+            Input::ThreadReturned => {
+                let mut effects = self.set_paused(false, now);
+                // Waiting in the queue while another app held the thread: offer it now.
+                if !effects.is_empty() && matches!(self.state, State::Open { offer: None }) {
+                    self.prune_declined(now, config);
+                    effects.push(Effect::RequestOffer {
+                        exclude: self.recently_declined(now, config),
+                        prefer: None,
+                    });
+                }
+                Ok(effects)
+            }
             Input::OfferTo(agent) => self.offer_to(agent, now, config),
             Input::Accept(agent) => self.accept(&agent, now, config),
             Input::Reject(agent) => self.reject(&agent, now, config),
@@ -342,7 +356,7 @@ impl Conversation {
             Some(self.last_customer_message_at.map_or(sent, |t| t.max(sent)));
         self.last_activity_at = self.last_activity_at.max(sent);
         match &self.state {
-            State::Open { offer: None } => {
+            State::Open { offer: None } if !self.paused => {
                 self.prune_declined(now, config);
                 effects.push(Effect::RequestOffer {
                     exclude: self.recently_declined(now, config),

@@ -19,7 +19,8 @@
 //! | from | input | to | effects |
 //! |---|---|---|---|
 //! | (none) | customer message ([`Conversation::start`]) | Open | transcript line; privacy notice (if configured, sent and recorded); request an offer; auto-close timer (30 d) |
-//! | Open | customer message | Open | transcript line; request an offer if none is outstanding |
+//! | (none) | customer message on `standby` | Open, paused | transcript line; notice; no privacy notice and no offer until the thread is passed back; auto-close timer |
+//! | Open | customer message | Open | transcript line; request an offer if none is outstanding and the thread is not held by another app |
 //! | Open, no offer | offer to agent A | Open, offer to A | notify A with the deadline (default 120 s); offer timer. Refused if A declined within the re-offer interval |
 //! | Open, offer to A | A accepts before the deadline | Active (A) | cancel offer timer; session started (capacity); auto-close timer (30 d) |
 //! | Open, offer to A | A rejects | Open | cancel offer timer; request an offer excluding A |
@@ -37,7 +38,7 @@
 //! | Wrap-up (A) | A closes the session | Closed | session released; closed |
 //! | Wrap-up | tick past auto-close (1 d) | Closed | session released; closed |
 //! | any but Closed | another app (or the Page inbox) takes the thread | same, paused | transcript notice; agents cannot send while paused |
-//! | any but Closed | the thread is passed back | same, resumed | transcript notice |
+//! | any but Closed | the thread is passed back | same, resumed | transcript notice; in Open with no offer, request an offer |
 //! | Closed | anything | — | error: closed conversations never change |
 //!
 //! Any other pair is a [`TransitionError`] naming the state and the input.

@@ -12,11 +12,13 @@
 //! applied only if it still was pending (an event is applied exactly once). Events a crash or
 //! a failure leaves pending are applied by [`Engine::tick`]'s sweep.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
+use tracing::Instrument as _;
 
 use super::{Engine, EngineError, conversation_id};
 use crate::attachment::{AttachmentInfo, Direction, UNSUPPORTED_INBOUND_NOTICE, Violation};
@@ -35,6 +37,16 @@ pub const INBOX_SWEEP_AFTER: Duration = Duration::from_secs(2);
 
 /// How many pending events of a thread are read at a time.
 const INBOX_PAGE: usize = 64;
+
+/// How many times applying an event is tried before it is set aside (about 40 minutes of
+/// backoff in all), so that an event that can never be applied does not block its thread.
+pub(super) const MAX_APPLY_ATTEMPTS: u32 = 12;
+
+/// The wait before attempt `attempts + 1`: 2 s doubling, at most 10 minutes.
+fn apply_backoff(attempts: u32) -> Duration {
+    let secs = 2_u64.saturating_pow(attempts.min(20)).min(600);
+    Duration::from_secs(secs)
+}
 
 /// What [`Engine::receive`] recorded. When it returns `Ok`, every event of the body that the
 /// channel acts on is durably in the inbox: answer 200.
@@ -119,6 +131,15 @@ fn thread_key(page: &str, customer: &str) -> String {
     format!("{}:{page}:{customer}", page.len())
 }
 
+/// The page and customer of a thread key.
+fn split_thread(thread: &str) -> Option<(&str, &str)> {
+    let (len, rest) = thread.split_once(':')?;
+    let len: usize = len.parse().ok()?;
+    let page = rest.get(..len)?;
+    let customer = rest.get(len..)?.strip_prefix(':')?;
+    Some((page, customer))
+}
+
 /// What an event becomes in the inbox, if the channel acts on it.
 fn queued(event: &Event<'_>) -> Option<Queued> {
     let customer = event.sender.as_ref()?.as_str().to_owned();
@@ -157,22 +178,59 @@ fn queued(event: &Event<'_>) -> Option<Queued> {
     })
 }
 
-/// Threads being applied in this process; `true` when more events arrived meanwhile.
+/// How long a thread stays claimed by work in this process before other work may take it
+/// over (the first work is hung: a store or a host callback that never answers). Taking over
+/// is safe: an event is applied only by the commit that marks it applied.
+pub(super) const CLAIM_LEASE: Duration = Duration::from_secs(60);
+
+/// Threads being applied in this process.
 #[derive(Debug, Default)]
-pub(super) struct Claims(Mutex<HashMap<String, bool>>);
+pub(super) struct Claims {
+    held: Mutex<HashMap<String, Held>>,
+    next: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Held {
+    generation: u64,
+    since: SystemTime,
+    /// More events arrived for the thread since its holder last looked.
+    dirty: bool,
+}
 
 impl Claims {
-    /// Claims `thread`; `None` (and the holder told to look again) when it is held.
-    fn claim<'a>(&'a self, thread: &str) -> Option<Claim<'a>> {
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(dirty) = map.get_mut(thread) {
-            *dirty = true;
-            return None;
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Claims `thread`; `None` (and the holder told to look again) when it is held, unless
+    /// the holder has held it for more than [`CLAIM_LEASE`].
+    fn claim<'a>(&'a self, thread: &str, now: SystemTime) -> Option<Claim<'a>> {
+        let mut map = self.lock();
+        if let Some(held) = map.get_mut(thread) {
+            if now < crate::time::saturating_add(held.since, CLAIM_LEASE) {
+                held.dirty = true;
+                return None;
+            }
+            tracing::warn!(
+                thread,
+                "taking over a thread whose work has not finished in time"
+            );
         }
-        map.insert(thread.to_owned(), false);
+        let generation = self.next.fetch_add(1, Ordering::Relaxed);
+        map.insert(
+            thread.to_owned(),
+            Held {
+                generation,
+                since: now,
+                dirty: false,
+            },
+        );
         Some(Claim {
             claims: self,
             thread: thread.to_owned(),
+            generation,
+            released: false,
         })
     }
 }
@@ -181,24 +239,42 @@ impl Claims {
 struct Claim<'a> {
     claims: &'a Claims,
     thread: String,
+    generation: u64,
+    released: bool,
 }
 
 impl Claim<'_> {
-    /// Whether events arrived for the thread since the last look (and resets that).
-    fn more_arrived(&self) -> bool {
-        let mut map = self.claims.0.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get_mut(&self.thread)
-            .is_some_and(|dirty| std::mem::replace(dirty, false))
+    /// Releases the thread unless events arrived since the last look (then the holder looks
+    /// again), in one step, so that no arrival is missed. `true` when released (or taken over
+    /// by other work).
+    fn release_unless_more(&mut self) -> bool {
+        let mut map = self.claims.lock();
+        match map.get_mut(&self.thread) {
+            Some(held) if held.generation == self.generation => {
+                if std::mem::replace(&mut held.dirty, false) {
+                    return false;
+                }
+                map.remove(&self.thread);
+            }
+            _ => {}
+        }
+        self.released = true;
+        true
     }
 }
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        self.claims
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.thread);
+        if self.released {
+            return;
+        }
+        let mut map = self.claims.lock();
+        if map
+            .get(&self.thread)
+            .is_some_and(|held| held.generation == self.generation)
+        {
+            map.remove(&self.thread);
+        }
     }
 }
 
@@ -294,10 +370,11 @@ impl Engine {
         }
         span.record("events", events.len());
         let fresh = self.store.receive(&events, now, self.dedup_ttl).await?;
+        let mut threads = HashSet::new();
         for (event, new) in events.iter().zip(fresh) {
             if new {
                 receipt.received += 1;
-                if !receipt.threads.contains(&event.thread) {
+                if threads.insert(event.thread.as_str()) {
                     receipt.threads.push(event.thread.clone());
                 }
             } else {
@@ -328,54 +405,111 @@ impl Engine {
     }
 
     /// Applies events that a crash or a failure left in the inbox (received at least
-    /// [`INBOX_SWEEP_AFTER`] before `now`). [`Engine::tick`] calls it.
+    /// [`INBOX_SWEEP_AFTER`] before `now`, and not waiting to be tried again), and forgets
+    /// applied events older than the dedup window. [`Engine::tick`] calls it.
     ///
     /// # Errors
-    /// Store failures while listing the threads.
+    /// Store failures while listing the threads or forgetting old events.
     pub async fn apply_pending(&self, now: SystemTime) -> Result<ApplyReport, EngineError> {
         let by = now
             .checked_sub(INBOX_SWEEP_AFTER)
             .unwrap_or(SystemTime::UNIX_EPOCH);
         let threads = self.store.inbox_threads(by, 256).await?;
-        Ok(self.apply_threads(&threads, now).await)
+        let report = self.apply_threads(&threads, now).await;
+        if let Some(before) = now.checked_sub(self.dedup_ttl) {
+            self.store.purge_inbox(before).await?;
+        }
+        Ok(report)
     }
 
     async fn apply_thread(&self, thread: &str, now: SystemTime) -> ApplyReport {
         let mut report = ApplyReport::default();
-        let Some(claim) = self.claims.claim(thread) else {
+        let Some(mut claim) = self.claims.claim(thread, now) else {
             return report;
         };
         loop {
-            if let Err(e) = self.apply_pending_of(thread, now, &mut report).await {
+            if let Err((event, e)) = self.apply_pending_of(thread, now, &mut report).await {
+                if let Some(event) = event {
+                    self.apply_failed(&event, &e, now).await;
+                }
                 tracing::warn!(thread, error = %e, "inbox event not applied; it stays pending");
                 report.failed.push((thread.to_owned(), e));
                 return report;
             }
-            if !claim.more_arrived() {
+            if claim.release_unless_more() {
                 return report;
             }
         }
     }
 
-    /// Applies a thread's pending events until none is left.
+    /// Applies a thread's pending events until none is left; on failure, the event that
+    /// failed (if one did) and the error.
     async fn apply_pending_of(
         &self,
         thread: &str,
         now: SystemTime,
         report: &mut ApplyReport,
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), (Option<InboxEvent>, EngineError)> {
         loop {
-            let pending = self.store.inbox(thread, INBOX_PAGE).await?;
+            let pending = self
+                .store
+                .inbox(thread, INBOX_PAGE)
+                .await
+                .map_err(|e| (None, e.into()))?;
             if pending.is_empty() {
                 return Ok(());
             }
-            for event in &pending {
-                match self.apply_event(event, now).await? {
-                    Applied::Handled => report.handled += 1,
-                    Applied::Ignored => report.ignored += 1,
+            for event in pending {
+                let span = tracing::debug_span!("apply", key = %event.key, seq = event.seq);
+                match self.apply_event(&event, now).instrument(span).await {
+                    Ok(Applied::Handled) => report.handled += 1,
+                    Ok(Applied::Ignored) => report.ignored += 1,
                     // Another instance is working on this thread: read it again.
-                    Applied::ByAnother => break,
+                    Ok(Applied::ByAnother) => break,
+                    Err(e) => return Err((Some(event), e)),
                 }
+            }
+        }
+    }
+
+    /// Records a failed attempt at an event: tried again after a backoff, and after
+    /// [`MAX_APPLY_ATTEMPTS`] given up on (kept for the administrator, with a notice in the
+    /// conversation when there is one), so that it does not block its thread for ever.
+    async fn apply_failed(&self, event: &InboxEvent, error: &EngineError, now: SystemTime) {
+        let message = error.to_string();
+        if event.attempts.saturating_add(1) < MAX_APPLY_ATTEMPTS {
+            let retry_at = crate::time::saturating_add(now, apply_backoff(event.attempts));
+            if let Err(e) = self.store.inbox_failed(event.seq, &message, retry_at).await {
+                tracing::warn!(error = %e, "could not record a failed attempt");
+            }
+            return;
+        }
+        let attempts = MAX_APPLY_ATTEMPTS;
+        tracing::error!(key = %event.key, attempts, error = %message, "giving up on an inbox event; it is kept for the administrator");
+        match self.store.inbox_dead(event.seq, &message).await {
+            Ok(_) => self.notice_dead(event, &message, now).await,
+            Err(e) => tracing::warn!(error = %e, "could not set an inbox event aside"),
+        }
+    }
+
+    /// Tells the agents, in the conversation, that a customer's event could not be recorded.
+    async fn notice_dead(&self, event: &InboxEvent, error: &str, now: SystemTime) {
+        let Some((page, customer)) = split_thread(&event.thread) else {
+            return;
+        };
+        let page = PageId::new(page.to_owned());
+        let customer = UserId::new(customer.to_owned());
+        if let Ok(Some(stored)) = self.store.find_open(&page, &customer).await {
+            let line = TranscriptLine {
+                at: now,
+                author: Author::System,
+                body: LineBody::Notice(format!(
+                    "Something the customer sent could not be recorded ({error}); it is kept for the administrator."
+                )),
+                mid: None,
+            };
+            if let Err(e) = self.store.append(&stored.conversation.id, vec![line]).await {
+                tracing::warn!(error = %e, "could not add a notice");
             }
         }
     }
@@ -387,8 +521,6 @@ impl Engine {
     ) -> Result<Applied, EngineError> {
         let queued: Queued = serde_json::from_str(&event.body)
             .map_err(|e| EngineError::Store(StoreError::Backend(Box::new(e))))?;
-        let span = tracing::debug_span!("apply", key = %event.key, seq = event.seq);
-        let _enter = span.enter();
         let page = PageId::new(queued.page.clone());
         let customer = UserId::new(queued.customer.clone());
         let sent = crate::time::from_millis(i64::try_from(queued.sent_ms).unwrap_or(i64::MAX));
@@ -491,7 +623,9 @@ impl Engine {
             let (conversation, effects, expected) =
                 match self.store.find_open(&page, &customer).await? {
                     None => {
-                        let seed = inbound.mid.clone().unwrap_or_else(|| event.key.clone());
+                        // The event names the conversation: an id never taken before, the
+                        // same on every instance that applies this event.
+                        let seed = format!("{}:{}", event.key, event.seq);
                         let id = conversation_id(&page, &customer, &seed);
                         let (c, effects) = Conversation::start(
                             id,
@@ -781,5 +915,14 @@ mod tests {
     fn thread_keys_are_unambiguous() {
         assert_ne!(thread_key("1:2", "3"), thread_key("1", "2:3"));
         assert_eq!(thread_key("10", "7"), "2:10:7");
+        for (page, customer) in [("10", "7"), ("1:2", "3"), ("", ""), ("é", ":")] {
+            assert_eq!(
+                split_thread(&thread_key(page, customer)),
+                Some((page, customer))
+            );
+        }
+        for bad in ["", "x", "9:ab:c", "2:ab", "2:abc", "2é:ab:c"] {
+            assert_eq!(split_thread(bad), None, "{bad}");
+        }
     }
 }

@@ -845,10 +845,39 @@ impl Engine {
     /// # Errors
     /// Store failures; conversations that fail are skipped and retried at the next tick.
     pub async fn tick(&self, now: SystemTime) -> Result<usize, EngineError> {
-        let swept = self.apply_pending(now).await?;
-        for (thread, e) in &swept.failed {
-            tracing::warn!(thread, error = %e, "inbox sweep: an event is still pending");
+        // Each step runs even when an earlier one failed; the first failure is returned.
+        let mut first_error = None;
+        match self.apply_pending(now).await {
+            Ok(swept) => {
+                for (thread, e) in &swept.failed {
+                    tracing::warn!(thread, error = %e, "inbox sweep: an event is still pending");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "inbox sweep failed");
+                first_error = Some(e);
+            }
         }
+        let fired = match self.fire_due(now).await {
+            Ok(fired) => fired,
+            Err(e) => {
+                tracing::warn!(error = %e, "timers failed");
+                first_error.get_or_insert(e);
+                0
+            }
+        };
+        if let Err(e) = self.recover(now).await {
+            tracing::warn!(error = %e, "recovery failed");
+            first_error.get_or_insert(e);
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(fired),
+        }
+    }
+
+    /// Fires due timers and gives queued conversations another chance at an offer.
+    async fn fire_due(&self, now: SystemTime) -> Result<usize, EngineError> {
         let due = self.store.due(now).await?;
         let mut fired = 0;
         for id in due {
@@ -860,7 +889,7 @@ impl Engine {
         // Conversations left in the queue without an offer get another chance.
         for stored in self.store.list_queued().await? {
             let c = stored.conversation;
-            if matches!(c.state, crate::conversation::State::Open { offer: None }) {
+            if !c.paused && matches!(c.state, crate::conversation::State::Open { offer: None }) {
                 let exclude: Vec<AgentId> = c
                     .declined
                     .iter()
@@ -880,7 +909,6 @@ impl Engine {
                 }
             }
         }
-        self.recover(now).await?;
         Ok(fired)
     }
 

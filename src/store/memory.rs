@@ -30,10 +30,13 @@ struct StoreInner {
     next_effect: u64,
     /// Pending inbox events by sequence number.
     inbox: BTreeMap<u64, InboxEvent>,
-    /// Keys received: when, and whether the event was applied.
-    inbox_keys: HashMap<String, InboxKey>,
+    /// Events received, by thread and key: when, and whether the event was applied.
+    inbox_keys: HashMap<(String, String), InboxKey>,
+    /// Failed attempts at pending events, and when to try again.
+    inbox_retry: HashMap<u64, (u32, SystemTime)>,
+    /// Events given up on, with the error.
+    inbox_dead: Vec<(InboxEvent, String)>,
     next_inbox: u64,
-    receives: u64,
 }
 
 struct InboxKey {
@@ -53,7 +56,11 @@ impl StoreInner {
         let Some(event) = self.inbox.remove(&seq) else {
             return false;
         };
-        if let Some(k) = self.inbox_keys.get_mut(&event.key) {
+        self.inbox_retry.remove(&seq);
+        if let Some(k) = self
+            .inbox_keys
+            .get_mut(&(event.thread.clone(), event.key.clone()))
+        {
             k.applied = true;
         }
         true
@@ -340,16 +347,12 @@ impl ConversationStore for InMemoryStore {
         keep: Duration,
     ) -> Result<Vec<bool>, StoreError> {
         let mut inner = lock(&self.inner);
-        inner.receives += 1;
-        if inner.receives % 1024 == 0 {
-            // Forget applied keys older than `keep`, so the map stays bounded.
-            inner.inbox_keys.retain(|_, k| k.remembered(now, keep));
-        }
         let mut out = Vec::with_capacity(events.len());
         for e in events {
+            let id = (e.thread.clone(), e.key.clone());
             let seen = inner
                 .inbox_keys
-                .get(&e.key)
+                .get(&id)
                 .is_some_and(|k| k.remembered(now, keep));
             if seen {
                 out.push(false);
@@ -364,10 +367,11 @@ impl ConversationStore for InMemoryStore {
                     key: e.key.clone(),
                     thread: e.thread.clone(),
                     body: e.body.clone(),
+                    attempts: 0,
                 },
             );
             inner.inbox_keys.insert(
-                e.key.clone(),
+                id,
                 InboxKey {
                     received: now,
                     applied: false,
@@ -385,7 +389,10 @@ impl ConversationStore for InMemoryStore {
             .values()
             .filter(|e| e.thread == thread)
             .take(limit)
-            .cloned()
+            .map(|e| InboxEvent {
+                attempts: inner.inbox_retry.get(&e.seq).map_or(0, |(n, _)| *n),
+                ..e.clone()
+            })
             .collect())
     }
 
@@ -400,12 +407,62 @@ impl ConversationStore for InMemoryStore {
             if threads.len() >= limit {
                 break;
             }
-            let received = inner.inbox_keys.get(&e.key).map(|k| k.received);
-            if received.is_some_and(|r| r <= received_by) && !threads.contains(&e.thread) {
+            let received = inner
+                .inbox_keys
+                .get(&(e.thread.clone(), e.key.clone()))
+                .map(|k| k.received);
+            let backing_off = |thread: &str| {
+                inner.inbox.values().any(|p| {
+                    p.thread == thread
+                        && inner
+                            .inbox_retry
+                            .get(&p.seq)
+                            .is_some_and(|(_, at)| *at > received_by)
+                })
+            };
+            if received.is_some_and(|r| r <= received_by)
+                && !threads.contains(&e.thread)
+                && !backing_off(&e.thread)
+            {
                 threads.push(e.thread.clone());
             }
         }
         Ok(threads)
+    }
+
+    async fn inbox_failed(
+        &self,
+        seq: u64,
+        _error: &str,
+        retry_at: SystemTime,
+    ) -> Result<u32, StoreError> {
+        let mut inner = lock(&self.inner);
+        if !inner.inbox.contains_key(&seq) {
+            return Ok(0);
+        }
+        let entry = inner.inbox_retry.entry(seq).or_insert((0, retry_at));
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = retry_at;
+        Ok(entry.0)
+    }
+
+    async fn inbox_dead(&self, seq: u64, error: &str) -> Result<bool, StoreError> {
+        let mut inner = lock(&self.inner);
+        let Some(event) = inner.inbox.remove(&seq) else {
+            return Ok(false);
+        };
+        inner.inbox_retry.remove(&seq);
+        inner.inbox_dead.push((event, error.to_owned()));
+        Ok(true)
+    }
+
+    async fn purge_inbox(&self, received_before: SystemTime) -> Result<u64, StoreError> {
+        let mut inner = lock(&self.inner);
+        let before = inner.inbox_keys.len();
+        inner
+            .inbox_keys
+            .retain(|_, k| !(k.applied && k.received < received_before));
+        Ok((before - inner.inbox_keys.len()) as u64)
     }
 
     async fn inbox_done(&self, seq: u64) -> Result<bool, StoreError> {

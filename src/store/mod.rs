@@ -125,6 +125,8 @@ pub struct InboxEvent {
     pub thread: String,
     /// The event, as the engine serialised it.
     pub body: String,
+    /// Failed attempts to apply it so far.
+    pub attempts: u32,
 }
 
 /// An effect saved with its state change and not yet delivered.
@@ -153,8 +155,9 @@ pub struct PendingEffect {
 ///   (`at`), lines of equal time in the order of appends.
 /// - Effects of a commit stay pending until `complete` is called with their key.
 /// - **The inbox.** `receive` is atomic and durable when it returns `Ok`: every event of the
-///   call is recorded, or none is. An event whose key was received before (pending, or
-///   applied less than `keep` ago) is a duplicate (`false`) and changes nothing. Of concurrent
+///   call is recorded, or none is. An event is named by its thread and key. One received
+///   before (pending, given up on, or received less than `keep` ago) is a duplicate (`false`)
+///   and changes nothing. Of concurrent
 ///   calls with one key, exactly one records it; the others return only once that record is
 ///   durable (or fail). A pending event is never dropped, however old; once applied (by a
 ///   commit whose [`Commit::applies`] names it, or by `inbox_done`) it is not returned by
@@ -223,7 +226,7 @@ pub trait ConversationStore: Send + Sync {
     async fn complete(&self, key: &str) -> Result<(), StoreError>;
 
     /// Records received events, all or none, in one transaction; for each, in order, whether
-    /// it is new (`false`: a duplicate). A key repeated within one call counts once.
+    /// it is new (`false`: a duplicate). An event repeated within one call counts once.
     async fn receive(
         &self,
         events: &[NewInboxEvent],
@@ -236,6 +239,7 @@ pub trait ConversationStore: Send + Sync {
 
     /// Threads with events received at or before `received_by` and still pending, the oldest
     /// first, at most `limit` (for the sweep that applies what a crash or a failure left).
+    /// A thread with an event waiting to be tried again after `received_by` is left out.
     async fn inbox_threads(
         &self,
         received_by: SystemTime,
@@ -245,6 +249,24 @@ pub trait ConversationStore: Send + Sync {
     /// Marks an event applied without a state change (it changed nothing); `false` if it was
     /// not pending.
     async fn inbox_done(&self, seq: u64) -> Result<bool, StoreError>;
+
+    /// Records that applying a pending event failed: one more attempt, the error, and when to
+    /// try again (until then `inbox_threads` leaves its thread out). Returns the attempts so
+    /// far (0 if it was not pending).
+    async fn inbox_failed(
+        &self,
+        seq: u64,
+        error: &str,
+        retry_at: SystemTime,
+    ) -> Result<u32, StoreError>;
+
+    /// Gives up on a pending event that cannot be applied: it is kept, with the error, for
+    /// the administrator, and no longer blocks its thread. `false` if it was not pending.
+    async fn inbox_dead(&self, seq: u64, error: &str) -> Result<bool, StoreError>;
+
+    /// Forgets applied events received before `received_before` (their keys then no longer
+    /// mark redeliveries); returns how many.
+    async fn purge_inbox(&self, received_before: SystemTime) -> Result<u64, StoreError>;
 }
 
 /// Choosing agents.

@@ -25,7 +25,7 @@
 //!   database written by a newer version of this crate is refused with
 //!   [`StoreError::SchemaTooNew`], never downgraded.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -44,8 +44,22 @@ use super::OUTBOX_LEASE;
 
 use crate::time::millis;
 
-/// Rows per multi-row insert into the inbox (six parameters each, under SQLite's limit).
+/// Rows per multi-row statement on the inbox (at most five parameters each, under SQLite's
+/// limit).
 const INBOX_CHUNK: usize = 500;
+
+/// The stored key of an event: its thread (length-prefixed), then its key, so that a thread's
+/// events are one range of the unique index.
+fn inbox_key(thread: &str, key: &str) -> String {
+    format!("{}:{thread}\u{1}{key}", thread.len())
+}
+
+/// The range of stored keys of a thread's events: `[from, to)`.
+fn inbox_range(thread: &str) -> (String, String) {
+    let from = format!("{}:{thread}\u{1}", thread.len());
+    let to = format!("{}:{thread}\u{2}", thread.len());
+    (from, to)
+}
 
 fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Backend(Box::new(e))
@@ -124,21 +138,26 @@ const MIGRATIONS: [&str; 4] = [
     )",
     // 3: the queue of conversations waiting for an offer.
     "CREATE INDEX conversations_queued ON conversations (created_ms) WHERE closed = 0 AND agent IS NULL",
-    // 4: the inbox of received events (also the record of keys seen, which replaces `dedup`),
-    // and transcripts read in the order of their lines' times.
+    // 4: the inbox of received events (its unique keys are also the record of events seen;
+    // the old `dedup` table is left for instances of schema 3 still draining), and transcripts
+    // read in the order of their lines' times. The key starts with the thread, so that the one
+    // unique index also finds a thread's events (one index written out of order per event).
     "CREATE TABLE inbox (
         seq {id},
-        key TEXT NOT NULL UNIQUE,
+        key TEXT{collate_c} NOT NULL UNIQUE,
         thread TEXT NOT NULL,
         body TEXT NOT NULL,
         received_ms BIGINT NOT NULL,
-        applied BIGINT NOT NULL
+        applied BIGINT NOT NULL,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        retry_ms BIGINT NOT NULL DEFAULT 0,
+        last_error TEXT
     );
-    CREATE INDEX inbox_pending ON inbox (thread, seq) WHERE applied = 0;
+    CREATE INDEX inbox_pending ON inbox (seq) WHERE applied = 0;
     CREATE INDEX inbox_applied ON inbox (received_ms) WHERE applied = 1;
     ALTER TABLE transcript ADD COLUMN at_ms BIGINT NOT NULL DEFAULT 0;
-    CREATE INDEX transcript_time ON transcript (conversation, at_ms, id);
-    DROP TABLE dedup",
+    {backfill_at_ms};
+    CREATE INDEX transcript_time ON transcript (conversation, at_ms, id)",
 ];
 
 macro_rules! sql_store {
@@ -146,13 +165,17 @@ macro_rules! sql_store {
         $(#[$doc:meta])*
         $name:ident, $db:ty,
         id = $id_type:literal, blob = $blob_type:literal, lock = $lock:literal,
-        begin_write = $begin_write:literal, schema_lock = $schema_lock:literal
+        begin_write = $begin_write:literal, schema_lock = $schema_lock:literal,
+        collate_c = $collate_c:literal, backfill_at_ms = $backfill:literal
     ) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name {
+            /// Reads.
             pool: sqlx::Pool<$db>,
-            receives: std::sync::Arc<AtomicU64>,
+            /// Writes: on SQLite one connection, so that writers queue in the process instead
+            /// of in SQLite's busy handler (which sleeps); elsewhere the same pool.
+            writer: sqlx::Pool<$db>,
             lease: Duration,
         }
 
@@ -169,8 +192,13 @@ macro_rules! sql_store {
             /// [`StoreError::SchemaTooNew`] for a database of a newer, unknown schema;
             /// [`StoreError::Backend`] when the database fails.
             pub async fn from_pool(pool: sqlx::Pool<$db>) -> Result<Self, StoreError> {
-                Self::migrate(&pool, MIGRATIONS.len()).await?;
-                Ok(Self { pool, receives: std::sync::Arc::new(AtomicU64::new(0)), lease: OUTBOX_LEASE })
+                Self::from_pools(pool.clone(), pool).await
+            }
+
+            /// Like [`Self::from_pool`], with reads and writes on pools of their own.
+            async fn from_pools(pool: sqlx::Pool<$db>, writer: sqlx::Pool<$db>) -> Result<Self, StoreError> {
+                Self::migrate(&writer, MIGRATIONS.len()).await?;
+                Ok(Self { pool, writer, lease: OUTBOX_LEASE })
             }
 
             /// Sets how long fresh effects stay reserved to the instance that committed them
@@ -211,7 +239,7 @@ macro_rules! sql_store {
             /// (`BEGIN IMMEDIATE`), so a transaction that reads and then writes never fails on a
             /// lock upgrade (the busy timeout applies to `BEGIN IMMEDIATE`, not to an upgrade).
             async fn write_tx(&self) -> Result<sqlx::Transaction<'static, $db>, StoreError> {
-                self.pool.begin_with($begin_write).await.map_err(from_sqlx)
+                self.writer.begin_with($begin_write).await.map_err(from_sqlx)
             }
 
             /// Applies the migrations up to number `upto` (1-based count), all in one
@@ -240,7 +268,11 @@ macro_rules! sql_store {
                     if version <= found {
                         continue;
                     }
-                    let script = script.replace("{id}", $id_type).replace("{blob}", $blob_type);
+                    let script = script
+                        .replace("{id}", $id_type)
+                        .replace("{blob}", $blob_type)
+                        .replace("{collate_c}", $collate_c)
+                        .replace("{backfill_at_ms}", $backfill);
                     for statement in script.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                         sqlx::query(statement).execute(&mut *tx).await.map_err(from_sqlx)?;
                     }
@@ -522,7 +554,7 @@ macro_rules! sql_store {
             async fn complete(&self, key: &str) -> Result<(), StoreError> {
                 sqlx::query("UPDATE outbox SET done = 1 WHERE key = $1")
                     .bind(key)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(from_sqlx)?;
                 Ok(())
@@ -533,26 +565,24 @@ macro_rules! sql_store {
                     return Ok(Vec::new());
                 }
                 let now_ms = millis(now);
-                let forget_before = millis(now).saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+                let forget_before = now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+                // An event repeated in one call counts once, at its first place.
+                let stored: Vec<String> = events.iter().map(|e| inbox_key(&e.thread, &e.key)).collect();
+                let mut first = HashSet::with_capacity(events.len());
+                let unique: Vec<(&str, &NewInboxEvent)> = stored
+                    .iter()
+                    .zip(events)
+                    .filter(|(k, _)| first.insert(k.as_str()))
+                    .map(|(k, e)| (k.as_str(), e))
+                    .collect();
                 let mut tx = self.write_tx().await?;
-                // Now and then, forget applied keys older than `keep`.
-                if self.receives.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
-                    sqlx::query("DELETE FROM inbox WHERE applied = 1 AND received_ms <= $1")
-                        .bind(forget_before)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(from_sqlx)?;
-                }
-                // A key repeated in one call counts once, at its first place.
-                let mut first: std::collections::HashSet<&str> = std::collections::HashSet::with_capacity(events.len());
-                let unique: Vec<&NewInboxEvent> = events.iter().filter(|e| first.insert(e.key.as_str())).collect();
-                let mut inserted: std::collections::HashSet<String> = std::collections::HashSet::with_capacity(unique.len());
+                let mut inserted: HashSet<String> = HashSet::with_capacity(unique.len());
                 for chunk in unique.chunks(INBOX_CHUNK) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO inbox (key, thread, body, received_ms, applied) ",
                     );
-                    insert.push_values(chunk, |mut row, e| {
-                        row.push_bind(e.key.as_str())
+                    insert.push_values(chunk, |mut row, (key, e)| {
+                        row.push_bind(*key)
                             .push_bind(e.thread.as_str())
                             .push_bind(e.body.as_str())
                             .push_bind(now_ms)
@@ -566,56 +596,72 @@ macro_rules! sql_store {
                         .map_err(from_sqlx)?;
                     inserted.extend(rows.into_iter().map(|(k,)| k));
                 }
-                // A key seen before: a duplicate, unless it was applied longer ago than
-                // `keep` (then it is received again).
-                for e in &unique {
-                    if inserted.contains(&e.key) {
-                        continue;
+                // Seen before: a duplicate, unless it was applied longer ago than `keep`
+                // (then it is received again). One statement for all of them.
+                let seen: Vec<&(&str, &NewInboxEvent)> =
+                    unique.iter().filter(|(k, _)| !inserted.contains(*k)).collect();
+                for chunk in seen.chunks(INBOX_CHUNK) {
+                    let mut forget = sqlx::QueryBuilder::<$db>::new("DELETE FROM inbox WHERE applied = 1 AND received_ms <= ");
+                    forget.push_bind(forget_before).push(" AND key IN (");
+                    let mut keys = forget.separated(", ");
+                    for (key, _) in chunk {
+                        keys.push_bind(*key);
                     }
-                    let forgotten = sqlx::query("DELETE FROM inbox WHERE key = $1 AND applied = 1 AND received_ms <= $2")
-                        .bind(e.key.as_str())
-                        .bind(forget_before)
-                        .execute(&mut *tx)
+                    forget.push(") RETURNING key");
+                    let forgotten: Vec<(String,)> = forget
+                        .build_query_as()
+                        .fetch_all(&mut *tx)
                         .await
                         .map_err(from_sqlx)?;
-                    if forgotten.rows_affected() > 0 {
+                    for (key,) in forgotten {
+                        let Some((_, e)) = chunk.iter().find(|(k, _)| *k == key) else { continue };
                         sqlx::query("INSERT INTO inbox (key, thread, body, received_ms, applied) VALUES ($1, $2, $3, $4, 0)")
-                            .bind(e.key.as_str())
+                            .bind(key.as_str())
                             .bind(e.thread.as_str())
                             .bind(e.body.as_str())
                             .bind(now_ms)
                             .execute(&mut *tx)
                             .await
                             .map_err(from_sqlx)?;
-                        inserted.insert(e.key.clone());
+                        inserted.insert(key);
                     }
                 }
                 tx.commit().await.map_err(from_sqlx)?;
-                let mut counted = std::collections::HashSet::with_capacity(events.len());
-                Ok(events
+                let mut counted = HashSet::with_capacity(events.len());
+                Ok(stored
                     .iter()
-                    .map(|e| inserted.contains(&e.key) && counted.insert(e.key.as_str()))
+                    .map(|k| inserted.contains(k) && counted.insert(k.as_str()))
                     .collect())
             }
 
             async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
-                let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
-                    "SELECT seq, key, thread, body FROM inbox WHERE thread = $1 AND applied = 0 ORDER BY seq LIMIT $2",
+                // The thread's keys share a prefix: a range of the unique index.
+                let (from, to) = inbox_range(thread);
+                let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+                    "SELECT seq, key, body, attempts FROM inbox WHERE key >= $1 AND key < $2 AND applied = 0 ORDER BY seq LIMIT $3",
                 )
-                .bind(thread)
+                .bind(&from)
+                .bind(&to)
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
                 .fetch_all(&self.pool)
                 .await
                 .map_err(from_sqlx)?;
                 Ok(rows
                     .into_iter()
-                    .map(|(seq, key, thread, body)| InboxEvent { seq: u64::try_from(seq).unwrap_or(0), key, thread, body })
+                    .map(|(seq, key, body, attempts)| InboxEvent {
+                        seq: u64::try_from(seq).unwrap_or(0),
+                        key: key.get(from.len()..).unwrap_or_default().to_owned(),
+                        thread: thread.to_owned(),
+                        body,
+                        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    })
                     .collect())
             }
 
             async fn inbox_threads(&self, received_by: SystemTime, limit: usize) -> Result<Vec<String>, StoreError> {
                 let rows: Vec<(String,)> = sqlx::query_as(
-                    "SELECT thread FROM inbox WHERE applied = 0 AND received_ms <= $1 GROUP BY thread ORDER BY MIN(seq) LIMIT $2",
+                    "SELECT thread FROM inbox WHERE applied = 0 AND received_ms <= $1
+                     GROUP BY thread HAVING MAX(retry_ms) <= $1 ORDER BY MIN(seq) LIMIT $2",
                 )
                 .bind(millis(received_by))
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -628,10 +674,43 @@ macro_rules! sql_store {
             async fn inbox_done(&self, seq: u64) -> Result<bool, StoreError> {
                 let done = sqlx::query("UPDATE inbox SET applied = 1 WHERE seq = $1 AND applied = 0")
                     .bind(i64::try_from(seq).unwrap_or(i64::MAX))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(from_sqlx)?;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn inbox_failed(&self, seq: u64, error: &str, retry_at: SystemTime) -> Result<u32, StoreError> {
+                let row: Option<(i64,)> = sqlx::query_as(
+                    "UPDATE inbox SET attempts = attempts + 1, retry_ms = $2, last_error = $3
+                     WHERE seq = $1 AND applied = 0 RETURNING attempts",
+                )
+                .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+                .bind(millis(retry_at))
+                .bind(error)
+                .fetch_optional(&self.writer)
+                .await
+                .map_err(from_sqlx)?;
+                Ok(row.map_or(0, |(n,)| u32::try_from(n).unwrap_or(u32::MAX)))
+            }
+
+            async fn inbox_dead(&self, seq: u64, error: &str) -> Result<bool, StoreError> {
+                let done = sqlx::query("UPDATE inbox SET applied = 2, last_error = $2 WHERE seq = $1 AND applied = 0")
+                    .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+                    .bind(error)
+                    .execute(&self.writer)
+                    .await
+                    .map_err(from_sqlx)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn purge_inbox(&self, received_before: SystemTime) -> Result<u64, StoreError> {
+                let done = sqlx::query("DELETE FROM inbox WHERE applied = 1 AND received_ms < $1")
+                    .bind(millis(received_before))
+                    .execute(&self.writer)
+                    .await
+                    .map_err(from_sqlx)?;
+                Ok(done.rows_affected())
             }
         }
 
@@ -643,7 +722,7 @@ macro_rules! sql_store {
                     .bind(&key)
                     .bind(content_type)
                     .bind(bytes.as_ref())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(from_sqlx)?;
                 Ok(key)
@@ -667,7 +746,9 @@ sql_store!(
     /// The stores on SQLite: one file, created and migrated on first open, in WAL mode.
     SqliteStore, sqlx::Sqlite,
     id = "INTEGER PRIMARY KEY AUTOINCREMENT", blob = "BLOB", lock = "",
-    begin_write = "BEGIN IMMEDIATE", schema_lock = "SELECT 1"
+    begin_write = "BEGIN IMMEDIATE", schema_lock = "SELECT 1",
+    collate_c = "",
+    backfill_at_ms = "UPDATE transcript SET at_ms = COALESCE(json_extract(body, '$.at.secs_since_epoch') * 1000 + json_extract(body, '$.at.nanos_since_epoch') / 1000000, 0)"
 );
 
 #[cfg(feature = "sqlite")]
@@ -686,12 +767,17 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(from_sqlx)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await
             .map_err(from_sqlx)?;
-        Self::from_pool(pool).await
+        Self::from_pools(pool, writer).await
     }
 }
 
@@ -700,7 +786,9 @@ sql_store!(
     /// The stores on PostgreSQL, for several instances sharing one database.
     PostgresStore, sqlx::Postgres,
     id = "BIGSERIAL PRIMARY KEY", blob = "BYTEA", lock = " FOR UPDATE SKIP LOCKED",
-    begin_write = "BEGIN", schema_lock = "SELECT pg_advisory_xact_lock(7295318845091)"
+    begin_write = "BEGIN", schema_lock = "SELECT pg_advisory_xact_lock(7295318845091)",
+    collate_c = " COLLATE \"C\"",
+    backfill_at_ms = "UPDATE transcript SET at_ms = COALESCE((body::json->'at'->>'secs_since_epoch')::bigint * 1000 + (body::json->'at'->>'nanos_since_epoch')::bigint / 1000000, 0)"
 );
 
 #[cfg(feature = "postgres")]

@@ -86,6 +86,7 @@ where
     inbox_records_once_and_applies_with_the_commit(&*store).await;
     concurrent_receives_record_once(store.clone()).await;
     inbox_threads_oldest_first(&*store).await;
+    inbox_failures_back_off_and_can_be_set_aside(&*store).await;
     media_round_trip(media).await;
 }
 
@@ -490,6 +491,94 @@ async fn inbox_threads_oldest_first(store: &dyn ConversationStore) {
         ),
         vec![y, x],
         "oldest first"
+    );
+}
+
+async fn inbox_failures_back_off_and_can_be_set_aside(store: &dyn ConversationStore) {
+    let run = unique("poison");
+    let keep = Duration::from_secs(3600);
+    let (t, other) = (format!("{run}-t"), format!("{run}-o"));
+    // One key in two threads: two events.
+    assert_eq!(
+        store
+            .receive(
+                &[inbox_event("k", &t), inbox_event("k", &other)],
+                t0(),
+                keep
+            )
+            .await
+            .unwrap(),
+        [true, true],
+        "an event is named by its thread and key"
+    );
+    let head = store.inbox(&t, 10).await.unwrap().remove(0);
+    assert_eq!((head.key.as_str(), head.attempts), ("k", 0));
+    let later = t0() + Duration::from_secs(60);
+    assert_eq!(
+        store.inbox_failed(head.seq, "boom", later).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.inbox_failed(head.seq, "boom", later).await.unwrap(),
+        2
+    );
+    assert_eq!(store.inbox(&t, 10).await.unwrap()[0].attempts, 2);
+    let mine = |threads: Vec<String>| -> Vec<String> {
+        threads
+            .into_iter()
+            .filter(|x| x.starts_with(&run))
+            .collect()
+    };
+    assert_eq!(
+        mine(store.inbox_threads(t0(), 10_000).await.unwrap()),
+        vec![other.clone()],
+        "a thread waiting to be tried again is left out"
+    );
+    assert_eq!(
+        mine(store.inbox_threads(later, 10_000).await.unwrap()),
+        vec![t.clone(), other.clone()]
+    );
+    // Set aside: no longer pending, still a duplicate, never purged.
+    assert!(store.inbox_dead(head.seq, "boom").await.unwrap());
+    assert!(!store.inbox_dead(head.seq, "boom").await.unwrap());
+    assert_eq!(
+        store.inbox_failed(head.seq, "boom", later).await.unwrap(),
+        0
+    );
+    assert!(store.inbox(&t, 10).await.unwrap().is_empty());
+    store.purge_inbox(t0() + keep * 10).await.unwrap();
+    assert_eq!(
+        store
+            .receive(&[inbox_event("k", &t)], t0() + keep * 10, keep)
+            .await
+            .unwrap(),
+        [false]
+    );
+    // Applied events are forgotten by the purge; pending ones are not.
+    let o = store.inbox(&other, 10).await.unwrap().remove(0);
+    assert!(store.inbox_done(o.seq).await.unwrap());
+    store
+        .receive(&[inbox_event("p", &other)], t0(), keep)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .purge_inbox(t0() + Duration::from_secs(1))
+            .await
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(
+        store
+            .receive(
+                &[inbox_event("k", &other), inbox_event("p", &other)],
+                t0() + Duration::from_secs(2),
+                keep
+            )
+            .await
+            .unwrap(),
+        [true, false],
+        "the applied one is received again, the pending one is still a duplicate"
     );
 }
 

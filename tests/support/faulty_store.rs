@@ -151,4 +151,19 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
     async fn inbox_done(&self, seq: u64) -> Result<bool, StoreError> {
         self.around(self.inner.inbox_done(seq)).await
     }
+    async fn inbox_failed(
+        &self,
+        seq: u64,
+        error: &str,
+        retry_at: SystemTime,
+    ) -> Result<u32, StoreError> {
+        self.around(self.inner.inbox_failed(seq, error, retry_at))
+            .await
+    }
+    async fn inbox_dead(&self, seq: u64, error: &str) -> Result<bool, StoreError> {
+        self.around(self.inner.inbox_dead(seq, error)).await
+    }
+    async fn purge_inbox(&self, received_before: SystemTime) -> Result<u64, StoreError> {
+        self.around(self.inner.purge_inbox(received_before)).await
+    }
 }
