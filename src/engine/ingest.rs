@@ -3,8 +3,8 @@
 //!
 //! **Why an inbox.** A webhook is acknowledged (200) once its events are durably recorded, and
 //! only then; recording is one multi-row insert in one transaction per body, whatever the
-//! number of events, so it is cheap and it never waits for a download, a send, or another
-//! conversation's work. The unique key of each inbox row is the record of what was seen, so
+//! number of events, so it is cheap, and [`Engine::receive`] waits for no download, send, or
+//! other conversation's work (applying comes after, in [`Engine::apply_threads`]). The unique key of each inbox row is the record of what was seen, so
 //! dedup is written in the same transaction as the event it guards ("seen iff saved"). A
 //! thread's events are then applied one after another, in order of receipt: in one process
 //! by a per-thread claim (a burst of bodies for one customer never contends with itself);

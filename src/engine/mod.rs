@@ -14,23 +14,34 @@
 //! let client = GraphClient::builder(PageAccessToken::new(std::env::var("PAGE_ACCESS_TOKEN")?)?)
 //!     .app_secret(secret.clone())
 //!     .build()?;
-//! let engine = Engine::builder(Webhook::new(&secret), Arc::new(client)).build();
-//! // In the POST handler, with the raw body:
-//! let report = engine.handle_webhook(&headers, &body, SystemTime::now()).await?;
-//! println!("{} handled, {} duplicates", report.handled, report.duplicates);
-//! // Every few seconds:
+//! let engine = Arc::new(Engine::builder(Webhook::new(&secret), Arc::new(client)).build());
+//! // In the POST handler, with the raw body: record first; answer with what that says.
+//! match engine.receive(&headers, &body, SystemTime::now()).await {
+//!     Ok(receipt) => {
+//!         // Answer 200 now; then apply what was recorded (downloads and sends happen here).
+//!         let engine = engine.clone();
+//!         tokio::spawn(async move { engine.apply_threads(&receipt.threads, SystemTime::now()).await });
+//!     }
+//!     Err(e) => println!("answer {}", e.status()), // 4xx, or 503: Meta delivers it again
+//! }
+//! // Every second or so: what a crash or a failure left, timers, effects to deliver again.
 //! engine.tick(SystemTime::now()).await?;
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! Order of work for one inbound message: dedup by event id; attachments checked against the
-//! policy (and, when enabled, downloaded, stored and checked again with their real size and
-//! first bytes); the conversation found or created and the transition applied; the new state,
-//! its transcript lines and its effects committed in one step (with a version check: a
-//! conflict reloads and retries, a bounded number of times); then the effects delivered (sends,
-//! offers, notifications) and marked done. A crash between commit and delivery leaves the
-//! effects pending in the store: [`Engine::recover`] delivers them.
+//! Order of work for one webhook: verify and parse; record the events the channel acts on in
+//! the store's inbox, in one transaction (the acknowledgement; redeliveries are recognised by
+//! their keys there); then, per thread (page and customer) in order of receipt: attachments
+//! checked against the policy; the conversation found or created and the transition applied;
+//! the new state, its transcript lines, its effects (the outbox) and the inbox event's
+//! "applied" mark committed in one step (with a version check: a conflict reloads and retries);
+//! then the effects delivered (sends, offers, notifications, fetching inbound files) and marked
+//! done. A crash after the acknowledgement leaves the events in the inbox
+//! ([`Engine::apply_pending`]); a crash between commit and delivery leaves the effects in the
+//! outbox ([`Engine::recover`]); [`Engine::tick`] runs both. [`Engine::handle_webhook`] does
+//! the recording and the applying in one call, for tests and simple hosts: its answer then
+//! waits for the applying.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
