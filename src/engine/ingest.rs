@@ -360,7 +360,14 @@ impl Engine {
                     let body = serde_json::to_string(&q)
                         .map_err(|e| EngineError::Store(StoreError::Backend(Box::new(e))))?;
                     events.push(NewInboxEvent {
-                        key: event.dedup_key(),
+                        // The event's time first: keys arrive roughly in order, so the store's
+                        // unique index grows at its end. Meta delivers an event again
+                        // unchanged, time included.
+                        key: format!(
+                            "{:013}|{}",
+                            event.timestamp.min(9_999_999_999_999),
+                            event.dedup_key()
+                        ),
                         thread: thread_key(&q.page, &q.customer),
                         body,
                     });

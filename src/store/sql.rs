@@ -48,19 +48,6 @@ use crate::time::millis;
 /// limit).
 const INBOX_CHUNK: usize = 500;
 
-/// The stored key of an event: its thread (length-prefixed), then its key, so that a thread's
-/// events are one range of the unique index.
-fn inbox_key(thread: &str, key: &str) -> String {
-    format!("{}:{thread}\u{1}{key}", thread.len())
-}
-
-/// The range of stored keys of a thread's events: `[from, to)`.
-fn inbox_range(thread: &str) -> (String, String) {
-    let from = format!("{}:{thread}\u{1}", thread.len());
-    let to = format!("{}:{thread}\u{2}", thread.len());
-    (from, to)
-}
-
 fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Backend(Box::new(e))
 }
@@ -140,11 +127,12 @@ const MIGRATIONS: [&str; 4] = [
     "CREATE INDEX conversations_queued ON conversations (created_ms) WHERE closed = 0 AND agent IS NULL",
     // 4: the inbox of received events (its unique keys are also the record of events seen;
     // the old `dedup` table is left for instances of schema 3 still draining), and transcripts
-    // read in the order of their lines' times. The key starts with the thread, so that the one
-    // unique index also finds a thread's events (one index written out of order per event).
+    // read in the order of their lines' times. The engine's keys start with the event's time,
+    // so the unique index grows at its end; the index of a thread's pending events holds only
+    // pending ones, so it stays small.
     "CREATE TABLE inbox (
         seq {id},
-        key TEXT{collate_c} NOT NULL UNIQUE,
+        key TEXT NOT NULL,
         thread TEXT NOT NULL,
         body TEXT NOT NULL,
         received_ms BIGINT NOT NULL,
@@ -153,7 +141,8 @@ const MIGRATIONS: [&str; 4] = [
         retry_ms BIGINT NOT NULL DEFAULT 0,
         last_error TEXT
     );
-    CREATE INDEX inbox_pending ON inbox (seq) WHERE applied = 0;
+    CREATE UNIQUE INDEX inbox_key ON inbox (key, thread);
+    CREATE INDEX inbox_pending ON inbox (thread, seq) WHERE applied = 0;
     CREATE INDEX inbox_applied ON inbox (received_ms) WHERE applied = 1;
     ALTER TABLE transcript ADD COLUMN at_ms BIGINT NOT NULL DEFAULT 0;
     {backfill_at_ms};
@@ -166,7 +155,7 @@ macro_rules! sql_store {
         $name:ident, $db:ty,
         id = $id_type:literal, blob = $blob_type:literal, lock = $lock:literal,
         begin_write = $begin_write:literal, schema_lock = $schema_lock:literal,
-        collate_c = $collate_c:literal, backfill_at_ms = $backfill:literal
+        backfill_at_ms = $backfill:literal
     ) => {
         $(#[$doc])*
         #[derive(Clone)]
@@ -271,7 +260,6 @@ macro_rules! sql_store {
                     let script = script
                         .replace("{id}", $id_type)
                         .replace("{blob}", $blob_type)
-                        .replace("{collate_c}", $collate_c)
                         .replace("{backfill_at_ms}", $backfill);
                     for statement in script.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                         sqlx::query(statement).execute(&mut *tx).await.map_err(from_sqlx)?;
@@ -567,81 +555,77 @@ macro_rules! sql_store {
                 let now_ms = millis(now);
                 let forget_before = now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
                 // An event repeated in one call counts once, at its first place.
-                let stored: Vec<String> = events.iter().map(|e| inbox_key(&e.thread, &e.key)).collect();
+                let name = |e: &NewInboxEvent| (e.key.clone(), e.thread.clone());
                 let mut first = HashSet::with_capacity(events.len());
-                let unique: Vec<(&str, &NewInboxEvent)> = stored
-                    .iter()
-                    .zip(events)
-                    .filter(|(k, _)| first.insert(k.as_str()))
-                    .map(|(k, e)| (k.as_str(), e))
-                    .collect();
+                let unique: Vec<&NewInboxEvent> = events.iter().filter(|e| first.insert(name(e))).collect();
                 let mut tx = self.write_tx().await?;
-                let mut inserted: HashSet<String> = HashSet::with_capacity(unique.len());
+                let mut inserted: HashSet<(String, String)> = HashSet::with_capacity(unique.len());
                 for chunk in unique.chunks(INBOX_CHUNK) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO inbox (key, thread, body, received_ms, applied) ",
                     );
-                    insert.push_values(chunk, |mut row, (key, e)| {
-                        row.push_bind(*key)
+                    insert.push_values(chunk, |mut row, e| {
+                        row.push_bind(e.key.as_str())
                             .push_bind(e.thread.as_str())
                             .push_bind(e.body.as_str())
                             .push_bind(now_ms)
                             .push_bind(0_i64);
                     });
-                    insert.push(" ON CONFLICT (key) DO NOTHING RETURNING key");
-                    let rows: Vec<(String,)> = insert
+                    insert.push(" ON CONFLICT (key, thread) DO NOTHING RETURNING key, thread");
+                    let rows: Vec<(String, String)> = insert
                         .build_query_as()
                         .fetch_all(&mut *tx)
                         .await
                         .map_err(from_sqlx)?;
-                    inserted.extend(rows.into_iter().map(|(k,)| k));
+                    inserted.extend(rows);
                 }
-                // Seen before: a duplicate, unless it was applied longer ago than `keep`
-                // (then it is received again). One statement for all of them.
-                let seen: Vec<&(&str, &NewInboxEvent)> =
-                    unique.iter().filter(|(k, _)| !inserted.contains(*k)).collect();
+                // Seen before: a duplicate, unless it was applied and received longer ago than
+                // `keep` (then it is received again). One statement for all of them.
+                let seen: Vec<&NewInboxEvent> = unique.iter().copied().filter(|e| !inserted.contains(&name(e))).collect();
                 for chunk in seen.chunks(INBOX_CHUNK) {
                     let mut forget = sqlx::QueryBuilder::<$db>::new("DELETE FROM inbox WHERE applied = 1 AND received_ms <= ");
-                    forget.push_bind(forget_before).push(" AND key IN (");
-                    let mut keys = forget.separated(", ");
-                    for (key, _) in chunk {
-                        keys.push_bind(*key);
+                    forget.push_bind(forget_before).push(" AND (key, thread) IN (");
+                    for (i, e) in chunk.iter().enumerate() {
+                        if i > 0 {
+                            forget.push(", ");
+                        }
+                        forget.push("(").push_bind(e.key.as_str()).push(", ").push_bind(e.thread.as_str()).push(")");
                     }
-                    forget.push(") RETURNING key");
-                    let forgotten: Vec<(String,)> = forget
+                    forget.push(") RETURNING key, thread");
+                    let forgotten: Vec<(String, String)> = forget
                         .build_query_as()
                         .fetch_all(&mut *tx)
                         .await
                         .map_err(from_sqlx)?;
-                    for (key,) in forgotten {
-                        let Some((_, e)) = chunk.iter().find(|(k, _)| *k == key) else { continue };
+                    for again in forgotten {
+                        let Some(e) = chunk.iter().find(|e| name(e) == again) else { continue };
                         sqlx::query("INSERT INTO inbox (key, thread, body, received_ms, applied) VALUES ($1, $2, $3, $4, 0)")
-                            .bind(key.as_str())
+                            .bind(e.key.as_str())
                             .bind(e.thread.as_str())
                             .bind(e.body.as_str())
                             .bind(now_ms)
                             .execute(&mut *tx)
                             .await
                             .map_err(from_sqlx)?;
-                        inserted.insert(key);
+                        inserted.insert(again);
                     }
                 }
                 tx.commit().await.map_err(from_sqlx)?;
                 let mut counted = HashSet::with_capacity(events.len());
-                Ok(stored
+                Ok(events
                     .iter()
-                    .map(|k| inserted.contains(k) && counted.insert(k.as_str()))
+                    .map(|e| {
+                        let n = name(e);
+                        inserted.contains(&n) && counted.insert(n)
+                    })
                     .collect())
             }
 
             async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
-                // The thread's keys share a prefix: a range of the unique index.
-                let (from, to) = inbox_range(thread);
                 let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
-                    "SELECT seq, key, body, attempts FROM inbox WHERE key >= $1 AND key < $2 AND applied = 0 ORDER BY seq LIMIT $3",
+                    "SELECT seq, key, body, attempts FROM inbox WHERE thread = $1 AND applied = 0 ORDER BY seq LIMIT $2",
                 )
-                .bind(&from)
-                .bind(&to)
+                .bind(thread)
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
                 .fetch_all(&self.pool)
                 .await
@@ -650,7 +634,7 @@ macro_rules! sql_store {
                     .into_iter()
                     .map(|(seq, key, body, attempts)| InboxEvent {
                         seq: u64::try_from(seq).unwrap_or(0),
-                        key: key.get(from.len()..).unwrap_or_default().to_owned(),
+                        key,
                         thread: thread.to_owned(),
                         body,
                         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
@@ -747,7 +731,6 @@ sql_store!(
     SqliteStore, sqlx::Sqlite,
     id = "INTEGER PRIMARY KEY AUTOINCREMENT", blob = "BLOB", lock = "",
     begin_write = "BEGIN IMMEDIATE", schema_lock = "SELECT 1",
-    collate_c = "",
     backfill_at_ms = "UPDATE transcript SET at_ms = COALESCE(json_extract(body, '$.at.secs_since_epoch') * 1000 + json_extract(body, '$.at.nanos_since_epoch') / 1000000, 0)"
 );
 
@@ -787,7 +770,6 @@ sql_store!(
     PostgresStore, sqlx::Postgres,
     id = "BIGSERIAL PRIMARY KEY", blob = "BYTEA", lock = " FOR UPDATE SKIP LOCKED",
     begin_write = "BEGIN", schema_lock = "SELECT pg_advisory_xact_lock(7295318845091)",
-    collate_c = " COLLATE \"C\"",
     backfill_at_ms = "UPDATE transcript SET at_ms = COALESCE((body::json->'at'->>'secs_since_epoch')::bigint * 1000 + (body::json->'at'->>'nanos_since_epoch')::bigint / 1000000, 0)"
 );
 
