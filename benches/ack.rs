@@ -524,7 +524,8 @@ fn row(event: &messenger_channel::webhook::Event<'_>) -> NewInboxEvent {
     })
     .unwrap();
     NewInboxEvent {
-        key: event.dedup_key(),
+        // As the engine names them: the event's time first.
+        key: format!("{:013}|{}", event.timestamp, event.dedup_key()),
         thread: format!("{}:{page}:{customer}", page.len()),
         body,
     }
@@ -555,7 +556,7 @@ async fn sqlite(path: PathBuf, connections: u32) -> Arc<SqliteStore> {
 }
 
 /// The engine's inbox insert written by hand into the crate's `inbox` table: one transaction
-/// per body, with or without `ON CONFLICT (key) DO NOTHING RETURNING key`.
+/// per body, with or without `ON CONFLICT (key, thread) DO NOTHING RETURNING key`.
 async fn raw_inbox(
     pool: &sqlx::SqlitePool,
     rows: Vec<Vec<NewInboxEvent>>,
@@ -578,7 +579,7 @@ async fn raw_inbox(
                     .push_bind(0_i64);
             });
             if returning {
-                insert.push(" ON CONFLICT (key) DO NOTHING RETURNING key");
+                insert.push(" ON CONFLICT (key, thread) DO NOTHING RETURNING key");
                 let keys: Vec<(String,)> =
                     insert.build_query_as().fetch_all(&mut *tx).await.unwrap();
                 assert_eq!(keys.len(), rows[i].len());
@@ -795,7 +796,7 @@ async fn breakdown(dir: &std::path::Path, texts: &[(String, String)], route: &[F
                     raw_inbox(four.pool(), fresh_rows(n), false).await,
                 ),
                 (
-                    "  + ON CONFLICT (key) DO NOTHING RETURNING key",
+                    "  + ON CONFLICT (key, thread) DO NOTHING RETURNING key",
                     raw_inbox(four.pool(), fresh_rows(n), true).await,
                 ),
                 (

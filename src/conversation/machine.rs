@@ -124,6 +124,7 @@ impl Conversation {
             paused: standby,
             declined: Vec::new(),
             previous_agent: None,
+            privacy_notice_sent: !standby && config.privacy_notice.is_some(),
         };
         let mut effects = Vec::with_capacity(first.lines.len() + 5);
         push_customer_lines(&mut effects, first, now);
@@ -176,6 +177,17 @@ impl Conversation {
             Input::ThreadTaken => Ok(self.set_paused(true, now)),
             Input::ThreadReturned => {
                 let mut effects = self.set_paused(false, now);
+                // Started while another app held the thread: the privacy notice was not sent.
+                if !effects.is_empty() && !self.privacy_notice_sent {
+                    if let Some(text) = &config.privacy_notice {
+                        self.privacy_notice_sent = true;
+                        effects.push(Effect::Send {
+                            agent: None,
+                            message: super::Outgoing::PrivacyNotice(text.clone()),
+                        });
+                        effects.push(notice(now, text.clone()));
+                    }
+                }
                 // Waiting in the queue while another app held the thread: offer it now.
                 if !effects.is_empty() && matches!(self.state, State::Open { offer: None }) {
                     self.prune_declined(now, config);
@@ -372,10 +384,12 @@ impl Conversation {
                     now,
                     "the customer wrote again; the conversation is back in the queue",
                 ));
-                effects.push(Effect::RequestOffer {
-                    exclude: self.recently_declined(now, config),
-                    prefer,
-                });
+                if !self.paused {
+                    effects.push(Effect::RequestOffer {
+                        exclude: self.recently_declined(now, config),
+                        prefer,
+                    });
+                }
             }
             _ => {}
         }

@@ -38,7 +38,7 @@
 //! | Wrap-up (A) | A closes the session | Closed | session released; closed |
 //! | Wrap-up | tick past auto-close (1 d) | Closed | session released; closed |
 //! | any but Closed | another app (or the Page inbox) takes the thread | same, paused | transcript notice; agents cannot send while paused |
-//! | any but Closed | the thread is passed back | same, resumed | transcript notice; in Open with no offer, request an offer |
+//! | any but Closed | the thread is passed back | same, resumed | transcript notice; the privacy notice if it was never sent; in Open with no offer, request an offer |
 //! | Closed | anything | — | error: closed conversations never change |
 //!
 //! Any other pair is a [`TransitionError`] naming the state and the input.
@@ -248,6 +248,15 @@ pub struct Conversation {
     pub declined: Vec<Declined>,
     /// The last agent who held a session (for affinity).
     pub previous_agent: Option<AgentId>,
+    /// Whether the privacy notice was sent (a conversation started while another app held
+    /// the thread sends it when the thread is passed back).
+    #[serde(default = "sent_by_default")]
+    pub privacy_notice_sent: bool,
+}
+
+/// Conversations saved before the field existed sent their notice at the start.
+fn sent_by_default() -> bool {
+    true
 }
 
 impl Conversation {

@@ -38,11 +38,13 @@ pub const INBOX_SWEEP_AFTER: Duration = Duration::from_secs(2);
 /// How many pending events of a thread are read at a time.
 const INBOX_PAGE: usize = 64;
 
-/// How many times applying an event is tried before it is set aside (about 40 minutes of
-/// backoff in all), so that an event that can never be applied does not block its thread.
+/// How many times applying an event that fails on its own (it cannot be read, or the state
+/// machine refuses it) is tried before it is set aside (about 27 minutes of backoff in all),
+/// so that it does not block its thread for ever. Store failures are tried again for as long
+/// as they last, with the same backoff.
 pub(super) const MAX_APPLY_ATTEMPTS: u32 = 12;
 
-/// The wait before attempt `attempts + 1`: 2 s doubling, at most 10 minutes.
+/// The wait after `attempts` earlier failures: 1 s doubling, at most 10 minutes.
 fn apply_backoff(attempts: u32) -> Duration {
     let secs = 2_u64.saturating_pow(attempts.min(20)).min(600);
     Duration::from_secs(secs)
@@ -466,6 +468,10 @@ impl Engine {
             if pending.is_empty() {
                 return Ok(());
             }
+            if pending[0].retry_at.is_some_and(|at| at > now) {
+                // Waiting to be tried again: the sweep takes it up when it is due.
+                return Ok(());
+            }
             for event in pending {
                 let span = tracing::debug_span!("apply", key = %event.key, seq = event.seq);
                 match self.apply_event(&event, now).instrument(span).await {
@@ -484,14 +490,23 @@ impl Engine {
     /// conversation when there is one), so that it does not block its thread for ever.
     async fn apply_failed(&self, event: &InboxEvent, error: &EngineError, now: SystemTime) {
         let message = error.to_string();
-        if event.attempts.saturating_add(1) < MAX_APPLY_ATTEMPTS {
-            let retry_at = crate::time::saturating_add(now, apply_backoff(event.attempts));
-            if let Err(e) = self.store.inbox_failed(event.seq, &message, retry_at).await {
+        let retry_at = crate::time::saturating_add(now, apply_backoff(event.attempts));
+        let attempts = match self.store.inbox_failed(event.seq, &message, retry_at).await {
+            Ok(attempts) => attempts,
+            Err(e) => {
                 tracing::warn!(error = %e, "could not record a failed attempt");
+                return;
             }
+        };
+        // A store that fails, or keeps conflicting, says nothing about the event: it is tried
+        // again for as long as that lasts. Only an event that fails on its own is set aside.
+        let transient = matches!(
+            error,
+            EngineError::Store(StoreError::Backend(_)) | EngineError::Contention(_)
+        ) && !matches!(error, EngineError::Store(StoreError::Backend(e)) if e.is::<serde_json::Error>());
+        if transient || attempts < MAX_APPLY_ATTEMPTS {
             return;
         }
-        let attempts = MAX_APPLY_ATTEMPTS;
         tracing::error!(key = %event.key, attempts, error = %message, "giving up on an inbox event; it is kept for the administrator");
         match self.store.inbox_dead(event.seq, &message).await {
             Ok(_) => self.notice_dead(event, &message, now).await,
@@ -722,15 +737,17 @@ impl Engine {
             .await?
             .into_iter()
             .find_map(|l| match l.body {
-                LineBody::File(f) if f.url.as_deref() == Some(url) => Some(f),
+                LineBody::File(f)
+                    if f.url.as_deref() == Some(url) && f.media == MediaState::Pending =>
+                {
+                    Some(f)
+                }
                 _ => None,
             });
         let Some(mut file) = current else {
+            // Fetched already (the same file sent twice is fetched once).
             return Ok(Some(Vec::new()));
         };
-        if file.media != MediaState::Pending {
-            return Ok(Some(Vec::new()));
-        }
         let Some(media) = &self.media else {
             file.media = MediaState::Unavailable("no media store is configured".into());
             return self.settle(id, url, &file, None, now).await;
@@ -798,12 +815,7 @@ impl Engine {
         notice: Option<String>,
         now: SystemTime,
     ) -> Result<Option<Vec<TranscriptLine>>, StoreError> {
-        let mut lines: Vec<TranscriptLine> = self
-            .store
-            .update_file(id, url, file)
-            .await?
-            .into_iter()
-            .collect();
+        let mut lines = self.store.update_file(id, url, file).await?;
         if let Some(text) = notice {
             let line = TranscriptLine {
                 at: now,

@@ -11,8 +11,15 @@ use super::{
     AgentNotifier, AgentRouter, Commit, ConversationStore, InboxEvent, MediaStore, NewInboxEvent,
     PendingEffect, StoreError, Stored,
 };
-use crate::conversation::{Conversation, FileLine, LineBody, Offer, State, TranscriptLine};
+use crate::conversation::{
+    Conversation, FileLine, LineBody, MediaState, Offer, State, TranscriptLine,
+};
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
+
+/// Whether the line is a file at `url` still being fetched.
+fn pending_file(line: &TranscriptLine, url: &str) -> bool {
+    matches!(&line.body, LineBody::File(f) if f.url.as_deref() == Some(url) && f.media == MediaState::Pending)
+}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind; keep serving it.
@@ -254,20 +261,21 @@ impl ConversationStore for InMemoryStore {
         id: &ConversationId,
         url: &str,
         file: &FileLine,
-    ) -> Result<Option<TranscriptLine>, StoreError> {
+    ) -> Result<Vec<TranscriptLine>, StoreError> {
         let mut inner = lock(&self.inner);
         let entry = inner
             .conversations
             .get_mut(id)
             .ok_or_else(|| StoreError::NotFound(id.clone()))?;
-        let line = entry
+        Ok(entry
             .transcript
             .iter_mut()
-            .find(|l| matches!(&l.body, LineBody::File(f) if f.url.as_deref() == Some(url)));
-        Ok(line.map(|l| {
-            l.body = LineBody::File(file.clone());
-            l.clone()
-        }))
+            .filter(|l| pending_file(l, url))
+            .map(|l| {
+                l.body = LineBody::File(file.clone());
+                l.clone()
+            })
+            .collect())
     }
 
     async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {
@@ -368,6 +376,7 @@ impl ConversationStore for InMemoryStore {
                     thread: e.thread.clone(),
                     body: e.body.clone(),
                     attempts: 0,
+                    retry_at: None,
                 },
             );
             inner.inbox_keys.insert(
@@ -389,9 +398,13 @@ impl ConversationStore for InMemoryStore {
             .values()
             .filter(|e| e.thread == thread)
             .take(limit)
-            .map(|e| InboxEvent {
-                attempts: inner.inbox_retry.get(&e.seq).map_or(0, |(n, _)| *n),
-                ..e.clone()
+            .map(|e| {
+                let retry = inner.inbox_retry.get(&e.seq);
+                InboxEvent {
+                    attempts: retry.map_or(0, |(n, _)| *n),
+                    retry_at: retry.map(|(_, at)| *at),
+                    ..e.clone()
+                }
             })
             .collect())
     }

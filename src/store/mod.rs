@@ -127,6 +127,8 @@ pub struct InboxEvent {
     pub body: String,
     /// Failed attempts to apply it so far.
     pub attempts: u32,
+    /// After a failed attempt: not to be tried again before this time.
+    pub retry_at: Option<SystemTime>,
 }
 
 /// An effect saved with its state change and not yet delivered.
@@ -188,14 +190,15 @@ pub trait ConversationStore: Send + Sync {
     /// The whole transcript, in order.
     async fn transcript(&self, id: &ConversationId) -> Result<Vec<TranscriptLine>, StoreError>;
 
-    /// Replaces the file of the conversation's first file line whose URL is `url` (a fetched
-    /// inbound file); returns that line as updated, or `None` when there is none.
+    /// Replaces the file of every file line of the conversation whose URL is `url` and whose
+    /// copy is still [`crate::conversation::MediaState::Pending`] (a fetched inbound file;
+    /// the same file sent twice makes two lines); returns those lines as updated.
     async fn update_file(
         &self,
         id: &ConversationId,
         url: &str,
         file: &FileLine,
-    ) -> Result<Option<TranscriptLine>, StoreError>;
+    ) -> Result<Vec<TranscriptLine>, StoreError>;
 
     /// The conversations an agent holds (Active or Wrap-up), or was offered, or left Waiting.
     async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError>;

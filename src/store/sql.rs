@@ -34,7 +34,9 @@ use super::{
     Commit, ConversationStore, InboxEvent, MediaStore, NewInboxEvent, PendingEffect, StoreError,
     Stored,
 };
-use crate::conversation::{Conversation, Effect, FileLine, LineBody, State, TranscriptLine};
+use crate::conversation::{
+    Conversation, Effect, FileLine, LineBody, MediaState, State, TranscriptLine,
+};
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 
 /// The schema version this crate writes.
@@ -454,29 +456,41 @@ macro_rules! sql_store {
                 rows.iter().map(|(b,)| from_json(b)).collect()
             }
 
-            async fn update_file(&self, id: &ConversationId, url: &str, file: &FileLine) -> Result<Option<TranscriptLine>, StoreError> {
-                let mut tx = self.write_tx().await?;
+            async fn update_file(&self, id: &ConversationId, url: &str, file: &FileLine) -> Result<Vec<TranscriptLine>, StoreError> {
+                // Read outside the write lock; then update only lines still pending.
                 let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, body FROM transcript WHERE conversation = $1 ORDER BY id")
                     .bind(id.as_str())
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&self.pool)
                     .await
                     .map_err(from_sqlx)?;
+                let mut targets = Vec::new();
                 for (row, body) in rows {
-                    let mut line: TranscriptLine = from_json(&body)?;
-                    if !matches!(&line.body, LineBody::File(f) if f.url.as_deref() == Some(url)) {
-                        continue;
+                    let line: TranscriptLine = from_json(&body)?;
+                    if matches!(&line.body, LineBody::File(f) if f.url.as_deref() == Some(url) && f.media == MediaState::Pending) {
+                        targets.push((row, body, line));
                     }
+                }
+                let mut updated = Vec::with_capacity(targets.len());
+                if targets.is_empty() {
+                    return Ok(updated);
+                }
+                let mut tx = self.write_tx().await?;
+                for (row, old, mut line) in targets {
                     line.body = LineBody::File(file.clone());
-                    sqlx::query("UPDATE transcript SET body = $1 WHERE id = $2")
+                    // Only if nobody changed the line meanwhile.
+                    let done = sqlx::query("UPDATE transcript SET body = $1 WHERE id = $2 AND body = $3")
                         .bind(to_json(&line)?)
                         .bind(row)
+                        .bind(&old)
                         .execute(&mut *tx)
                         .await
                         .map_err(from_sqlx)?;
-                    tx.commit().await.map_err(from_sqlx)?;
-                    return Ok(Some(line));
+                    if done.rows_affected() > 0 {
+                        updated.push(line);
+                    }
                 }
-                Ok(None)
+                tx.commit().await.map_err(from_sqlx)?;
+                Ok(updated)
             }
 
             async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {
@@ -622,8 +636,8 @@ macro_rules! sql_store {
             }
 
             async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
-                let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
-                    "SELECT seq, key, body, attempts FROM inbox WHERE thread = $1 AND applied = 0 ORDER BY seq LIMIT $2",
+                let rows: Vec<(i64, String, String, i64, i64)> = sqlx::query_as(
+                    "SELECT seq, key, body, attempts, retry_ms FROM inbox WHERE thread = $1 AND applied = 0 ORDER BY seq LIMIT $2",
                 )
                 .bind(thread)
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -632,12 +646,13 @@ macro_rules! sql_store {
                 .map_err(from_sqlx)?;
                 Ok(rows
                     .into_iter()
-                    .map(|(seq, key, body, attempts)| InboxEvent {
+                    .map(|(seq, key, body, attempts, retry_ms)| InboxEvent {
                         seq: u64::try_from(seq).unwrap_or(0),
                         key,
                         thread: thread.to_owned(),
                         body,
                         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                        retry_at: (retry_ms > 0).then(|| crate::time::from_millis(retry_ms)),
                     })
                     .collect())
             }

@@ -108,7 +108,7 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
         id: &ConversationId,
         url: &str,
         file: &FileLine,
-    ) -> Result<Option<TranscriptLine>, StoreError> {
+    ) -> Result<Vec<TranscriptLine>, StoreError> {
         self.around(self.inner.update_file(id, url, file)).await
     }
     async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {
