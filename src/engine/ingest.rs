@@ -336,7 +336,17 @@ impl Engine {
         now: SystemTime,
     ) -> Result<Receipt, EngineError> {
         let span = tracing::debug_span!("receive", events = tracing::field::Empty);
-        let _enter = span.enter();
+        self.receive_events(batch, now, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn receive_events(
+        &self,
+        batch: &Batch<'_>,
+        now: SystemTime,
+        span: &tracing::Span,
+    ) -> Result<Receipt, EngineError> {
         let mut receipt = Receipt::default();
         let mut events = Vec::new();
         let mut echoes = Vec::new();
@@ -754,8 +764,7 @@ impl Engine {
         };
         let max = self.policy.direction(Direction::Inbound).max_bytes();
         let span = tracing::debug_span!("fetch_media", conversation = %id);
-        let _enter = span.enter();
-        match self.send.download(url, max).await {
+        match self.send.download(url, max).instrument(span).await {
             Ok(downloaded) => {
                 let head = &downloaded.bytes[..downloaded.bytes.len().min(8192)];
                 let (kind, shown) = (file.kind.clone(), file.name.clone());

@@ -48,6 +48,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
+use tracing::Instrument as _;
 
 use crate::attachment::{AttachmentInfo, AttachmentPolicy, Direction, Violation};
 use crate::conversation::{
@@ -427,7 +428,15 @@ impl Engine {
         now: SystemTime,
     ) -> Result<(Conversation, Vec<PendingEffect>, Vec<TranscriptLine>), EngineError> {
         let span = tracing::debug_span!("transition", conversation = %id, input = ?input.kind());
-        let _enter = span.enter();
+        self.apply_retrying(id, input, now).instrument(span).await
+    }
+
+    async fn apply_retrying(
+        &self,
+        id: &ConversationId,
+        input: &Input,
+        now: SystemTime,
+    ) -> Result<(Conversation, Vec<PendingEffect>, Vec<TranscriptLine>), EngineError> {
         for _ in 0..self.conflict_retries {
             let stored = self
                 .store
@@ -635,8 +644,10 @@ impl Engine {
                 let request =
                     SendRequest::new(conversation.customer.as_str(), message).marking(marking);
                 let span = tracing::debug_span!("send", conversation = %conversation.id, key);
-                let _enter = span.enter();
-                self.send.send(&conversation.page, &request).await
+                self.send
+                    .send(&conversation.page, &request)
+                    .instrument(span)
+                    .await
             }
             (Err(e), _) => Err(e),
             (_, Err(denial)) => Err(SendError::UnexpectedResponse {
