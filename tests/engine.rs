@@ -266,6 +266,11 @@ async fn an_inbound_file_that_fails_to_download_is_fetched_again() {
         InMemoryStore::new().with_outbox_lease(Duration::ZERO),
     );
     let url = "https://cdn.example/later.png";
+    let unavailable = messenger_channel::send::SendError::UnexpectedResponse {
+        status: 503,
+        snippet: "try later".into(),
+    };
+    *ch.send.download_fails_with.lock().unwrap() = Some(unavailable);
     let (h, b) = signed(&[file_item(CUSTOMER, "m_1", url, t0())]);
     ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
     let files = file_lines(&ch).await;
@@ -275,6 +280,7 @@ async fn an_inbound_file_that_fails_to_download_is_fetched_again() {
     ch.engine.tick(t0() + Duration::from_secs(1)).await.unwrap();
     assert_eq!(file_lines(&ch).await[0].media, MediaState::Pending);
     // The CDN answers now.
+    *ch.send.download_fails_with.lock().unwrap() = None;
     let png = bytes::Bytes::from_static(include_bytes!("../examples/sample/logo.png"));
     ch.send.files.lock().unwrap().insert(
         url.into(),
@@ -307,6 +313,11 @@ async fn an_inbound_file_whose_link_expired_is_marked_unavailable() {
         true,
         InMemoryStore::new().with_outbox_lease(Duration::ZERO),
     );
+    *ch.send.download_fails_with.lock().unwrap() =
+        Some(messenger_channel::send::SendError::UnexpectedResponse {
+            status: 502,
+            snippet: "bad gateway".into(),
+        });
     let (h, b) = signed(&[file_item(
         CUSTOMER,
         "m_1",
@@ -323,6 +334,27 @@ async fn an_inbound_file_whose_link_expired_is_marked_unavailable() {
     let files = file_lines(&ch).await;
     assert!(
         matches!(&files[0].media, MediaState::Unavailable(why) if why.contains("expired")),
+        "{:?}",
+        files[0]
+    );
+    assert!(ch.store.pending(100).await.unwrap().is_empty());
+}
+
+/// A file the CDN says is gone (404) is marked unavailable at once, not tried for days.
+#[tokio::test]
+async fn an_inbound_file_the_cdn_says_is_gone_is_unavailable_at_once() {
+    use messenger_channel::conversation::MediaState;
+    let ch = Channel::with_downloads(&["alice"], ConversationConfig::default(), true);
+    let (h, b) = signed(&[file_item(
+        CUSTOMER,
+        "m_1",
+        "https://cdn.example/404.pdf",
+        t0(),
+    )]);
+    ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
+    let files = file_lines(&ch).await;
+    assert!(
+        matches!(&files[0].media, MediaState::Unavailable(why) if why.contains("no longer serves")),
         "{:?}",
         files[0]
     );

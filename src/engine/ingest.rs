@@ -801,6 +801,12 @@ impl Engine {
                 let notice = format!("{UNSUPPORTED_INBOUND_NOTICE}. {v}");
                 self.settle(id, url, &file, Some(notice), now).await
             }
+            Err(e) if is_gone(&e) => {
+                tracing::warn!(error = %e, "an inbound file is gone from Messenger");
+                file.media =
+                    MediaState::Unavailable(format!("Messenger no longer serves the file ({e})"));
+                self.settle(id, url, &file, None, now).await
+            }
             Err(e) if now < link_expiry(url, sent_at) => {
                 tracing::warn!(error = %e, "an inbound file could not be fetched; it will be tried again");
                 Ok(None)
@@ -837,6 +843,13 @@ impl Engine {
         }
         Ok(Some(lines))
     }
+}
+
+/// Whether a download failed for good: the CDN answered 4xx (not found, forbidden, the link's
+/// signature expired), other than a timeout or a rate limit.
+fn is_gone(e: &SendError) -> bool {
+    matches!(e, SendError::UnexpectedResponse { status, .. }
+        if (400..500).contains(status) && *status != 408 && *status != 429)
 }
 
 /// Until when a Messenger CDN link is worth trying: the expiry it carries (`oe=`, seconds

@@ -28,8 +28,10 @@ pub struct FakeSend {
     /// process dying after the platform accepted the message).
     pub hang_after: std::sync::atomic::AtomicBool,
     pub entered: tokio::sync::Notify,
-    /// What `download` serves, by URL.
+    /// What `download` serves, by URL (a URL not there answers 404).
     pub files: Mutex<std::collections::HashMap<String, Media>>,
+    /// When set, every download fails with this error.
+    pub download_fails_with: Mutex<Option<SendError>>,
 }
 
 impl FakeSend {
@@ -133,6 +135,9 @@ impl SendApi for FakeSend {
         Ok(UserProfile::default())
     }
     async fn download(&self, url: &str, max_bytes: u64) -> Result<Media, SendError> {
+        if let Some(e) = self.download_fails_with.lock().unwrap().clone() {
+            return Err(e);
+        }
         let file = self.files.lock().unwrap().get(url).cloned();
         match file {
             Some(media) if media.bytes.len() as u64 > max_bytes => {
