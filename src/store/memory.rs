@@ -116,7 +116,8 @@ impl InMemoryStore {
 
     /// Sets how long fresh or claimed effects stay reserved before
     /// [`ConversationStore::pending`] hands them out again (default 60 s, as the durable
-    /// stores).
+    /// stores). Zero is for tests that stand in for a crashed instance: with it, an effect
+    /// being delivered can be handed out, and delivered, a second time.
     #[must_use]
     pub fn with_outbox_lease(mut self, lease: Duration) -> Self {
         self.lease = lease;

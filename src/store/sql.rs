@@ -192,9 +192,12 @@ macro_rules! sql_store {
                 Ok(Self { pool, writer, lease: OUTBOX_LEASE })
             }
 
-            /// Sets how long fresh effects stay reserved to the instance that committed them
-            /// before [`ConversationStore::pending`] hands them to a recovery worker (default
-            /// 60 s). A single-instance host that recovers at start-up can use zero.
+            /// Sets how long fresh effects stay reserved to the instance that committed them,
+            /// and claimed effects to the worker that claimed them, before
+            /// [`ConversationStore::pending`] hands them out again (default 60 s). Keep it
+            /// longer than a delivery takes: `Engine::tick` recovers every call, so with zero
+            /// an effect being delivered right now can be delivered a second time. Zero is for
+            /// tests that stand in for a crashed instance.
             #[must_use]
             pub fn with_outbox_lease(mut self, lease: Duration) -> Self {
                 self.lease = lease;
