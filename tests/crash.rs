@@ -18,7 +18,13 @@ mod channel;
 #[path = "support/fake_send.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod fake_send;
+#[cfg(feature = "postgres")]
+#[path = "support/postgres.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod postgres;
 
+#[cfg(feature = "postgres")]
+use postgres::{fresh_postgres_database, postgres_url};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -775,42 +781,6 @@ async fn sqlite_child_killed_at_random_loses_and_repeats_nothing() {
         SqliteStore::open(&path).await.unwrap()
     })
     .await;
-}
-
-/// PostgreSQL's URL; outside CI, when unset, `None` with a loud skip message.
-#[cfg(feature = "postgres")]
-fn postgres_url() -> Option<String> {
-    match std::env::var("MESSENGER_CHANNEL_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must set MESSENGER_CHANNEL_TEST_POSTGRES"
-            );
-            eprintln!(
-                "\n*** SKIPPED: PostgreSQL tests need MESSENGER_CHANNEL_TEST_POSTGRES (see README) ***\n"
-            );
-            None
-        }
-    }
-}
-
-/// A new, empty database on the test server, for this run alone.
-#[cfg(feature = "postgres")]
-async fn fresh_postgres_database(url: &str, name: &str) -> String {
-    use sqlx::Executor as _;
-    let admin = sqlx::PgPool::connect(url).await.unwrap();
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
-        .await
-        .unwrap();
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    admin.close().await;
-    let base = url.rsplit_once('/').expect("a database in the URL").0;
-    format!("{base}/{name}")
 }
 
 #[cfg(feature = "postgres")]

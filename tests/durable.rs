@@ -11,7 +11,13 @@ mod fake_send;
 #[path = "support/faulty_store.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod faulty_store;
+#[cfg(feature = "postgres")]
+#[path = "support/postgres.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod postgres;
 
+#[cfg(feature = "postgres")]
+use postgres::{fresh_postgres_database, postgres_url};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,24 +49,6 @@ where
         .notifier(Arc::new(RecordingNotifier::new()))
         .config(config)
         .build()
-}
-
-/// PostgreSQL's URL; outside CI, when unset, `None` with a loud skip message.
-#[cfg(feature = "postgres")]
-fn postgres_url() -> Option<String> {
-    match std::env::var("MESSENGER_CHANNEL_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must set MESSENGER_CHANNEL_TEST_POSTGRES"
-            );
-            eprintln!(
-                "\n*** SKIPPED: PostgreSQL tests need MESSENGER_CHANNEL_TEST_POSTGRES (see README) ***\n"
-            );
-            None
-        }
-    }
 }
 
 #[cfg(feature = "sqlite")]
@@ -441,24 +429,6 @@ async fn recovery_workers_never_take_the_same_effect() {
     keys.dedup();
     assert_eq!(keys.len(), total, "two workers claimed the same effect");
     assert_eq!(total, 40, "every effect claimed once");
-}
-
-/// A new, empty database on the test server, for tests that need one of their own.
-#[cfg(feature = "postgres")]
-async fn fresh_postgres_database(url: &str, name: &str) -> String {
-    use sqlx::Executor as _;
-    let admin = sqlx::PgPool::connect(url).await.unwrap();
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
-        .await
-        .unwrap();
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    admin.close().await;
-    let base = url.rsplit_once('/').expect("a database in the URL").0;
-    format!("{base}/{name}")
 }
 
 /// A fleet starting together on a fresh database: every instance opens it, none fails on a

@@ -230,28 +230,6 @@ async fn recover_delivers_effects_left_pending() {
     assert!(ch.store.pending(100).await.unwrap().is_empty());
 }
 
-/// The transcript's file lines of the customer's conversation.
-async fn file_lines(ch: &Channel) -> Vec<messenger_channel::conversation::FileLine> {
-    let id = ch
-        .store
-        .find_open(&PageId::from(PAGE), &UserId::from(CUSTOMER))
-        .await
-        .unwrap()
-        .unwrap()
-        .conversation
-        .id;
-    ch.store
-        .transcript(&id)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|l| match l.body {
-            LineBody::File(f) => Some(f),
-            _ => None,
-        })
-        .collect()
-}
-
 /// A file the CDN does not serve yet: the message is recorded with the file pending, and the
 /// file is fetched again from the outbox until it is kept.
 #[tokio::test]
@@ -273,12 +251,12 @@ async fn an_inbound_file_that_fails_to_download_is_fetched_again() {
     *ch.send.download_fails_with.lock().unwrap() = Some(unavailable);
     let (h, b) = signed(&[file_item(CUSTOMER, "m_1", url, t0())]);
     ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
-    let files = file_lines(&ch).await;
+    let files = ch.file_lines(CUSTOMER).await;
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].media, MediaState::Pending, "{:?}", files[0]);
     // Still failing at the next tick: still pending.
     ch.engine.tick(t0() + Duration::from_secs(1)).await.unwrap();
-    assert_eq!(file_lines(&ch).await[0].media, MediaState::Pending);
+    assert_eq!(ch.file_lines(CUSTOMER).await[0].media, MediaState::Pending);
     // The CDN answers now.
     *ch.send.download_fails_with.lock().unwrap() = None;
     let png = bytes::Bytes::from_static(include_bytes!("../examples/sample/logo.png"));
@@ -291,7 +269,7 @@ async fn an_inbound_file_that_fails_to_download_is_fetched_again() {
         },
     );
     ch.engine.tick(t0() + Duration::from_secs(2)).await.unwrap();
-    let files = file_lines(&ch).await;
+    let files = ch.file_lines(CUSTOMER).await;
     assert_eq!(files.len(), 1, "the line is updated, not repeated");
     assert_eq!(files[0].media, MediaState::Stored);
     assert_eq!(files[0].size, Some(png.len() as u64));
@@ -325,13 +303,13 @@ async fn an_inbound_file_whose_link_expired_is_marked_unavailable() {
         t0(),
     )]);
     ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
-    assert_eq!(file_lines(&ch).await[0].media, MediaState::Pending);
+    assert_eq!(ch.file_lines(CUSTOMER).await[0].media, MediaState::Pending);
     // Four days later (no `oe=` in the link: three days are tried).
     ch.engine
         .tick(t0() + Duration::from_secs(4 * 24 * 3600))
         .await
         .unwrap();
-    let files = file_lines(&ch).await;
+    let files = ch.file_lines(CUSTOMER).await;
     assert!(
         matches!(&files[0].media, MediaState::Unavailable(why) if why.contains("expired")),
         "{:?}",
@@ -352,7 +330,7 @@ async fn an_inbound_file_the_cdn_says_is_gone_is_unavailable_at_once() {
         t0(),
     )]);
     ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
-    let files = file_lines(&ch).await;
+    let files = ch.file_lines(CUSTOMER).await;
     assert!(
         matches!(&files[0].media, MediaState::Unavailable(why) if why.contains("no longer serves")),
         "{:?}",

@@ -4,16 +4,24 @@
 //! the faults stop, every transcript equals the fault-free run's: no customer message lost, no
 //! line repeated. Run on memory, SQLite and PostgreSQL.
 
+#[path = "support/channel.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod channel;
 #[path = "support/fake_send.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod fake_send;
 #[path = "support/faulty_store.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod faulty_store;
+#[cfg(feature = "postgres")]
+#[path = "support/postgres.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod postgres;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use channel::{PAGE, SECRET, signed, t0};
 use fake_send::FakeSend;
 use faulty_store::{FAULTS, Fault, FaultyStore};
 use messenger_channel::conversation::{
@@ -24,15 +32,7 @@ use messenger_channel::ids::{AgentId, PageId, UserId};
 use messenger_channel::secret::AppSecret;
 use messenger_channel::store::{ConversationStore, InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::webhook::Webhook;
-use messenger_channel::webhook::signature::sign_sha256;
 use serde_json::json;
-
-const SECRET: &str = "fault-test-secret";
-const PAGE: &str = "104987654321098";
-
-fn t0() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_718_000_000)
-}
 
 fn at(secs: u64) -> SystemTime {
     t0() + Duration::from_secs(secs)
@@ -61,22 +61,6 @@ fn item(customer: &str, mid: &str, message: serde_json::Value, secs: u64) -> ser
         "timestamp": 1_718_000_000_000_u64 + secs * 1000,
         "message": message,
     })
-}
-
-fn signed(items: &[serde_json::Value]) -> (http::HeaderMap, Vec<u8>) {
-    let entries: Vec<_> = items
-        .iter()
-        .map(|i| json!({"id": PAGE, "time": 1, "messaging": [i]}))
-        .collect();
-    let body = serde_json::to_vec(&json!({"object": "page", "entry": entries})).unwrap();
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        "x-hub-signature-256",
-        sign_sha256(&AppSecret::new(SECRET).unwrap(), &body)
-            .parse()
-            .unwrap(),
-    );
-    (headers, body)
 }
 
 /// How long the driver waits for an answer before it takes the request as lost (as Meta
@@ -306,12 +290,7 @@ async fn sqlite_store_under_every_fault() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_store_under_every_fault() {
-    let Ok(url) = std::env::var("MESSENGER_CHANNEL_TEST_POSTGRES") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must set MESSENGER_CHANNEL_TEST_POSTGRES"
-        );
-        eprintln!("\n*** SKIPPED: PostgreSQL tests need MESSENGER_CHANNEL_TEST_POSTGRES ***\n");
+    let Some(url) = postgres::postgres_url() else {
         return;
     };
     let store = Arc::new(

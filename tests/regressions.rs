@@ -174,27 +174,6 @@ async fn a_short_outage_and_a_chatty_customer_lose_no_message() {
     assert!(texts.contains(&"msg 0".to_owned()), "{texts:?}");
 }
 
-async fn file_lines(ch: &Channel, customer: &str) -> Vec<FileLine> {
-    let id = ch
-        .store
-        .find_open(&PageId::from(PAGE), &UserId::from(customer))
-        .await
-        .unwrap()
-        .unwrap()
-        .conversation
-        .id;
-    ch.store
-        .transcript(&id)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|l| match l.body {
-            LineBody::File(f) => Some(f),
-            _ => None,
-        })
-        .collect()
-}
-
 fn png() -> Media {
     Media {
         bytes: bytes::Bytes::from_static(include_bytes!("../examples/sample/logo.png")),
@@ -223,7 +202,7 @@ async fn a_file_sent_twice_is_kept_on_both_lines() {
     for k in 3..6 {
         ch.engine.tick(t0() + Duration::from_secs(k)).await.unwrap();
     }
-    let files = file_lines(&ch, CUSTOMER).await;
+    let files = ch.file_lines(CUSTOMER).await;
     assert_eq!(files.len(), 2);
     assert!(
         ch.store.pending(100).await.unwrap().is_empty(),

@@ -6,6 +6,10 @@
 #[path = "support/conformance.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod conformance;
+#[cfg(feature = "postgres")]
+#[path = "support/postgres.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod postgres;
 
 use std::sync::Arc;
 
@@ -76,28 +80,12 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// The PostgreSQL URL, or `None` (with a loud message) outside CI when it is not configured.
-#[cfg(feature = "postgres")]
-pub(crate) fn postgres_url() -> Option<String> {
-    match std::env::var("MESSENGER_CHANNEL_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must set MESSENGER_CHANNEL_TEST_POSTGRES"
-            );
-            eprintln!(
-                "\n*** SKIPPED: PostgreSQL tests need MESSENGER_CHANNEL_TEST_POSTGRES (see README) ***\n"
-            );
-            None
-        }
-    }
-}
-
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_backend() {
-    let Some(url) = postgres_url() else { return };
+    let Some(url) = postgres::postgres_url() else {
+        return;
+    };
     let store = messenger_channel::store::PostgresStore::connect(&url)
         .await
         .unwrap();

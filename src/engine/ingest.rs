@@ -133,6 +133,12 @@ fn thread_key(page: &str, customer: &str) -> String {
     format!("{}:{page}:{customer}", page.len())
 }
 
+/// A customer's message as the state machine takes it, with its time and channel.
+fn customer_message(inbound: Inbound, sent_ms: u64, standby: bool) -> Input {
+    let sent = crate::time::from_millis(i64::try_from(sent_ms).unwrap_or(i64::MAX));
+    Input::CustomerMessage(inbound.sent_at(sent).on_standby(standby))
+}
+
 /// The page and customer of a thread key.
 fn split_thread(thread: &str) -> Option<(&str, &str)> {
     let (len, rest) = thread.split_once(':')?;
@@ -551,22 +557,17 @@ impl Engine {
         event: &InboxEvent,
         now: SystemTime,
     ) -> Result<Applied, EngineError> {
-        let queued: Queued = serde_json::from_str(&event.body)
+        let Queued {
+            page,
+            customer,
+            sent_ms,
+            standby,
+            kind,
+        } = serde_json::from_str(&event.body)
             .map_err(|e| EngineError::Store(StoreError::Backend(Box::new(e))))?;
-        let page = PageId::new(queued.page.clone());
-        let customer = UserId::new(queued.customer.clone());
-        let sent = crate::time::from_millis(i64::try_from(queued.sent_ms).unwrap_or(i64::MAX));
-        let inbound = match queued.kind {
-            QueuedKind::ThreadTaken | QueuedKind::ThreadReturned => {
-                let input = if matches!(queued.kind, QueuedKind::ThreadTaken) {
-                    Input::ThreadTaken
-                } else {
-                    Input::ThreadReturned
-                };
-                return self
-                    .thread_control(&page, &customer, input, event, now)
-                    .await;
-            }
+        let inbound = match kind {
+            QueuedKind::ThreadTaken => Input::ThreadTaken,
+            QueuedKind::ThreadReturned => Input::ThreadReturned,
             QueuedKind::Message { mid, text, files } => {
                 let mut lines = Vec::with_capacity(1 + files.len());
                 if let Some(text) = text {
@@ -585,17 +586,26 @@ impl Engine {
                         lines.push(LineBody::Notice(notice));
                     }
                 }
-                Inbound::new(Some(mid), lines)
+                customer_message(Inbound::new(Some(mid), lines), sent_ms, standby)
             }
             QueuedKind::Postback {
                 mid,
                 title,
                 payload,
-            } => Inbound::new(mid, vec![LineBody::Postback { title, payload }]),
+            } => customer_message(
+                Inbound::new(mid, vec![LineBody::Postback { title, payload }]),
+                sent_ms,
+                standby,
+            ),
         };
-        let inbound = inbound.sent_at(sent).on_standby(queued.standby);
-        self.customer_input(page, customer, inbound, event, now)
-            .await
+        self.apply_input(
+            PageId::new(page),
+            UserId::new(customer),
+            inbound,
+            event,
+            now,
+        )
+        .await
     }
 
     /// Whether `event` is still pending (it is the first pending event of its thread, since a
@@ -605,56 +615,21 @@ impl Engine {
         Ok(first.first().is_some_and(|e| e.seq == event.seq))
     }
 
-    async fn thread_control(
+    /// Applies an event's input to the customer's open conversation: a customer's message
+    /// starts one when there is none; thread control for none changes nothing. Retries on
+    /// conflicts, unless another instance applied the event meanwhile.
+    async fn apply_input(
         &self,
-        page: &PageId<'static>,
-        customer: &UserId<'static>,
+        page: PageId<'static>,
+        customer: UserId<'static>,
         input: Input,
         event: &InboxEvent,
         now: SystemTime,
     ) -> Result<Applied, EngineError> {
         for _ in 0..self.conflict_retries {
-            let Some(stored) = self.store.find_open(page, customer).await? else {
-                return Ok(if self.store.inbox_done(event.seq).await? {
-                    Applied::Ignored
-                } else {
-                    Applied::ByAnother
-                });
-            };
-            let mut c = stored.conversation;
-            let effects = c.apply(input.clone(), now, &self.config)?;
-            match self
-                .commit(c, Some(stored.version), effects, Some(event.seq), now)
-                .await
-            {
-                Ok(done) => {
-                    self.deliver_run(done, now).await;
-                    return Ok(Applied::Handled);
-                }
-                Err(StoreError::Conflict) => {
-                    if !self.still_pending(event).await? {
-                        return Ok(Applied::ByAnother);
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(EngineError::Contention(self.conflict_retries))
-    }
-
-    /// A customer's message: into the open conversation, or a new one.
-    async fn customer_input(
-        &self,
-        page: PageId<'static>,
-        customer: UserId<'static>,
-        inbound: Inbound,
-        event: &InboxEvent,
-        now: SystemTime,
-    ) -> Result<Applied, EngineError> {
-        for _ in 0..self.conflict_retries {
             let (conversation, effects, expected) =
-                match self.store.find_open(&page, &customer).await? {
-                    None => {
+                match (self.store.find_open(&page, &customer).await?, &input) {
+                    (None, Input::CustomerMessage(inbound)) => {
                         // The event names the conversation: an id never taken before, the
                         // same on every instance that applies this event.
                         let seed = format!("{}:{}", event.key, event.seq);
@@ -669,10 +644,16 @@ impl Engine {
                         );
                         (c, effects, None)
                     }
-                    Some(stored) => {
+                    (None, _) => {
+                        return Ok(if self.store.inbox_done(event.seq).await? {
+                            Applied::Ignored
+                        } else {
+                            Applied::ByAnother
+                        });
+                    }
+                    (Some(stored), _) => {
                         let mut c = stored.conversation;
-                        let effects =
-                            c.apply(Input::CustomerMessage(inbound.clone()), now, &self.config)?;
+                        let effects = c.apply(input.clone(), now, &self.config)?;
                         (c, effects, Some(stored.version))
                     }
                 };

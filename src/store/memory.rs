@@ -416,6 +416,18 @@ impl ConversationStore for InMemoryStore {
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
         let inner = lock(&self.inner);
+        // Threads with an event waiting to be tried again after `received_by`.
+        let backing_off: std::collections::HashSet<&str> = inner
+            .inbox
+            .values()
+            .filter(|e| {
+                inner
+                    .inbox_retry
+                    .get(&e.seq)
+                    .is_some_and(|(_, at)| *at > received_by)
+            })
+            .map(|e| e.thread.as_str())
+            .collect();
         let mut threads: Vec<String> = Vec::new();
         for e in inner.inbox.values() {
             if threads.len() >= limit {
@@ -425,18 +437,9 @@ impl ConversationStore for InMemoryStore {
                 .inbox_keys
                 .get(&(e.thread.clone(), e.key.clone()))
                 .map(|k| k.received);
-            let backing_off = |thread: &str| {
-                inner.inbox.values().any(|p| {
-                    p.thread == thread
-                        && inner
-                            .inbox_retry
-                            .get(&p.seq)
-                            .is_some_and(|(_, at)| *at > received_by)
-                })
-            };
             if received.is_some_and(|r| r <= received_by)
+                && !backing_off.contains(e.thread.as_str())
                 && !threads.contains(&e.thread)
-                && !backing_off(&e.thread)
             {
                 threads.push(e.thread.clone());
             }

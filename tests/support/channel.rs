@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use messenger_channel::conversation::ConversationConfig;
+use messenger_channel::conversation::{ConversationConfig, FileLine, LineBody};
 use messenger_channel::engine::Engine;
-use messenger_channel::ids::AgentId;
+use messenger_channel::ids::{AgentId, PageId, UserId};
 use messenger_channel::secret::AppSecret;
 use messenger_channel::store::{
-    InMemoryMediaStore, InMemoryRouter, InMemoryStore, Presence, RecordingNotifier,
+    ConversationStore, InMemoryMediaStore, InMemoryRouter, InMemoryStore, Presence,
+    RecordingNotifier,
 };
 use messenger_channel::webhook::Webhook;
 use messenger_channel::webhook::signature::sign_sha256;
@@ -74,6 +75,30 @@ impl Channel {
             notifier,
             send,
         }
+    }
+}
+
+impl Channel {
+    /// The file lines of the customer's open conversation.
+    pub async fn file_lines(&self, customer: &str) -> Vec<FileLine> {
+        let id = self
+            .store
+            .find_open(&PageId::from(PAGE), &UserId::new(customer.to_owned()))
+            .await
+            .unwrap()
+            .expect("an open conversation")
+            .conversation
+            .id;
+        self.store
+            .transcript(&id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|l| match l.body {
+                LineBody::File(f) => Some(f),
+                _ => None,
+            })
+            .collect()
     }
 }
 
