@@ -131,7 +131,10 @@ async fn omnichannel_scenario_end_to_end() {
         )
         .await
         .unwrap();
-    assert!(mid.starts_with("m_out_"));
+    assert!(
+        matches!(&mid, messenger_channel::engine::Delivery::Sent { message_id } if message_id.starts_with("m_out_")),
+        "{mid:?}"
+    );
     let sent = ch.send.sent();
     let reply = sent.last().unwrap();
     assert_eq!(reply.body["messaging_type"], "RESPONSE");
@@ -401,9 +404,7 @@ async fn thread_taken_by_the_page_inbox_pauses_sending() {
         .unwrap();
 }
 
-#[tokio::test]
-async fn failed_send_is_reported_and_recorded() {
-    let ch = Channel::new(&["alice"], ConversationConfig::default());
+async fn accepted_conversation(ch: &Channel) -> messenger_channel::ids::ConversationId {
     let (h, b) = signed(&[message_item(CUSTOMER, "m_1", "Hi", t0())]);
     ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
     let id = ch
@@ -418,15 +419,30 @@ async fn failed_send_is_reported_and_recorded() {
         .accept(&id, &agent("alice"), t0() + secs(1))
         .await
         .unwrap();
-    *ch.send.fail_with.lock().unwrap() =
-        Some(messenger_channel::send::SendError::NoToken { page: PAGE.into() });
+    id
+}
+
+#[tokio::test]
+async fn a_refused_send_is_reported_and_recorded_in_words_an_agent_reads() {
+    let ch = Channel::new(&["alice"], ConversationConfig::default());
+    let id = accepted_conversation(&ch).await;
+    let outside = messenger_channel::send::GraphError::from_body(
+        400,
+        br#"{"error":{"message":"(#10) This message is sent outside of allowed window.","type":"OAuthException","code":10,"error_subcode":2018278,"fbtrace_id":"A1"}}"#,
+    )
+    .unwrap();
+    *ch.send.fail_with.lock().unwrap() = Some(messenger_channel::send::SendError::Graph(outside));
     let err = ch
         .engine
         .send_text(&id, &agent("alice"), "hello", t0() + secs(2))
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::Send(_)), "{err:?}");
-    // The state is consistent (still Active) and the transcript says what happened.
+    let EngineError::Undelivered(u) = &err else {
+        panic!("{err:?}")
+    };
+    let words = "Not delivered: the customer's last message is more than 24 hours old. Use a message tag or wait for the customer.";
+    assert_eq!(u.reason, words);
+    // The state is consistent (still Active); the transcript has the message, then why.
     assert_eq!(
         ch.store
             .load(&id)
@@ -439,9 +455,67 @@ async fn failed_send_is_reported_and_recorded() {
         StateKind::Active
     );
     let transcript = ch.store.transcript(&id).await.unwrap();
-    assert!(
-        matches!(&transcript.last().unwrap().body, LineBody::Notice(n) if n.starts_with("not delivered"))
-    );
-    // Nothing is left pending in the outbox.
+    let n = transcript.len();
+    assert!(matches!(&transcript[n - 2].body, LineBody::Text(t) if t == "hello"));
+    assert!(matches!(&transcript[n - 1].body, LineBody::Notice(t) if t == words));
+    // Failed for good: nothing pending, one failed effect on record, and the agent was told.
     assert!(ch.store.pending(10).await.unwrap().is_empty());
+    assert_eq!(ch.store.outbox_stats().await.unwrap().failed, 1);
+    assert!(ch.notifier.all().iter().any(|n| matches!(n,
+        messenger_channel::store::Notification::Updated { lines, .. }
+            if lines.iter().any(|l| matches!(&l.body, LineBody::Notice(t) if t == words)))));
+    // Nothing is tried again.
+    let sends = ch.send.sent().len();
+    ch.engine.tick(t0() + secs(3600)).await.unwrap();
+    assert_eq!(ch.send.sent().len(), sends);
+}
+
+#[tokio::test]
+async fn a_page_without_a_valid_token_waits_until_the_host_resumes_it() {
+    let ch = Channel::new(&["alice"], ConversationConfig::default());
+    let id = accepted_conversation(&ch).await;
+    *ch.send.fail_with.lock().unwrap() =
+        Some(messenger_channel::send::SendError::NoToken { page: PAGE.into() });
+    let delivery = ch
+        .engine
+        .send_text(&id, &agent("alice"), "hello", t0() + secs(2))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&delivery, messenger_channel::engine::Delivery::Retrying { reason, .. } if reason.contains("access token")),
+        "{delivery:?}"
+    );
+    let attention = ch.engine.pages_needing_attention();
+    assert_eq!(attention.len(), 1);
+    assert_eq!(attention[0].page, PAGE);
+    assert!(
+        attention[0].reason.contains("access token"),
+        "{attention:?}"
+    );
+    // While the page needs attention, nothing is sent and no retry is spent, however long.
+    let attempts = ch.send.attempts();
+    for minutes in [1, 10, 600] {
+        ch.engine.tick(t0() + secs(minutes * 60)).await.unwrap();
+    }
+    assert_eq!(
+        ch.send.attempts(),
+        attempts,
+        "no attempt while the page is stopped"
+    );
+    let pending = ch.store.pending(10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].attempts, 0, "waiting spends no retry");
+    // The host fixes the token and resumes the page: the message goes, once.
+    *ch.send.fail_with.lock().unwrap() = None;
+    assert!(ch.engine.resume_page(&PageId::from(PAGE)));
+    assert!(ch.engine.pages_needing_attention().is_empty());
+    ch.engine.tick(t0() + secs(601 * 60)).await.unwrap();
+    assert_eq!(ch.send.texts().iter().filter(|t| *t == "hello").count(), 1);
+    assert!(ch.store.pending(10).await.unwrap().is_empty());
+    let transcript = ch.store.transcript(&id).await.unwrap();
+    assert!(
+        !transcript
+            .iter()
+            .any(|l| matches!(&l.body, LineBody::Notice(t) if t.starts_with("Not delivered")))
+    );
 }

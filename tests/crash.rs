@@ -118,6 +118,11 @@ where
         .media(store)
         .router(Arc::new(InMemoryRouter::new()))
         .notifier(Arc::new(RecordingNotifier::new()))
+        .instance("crash-child")
+        .delivery(messenger_channel::engine::DeliveryConfig {
+            poll: TICK_EVERY,
+            ..messenger_channel::engine::DeliveryConfig::default()
+        })
         .build(),
     );
     let app = WebhookRoutes::new(engine.clone(), VerifyToken::new("x").unwrap()).router();
@@ -125,15 +130,8 @@ where
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     println!("{PORT_LINE}{port}");
-    if let Err(e) = engine.recover(SystemTime::now()).await {
-        eprintln!("crash child: recovery failed: {e}");
-    }
-    loop {
-        tokio::time::sleep(TICK_EVERY).await;
-        if let Err(e) = engine.tick(SystemTime::now()).await {
-            eprintln!("crash child: tick failed: {e}");
-        }
-    }
+    let _worker = engine.start();
+    std::future::pending::<()>().await;
 }
 
 /// A small deterministic generator (xorshift64*), so that a failing run's choices can be

@@ -48,6 +48,8 @@ where
         .router(router)
         .notifier(Arc::new(RecordingNotifier::new()))
         .config(config)
+        // One instance, restarted under its name in the crash tests.
+        .instance("durable-test")
         .build()
 }
 
@@ -135,12 +137,7 @@ async fn a_crash_between_saving_and_sending_loses_nothing() {
 
     // First process: the state is saved, then the send hangs and the process dies.
     {
-        let store = Arc::new(
-            SqliteStore::open(&path)
-                .await
-                .unwrap()
-                .with_outbox_lease(Duration::ZERO),
-        );
+        let store = Arc::new(SqliteStore::open(&path).await.unwrap());
         let dying = Arc::new(FakeSend::new());
         dying.hang.store(true, std::sync::atomic::Ordering::SeqCst);
         let e = Arc::new(engine(store, dying.clone(), config.clone()));
@@ -156,21 +153,27 @@ async fn a_crash_between_saving_and_sending_loses_nothing() {
     }
 
     // Second process: recovery delivers every pending effect, exactly once.
-    let store = Arc::new(
-        SqliteStore::open(&path)
-            .await
-            .unwrap()
-            .with_outbox_lease(Duration::ZERO),
-    );
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
     assert!(
         !store.pending(100).await.unwrap().is_empty(),
         "the effects were saved with the state"
     );
     let send = Arc::new(FakeSend::new());
     let e = engine(store.clone(), send.clone(), config.clone());
-    e.recover(t0() + Duration::from_secs(1)).await.unwrap();
+    // Restarted under its name, the instance takes back what it held at once (at the default
+    // lease of 60 s, nothing would be handed out before then).
+    assert!(e.reclaim().await.unwrap() > 0);
+    e.deliver_due(t0() + Duration::from_secs(1)).await.unwrap();
+    // The notice may have reached Meta before the crash: its echo is awaited first.
+    assert!(send.texts().is_empty(), "{:?}", send.texts());
+    let grace = e.delivery_config().echo_grace;
+    e.deliver_due(t0() + Duration::from_secs(1) + grace)
+        .await
+        .unwrap();
     assert_eq!(send.texts(), [NOTICE]);
-    e.recover(t0() + Duration::from_secs(2)).await.unwrap();
+    e.deliver_due(t0() + Duration::from_secs(2) + grace * 10)
+        .await
+        .unwrap();
     assert_eq!(send.texts(), [NOTICE], "delivered once");
     assert!(store.pending(100).await.unwrap().is_empty());
     // The customer's message is in the transcript once, and the conversation was offered.
@@ -208,12 +211,7 @@ async fn an_echo_marks_a_send_delivered_so_recovery_does_not_repeat_it() {
 
     // The platform accepted the notice, then the process died before marking it done.
     let metadata = {
-        let store = Arc::new(
-            SqliteStore::open(&path)
-                .await
-                .unwrap()
-                .with_outbox_lease(Duration::ZERO),
-        );
+        let store = Arc::new(SqliteStore::open(&path).await.unwrap());
         let dying = Arc::new(FakeSend::new());
         dying
             .hang_after
@@ -237,12 +235,7 @@ async fn an_echo_marks_a_send_delivered_so_recovery_does_not_repeat_it() {
     assert!(metadata.starts_with(messenger_channel::engine::ECHO_KEY_PREFIX));
 
     // Meta's echo of that message reaches the restarted instance before its recovery runs.
-    let store = Arc::new(
-        SqliteStore::open(&path)
-            .await
-            .unwrap()
-            .with_outbox_lease(Duration::ZERO),
-    );
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
     let send = Arc::new(FakeSend::new());
     let e = engine(store.clone(), send.clone(), config);
     let echo = serde_json::json!({
@@ -257,7 +250,13 @@ async fn an_echo_marks_a_send_delivered_so_recovery_does_not_repeat_it() {
             .echoes,
         1
     );
-    e.recover(t0() + Duration::from_secs(2)).await.unwrap();
+    e.reclaim().await.unwrap();
+    for secs in [2, 40, 4000] {
+        e.deliver_due(t0() + Duration::from_secs(secs))
+            .await
+            .unwrap();
+    }
+    assert!(store.pending(100).await.unwrap().is_empty());
     assert!(
         send.texts().is_empty(),
         "the notice is not sent a second time: {:?}",
@@ -373,12 +372,7 @@ async fn recovery_workers_never_take_the_same_effect() {
         return;
     };
     // Committed without a lease, as after a crash: claimable at once.
-    let store = Arc::new(
-        PostgresStore::connect(&url)
-            .await
-            .unwrap()
-            .with_outbox_lease(Duration::ZERO),
-    );
+    let store = Arc::new(PostgresStore::connect(&url).await.unwrap());
     let run = format!("claim{}", t0().elapsed().map_or(0, |d| d.as_nanos()));
     let (c, _) = Conversation::start(
         run.as_str().into(),
@@ -401,18 +395,27 @@ async fn recovery_workers_never_take_the_same_effect() {
             effects,
             deadline: None,
             applies: None,
+            at: t0(),
+            claim: None,
         })
         .await
         .unwrap();
-    // Four recovery workers, each on its own connection pool, each claiming (for the default
-    // lease) until nothing is left.
+    // Four workers, each on its own connection pool, each claiming (for the default lease)
+    // until nothing is left.
     let mut workers = Vec::new();
     for _ in 0..4 {
         let worker = PostgresStore::connect(&url).await.unwrap();
+        let lease = messenger_channel::store::Lease {
+            owner: format!("{run}-w{}", workers.len()),
+            until: t0() + messenger_channel::store::DEFAULT_OUTBOX_LEASE,
+        };
         workers.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let batch = worker.pending(5).await.unwrap();
+                let batch = worker
+                    .claim_effects(&lease, t0() + Duration::from_secs(1), 5)
+                    .await
+                    .unwrap();
                 if batch.is_empty() {
                     return mine;
                 }

@@ -125,7 +125,7 @@ async fn inbound_files_are_downloaded_stored_and_checked_again() {
 async fn a_stale_save_is_a_conflict() {
     // No lease: this test reads back what it committed as a recovery worker would after a
     // crash (the default lease is covered by the conformance suite).
-    let store = InMemoryStore::new().with_outbox_lease(Duration::ZERO);
+    let store = InMemoryStore::new();
     let (c, effects) = messenger_channel::conversation::Conversation::start(
         "c1".into(),
         PageId::from(PAGE),
@@ -141,6 +141,8 @@ async fn a_stale_save_is_a_conflict() {
         effects: vec![],
         deadline: None,
         applies: None,
+        at: t0(),
+        claim: None,
     };
     let outbox: Vec<Effect> = effects
         .into_iter()
@@ -185,7 +187,7 @@ async fn recover_delivers_effects_left_pending() {
         &["alice"],
         ConversationConfig::default(),
         false,
-        InMemoryStore::new().with_outbox_lease(Duration::ZERO),
+        InMemoryStore::new(),
     );
     let (c, effects) = messenger_channel::conversation::Conversation::start(
         "c1".into(),
@@ -210,16 +212,19 @@ async fn recover_delivers_effects_left_pending() {
             effects: outbox,
             deadline: None,
             applies: None,
+            at: t0(),
+            // Committed by an instance that crashed before it could claim them.
+            claim: None,
         })
         .await
         .unwrap();
     assert!(ch.notifier.all().is_empty());
-    let delivered = ch
+    let report = ch
         .engine
-        .recover(t0() + Duration::from_secs(1))
+        .deliver_due(t0() + Duration::from_secs(1))
         .await
         .unwrap();
-    assert!(delivered > 0);
+    assert!(report.delivered > 0, "{report:?}");
     // The RequestOffer effect found alice: the conversation is offered to her now.
     assert!(
         ch.notifier
@@ -241,7 +246,7 @@ async fn an_inbound_file_that_fails_to_download_is_fetched_again() {
         &["alice"],
         ConversationConfig::default(),
         true,
-        InMemoryStore::new().with_outbox_lease(Duration::ZERO),
+        InMemoryStore::new(),
     );
     let url = "https://cdn.example/later.png";
     let unavailable = messenger_channel::send::SendError::UnexpectedResponse {
@@ -289,7 +294,7 @@ async fn an_inbound_file_whose_link_expired_is_marked_unavailable() {
         &["alice"],
         ConversationConfig::default(),
         true,
-        InMemoryStore::new().with_outbox_lease(Duration::ZERO),
+        InMemoryStore::new(),
     );
     *ch.send.download_fails_with.lock().unwrap() =
         Some(messenger_channel::send::SendError::UnexpectedResponse {

@@ -23,8 +23,8 @@ use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
 use messenger_channel::secret::AppSecret;
 use messenger_channel::send::Media;
 use messenger_channel::store::{
-    Commit, ConversationStore, InMemoryRouter, InMemoryStore, InboxEvent, NewInboxEvent,
-    PendingEffect, Presence, RecordingNotifier, StoreError, Stored,
+    Commit, ConversationStore, InMemoryRouter, InMemoryStore, InboxEvent, Lease, NewInboxEvent,
+    OutboxStats, PendingEffect, Presence, RecordingNotifier, Retry, StoreError, Stored,
 };
 use messenger_channel::webhook::Webhook;
 
@@ -83,8 +83,42 @@ impl ConversationStore for Outage {
     async fn pending(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
         self.inner.pending(limit).await
     }
+    async fn claim_effects(
+        &self,
+        lease: &Lease,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<PendingEffect>, StoreError> {
+        self.inner.claim_effects(lease, now, limit).await
+    }
+    async fn renew_claims(&self, lease: &Lease, keys: &[String]) -> Result<(), StoreError> {
+        self.inner.renew_claims(lease, keys).await
+    }
+    async fn drop_claims(&self, owner: &str) -> Result<u64, StoreError> {
+        self.inner.drop_claims(owner).await
+    }
     async fn complete(&self, key: &str) -> Result<(), StoreError> {
         self.inner.complete(key).await
+    }
+    async fn reschedule(
+        &self,
+        key: &str,
+        owner: &str,
+        retry: &Retry,
+    ) -> Result<Option<u32>, StoreError> {
+        self.inner.reschedule(key, owner, retry).await
+    }
+    async fn fail_effect(
+        &self,
+        key: &str,
+        owner: &str,
+        error: &str,
+        lines: &[TranscriptLine],
+    ) -> Result<bool, StoreError> {
+        self.inner.fail_effect(key, owner, error, lines).await
+    }
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        self.inner.outbox_stats().await
     }
     async fn receive(
         &self,
@@ -190,7 +224,7 @@ async fn a_file_sent_twice_is_kept_on_both_lines() {
         &["alice"],
         ConversationConfig::default(),
         true,
-        InMemoryStore::new().with_outbox_lease(Duration::ZERO),
+        InMemoryStore::new(),
     );
     let url = "https://scontent.xx.fbcdn.net/v/sticker_like.png";
     ch.send.files.lock().unwrap().insert(url.into(), png());

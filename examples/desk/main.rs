@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -30,7 +30,7 @@ use axum::routing::{get, post};
 use messenger_channel::attachment::{AttachmentPolicy, PolicyConfig};
 use messenger_channel::axum::WebhookRoutes;
 use messenger_channel::conversation::{Conversation, ConversationConfig, Offer, TranscriptLine};
-use messenger_channel::engine::{Engine, EngineError};
+use messenger_channel::engine::{Delivery, Engine, EngineError};
 use messenger_channel::ids::{AgentId, ConversationId};
 use messenger_channel::policy::WindowConfig;
 use messenger_channel::secret::{AppSecret, PageAccessToken, VerifyToken};
@@ -201,8 +201,24 @@ async fn act(
         _ => return error_response(StatusCode::NOT_FOUND, "no such action"),
     };
     match result {
-        Ok(mid) => axum::Json(json!({"ok": true, "message_id": mid})).into_response(),
+        Ok(None) => axum::Json(json!({"ok": true})).into_response(),
+        Ok(Some(delivery)) => delivery_response(&delivery),
         Err(e) => engine_error(&e),
+    }
+}
+
+/// What became of an agent's message, for the page.
+fn delivery_response(delivery: &Delivery) -> Response {
+    match delivery {
+        Delivery::Sent { message_id } => {
+            axum::Json(json!({"ok": true, "delivery": "sent", "message_id": message_id}))
+                .into_response()
+        }
+        Delivery::Retrying { reason, .. } => {
+            axum::Json(json!({"ok": true, "delivery": "retrying", "reason": reason}))
+                .into_response()
+        }
+        _ => axum::Json(json!({"ok": true})).into_response(),
     }
 }
 
@@ -237,7 +253,7 @@ async fn send_file(
         )
         .await;
     match result {
-        Ok(mid) => axum::Json(json!({"ok": true, "message_id": mid})).into_response(),
+        Ok(delivery) => delivery_response(&delivery),
         Err(e) => engine_error(&e),
     }
 }
@@ -609,9 +625,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ..ConversationConfig::default()
             })
             .download_inbound(true)
+            // One desk per data directory: after a restart it takes back at once what it
+            // was delivering when it stopped.
+            .instance("desk")
             .build(),
     );
-    engine.recover(SystemTime::now()).await?;
     let desk = Arc::new(Desk {
         engine: engine.clone(),
         store,
@@ -651,16 +669,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             WebhookRoutes::new(engine.clone(), verify).router(),
         );
 
-    // Offers time out, conversations auto-close: time moves every second.
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            every.tick().await;
-            if let Err(e) = engine.tick(SystemTime::now()).await {
-                eprintln!("desk: tick failed: {e}");
-            }
-        }
-    });
+    // The worker: deliveries from the outbox, retries, offers timing out, auto-close.
+    let _worker = engine.start();
 
     println!("Agent desk: {base}/");
     if real.is_none() {

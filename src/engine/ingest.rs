@@ -415,6 +415,18 @@ impl Engine {
             duplicates = receipt.duplicates,
             "webhook recorded"
         );
+        for (outcome, n) in [
+            ("received", receipt.received),
+            ("duplicate", receipt.duplicates),
+            ("echo", receipt.echoes),
+            ("ignored", receipt.ignored),
+            ("malformed", receipt.malformed),
+        ] {
+            if n > 0 {
+                metrics::counter!("messenger_channel_webhook_events_total", "outcome" => outcome)
+                    .increment(n as u64);
+            }
+        }
         Ok(receipt)
     }
 

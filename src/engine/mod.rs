@@ -38,8 +38,9 @@
 //! "applied" mark committed in one step (with a version check: a conflict reloads and retries);
 //! then the effects delivered (sends, offers, notifications, fetching inbound files) and marked
 //! done. A crash after the acknowledgement leaves the events in the inbox
-//! ([`Engine::apply_pending`]); a crash between commit and delivery leaves the effects in the
-//! outbox ([`Engine::recover`]); [`Engine::tick`] runs both. [`Engine::handle_webhook`] does
+//! ([`Engine::apply_pending`]); effects not delivered at once (a crash, a failure to retry)
+//! stay in the outbox ([`Engine::deliver_due`], and the `delivery` module's table of
+//! outcomes); [`Engine::tick`] runs both, and the worker ([`Engine::start`]) runs `tick`. [`Engine::handle_webhook`] does
 //! the recording and the applying in one call, for tests and simple hosts: its answer then
 //! waits for the applying.
 
@@ -57,23 +58,29 @@ use crate::conversation::{
 };
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 use crate::policy::{Sender, WindowConfig, WindowDenial, check_window};
-use crate::send::{AttachmentSource, MediaKind, Message, SendApi, SendError, SendRequest, Upload};
+use crate::send::{MediaKind, Message, SendApi, SendError};
 use crate::store::{
     AgentNotifier, AgentRouter, Commit, ConversationStore, InMemoryRouter, InMemoryStore,
     MediaStore, PendingEffect, RecordingNotifier, StoreError,
 };
 use crate::webhook::{Webhook, WebhookError};
 
+mod delivery;
 mod ingest;
+#[cfg(feature = "worker")]
+mod worker;
 
+use delivery::Outcome;
+pub use delivery::{
+    Delivery, DeliveryConfig, DeliveryReport, PageAttention, Unconfirmed, Undelivered,
+};
 pub use ingest::{ApplyReport, INBOX_SWEEP_AFTER, Receipt, WebhookReport};
+#[cfg(feature = "worker")]
+pub use worker::Worker;
 
 /// How long an event's key is remembered after it was received: Meta retries failed
 /// deliveries for up to 36 hours.
 pub const DEFAULT_DEDUP_TTL: Duration = Duration::from_secs(48 * 3600);
-/// How many pending effects [`Engine::recover`] claims at a time.
-const RECOVER_BATCH: usize = 64;
-
 /// Marks the `metadata` of messages this channel sends: the effect key follows.
 pub const ECHO_KEY_PREFIX: &str = "mc-effect:";
 
@@ -102,6 +109,10 @@ pub enum EngineError {
     /// The messaging window does not allow the send. Nothing was sent.
     #[error(transparent)]
     Window(#[from] WindowDenial),
+    /// The agent's message was committed (it is in the transcript) but cannot be delivered;
+    /// the transcript shows why.
+    #[error(transparent)]
+    Undelivered(#[from] Undelivered),
     /// The attachment policy refuses the agent's file. Nothing was sent.
     #[error("{0}")]
     Attachment(Violation),
@@ -143,6 +154,8 @@ pub struct EngineBuilder {
     config: ConversationConfig,
     download_inbound: bool,
     conflict_retries: u32,
+    instance: Option<String>,
+    delivery: DeliveryConfig,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -219,6 +232,25 @@ impl EngineBuilder {
         self
     }
 
+    /// Names this instance in the outbox's claims. Give each instance sharing a database its
+    /// own stable name (a host name, a pod name): an instance that starts again under the name
+    /// it had takes back at once the effects it held when it stopped, instead of waiting for
+    /// their lease to lapse. Two running instances must never share a name. Default: a random
+    /// name per engine (safe, but a restarted instance waits for the lease).
+    #[must_use]
+    pub fn instance(mut self, name: impl Into<String>) -> Self {
+        self.instance = Some(name.into());
+        self
+    }
+
+    /// Sets how the outbox is worked: lease, batch, retries, echo grace (default
+    /// [`DeliveryConfig::default`]).
+    #[must_use]
+    pub fn delivery(mut self, delivery: DeliveryConfig) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
     /// Builds the engine.
     pub fn build(self) -> Engine {
         Engine {
@@ -235,6 +267,9 @@ impl EngineBuilder {
             conflict_retries: self.conflict_retries,
             dedup_ttl: DEFAULT_DEDUP_TTL,
             claims: ingest::Claims::default(),
+            instance: self.instance.unwrap_or_else(random_instance),
+            delivery: self.delivery,
+            health: delivery::Health::default(),
         }
     }
 }
@@ -254,6 +289,27 @@ pub struct Engine {
     conflict_retries: u32,
     dedup_ttl: Duration,
     claims: ingest::Claims,
+    instance: String,
+    delivery: DeliveryConfig,
+    health: delivery::Health,
+}
+
+/// A name no other engine is likely to have: `instance-` and 16 hex digits from the clock,
+/// the process id and a per-process counter.
+fn random_instance() -> String {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.write_u32(std::process::id());
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    format!("instance-{:016x}", h.finish())
 }
 
 impl std::fmt::Debug for Engine {
@@ -262,13 +318,6 @@ impl std::fmt::Debug for Engine {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
-}
-
-/// What delivering a run's effects produced.
-#[derive(Default)]
-struct Outcome {
-    sent: Vec<String>,
-    send_error: Option<SendError>,
 }
 
 fn conversation_id(page: &PageId<'_>, customer: &UserId<'_>, seed: &str) -> ConversationId {
@@ -326,6 +375,8 @@ impl Engine {
             config: ConversationConfig::default(),
             download_inbound: false,
             conflict_retries: DEFAULT_CONFLICT_RETRIES,
+            instance: None,
+            delivery: DeliveryConfig::default(),
         }
     }
 
@@ -357,13 +408,18 @@ impl Engine {
     ) -> Outcome {
         let mut queue = VecDeque::new();
         let mut outcome = Outcome::default();
-        self.deliver(
-            &conversation,
-            pending,
-            &lines,
+        let keys: Vec<String> = pending.iter().map(|p| p.key.clone()).collect();
+        self.holding(
+            &keys,
             now,
-            &mut queue,
-            &mut outcome,
+            self.deliver(
+                &conversation,
+                pending,
+                &lines,
+                now,
+                &mut queue,
+                &mut outcome,
+            ),
         )
         .await;
         self.drain(queue, now, &mut outcome).await;
@@ -415,8 +471,12 @@ impl Engine {
             effects: outbox,
             deadline,
             applies,
+            at: now,
+            // Delivered by this instance right after the commit.
+            claim: Some(self.lease(now)),
         };
         let (_, pending) = self.store.commit(&commit).await?;
+        metrics::counter!("messenger_channel_commits_total").increment(1);
         Ok((commit.conversation, pending, commit.transcript))
     }
 
@@ -496,183 +556,6 @@ impl Engine {
                         e => tracing::warn!(error = %e, "follow-up failed"),
                     }
                 }
-            }
-        }
-    }
-
-    /// Carries out committed effects, in order, marking each done.
-    async fn deliver(
-        &self,
-        conversation: &Conversation,
-        pending: Vec<PendingEffect>,
-        lines: &[TranscriptLine],
-        now: SystemTime,
-        queue: &mut VecDeque<(ConversationId, Input)>,
-        outcome: &mut Outcome,
-    ) {
-        // Lines recorded while delivering (sends); the committed ones are not copied unless
-        // there are some.
-        let mut delivered = Vec::new();
-        for p in pending {
-            match &p.effect {
-                Effect::Send { agent, message } => {
-                    match self
-                        .deliver_send(conversation, agent.as_ref(), message, &p.key, now, outcome)
-                        .await
-                    {
-                        Ok(line) => delivered.extend(line),
-                        Err(e) => {
-                            // Not marked done: it stays pending for recovery.
-                            tracing::error!(key = p.key, error = %e, "a send could not be carried out or recorded");
-                            continue;
-                        }
-                    }
-                }
-                Effect::FetchMedia { url, sent_at } => {
-                    match self.fetch_media(conversation, url, *sent_at, now).await {
-                        Ok(Some(lines)) => delivered.extend(lines),
-                        Ok(None) => continue,
-                        Err(e) => {
-                            // Not marked done: fetched again once its claim lapses.
-                            tracing::warn!(key = p.key, error = %e, "an inbound file could not be kept yet");
-                            continue;
-                        }
-                    }
-                }
-                Effect::RequestOffer { exclude, prefer } => {
-                    if let Some(agent) = self
-                        .router
-                        .pick(&conversation.page, exclude, prefer.as_ref())
-                        .await
-                    {
-                        queue.push_back((conversation.id.clone(), Input::OfferTo(agent)));
-                    }
-                }
-                Effect::NotifyOffer(offer) => self.notifier.offer(conversation, offer).await,
-                Effect::WithdrawOffer { agent } => {
-                    self.notifier.withdraw(&conversation.id, agent).await;
-                }
-                Effect::OfferEnded { agent } => self.router.offer_ended(agent).await,
-                Effect::SessionStarted { agent } => self.router.session_started(agent).await,
-                Effect::SessionReleased { agent } => self.router.session_released(agent).await,
-                _ => {}
-            }
-            if let Err(e) = self.store.complete(&p.key).await {
-                // It stays pending, and is delivered again (at least once).
-                tracing::error!(key = p.key, error = %e, "could not mark an effect done");
-            }
-        }
-        if delivered.is_empty() {
-            self.notifier.updated(conversation, lines).await;
-        } else {
-            let all: Vec<TranscriptLine> = lines.iter().cloned().chain(delivered).collect();
-            self.notifier.updated(conversation, &all).await;
-        }
-    }
-
-    /// The message to send for an effect.
-    ///
-    /// # Errors
-    /// The outer error when the media store failed (the effect stays pending); the inner one
-    /// when the message cannot be sent at all.
-    async fn outgoing(&self, message: &Outgoing) -> Result<Result<Message, SendError>, StoreError> {
-        Ok(match message {
-            Outgoing::Text(text) | Outgoing::PrivacyNotice(text) => {
-                Message::text(text).map_err(SendError::from)
-            }
-            Outgoing::File {
-                media_key,
-                name,
-                mime,
-            } => {
-                let file = match &self.media {
-                    Some(media) => media.get(media_key).await?,
-                    None => None,
-                };
-                match file {
-                    Some((bytes, _)) => Upload::new(bytes, name, mime)
-                        .and_then(|u| {
-                            Message::attachment(media_kind(mime), AttachmentSource::Upload(u))
-                        })
-                        .map_err(SendError::from),
-                    None => Err(SendError::UnexpectedResponse {
-                        status: 0,
-                        snippet: "the file is no longer stored".into(),
-                    }),
-                }
-            }
-        })
-    }
-
-    /// Sends one message. Its line is already in the transcript (committed with the state
-    /// change); a failure adds a notice, which is returned.
-    ///
-    /// The message carries the effect's key as its `metadata`: Meta returns it in the echo,
-    /// and an echo carrying a pending key marks that effect delivered (see
-    /// [`Engine::receive`]), so a restarted instance does not send it again.
-    ///
-    /// # Errors
-    /// A store failure (reading the file, recording the failure): the effect stays pending.
-    async fn deliver_send(
-        &self,
-        conversation: &Conversation,
-        agent: Option<&AgentId>,
-        message: &Outgoing,
-        key: &str,
-        now: SystemTime,
-        outcome: &mut Outcome,
-    ) -> Result<Option<TranscriptLine>, StoreError> {
-        let sender = if agent.is_some() {
-            Sender::HumanAgent
-        } else {
-            Sender::Automation
-        };
-        let built = self.outgoing(message).await?.and_then(|m| {
-            m.with_metadata(&format!("{ECHO_KEY_PREFIX}{key}"))
-                .map_err(SendError::from)
-        });
-        let result = match (
-            built,
-            check_window(
-                conversation.last_customer_message_at,
-                now,
-                sender,
-                &self.window,
-            ),
-        ) {
-            (Ok(message), Ok(marking)) => {
-                let request =
-                    SendRequest::new(conversation.customer.as_str(), message).marking(marking);
-                let span = tracing::debug_span!("send", conversation = %conversation.id, key);
-                self.send
-                    .send(&conversation.page, &request)
-                    .instrument(span)
-                    .await
-            }
-            (Err(e), _) => Err(e),
-            (_, Err(denial)) => Err(SendError::UnexpectedResponse {
-                status: 0,
-                snippet: denial.to_string(),
-            }),
-        };
-        match result {
-            Ok(sent) => {
-                outcome.sent.push(sent.message_id);
-                Ok(None)
-            }
-            Err(e) => {
-                tracing::warn!(conversation = %conversation.id, error = %e, "send failed");
-                let line = TranscriptLine {
-                    at: now,
-                    author: Author::System,
-                    body: LineBody::Notice(format!("not delivered: {e}")),
-                    mid: None,
-                };
-                outcome.send_error.get_or_insert(e);
-                self.store
-                    .append(&conversation.id, vec![line.clone()])
-                    .await?;
-                Ok(Some(line))
             }
         }
     }
@@ -784,39 +667,45 @@ impl Engine {
         Ok(())
     }
 
-    /// Applies the agent's send (already checked) and returns the platform's message id, or
-    /// the delivery's error.
+    /// Applies the agent's send (already checked) and returns what became of its first
+    /// attempt.
     async fn agent_send(
         &self,
         id: &ConversationId,
         agent: &AgentId,
         message: Outgoing,
         now: SystemTime,
-    ) -> Result<String, EngineError> {
+    ) -> Result<Delivery, EngineError> {
         let input = Input::AgentSend {
             agent: agent.clone(),
             message,
         };
         let outcome = self.run(id.clone(), input, now).await?;
-        match outcome.send_error {
-            Some(e) => Err(e.into()),
-            None => Ok(outcome.sent.last().cloned().unwrap_or_default()),
+        match outcome.agent_send {
+            Some(Ok(delivery)) => Ok(delivery),
+            Some(Err(undelivered)) => Err(undelivered.into()),
+            // The commit produced no send (it cannot happen for an accepted AgentSend).
+            None => Err(EngineError::NotFound(id.clone())),
         }
     }
 
     /// The agent sends text. The window and the message are checked before any network call.
-    /// Returns the platform's message id.
+    /// Once they pass, the message is committed (in the transcript and the outbox) and sent:
+    /// [`Delivery::Sent`] with the platform's message id, or [`Delivery::Retrying`] when it
+    /// will be tried again (the outbox delivers it at least once).
     ///
     /// # Errors
-    /// [`EngineError::Window`], [`EngineError::Transition`], [`EngineError::Send`] (with
-    /// [`SendError::Invalid`] for a message over the platform's limits).
+    /// Before the commit (nothing saved): [`EngineError::Window`], [`EngineError::Transition`],
+    /// [`EngineError::Send`] (with [`SendError::Invalid`] for a message over the platform's
+    /// limits). After it: [`EngineError::Undelivered`] when the platform refused the message
+    /// for good; the transcript shows why.
     pub async fn send_text(
         &self,
         id: &ConversationId,
         agent: &AgentId,
         text: &str,
         now: SystemTime,
-    ) -> Result<String, EngineError> {
+    ) -> Result<Delivery, EngineError> {
         Message::text(text).map_err(SendError::from)?;
         self.check_send(id, agent, now).await?;
         self.agent_send(id, agent, Outgoing::Text(text.to_owned()), now)
@@ -824,7 +713,7 @@ impl Engine {
     }
 
     /// The agent sends a file. The attachment policy (outbound) and the window are checked
-    /// before any network call. Returns the platform's message id.
+    /// before any network call; then as [`Engine::send_text`].
     ///
     /// # Errors
     /// [`EngineError::Attachment`] with the policy's first violation, or as
@@ -837,7 +726,7 @@ impl Engine {
         mime: &str,
         bytes: bytes::Bytes,
         now: SystemTime,
-    ) -> Result<String, EngineError> {
+    ) -> Result<Delivery, EngineError> {
         let info = AttachmentInfo::new()
             .name(name)
             .mime(mime)
@@ -861,8 +750,9 @@ impl Engine {
 
     /// Applies events left in the inbox by a crash or a failure ([`Engine::apply_pending`]),
     /// fires what is due (offer timeouts: the offer goes to another agent; auto-close and
-    /// inactivity), and delivers effects whose claim lapsed ([`Engine::recover`]). Call it
-    /// every second or so with the current time.
+    /// inactivity), and delivers the outbox's due effects ([`Engine::deliver_due`]). The
+    /// worker ([`Engine::start`]) calls it every [`DeliveryConfig::poll`]; a host driving
+    /// the engine by hand calls it every second or so with the current time.
     ///
     /// # Errors
     /// Store failures; conversations that fail are skipped and retried at the next tick.
@@ -888,8 +778,8 @@ impl Engine {
                 0
             }
         };
-        if let Err(e) = self.recover(now).await {
-            tracing::warn!(error = %e, "recovery failed");
+        if let Err(e) = self.deliver_due(now).await {
+            tracing::warn!(error = %e, "delivery failed");
             first_error.get_or_insert(e);
         }
         match first_error {
@@ -932,46 +822,5 @@ impl Engine {
             }
         }
         Ok(fired)
-    }
-
-    /// Delivers effects left pending: by a crash between a commit and its delivery, or by a
-    /// failure to be tried again (an inbound file not fetched yet), once their claim (the
-    /// outbox lease) has lapsed. [`Engine::tick`] calls it. Offers and
-    /// notifications may be repeated (at least once); sends carry the effect's key in the logs.
-    ///
-    /// # Errors
-    /// Store failures.
-    pub async fn recover(&self, now: SystemTime) -> Result<usize, EngineError> {
-        let mut count = 0;
-        let mut seen = std::collections::HashSet::new();
-        loop {
-            // Small batches: each is claimed for the outbox lease, and delivered well within it.
-            // An effect that is handed out again in the same call (it failed, and the lease is
-            // shorter than the call) waits for the next call.
-            let mut pending = self.store.pending(RECOVER_BATCH).await?;
-            pending.retain(|p| seen.insert(p.key.clone()));
-            if pending.is_empty() {
-                return Ok(count);
-            }
-            count += pending.len();
-            let mut outcome = Outcome::default();
-            let mut queue = VecDeque::new();
-            for p in pending {
-                let Some(stored) = self.store.load(&p.conversation).await? else {
-                    self.store.complete(&p.key).await?;
-                    continue;
-                };
-                self.deliver(
-                    &stored.conversation,
-                    vec![p],
-                    &[],
-                    now,
-                    &mut queue,
-                    &mut outcome,
-                )
-                .await;
-            }
-            self.drain(queue, now, &mut outcome).await;
-        }
     }
 }

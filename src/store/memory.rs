@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use super::{
-    AgentNotifier, AgentRouter, Commit, ConversationStore, InboxEvent, MediaStore, NewInboxEvent,
-    PendingEffect, StoreError, Stored,
+    AgentNotifier, AgentRouter, Commit, ConversationStore, InboxEvent, Lease, MediaStore,
+    NewInboxEvent, OutboxStats, PendingEffect, Retry, StoreError, Stored,
 };
 use crate::conversation::{
     Conversation, FileLine, LineBody, MediaState, Offer, State, TranscriptLine,
@@ -31,9 +31,11 @@ struct StoreInner {
     conversations: HashMap<ConversationId, Entry>,
     /// page → customer → the open conversation.
     open: HashMap<String, HashMap<String, ConversationId>>,
-    /// Effects not yet delivered, with the time until which they are claimed.
-    outbox: BTreeMap<u64, (PendingEffect, SystemTime)>,
+    /// Effects neither delivered nor failed, by sequence number.
+    outbox: BTreeMap<u64, OutboxRow>,
     outbox_keys: HashMap<String, u64>,
+    /// Effects given up on, with the error.
+    outbox_failed: Vec<PendingEffect>,
     next_effect: u64,
     /// Pending inbox events by sequence number.
     inbox: BTreeMap<u64, InboxEvent>,
@@ -44,6 +46,18 @@ struct StoreInner {
     /// Events given up on, with the error.
     inbox_dead: Vec<(InboxEvent, String)>,
     next_inbox: u64,
+}
+
+struct OutboxRow {
+    effect: PendingEffect,
+    holder: Option<(String, SystemTime)>,
+    next: SystemTime,
+}
+
+impl OutboxRow {
+    fn held_by(&self, owner: &str) -> bool {
+        self.holder.as_ref().is_some_and(|(o, _)| o == owner)
+    }
 }
 
 struct InboxKey {
@@ -82,18 +96,9 @@ struct Entry {
 }
 
 /// A [`ConversationStore`] in memory, with the same semantics as the durable ones.
+#[derive(Default)]
 pub struct InMemoryStore {
     inner: Mutex<StoreInner>,
-    lease: Duration,
-}
-
-impl Default for InMemoryStore {
-    fn default() -> Self {
-        Self {
-            inner: Mutex::default(),
-            lease: super::OUTBOX_LEASE,
-        }
-    }
 }
 
 impl std::fmt::Debug for InMemoryStore {
@@ -103,7 +108,6 @@ impl std::fmt::Debug for InMemoryStore {
             .field("conversations", &inner.conversations.len())
             .field("pending_effects", &inner.outbox.len())
             .field("pending_events", &inner.inbox.len())
-            .field("lease", &self.lease)
             .finish()
     }
 }
@@ -112,16 +116,6 @@ impl InMemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Sets how long fresh or claimed effects stay reserved before
-    /// [`ConversationStore::pending`] hands them out again (default 60 s, as the durable
-    /// stores). Zero is for tests that stand in for a crashed instance: with it, an effect
-    /// being delivered can be handed out, and delivered, a second time.
-    #[must_use]
-    pub fn with_outbox_lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
-        self
     }
 }
 
@@ -214,18 +208,29 @@ impl ConversationStore for InMemoryStore {
             inner.mark_applied(seq);
         }
         let mut pending = Vec::with_capacity(commit.effects.len());
-        // Claimed by the committing caller for the lease, as the durable stores do.
-        let claimed_until = crate::time::saturating_add(SystemTime::now(), self.lease);
+        let holder = commit.claim.as_ref().map(|l| (l.owner.clone(), l.until));
         for (i, effect) in commit.effects.iter().enumerate() {
             let p = PendingEffect {
                 key: format!("{id}:{version}:{i}"),
                 conversation: id.clone(),
                 effect: effect.clone(),
+                created_at: commit.at,
+                attempts: 0,
+                interrupted: false,
+                unconfirmed: false,
+                last_error: None,
             };
             let seq = inner.next_effect;
             inner.next_effect += 1;
             inner.outbox_keys.insert(p.key.clone(), seq);
-            inner.outbox.insert(seq, (p.clone(), claimed_until));
+            inner.outbox.insert(
+                seq,
+                OutboxRow {
+                    effect: p.clone(),
+                    holder: holder.clone(),
+                    next: commit.at,
+                },
+            );
             pending.push(p);
         }
         Ok((version, pending))
@@ -326,19 +331,72 @@ impl ConversationStore for InMemoryStore {
     }
 
     async fn pending(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
-        let mut inner = lock(&self.inner);
-        let now = SystemTime::now();
-        let until = crate::time::saturating_add(now, self.lease);
+        let inner = lock(&self.inner);
         Ok(inner
             .outbox
-            .values_mut()
-            .filter(|(_, claimed)| *claimed <= now)
+            .values()
             .take(limit)
-            .map(|(p, claimed)| {
-                *claimed = until;
-                p.clone()
-            })
+            .map(|row| row.effect.clone())
             .collect())
+    }
+
+    async fn claim_effects(
+        &self,
+        lease: &Lease,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<PendingEffect>, StoreError> {
+        let mut inner = lock(&self.inner);
+        let mut due: Vec<(SystemTime, u64)> = inner
+            .outbox
+            .iter()
+            .filter(|(_, row)| {
+                row.next <= now && row.holder.as_ref().is_none_or(|(_, until)| *until <= now)
+            })
+            .map(|(seq, row)| (row.next, *seq))
+            .collect();
+        due.sort_unstable();
+        due.truncate(limit);
+        let mut seqs: Vec<u64> = due.into_iter().map(|(_, seq)| seq).collect();
+        seqs.sort_unstable();
+        let mut out = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            if let Some(row) = inner.outbox.get_mut(&seq) {
+                row.effect.interrupted = row.holder.is_some();
+                row.holder = Some((lease.owner.clone(), lease.until));
+                out.push(row.effect.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn renew_claims(&self, lease: &Lease, keys: &[String]) -> Result<(), StoreError> {
+        let mut inner = lock(&self.inner);
+        for key in keys {
+            let Some(seq) = inner.outbox_keys.get(key).copied() else {
+                continue;
+            };
+            if let Some(row) = inner.outbox.get_mut(&seq) {
+                if row.held_by(&lease.owner) {
+                    row.holder = Some((lease.owner.clone(), lease.until));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn drop_claims(&self, owner: &str) -> Result<u64, StoreError> {
+        let mut inner = lock(&self.inner);
+        let mut dropped = 0;
+        for row in inner.outbox.values_mut() {
+            if let Some((o, until)) = &mut row.holder {
+                if o == owner {
+                    *until = SystemTime::UNIX_EPOCH;
+                    dropped += 1;
+                }
+            }
+        }
+        Ok(dropped)
     }
 
     async fn complete(&self, key: &str) -> Result<(), StoreError> {
@@ -347,6 +405,66 @@ impl ConversationStore for InMemoryStore {
             inner.outbox.remove(&seq);
         }
         Ok(())
+    }
+
+    async fn reschedule(
+        &self,
+        key: &str,
+        owner: &str,
+        retry: &Retry,
+    ) -> Result<Option<u32>, StoreError> {
+        let mut inner = lock(&self.inner);
+        let Some(seq) = inner.outbox_keys.get(key).copied() else {
+            return Ok(None);
+        };
+        let Some(row) = inner.outbox.get_mut(&seq).filter(|r| r.held_by(owner)) else {
+            return Ok(None);
+        };
+        if retry.counts {
+            row.effect.attempts = row.effect.attempts.saturating_add(1);
+        }
+        row.effect.unconfirmed = retry.unconfirmed;
+        row.effect.interrupted = false;
+        row.holder = None;
+        row.next = retry.at;
+        row.effect.last_error = Some(retry.error.clone());
+        Ok(Some(row.effect.attempts))
+    }
+
+    async fn fail_effect(
+        &self,
+        key: &str,
+        owner: &str,
+        error: &str,
+        lines: &[TranscriptLine],
+    ) -> Result<bool, StoreError> {
+        let mut inner = lock(&self.inner);
+        let Some(seq) = inner.outbox_keys.get(key).copied() else {
+            return Ok(false);
+        };
+        if !inner.outbox.get(&seq).is_some_and(|r| r.held_by(owner)) {
+            return Ok(false);
+        }
+        let Some(row) = inner.outbox.remove(&seq) else {
+            return Ok(false);
+        };
+        inner.outbox_keys.remove(key);
+        if let Some(entry) = inner.conversations.get_mut(&row.effect.conversation) {
+            entry.transcript.extend_from_slice(lines);
+        }
+        let mut effect = row.effect;
+        effect.last_error = Some(error.to_owned());
+        inner.outbox_failed.push(effect);
+        Ok(true)
+    }
+
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        let inner = lock(&self.inner);
+        Ok(OutboxStats {
+            pending: inner.outbox.len() as u64,
+            failed: inner.outbox_failed.len() as u64,
+            oldest_pending: inner.outbox.values().map(|r| r.effect.created_at).min(),
+        })
     }
 
     async fn receive(

@@ -37,9 +37,10 @@ pub use sql::SqliteStore;
 use crate::conversation::{Conversation, Effect, FileLine, Offer, TranscriptLine};
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 
-/// How long a committing instance holds its fresh effects, and a recovery worker the effects
-/// it claimed, before [`ConversationStore::pending`] hands them to another.
-pub(crate) const OUTBOX_LEASE: Duration = Duration::from_secs(60);
+/// How long an instance holds the effects it committed or claimed before
+/// [`ConversationStore::claim_effects`] hands them to another instance (the engine renews its
+/// claims while it works on them).
+pub const DEFAULT_OUTBOX_LEASE: Duration = Duration::from_secs(60);
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +101,48 @@ pub struct Commit {
     /// The inbox event this change applies (its [`InboxEvent::seq`]): marked applied in the
     /// same transaction, and the commit fails with [`StoreError::Conflict`] if it already was.
     pub applies: Option<u64>,
+    /// When the change was made: the effects' creation time, and the earliest time they are
+    /// due.
+    pub at: SystemTime,
+    /// Who holds the fresh effects, and until when (the committing instance delivers them at
+    /// once); `None` leaves them to any worker.
+    pub claim: Option<Lease>,
+}
+
+/// A claim on outbox effects: the instance that holds them, and until when. Until then no
+/// other instance is handed them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The holder's name ([`crate::engine::EngineBuilder::instance`]).
+    pub owner: String,
+    /// When the claim lapses unless renewed.
+    pub until: SystemTime,
+}
+
+/// A failed delivery to try again later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    /// What went wrong, for the record (never a secret).
+    pub error: String,
+    /// Not before this time.
+    pub at: SystemTime,
+    /// Whether this counts as an attempt (a page waiting for the host to fix its token does
+    /// not burn the retry budget).
+    pub counts: bool,
+    /// Whether the last attempt may have reached the platform (it timed out after the request
+    /// was written, or was interrupted): the next one must first check for its echo.
+    pub unconfirmed: bool,
+}
+
+/// The outbox at a glance, for metrics and dashboards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboxStats {
+    /// Effects neither delivered nor failed.
+    pub pending: u64,
+    /// Effects given up on.
+    pub failed: u64,
+    /// When the oldest pending effect was committed.
+    pub oldest_pending: Option<SystemTime>,
 }
 
 /// A verified webhook event to keep until it is applied.
@@ -141,6 +184,17 @@ pub struct PendingEffect {
     pub conversation: ConversationId,
     /// The effect.
     pub effect: Effect,
+    /// When it was committed.
+    pub created_at: SystemTime,
+    /// Attempts that failed so far.
+    pub attempts: u32,
+    /// It was claimed before and the claim was never released (the holder crashed, or hung
+    /// past its lease): a delivery may have been under way.
+    pub interrupted: bool,
+    /// The last attempt may have reached the platform ([`Retry::unconfirmed`]).
+    pub unconfirmed: bool,
+    /// Why the last attempt failed, if one did.
+    pub last_error: Option<String>,
 }
 
 /// Conversations, transcripts and the outbox.
@@ -155,7 +209,12 @@ pub struct PendingEffect {
 ///   ([`crate::conversation::FileLine`]'s media state, key, size, refusal) is updated in place
 ///   by `update_file` once the file is fetched. It is read in the order of the lines' times
 ///   (`at`), lines of equal time in the order of appends.
-/// - Effects of a commit stay pending until `complete` is called with their key.
+/// - **The outbox.** Effects of a commit stay pending until `complete` (delivered) or
+///   `fail_effect` (given up on) is called with their key. `claim_effects` hands each pending
+///   effect that is due and not held to one caller at a time, even across processes sharing
+///   the database: a claim lasts until its lease lapses, is renewed by its owner, or is
+///   released by `reschedule`, `complete` or `fail_effect`. `reschedule` and `fail_effect` act
+///   only for the effect's current holder.
 /// - **The inbox.** `receive` is atomic and durable when it returns `Ok`: every event of the
 ///   call is recorded, or none is. An event is named by its thread and key. One received
 ///   before (pending, given up on, or received less than `keep` ago) is a duplicate (`false`)
@@ -222,11 +281,54 @@ pub trait ConversationStore: Send + Sync {
     /// Conversations with something due at or before `now` (offer deadline, auto-close).
     async fn due(&self, now: SystemTime) -> Result<Vec<ConversationId>, StoreError>;
 
-    /// Effects not yet delivered, oldest first (after a crash, deliver these again).
+    /// Effects neither delivered nor failed, oldest first, claimed or not (a read: it claims
+    /// nothing).
     async fn pending(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError>;
 
-    /// Marks an effect delivered.
+    /// Claims up to `limit` effects that are due (next attempt at or before `now`) and not
+    /// held (never claimed, released, or their claim lapsed by `now`), the longest due first,
+    /// for `lease`. Each is returned with [`PendingEffect::interrupted`] set if it was held
+    /// and never released.
+    async fn claim_effects(
+        &self,
+        lease: &Lease,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<PendingEffect>, StoreError>;
+
+    /// Extends `lease.owner`'s claims on these effects to `lease.until`.
+    async fn renew_claims(&self, lease: &Lease, keys: &[String]) -> Result<(), StoreError>;
+
+    /// Lets go at once of every pending effect `owner` holds (an instance starting again takes
+    /// back what it held before a crash); returns how many. They are then handed out as
+    /// interrupted.
+    async fn drop_claims(&self, owner: &str) -> Result<u64, StoreError>;
+
+    /// Marks an effect delivered (whoever holds it: an echo can confirm a delivery).
     async fn complete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Releases `owner`'s claim on a pending effect and schedules it again; returns the
+    /// attempts so far, or `None` if `owner` did not hold it (nothing changed).
+    async fn reschedule(
+        &self,
+        key: &str,
+        owner: &str,
+        retry: &Retry,
+    ) -> Result<Option<u32>, StoreError>;
+
+    /// Gives up on a pending effect `owner` holds: it is kept, failed, with the error; `lines`
+    /// are appended to its conversation's transcript in the same transaction. `false` if
+    /// `owner` did not hold it (nothing changed).
+    async fn fail_effect(
+        &self,
+        key: &str,
+        owner: &str,
+        error: &str,
+        lines: &[TranscriptLine],
+    ) -> Result<bool, StoreError>;
+
+    /// Counts of pending and failed effects, and the oldest pending one's time.
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError>;
 
     /// Records received events, all or none, in one transaction; for each, in order, whether
     /// it is new (`false`: a duplicate). An event repeated within one call counts once.

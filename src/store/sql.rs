@@ -2,8 +2,7 @@
 //! `sqlx`. Both backends run the same SQL; only the table definitions and the outbox's row
 //! locking differ.
 //!
-//! One store value implements [`ConversationStore`], [`DedupStore`] and [`MediaStore`] on one
-//! connection pool.
+//! One store value implements [`ConversationStore`] and [`MediaStore`] on one connection pool.
 //!
 //! - **At most one open conversation per (page, customer)** is enforced by the database: a
 //!   unique partial index on `(page, customer) WHERE closed = 0`.
@@ -13,14 +12,13 @@
 //!   transaction (`INSERT … ON CONFLICT (key) DO NOTHING RETURNING`), so the unique key is the
 //!   record of what was seen; a commit that applies an event marks it applied in the same
 //!   transaction, only if it was still pending.
-//! - **The outbox**: effects are inserted already claimed by the committing instance for a
-//!   short lease, so that another instance's recovery worker does not deliver them at the same
-//!   time; [`ConversationStore::pending`] claims unclaimed or expired rows (on PostgreSQL with
-//!   `FOR UPDATE SKIP LOCKED`, so several workers never take the same effect). Delivery is at
-//!   least once. Every message the engine sends carries its effect's key in `metadata`, and
-//!   the echo Meta returns marks the effect done on whichever instance receives it; so a send
-//!   whose process died after the platform accepted it is repeated only if recovery runs before
-//!   that echo arrives (usually well under a second, the remaining window).
+//! - **The outbox**: effects are inserted already claimed by the committing instance (the
+//!   commit's [`super::Lease`]), with their attempt history (attempts, next attempt time, last
+//!   error). [`ConversationStore::claim_effects`] claims due rows that nobody holds in one
+//!   statement (on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so several workers never take the
+//!   same effect; on SQLite every write goes through one connection). A claim is released
+//!   by the holder (`complete`, `reschedule`, `fail_effect`) or lapses with its lease; a row
+//!   claimed again without having been released comes back marked interrupted.
 //! - **Migrations are versioned** (`schema_version`): opening an older database upgrades it; a
 //!   database written by a newer version of this crate is refused with
 //!   [`StoreError::SchemaTooNew`], never downgraded.
@@ -34,17 +32,15 @@ use super::{
     Commit, ConversationStore, InboxEvent, MediaStore, NewInboxEvent, PendingEffect, StoreError,
     Stored,
 };
-use crate::conversation::{
-    Conversation, Effect, FileLine, LineBody, MediaState, State, TranscriptLine,
-};
+use crate::conversation::{Conversation, FileLine, LineBody, MediaState, State, TranscriptLine};
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
-use super::OUTBOX_LEASE;
+use super::{Lease, OutboxStats, Retry};
 
-use crate::time::millis;
+use crate::time::{from_millis, millis};
 
 /// Rows per multi-row statement on the inbox (at most five parameters each, under SQLite's
 /// limit).
@@ -83,7 +79,7 @@ fn columns(c: &Conversation) -> (&'static str, Option<&str>, i64) {
 
 /// Schema migrations, in order. Statements are separated by `;`. `{id}` and `{blob}` are
 /// replaced by each backend's types.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     // 1: conversations, transcripts, outbox, dedup.
     "CREATE TABLE conversations (
         id TEXT PRIMARY KEY,
@@ -149,7 +145,42 @@ const MIGRATIONS: [&str; 4] = [
     ALTER TABLE transcript ADD COLUMN at_ms BIGINT NOT NULL DEFAULT 0;
     {backfill_at_ms};
     CREATE INDEX transcript_time ON transcript (conversation, at_ms, id)",
+    // 5: the outbox's attempt history and claims by holder. `done` is 0 pending, 1 delivered,
+    // 2 failed (given up on, kept with its error).
+    "ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+    ALTER TABLE outbox ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN next_ms BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN created_ms BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN last_error TEXT;
+    ALTER TABLE outbox ADD COLUMN interrupted BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN unconfirmed BIGINT NOT NULL DEFAULT 0;
+    DROP INDEX outbox_pending;
+    CREATE INDEX outbox_due ON outbox (next_ms, seq) WHERE done = 0;
+    CREATE INDEX outbox_holder ON outbox (claimed_by) WHERE done = 0;
+    CREATE INDEX outbox_failed ON outbox (seq) WHERE done = 2",
 ];
+
+/// An outbox row as read: key, conversation, effect, created, attempts, interrupted,
+/// unconfirmed, last error.
+type EffectRow = (String, String, String, i64, i64, i64, i64, Option<String>);
+
+/// The columns of an [`EffectRow`].
+const EFFECT_COLUMNS: &str =
+    "key, conversation, body, created_ms, attempts, interrupted, unconfirmed, last_error";
+
+fn pending_effect(row: EffectRow) -> Result<PendingEffect, StoreError> {
+    let (key, conversation, body, created, attempts, interrupted, unconfirmed, last_error) = row;
+    Ok(PendingEffect {
+        key,
+        conversation: ConversationId::new(conversation),
+        effect: from_json(&body)?,
+        created_at: from_millis(created),
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        interrupted: interrupted != 0,
+        unconfirmed: unconfirmed != 0,
+        last_error,
+    })
+}
 
 macro_rules! sql_store {
     (
@@ -167,7 +198,6 @@ macro_rules! sql_store {
             /// Writes: on SQLite one connection, so that writers queue in the process instead
             /// of in SQLite's busy handler (which sleeps); elsewhere the same pool.
             writer: sqlx::Pool<$db>,
-            lease: Duration,
         }
 
         impl std::fmt::Debug for $name {
@@ -189,19 +219,7 @@ macro_rules! sql_store {
             /// Like [`Self::from_pool`], with reads and writes on pools of their own.
             async fn from_pools(pool: sqlx::Pool<$db>, writer: sqlx::Pool<$db>) -> Result<Self, StoreError> {
                 Self::migrate(&writer, MIGRATIONS.len()).await?;
-                Ok(Self { pool, writer, lease: OUTBOX_LEASE })
-            }
-
-            /// Sets how long fresh effects stay reserved to the instance that committed them,
-            /// and claimed effects to the worker that claimed them, before
-            /// [`ConversationStore::pending`] hands them out again (default 60 s). Keep it
-            /// longer than a delivery takes: `Engine::tick` recovers every call, so with zero
-            /// an effect being delivered right now can be delivered a second time. Zero is for
-            /// tests that stand in for a crashed instance.
-            #[must_use]
-            pub fn with_outbox_lease(mut self, lease: Duration) -> Self {
-                self.lease = lease;
-                self
+                Ok(Self { pool, writer })
             }
 
             /// The connection pool.
@@ -413,21 +431,37 @@ macro_rules! sql_store {
                     }
                 };
                 Self::insert_lines(&mut tx, &c.id, &commit.transcript).await?;
-                let lease = millis(crate::time::saturating_add(SystemTime::now(), self.lease));
+                let (owner, until) = match &commit.claim {
+                    Some(lease) => (Some(lease.owner.as_str()), Some(millis(lease.until))),
+                    None => (None, None),
+                };
+                let at = millis(commit.at);
                 let mut pending = Vec::with_capacity(commit.effects.len());
                 for (i, effect) in commit.effects.iter().enumerate() {
                     let key = format!("{}:{version}:{i}", c.id);
                     sqlx::query(
-                        "INSERT INTO outbox (key, conversation, body, done, claimed_until_ms) VALUES ($1, $2, $3, 0, $4)",
+                        "INSERT INTO outbox (key, conversation, body, done, claimed_by, claimed_until_ms, next_ms, created_ms)
+                         VALUES ($1, $2, $3, 0, $4, $5, $6, $6)",
                     )
                     .bind(&key)
                     .bind(c.id.as_str())
                     .bind(to_json(effect)?)
-                    .bind(lease)
+                    .bind(owner)
+                    .bind(until)
+                    .bind(at)
                     .execute(&mut *tx)
                     .await
                     .map_err(from_sqlx)?;
-                    pending.push(PendingEffect { key, conversation: c.id.clone(), effect: effect.clone() });
+                    pending.push(PendingEffect {
+                        key,
+                        conversation: c.id.clone(),
+                        effect: effect.clone(),
+                        created_at: from_millis(at),
+                        attempts: 0,
+                        interrupted: false,
+                        unconfirmed: false,
+                        last_error: None,
+                    });
                 }
                 tx.commit().await.map_err(from_sqlx)?;
                 Ok((u64::try_from(version).unwrap_or(0), pending))
@@ -527,42 +561,132 @@ macro_rules! sql_store {
             }
 
             async fn pending(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
-                let now = millis(SystemTime::now());
-                let mut tx = self.write_tx().await?;
-                let sql = concat!(
-                    "SELECT key, conversation, body FROM outbox WHERE done = 0 AND ",
-                    "(claimed_until_ms IS NULL OR claimed_until_ms <= $1) ORDER BY seq LIMIT $2",
-                    $lock
-                );
-                let rows: Vec<(String, String, String)> = sqlx::query_as(sql)
-                    .bind(now)
+                let sql = format!("SELECT {EFFECT_COLUMNS} FROM outbox WHERE done = 0 ORDER BY seq LIMIT $1");
+                let rows: Vec<EffectRow> = sqlx::query_as(&sql)
                     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&self.pool)
                     .await
                     .map_err(from_sqlx)?;
-                let lease = millis(crate::time::saturating_add(SystemTime::now(), self.lease));
-                let mut out = Vec::with_capacity(rows.len());
-                for (key, conversation, body) in rows {
-                    sqlx::query("UPDATE outbox SET claimed_until_ms = $2 WHERE key = $1")
-                        .bind(&key)
-                        .bind(lease)
+                rows.into_iter().map(pending_effect).collect()
+            }
+
+            async fn claim_effects(&self, lease: &Lease, now: SystemTime, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
+                // One statement: the due rows are chosen and claimed atomically. `interrupted`
+                // is computed from the row as it was (a holder that never let go).
+                let sql = format!(
+                    "WITH due AS MATERIALIZED (
+                        SELECT seq FROM outbox WHERE done = 0 AND next_ms <= $3
+                        AND (claimed_until_ms IS NULL OR claimed_until_ms <= $3)
+                        ORDER BY next_ms, seq LIMIT $4{}
+                     )
+                     UPDATE outbox SET interrupted = CASE WHEN claimed_by IS NULL THEN 0 ELSE 1 END,
+                        claimed_by = $1, claimed_until_ms = $2
+                     WHERE seq IN (SELECT seq FROM due)
+                     RETURNING seq, {EFFECT_COLUMNS}",
+                    $lock
+                );
+                #[allow(clippy::type_complexity)]
+                let rows: Vec<(i64, String, String, String, i64, i64, i64, i64, Option<String>)> = sqlx::query_as(&sql)
+                    .bind(&lease.owner)
+                    .bind(millis(lease.until))
+                    .bind(millis(now))
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(&self.writer)
+                    .await
+                    .map_err(from_sqlx)?;
+                let mut rows: Vec<(i64, EffectRow)> = rows
+                    .into_iter()
+                    .map(|(seq, a, b, c, d, e, f, g, h)| (seq, (a, b, c, d, e, f, g, h)))
+                    .collect();
+                rows.sort_by_key(|(seq, _)| *seq);
+                rows.into_iter().map(|(_, row)| pending_effect(row)).collect()
+            }
+
+            async fn renew_claims(&self, lease: &Lease, keys: &[String]) -> Result<(), StoreError> {
+                let mut tx = self.write_tx().await?;
+                for key in keys {
+                    sqlx::query("UPDATE outbox SET claimed_until_ms = $3 WHERE key = $1 AND claimed_by = $2 AND done = 0")
+                        .bind(key)
+                        .bind(&lease.owner)
+                        .bind(millis(lease.until))
                         .execute(&mut *tx)
                         .await
                         .map_err(from_sqlx)?;
-                    let effect: Effect = from_json(&body)?;
-                    out.push(PendingEffect { key, conversation: ConversationId::new(conversation), effect });
                 }
-                tx.commit().await.map_err(from_sqlx)?;
-                Ok(out)
+                tx.commit().await.map_err(from_sqlx)
+            }
+
+            async fn drop_claims(&self, owner: &str) -> Result<u64, StoreError> {
+                let done = sqlx::query("UPDATE outbox SET claimed_until_ms = 0 WHERE claimed_by = $1 AND done = 0")
+                    .bind(owner)
+                    .execute(&self.writer)
+                    .await
+                    .map_err(from_sqlx)?;
+                Ok(done.rows_affected())
             }
 
             async fn complete(&self, key: &str) -> Result<(), StoreError> {
-                sqlx::query("UPDATE outbox SET done = 1 WHERE key = $1")
+                sqlx::query("UPDATE outbox SET done = 1, claimed_by = NULL, claimed_until_ms = NULL WHERE key = $1")
                     .bind(key)
                     .execute(&self.writer)
                     .await
                     .map_err(from_sqlx)?;
                 Ok(())
+            }
+
+            async fn reschedule(&self, key: &str, owner: &str, retry: &Retry) -> Result<Option<u32>, StoreError> {
+                let row: Option<(i64,)> = sqlx::query_as(
+                    "UPDATE outbox SET attempts = attempts + $3, next_ms = $4, last_error = $5, unconfirmed = $6,
+                     claimed_by = NULL, claimed_until_ms = NULL, interrupted = 0
+                     WHERE key = $1 AND claimed_by = $2 AND done = 0 RETURNING attempts",
+                )
+                .bind(key)
+                .bind(owner)
+                .bind(i64::from(retry.counts))
+                .bind(millis(retry.at))
+                .bind(&retry.error)
+                .bind(i64::from(retry.unconfirmed))
+                .fetch_optional(&self.writer)
+                .await
+                .map_err(from_sqlx)?;
+                Ok(row.map(|(n,)| u32::try_from(n).unwrap_or(u32::MAX)))
+            }
+
+            async fn fail_effect(&self, key: &str, owner: &str, error: &str, lines: &[TranscriptLine]) -> Result<bool, StoreError> {
+                let mut tx = self.write_tx().await?;
+                let row: Option<(String,)> = sqlx::query_as(
+                    "UPDATE outbox SET done = 2, last_error = $3, claimed_by = NULL, claimed_until_ms = NULL
+                     WHERE key = $1 AND claimed_by = $2 AND done = 0 RETURNING conversation",
+                )
+                .bind(key)
+                .bind(owner)
+                .bind(error)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+                let Some((conversation,)) = row else {
+                    return Ok(false);
+                };
+                Self::insert_lines(&mut tx, &ConversationId::new(conversation), lines).await?;
+                tx.commit().await.map_err(from_sqlx)?;
+                Ok(true)
+            }
+
+            async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+                let (pending, oldest): (i64, Option<i64>) =
+                    sqlx::query_as("SELECT COUNT(*), MIN(created_ms) FROM outbox WHERE done = 0")
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(from_sqlx)?;
+                let (failed,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE done = 2")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                Ok(OutboxStats {
+                    pending: u64::try_from(pending).unwrap_or(0),
+                    failed: u64::try_from(failed).unwrap_or(0),
+                    oldest_pending: oldest.map(from_millis),
+                })
             }
 
             async fn receive(&self, events: &[NewInboxEvent], now: SystemTime, keep: Duration) -> Result<Vec<bool>, StoreError> {

@@ -8,7 +8,9 @@ use messenger_channel::conversation::{
     TranscriptLine,
 };
 use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
-use messenger_channel::store::{Commit, ConversationStore, MediaStore, NewInboxEvent, StoreError};
+use messenger_channel::store::{
+    Commit, ConversationStore, Lease, MediaStore, NewInboxEvent, Retry, StoreError,
+};
 
 /// A prefix unique to this run, so that backends shared between tests (PostgreSQL) do not mix.
 pub fn unique(prefix: &str) -> String {
@@ -58,7 +60,21 @@ fn create(c: &Conversation, lines: Vec<TranscriptLine>, effects: Vec<Effect>) ->
         effects,
         deadline: Some(t0() + Duration::from_secs(60)),
         applies: None,
+        at: t0(),
+        claim: Some(lease("committer", 60)),
     }
+}
+
+/// A claim for `owner` until `secs` after `t0`.
+fn lease(owner: &str, secs: u64) -> Lease {
+    Lease {
+        owner: owner.to_owned(),
+        until: t0() + Duration::from_secs(secs),
+    }
+}
+
+fn at(secs: u64) -> SystemTime {
+    t0() + Duration::from_secs(secs)
 }
 
 fn update(c: &Conversation, version: u64, lines: Vec<TranscriptLine>) -> Commit {
@@ -69,6 +85,8 @@ fn update(c: &Conversation, version: u64, lines: Vec<TranscriptLine>) -> Commit 
         effects: vec![],
         deadline: None,
         applies: None,
+        at: t0(),
+        claim: None,
     }
 }
 
@@ -83,6 +101,8 @@ where
     transcript_is_append_only_and_ordered(&*store).await;
     listing_by_agent_and_due(&*store).await;
     outbox_keeps_effects_until_completed(&*store).await;
+    outbox_claims_retries_and_failures(&*store).await;
+    concurrent_claims_never_share(store.clone()).await;
     inbox_records_once_and_applies_with_the_commit(&*store).await;
     concurrent_receives_record_once(store.clone()).await;
     inbox_threads_oldest_first(&*store).await;
@@ -300,20 +320,26 @@ async fn outbox_keeps_effects_until_completed(store: &dyn ConversationStore) {
         keys,
         [format!("{run}:{version}:0"), format!("{run}:{version}:1")]
     );
-    // At the default lease, fresh effects belong to the caller that committed them: a
-    // recovery worker does not take them while that caller delivers.
-    assert!(
-        store
-            .pending(10_000)
-            .await
-            .unwrap()
-            .iter()
-            .all(|p| !keys.contains(&p.key)),
-        "fresh effects are claimed by their committer"
-    );
     assert_eq!(
         pending.iter().map(|p| p.effect.clone()).collect::<Vec<_>>(),
         effects
+    );
+    assert!(
+        pending
+            .iter()
+            .all(|p| p.created_at == t0() && p.attempts == 0)
+    );
+    // Listed as pending (a read), but claimed by their committer for the default lease:
+    // another worker is not handed them.
+    let listed = store.pending(10_000).await.unwrap();
+    assert!(keys.iter().all(|k| listed.iter().any(|p| &p.key == k)));
+    let other = store
+        .claim_effects(&lease("other", 120), at(1), 10_000)
+        .await
+        .unwrap();
+    assert!(
+        other.iter().all(|p| !keys.contains(&p.key)),
+        "fresh effects are claimed by their committer"
     );
     for key in &keys {
         store.complete(key).await.unwrap();
@@ -323,6 +349,196 @@ async fn outbox_keeps_effects_until_completed(store: &dyn ConversationStore) {
         left.iter().all(|p| !keys.contains(&p.key)),
         "completed effects are gone"
     );
+    // Once their lease lapses, nothing completed is handed out again.
+    let later = store
+        .claim_effects(&lease("other", 1000), at(500), 10_000)
+        .await
+        .unwrap();
+    assert!(later.iter().all(|p| !keys.contains(&p.key)));
+}
+
+#[allow(clippy::too_many_lines)] // one scenario, step by step
+async fn outbox_claims_retries_and_failures(store: &dyn ConversationStore) {
+    let run = unique("claims");
+    let c = new_conversation(&run, &run, "u");
+    let effects = vec![
+        Effect::SessionStarted {
+            agent: AgentId::from("a"),
+        },
+        Effect::SessionReleased {
+            agent: AgentId::from("a"),
+        },
+    ];
+    let (_, pending) = store.commit(&create(&c, vec![], effects)).await.unwrap();
+    let (k0, k1) = (pending[0].key.clone(), pending[1].key.clone());
+    let ours = |batch: &[messenger_channel::store::PendingEffect]| {
+        let mut v: Vec<_> = batch
+            .iter()
+            .filter(|p| p.key == k0 || p.key == k1)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.key.cmp(&b.key));
+        v
+    };
+    // The committer restarts and takes back its claims at once: handed out as interrupted.
+    assert!(store.drop_claims("committer").await.unwrap() >= 2);
+    let claimed = ours(
+        &store
+            .claim_effects(&lease("w2", 61), at(1), 10_000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(claimed.len(), 2, "{claimed:?}");
+    assert!(claimed.iter().all(|p| p.interrupted && !p.unconfirmed));
+    // Held by w2 until t0+61: nobody else gets them.
+    let none = store
+        .claim_effects(&lease("w3", 100), at(2), 10_000)
+        .await
+        .unwrap();
+    assert!(ours(&none).is_empty());
+    // Only the holder reschedules or fails.
+    let retry = Retry {
+        error: "503 from Graph".into(),
+        at: at(100),
+        counts: true,
+        unconfirmed: true,
+    };
+    assert_eq!(store.reschedule(&k0, "w3", &retry).await.unwrap(), None);
+    assert!(!store.fail_effect(&k0, "w3", "no", &[]).await.unwrap());
+    assert_eq!(store.reschedule(&k0, "w2", &retry).await.unwrap(), Some(1));
+    // w2 renews its claim on k1 past the original lease (another owner's renewal is void).
+    store
+        .renew_claims(&lease("w2", 300), std::slice::from_ref(&k1))
+        .await
+        .unwrap();
+    store
+        .renew_claims(&lease("w9", 9_000), std::slice::from_ref(&k1))
+        .await
+        .unwrap();
+    // Not due before t0+100, whoever asks, even with its claim released.
+    let early = store
+        .claim_effects(&lease("w3", 200), at(99), 10_000)
+        .await
+        .unwrap();
+    assert!(ours(&early).is_empty(), "{early:?}");
+    let due = ours(
+        &store
+            .claim_effects(&lease("w3", 200), at(150), 10_000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(due.len(), 1, "only the rescheduled one: {due:?}");
+    assert_eq!(due[0].key, k0);
+    assert_eq!(due[0].attempts, 1);
+    assert!(due[0].unconfirmed && !due[0].interrupted);
+    assert_eq!(due[0].last_error.as_deref(), Some("503 from Graph"));
+    // A retry that does not count keeps the attempts.
+    let parked = Retry {
+        counts: false,
+        unconfirmed: false,
+        at: at(160),
+        error: "page needs attention".into(),
+    };
+    assert_eq!(store.reschedule(&k0, "w3", &parked).await.unwrap(), Some(1));
+    let again = ours(
+        &store
+            .claim_effects(&lease("w3", 250), at(170), 10_000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    // Failed by its holder, with a transcript line, in one step; it is kept, not pending.
+    let before = store.outbox_stats().await.unwrap();
+    let notice = TranscriptLine {
+        at: at(170),
+        author: Author::System,
+        body: LineBody::Notice("Not delivered: gone".into()),
+        mid: None,
+    };
+    assert!(
+        store
+            .fail_effect(&k0, "w3", "gone", std::slice::from_ref(&notice))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .fail_effect(&k0, "w3", "twice", std::slice::from_ref(&notice))
+            .await
+            .unwrap()
+    );
+    let after = store.outbox_stats().await.unwrap();
+    assert_eq!(after.failed, before.failed + 1);
+    assert_eq!(after.pending, before.pending - 1);
+    let lines = store.transcript(&c.id).await.unwrap();
+    assert_eq!(
+        lines.iter().filter(|l| **l == notice).count(),
+        1,
+        "{lines:?}"
+    );
+    // k1's renewed claim lapses at t0+300: then it is handed out again, interrupted.
+    let held = store
+        .claim_effects(&lease("w4", 400), at(299), 10_000)
+        .await
+        .unwrap();
+    assert!(ours(&held).is_empty());
+    let lapsed = ours(
+        &store
+            .claim_effects(&lease("w4", 400), at(300), 10_000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(lapsed.len(), 1);
+    assert_eq!(lapsed[0].key, k1);
+    assert!(lapsed[0].interrupted);
+    store.complete(&k1).await.unwrap();
+    let left = store.pending(10_000).await.unwrap();
+    assert!(left.iter().all(|p| p.key != k0 && p.key != k1));
+    assert!(store.outbox_stats().await.unwrap().pending <= after.pending);
+}
+
+async fn concurrent_claims_never_share<S: ConversationStore + 'static>(store: Arc<S>) {
+    let run = unique("share");
+    let c = new_conversation(&run, &run, "u");
+    let effects: Vec<Effect> = (0..120)
+        .map(|i| Effect::SessionStarted {
+            agent: AgentId::new(format!("a{i}")),
+        })
+        .collect();
+    let mut commit = create(&c, vec![], effects);
+    commit.claim = None;
+    let (_, pending) = store.commit(&commit).await.unwrap();
+    let ours: std::collections::HashSet<String> = pending.into_iter().map(|p| p.key).collect();
+    let mut workers = Vec::new();
+    for w in 0..6 {
+        let store = store.clone();
+        workers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let batch = store
+                    .claim_effects(&lease(&format!("share-w{w}"), 10_000), at(5), 7)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return got;
+                }
+                got.extend(batch.into_iter().map(|p| p.key));
+            }
+        }));
+    }
+    let mut seen = std::collections::HashMap::new();
+    for w in workers {
+        for key in w.await.unwrap() {
+            *seen.entry(key).or_insert(0) += 1;
+        }
+    }
+    for key in &ours {
+        assert_eq!(seen.get(key), Some(&1), "{key} claimed once");
+    }
+    for key in &ours {
+        store.complete(key).await.unwrap();
+    }
 }
 
 fn inbox_event(key: &str, thread: &str) -> NewInboxEvent {

@@ -32,6 +32,8 @@ pub struct FakeSend {
     pub files: Mutex<std::collections::HashMap<String, Media>>,
     /// When set, every download fails with this error.
     pub download_fails_with: Mutex<Option<SendError>>,
+    /// Calls to `send`, failed ones included.
+    pub calls: AtomicU64,
 }
 
 impl FakeSend {
@@ -41,6 +43,11 @@ impl FakeSend {
 
     pub fn sent(&self) -> Vec<Sent> {
         self.sent.lock().unwrap().clone()
+    }
+
+    /// Calls to `send` so far, failed ones included.
+    pub fn attempts(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
     }
 
     pub fn texts(&self) -> Vec<String> {
@@ -58,6 +65,7 @@ impl SendApi for FakeSend {
         page: &PageId<'_>,
         request: &SendRequest,
     ) -> Result<SendResponse, SendError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         if let Some(e) = self.fail_with.lock().unwrap().clone() {
             return Err(e);
         }

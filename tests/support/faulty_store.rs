@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 use messenger_channel::conversation::{FileLine, TranscriptLine};
 use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
 use messenger_channel::store::{
-    Commit, ConversationStore, InboxEvent, NewInboxEvent, PendingEffect, StoreError, Stored,
+    Commit, ConversationStore, InboxEvent, Lease, NewInboxEvent, OutboxStats, PendingEffect, Retry,
+    StoreError, Stored,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,8 +127,44 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
     async fn pending(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
         self.around(self.inner.pending(limit)).await
     }
+    async fn claim_effects(
+        &self,
+        lease: &Lease,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<PendingEffect>, StoreError> {
+        self.around(self.inner.claim_effects(lease, now, limit))
+            .await
+    }
+    async fn renew_claims(&self, lease: &Lease, keys: &[String]) -> Result<(), StoreError> {
+        self.around(self.inner.renew_claims(lease, keys)).await
+    }
+    async fn drop_claims(&self, owner: &str) -> Result<u64, StoreError> {
+        self.around(self.inner.drop_claims(owner)).await
+    }
     async fn complete(&self, key: &str) -> Result<(), StoreError> {
         self.around(self.inner.complete(key)).await
+    }
+    async fn reschedule(
+        &self,
+        key: &str,
+        owner: &str,
+        retry: &Retry,
+    ) -> Result<Option<u32>, StoreError> {
+        self.around(self.inner.reschedule(key, owner, retry)).await
+    }
+    async fn fail_effect(
+        &self,
+        key: &str,
+        owner: &str,
+        error: &str,
+        lines: &[TranscriptLine],
+    ) -> Result<bool, StoreError> {
+        self.around(self.inner.fail_effect(key, owner, error, lines))
+            .await
+    }
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        self.around(self.inner.outbox_stats()).await
     }
     async fn receive(
         &self,

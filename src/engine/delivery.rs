@@ -1,0 +1,872 @@
+//! Delivery: carrying out committed effects at least once, from the durable outbox.
+//!
+//! Every effect is committed with the state change that produced it, claimed by the
+//! committing instance, and delivered right away. What cannot be delivered at once stays in
+//! the outbox with its attempt history, and [`Engine::deliver_due`] (run by [`Engine::tick`],
+//! and continuously by the worker, [`Engine::start`]) delivers it later:
+//!
+//! | Outcome of an attempt | What happens |
+//! |---|---|
+//! | Sent | Marked delivered. |
+//! | Transport failure before the request was sent, HTTP 5xx, rate limits (4, 17, 32, 613…) | Tried again after the [`DeliveryConfig::retry`] backoff (with jitter; at least Graph's `estimated_time_to_regain_access`), until the retry budget is spent; then failed. |
+//! | Timeout after the request was written (the platform may have it) | Not resent blindly: the echo carrying the effect's key is awaited for [`DeliveryConfig::echo_grace`]; then it is sent again or failed, per [`DeliveryConfig::unconfirmed`]. |
+//! | Token invalid or expired (190), permission missing, page restricted | The page needs attention ([`Engine::pages_needing_attention`]); its sends wait, without spending retries, until [`Engine::resume_page`]. |
+//! | Outside the window, recipient unavailable, invalid message | Failed at once. |
+//!
+//! A failed agent message gets a transcript line in words an agent can act on ("Not
+//! delivered: …"), written in the same transaction that marks the effect failed, and the agent
+//! is notified ([`crate::store::AgentNotifier::updated`]).
+//!
+//! Before a late attempt the engine checks again what may have changed since the commit: a
+//! closed conversation, an offer withdrawn or expired, a messaging window now closed. Such an
+//! effect is skipped or failed, and recorded, never sent.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use tracing::Instrument as _;
+
+use super::{ECHO_KEY_PREFIX, Engine, EngineError, media_kind};
+use crate::conversation::{
+    Author, Conversation, Effect, Input, LineBody, Outgoing, State, TranscriptLine,
+};
+use crate::ids::{ConversationId, PageId};
+use crate::policy::{Sender, check_window};
+use crate::send::{
+    AttachmentSource, ErrorKind, Message, RetryDecision, RetryPolicy, SendError, SendRequest,
+    Upload,
+};
+use crate::store::{Lease, PendingEffect, Retry, StoreError};
+
+/// How the outbox is worked. The defaults suit production; see each field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    /// How long a claim on effects lasts unless renewed (default
+    /// [`crate::store::DEFAULT_OUTBOX_LEASE`], 60 s). The engine renews its claims every third
+    /// of it while it works on them; another instance takes over effects whose claim lapsed.
+    pub lease: Duration,
+    /// Effects claimed at a time by [`Engine::deliver_due`] (default 16).
+    pub batch: usize,
+    /// Backoff and budget for retryable failures (default: 10 attempts, from 1 s doubling to
+    /// at most 5 min, for at most 1 hour after the commit).
+    pub retry: RetryPolicy,
+    /// How long to wait for the echo of a send whose outcome is unknown before deciding per
+    /// [`DeliveryConfig::unconfirmed`] (default 30 s). Meta echoes a message within seconds.
+    pub echo_grace: Duration,
+    /// What to do with a send whose outcome stayed unknown through the grace period.
+    pub unconfirmed: Unconfirmed,
+    /// How often the sends of a page needing attention are looked at again (default 30 s).
+    pub attention_recheck: Duration,
+    /// How long the worker sleeps when nothing is due (default 1 s).
+    pub poll: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            lease: crate::store::DEFAULT_OUTBOX_LEASE,
+            batch: 16,
+            retry: RetryPolicy {
+                max_attempts: 10,
+                initial_backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(300),
+                max_elapsed: Duration::from_secs(3600),
+                retry_unknown_outcome: false,
+            },
+            echo_grace: Duration::from_secs(30),
+            unconfirmed: Unconfirmed::Resend,
+            attention_recheck: Duration::from_secs(30),
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The host's choice for a send whose outcome is unknown (a timeout after the request was
+/// written, or a crash mid-send) and whose echo did not arrive within the grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Unconfirmed {
+    /// Send it again (the default): the customer may get it twice if Meta had it and its echo
+    /// came later than the grace period, but never gets nothing.
+    #[default]
+    Resend,
+    /// Fail it, visibly: the agent is told it may not have been delivered.
+    Fail,
+}
+
+/// What became of an agent's message when it was committed and first tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// Sent; the platform's message id.
+    Sent {
+        /// The platform's message id (`mid`).
+        message_id: String,
+    },
+    /// Not sent yet: it is in the transcript and in the outbox, and will be tried again.
+    Retrying {
+        /// Why the first attempt did not go through, in words an agent can read.
+        reason: String,
+        /// When it will be tried next.
+        next_attempt: SystemTime,
+    },
+}
+
+/// An agent's message that was committed but cannot be delivered. The transcript shows the
+/// message and, after it, [`Undelivered::reason`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Undelivered {
+    /// In words an agent can act on ("Not delivered: …").
+    pub reason: String,
+    /// The platform's error, when it answered one.
+    pub error: Option<SendError>,
+}
+
+/// A page whose sends are stopped until the host acts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageAttention {
+    /// The page.
+    pub page: String,
+    /// What is wrong, in words an administrator can act on.
+    pub reason: String,
+    /// The class of the error that stopped it.
+    pub kind: ErrorKind,
+    /// Since when.
+    pub since: SystemTime,
+}
+
+/// What a delivery pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeliveryReport {
+    /// Effects carried out (messages sent, offers made, files fetched…).
+    pub delivered: usize,
+    /// Effects scheduled again.
+    pub retrying: usize,
+    /// Effects given up on (each recorded with its reason).
+    pub failed: usize,
+    /// Effects no longer relevant (an offer that lapsed, a conversation that closed).
+    pub skipped: usize,
+}
+
+/// How one effect settled.
+#[derive(Debug)]
+pub(super) enum Settled {
+    Delivered(Option<String>),
+    Retrying {
+        reason: String,
+        at: SystemTime,
+        /// Whether it spends an attempt of the retry budget.
+        counts: bool,
+        /// Whether the platform may have it (wait for its echo first).
+        unconfirmed: bool,
+    },
+    Failed(Undelivered),
+    Skipped,
+    /// Left claimed: a store failure; taken over when the claim lapses.
+    Kept,
+}
+
+impl Settled {
+    /// Tried again at `at`, spending an attempt.
+    fn retry(reason: String, at: SystemTime) -> Self {
+        Self::Retrying {
+            reason,
+            at,
+            counts: true,
+            unconfirmed: false,
+        }
+    }
+}
+
+/// What delivering a run's effects produced.
+#[derive(Default)]
+pub(super) struct Outcome {
+    /// The result for the last agent message among the effects.
+    pub(super) agent_send: Option<Result<Delivery, Undelivered>>,
+    pub(super) report: DeliveryReport,
+}
+
+/// Pages needing attention, shared by the engine's deliveries.
+#[derive(Default)]
+pub(super) struct Health(Mutex<HashMap<String, PageAttention>>);
+
+impl Health {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PageAttention>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// "Not delivered: …" for a platform error that will not go away by retrying.
+fn refusal_words(e: &SendError) -> String {
+    match e.kind() {
+        ErrorKind::OutsideWindow => "Not delivered: the customer's last message is more than 24 hours old. Use a message tag or wait for the customer.".to_owned(),
+        ErrorKind::RecipientUnavailable => "Not delivered: the customer cannot receive messages from this page right now (they may have blocked it, or their account is unavailable).".to_owned(),
+        ErrorKind::InvalidParameter => format!("Not delivered: Messenger refused the message as invalid ({e})."),
+        ErrorKind::TokenInvalid => "Not delivered: the page's access token is invalid or expired; an administrator must renew it.".to_owned(),
+        ErrorKind::Permission => "Not delivered: the page lacks a permission Messenger requires, or it is restricted; an administrator must check it.".to_owned(),
+        _ => format!("Not delivered: Messenger refused the message ({e})."),
+    }
+}
+
+/// "Retrying: …" for a failure that will be tried again.
+fn retry_words(e: &SendError) -> String {
+    match e.kind() {
+        ErrorKind::RateLimited => {
+            "Messenger is limiting this page's sends; it will be sent again shortly.".to_owned()
+        }
+        ErrorKind::Transport => {
+            "Messenger could not be reached; it will be sent again shortly.".to_owned()
+        }
+        _ => "Messenger failed for now; it will be sent again shortly.".to_owned(),
+    }
+}
+
+/// Whether an error stops a whole page until the host acts (no retry can succeed).
+fn stops_page(e: &SendError) -> bool {
+    matches!(e.kind(), ErrorKind::TokenInvalid | ErrorKind::Permission)
+}
+
+/// A number in `[0, 1)` that spreads retries of different effects (stable per key and
+/// attempt, so a test can predict the schedule's bounds).
+fn jitter(key: &str, attempts: u32) -> f64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .build_hasher();
+    h.write(key.as_bytes());
+    h.write_u32(attempts);
+    #[allow(clippy::cast_precision_loss)]
+    let unit = (h.finish() >> 11) as f64 / (1u64 << 53) as f64;
+    unit
+}
+
+/// The wait before fetching an inbound file again: 2 s doubling, at most 10 minutes.
+fn fetch_backoff(attempts: u32) -> Duration {
+    Duration::from_secs(2)
+        .saturating_mul(1u32 << attempts.min(9))
+        .min(Duration::from_secs(600))
+}
+
+impl Engine {
+    /// A lease for this instance from `now`.
+    pub(super) fn lease(&self, now: SystemTime) -> Lease {
+        Lease {
+            owner: self.instance.clone(),
+            until: crate::time::saturating_add(now, self.delivery.lease),
+        }
+    }
+
+    /// This instance's name in the outbox's claims.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The delivery settings.
+    pub fn delivery_config(&self) -> &DeliveryConfig {
+        &self.delivery
+    }
+
+    /// Pages whose sends are stopped (an invalid token, a missing permission), with the reason.
+    pub fn pages_needing_attention(&self) -> Vec<PageAttention> {
+        let mut pages: Vec<_> = self.health.lock().values().cloned().collect();
+        pages.sort_by(|a, b| a.page.cmp(&b.page));
+        pages
+    }
+
+    /// The host fixed a page (a new token, a permission granted): its sends resume at their
+    /// next check (within [`DeliveryConfig::attention_recheck`]). Returns whether it needed
+    /// attention.
+    pub fn resume_page(&self, page: &PageId<'_>) -> bool {
+        let resumed = self.health.lock().remove(page.as_str()).is_some();
+        if resumed {
+            tracing::info!(page = page.as_str(), "page resumed");
+            metrics::gauge!("messenger_channel_pages_needing_attention").set(f64::from(
+                u32::try_from(self.health.lock().len()).unwrap_or(u32::MAX),
+            ));
+        }
+        resumed
+    }
+
+    fn needs_attention(&self, page: &PageId<'_>) -> Option<PageAttention> {
+        self.health.lock().get(page.as_str()).cloned()
+    }
+
+    fn page_stopped(&self, page: &PageId<'_>, e: &SendError, now: SystemTime) {
+        let mut health = self.health.lock();
+        if !health.contains_key(page.as_str()) {
+            tracing::error!(page = page.as_str(), error = %e, "page needs attention: sends stopped");
+            health.insert(
+                page.as_str().to_owned(),
+                PageAttention {
+                    page: page.as_str().to_owned(),
+                    reason: refusal_words(e)
+                        .trim_start_matches("Not delivered: ")
+                        .to_owned(),
+                    kind: e.kind(),
+                    since: now,
+                },
+            );
+        }
+        metrics::gauge!("messenger_channel_pages_needing_attention")
+            .set(f64::from(u32::try_from(health.len()).unwrap_or(u32::MAX)));
+    }
+
+    /// Takes back at once the effects this instance ([`crate::engine::EngineBuilder::instance`])
+    /// held when it last stopped, instead of waiting for their lease to lapse: they are then
+    /// delivered as interrupted (a send first waits [`DeliveryConfig::echo_grace`] for the
+    /// echo of an attempt that may have reached the platform). The worker does this when it
+    /// starts; a host driving the engine by hand calls it once at start-up, before serving.
+    /// Returns how many effects it took back.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn reclaim(&self) -> Result<u64, EngineError> {
+        let n = self.store.drop_claims(&self.instance).await?;
+        if n > 0 {
+            tracing::info!(
+                effects = n,
+                instance = self.instance,
+                "took back the effects held before a restart"
+            );
+        }
+        Ok(n)
+    }
+
+    /// One delivery pass: claims due effects in batches of [`DeliveryConfig::batch`] and
+    /// delivers them (renewing the claim while it works), until none is due. [`Engine::tick`]
+    /// and the worker ([`Engine::start`]) run it; call it yourself only if you drive the
+    /// engine by hand.
+    ///
+    /// # Errors
+    /// A store failure claiming effects; effects already claimed are left for the next pass.
+    pub async fn deliver_due(&self, now: SystemTime) -> Result<DeliveryReport, EngineError> {
+        let mut total = DeliveryReport::default();
+        let started = std::time::Instant::now();
+        loop {
+            // Time moves on while a pass works through a backlog.
+            let at = crate::time::saturating_add(now, started.elapsed());
+            let batch = self
+                .store
+                .claim_effects(&self.lease(at), at, self.delivery.batch.max(1))
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            let keys: Vec<String> = batch.iter().map(|p| p.key.clone()).collect();
+            let outcome = self
+                .holding(&keys, at, self.deliver_claimed(batch, at))
+                .await;
+            total.delivered += outcome.report.delivered;
+            total.retrying += outcome.report.retrying;
+            total.failed += outcome.report.failed;
+            total.skipped += outcome.report.skipped;
+        }
+        self.record_outbox_gauges(now).await;
+        Ok(total)
+    }
+
+    async fn record_outbox_gauges(&self, now: SystemTime) {
+        match self.store.outbox_stats().await {
+            Ok(stats) => {
+                #[allow(clippy::cast_precision_loss)]
+                {
+                    metrics::gauge!("messenger_channel_outbox_pending").set(stats.pending as f64);
+                    metrics::gauge!("messenger_channel_outbox_failed").set(stats.failed as f64);
+                }
+                let age = stats
+                    .oldest_pending
+                    .and_then(|t| now.duration_since(t).ok())
+                    .unwrap_or_default();
+                metrics::gauge!("messenger_channel_outbox_oldest_pending_seconds")
+                    .set(age.as_secs_f64());
+            }
+            Err(e) => tracing::debug!(error = %e, "outbox stats unavailable"),
+        }
+    }
+
+    /// Delivers claimed effects, grouped by conversation, in order.
+    async fn deliver_claimed(&self, batch: Vec<PendingEffect>, now: SystemTime) -> Outcome {
+        let mut outcome = Outcome::default();
+        let mut queue = VecDeque::new();
+        let mut i = 0;
+        while i < batch.len() {
+            let id = batch[i].conversation.clone();
+            let mut j = i;
+            while j < batch.len() && batch[j].conversation == id {
+                j += 1;
+            }
+            let group = batch[i..j].to_vec();
+            i = j;
+            match self.store.load(&id).await {
+                Ok(Some(stored)) => {
+                    self.deliver(
+                        &stored.conversation,
+                        group,
+                        &[],
+                        now,
+                        &mut queue,
+                        &mut outcome,
+                    )
+                    .await;
+                }
+                Ok(None) => {
+                    for p in group {
+                        // Its conversation is gone (a host purged it): nothing to deliver to.
+                        if let Err(e) = self.store.complete(&p.key).await {
+                            tracing::warn!(key = p.key, error = %e, "could not drop an orphan effect");
+                        }
+                        outcome.report.skipped += 1;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(conversation = %id, error = %e, "could not load a conversation to deliver to");
+                }
+            }
+        }
+        self.drain(queue, now, &mut outcome).await;
+        outcome
+    }
+
+    /// Runs `work` while renewing this instance's claim on `keys` every third of the lease.
+    pub(super) async fn holding<F: std::future::Future>(
+        &self,
+        keys: &[String],
+        now: SystemTime,
+        work: F,
+    ) -> F::Output {
+        #[cfg(feature = "worker")]
+        {
+            let every = (self.delivery.lease / 3).max(Duration::from_millis(10));
+            let started = std::time::Instant::now();
+            let mut work = std::pin::pin!(work);
+            loop {
+                if let Ok(out) = tokio::time::timeout(every, &mut work).await {
+                    return out;
+                }
+                let at = crate::time::saturating_add(now, started.elapsed());
+                if let Err(e) = self.store.renew_claims(&self.lease(at), keys).await {
+                    tracing::warn!(error = %e, "could not renew a claim on effects");
+                }
+            }
+        }
+        #[cfg(not(feature = "worker"))]
+        {
+            let _ = (keys, now);
+            work.await
+        }
+    }
+
+    /// Carries out effects this instance holds, in order, settling each: delivered, retried,
+    /// failed (recorded) or skipped.
+    pub(super) async fn deliver(
+        &self,
+        conversation: &Conversation,
+        pending: Vec<PendingEffect>,
+        lines: &[TranscriptLine],
+        now: SystemTime,
+        queue: &mut VecDeque<(ConversationId, Input)>,
+        outcome: &mut Outcome,
+    ) {
+        // Lines recorded while delivering (failures, fetched files); the committed ones are not
+        // copied unless there are some.
+        let mut recorded = Vec::new();
+        for p in pending {
+            let is_agent_send = matches!(&p.effect, Effect::Send { agent: Some(_), .. });
+            let settled = self
+                .settle_effect(conversation, &p, now, queue, &mut recorded)
+                .await;
+            match &settled {
+                Settled::Delivered(_) => outcome.report.delivered += 1,
+                Settled::Retrying { .. } => outcome.report.retrying += 1,
+                Settled::Failed(_) => outcome.report.failed += 1,
+                Settled::Skipped => outcome.report.skipped += 1,
+                Settled::Kept => {}
+            }
+            if is_agent_send {
+                outcome.agent_send = match settled {
+                    Settled::Delivered(mid) => Some(Ok(Delivery::Sent {
+                        message_id: mid.unwrap_or_default(),
+                    })),
+                    Settled::Retrying { reason, at, .. } => Some(Ok(Delivery::Retrying {
+                        reason,
+                        next_attempt: at,
+                    })),
+                    Settled::Failed(u) => Some(Err(u)),
+                    Settled::Skipped | Settled::Kept => Some(Ok(Delivery::Retrying {
+                        reason: "The message is saved and will be sent shortly.".to_owned(),
+                        next_attempt: crate::time::saturating_add(now, self.delivery.lease),
+                    })),
+                };
+            }
+        }
+        if recorded.is_empty() {
+            self.notifier.updated(conversation, lines).await;
+        } else {
+            let all: Vec<TranscriptLine> = lines.iter().cloned().chain(recorded).collect();
+            self.notifier.updated(conversation, &all).await;
+        }
+    }
+
+    /// Carries out one effect and records how it settled in the outbox.
+    async fn settle_effect(
+        &self,
+        conversation: &Conversation,
+        p: &PendingEffect,
+        now: SystemTime,
+        queue: &mut VecDeque<(ConversationId, Input)>,
+        recorded: &mut Vec<TranscriptLine>,
+    ) -> Settled {
+        let settled = match &p.effect {
+            Effect::Send { agent, message } => {
+                let human = agent.is_some();
+                match self
+                    .attempt_send(conversation, p, message, human, now)
+                    .await
+                {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(key = p.key, error = %e, "a send could not be carried out or recorded; it stays claimed");
+                        return Settled::Kept;
+                    }
+                }
+            }
+            Effect::FetchMedia { url, sent_at } => {
+                match self.fetch_media(conversation, url, *sent_at, now).await {
+                    Ok(Some(lines)) => {
+                        recorded.extend(lines);
+                        Settled::Delivered(None)
+                    }
+                    Ok(None) => Settled::retry(
+                        "the file could not be fetched yet".to_owned(),
+                        crate::time::saturating_add(now, fetch_backoff(p.attempts)),
+                    ),
+                    Err(e) => Settled::retry(
+                        format!("the file could not be kept yet: {e}"),
+                        crate::time::saturating_add(now, fetch_backoff(p.attempts)),
+                    ),
+                }
+            }
+            Effect::RequestOffer { exclude, prefer } => {
+                // Still queued with no offer? (Another instance may have offered it since.)
+                if conversation.paused || !matches!(conversation.state, State::Open { offer: None })
+                {
+                    Settled::Skipped
+                } else {
+                    if let Some(agent) = self
+                        .router
+                        .pick(&conversation.page, exclude, prefer.as_ref())
+                        .await
+                    {
+                        queue.push_back((conversation.id.clone(), Input::OfferTo(agent)));
+                    }
+                    Settled::Delivered(None)
+                }
+            }
+            Effect::NotifyOffer(offer) => {
+                // Only an offer still outstanding reaches the agent's screen.
+                let current = matches!(&conversation.state, State::Open { offer: Some(o) }
+                    if o.agent == offer.agent && o.expires_at == offer.expires_at);
+                if current && offer.expires_at > now {
+                    self.notifier.offer(conversation, offer).await;
+                    Settled::Delivered(None)
+                } else {
+                    Settled::Skipped
+                }
+            }
+            Effect::WithdrawOffer { agent } => {
+                self.notifier.withdraw(&conversation.id, agent).await;
+                Settled::Delivered(None)
+            }
+            Effect::OfferEnded { agent } => {
+                self.router.offer_ended(agent).await;
+                Settled::Delivered(None)
+            }
+            Effect::SessionStarted { agent } => {
+                self.router.session_started(agent).await;
+                Settled::Delivered(None)
+            }
+            Effect::SessionReleased { agent } => {
+                self.router.session_released(agent).await;
+                Settled::Delivered(None)
+            }
+            _ => Settled::Delivered(None),
+        };
+        self.record(conversation, p, settled, now, recorded).await
+    }
+
+    /// Writes how an effect settled; a store failure leaves it claimed.
+    async fn record(
+        &self,
+        conversation: &Conversation,
+        p: &PendingEffect,
+        settled: Settled,
+        now: SystemTime,
+        recorded: &mut Vec<TranscriptLine>,
+    ) -> Settled {
+        let written = match &settled {
+            Settled::Delivered(_) | Settled::Skipped => self.store.complete(&p.key).await,
+            Settled::Retrying {
+                reason,
+                at,
+                counts,
+                unconfirmed,
+            } => self
+                .store
+                .reschedule(
+                    &p.key,
+                    &self.instance,
+                    &Retry {
+                        error: reason.clone(),
+                        at: *at,
+                        counts: *counts,
+                        unconfirmed: *unconfirmed,
+                    },
+                )
+                .await
+                .map(drop),
+            Settled::Failed(u) => {
+                let line = TranscriptLine {
+                    at: now,
+                    author: Author::System,
+                    body: LineBody::Notice(u.reason.clone()),
+                    mid: None,
+                };
+                // Agent messages get a line; an automated one is recorded in the outbox only.
+                let lines = if matches!(&p.effect, Effect::Send { agent: Some(_), .. }) {
+                    vec![line]
+                } else {
+                    Vec::new()
+                };
+                match self
+                    .store
+                    .fail_effect(&p.key, &self.instance, &u.reason, &lines)
+                    .await
+                {
+                    Ok(true) => {
+                        recorded.extend(lines);
+                        Ok(())
+                    }
+                    Ok(false) => {
+                        tracing::warn!(
+                            key = p.key,
+                            "a failed effect was taken over by another instance"
+                        );
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Settled::Kept => Ok(()),
+        };
+        if let Err(e) = written {
+            // It stays claimed, and is taken over (as interrupted) when the claim lapses.
+            tracing::error!(key = p.key, conversation = %conversation.id, error = %e, "could not record an effect's outcome");
+            return Settled::Kept;
+        }
+        settled
+    }
+
+    /// One attempt at a send, with the checks a late attempt needs.
+    ///
+    /// # Errors
+    /// A store failure (reading the file, rescheduling): the effect stays claimed.
+    async fn attempt_send(
+        &self,
+        conversation: &Conversation,
+        p: &PendingEffect,
+        message: &Outgoing,
+        human: bool,
+        now: SystemTime,
+    ) -> Result<Settled, StoreError> {
+        let page = &conversation.page;
+        // A crash or a lost claim mid-send: the platform may have it. Its echo carries the
+        // key and completes the effect; wait for it before sending again.
+        if p.interrupted {
+            return Ok(self.wait_for_echo(p, now, "the previous attempt was interrupted"));
+        }
+        if p.unconfirmed && self.delivery.unconfirmed == Unconfirmed::Fail {
+            metrics::counter!("messenger_channel_sends_total", "outcome" => "unconfirmed")
+                .increment(1);
+            return Ok(Settled::Failed(Undelivered {
+                reason: "Not confirmed: Messenger did not confirm this message; it may not have reached the customer. Send it again if needed.".to_owned(),
+                error: None,
+            }));
+        }
+        if let Some(attention) = self.needs_attention(page) {
+            return Ok(Settled::Retrying {
+                reason: format!(
+                    "Waiting: {} Messages are sent once it is fixed.",
+                    attention.reason
+                ),
+                at: crate::time::saturating_add(now, self.delivery.attention_recheck),
+                counts: false,
+                unconfirmed: false,
+            });
+        }
+        if conversation.is_closed() {
+            return Ok(Settled::Failed(Undelivered {
+                reason:
+                    "Not delivered: the conversation was closed before the message could be sent."
+                        .to_owned(),
+                error: None,
+            }));
+        }
+        let sender = if human {
+            Sender::HumanAgent
+        } else {
+            Sender::Automation
+        };
+        let marking = match check_window(
+            conversation.last_customer_message_at,
+            now,
+            sender,
+            &self.window,
+        ) {
+            Ok(marking) => marking,
+            Err(denial) => {
+                return Ok(Settled::Failed(Undelivered {
+                    reason: format!("Not delivered: {denial}."),
+                    error: None,
+                }));
+            }
+        };
+        let built = match self.outgoing(message).await? {
+            Ok(m) => m
+                .with_metadata(&format!("{ECHO_KEY_PREFIX}{}", p.key))
+                .map_err(SendError::from),
+            Err(e) => Err(e),
+        };
+        let message = match built {
+            Ok(m) => m,
+            Err(e) => {
+                return Ok(Settled::Failed(Undelivered {
+                    reason: format!("Not delivered: {e}."),
+                    error: Some(e),
+                }));
+            }
+        };
+        let request = SendRequest::new(conversation.customer.as_str(), message).marking(marking);
+        let span = tracing::debug_span!("send", conversation = %conversation.id, key = p.key, attempt = p.attempts + 1);
+        match self.send.send(page, &request).instrument(span).await {
+            Ok(sent) => {
+                metrics::counter!("messenger_channel_sends_total", "outcome" => "delivered")
+                    .increment(1);
+                Ok(Settled::Delivered(Some(sent.message_id)))
+            }
+            Err(e) => Ok(self.after_failure(conversation, p, e, now)),
+        }
+    }
+
+    /// Reschedules a send whose outcome is unknown until its echo has had time to arrive.
+    fn wait_for_echo(&self, p: &PendingEffect, now: SystemTime, why: &str) -> Settled {
+        tracing::info!(
+            key = p.key,
+            why,
+            "waiting for the echo of a send before trying again"
+        );
+        Settled::Retrying {
+            reason: format!("Checking: {why}; waiting for Messenger to confirm the message."),
+            at: crate::time::saturating_add(now, self.delivery.echo_grace),
+            counts: true,
+            unconfirmed: true,
+        }
+    }
+
+    /// Decides what a failed send becomes.
+    fn after_failure(
+        &self,
+        conversation: &Conversation,
+        p: &PendingEffect,
+        e: SendError,
+        now: SystemTime,
+    ) -> Settled {
+        tracing::warn!(conversation = %conversation.id, key = p.key, error = %e, "send failed");
+        if matches!(
+            e,
+            SendError::Transport {
+                outcome_unknown: true,
+                ..
+            }
+        ) {
+            metrics::counter!("messenger_channel_send_retries_total").increment(1);
+            return self.wait_for_echo(p, now, "Messenger did not answer in time");
+        }
+        if stops_page(&e) {
+            self.page_stopped(&conversation.page, &e, now);
+            return Settled::Retrying {
+                reason: refusal_words(&e).replacen("Not delivered", "Waiting", 1),
+                at: crate::time::saturating_add(now, self.delivery.attention_recheck),
+                counts: false,
+                unconfirmed: false,
+            };
+        }
+        let elapsed = now.duration_since(p.created_at).unwrap_or_default();
+        let attempts = p.attempts.saturating_add(1);
+        if e.is_retryable() {
+            return match self
+                .delivery
+                .retry
+                .decide(&e, attempts, elapsed, jitter(&p.key, attempts))
+            {
+                RetryDecision::RetryAfter(wait) => {
+                    metrics::counter!("messenger_channel_send_retries_total").increment(1);
+                    Settled::retry(retry_words(&e), crate::time::saturating_add(now, wait))
+                }
+                RetryDecision::GiveUp => {
+                    metrics::counter!("messenger_channel_sends_total", "outcome" => "failed")
+                        .increment(1);
+                    Settled::Failed(Undelivered {
+                        reason: format!(
+                            "Not delivered: Messenger kept failing after {attempts} attempts ({e}). Send it again later."
+                        ),
+                        error: Some(e),
+                    })
+                }
+            };
+        }
+        metrics::counter!("messenger_channel_sends_total", "outcome" => "failed").increment(1);
+        Settled::Failed(Undelivered {
+            reason: refusal_words(&e),
+            error: Some(e),
+        })
+    }
+
+    /// The message to send for an effect.
+    ///
+    /// # Errors
+    /// The outer error when the media store failed (the effect stays claimed); the inner one
+    /// when the message cannot be sent at all.
+    async fn outgoing(&self, message: &Outgoing) -> Result<Result<Message, SendError>, StoreError> {
+        Ok(match message {
+            Outgoing::Text(text) | Outgoing::PrivacyNotice(text) => {
+                Message::text(text).map_err(SendError::from)
+            }
+            Outgoing::File {
+                media_key,
+                name,
+                mime,
+            } => {
+                let file = match &self.media {
+                    Some(media) => media.get(media_key).await?,
+                    None => None,
+                };
+                match file {
+                    Some((bytes, _)) => Upload::new(bytes, name, mime)
+                        .and_then(|u| {
+                            Message::attachment(media_kind(mime), AttachmentSource::Upload(u))
+                        })
+                        .map_err(SendError::from),
+                    None => Err(SendError::UnexpectedResponse {
+                        status: 0,
+                        snippet: "the file is no longer stored".into(),
+                    }),
+                }
+            }
+        })
+    }
+}
