@@ -1,0 +1,530 @@
+//! At-least-once delivery from the outbox, against a fake Graph API that fails in scripted
+//! patterns, through the real `GraphClient`. Time is injected (`Engine::deliver_due(now)`),
+//! so backoffs of minutes take no time. For every pattern the end state is read from the
+//! fake's own log: each message delivered exactly once (by its metadata key), or failed with
+//! the reason an agent reads; nothing left pending.
+#![cfg(feature = "graph")]
+
+#[path = "support/fake_graph.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod fake_graph;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fake_graph::{FakeGraph, Pattern};
+use messenger_channel::conversation::{ConversationConfig, LineBody};
+use messenger_channel::engine::{Delivery, DeliveryConfig, Engine, EngineError, Unconfirmed};
+use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
+use messenger_channel::secret::{AppSecret, PageAccessToken};
+use messenger_channel::send::{GraphClient, RetryPolicy};
+use messenger_channel::store::{
+    ConversationStore, InMemoryRouter, InMemoryStore, Presence, RecordingNotifier,
+};
+use messenger_channel::webhook::Webhook;
+use messenger_channel::webhook::signature::sign_sha256;
+use serde_json::json;
+
+const SECRET: &str = "delivery-test-secret";
+const PAGE: &str = "104987654321098";
+const CUSTOMER: &str = "24012345678901234";
+
+/// For patterns that answer: far longer than a loopback answer takes on a loaded machine, so
+/// an answered send never times out (which would make its outcome unknown).
+const PATIENT: Duration = Duration::from_secs(10);
+/// For the patterns that never answer: the client's timeout is the only way such a send ends.
+/// Short to keep the test fast; the fake never answers, so nothing races it.
+const IMPATIENT: Duration = Duration::from_millis(500);
+
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_718_000_000)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn millis(at: SystemTime) -> u64 {
+    u64::try_from(
+        at.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+fn signed(items: &[serde_json::Value]) -> (http::HeaderMap, Vec<u8>) {
+    let entries: Vec<_> = items
+        .iter()
+        .map(|i| json!({"id": PAGE, "time": 1, "messaging": [i]}))
+        .collect();
+    let body = serde_json::to_vec(&json!({"object": "page", "entry": entries})).unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "x-hub-signature-256",
+        sign_sha256(&AppSecret::new(SECRET).unwrap(), &body)
+            .parse()
+            .unwrap(),
+    );
+    (headers, body)
+}
+
+/// The stores every scenario runs on.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Memory,
+    #[cfg(feature = "sqlite")]
+    Sqlite,
+}
+
+fn backends() -> Vec<Backend> {
+    vec![
+        Backend::Memory,
+        #[cfg(feature = "sqlite")]
+        Backend::Sqlite,
+    ]
+}
+
+/// A channel with one Active conversation (the customer wrote at `t0`, alice accepted at
+/// `t0 + 1 s`), sending through the real client to the fake.
+struct Desk {
+    engine: Arc<Engine>,
+    store: Arc<dyn ConversationStore>,
+    fake: FakeGraph,
+    id: ConversationId,
+    notifier: Arc<RecordingNotifier>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn desk(backend: Backend, timeout: Duration, delivery: DeliveryConfig) -> Desk {
+    let fake = FakeGraph::start().await;
+    let client = GraphClient::builder(PageAccessToken::new("EAAB-delivery-test").unwrap())
+        .base_url(fake.base_url())
+        .http_client(fake.http_client(timeout))
+        // The outbox retries; the client makes one request per attempt.
+        .retry(RetryPolicy::never())
+        .build()
+        .unwrap();
+    let (store, dir): (Arc<dyn ConversationStore>, _) = match backend {
+        Backend::Memory => (Arc::new(InMemoryStore::new()), None),
+        #[cfg(feature = "sqlite")]
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let store = messenger_channel::store::SqliteStore::open(dir.path().join("c.db"))
+                .await
+                .unwrap();
+            (Arc::new(store), Some(dir))
+        }
+    };
+    let router = Arc::new(InMemoryRouter::new());
+    router.set_presence(&AgentId::from("alice"), Presence::Available);
+    let notifier = Arc::new(RecordingNotifier::new());
+    let engine = Arc::new(
+        Engine::builder(
+            Webhook::new(&AppSecret::new(SECRET).unwrap()),
+            Arc::new(client),
+        )
+        .store(store.clone())
+        .router(router)
+        .notifier(notifier.clone())
+        .config(ConversationConfig {
+            privacy_notice: None,
+            ..ConversationConfig::default()
+        })
+        .delivery(delivery)
+        .build(),
+    );
+    let item = json!({"sender": {"id": CUSTOMER}, "recipient": {"id": PAGE},
+        "timestamp": millis(t0()), "message": {"mid": "m_in_1", "text": "Where is my order?"}});
+    let (h, b) = signed(&[item]);
+    engine.handle_webhook(&h, &b, t0()).await.unwrap();
+    let id = store
+        .find_open(&PageId::from(PAGE), &UserId::from(CUSTOMER))
+        .await
+        .unwrap()
+        .unwrap()
+        .conversation
+        .id;
+    engine
+        .accept(&id, &AgentId::from("alice"), t0() + secs(1))
+        .await
+        .unwrap();
+    Desk {
+        engine,
+        store,
+        fake,
+        id,
+        notifier,
+        _dir: dir,
+    }
+}
+
+impl Desk {
+    async fn send(&self, text: &str, at: SystemTime) -> Result<Delivery, EngineError> {
+        self.engine
+            .send_text(&self.id, &AgentId::from("alice"), text, at)
+            .await
+    }
+
+    /// Delivery passes every `step` from `from` until nothing is pending or `until`.
+    async fn drive(&self, from: SystemTime, step: Duration, until: SystemTime) -> SystemTime {
+        let mut now = from;
+        while now <= until {
+            self.engine.deliver_due(now).await.unwrap();
+            if self.store.pending(10).await.unwrap().is_empty() {
+                break;
+            }
+            now += step;
+        }
+        now
+    }
+
+    /// Acts as Meta: every message the fake accepted comes back as an echo webhook.
+    async fn echo_everything(&self, at: SystemTime) {
+        let items = self.fake.echo_items();
+        if !items.is_empty() {
+            let (h, b) = signed(&items);
+            self.engine.handle_webhook(&h, &b, at).await.unwrap();
+        }
+    }
+
+    /// The metadata keys the fake saw, each once.
+    fn keys_seen(&self) -> HashSet<String> {
+        self.fake
+            .requests()
+            .into_iter()
+            .filter_map(|e| e.key)
+            .collect()
+    }
+
+    fn attempts(&self) -> usize {
+        self.fake.requests().len()
+    }
+
+    async fn notices(&self) -> Vec<String> {
+        self.store
+            .transcript(&self.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|l| match l.body {
+                LineBody::Notice(n) => Some(n),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every message the fake saw was delivered exactly once, nothing is pending, and no
+    /// line says it failed.
+    async fn assert_each_delivered_once(&self, expected: usize) {
+        let keys = self.keys_seen();
+        assert_eq!(keys.len(), expected, "{:?}", self.fake.requests());
+        for key in &keys {
+            assert_eq!(
+                self.fake.delivered_count(key),
+                1,
+                "{key}: {:?}",
+                self.fake.requests()
+            );
+        }
+        assert!(self.store.pending(10).await.unwrap().is_empty());
+        let notices = self.notices().await;
+        assert!(
+            !notices.iter().any(|n| n.starts_with("Not ")),
+            "{notices:?}"
+        );
+    }
+
+    /// Nothing was delivered, nothing is pending, and the transcript and the agent's screen
+    /// say `words`.
+    async fn assert_failed_with(&self, words: &str) {
+        assert!(
+            self.fake.delivered().is_empty(),
+            "{:?}",
+            self.fake.requests()
+        );
+        assert!(self.store.pending(10).await.unwrap().is_empty());
+        assert_eq!(self.notices().await.last().map(String::as_str), Some(words));
+        assert!(self.notifier.all().iter().any(|n| matches!(n,
+            messenger_channel::store::Notification::Updated { lines, .. }
+                if lines.iter().any(|l| matches!(&l.body, LineBody::Notice(t) if t == words)))));
+        assert_eq!(self.store.outbox_stats().await.unwrap().failed, 1);
+    }
+}
+
+fn retrying(d: &Result<Delivery, EngineError>) -> SystemTime {
+    match d {
+        Ok(Delivery::Retrying { next_attempt, .. }) => *next_attempt,
+        other => panic!("expected a retry, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_answered_send_is_delivered_once() {
+    for backend in backends() {
+        let d = desk(backend, PATIENT, DeliveryConfig::default()).await;
+        let sent = d.send("Let me check.", t0() + secs(2)).await.unwrap();
+        assert!(matches!(sent, Delivery::Sent { .. }), "{sent:?}");
+        d.drive(t0() + secs(3), secs(60), t0() + secs(3600)).await;
+        d.assert_each_delivered_once(1).await;
+    }
+}
+
+#[tokio::test]
+async fn connection_refused_for_a_while_is_retried_until_it_goes_through() {
+    for backend in backends() {
+        let d = desk(backend, PATIENT, DeliveryConfig::default()).await;
+        d.fake.fail_until_healed(Pattern::Refuse);
+        let first = d.send("Let me check.", t0() + secs(2)).await;
+        let next = retrying(&first);
+        // Backoff from 1 s doubling: a few passes fail, none before its time.
+        let mut now = next;
+        for _ in 0..3 {
+            d.engine.deliver_due(now).await.unwrap();
+            now += secs(20);
+        }
+        let refused = d.attempts();
+        assert!((2..=5).contains(&refused), "{refused} attempts");
+        d.fake.heal();
+        d.drive(now, secs(30), now + secs(3600)).await;
+        d.assert_each_delivered_once(1).await;
+    }
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_with_backoff() {
+    for backend in backends() {
+        let d = desk(backend, PATIENT, DeliveryConfig::default()).await;
+        d.fake.script([
+            Pattern::ServerError(500),
+            Pattern::ServerError(500),
+            Pattern::ServerErrorHtml(502),
+        ]);
+        let next = retrying(&d.send("Let me check.", t0() + secs(2)).await);
+        // Not before its time.
+        d.engine
+            .deliver_due(next - Duration::from_millis(1))
+            .await
+            .unwrap();
+        assert_eq!(d.attempts(), 1);
+        d.drive(next, secs(5), next + secs(3600)).await;
+        d.assert_each_delivered_once(1).await;
+        assert_eq!(d.attempts(), 4, "three failures, then the delivery");
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limit_waits_as_long_as_graph_says() {
+    for backend in backends() {
+        let d = desk(backend, PATIENT, DeliveryConfig::default()).await;
+        d.fake.fail_next(
+            1,
+            Pattern::RateLimited {
+                regain_minutes: Some(3),
+            },
+        );
+        let next = retrying(&d.send("Let me check.", t0() + secs(2)).await);
+        assert!(
+            next >= t0() + secs(2 + 180),
+            "honours estimated_time_to_regain_access"
+        );
+        d.engine.deliver_due(t0() + secs(120)).await.unwrap();
+        assert_eq!(
+            d.attempts(),
+            1,
+            "nothing sent while the page is rate limited"
+        );
+        d.drive(next, secs(10), next + secs(600)).await;
+        d.assert_each_delivered_once(1).await;
+    }
+}
+
+/// A timeout after the request was written: Meta had it. Its echo arrives, and it is not sent
+/// again.
+#[tokio::test]
+async fn a_timeout_after_meta_read_the_message_waits_for_the_echo_and_does_not_resend() {
+    for backend in backends() {
+        let d = desk(backend, IMPATIENT, DeliveryConfig::default()).await;
+        d.fake.fail_next(1, Pattern::HangAfterRead);
+        let next = retrying(&d.send("Let me check.", t0() + secs(2)).await);
+        let grace = DeliveryConfig::default().echo_grace;
+        assert!(next >= t0() + secs(2) + grace, "waits for the echo first");
+        d.echo_everything(t0() + secs(5)).await;
+        d.drive(next, secs(30), next + secs(3600)).await;
+        assert_eq!(d.attempts(), 1, "not sent again");
+        d.assert_each_delivered_once(1).await;
+    }
+}
+
+/// A timeout before Meta recorded it: no echo comes, and after the grace period it is sent
+/// again (the default choice), once.
+#[tokio::test]
+async fn a_timeout_without_an_echo_is_sent_again_after_the_grace_period() {
+    for backend in backends() {
+        let d = desk(backend, IMPATIENT, DeliveryConfig::default()).await;
+        d.fake.fail_next(1, Pattern::HangBeforeRecord);
+        let next = retrying(&d.send("Let me check.", t0() + secs(2)).await);
+        d.engine.deliver_due(next - secs(1)).await.unwrap();
+        assert_eq!(d.attempts(), 1, "not before the grace period");
+        d.drive(next, secs(30), next + secs(3600)).await;
+        assert_eq!(d.attempts(), 2);
+        d.assert_each_delivered_once(1).await;
+    }
+}
+
+/// The host chose to fail unconfirmed sends: the agent is told, nothing is resent.
+#[tokio::test]
+async fn a_host_can_fail_unconfirmed_sends_instead() {
+    let config = DeliveryConfig {
+        unconfirmed: Unconfirmed::Fail,
+        ..DeliveryConfig::default()
+    };
+    let d = desk(Backend::Memory, IMPATIENT, config).await;
+    d.fake.fail_next(1, Pattern::HangBeforeRecord);
+    let next = retrying(&d.send("Let me check.", t0() + secs(2)).await);
+    d.drive(next, secs(30), next + secs(3600)).await;
+    assert_eq!(d.attempts(), 1);
+    d.assert_failed_with("Not confirmed: Messenger did not confirm this message; it may not have reached the customer. Send it again if needed.").await;
+}
+
+#[tokio::test]
+async fn an_invalid_token_stops_the_page_without_spending_retries_until_resumed() {
+    for backend in backends() {
+        let d = desk(backend, PATIENT, DeliveryConfig::default()).await;
+        d.fake.fail_until_healed(Pattern::TokenInvalid);
+        let first = d.send("Let me check.", t0() + secs(2)).await;
+        let Ok(Delivery::Retrying { reason, .. }) = &first else {
+            panic!("{first:?}")
+        };
+        assert!(reason.contains("access token"), "{reason}");
+        let attention = d.engine.pages_needing_attention();
+        assert_eq!(attention.len(), 1);
+        assert_eq!(attention[0].page, PAGE);
+        // A second message waits too, without a request: the page is stopped.
+        let second = d.send("Still there?", t0() + secs(3)).await;
+        retrying(&second);
+        assert_eq!(d.attempts(), 1);
+        for minutes in [1, 5, 30, 59] {
+            d.engine
+                .deliver_due(t0() + secs(minutes * 60))
+                .await
+                .unwrap();
+        }
+        assert_eq!(d.attempts(), 1, "no request while the page is stopped");
+        assert!(
+            d.store
+                .pending(10)
+                .await
+                .unwrap()
+                .iter()
+                .all(|p| p.attempts == 0)
+        );
+        // The host renews the token.
+        d.fake.heal();
+        assert!(d.engine.resume_page(&PageId::from(PAGE)));
+        d.drive(t0() + secs(3600), secs(30), t0() + secs(7200))
+            .await;
+        d.assert_each_delivered_once(2).await;
+    }
+}
+
+#[tokio::test]
+async fn a_recipient_who_cannot_be_messaged_fails_at_once_in_words() {
+    for backend in backends() {
+        let d = desk(backend, PATIENT, DeliveryConfig::default()).await;
+        d.fake.fail_next(1, Pattern::Unavailable);
+        let err = d.send("Let me check.", t0() + secs(2)).await.unwrap_err();
+        assert!(matches!(err, EngineError::Undelivered(_)), "{err:?}");
+        d.drive(t0() + secs(3), secs(60), t0() + secs(3600)).await;
+        assert_eq!(d.attempts(), 1);
+        d.assert_failed_with("Not delivered: the customer cannot receive messages from this page right now (they may have blocked it, or their account is unavailable).").await;
+    }
+}
+
+#[tokio::test]
+async fn outside_the_window_fails_at_once_in_words() {
+    for backend in backends() {
+        let d = desk(backend, PATIENT, DeliveryConfig::default()).await;
+        d.fake.fail_next(1, Pattern::OutsideWindow);
+        let err = d.send("Let me check.", t0() + secs(2)).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Not delivered: the customer's last message is more than 24 hours old. Use a message tag or wait for the customer."
+        );
+        d.drive(t0() + secs(3), secs(60), t0() + secs(3600)).await;
+        assert_eq!(d.attempts(), 1);
+        d.assert_failed_with("Not delivered: the customer's last message is more than 24 hours old. Use a message tag or wait for the customer.").await;
+    }
+}
+
+/// Nothing stays pending forever: after the retry budget the message fails visibly.
+#[tokio::test]
+async fn after_the_retry_budget_a_message_fails_visibly() {
+    for backend in backends() {
+        let d = desk(backend, PATIENT, DeliveryConfig::default()).await;
+        d.fake.fail_until_healed(Pattern::ServerError(503));
+        retrying(&d.send("Let me check.", t0() + secs(2)).await);
+        d.drive(t0() + secs(3), secs(15), t0() + secs(3 * 3600))
+            .await;
+        let budget = DeliveryConfig::default().retry.max_attempts as usize;
+        assert!(d.attempts() <= budget, "{} attempts", d.attempts());
+        assert!(
+            d.store.pending(10).await.unwrap().is_empty(),
+            "nothing pending forever"
+        );
+        let last = d.notices().await.last().cloned().unwrap();
+        assert!(
+            last.starts_with("Not delivered: Messenger kept failing after"),
+            "{last}"
+        );
+        assert_eq!(d.store.outbox_stats().await.unwrap().failed, 1);
+    }
+}
+
+/// The process was down longer than the window: the message is not sent days later.
+#[tokio::test]
+async fn a_message_committed_before_a_long_outage_fails_instead_of_going_out_late() {
+    for backend in backends() {
+        let d = desk(backend, PATIENT, DeliveryConfig::default()).await;
+        d.fake.fail_next(1, Pattern::Refuse);
+        retrying(&d.send("Let me check.", t0() + secs(2)).await);
+        // Nothing ran for 25 hours.
+        d.engine.deliver_due(t0() + secs(25 * 3600)).await.unwrap();
+        assert_eq!(d.attempts(), 1, "not sent late");
+        let last = d.notices().await.last().cloned().unwrap();
+        assert!(
+            last.starts_with("Not delivered: the 24-hour window closed"),
+            "{last}"
+        );
+        assert!(d.store.pending(10).await.unwrap().is_empty());
+    }
+}
+
+/// A message still pending when the conversation closes is not sent into a closed one.
+#[tokio::test]
+async fn a_message_pending_when_the_conversation_closes_is_not_sent() {
+    for backend in backends() {
+        let d = desk(backend, PATIENT, DeliveryConfig::default()).await;
+        d.fake.fail_next(1, Pattern::ServerError(500));
+        retrying(&d.send("Let me check.", t0() + secs(2)).await);
+        let alice = AgentId::from("alice");
+        d.engine.end(&d.id, &alice, t0() + secs(3)).await.unwrap();
+        d.engine
+            .close_session(&d.id, &alice, t0() + secs(4))
+            .await
+            .unwrap();
+        d.drive(t0() + secs(60), secs(60), t0() + secs(3600)).await;
+        assert_eq!(d.attempts(), 1);
+        assert!(d.store.pending(10).await.unwrap().is_empty());
+        assert!(
+            d.store
+                .transcript(&d.id)
+                .await
+                .unwrap()
+                .iter()
+                .any(|l| matches!(&l.body, LineBody::Notice(n)
+                    if n == "Not delivered: the conversation was closed before the message could be sent.")),
+        );
+    }
+}
