@@ -65,7 +65,9 @@ fn crash_delivery_child() {
         .unwrap();
     runtime.block_on(async move {
         if let Some(path) = spec.strip_prefix("sqlite:") {
-            let store = messenger_channel::store::SqliteStore::open(path).await.unwrap();
+            let store = messenger_channel::store::SqliteStore::open(path)
+                .await
+                .unwrap();
             serve(Arc::new(store), &graph).await;
         }
         #[cfg(feature = "postgres")]
@@ -88,22 +90,25 @@ async fn serve<S: ConversationStore + MediaStore + 'static>(store: Arc<S>, graph
         .build()
         .unwrap();
     let engine = Arc::new(
-        Engine::builder(Webhook::new(&AppSecret::new(SECRET).unwrap()), Arc::new(client))
-            .store(store.clone())
-            .media(store)
-            .router(Arc::new(InMemoryRouter::new()))
-            .notifier(Arc::new(RecordingNotifier::new()))
-            .config(ConversationConfig {
-                privacy_notice: Some(NOTICE.into()),
-                ..ConversationConfig::default()
-            })
-            .instance("crash-delivery-child")
-            .delivery(DeliveryConfig {
-                echo_grace: ECHO_GRACE,
-                poll: Duration::from_millis(100),
-                ..DeliveryConfig::default()
-            })
-            .build(),
+        Engine::builder(
+            Webhook::new(&AppSecret::new(SECRET).unwrap()),
+            Arc::new(client),
+        )
+        .store(store.clone())
+        .media(store)
+        .router(Arc::new(InMemoryRouter::new()))
+        .notifier(Arc::new(RecordingNotifier::new()))
+        .config(ConversationConfig {
+            privacy_notice: Some(NOTICE.into()),
+            ..ConversationConfig::default()
+        })
+        .instance("crash-delivery-child")
+        .delivery(DeliveryConfig {
+            echo_grace: ECHO_GRACE,
+            poll: Duration::from_millis(100),
+            ..DeliveryConfig::default()
+        })
+        .build(),
     );
     let app = WebhookRoutes::new(engine.clone(), VerifyToken::new("x").unwrap()).router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -115,7 +120,13 @@ async fn serve<S: ConversationStore + MediaStore + 'static>(store: Arc<S>, graph
 
 async fn spawn(spec: &str, graph: &str) -> (Child, u16) {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_delivery_child", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "crash_delivery_child",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(CHILD_ENV, spec)
         .env(GRAPH_ENV, graph)
         .stdin(Stdio::null())
@@ -126,7 +137,11 @@ async fn spawn(spec: &str, graph: &str) -> (Child, u16) {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let port = loop {
-        let line = lines.next_line().await.unwrap().expect("the child exited before listening");
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the child exited before listening");
         if let Some((_, port)) = line.split_once(PORT_LINE) {
             break port.trim().parse::<u16>().unwrap();
         }
@@ -171,16 +186,26 @@ fn now_ms() -> u64 {
 
 /// Acts as Meta for one run of the child: posts the echoes not yet acknowledged by any
 /// child, every 100 ms, until the child dies.
-async fn echo_loop(fake: Arc<FakeGraph>, port: u16, echoed: Arc<std::sync::Mutex<HashSet<String>>>) {
+async fn echo_loop(
+    fake: Arc<FakeGraph>,
+    port: u16,
+    echoed: Arc<std::sync::Mutex<HashSet<String>>>,
+) {
     let http = reqwest::Client::new();
     loop {
         let fresh: Vec<_> = fake
             .delivered()
             .into_iter()
-            .filter(|e| e.key.as_ref().is_some_and(|k| !echoed.lock().unwrap().contains(k)))
+            .filter(|e| {
+                e.key
+                    .as_ref()
+                    .is_some_and(|k| !echoed.lock().unwrap().contains(k))
+            })
             .collect();
         for entry in fresh {
-            let Some(item) = entry.echo_item() else { continue };
+            let Some(item) = entry.echo_item() else {
+                continue;
+            };
             let (body, signature) = signed(&[item]);
             if !post(&http, port, &body, &signature).await {
                 return;
@@ -219,7 +244,8 @@ async fn run(spec: &str, label: &str) {
         if round < KILLS {
             // Kill while a send is in flight: the fake has read a request not yet answered.
             let before = fake.requests().len();
-            fake.wait_for_requests(before + 1, Duration::from_secs(30)).await;
+            fake.wait_for_requests(before + 1, Duration::from_secs(30))
+                .await;
             child.kill().await.unwrap();
             in_flight_at_kill += 1;
             echoes.abort();
@@ -233,7 +259,10 @@ async fn run(spec: &str, label: &str) {
                     tokio::time::sleep(ECHO_GRACE * 2).await;
                     break;
                 }
-                assert!(tokio::time::Instant::now() < deadline, "not every notice was sent: {by_customer:?}");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "not every notice was sent: {by_customer:?}"
+                );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             echoes.abort();
@@ -242,7 +271,13 @@ async fn run(spec: &str, label: &str) {
     }
     let by_customer = notices_by_customer(&fake);
     for c in &customers {
-        assert_eq!(by_customer.get(c), Some(&1), "{label}: customer {c} got the notice {:?} times; log: {:?}", by_customer.get(c), fake.requests());
+        assert_eq!(
+            by_customer.get(c),
+            Some(&1),
+            "{label}: customer {c} got the notice {:?} times; log: {:?}",
+            by_customer.get(c),
+            fake.requests()
+        );
     }
     eprintln!(
         "crash_delivery ({label}): {} customers, {KILLS} kills with a send in flight ({in_flight_at_kill}), {} requests to Graph",

@@ -528,3 +528,116 @@ async fn a_message_pending_when_the_conversation_closes_is_not_sent() {
         );
     }
 }
+
+/// Several workers (engines with their own names) on one store, started as hosts start them,
+/// with a slow Graph: every effect of a backlog is sent exactly once.
+async fn workers_share_the_queue(stores: Vec<Arc<dyn ConversationStore>>, label: &str) {
+    use messenger_channel::conversation::{Conversation, Effect, Inbound, Outgoing};
+    use messenger_channel::store::Commit;
+    let fake = FakeGraph::start().await;
+    fake.set_default(Pattern::Slow(Duration::from_millis(20)));
+    let now = SystemTime::now();
+    let backlog = 40;
+    for i in 0..backlog {
+        let (c, _) = Conversation::start(
+            ConversationId::new(format!("{label}-{i}")),
+            PageId::from(PAGE),
+            UserId::new(format!("{label}-customer-{i}")),
+            Inbound::new(Some(format!("m_{label}_{i}")), vec![]),
+            now,
+            &ConversationConfig::default(),
+        );
+        stores[0]
+            .commit(&Commit {
+                conversation: c,
+                expected_version: None,
+                transcript: vec![],
+                effects: vec![Effect::Send {
+                    agent: None,
+                    message: Outgoing::PrivacyNotice(format!("notice {i}")),
+                }],
+                deadline: None,
+                applies: None,
+                at: now,
+                // Left by an instance that crashed before it could claim them.
+                claim: None,
+            })
+            .await
+            .unwrap();
+    }
+    let mut workers = Vec::new();
+    for (n, store) in stores.iter().enumerate() {
+        let client = GraphClient::builder(PageAccessToken::new("EAAB-workers").unwrap())
+            .base_url(fake.base_url())
+            .http_client(fake.http_client(PATIENT))
+            .retry(RetryPolicy::never())
+            .build()
+            .unwrap();
+        let engine = Arc::new(
+            Engine::builder(
+                Webhook::new(&AppSecret::new(SECRET).unwrap()),
+                Arc::new(client),
+            )
+            .store(store.clone())
+            .instance(format!("{label}-worker-{n}"))
+            .delivery(DeliveryConfig {
+                // Small batches, so that the workers interleave on the backlog.
+                batch: 3,
+                poll: Duration::from_millis(20),
+                ..DeliveryConfig::default()
+            })
+            .build(),
+        );
+        workers.push(engine.start());
+    }
+    fake.wait_for_delivered(backlog, Duration::from_secs(60))
+        .await;
+    // Let the workers record the last outcomes.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !stores[0].pending(1).await.unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "still pending");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for w in workers {
+        w.stop().await;
+    }
+    let keys: Vec<String> = fake.requests().into_iter().filter_map(|e| e.key).collect();
+    let unique: HashSet<&String> = keys.iter().collect();
+    assert_eq!(unique.len(), backlog, "{label}");
+    assert_eq!(keys.len(), backlog, "{label}: an effect was sent twice");
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_of_one_process_share_a_sqlite_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ConversationStore> = Arc::new(
+        messenger_channel::store::SqliteStore::open(dir.path().join("c.db"))
+            .await
+            .unwrap(),
+    );
+    workers_share_the_queue(vec![store.clone(), store.clone(), store], "sqlite").await;
+}
+
+#[cfg(feature = "postgres")]
+#[path = "support/postgres.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod postgres;
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_one_postgres_never_send_an_effect_twice() {
+    let Some(url) = postgres::postgres_url() else {
+        return;
+    };
+    let db = postgres::fresh_postgres_database(&url, "mc_delivery_workers").await;
+    let mut stores: Vec<Arc<dyn ConversationStore>> = Vec::new();
+    for _ in 0..2 {
+        stores.push(Arc::new(
+            messenger_channel::store::PostgresStore::connect(&db)
+                .await
+                .unwrap(),
+        ));
+    }
+    workers_share_the_queue(stores, "postgres").await;
+}
