@@ -5,12 +5,15 @@
 //! # async fn demo(engine: std::sync::Arc<messenger_channel::engine::Engine>) -> Result<(), Box<dyn std::error::Error>> {
 //! use messenger_channel::secret::VerifyToken;
 //!
-//! let webhook = messenger_channel::axum::WebhookRoutes::new(engine, VerifyToken::new("my-verify-token")?).router();
+//! // The routes, and the engine's worker (timers, retries, deliveries from the outbox).
+//! let (webhook, worker) = messenger_channel::axum::WebhookRoutes::new(engine, VerifyToken::new("my-verify-token")?)
+//!     .router_with_worker();
 //! let app = axum::Router::new()
 //!     .route("/health", axum::routing::get(|| async { "ok" }))
 //!     .nest("/webhook", webhook);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, app).await?;
+//! worker.stop().await;
 //! # Ok(())
 //! # }
 //! ```
@@ -98,6 +101,17 @@ impl WebhookRoutes {
             .route("/", get(handshake).post(receive))
             .layer(DefaultBodyLimit::max(limit))
             .with_state(Arc::new(self))
+    }
+
+    /// The router, and the engine's worker started ([`Engine::start`]): what a host serving
+    /// only the webhook needs, in one call. Keep the worker for as long as you serve (dropping
+    /// it stops it); [`crate::engine::Worker::stop`] stops it after the pass under way.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn router_with_worker(self) -> (Router, crate::engine::Worker) {
+        let worker = self.engine.start();
+        (self.router(), worker)
     }
 }
 
