@@ -231,7 +231,7 @@ async fn run(spec: &str, label: &str) {
     let mut in_flight_at_kill = 0;
     for round in 0..=KILLS {
         let (mut child, port) = spawn(spec, &graph).await;
-        let echoes = tokio::spawn(echo_loop(fake.clone(), port, echoed.clone()));
+        let meta = tokio::spawn(echo_loop(fake.clone(), port, echoed.clone()));
         // New customers write; each body is posted until acknowledged.
         for i in 0..PER_ROUND {
             let psid = format!("2401{round:04}{i:04}{}", label.len());
@@ -248,7 +248,7 @@ async fn run(spec: &str, label: &str) {
                 .await;
             child.kill().await.unwrap();
             in_flight_at_kill += 1;
-            echoes.abort();
+            meta.abort();
         } else {
             // The last child runs until every customer has the notice and nothing is pending.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
@@ -265,7 +265,7 @@ async fn run(spec: &str, label: &str) {
                 );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            echoes.abort();
+            meta.abort();
             child.kill().await.unwrap();
         }
     }

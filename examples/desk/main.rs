@@ -126,6 +126,7 @@ fn engine_error(e: &EngineError) -> Response {
     let status = match e {
         EngineError::NotFound(_) => StatusCode::NOT_FOUND,
         EngineError::Send(_) => StatusCode::BAD_GATEWAY,
+        EngineError::Store(_) | EngineError::Contention(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     error_response(status, e.to_string())
@@ -288,7 +289,28 @@ async fn conversations(State(desk): State<Shared>, Query(q): Query<AgentQuery>) 
         .into_iter()
         .map(|(id, presence, load, capacity)| json!({"agent": id.as_str(), "presence": format!("{presence:?}"), "load": load, "capacity": capacity}))
         .collect();
-    axum::Json(json!({"conversations": out, "agents": agents})).into_response()
+    // Channel health: pages whose sends are stopped, and the outbox at a glance.
+    let attention: Vec<_> = desk
+        .engine
+        .pages_needing_attention()
+        .into_iter()
+        .map(|p| json!({"page": p.page, "reason": p.reason}))
+        .collect();
+    let outbox = match desk.store.outbox_stats().await {
+        Ok(stats) => json!({
+            "pending": stats.pending,
+            "failed": stats.failed,
+            "oldest_pending_seconds": stats
+                .oldest_pending
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .map_or(0, |d| d.as_secs()),
+        }),
+        Err(_) => serde_json::Value::Null,
+    };
+    axum::Json(
+        json!({"conversations": out, "agents": agents, "attention": attention, "outbox": outbox}),
+    )
+    .into_response()
 }
 
 async fn events(State(desk): State<Shared>, Query(q): Query<AgentQuery>) -> impl IntoResponse {
