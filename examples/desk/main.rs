@@ -31,7 +31,7 @@ use messenger_channel::attachment::{AttachmentPolicy, PolicyConfig};
 use messenger_channel::axum::WebhookRoutes;
 use messenger_channel::conversation::{Conversation, ConversationConfig, Offer, TranscriptLine};
 use messenger_channel::engine::{Delivery, Engine, EngineError};
-use messenger_channel::ids::{AgentId, ConversationId};
+use messenger_channel::ids::{AgentId, ConversationId, PageId};
 use messenger_channel::policy::WindowConfig;
 use messenger_channel::secret::{AppSecret, PageAccessToken, VerifyToken};
 use messenger_channel::send::GraphClient;
@@ -102,6 +102,9 @@ struct Simulation {
     /// The last webhook body, for redelivery.
     last_body: Option<Vec<u8>>,
     next: u64,
+    /// How the simulated Graph API answers sends: `ok`, `down` (HTTP 503, retried) or
+    /// `token` (error 190: the page needs attention), to try the desk under failures.
+    graph: String,
 }
 
 struct Desk {
@@ -394,6 +397,29 @@ async fn deliver(desk: &Desk, body: Vec<u8>) -> Result<u16, String> {
     Ok(response.status().as_u16())
 }
 
+#[derive(Deserialize)]
+struct SimGraph {
+    mode: String,
+}
+
+/// Sets how the simulated Graph API answers (`ok`, `down`, `token`); after `token`, the page
+/// resumes once the mode is `ok` again (as a host does after renewing a token).
+async fn sim_graph(State(desk): State<Shared>, axum::Json(g): axum::Json<SimGraph>) -> Response {
+    let Some(sim) = &desk.simulation else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if !matches!(g.mode.as_str(), "ok" | "down" | "token") {
+        return error_response(StatusCode::BAD_REQUEST, "mode is ok, down or token");
+    }
+    sim.lock().unwrap().graph.clone_from(&g.mode);
+    if g.mode == "ok" {
+        for page in desk.engine.pages_needing_attention() {
+            desk.engine.resume_page(&PageId::from(page.page.as_str()));
+        }
+    }
+    axum::Json(json!({"ok": true, "mode": g.mode})).into_response()
+}
+
 async fn sim_send(State(desk): State<Shared>, axum::Json(s): axum::Json<SimSend>) -> Response {
     let Some(sim) = &desk.simulation else {
         return StatusCode::NOT_FOUND.into_response();
@@ -506,6 +532,24 @@ async fn fake_graph_messages(
     let Some(sim) = &desk.simulation else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    let mode = sim.lock().unwrap().graph.clone();
+    match mode.as_str() {
+        "down" => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"error": {"message": "(#2) Service temporarily unavailable", "type": "OAuthException", "code": 2, "is_transient": true}})),
+            )
+                .into_response();
+        }
+        "token" => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": {"message": "Error validating access token: Session has expired.", "type": "OAuthException", "code": 190, "error_subcode": 463}})),
+            )
+                .into_response();
+        }
+        _ => {}
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -675,6 +719,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         app = app
             .route("/customer", get(customer_page))
             .route("/sim/send", post(sim_send))
+            .route("/sim/graph", post(sim_graph))
             .route("/sim/inbox", get(sim_inbox))
             .route("/sim/files/{name}", get(sim_file))
             .route("/sim/outbox/{n}", get(sim_outbox_file))
