@@ -443,7 +443,8 @@ impl Engine {
         {
             let every = (self.delivery.lease / 3).max(Duration::from_millis(10));
             let started = std::time::Instant::now();
-            let mut work = std::pin::pin!(work);
+            // Boxed: the delivery it wraps is large, and callers hold this future.
+            let mut work = Box::pin(work);
             loop {
                 if let Ok(out) = tokio::time::timeout(every, &mut work).await {
                     return out;

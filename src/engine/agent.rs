@@ -1,0 +1,200 @@
+//! What agents do: accept, reject, end, close, revive, and send text and files.
+
+use std::time::SystemTime;
+
+use super::{Delivery, Engine, EngineError};
+use crate::attachment::{AttachmentInfo, Direction};
+use crate::conversation::{Input, Outgoing};
+use crate::ids::{AgentId, ConversationId};
+use crate::policy::{Sender, check_window};
+use crate::send::{Message, SendError};
+
+impl Engine {
+    /// The agent accepts an offer.
+    ///
+    /// # Errors
+    /// [`EngineError::Transition`] when the offer was not made to this agent or has expired.
+    pub async fn accept(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        now: SystemTime,
+    ) -> Result<(), EngineError> {
+        self.run(id.clone(), Input::Accept(agent.clone()), now)
+            .await
+            .map(drop)
+    }
+
+    /// The agent rejects an offer; it goes to another agent.
+    ///
+    /// # Errors
+    /// As [`Engine::accept`].
+    pub async fn reject(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        now: SystemTime,
+    ) -> Result<(), EngineError> {
+        self.run(id.clone(), Input::Reject(agent.clone()), now)
+            .await
+            .map(drop)
+    }
+
+    /// The agent presses End (Wrap-up).
+    ///
+    /// # Errors
+    /// [`EngineError::Transition`] unless the agent holds the conversation, Active.
+    pub async fn end(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        now: SystemTime,
+    ) -> Result<(), EngineError> {
+        self.run(id.clone(), Input::End(agent.clone()), now)
+            .await
+            .map(drop)
+    }
+
+    /// The agent closes the session: Waiting from Active, Closed from Wrap-up.
+    ///
+    /// # Errors
+    /// [`EngineError::Transition`] unless the agent holds the conversation.
+    pub async fn close_session(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        now: SystemTime,
+    ) -> Result<(), EngineError> {
+        self.run(id.clone(), Input::CloseSession(agent.clone()), now)
+            .await
+            .map(drop)
+    }
+
+    /// The agent revives a Waiting conversation.
+    ///
+    /// # Errors
+    /// [`EngineError::Transition`] unless the agent held it.
+    pub async fn revive(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        now: SystemTime,
+    ) -> Result<(), EngineError> {
+        self.run(id.clone(), Input::Revive(agent.clone()), now)
+            .await
+            .map(drop)
+    }
+
+    /// Checks that the agent may send now: holds the conversation, thread not paused, window
+    /// open.
+    async fn check_send(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        now: SystemTime,
+    ) -> Result<(), EngineError> {
+        let stored = self
+            .store
+            .load(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(id.clone()))?;
+        let c = stored.conversation;
+        // A dry run of the transition: holder, state and pause are checked without saving.
+        c.clone().apply(
+            Input::AgentSend {
+                agent: agent.clone(),
+                message: Outgoing::Text(String::new()),
+            },
+            now,
+            &self.config,
+        )?;
+        check_window(
+            c.last_customer_message_at,
+            now,
+            Sender::HumanAgent,
+            &self.window,
+        )?;
+        Ok(())
+    }
+
+    /// Applies the agent's send (already checked) and returns what became of its first
+    /// attempt.
+    async fn agent_send(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        message: Outgoing,
+        now: SystemTime,
+    ) -> Result<Delivery, EngineError> {
+        let input = Input::AgentSend {
+            agent: agent.clone(),
+            message,
+        };
+        let outcome = self.run(id.clone(), input, now).await?;
+        match outcome.agent_send {
+            Some(Ok(delivery)) => Ok(delivery),
+            Some(Err(undelivered)) => Err(undelivered.into()),
+            // The commit produced no send (it cannot happen for an accepted AgentSend).
+            None => Err(EngineError::NotFound(id.clone())),
+        }
+    }
+
+    /// The agent sends text. The window and the message are checked before any network call.
+    /// Once they pass, the message is committed (in the transcript and the outbox) and sent:
+    /// [`Delivery::Sent`] with the platform's message id, or [`Delivery::Retrying`] when it
+    /// will be tried again (the outbox delivers it at least once).
+    ///
+    /// # Errors
+    /// Before the commit (nothing saved): [`EngineError::Window`], [`EngineError::Transition`],
+    /// [`EngineError::Send`] (with [`SendError::Invalid`] for a message over the platform's
+    /// limits). After it: [`EngineError::Undelivered`] when the platform refused the message
+    /// for good; the transcript shows why.
+    pub async fn send_text(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        text: &str,
+        now: SystemTime,
+    ) -> Result<Delivery, EngineError> {
+        Message::text(text).map_err(SendError::from)?;
+        self.check_send(id, agent, now).await?;
+        self.agent_send(id, agent, Outgoing::Text(text.to_owned()), now)
+            .await
+    }
+
+    /// The agent sends a file. The attachment policy (outbound) and the window are checked
+    /// before any network call; then as [`Engine::send_text`].
+    ///
+    /// # Errors
+    /// [`EngineError::Attachment`] with the policy's first violation, or as
+    /// [`Engine::send_text`].
+    pub async fn send_file(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        name: &str,
+        mime: &str,
+        bytes: bytes::Bytes,
+        now: SystemTime,
+    ) -> Result<Delivery, EngineError> {
+        let info = AttachmentInfo::new()
+            .name(name)
+            .mime(mime)
+            .size(bytes.len() as u64)
+            .head(&bytes[..bytes.len().min(8192)]);
+        let verdict = self.policy.check(Direction::Outbound, &info);
+        if let Some(v) = verdict.first() {
+            return Err(EngineError::Attachment(v.clone()));
+        }
+        let safe_name = verdict.safe_name().to_owned();
+        let media = self.media.as_ref().ok_or(EngineError::NoMediaStore)?;
+        self.check_send(id, agent, now).await?;
+        let media_key = media.put(bytes, Some(mime)).await?;
+        let message = Outgoing::File {
+            media_key,
+            name: safe_name,
+            mime: mime.to_owned(),
+        };
+        self.agent_send(id, agent, message, now).await
+    }
+}

@@ -1,0 +1,187 @@
+//! Configuring an [`Engine`]: stores, router, notifier, policies, delivery.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::{DEFAULT_CONFLICT_RETRIES, DEFAULT_DEDUP_TTL, DeliveryConfig, Engine, delivery, inbox};
+use crate::attachment::AttachmentPolicy;
+use crate::conversation::ConversationConfig;
+use crate::policy::WindowConfig;
+use crate::send::SendApi;
+use crate::store::{
+    AgentNotifier, AgentRouter, ConversationStore, InMemoryRouter, InMemoryStore, MediaStore,
+    RecordingNotifier,
+};
+use crate::webhook::Webhook;
+
+/// Configures an [`Engine`]. Stores default to in-memory ones.
+pub struct EngineBuilder {
+    webhook: Webhook,
+    send: Arc<dyn SendApi>,
+    store: Arc<dyn ConversationStore>,
+    router: Arc<dyn AgentRouter>,
+    notifier: Arc<dyn AgentNotifier>,
+    media: Option<Arc<dyn MediaStore>>,
+    policy: AttachmentPolicy,
+    window: WindowConfig,
+    config: ConversationConfig,
+    download_inbound: bool,
+    conflict_retries: u32,
+    instance: Option<String>,
+    delivery: DeliveryConfig,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineBuilder {
+    /// Sets the conversation store.
+    #[must_use]
+    pub fn store(mut self, store: Arc<dyn ConversationStore>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Sets the agent router.
+    #[must_use]
+    pub fn router(mut self, router: Arc<dyn AgentRouter>) -> Self {
+        self.router = router;
+        self
+    }
+
+    /// Sets the agent notifier.
+    #[must_use]
+    pub fn notifier(mut self, notifier: Arc<dyn AgentNotifier>) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Sets the media store (needed to send files, and to keep inbound files).
+    #[must_use]
+    pub fn media(mut self, media: Arc<dyn MediaStore>) -> Self {
+        self.media = Some(media);
+        self
+    }
+
+    /// Sets the attachment policy.
+    #[must_use]
+    pub fn policy(mut self, policy: AttachmentPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets the messaging-window permissions.
+    #[must_use]
+    pub fn window(mut self, window: WindowConfig) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// Sets the lifecycle settings.
+    #[must_use]
+    pub fn config(mut self, config: ConversationConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Downloads accepted inbound files into the media store on receipt (Messenger's links
+    /// expire) and checks them again with their real size and first bytes.
+    #[must_use]
+    pub fn download_inbound(mut self, on: bool) -> Self {
+        self.download_inbound = on;
+        self
+    }
+
+    /// Sets how many times a transition is tried when the store reports conflicts (default
+    /// [`DEFAULT_CONFLICT_RETRIES`]).
+    #[must_use]
+    pub fn conflict_retries(mut self, attempts: u32) -> Self {
+        self.conflict_retries = attempts.max(1);
+        self
+    }
+
+    /// Names this instance in the outbox's claims. Give each instance sharing a database its
+    /// own stable name (a host name, a pod name): an instance that starts again under the name
+    /// it had takes back at once the effects it held when it stopped, instead of waiting for
+    /// their lease to lapse. Two running instances must never share a name. Default: a random
+    /// name per engine (safe, but a restarted instance waits for the lease).
+    #[must_use]
+    pub fn instance(mut self, name: impl Into<String>) -> Self {
+        self.instance = Some(name.into());
+        self
+    }
+
+    /// Sets how the outbox is worked: lease, batch, retries, echo grace (default
+    /// [`DeliveryConfig::default`]).
+    #[must_use]
+    pub fn delivery(mut self, delivery: DeliveryConfig) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    /// Builds the engine.
+    pub fn build(self) -> Engine {
+        Engine {
+            webhook: self.webhook,
+            send: self.send,
+            store: self.store,
+            router: self.router,
+            notifier: self.notifier,
+            media: self.media,
+            policy: self.policy,
+            window: self.window,
+            config: self.config,
+            download_inbound: self.download_inbound,
+            conflict_retries: self.conflict_retries,
+            dedup_ttl: DEFAULT_DEDUP_TTL,
+            claims: inbox::Claims::default(),
+            instance: self.instance.unwrap_or_else(random_instance),
+            delivery: self.delivery,
+            health: delivery::Health::default(),
+        }
+    }
+}
+
+/// A name no other engine is likely to have: `instance-` and 16 hex digits from the clock,
+/// the process id and a per-process counter.
+fn random_instance() -> String {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.write_u32(std::process::id());
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    format!("instance-{:016x}", h.finish())
+}
+
+impl Engine {
+    /// A builder with in-memory stores, router and notifier, the default policy and window.
+    pub fn builder(webhook: Webhook, send: Arc<dyn SendApi>) -> EngineBuilder {
+        EngineBuilder {
+            webhook,
+            send,
+            store: Arc::new(InMemoryStore::new()),
+            router: Arc::new(InMemoryRouter::new()),
+            notifier: Arc::new(RecordingNotifier::new()),
+            media: None,
+            policy: AttachmentPolicy::default(),
+            window: WindowConfig::default(),
+            config: ConversationConfig::default(),
+            download_inbound: false,
+            conflict_retries: DEFAULT_CONFLICT_RETRIES,
+            instance: None,
+            delivery: DeliveryConfig::default(),
+        }
+    }
+}

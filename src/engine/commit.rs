@@ -1,0 +1,214 @@
+//! Applying an input to a conversation and committing the result, with one conflict-retry
+//! loop ([`Engine::retrying_conflicts`]); then delivering what the commit produced, and the
+//! follow-ups (offers) it leads to.
+
+use std::collections::VecDeque;
+use std::time::SystemTime;
+
+use tracing::Instrument as _;
+
+use super::{Engine, EngineError, Outcome, line_body};
+use crate::conversation::{Author, Conversation, Effect, Input, TranscriptLine};
+use crate::ids::ConversationId;
+use crate::store::{Commit, PendingEffect, StoreError};
+
+/// A state change as saved: the conversation after it, the effects waiting in the outbox
+/// (held by this instance), and the transcript lines it added.
+#[derive(Debug)]
+pub(super) struct Committed {
+    pub(super) conversation: Conversation,
+    pub(super) pending: Vec<PendingEffect>,
+    pub(super) lines: Vec<TranscriptLine>,
+}
+
+/// One try of a change that reads, decides and commits.
+pub(super) enum Attempt<T> {
+    /// Done (committed, or nothing to do).
+    Done(T),
+    /// The store reported a conflict: read again and try again.
+    Conflict,
+}
+
+impl Engine {
+    /// Runs `attempt` until it is done, at most [`super::EngineBuilder::conflict_retries`]
+    /// times. Each conflict means a concurrent writer succeeded, so this bounds how many
+    /// writers on one conversation are absorbed before [`EngineError::Contention`].
+    pub(super) async fn retrying_conflicts<T, F, Fut>(
+        &self,
+        mut attempt: F,
+    ) -> Result<T, EngineError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Attempt<T>, EngineError>>,
+    {
+        for _ in 0..self.conflict_retries {
+            // Boxed: an attempt holds a whole read-decide-commit, and the callers' futures
+            // stay small.
+            if let Attempt::Done(done) = Box::pin(attempt()).await? {
+                return Ok(done);
+            }
+        }
+        Err(EngineError::Contention(self.conflict_retries))
+    }
+
+    /// Commits a changed conversation with the effects of its transition: transcript lines
+    /// go to the transcript (an agent's message too, from the moment it is committed,
+    /// whatever becomes of its delivery), the rest to the outbox, claimed by this instance.
+    pub(super) async fn commit(
+        &self,
+        conversation: Conversation,
+        expected_version: Option<u64>,
+        effects: Vec<Effect>,
+        applies: Option<u64>,
+        now: SystemTime,
+    ) -> Result<Committed, StoreError> {
+        let mut transcript = Vec::new();
+        let mut outbox = Vec::with_capacity(effects.len());
+        for effect in effects {
+            match effect {
+                Effect::Transcript(line) => transcript.push(line),
+                Effect::Send {
+                    agent: Some(agent),
+                    message,
+                } => {
+                    transcript.push(TranscriptLine {
+                        at: now,
+                        author: Author::Agent(agent.clone()),
+                        body: line_body(&message),
+                        mid: None,
+                    });
+                    outbox.push(Effect::Send {
+                        agent: Some(agent),
+                        message,
+                    });
+                }
+                // Timers live in the saved deadline, and closing in the saved state: nothing
+                // to deliver, so nothing for the outbox to write and mark done.
+                Effect::SetTimer { .. } | Effect::CancelTimer { .. } | Effect::Closed { .. } => {}
+                other => outbox.push(other),
+            }
+        }
+        let deadline = conversation.next_deadline(&self.config);
+        let commit = Commit {
+            conversation,
+            expected_version,
+            transcript,
+            effects: outbox,
+            deadline,
+            applies,
+            at: now,
+            // Delivered by this instance right after the commit.
+            claim: Some(self.lease(now)),
+        };
+        let (_, pending) = self.store.commit(&commit).await?;
+        metrics::counter!("messenger_channel_commits_total").increment(1);
+        Ok(Committed {
+            conversation: commit.conversation,
+            pending,
+            lines: commit.transcript,
+        })
+    }
+
+    /// Loads a conversation, applies one input and commits, retrying on conflicts.
+    pub(super) async fn apply(
+        &self,
+        id: &ConversationId,
+        input: &Input,
+        now: SystemTime,
+    ) -> Result<Committed, EngineError> {
+        let span = tracing::debug_span!("transition", conversation = %id, input = ?input.kind());
+        self.retrying_conflicts(|| async {
+            let stored = self
+                .store
+                .load(id)
+                .await?
+                .ok_or_else(|| EngineError::NotFound(id.clone()))?;
+            let mut conversation = stored.conversation;
+            let from = conversation.state.kind();
+            let effects = conversation.apply(input.clone(), now, &self.config)?;
+            tracing::debug!(?from, to = ?conversation.state.kind(), effects = effects.len(), "transition");
+            match self
+                .commit(conversation, Some(stored.version), effects, None, now)
+                .await
+            {
+                Ok(done) => Ok(Attempt::Done(done)),
+                Err(StoreError::Conflict) => Ok(Attempt::Conflict),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .instrument(span)
+        .await
+    }
+
+    /// Applies an input and everything it leads to (offers found by the router).
+    pub(super) async fn run(
+        &self,
+        id: ConversationId,
+        input: Input,
+        now: SystemTime,
+    ) -> Result<Outcome, EngineError> {
+        let committed = self.apply(&id, &input, now).await?;
+        Ok(self.deliver_committed(committed, now).await)
+    }
+
+    /// Delivers a commit's effects (holding their claim) and the follow-ups they lead to.
+    pub(super) async fn deliver_committed(&self, committed: Committed, now: SystemTime) -> Outcome {
+        let mut outcome = Outcome::default();
+        let queue = self.deliver_held(committed, now, &mut outcome).await;
+        self.drain(queue, now, &mut outcome).await;
+        outcome
+    }
+
+    /// Delivers a commit's effects while renewing their claim; returns the follow-ups.
+    async fn deliver_held(
+        &self,
+        committed: Committed,
+        now: SystemTime,
+        outcome: &mut Outcome,
+    ) -> VecDeque<(ConversationId, Input)> {
+        let Committed {
+            conversation,
+            pending,
+            lines,
+        } = committed;
+        let keys: Vec<String> = pending.iter().map(|p| p.key.clone()).collect();
+        let mut queue = VecDeque::new();
+        self.holding(
+            &keys,
+            now,
+            self.deliver(&conversation, pending, &lines, now, &mut queue, outcome),
+        )
+        .await;
+        queue
+    }
+
+    /// Follow-up inputs (offers), each applied and delivered in turn.
+    pub(super) async fn drain(
+        &self,
+        mut queue: VecDeque<(ConversationId, Input)>,
+        now: SystemTime,
+        outcome: &mut Outcome,
+    ) {
+        while let Some((id, input)) = queue.pop_front() {
+            match self.apply(&id, &input, now).await {
+                Ok(committed) => {
+                    let more = self.deliver_held(committed, now, outcome).await;
+                    queue.extend(more);
+                }
+                Err(e) => {
+                    // Another instance made an offer meanwhile, or the conversation moved on:
+                    // the agent picked for it is free again.
+                    if let Input::OfferTo(agent) = &input {
+                        self.router.offer_ended(agent).await;
+                    }
+                    match e {
+                        EngineError::Transition(e) => {
+                            tracing::debug!(error = %e, "follow-up dropped");
+                        }
+                        e => tracing::warn!(error = %e, "follow-up failed"),
+                    }
+                }
+            }
+        }
+    }
+}

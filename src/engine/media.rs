@@ -1,0 +1,206 @@
+//! Inbound files: fetched into the media store from the outbox (Messenger's links expire),
+//! checked again with their real size and first bytes, and their transcript line updated to
+//! stored, refused or unavailable.
+
+use std::time::{Duration, SystemTime};
+
+use tracing::Instrument as _;
+
+use super::Engine;
+use crate::attachment::{AttachmentInfo, Direction, UNSUPPORTED_INBOUND_NOTICE, Violation};
+use crate::conversation::{Author, Conversation, FileLine, LineBody, MediaState, TranscriptLine};
+use crate::send::SendError;
+use crate::store::StoreError;
+
+impl Engine {
+    /// Fetches a customer's file into the media store, checks it again with its real size and
+    /// first bytes, and updates its line. Returns the lines to show (the updated line, and a
+    /// notice when the file is refused), or `None` to try again later (the download failed
+    /// and the link may still work).
+    ///
+    /// # Errors
+    /// Store failures (reading the line, keeping the bytes, updating the line): tried again
+    /// later.
+    pub(super) async fn fetch_media(
+        &self,
+        conversation: &Conversation,
+        url: &str,
+        sent_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<Option<Vec<TranscriptLine>>, StoreError> {
+        let id = &conversation.id;
+        let current = self
+            .store
+            .transcript(id)
+            .await?
+            .into_iter()
+            .find_map(|l| match l.body {
+                LineBody::File(f)
+                    if f.url.as_deref() == Some(url) && f.media == MediaState::Pending =>
+                {
+                    Some(f)
+                }
+                _ => None,
+            });
+        let Some(mut file) = current else {
+            // Fetched already (the same file sent twice is fetched once).
+            return Ok(Some(Vec::new()));
+        };
+        let Some(media) = &self.media else {
+            file.media = MediaState::Unavailable("no media store is configured".into());
+            return self.settle(id, url, &file, None, now).await;
+        };
+        let max = self.policy.direction(Direction::Inbound).max_bytes();
+        let span = tracing::debug_span!("fetch_media", conversation = %id);
+        match self.send.download(url, max).instrument(span).await {
+            Ok(downloaded) => {
+                let head = &downloaded.bytes[..downloaded.bytes.len().min(8192)];
+                let (kind, shown) = (file.kind.clone(), file.name.clone());
+                let mut info = AttachmentInfo::new().platform_kind(&kind).name(&shown);
+                if let Some(name) = downloaded.file_name.as_deref() {
+                    info = info.name(name);
+                }
+                info.size = Some(downloaded.bytes.len() as u64);
+                info.head = Some(head);
+                info.mime = downloaded.content_type.as_deref();
+                let verdict = self.policy.check(Direction::Inbound, &info);
+                file.name = verdict.safe_name().to_owned();
+                file.size = info.size;
+                if let Some(v) = verdict.first() {
+                    file.rejected = Some((v.code().to_owned(), v.to_string()));
+                    file.media = MediaState::NotKept;
+                    let notice = format!("{UNSUPPORTED_INBOUND_NOTICE}. {v}");
+                    return self.settle(id, url, &file, Some(notice), now).await;
+                }
+                let key = media
+                    .put(downloaded.bytes.clone(), downloaded.content_type.as_deref())
+                    .await?;
+                file.media_key = Some(key);
+                file.media = MediaState::Stored;
+                self.settle(id, url, &file, None, now).await
+            }
+            Err(SendError::TooLarge { max }) => {
+                let v = Violation::TooLarge {
+                    size: max.saturating_add(1),
+                    max,
+                };
+                file.rejected = Some((v.code().to_owned(), v.to_string()));
+                file.media = MediaState::NotKept;
+                let notice = format!("{UNSUPPORTED_INBOUND_NOTICE}. {v}");
+                self.settle(id, url, &file, Some(notice), now).await
+            }
+            Err(e) if is_gone(&e) => {
+                tracing::warn!(error = %e, "an inbound file is gone from Messenger");
+                file.media =
+                    MediaState::Unavailable(format!("Messenger no longer serves the file ({e})"));
+                self.settle(id, url, &file, None, now).await
+            }
+            Err(e) if now < link_expiry(url, sent_at) => {
+                tracing::warn!(error = %e, "an inbound file could not be fetched; it will be tried again");
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "an inbound file could not be fetched before its link expired");
+                file.media = MediaState::Unavailable(format!(
+                    "the file could not be fetched from Messenger before its link expired ({e})"
+                ));
+                self.settle(id, url, &file, None, now).await
+            }
+        }
+    }
+
+    /// Records a fetched file's outcome: its line updated, and a notice when given.
+    async fn settle(
+        &self,
+        id: &crate::ids::ConversationId,
+        url: &str,
+        file: &FileLine,
+        notice: Option<String>,
+        now: SystemTime,
+    ) -> Result<Option<Vec<TranscriptLine>>, StoreError> {
+        let mut lines = self.store.update_file(id, url, file).await?;
+        if let Some(text) = notice {
+            let line = TranscriptLine {
+                at: now,
+                author: Author::System,
+                body: LineBody::Notice(text),
+                mid: None,
+            };
+            self.store.append(id, vec![line.clone()]).await?;
+            lines.push(line);
+        }
+        Ok(Some(lines))
+    }
+}
+
+/// Whether a download failed for good: the CDN answered 4xx (not found, forbidden, the link's
+/// signature expired), other than a timeout or a rate limit.
+fn is_gone(e: &SendError) -> bool {
+    matches!(e, SendError::UnexpectedResponse { status, .. }
+        if (400..500).contains(status) && *status != 408 && *status != 429)
+}
+
+/// Until when a Messenger CDN link is worth trying: the expiry it carries (`oe=`, seconds
+/// since the epoch in hexadecimal, on fbcdn links), kept between an hour and a week after the
+/// message; three days when it carries none (Meta documents no lifetime).
+fn link_expiry(url: &str, sent_at: SystemTime) -> SystemTime {
+    const HOUR: Duration = Duration::from_secs(3600);
+    let earliest = crate::time::saturating_add(sent_at, HOUR);
+    let latest = crate::time::saturating_add(sent_at, HOUR * 24 * 7);
+    let stated = url
+        .split_once('?')
+        .into_iter()
+        .flat_map(|(_, query)| query.split('&'))
+        .find_map(|pair| pair.strip_prefix("oe="))
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .map(|secs| crate::time::saturating_add(SystemTime::UNIX_EPOCH, Duration::from_secs(secs)));
+    match stated {
+        Some(at) => at.clamp(earliest, latest),
+        None => crate::time::saturating_add(sent_at, HOUR * 24 * 3),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn a_link_expires_when_its_oe_says_within_an_hour_and_a_week() {
+        let sent = at(1_718_000_000);
+        // 0x666C0000 = 1,718,353,920: about four days after `sent`, within the bounds.
+        assert_eq!(
+            link_expiry(
+                "https://scontent.xx.fbcdn.net/v/t1/a.jpg?_nc_ht=x&oe=666C0000",
+                sent
+            ),
+            at(0x666C_0000)
+        );
+        // Already past, or absurdly far: clamped.
+        assert_eq!(
+            link_expiry("https://x/a.jpg?oe=1", sent),
+            at(1_718_000_000 + 3600)
+        );
+        assert_eq!(
+            link_expiry("https://x/a.jpg?oe=ffffffffffff", sent),
+            at(1_718_000_000 + 7 * 24 * 3600)
+        );
+        // None, or not hexadecimal: three days.
+        for url in [
+            "https://x/a.jpg",
+            "https://x/a.jpg?oe=zz",
+            "https://x/a.jpg?toe=66700000",
+        ] {
+            assert_eq!(
+                link_expiry(url, sent),
+                at(1_718_000_000 + 3 * 24 * 3600),
+                "{url}"
+            );
+        }
+        // A huge sent time does not panic.
+        let _ = link_expiry("https://x/a.jpg?oe=ffffffffffffffff", at(u64::MAX / 4));
+    }
+}

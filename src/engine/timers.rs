@@ -1,0 +1,88 @@
+//! Time: [`Engine::tick`] sweeps the inbox, fires what is due (offer countdowns, auto-close,
+//! inactivity), gives queued conversations another chance at an offer, and delivers the
+//! outbox's due effects.
+
+use std::collections::VecDeque;
+use std::time::SystemTime;
+
+use super::{Engine, EngineError, Outcome};
+use crate::conversation::Input;
+use crate::ids::AgentId;
+
+impl Engine {
+    /// Applies events left in the inbox by a crash or a failure ([`Engine::apply_pending`]),
+    /// fires what is due (offer timeouts: the offer goes to another agent; auto-close and
+    /// inactivity), and delivers the outbox's due effects ([`Engine::deliver_due`]). The
+    /// worker ([`Engine::start`]) calls it every [`DeliveryConfig::poll`]; a host driving
+    /// the engine by hand calls it every second or so with the current time.
+    ///
+    /// # Errors
+    /// Store failures; conversations that fail are skipped and retried at the next tick.
+    pub async fn tick(&self, now: SystemTime) -> Result<usize, EngineError> {
+        // Each step runs even when an earlier one failed; the first failure is returned.
+        let mut first_error = None;
+        match self.apply_pending(now).await {
+            Ok(swept) => {
+                for (thread, e) in &swept.failed {
+                    tracing::warn!(thread, error = %e, "inbox sweep: an event is still pending");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "inbox sweep failed");
+                first_error = Some(e);
+            }
+        }
+        let fired = match self.fire_due(now).await {
+            Ok(fired) => fired,
+            Err(e) => {
+                tracing::warn!(error = %e, "timers failed");
+                first_error.get_or_insert(e);
+                0
+            }
+        };
+        if let Err(e) = self.deliver_due(now).await {
+            tracing::warn!(error = %e, "delivery failed");
+            first_error.get_or_insert(e);
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(fired),
+        }
+    }
+
+    /// Fires due timers and gives queued conversations another chance at an offer.
+    async fn fire_due(&self, now: SystemTime) -> Result<usize, EngineError> {
+        let due = self.store.due(now).await?;
+        let mut fired = 0;
+        for id in due {
+            match self.run(id, Input::Tick, now).await {
+                Ok(_) => fired += 1,
+                Err(e) => tracing::warn!(error = %e, "tick failed"),
+            }
+        }
+        // Conversations left in the queue without an offer get another chance.
+        for stored in self.store.list_queued().await? {
+            let c = stored.conversation;
+            if !c.paused && matches!(c.state, crate::conversation::State::Open { offer: None }) {
+                let exclude: Vec<AgentId> = c
+                    .declined
+                    .iter()
+                    .filter(|d| {
+                        crate::time::saturating_add(d.at, self.config.reoffer_interval) > now
+                    })
+                    .map(|d| d.agent.clone())
+                    .collect();
+                if let Some(agent) = self.router.pick(&c.page, &exclude, None).await {
+                    let mut outcome = Outcome::default();
+                    self.drain(
+                        VecDeque::from([(c.id.clone(), Input::OfferTo(agent))]),
+                        now,
+                        &mut outcome,
+                    )
+                    .await;
+                }
+            }
+        }
+        Ok(fired)
+    }
+}
