@@ -470,6 +470,44 @@ async fn a_refused_send_is_reported_and_recorded_in_words_an_agent_reads() {
     assert_eq!(ch.send.sent().len(), sends);
 }
 
+/// A permission error fails its own message; it does not stop the page (Graph reports some
+/// per-recipient refusals with permission codes).
+#[tokio::test]
+async fn a_permission_error_fails_one_message_without_stopping_the_page() {
+    let ch = Channel::new(&["alice"], ConversationConfig::default());
+    let id = accepted_conversation(&ch).await;
+    let refused = messenger_channel::send::GraphError::from_body(
+        403,
+        br#"{"error":{"message":"(#200) The user hasn't authorized the app","type":"OAuthException","code":200,"error_subcode":2018028}}"#,
+    )
+    .unwrap();
+    *ch.send.fail_with.lock().unwrap() = Some(messenger_channel::send::SendError::Graph(refused));
+    let err = ch
+        .engine
+        .send_text(&id, &agent("alice"), "hello", t0() + secs(2))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("Not delivered: this page may not send"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("(error 200/2018028)"), "{err}");
+    assert!(ch.engine.pages_needing_attention().is_empty());
+    assert!(ch.store.pending(10).await.unwrap().is_empty());
+    // The next message goes out.
+    *ch.send.fail_with.lock().unwrap() = None;
+    let sent = ch
+        .engine
+        .send_text(&id, &agent("alice"), "again", t0() + secs(3))
+        .await
+        .unwrap();
+    assert!(
+        matches!(sent, messenger_channel::engine::Delivery::Sent { .. }),
+        "{sent:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_page_without_a_valid_token_waits_until_the_host_resumes_it() {
     let ch = Channel::new(&["alice"], ConversationConfig::default());

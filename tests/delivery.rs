@@ -458,6 +458,52 @@ async fn outside_the_window_fails_at_once_in_words() {
     }
 }
 
+/// A send whose outcome stays unknown (Graph reads every request and never answers, and no
+/// echo comes) is not resent without end: after the retry budget it fails as "Not confirmed".
+#[tokio::test]
+async fn unconfirmed_sends_stop_at_the_retry_budget() {
+    let d = desk(Backend::Memory, IMPATIENT, DeliveryConfig::default()).await;
+    d.fake.fail_until_healed(Pattern::HangAfterRead);
+    retrying(&d.send("Let me check.", t0() + secs(2)).await);
+    d.drive(t0() + secs(3), secs(30), t0() + secs(6 * 3600))
+        .await;
+    let budget = DeliveryConfig::default().retry.max_attempts as usize;
+    assert!(d.attempts() < budget, "{} attempts", d.attempts());
+    assert!(
+        d.store.pending(10).await.unwrap().is_empty(),
+        "nothing pending forever"
+    );
+    assert_eq!(
+        d.notices().await.last().map(String::as_str),
+        Some(
+            "Not confirmed: Messenger did not confirm this message; it may not have reached the customer. Send it again if needed."
+        )
+    );
+}
+
+/// Settings of zero are raised to the floors: a pass never spins on an effect it just
+/// rescheduled.
+#[tokio::test]
+async fn zero_settings_do_not_make_a_pass_spin() {
+    let config = DeliveryConfig {
+        lease: Duration::ZERO,
+        batch: 0,
+        echo_grace: Duration::ZERO,
+        attention_recheck: Duration::ZERO,
+        poll: Duration::ZERO,
+        ..DeliveryConfig::default()
+    };
+    let d = desk(Backend::Memory, PATIENT, config).await;
+    d.fake.fail_until_healed(Pattern::TokenInvalid);
+    retrying(&d.send("Let me check.", t0() + secs(2)).await);
+    let pass = d.engine.deliver_due(t0() + secs(3));
+    tokio::time::timeout(PATIENT, pass)
+        .await
+        .expect("the pass ends")
+        .unwrap();
+    assert_eq!(d.attempts(), 1);
+}
+
 /// Nothing stays pending forever: after the retry budget the message fails visibly.
 #[tokio::test]
 async fn after_the_retry_budget_a_message_fails_visibly() {
@@ -532,12 +578,45 @@ async fn a_message_pending_when_the_conversation_closes_is_not_sent() {
 /// Several workers (engines with their own names) on one store, started as hosts start them,
 /// with a slow Graph: every effect of a backlog is sent exactly once.
 async fn workers_share_the_queue(stores: Vec<Arc<dyn ConversationStore>>, label: &str) {
+    workers_share(
+        stores,
+        label,
+        40,
+        Duration::from_millis(20),
+        DeliveryConfig::default().lease,
+    )
+    .await;
+}
+
+/// The same with sends slower than the lease: the holder renews its claims while it works,
+/// so no other worker takes them over.
+async fn workers_share_with_sends_slower_than_the_lease(
+    stores: Vec<Arc<dyn ConversationStore>>,
+    label: &str,
+) {
+    // The shortest lease there is (1 s), renewed every third of it, against 2.5 s sends.
+    workers_share(
+        stores,
+        label,
+        4,
+        Duration::from_millis(2500),
+        Duration::ZERO,
+    )
+    .await;
+}
+
+async fn workers_share(
+    stores: Vec<Arc<dyn ConversationStore>>,
+    label: &str,
+    backlog: usize,
+    send_takes: Duration,
+    lease: Duration,
+) {
     use messenger_channel::conversation::{Conversation, Effect, Inbound, Outgoing};
     use messenger_channel::store::Commit;
     let fake = FakeGraph::start().await;
-    fake.set_default(Pattern::Slow(Duration::from_millis(20)));
+    fake.set_default(Pattern::Slow(send_takes));
     let now = SystemTime::now();
-    let backlog = 40;
     for i in 0..backlog {
         let (c, _) = Conversation::start(
             ConversationId::new(format!("{label}-{i}")),
@@ -584,6 +663,7 @@ async fn workers_share_the_queue(stores: Vec<Arc<dyn ConversationStore>>, label:
                 // Small batches, so that the workers interleave on the backlog.
                 batch: 3,
                 poll: Duration::from_millis(20),
+                lease,
                 ..DeliveryConfig::default()
             })
             .build(),
@@ -616,7 +696,8 @@ async fn workers_of_one_process_share_a_sqlite_queue() {
             .await
             .unwrap(),
     );
-    workers_share_the_queue(vec![store.clone(), store.clone(), store], "sqlite").await;
+    workers_share_the_queue(vec![store.clone(), store.clone(), store.clone()], "sqlite").await;
+    workers_share_with_sends_slower_than_the_lease(vec![store.clone(), store], "sqlite-slow").await;
 }
 
 #[cfg(feature = "postgres")]
@@ -639,5 +720,6 @@ async fn two_workers_on_one_postgres_never_send_an_effect_twice() {
                 .unwrap(),
         ));
     }
-    workers_share_the_queue(stores, "postgres").await;
+    workers_share_the_queue(stores.clone(), "postgres").await;
+    workers_share_with_sends_slower_than_the_lease(stores, "postgres-slow").await;
 }

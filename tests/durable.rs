@@ -407,6 +407,7 @@ async fn recovery_workers_never_take_the_same_effect() {
         let worker = PostgresStore::connect(&url).await.unwrap();
         let lease = messenger_channel::store::Lease {
             owner: format!("{run}-w{}", workers.len()),
+            at: t0(),
             until: t0() + messenger_channel::store::DEFAULT_OUTBOX_LEASE,
         };
         workers.push(tokio::spawn(async move {

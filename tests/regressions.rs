@@ -91,7 +91,11 @@ impl ConversationStore for Outage {
     ) -> Result<Vec<PendingEffect>, StoreError> {
         self.inner.claim_effects(lease, now, limit).await
     }
-    async fn renew_claims(&self, lease: &Lease, keys: &[String]) -> Result<(), StoreError> {
+    async fn renew_claims(
+        &self,
+        lease: &Lease,
+        keys: &[String],
+    ) -> Result<Vec<String>, StoreError> {
         self.inner.renew_claims(lease, keys).await
     }
     async fn drop_claims(&self, owner: &str) -> Result<u64, StoreError> {

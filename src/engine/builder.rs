@@ -120,7 +120,7 @@ impl EngineBuilder {
     /// [`DeliveryConfig::default`]).
     #[must_use]
     pub fn delivery(mut self, delivery: DeliveryConfig) -> Self {
-        self.delivery = delivery;
+        self.delivery = delivery.with_floors();
         self
     }
 

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use tracing::Instrument as _;
 
+use super::delivery::Held;
 use super::{Engine, EngineError, Outcome, line_body};
 use crate::conversation::{Author, Conversation, Effect, Input, TranscriptLine};
 use crate::ids::ConversationId;
@@ -98,7 +99,7 @@ impl Engine {
             applies,
             at: now,
             // Delivered by this instance right after the commit.
-            claim: Some(self.lease(now)),
+            claim: Some(self.lease()),
         };
         let (_, pending) = self.store.commit(&commit).await?;
         metrics::counter!("messenger_channel_commits_total").increment(1);
@@ -173,10 +174,19 @@ impl Engine {
         } = committed;
         let keys: Vec<String> = pending.iter().map(|p| p.key.clone()).collect();
         let mut queue = VecDeque::new();
+        let held = Held::default();
         self.holding(
             &keys,
-            now,
-            self.deliver(&conversation, pending, &lines, now, &mut queue, outcome),
+            &held,
+            self.deliver(
+                &conversation,
+                pending,
+                &lines,
+                now,
+                &held,
+                &mut queue,
+                outcome,
+            ),
         )
         .await;
         queue

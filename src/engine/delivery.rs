@@ -39,7 +39,9 @@ use crate::send::{
 };
 use crate::store::{Lease, PendingEffect, Retry, StoreError};
 
-/// How the outbox is worked. The defaults suit production; see each field.
+/// How the outbox is worked. The defaults suit production; see each field. Values below the
+/// floors (lease, echo grace and attention recheck 1 s, batch 1, poll 10 ms) are raised to
+/// them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryConfig {
     /// How long a claim on effects lasts unless renewed (default
@@ -79,6 +81,21 @@ impl Default for DeliveryConfig {
             attention_recheck: Duration::from_secs(30),
             poll: Duration::from_secs(1),
         }
+    }
+}
+
+impl DeliveryConfig {
+    /// The floors the engine applies, so that no setting makes a pass spin or a claim lapse
+    /// at once: lease, echo grace and attention recheck at least 1 s, batch at least 1, poll
+    /// at least 10 ms.
+    pub(super) fn with_floors(mut self) -> Self {
+        const SECOND: Duration = Duration::from_secs(1);
+        self.lease = self.lease.max(SECOND);
+        self.echo_grace = self.echo_grace.max(SECOND);
+        self.attention_recheck = self.attention_recheck.max(SECOND);
+        self.batch = self.batch.max(1);
+        self.poll = self.poll.max(Duration::from_millis(10));
+        self
     }
 }
 
@@ -189,6 +206,18 @@ pub(super) struct Outcome {
     pub(super) report: DeliveryReport,
 }
 
+/// Effects whose claim this instance lost while delivering a batch (see [`Engine::holding`]).
+#[derive(Default)]
+pub(super) struct Held(Mutex<std::collections::HashSet<String>>);
+
+impl Held {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// Pages needing attention, shared by the engine's deliveries.
 #[derive(Default)]
 pub(super) struct Health(Mutex<HashMap<String, PageAttention>>);
@@ -206,10 +235,19 @@ fn refusal_words(e: &SendError) -> String {
     match e.kind() {
         ErrorKind::OutsideWindow => "Not delivered: the customer's last message is more than 24 hours old. Use a message tag or wait for the customer.".to_owned(),
         ErrorKind::RecipientUnavailable => "Not delivered: the customer cannot receive messages from this page right now (they may have blocked it, or their account is unavailable).".to_owned(),
-        ErrorKind::InvalidParameter => format!("Not delivered: Messenger refused the message as invalid ({e})."),
+        ErrorKind::InvalidParameter => format!("Not delivered: Messenger refused the message as invalid{}.", code_words(e)),
         ErrorKind::TokenInvalid => "Not delivered: the page's access token is invalid or expired; an administrator must renew it.".to_owned(),
-        ErrorKind::Permission => "Not delivered: the page lacks a permission Messenger requires, or it is restricted; an administrator must check it.".to_owned(),
-        _ => format!("Not delivered: Messenger refused the message ({e})."),
+        ErrorKind::Permission => format!("Not delivered: this page may not send this message to this customer (a permission is missing, or the page is restricted){}.", code_words(e)),
+        _ => format!("Not delivered: Messenger refused the message{}.", code_words(e)),
+    }
+}
+
+/// " (error 100/2018001)" when Graph answered with a code, for support; never the raw text.
+fn code_words(e: &SendError) -> String {
+    match (e.code(), e.subcode()) {
+        (Some(code), Some(sub)) => format!(" (error {code}/{sub})"),
+        (Some(code), None) => format!(" (error {code})"),
+        _ => String::new(),
     }
 }
 
@@ -227,8 +265,10 @@ fn retry_words(e: &SendError) -> String {
 }
 
 /// Whether an error stops a whole page until the host acts (no retry can succeed).
+/// A missing permission is not one: Graph reports some per-recipient refusals with
+/// permission codes, and those fail their own message only.
 fn stops_page(e: &SendError) -> bool {
-    matches!(e.kind(), ErrorKind::TokenInvalid | ErrorKind::Permission)
+    e.kind() == ErrorKind::TokenInvalid
 }
 
 /// A number in `[0, 1)` that spreads retries of different effects (stable per key and
@@ -253,11 +293,14 @@ fn fetch_backoff(attempts: u32) -> Duration {
 }
 
 impl Engine {
-    /// A lease for this instance from `now`.
-    pub(super) fn lease(&self, now: SystemTime) -> Lease {
+    /// A lease for this instance from now, on the wall clock (leases are shared between
+    /// instances, whatever time the callers pass for the conversations).
+    pub(super) fn lease(&self) -> Lease {
+        let at = SystemTime::now();
         Lease {
             owner: self.instance.clone(),
-            until: crate::time::saturating_add(now, self.delivery.lease),
+            at,
+            until: crate::time::saturating_add(at, self.delivery.lease),
         }
     }
 
@@ -346,20 +389,20 @@ impl Engine {
     /// A store failure claiming effects; effects already claimed are left for the next pass.
     pub async fn deliver_due(&self, now: SystemTime) -> Result<DeliveryReport, EngineError> {
         let mut total = DeliveryReport::default();
-        let started = std::time::Instant::now();
         loop {
-            // Time moves on while a pass works through a backlog.
-            let at = crate::time::saturating_add(now, started.elapsed());
+            // Due by `now`, the pass's time: an effect rescheduled during the pass waits for
+            // the next one, however short its backoff.
             let batch = self
                 .store
-                .claim_effects(&self.lease(at), at, self.delivery.batch.max(1))
+                .claim_effects(&self.lease(), now, self.delivery.batch.max(1))
                 .await?;
             if batch.is_empty() {
                 break;
             }
             let keys: Vec<String> = batch.iter().map(|p| p.key.clone()).collect();
+            let held = Held::default();
             let outcome = self
-                .holding(&keys, at, self.deliver_claimed(batch, at))
+                .holding(&keys, &held, self.deliver_claimed(batch, &held, now))
                 .await;
             total.delivered += outcome.report.delivered;
             total.retrying += outcome.report.retrying;
@@ -390,7 +433,12 @@ impl Engine {
     }
 
     /// Delivers claimed effects, grouped by conversation, in order.
-    async fn deliver_claimed(&self, batch: Vec<PendingEffect>, now: SystemTime) -> Outcome {
+    async fn deliver_claimed(
+        &self,
+        batch: Vec<PendingEffect>,
+        held: &Held,
+        now: SystemTime,
+    ) -> Outcome {
         let mut outcome = Outcome::default();
         let mut queue = VecDeque::new();
         let mut i = 0;
@@ -409,6 +457,7 @@ impl Engine {
                         group,
                         &[],
                         now,
+                        held,
                         &mut queue,
                         &mut outcome,
                     )
@@ -432,44 +481,58 @@ impl Engine {
         outcome
     }
 
-    /// Runs `work` while renewing this instance's claim on `keys` every third of the lease.
+    /// Runs `work` while renewing this instance's claim on `keys` every third of the lease
+    /// (with the `worker` feature; without it, work must end within the lease). A key whose
+    /// claim could not be renewed (it lapsed, and another instance may hold it) goes into
+    /// `held`'s lost set, and `deliver` leaves it alone.
     pub(super) async fn holding<F: std::future::Future>(
         &self,
         keys: &[String],
-        now: SystemTime,
+        held: &Held,
         work: F,
     ) -> F::Output {
         #[cfg(feature = "worker")]
         {
             let every = (self.delivery.lease / 3).max(Duration::from_millis(10));
-            let started = std::time::Instant::now();
             // Boxed: the delivery it wraps is large, and callers hold this future.
             let mut work = Box::pin(work);
             loop {
                 if let Ok(out) = tokio::time::timeout(every, &mut work).await {
                     return out;
                 }
-                let at = crate::time::saturating_add(now, started.elapsed());
-                if let Err(e) = self.store.renew_claims(&self.lease(at), keys).await {
-                    tracing::warn!(error = %e, "could not renew a claim on effects");
+                match self.store.renew_claims(&self.lease(), keys).await {
+                    Ok(still) => {
+                        let mut lost = held.lock();
+                        for key in keys {
+                            if !still.contains(key) && lost.insert(key.clone()) {
+                                tracing::debug!(
+                                    key,
+                                    "no longer held (done, released, or taken over)"
+                                );
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not renew a claim on effects"),
                 }
             }
         }
         #[cfg(not(feature = "worker"))]
         {
-            let _ = (keys, now);
+            let _ = (keys, held);
             work.await
         }
     }
 
     /// Carries out effects this instance holds, in order, settling each: delivered, retried,
     /// failed (recorded) or skipped.
+    #[allow(clippy::too_many_arguments)] // the run's state, threaded through one loop
     pub(super) async fn deliver(
         &self,
         conversation: &Conversation,
         pending: Vec<PendingEffect>,
         lines: &[TranscriptLine],
         now: SystemTime,
+        held: &Held,
         queue: &mut VecDeque<(ConversationId, Input)>,
         outcome: &mut Outcome,
     ) {
@@ -477,6 +540,15 @@ impl Engine {
         // copied unless there are some.
         let mut recorded = Vec::new();
         for p in pending {
+            if held.lock().contains(&p.key) {
+                // The claim lapsed while earlier effects were delivered: another instance may
+                // hold it now, so it is theirs to deliver.
+                tracing::warn!(
+                    key = p.key,
+                    "a claim lapsed before its effect was delivered; left to its new holder"
+                );
+                continue;
+            }
             let is_agent_send = matches!(&p.effect, Effect::Send { agent: Some(_), .. });
             let settled = self
                 .settle_effect(conversation, &p, now, queue, &mut recorded)
@@ -687,16 +759,23 @@ impl Engine {
         let page = &conversation.page;
         // A crash or a lost claim mid-send: the platform may have it. Its echo carries the
         // key and completes the effect; wait for it before sending again.
+        if p.interrupted || p.unconfirmed {
+            // The platform may have it: the host's choice, or the retry budget, may end here.
+            let elapsed = now.duration_since(p.created_at).unwrap_or_default();
+            let spent = p.attempts.saturating_add(1) >= self.delivery.retry.max_attempts
+                || elapsed >= self.delivery.retry.max_elapsed;
+            let give_up = p.unconfirmed && self.delivery.unconfirmed == Unconfirmed::Fail;
+            if spent || give_up {
+                metrics::counter!("messenger_channel_sends_total", "outcome" => "unconfirmed")
+                    .increment(1);
+                return Ok(Settled::Failed(Undelivered {
+                    reason: "Not confirmed: Messenger did not confirm this message; it may not have reached the customer. Send it again if needed.".to_owned(),
+                    error: None,
+                }));
+            }
+        }
         if p.interrupted {
             return Ok(self.wait_for_echo(p, now, "the previous attempt was interrupted"));
-        }
-        if p.unconfirmed && self.delivery.unconfirmed == Unconfirmed::Fail {
-            metrics::counter!("messenger_channel_sends_total", "outcome" => "unconfirmed")
-                .increment(1);
-            return Ok(Settled::Failed(Undelivered {
-                reason: "Not confirmed: Messenger did not confirm this message; it may not have reached the customer. Send it again if needed.".to_owned(),
-                error: None,
-            }));
         }
         if let Some(attention) = self.needs_attention(page) {
             return Ok(Settled::Retrying {

@@ -351,7 +351,11 @@ impl ConversationStore for InMemoryStore {
             .outbox
             .iter()
             .filter(|(_, row)| {
-                row.next <= now && row.holder.as_ref().is_none_or(|(_, until)| *until <= now)
+                row.next <= now
+                    && row
+                        .holder
+                        .as_ref()
+                        .is_none_or(|(_, until)| *until <= lease.at)
             })
             .map(|(seq, row)| (row.next, *seq))
             .collect();
@@ -370,19 +374,26 @@ impl ConversationStore for InMemoryStore {
         Ok(out)
     }
 
-    async fn renew_claims(&self, lease: &Lease, keys: &[String]) -> Result<(), StoreError> {
+    async fn renew_claims(
+        &self,
+        lease: &Lease,
+        keys: &[String],
+    ) -> Result<Vec<String>, StoreError> {
         let mut inner = lock(&self.inner);
+        let mut held = Vec::with_capacity(keys.len());
         for key in keys {
             let Some(seq) = inner.outbox_keys.get(key).copied() else {
                 continue;
             };
             if let Some(row) = inner.outbox.get_mut(&seq) {
-                if row.held_by(&lease.owner) {
+                let live = matches!(&row.holder, Some((o, until)) if *o == lease.owner && *until > lease.at);
+                if live {
                     row.holder = Some((lease.owner.clone(), lease.until));
+                    held.push(key.clone());
                 }
             }
         }
-        Ok(())
+        Ok(held)
     }
 
     async fn drop_claims(&self, owner: &str) -> Result<u64, StoreError> {

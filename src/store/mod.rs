@@ -111,10 +111,16 @@ pub struct Commit {
 
 /// A claim on outbox effects: the instance that holds them, and until when. Until then no
 /// other instance is handed them.
+///
+/// Leases are wall-clock times shared by every instance (the engine takes them from
+/// [`SystemTime::now`], whatever `now` its callers pass for the conversation's own clock):
+/// whether a claim has lapsed is judged at [`Lease::at`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     /// The holder's name ([`crate::engine::EngineBuilder::instance`]).
     pub owner: String,
+    /// When the claim is made (or renewed): claims by others that lapsed by then are free.
+    pub at: SystemTime,
     /// When the claim lapses unless renewed.
     pub until: SystemTime,
 }
@@ -286,9 +292,9 @@ pub trait ConversationStore: Send + Sync {
     async fn pending(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError>;
 
     /// Claims up to `limit` effects that are due (next attempt at or before `now`) and not
-    /// held (never claimed, released, or their claim lapsed by `now`), the longest due first,
-    /// for `lease`. Each is returned with [`PendingEffect::interrupted`] set if it was held
-    /// and never released.
+    /// held (never claimed, released, or their claim lapsed by [`Lease::at`]), the longest due
+    /// first, for `lease`. Each is returned with [`PendingEffect::interrupted`] set if it was
+    /// held and never released.
     async fn claim_effects(
         &self,
         lease: &Lease,
@@ -296,15 +302,18 @@ pub trait ConversationStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<PendingEffect>, StoreError>;
 
-    /// Extends `lease.owner`'s claims on these effects to `lease.until`.
-    async fn renew_claims(&self, lease: &Lease, keys: &[String]) -> Result<(), StoreError>;
+    /// Extends `lease.owner`'s claims on these effects to `lease.until`; returns the keys it
+    /// still held (the others were completed, released, or taken over after a lapse).
+    async fn renew_claims(&self, lease: &Lease, keys: &[String])
+    -> Result<Vec<String>, StoreError>;
 
     /// Lets go at once of every pending effect `owner` holds (an instance starting again takes
     /// back what it held before a crash); returns how many. They are then handed out as
     /// interrupted.
     async fn drop_claims(&self, owner: &str) -> Result<u64, StoreError>;
 
-    /// Marks an effect delivered (whoever holds it: an echo can confirm a delivery).
+    /// Marks a pending effect delivered (whoever holds it: an echo can confirm a delivery).
+    /// An effect already failed stays failed.
     async fn complete(&self, key: &str) -> Result<(), StoreError>;
 
     /// Releases `owner`'s claim on a pending effect and schedules it again; returns the

@@ -154,6 +154,7 @@ const MIGRATIONS: [&str; 5] = [
     ALTER TABLE outbox ADD COLUMN last_error TEXT;
     ALTER TABLE outbox ADD COLUMN interrupted BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE outbox ADD COLUMN unconfirmed BIGINT NOT NULL DEFAULT 0;
+    UPDATE outbox SET created_ms = {now_ms} WHERE done = 0;
     DROP INDEX outbox_pending;
     CREATE INDEX outbox_due ON outbox (next_ms, seq) WHERE done = 0;
     CREATE INDEX outbox_holder ON outbox (claimed_by) WHERE done = 0;
@@ -188,7 +189,7 @@ macro_rules! sql_store {
         $name:ident, $db:ty,
         id = $id_type:literal, blob = $blob_type:literal, lock = $lock:literal,
         begin_write = $begin_write:literal, schema_lock = $schema_lock:literal,
-        backfill_at_ms = $backfill:literal
+        backfill_at_ms = $backfill:literal, now_ms = $now_ms:literal
     ) => {
         $(#[$doc])*
         #[derive(Clone)]
@@ -283,7 +284,8 @@ macro_rules! sql_store {
                     let script = script
                         .replace("{id}", $id_type)
                         .replace("{blob}", $blob_type)
-                        .replace("{backfill_at_ms}", $backfill);
+                        .replace("{backfill_at_ms}", $backfill)
+                        .replace("{now_ms}", $now_ms);
                     for statement in script.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                         sqlx::query(statement).execute(&mut *tx).await.map_err(from_sqlx)?;
                     }
@@ -576,7 +578,7 @@ macro_rules! sql_store {
                 let sql = format!(
                     "WITH due AS MATERIALIZED (
                         SELECT seq FROM outbox WHERE done = 0 AND next_ms <= $3
-                        AND (claimed_until_ms IS NULL OR claimed_until_ms <= $3)
+                        AND (claimed_until_ms IS NULL OR claimed_until_ms <= $5)
                         ORDER BY next_ms, seq LIMIT $4{}
                      )
                      UPDATE outbox SET interrupted = CASE WHEN claimed_by IS NULL THEN 0 ELSE 1 END,
@@ -591,6 +593,7 @@ macro_rules! sql_store {
                     .bind(millis(lease.until))
                     .bind(millis(now))
                     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .bind(millis(lease.at))
                     .fetch_all(&self.writer)
                     .await
                     .map_err(from_sqlx)?;
@@ -602,18 +605,27 @@ macro_rules! sql_store {
                 rows.into_iter().map(|(_, row)| pending_effect(row)).collect()
             }
 
-            async fn renew_claims(&self, lease: &Lease, keys: &[String]) -> Result<(), StoreError> {
+            async fn renew_claims(&self, lease: &Lease, keys: &[String]) -> Result<Vec<String>, StoreError> {
                 let mut tx = self.write_tx().await?;
+                let mut held = Vec::with_capacity(keys.len());
                 for key in keys {
-                    sqlx::query("UPDATE outbox SET claimed_until_ms = $3 WHERE key = $1 AND claimed_by = $2 AND done = 0")
-                        .bind(key)
-                        .bind(&lease.owner)
-                        .bind(millis(lease.until))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(from_sqlx)?;
+                    // Only a claim that has not lapsed: a lapsed one may be another's by now.
+                    let done = sqlx::query(
+                        "UPDATE outbox SET claimed_until_ms = $3 WHERE key = $1 AND claimed_by = $2 AND done = 0 AND claimed_until_ms > $4",
+                    )
+                    .bind(key)
+                    .bind(&lease.owner)
+                    .bind(millis(lease.until))
+                    .bind(millis(lease.at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                    if done.rows_affected() > 0 {
+                        held.push(key.clone());
+                    }
                 }
-                tx.commit().await.map_err(from_sqlx)
+                tx.commit().await.map_err(from_sqlx)?;
+                Ok(held)
             }
 
             async fn drop_claims(&self, owner: &str) -> Result<u64, StoreError> {
@@ -626,7 +638,7 @@ macro_rules! sql_store {
             }
 
             async fn complete(&self, key: &str) -> Result<(), StoreError> {
-                sqlx::query("UPDATE outbox SET done = 1, claimed_by = NULL, claimed_until_ms = NULL WHERE key = $1")
+                sqlx::query("UPDATE outbox SET done = 1, claimed_by = NULL, claimed_until_ms = NULL WHERE key = $1 AND done = 0")
                     .bind(key)
                     .execute(&self.writer)
                     .await
@@ -873,7 +885,8 @@ sql_store!(
     SqliteStore, sqlx::Sqlite,
     id = "INTEGER PRIMARY KEY AUTOINCREMENT", blob = "BLOB", lock = "",
     begin_write = "BEGIN IMMEDIATE", schema_lock = "SELECT 1",
-    backfill_at_ms = "UPDATE transcript SET at_ms = COALESCE(json_extract(body, '$.at.secs_since_epoch') * 1000 + json_extract(body, '$.at.nanos_since_epoch') / 1000000, 0)"
+    backfill_at_ms = "UPDATE transcript SET at_ms = COALESCE(json_extract(body, '$.at.secs_since_epoch') * 1000 + json_extract(body, '$.at.nanos_since_epoch') / 1000000, 0)",
+    now_ms = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 );
 
 #[cfg(feature = "sqlite")]
@@ -912,7 +925,8 @@ sql_store!(
     PostgresStore, sqlx::Postgres,
     id = "BIGSERIAL PRIMARY KEY", blob = "BYTEA", lock = " FOR UPDATE SKIP LOCKED",
     begin_write = "BEGIN", schema_lock = "SELECT pg_advisory_xact_lock(7295318845091)",
-    backfill_at_ms = "UPDATE transcript SET at_ms = COALESCE((body::json->'at'->>'secs_since_epoch')::bigint * 1000 + (body::json->'at'->>'nanos_since_epoch')::bigint / 1000000, 0)"
+    backfill_at_ms = "UPDATE transcript SET at_ms = COALESCE((body::json->'at'->>'secs_since_epoch')::bigint * 1000 + (body::json->'at'->>'nanos_since_epoch')::bigint / 1000000, 0)",
+    now_ms = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint"
 );
 
 #[cfg(feature = "postgres")]
@@ -958,6 +972,51 @@ mod tests {
             store.get(&key).await.unwrap().unwrap().0,
             Bytes::from_static(b"abc")
         );
+    }
+
+    /// Effects a schema-4 instance left pending keep their place and get a creation time of
+    /// the upgrade (not the epoch, which would spend their retry budget at once).
+    #[tokio::test]
+    async fn pending_effects_of_a_schema_4_database_survive_the_upgrade() {
+        let pool = memory_pool().await;
+        SqliteStore::migrate(&pool, 4).await.unwrap();
+        let effect = to_json(&crate::conversation::Effect::SessionStarted {
+            agent: AgentId::from("a"),
+        })
+        .unwrap();
+        for (key, done) in [("c:1:0", 0_i64), ("c:1:1", 1)] {
+            sqlx::query("INSERT INTO outbox (key, conversation, body, done, claimed_until_ms) VALUES ($1, 'c', $2, $3, NULL)")
+                .bind(key)
+                .bind(&effect)
+                .bind(done)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let before = SystemTime::now() - Duration::from_secs(5);
+        let store = SqliteStore::from_pool(pool).await.unwrap();
+        let pending = store.pending(10).await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].key, "c:1:0");
+        assert!(
+            pending[0].created_at >= before,
+            "{:?}",
+            pending[0].created_at
+        );
+        assert_eq!(pending[0].attempts, 0);
+        let lease = super::super::Lease {
+            owner: "w".into(),
+            at: SystemTime::now(),
+            until: SystemTime::now() + Duration::from_secs(60),
+        };
+        let claimed = store
+            .claim_effects(&lease, SystemTime::now(), 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert!(!claimed[0].interrupted);
+        let stats = store.outbox_stats().await.unwrap();
+        assert_eq!((stats.pending, stats.failed), (1, 0));
     }
 
     #[tokio::test]

@@ -61,15 +61,16 @@ fn create(c: &Conversation, lines: Vec<TranscriptLine>, effects: Vec<Effect>) ->
         deadline: Some(t0() + Duration::from_secs(60)),
         applies: None,
         at: t0(),
-        claim: Some(lease("committer", 60)),
+        claim: Some(lease("committer", 0, 60)),
     }
 }
 
-/// A claim for `owner` until `secs` after `t0`.
-fn lease(owner: &str, secs: u64) -> Lease {
+/// A claim for `owner` made `from` seconds after `t0`, until `until` seconds after it.
+fn lease(owner: &str, from: u64, until: u64) -> Lease {
     Lease {
         owner: owner.to_owned(),
-        until: t0() + Duration::from_secs(secs),
+        at: t0() + Duration::from_secs(from),
+        until: t0() + Duration::from_secs(until),
     }
 }
 
@@ -334,7 +335,7 @@ async fn outbox_keeps_effects_until_completed(store: &dyn ConversationStore) {
     let listed = store.pending(10_000).await.unwrap();
     assert!(keys.iter().all(|k| listed.iter().any(|p| &p.key == k)));
     let other = store
-        .claim_effects(&lease("other", 120), at(1), 10_000)
+        .claim_effects(&lease("other", 1, 120), at(1), 10_000)
         .await
         .unwrap();
     assert!(
@@ -351,7 +352,7 @@ async fn outbox_keeps_effects_until_completed(store: &dyn ConversationStore) {
     );
     // Once their lease lapses, nothing completed is handed out again.
     let later = store
-        .claim_effects(&lease("other", 1000), at(500), 10_000)
+        .claim_effects(&lease("other", 500, 1000), at(500), 10_000)
         .await
         .unwrap();
     assert!(later.iter().all(|p| !keys.contains(&p.key)));
@@ -384,7 +385,7 @@ async fn outbox_claims_retries_and_failures(store: &dyn ConversationStore) {
     assert!(store.drop_claims("committer").await.unwrap() >= 2);
     let claimed = ours(
         &store
-            .claim_effects(&lease("w2", 61), at(1), 10_000)
+            .claim_effects(&lease("w2", 1, 61), at(1), 10_000)
             .await
             .unwrap(),
     );
@@ -392,7 +393,7 @@ async fn outbox_claims_retries_and_failures(store: &dyn ConversationStore) {
     assert!(claimed.iter().all(|p| p.interrupted && !p.unconfirmed));
     // Held by w2 until t0+61: nobody else gets them.
     let none = store
-        .claim_effects(&lease("w3", 100), at(2), 10_000)
+        .claim_effects(&lease("w3", 2, 100), at(2), 10_000)
         .await
         .unwrap();
     assert!(ours(&none).is_empty());
@@ -406,24 +407,27 @@ async fn outbox_claims_retries_and_failures(store: &dyn ConversationStore) {
     assert_eq!(store.reschedule(&k0, "w3", &retry).await.unwrap(), None);
     assert!(!store.fail_effect(&k0, "w3", "no", &[]).await.unwrap());
     assert_eq!(store.reschedule(&k0, "w2", &retry).await.unwrap(), Some(1));
-    // w2 renews its claim on k1 past the original lease (another owner's renewal is void).
-    store
-        .renew_claims(&lease("w2", 300), std::slice::from_ref(&k1))
+    // w2 renews its claim on k1 past the original lease (another owner's renewal is void;
+    // the rescheduled k0 is no longer w2's).
+    let renewed = store
+        .renew_claims(&lease("w2", 50, 300), &[k0.clone(), k1.clone()])
         .await
         .unwrap();
-    store
-        .renew_claims(&lease("w9", 9_000), std::slice::from_ref(&k1))
+    assert_eq!(renewed, std::slice::from_ref(&k1));
+    let foreign = store
+        .renew_claims(&lease("w9", 50, 9_000), std::slice::from_ref(&k1))
         .await
         .unwrap();
+    assert!(foreign.is_empty());
     // Not due before t0+100, whoever asks, even with its claim released.
     let early = store
-        .claim_effects(&lease("w3", 200), at(99), 10_000)
+        .claim_effects(&lease("w3", 99, 200), at(99), 10_000)
         .await
         .unwrap();
     assert!(ours(&early).is_empty(), "{early:?}");
     let due = ours(
         &store
-            .claim_effects(&lease("w3", 200), at(150), 10_000)
+            .claim_effects(&lease("w3", 150, 200), at(150), 10_000)
             .await
             .unwrap(),
     );
@@ -442,7 +446,7 @@ async fn outbox_claims_retries_and_failures(store: &dyn ConversationStore) {
     assert_eq!(store.reschedule(&k0, "w3", &parked).await.unwrap(), Some(1));
     let again = ours(
         &store
-            .claim_effects(&lease("w3", 250), at(170), 10_000)
+            .claim_effects(&lease("w3", 170, 250), at(170), 10_000)
             .await
             .unwrap(),
     );
@@ -479,13 +483,19 @@ async fn outbox_claims_retries_and_failures(store: &dyn ConversationStore) {
     );
     // k1's renewed claim lapses at t0+300: then it is handed out again, interrupted.
     let held = store
-        .claim_effects(&lease("w4", 400), at(299), 10_000)
+        .claim_effects(&lease("w4", 299, 400), at(299), 10_000)
         .await
         .unwrap();
     assert!(ours(&held).is_empty());
+    // A renewal after the claim lapsed is refused: the effect may be another's by then.
+    let late = store
+        .renew_claims(&lease("w2", 300, 900), std::slice::from_ref(&k1))
+        .await
+        .unwrap();
+    assert!(late.is_empty(), "a lapsed claim is not renewed");
     let lapsed = ours(
         &store
-            .claim_effects(&lease("w4", 400), at(300), 10_000)
+            .claim_effects(&lease("w4", 300, 400), at(300), 10_000)
             .await
             .unwrap(),
     );
@@ -517,7 +527,7 @@ async fn concurrent_claims_never_share<S: ConversationStore + 'static>(store: Ar
             let mut got = Vec::new();
             loop {
                 let batch = store
-                    .claim_effects(&lease(&format!("share-w{w}"), 10_000), at(5), 7)
+                    .claim_effects(&lease(&format!("share-w{w}"), 5, 10_000), at(5), 7)
                     .await
                     .unwrap();
                 if batch.is_empty() {

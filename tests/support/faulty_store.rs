@@ -136,7 +136,11 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
         self.around(self.inner.claim_effects(lease, now, limit))
             .await
     }
-    async fn renew_claims(&self, lease: &Lease, keys: &[String]) -> Result<(), StoreError> {
+    async fn renew_claims(
+        &self,
+        lease: &Lease,
+        keys: &[String],
+    ) -> Result<Vec<String>, StoreError> {
         self.around(self.inner.renew_claims(lease, keys)).await
     }
     async fn drop_claims(&self, owner: &str) -> Result<u64, StoreError> {
