@@ -587,7 +587,8 @@ async fn breakdown(bench: &Bench, name: &str, template: &Template, (delivered, b
     let now = delivery_time();
     let lease = Lease {
         owner: "breakdown".to_owned(),
-        until: now + Duration::from_secs(3_600),
+        at: std::time::SystemTime::now(),
+        until: std::time::SystemTime::now() + Duration::from_secs(3_600),
     };
     let page = PageId::from(PAGE);
     let (mut claim, mut load, mut send, mut complete) = (

@@ -48,7 +48,8 @@ pub struct DeliveryConfig {
     /// [`crate::store::DEFAULT_OUTBOX_LEASE`], 60 s). The engine renews its claims every third
     /// of it while it works on them; another instance takes over effects whose claim lapsed.
     pub lease: Duration,
-    /// Effects claimed at a time by [`Engine::deliver_due`] (default 16).
+    /// Effects claimed at a time by [`Engine::deliver_due`] (default 64): a batch's
+    /// conversations are read in one call and its deliveries recorded in one write.
     pub batch: usize,
     /// Backoff and budget for retryable failures (default: 10 attempts, from 1 s doubling to
     /// at most 5 min, for at most 1 hour after the commit).
@@ -68,7 +69,7 @@ impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
             lease: crate::store::DEFAULT_OUTBOX_LEASE,
-            batch: 16,
+            batch: 64,
             retry: RetryPolicy {
                 max_attempts: 10,
                 initial_backoff: Duration::from_secs(1),
@@ -204,6 +205,10 @@ pub(super) struct Outcome {
     /// The result for the last agent message among the effects.
     pub(super) agent_send: Option<Result<Delivery, Undelivered>>,
     pub(super) report: DeliveryReport,
+    /// When set (a delivery pass's batch), effects delivered or skipped are not marked done
+    /// one by one but gathered here (key, whether delivered) and marked in one write at the
+    /// end of the batch ([`crate::store::ConversationStore::complete_all`]).
+    pub(super) deferred: Option<Vec<(String, bool)>>,
 }
 
 /// Effects whose claim this instance lost while delivering a batch (see [`Engine::holding`]).
@@ -432,15 +437,36 @@ impl Engine {
         }
     }
 
-    /// Delivers claimed effects, grouped by conversation, in order.
+    /// Delivers claimed effects, grouped by conversation, in order. The batch's conversations
+    /// are read in one call, and its delivered effects marked in one write at the end (a
+    /// crash before it leaves them claimed: they are then taken back as interrupted, and a
+    /// send waits for its echo before any resend).
     async fn deliver_claimed(
         &self,
         batch: Vec<PendingEffect>,
         held: &Held,
         now: SystemTime,
     ) -> Outcome {
-        let mut outcome = Outcome::default();
+        let mut outcome = Outcome {
+            deferred: Some(Vec::with_capacity(batch.len())),
+            ..Outcome::default()
+        };
         let mut queue = VecDeque::new();
+        let mut ids: Vec<ConversationId> = batch.iter().map(|p| p.conversation.clone()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let loaded: HashMap<ConversationId, crate::store::Stored> =
+            match self.store.load_all(&ids).await {
+                Ok(all) => all
+                    .into_iter()
+                    .map(|s| (s.conversation.id.clone(), s))
+                    .collect(),
+                Err(e) => {
+                    // Left claimed; taken over when the claim lapses.
+                    tracing::warn!(error = %e, "could not load the conversations to deliver to");
+                    return outcome;
+                }
+            };
         let mut i = 0;
         while i < batch.len() {
             let id = batch[i].conversation.clone();
@@ -450,30 +476,40 @@ impl Engine {
             }
             let group = batch[i..j].to_vec();
             i = j;
-            match self.store.load(&id).await {
-                Ok(Some(stored)) => {
-                    self.deliver(
-                        &stored.conversation,
-                        group,
-                        &[],
-                        now,
-                        held,
-                        &mut queue,
-                        &mut outcome,
-                    )
-                    .await;
-                }
-                Ok(None) => {
-                    for p in group {
-                        // Its conversation is gone (a host purged it): nothing to deliver to.
-                        if let Err(e) = self.store.complete(&p.key).await {
-                            tracing::warn!(key = p.key, error = %e, "could not drop an orphan effect");
-                        }
-                        outcome.report.skipped += 1;
+            // Each group sees its conversation as read at the start of the batch: delivering
+            // changes no conversation (follow-ups are applied after, by `drain`).
+            if let Some(stored) = loaded.get(&id) {
+                self.deliver(
+                    &stored.conversation,
+                    group,
+                    &[],
+                    now,
+                    held,
+                    &mut queue,
+                    &mut outcome,
+                )
+                .await;
+            } else {
+                for p in group {
+                    // Its conversation is gone (a host purged it): nothing to deliver to.
+                    if let Some(done) = outcome.deferred.as_mut() {
+                        done.push((p.key, false));
                     }
+                    outcome.report.skipped += 1;
                 }
-                Err(e) => {
-                    tracing::warn!(conversation = %id, error = %e, "could not load a conversation to deliver to");
+            }
+        }
+        if let Some(done) = outcome.deferred.take() {
+            let keys: Vec<String> = done.iter().map(|(k, _)| k.clone()).collect();
+            if let Err(e) = self.store.complete_all(&keys).await {
+                // They stay claimed, and are taken over (as interrupted) when the claim lapses.
+                tracing::error!(effects = keys.len(), error = %e, "could not record delivered effects");
+                for (_, delivered) in done {
+                    if delivered {
+                        outcome.report.delivered -= 1;
+                    } else {
+                        outcome.report.skipped -= 1;
+                    }
                 }
             }
         }
@@ -551,7 +587,14 @@ impl Engine {
             }
             let is_agent_send = matches!(&p.effect, Effect::Send { agent: Some(_), .. });
             let settled = self
-                .settle_effect(conversation, &p, now, queue, &mut recorded)
+                .settle_effect(
+                    conversation,
+                    &p,
+                    now,
+                    queue,
+                    &mut recorded,
+                    outcome.deferred.as_mut(),
+                )
                 .await;
             match &settled {
                 Settled::Delivered(_) => outcome.report.delivered += 1,
@@ -593,6 +636,7 @@ impl Engine {
         now: SystemTime,
         queue: &mut VecDeque<(ConversationId, Input)>,
         recorded: &mut Vec<TranscriptLine>,
+        deferred: Option<&mut Vec<(String, bool)>>,
     ) -> Settled {
         let settled = match &p.effect {
             Effect::Send { agent, message } => {
@@ -669,7 +713,8 @@ impl Engine {
             }
             _ => Settled::Delivered(None),
         };
-        self.record(conversation, p, settled, now, recorded).await
+        self.record(conversation, p, settled, now, recorded, deferred)
+            .await
     }
 
     /// Writes how an effect settled; a store failure leaves it claimed.
@@ -680,9 +725,16 @@ impl Engine {
         settled: Settled,
         now: SystemTime,
         recorded: &mut Vec<TranscriptLine>,
+        deferred: Option<&mut Vec<(String, bool)>>,
     ) -> Settled {
         let written = match &settled {
-            Settled::Delivered(_) | Settled::Skipped => self.store.complete(&p.key).await,
+            Settled::Delivered(_) | Settled::Skipped => match deferred {
+                Some(done) => {
+                    done.push((p.key.clone(), matches!(settled, Settled::Delivered(_))));
+                    Ok(())
+                }
+                None => self.store.complete(&p.key).await,
+            },
             Settled::Retrying {
                 reason,
                 at,

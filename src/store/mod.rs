@@ -241,6 +241,17 @@ pub trait ConversationStore: Send + Sync {
     /// A conversation by id.
     async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError>;
 
+    /// The conversations of `ids` that exist, in any order. The delivery pass reads a batch's
+    /// conversations with it; the default calls [`ConversationStore::load`] for each, and
+    /// stores that can read them in one query do better.
+    async fn load_all(&self, ids: &[ConversationId]) -> Result<Vec<Stored>, StoreError> {
+        let mut all = Vec::with_capacity(ids.len());
+        for id in ids {
+            all.extend(self.load(id).await?);
+        }
+        Ok(all)
+    }
+
     /// Saves a state change with its transcript lines and effects; returns the new version
     /// and the pending effects (with their keys), in order.
     async fn commit(&self, commit: &Commit) -> Result<(u64, Vec<PendingEffect>), StoreError>;
@@ -315,6 +326,16 @@ pub trait ConversationStore: Send + Sync {
     /// Marks a pending effect delivered (whoever holds it: an echo can confirm a delivery).
     /// An effect already failed stays failed.
     async fn complete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Marks effects delivered, as [`ConversationStore::complete`] does each. The delivery
+    /// pass marks a batch's effects with it; the default calls `complete` for each (a failure
+    /// part-way leaves the rest pending and claimed, which delivery tolerates).
+    async fn complete_all(&self, keys: &[String]) -> Result<(), StoreError> {
+        for key in keys {
+            self.complete(key).await?;
+        }
+        Ok(())
+    }
 
     /// Releases `owner`'s claim on a pending effect and schedules it again; returns the
     /// attempts so far, or `None` if `owner` did not hold it (nothing changed).

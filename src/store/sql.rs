@@ -368,6 +368,27 @@ macro_rules! sql_store {
                     .transpose()
             }
 
+            async fn load_all(&self, ids: &[ConversationId]) -> Result<Vec<Stored>, StoreError> {
+                let mut all = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(INBOX_CHUNK) {
+                    let mut select = sqlx::QueryBuilder::<$db>::new("SELECT body, version FROM conversations WHERE id IN (");
+                    let mut list = select.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id.as_str());
+                    }
+                    select.push(")");
+                    let rows: Vec<(String, i64)> = select
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(from_sqlx)?;
+                    for row in rows {
+                        all.push(Self::stored(row)?);
+                    }
+                }
+                Ok(all)
+            }
+
             async fn commit(&self, commit: &Commit) -> Result<(u64, Vec<PendingEffect>), StoreError> {
                 let c = &commit.conversation;
                 let body = to_json(c)?;
@@ -638,12 +659,41 @@ macro_rules! sql_store {
             }
 
             async fn complete(&self, key: &str) -> Result<(), StoreError> {
-                sqlx::query("UPDATE outbox SET done = 1, claimed_by = NULL, claimed_until_ms = NULL WHERE key = $1 AND done = 0")
+                // A delivered effect is deleted: the outbox keeps what is pending and what
+                // failed, and does not grow with every message sent.
+                sqlx::query("DELETE FROM outbox WHERE key = $1 AND done = 0")
                     .bind(key)
                     .execute(&self.writer)
                     .await
                     .map_err(from_sqlx)?;
                 Ok(())
+            }
+
+            async fn complete_all(&self, keys: &[String]) -> Result<(), StoreError> {
+                let delete = |chunk: &[String]| {
+                    let mut delete = sqlx::QueryBuilder::<$db>::new("DELETE FROM outbox WHERE done = 0 AND key IN (");
+                    let mut list = delete.separated(", ");
+                    for key in chunk {
+                        list.push_bind(key.clone());
+                    }
+                    delete.push(")");
+                    delete
+                };
+                match keys.len() {
+                    0 => Ok(()),
+                    // One statement (atomic on its own) for a batch; a transaction beyond.
+                    n if n <= INBOX_CHUNK => {
+                        delete(keys).build().execute(&self.writer).await.map_err(from_sqlx)?;
+                        Ok(())
+                    }
+                    _ => {
+                        let mut tx = self.write_tx().await?;
+                        for chunk in keys.chunks(INBOX_CHUNK) {
+                            delete(chunk).build().execute(&mut *tx).await.map_err(from_sqlx)?;
+                        }
+                        tx.commit().await.map_err(from_sqlx)
+                    }
+                }
             }
 
             async fn reschedule(&self, key: &str, owner: &str, retry: &Retry) -> Result<Option<u32>, StoreError> {

@@ -103,6 +103,7 @@ where
     listing_by_agent_and_due(&*store).await;
     outbox_keeps_effects_until_completed(&*store).await;
     outbox_claims_retries_and_failures(&*store).await;
+    batches_load_and_complete_together(&*store).await;
     concurrent_claims_never_share(store.clone()).await;
     inbox_records_once_and_applies_with_the_commit(&*store).await;
     concurrent_receives_record_once(store.clone()).await;
@@ -506,6 +507,60 @@ async fn outbox_claims_retries_and_failures(store: &dyn ConversationStore) {
     let left = store.pending(10_000).await.unwrap();
     assert!(left.iter().all(|p| p.key != k0 && p.key != k1));
     assert!(store.outbox_stats().await.unwrap().pending <= after.pending);
+}
+
+async fn batches_load_and_complete_together(store: &dyn ConversationStore) {
+    let run = unique("batch");
+    let (a, b) = (format!("{run}-a"), format!("{run}-b"));
+    let effect = || Effect::SessionStarted {
+        agent: AgentId::from("a"),
+    };
+    let mut keys = Vec::new();
+    for id in [&a, &b] {
+        let c = new_conversation(id, &run, id);
+        let (_, pending) = store
+            .commit(&create(&c, vec![], vec![effect(), effect()]))
+            .await
+            .unwrap();
+        keys.extend(pending.into_iter().map(|p| p.key));
+    }
+    let mut ids = vec![
+        ConversationId::from(a.as_str()),
+        ConversationId::from(format!("{run}-missing").as_str()),
+        ConversationId::from(b.as_str()),
+    ];
+    let mut loaded: Vec<String> = store
+        .load_all(&ids)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.conversation.id.as_str().to_owned())
+        .collect();
+    loaded.sort();
+    assert_eq!(loaded, [a.clone(), b.clone()], "the ones that exist");
+    ids.clear();
+    assert!(store.load_all(&ids).await.unwrap().is_empty());
+    // Three of four marked delivered in one call; the fourth stays pending.
+    store.complete_all(&keys[..3]).await.unwrap();
+    let left: Vec<String> = store
+        .pending(10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.key)
+        .filter(|k| keys.contains(k))
+        .collect();
+    assert_eq!(left, [keys[3].clone()]);
+    store.complete_all(&[]).await.unwrap();
+    store.complete_all(&keys).await.unwrap();
+    assert!(
+        store
+            .pending(10_000)
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| !keys.contains(&p.key))
+    );
 }
 
 async fn concurrent_claims_never_share<S: ConversationStore + 'static>(store: Arc<S>) {
