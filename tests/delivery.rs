@@ -481,6 +481,48 @@ async fn unconfirmed_sends_stop_at_the_retry_budget() {
     );
 }
 
+/// A send taken back after a crash (interrupted) may have gone out: however old it is, it
+/// waits for its echo once before anything is decided, and the echo settles it.
+#[tokio::test]
+async fn an_interrupted_send_waits_for_its_echo_even_past_the_retry_budget() {
+    use messenger_channel::store::Lease;
+    let d = desk(Backend::Memory, PATIENT, DeliveryConfig::default()).await;
+    d.fake.fail_next(1, Pattern::Refuse);
+    retrying(&d.send("Let me check.", t0() + secs(2)).await);
+    // This instance claims it and dies mid-send; restarted, it takes it back.
+    let held = Lease {
+        owner: d.engine.instance().to_owned(),
+        at: SystemTime::now(),
+        until: SystemTime::now() + secs(60),
+    };
+    let claimed = d
+        .store
+        .claim_effects(&held, t0() + secs(3600), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let key = claimed[0].key.clone();
+    assert_eq!(d.engine.reclaim().await.unwrap(), 1);
+    // Two hours after the commit: past the retry budget's hour, yet not failed.
+    let late = t0() + secs(2 * 3600);
+    d.engine.deliver_due(late).await.unwrap();
+    assert_eq!(
+        d.store.pending(10).await.unwrap().len(),
+        1,
+        "waiting for the echo"
+    );
+    assert!(!d.notices().await.iter().any(|n| n.starts_with("Not ")));
+    // Meta's echo of it arrives: settled, never sent again.
+    let echo = json!({"sender": {"id": PAGE}, "recipient": {"id": CUSTOMER}, "timestamp": millis(late),
+        "message": {"is_echo": true, "app_id": 1, "mid": "m_echo", "metadata": format!("mc-effect:{key}"), "text": "Let me check."}});
+    let (h, b) = signed(&[echo]);
+    d.engine.handle_webhook(&h, &b, late).await.unwrap();
+    d.drive(late + secs(60), secs(60), late + secs(3600)).await;
+    assert!(d.store.pending(10).await.unwrap().is_empty());
+    assert_eq!(d.attempts(), 1, "not sent again");
+    assert!(!d.notices().await.iter().any(|n| n.starts_with("Not ")));
+}
+
 /// Settings of zero are raised to the floors: a pass never spins on an effect it just
 /// rescheduled.
 #[tokio::test]

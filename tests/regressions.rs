@@ -48,6 +48,12 @@ impl ConversationStore for Outage {
     async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError> {
         self.inner.load(id).await
     }
+    async fn load_all(&self, ids: &[ConversationId]) -> Result<Vec<Stored>, StoreError> {
+        self.inner.load_all(ids).await
+    }
+    async fn complete_all(&self, keys: &[String]) -> Result<(), StoreError> {
+        self.inner.complete_all(keys).await
+    }
     async fn commit(&self, commit: &Commit) -> Result<(u64, Vec<PendingEffect>), StoreError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError::Backend("connection reset".into()));

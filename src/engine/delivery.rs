@@ -7,11 +7,11 @@
 //!
 //! | Outcome of an attempt | What happens |
 //! |---|---|
-//! | Sent | Marked delivered. |
+//! | Sent | Recorded as delivered (the row leaves the outbox). |
 //! | Transport failure before the request was sent, HTTP 5xx, rate limits (4, 17, 32, 613…) | Tried again after the [`DeliveryConfig::retry`] backoff (with jitter; at least Graph's `estimated_time_to_regain_access`), until the retry budget is spent; then failed. |
 //! | Timeout after the request was written (the platform may have it) | Not resent blindly: the echo carrying the effect's key is awaited for [`DeliveryConfig::echo_grace`]; then it is sent again or failed, per [`DeliveryConfig::unconfirmed`]. |
-//! | Token invalid or expired (190), permission missing, page restricted | The page needs attention ([`Engine::pages_needing_attention`]); its sends wait, without spending retries, until [`Engine::resume_page`]. |
-//! | Outside the window, recipient unavailable, invalid message | Failed at once. |
+//! | Token invalid or expired (190), or no token | The page needs attention ([`Engine::pages_needing_attention`]); its sends wait, without spending retries, until [`Engine::resume_page`]. |
+//! | Outside the window, recipient unavailable, invalid message, permission refused | Failed at once. |
 //!
 //! A failed agent message gets a transcript line in words an agent can act on ("Not
 //! delivered: …"), written in the same transaction that marks the effect failed, and the agent
@@ -319,14 +319,15 @@ impl Engine {
         &self.delivery
     }
 
-    /// Pages whose sends are stopped (an invalid token, a missing permission), with the reason.
+    /// Pages whose sends are stopped on this instance (an invalid, expired or missing token),
+    /// with the reason.
     pub fn pages_needing_attention(&self) -> Vec<PageAttention> {
         let mut pages: Vec<_> = self.health.lock().values().cloned().collect();
         pages.sort_by(|a, b| a.page.cmp(&b.page));
         pages
     }
 
-    /// The host fixed a page (a new token, a permission granted): its sends resume at their
+    /// The host fixed a page (a new token): its sends resume at their
     /// next check (within [`DeliveryConfig::attention_recheck`]). Returns whether it needed
     /// attention.
     pub fn resume_page(&self, page: &PageId<'_>) -> bool {
@@ -406,9 +407,11 @@ impl Engine {
             }
             let keys: Vec<String> = batch.iter().map(|p| p.key.clone()).collect();
             let held = Held::default();
-            let outcome = self
+            let (mut outcome, queue) = self
                 .holding(&keys, &held, self.deliver_claimed(batch, &held, now))
                 .await;
+            // Follow-ups (offers) after the batch is recorded: they hold claims of their own.
+            self.drain(queue, now, &mut outcome).await;
             total.delivered += outcome.report.delivered;
             total.retrying += outcome.report.retrying;
             total.failed += outcome.report.failed;
@@ -446,7 +449,10 @@ impl Engine {
         batch: Vec<PendingEffect>,
         held: &Held,
         now: SystemTime,
-    ) -> Outcome {
+    ) -> (Outcome, VecDeque<(ConversationId, Input)>) {
+        /// A snapshot older than this is read again before its group is delivered, so that
+        /// late-send checks see a conversation closed meanwhile.
+        const FRESH: Duration = Duration::from_secs(1);
         let mut outcome = Outcome {
             deferred: Some(Vec::with_capacity(batch.len())),
             ..Outcome::default()
@@ -455,18 +461,24 @@ impl Engine {
         let mut ids: Vec<ConversationId> = batch.iter().map(|p| p.conversation.clone()).collect();
         ids.sort_unstable();
         ids.dedup();
-        let loaded: HashMap<ConversationId, crate::store::Stored> =
-            match self.store.load_all(&ids).await {
-                Ok(all) => all
-                    .into_iter()
+        let read_at = std::time::Instant::now();
+        // One read for the batch; if it fails (one unreadable conversation, a blip), each group
+        // is read on its own below, so that one bad conversation holds back only its own.
+        let mut loaded: Option<HashMap<ConversationId, crate::store::Stored>> = match self
+            .store
+            .load_all(&ids)
+            .await
+        {
+            Ok(all) => Some(
+                all.into_iter()
                     .map(|s| (s.conversation.id.clone(), s))
                     .collect(),
-                Err(e) => {
-                    // Left claimed; taken over when the claim lapses.
-                    tracing::warn!(error = %e, "could not load the conversations to deliver to");
-                    return outcome;
-                }
-            };
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the batch's conversations at once; reading them one by one");
+                None
+            }
+        };
         let mut i = 0;
         while i < batch.len() {
             let id = batch[i].conversation.clone();
@@ -476,33 +488,47 @@ impl Engine {
             }
             let group = batch[i..j].to_vec();
             i = j;
-            // Each group sees its conversation as read at the start of the batch: delivering
-            // changes no conversation (follow-ups are applied after, by `drain`).
-            if let Some(stored) = loaded.get(&id) {
-                self.deliver(
-                    &stored.conversation,
-                    group,
-                    &[],
-                    now,
-                    held,
-                    &mut queue,
-                    &mut outcome,
-                )
-                .await;
-            } else {
-                for p in group {
-                    // Its conversation is gone (a host purged it): nothing to deliver to.
-                    if let Some(done) = outcome.deferred.as_mut() {
-                        done.push((p.key, false));
+            if read_at.elapsed() > FRESH {
+                loaded = None;
+            }
+            let stored = match &loaded {
+                Some(all) => Ok(all.get(&id).cloned()),
+                None => self.store.load(&id).await,
+            };
+            match stored {
+                Ok(Some(stored)) => {
+                    self.deliver(
+                        &stored.conversation,
+                        group,
+                        &[],
+                        now,
+                        held,
+                        &mut queue,
+                        &mut outcome,
+                    )
+                    .await;
+                }
+                Ok(None) => {
+                    for p in group {
+                        // Its conversation is gone (a host purged it): nothing to deliver to.
+                        if let Err(e) = self.store.complete(&p.key).await {
+                            tracing::warn!(key = p.key, error = %e, "could not drop an orphan effect");
+                        } else {
+                            outcome.report.skipped += 1;
+                        }
                     }
-                    outcome.report.skipped += 1;
+                }
+                Err(e) => {
+                    // Left claimed; taken over when the claim lapses.
+                    tracing::warn!(conversation = %id, error = %e, "could not read a conversation to deliver to");
                 }
             }
         }
         if let Some(done) = outcome.deferred.take() {
             let keys: Vec<String> = done.iter().map(|(k, _)| k.clone()).collect();
             if let Err(e) = self.store.complete_all(&keys).await {
-                // They stay claimed, and are taken over (as interrupted) when the claim lapses.
+                // They stay claimed, and are taken back as interrupted when the claim lapses
+                // (each send then waits for its echo).
                 tracing::error!(effects = keys.len(), error = %e, "could not record delivered effects");
                 for (_, delivered) in done {
                     if delivered {
@@ -513,8 +539,7 @@ impl Engine {
                 }
             }
         }
-        self.drain(queue, now, &mut outcome).await;
-        outcome
+        (outcome, queue)
     }
 
     /// Runs `work` while renewing this instance's claim on `keys` every third of the lease
@@ -728,13 +753,17 @@ impl Engine {
         deferred: Option<&mut Vec<(String, bool)>>,
     ) -> Settled {
         let written = match &settled {
-            Settled::Delivered(_) | Settled::Skipped => match deferred {
-                Some(done) => {
-                    done.push((p.key.clone(), matches!(settled, Settled::Delivered(_))));
-                    Ok(())
+            // Sends are deferred to the batch's one write (their echo protects them if it is
+            // lost); effects with no echo are recorded at once.
+            Settled::Delivered(_) | Settled::Skipped => {
+                match deferred.filter(|_| matches!(p.effect, Effect::Send { .. })) {
+                    Some(done) => {
+                        done.push((p.key.clone(), matches!(settled, Settled::Delivered(_))));
+                        Ok(())
+                    }
+                    None => self.store.complete(&p.key).await,
                 }
-                None => self.store.complete(&p.key).await,
-            },
+            }
             Settled::Retrying {
                 reason,
                 at,
@@ -811,8 +840,10 @@ impl Engine {
         let page = &conversation.page;
         // A crash or a lost claim mid-send: the platform may have it. Its echo carries the
         // key and completes the effect; wait for it before sending again.
-        if p.interrupted || p.unconfirmed {
-            // The platform may have it: the host's choice, or the retry budget, may end here.
+        if p.unconfirmed && !p.interrupted {
+            // The echo was awaited and did not come: the host's choice, or the retry budget,
+            // may end here. (An interrupted effect always waits for its echo once first: it
+            // may have been sent, and only not recorded.)
             let elapsed = now.duration_since(p.created_at).unwrap_or_default();
             let spent = p.attempts.saturating_add(1) >= self.delivery.retry.max_attempts
                 || elapsed >= self.delivery.retry.max_elapsed;

@@ -36,7 +36,7 @@ use crate::conversation::{Conversation, FileLine, LineBody, MediaState, State, T
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 use super::{Lease, OutboxStats, Retry};
 
@@ -79,7 +79,7 @@ fn columns(c: &Conversation) -> (&'static str, Option<&str>, i64) {
 
 /// Schema migrations, in order. Statements are separated by `;`. `{id}` and `{blob}` are
 /// replaced by each backend's types.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     // 1: conversations, transcripts, outbox, dedup.
     "CREATE TABLE conversations (
         id TEXT PRIMARY KEY,
@@ -145,8 +145,9 @@ const MIGRATIONS: [&str; 5] = [
     ALTER TABLE transcript ADD COLUMN at_ms BIGINT NOT NULL DEFAULT 0;
     {backfill_at_ms};
     CREATE INDEX transcript_time ON transcript (conversation, at_ms, id)",
-    // 5: the outbox's attempt history and claims by holder. `done` is 0 pending, 1 delivered,
-    // 2 failed (given up on, kept with its error).
+    // 5: the outbox's attempt history and claims by holder. `done` is 0 pending, 2 failed
+    // (given up on, kept with its error); delivered rows are deleted (1 marks those delivered
+    // by schema 4, left as they were).
     "ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
     ALTER TABLE outbox ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE outbox ADD COLUMN next_ms BIGINT NOT NULL DEFAULT 0;
@@ -159,6 +160,11 @@ const MIGRATIONS: [&str; 5] = [
     CREATE INDEX outbox_due ON outbox (next_ms, seq) WHERE done = 0;
     CREATE INDEX outbox_holder ON outbox (claimed_by) WHERE done = 0;
     CREATE INDEX outbox_failed ON outbox (seq) WHERE done = 2",
+    // 6: pending effects of databases that reached schema 5 before it backfilled creation
+    // times get the upgrade's time (not the epoch, which would spend their retry budget);
+    // delivered rows of schema 4 are dropped.
+    "UPDATE outbox SET created_ms = {now_ms} WHERE done = 0 AND created_ms = 0;
+    DELETE FROM outbox WHERE done = 1",
 ];
 
 /// An outbox row as read: key, conversation, effect, created, attempts, interrupted,

@@ -91,6 +91,12 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
     async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError> {
         self.around(self.inner.load(id)).await
     }
+    async fn load_all(&self, ids: &[ConversationId]) -> Result<Vec<Stored>, StoreError> {
+        self.around(self.inner.load_all(ids)).await
+    }
+    async fn complete_all(&self, keys: &[String]) -> Result<(), StoreError> {
+        self.around(self.inner.complete_all(keys)).await
+    }
     async fn commit(&self, commit: &Commit) -> Result<(u64, Vec<PendingEffect>), StoreError> {
         self.around(self.inner.commit(commit)).await
     }
