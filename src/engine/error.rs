@@ -48,8 +48,8 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    /// The HTTP status to answer a webhook POST with when [`Engine::handle_webhook`] or
-    /// [`Engine::receive`] fails: the webhook's own 4xx for a request that is not an authentic
+    /// The HTTP status to answer a webhook POST with when [`Engine::handle_webhook`](super::Engine::handle_webhook) or
+    /// [`Engine::receive`](super::Engine::receive) fails: the webhook's own 4xx for a request that is not an authentic
     /// webhook, 503 when the events could not be recorded (Meta delivers the body again), 500
     /// otherwise.
     pub fn status(&self) -> u16 {

@@ -13,7 +13,7 @@ impl Engine {
     /// Applies events left in the inbox by a crash or a failure ([`Engine::apply_pending`]),
     /// fires what is due (offer timeouts: the offer goes to another agent; auto-close and
     /// inactivity), and delivers the outbox's due effects ([`Engine::deliver_due`]). The
-    /// worker ([`Engine::start`]) calls it every [`DeliveryConfig::poll`]; a host driving
+    /// worker ([`Engine::start`]) calls it every [`DeliveryConfig::poll`](super::DeliveryConfig::poll); a host driving
     /// the engine by hand calls it every second or so with the current time.
     ///
     /// # Errors
