@@ -26,6 +26,7 @@ pub(crate) fn saturating_add(t: SystemTime, d: Duration) -> SystemTime {
 }
 
 /// Milliseconds since the Unix epoch, saturating (0 before the epoch).
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) fn millis(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -3,7 +3,7 @@
 //! so backoffs of minutes take no time. For every pattern the end state is read from the
 //! fake's own log: each message delivered exactly once (by its metadata key), or failed with
 //! the reason an agent reads; nothing left pending.
-#![cfg(feature = "graph")]
+#![cfg(all(feature = "graph", feature = "worker"))]
 
 #[path = "support/fake_graph.rs"]
 #[allow(dead_code, unreachable_pub)]
