@@ -2,6 +2,7 @@
 //! host's traits.
 //!
 //! ```no_run
+//! # #[cfg(feature = "graph")]
 //! # async fn demo(headers: http::HeaderMap, body: bytes::Bytes) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use std::time::SystemTime;
