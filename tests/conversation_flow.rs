@@ -508,6 +508,36 @@ async fn a_permission_error_fails_one_message_without_stopping_the_page() {
     );
 }
 
+/// A permission the page itself lacks (no subcode) stops the page, as an invalid token does.
+#[tokio::test]
+async fn a_missing_page_permission_stops_the_page() {
+    let ch = Channel::new(&["alice"], ConversationConfig::default());
+    let id = accepted_conversation(&ch).await;
+    let missing = messenger_channel::send::GraphError::from_body(
+        400,
+        br#"{"error":{"message":"(#230) Requires pages_messaging permission to manage the object","type":"OAuthException","code":230}}"#,
+    )
+    .unwrap();
+    *ch.send.fail_with.lock().unwrap() = Some(messenger_channel::send::SendError::Graph(missing));
+    let delivery = ch
+        .engine
+        .send_text(&id, &agent("alice"), "hello", t0() + secs(2))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&delivery, messenger_channel::engine::Delivery::Retrying { reason, .. } if reason.contains("lacks a permission")),
+        "{delivery:?}"
+    );
+    let attention = ch.engine.pages_needing_attention();
+    assert_eq!(attention.len(), 1, "{attention:?}");
+    assert!(attention[0].reason.contains("(error 230)"), "{attention:?}");
+    assert_eq!(
+        ch.store.pending(10).await.unwrap().len(),
+        1,
+        "kept for when it is fixed"
+    );
+}
+
 #[tokio::test]
 async fn a_page_without_a_valid_token_waits_until_the_host_resumes_it() {
     let ch = Channel::new(&["alice"], ConversationConfig::default());

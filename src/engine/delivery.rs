@@ -10,8 +10,8 @@
 //! | Sent | Recorded as delivered (the row leaves the outbox). |
 //! | Transport failure before the request was sent, HTTP 5xx, rate limits (4, 17, 32, 613…) | Tried again after the [`DeliveryConfig::retry`] backoff (with jitter; at least Graph's `estimated_time_to_regain_access`), until the retry budget is spent; then failed. |
 //! | Timeout after the request was written (the platform may have it) | Not resent blindly: the echo carrying the effect's key is awaited for [`DeliveryConfig::echo_grace`]; then it is sent again or failed, per [`DeliveryConfig::unconfirmed`]. |
-//! | Token invalid or expired (190), or no token | The page needs attention ([`Engine::pages_needing_attention`]); its sends wait, without spending retries, until [`Engine::resume_page`]. |
-//! | Outside the window, recipient unavailable, invalid message, permission refused | Failed at once. |
+//! | Token invalid or expired (190), no token, a permission the page lacks (10, 200–299 with no subcode), page restricted (368) | The page needs attention ([`Engine::pages_needing_attention`]); its sends wait, without spending retries, until [`Engine::resume_page`]. |
+//! | Outside the window, recipient unavailable, invalid message, permission refused for one recipient (a subcode) | Failed at once. |
 //!
 //! A failed agent message gets a transcript line in words an agent can act on ("Not
 //! delivered: …"), written in the same transaction that marks the effect failed, and the agent
@@ -269,11 +269,35 @@ fn retry_words(e: &SendError) -> String {
     }
 }
 
-/// Whether an error stops a whole page until the host acts (no retry can succeed).
-/// A missing permission is not one: Graph reports some per-recipient refusals with
-/// permission codes, and those fail their own message only.
+/// Whether an error stops a whole page until the host acts (no retry can succeed): an
+/// invalid, expired or missing token, a permission the page or app lacks (a permission code
+/// with no subcode, such as 10 or 230), or a page restricted for policy (368). A permission
+/// code with a subcode names a refusal for one recipient (2018028: the app is in development
+/// and the customer is not a tester): that fails its own message only.
 fn stops_page(e: &SendError) -> bool {
-    e.kind() == ErrorKind::TokenInvalid
+    match e.kind() {
+        ErrorKind::TokenInvalid => true,
+        ErrorKind::Permission => e.subcode().is_none(),
+        _ => e.code() == Some(368),
+    }
+}
+
+/// What an administrator reads in the attention banner.
+fn attention_words(e: &SendError) -> String {
+    match e.kind() {
+        ErrorKind::TokenInvalid => {
+            "the page's access token is invalid or expired; an administrator must renew it."
+                .to_owned()
+        }
+        ErrorKind::Permission => format!(
+            "the page or app lacks a permission Messenger requires; an administrator must grant it{}.",
+            code_words(e)
+        ),
+        _ => format!(
+            "Messenger has restricted the page; an administrator must check the page's quality and policy status{}.",
+            code_words(e)
+        ),
+    }
 }
 
 /// A number in `[0, 1)` that spreads retries of different effects (stable per key and
@@ -319,15 +343,15 @@ impl Engine {
         &self.delivery
     }
 
-    /// Pages whose sends are stopped on this instance (an invalid, expired or missing token),
-    /// with the reason.
+    /// Pages whose sends are stopped on this instance (an invalid, expired or missing token, a
+    /// missing permission, a restricted page), with the reason.
     pub fn pages_needing_attention(&self) -> Vec<PageAttention> {
         let mut pages: Vec<_> = self.health.lock().values().cloned().collect();
         pages.sort_by(|a, b| a.page.cmp(&b.page));
         pages
     }
 
-    /// The host fixed a page (a new token): its sends resume at their
+    /// The host fixed a page (a new token, a permission granted): its sends resume at their
     /// next check (within [`DeliveryConfig::attention_recheck`]). Returns whether it needed
     /// attention.
     pub fn resume_page(&self, page: &PageId<'_>) -> bool {
@@ -353,9 +377,7 @@ impl Engine {
                 page.as_str().to_owned(),
                 PageAttention {
                     page: page.as_str().to_owned(),
-                    reason: refusal_words(e)
-                        .trim_start_matches("Not delivered: ")
-                        .to_owned(),
+                    reason: attention_words(e),
                     kind: e.kind(),
                     since: now,
                 },
@@ -962,7 +984,7 @@ impl Engine {
         if stops_page(&e) {
             self.page_stopped(&conversation.page, &e, now);
             return Settled::Retrying {
-                reason: refusal_words(&e).replacen("Not delivered", "Waiting", 1),
+                reason: format!("Waiting: {}", attention_words(&e)),
                 at: crate::time::saturating_add(now, self.delivery.attention_recheck),
                 counts: false,
                 unconfirmed: false,
