@@ -1,0 +1,818 @@
+//! The store's Rust, written once for both backends: `sqlite.rs` and `postgres.rs` each
+//! include this file as a module of their own, with `Db` (the `sqlx` database), `Store` (the
+//! store type) and the few statements that differ between the two (`super::dialect`) in
+//! scope. Everything else, SQL included, is the same on both.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use super::dialect::{
+    BACKFILL_AT_MS, BEGIN_WRITE, BLOB_TYPE, ID_TYPE, LOCK, NOW_MS, SCHEMA_LOCK, STORE_NAME,
+};
+use super::{Db, Store};
+use crate::conversation::{FileLine, LineBody, MediaState, TranscriptLine};
+use crate::ids::{AgentId, ConversationId, PageId, UserId};
+use crate::store::sql::queries as q;
+use crate::store::sql::{
+    EFFECT_COLUMNS, EffectRow, INBOX_CHUNK, MIGRATIONS, columns, from_json, from_sqlx,
+    pending_effect, to_json,
+};
+use crate::store::{
+    Commit, ConversationStore, InboxEvent, Lease, MediaStore, NewInboxEvent, OutboxStats,
+    PendingEffect, Retry, StoreError, Stored,
+};
+use crate::time::{from_millis, millis};
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(STORE_NAME).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Wraps a pool and brings its schema up to [`SCHEMA_VERSION`](crate::store::SCHEMA_VERSION).
+    ///
+    /// # Errors
+    /// [`StoreError::SchemaTooNew`] for a database of a newer, unknown schema;
+    /// [`StoreError::Backend`] when the database fails.
+    pub async fn from_pool(pool: sqlx::Pool<Db>) -> Result<Self, StoreError> {
+        Self::from_pools(pool.clone(), pool).await
+    }
+
+    /// Like [`Self::from_pool`], with reads and writes on pools of their own.
+    pub(in crate::store::sql) async fn from_pools(
+        pool: sqlx::Pool<Db>,
+        writer: sqlx::Pool<Db>,
+    ) -> Result<Self, StoreError> {
+        Self::migrate(&writer, MIGRATIONS.len()).await?;
+        Ok(Self { pool, writer })
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &sqlx::Pool<Db> {
+        &self.pool
+    }
+
+    /// The schema version of the database.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        Self::current_version(&self.pool).await
+    }
+
+    pub(in crate::store::sql) async fn current_version(
+        pool: &sqlx::Pool<Db>,
+    ) -> Result<i64, StoreError> {
+        sqlx::query(q::CREATE_SCHEMA_VERSION)
+            .execute(pool)
+            .await
+            .map_err(from_sqlx)?;
+        let (version,): (Option<i64>,) = sqlx::query_as(q::SCHEMA_VERSION_FOUND)
+            .fetch_one(pool)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// Begins a transaction that writes. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so a transaction that reads and then writes never fails on a
+    /// lock upgrade (the busy timeout applies to `BEGIN IMMEDIATE`, not to an upgrade).
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
+        self.writer.begin_with(BEGIN_WRITE).await.map_err(from_sqlx)
+    }
+
+    /// Applies the migrations up to number `upto` (1-based count), all in one
+    /// transaction that holds the schema lock: on PostgreSQL an advisory lock, on SQLite
+    /// the write lock. Any number of instances opening one fresh or old database at once
+    /// wait for each other; the first migrates, the others find the schema current.
+    pub(in crate::store::sql) async fn migrate(
+        pool: &sqlx::Pool<Db>,
+        upto: usize,
+    ) -> Result<(), StoreError> {
+        let mut tx = pool.begin_with(BEGIN_WRITE).await.map_err(from_sqlx)?;
+        sqlx::query(SCHEMA_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        sqlx::query(q::CREATE_SCHEMA_VERSION)
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        let (found,): (Option<i64>,) = sqlx::query_as(q::SCHEMA_VERSION_FOUND)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        let found = found.unwrap_or(0);
+        let supported = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+        if found > supported {
+            return Err(StoreError::SchemaTooNew { found, supported });
+        }
+        let mut applied = Vec::new();
+        for (i, script) in MIGRATIONS.iter().enumerate().take(upto) {
+            let version = i64::try_from(i + 1).unwrap_or(i64::MAX);
+            if version <= found {
+                continue;
+            }
+            let script = script
+                .replace("{id}", ID_TYPE)
+                .replace("{blob}", BLOB_TYPE)
+                .replace("{backfill_at_ms}", BACKFILL_AT_MS)
+                .replace("{now_ms}", NOW_MS);
+            for statement in script.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                sqlx::query(statement)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+            }
+            sqlx::query(q::RECORD_SCHEMA_VERSION)
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+            applied.push(version);
+        }
+        tx.commit().await.map_err(from_sqlx)?;
+        for version in applied {
+            tracing::info!(version, "store schema migrated");
+        }
+        Ok(())
+    }
+
+    /// Appends transcript lines inside a transaction; their ids keep their order.
+    async fn insert_lines(
+        tx: &mut sqlx::Transaction<'_, Db>,
+        id: &ConversationId,
+        lines: &[TranscriptLine],
+    ) -> Result<(), StoreError> {
+        for line in lines {
+            sqlx::query(q::INSERT_LINE)
+                .bind(id.as_str())
+                .bind(to_json(line)?)
+                .bind(millis(line.at))
+                .execute(&mut **tx)
+                .await
+                .map_err(from_sqlx)?;
+        }
+        Ok(())
+    }
+
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "rows come by value from `fetch_all`"
+    )]
+    fn stored((body, version): (String, i64)) -> Result<Stored, StoreError> {
+        Ok(Stored {
+            conversation: from_json(&body)?,
+            version: u64::try_from(version).unwrap_or(0),
+        })
+    }
+
+    async fn list(&self, sql: &str, bind: Option<&str>) -> Result<Vec<Stored>, StoreError> {
+        let mut query = sqlx::query_as::<_, (String, i64)>(sql);
+        if let Some(b) = bind {
+            query = query.bind(b.to_owned());
+        }
+        query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .into_iter()
+            .map(Self::stored)
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl ConversationStore for Store {
+    async fn find_open(
+        &self,
+        page: &PageId<'_>,
+        customer: &UserId<'_>,
+    ) -> Result<Option<Stored>, StoreError> {
+        sqlx::query_as::<_, (String, i64)>(q::FIND_OPEN)
+            .bind(page.as_str())
+            .bind(customer.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .map(Self::stored)
+            .transpose()
+    }
+
+    async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError> {
+        sqlx::query_as::<_, (String, i64)>(q::LOAD)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .map(Self::stored)
+            .transpose()
+    }
+
+    async fn load_all(&self, ids: &[ConversationId]) -> Result<Vec<Stored>, StoreError> {
+        let mut all = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(INBOX_CHUNK) {
+            let mut select = sqlx::QueryBuilder::<Db>::new(q::LOAD_MANY_PREFIX);
+            let mut list = select.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            select.push(")");
+            let rows: Vec<(String, i64)> = select
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(from_sqlx)?;
+            for row in rows {
+                all.push(Self::stored(row)?);
+            }
+        }
+        Ok(all)
+    }
+
+    async fn commit(&self, commit: &Commit) -> Result<(u64, Vec<PendingEffect>), StoreError> {
+        let c = &commit.conversation;
+        let body = to_json(c)?;
+        let (state, agent, closed) = columns(c);
+        let deadline = commit.deadline.map(millis);
+        let mut tx = self.write_tx().await?;
+        if let Some(seq) = commit.applies {
+            // First, so that two instances applying one event queue on its row.
+            let done = sqlx::query(q::MARK_APPLIED)
+                .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Conflict);
+            }
+        }
+        let version = match commit.expected_version {
+            None => {
+                sqlx::query(q::INSERT_CONVERSATION)
+                    .bind(c.id.as_str())
+                    .bind(c.page.as_str())
+                    .bind(c.customer.as_str())
+                    .bind(state)
+                    .bind(agent)
+                    .bind(closed)
+                    .bind(deadline)
+                    .bind(millis(c.created_at))
+                    .bind(&body)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                1
+            }
+            Some(expected) => {
+                let expected = i64::try_from(expected).unwrap_or(i64::MAX);
+                let done = sqlx::query(q::UPDATE_CONVERSATION)
+                    .bind(c.id.as_str())
+                    .bind(state)
+                    .bind(agent)
+                    .bind(closed)
+                    .bind(deadline)
+                    .bind(&body)
+                    .bind(expected)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                if done.rows_affected() == 0 {
+                    let exists = sqlx::query(q::CONVERSATION_EXISTS)
+                        .bind(c.id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                    return Err(if exists.is_some() {
+                        StoreError::Conflict
+                    } else {
+                        StoreError::NotFound(c.id.clone())
+                    });
+                }
+                expected + 1
+            }
+        };
+        Self::insert_lines(&mut tx, &c.id, &commit.transcript).await?;
+        let (owner, until) = match &commit.claim {
+            Some(lease) => (Some(lease.owner.as_str()), Some(millis(lease.until))),
+            None => (None, None),
+        };
+        let at = millis(commit.at);
+        let mut pending = Vec::with_capacity(commit.effects.len());
+        for (i, effect) in commit.effects.iter().enumerate() {
+            let key = format!("{}:{version}:{i}", c.id);
+            sqlx::query(q::INSERT_EFFECT)
+                .bind(&key)
+                .bind(c.id.as_str())
+                .bind(to_json(effect)?)
+                .bind(owner)
+                .bind(until)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+            pending.push(PendingEffect {
+                key,
+                conversation: c.id.clone(),
+                effect: effect.clone(),
+                created_at: from_millis(at),
+                attempts: 0,
+                interrupted: false,
+                unconfirmed: false,
+                last_error: None,
+            });
+        }
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok((u64::try_from(version).unwrap_or(0), pending))
+    }
+
+    async fn append(
+        &self,
+        id: &ConversationId,
+        lines: Vec<TranscriptLine>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let exists = sqlx::query(q::CONVERSATION_EXISTS)
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(id.clone()));
+        }
+        Self::insert_lines(&mut tx, id, &lines).await?;
+        tx.commit().await.map_err(from_sqlx)
+    }
+
+    async fn transcript(&self, id: &ConversationId) -> Result<Vec<TranscriptLine>, StoreError> {
+        if self.load(id).await?.is_none() {
+            return Err(StoreError::NotFound(id.clone()));
+        }
+        let rows: Vec<(String,)> = sqlx::query_as(q::TRANSCRIPT)
+            .bind(id.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        rows.iter().map(|(b,)| from_json(b)).collect()
+    }
+
+    async fn update_file(
+        &self,
+        id: &ConversationId,
+        url: &str,
+        file: &FileLine,
+    ) -> Result<Vec<TranscriptLine>, StoreError> {
+        // Read outside the write lock; then update only lines still pending.
+        let rows: Vec<(i64, String)> = sqlx::query_as(q::TRANSCRIPT_WITH_IDS)
+            .bind(id.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        let mut targets = Vec::new();
+        for (row, body) in rows {
+            let line: TranscriptLine = from_json(&body)?;
+            if matches!(&line.body, LineBody::File(f) if f.url.as_deref() == Some(url) && f.media == MediaState::Pending)
+            {
+                targets.push((row, body, line));
+            }
+        }
+        let mut updated = Vec::with_capacity(targets.len());
+        if targets.is_empty() {
+            return Ok(updated);
+        }
+        let mut tx = self.write_tx().await?;
+        for (row, old, mut line) in targets {
+            line.body = LineBody::File(file.clone());
+            // Only if nobody changed the line meanwhile.
+            let done = sqlx::query(q::REPLACE_LINE)
+                .bind(to_json(&line)?)
+                .bind(row)
+                .bind(&old)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+            if done.rows_affected() > 0 {
+                updated.push(line);
+            }
+        }
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(updated)
+    }
+
+    async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {
+        self.list(q::OPEN_OF_AGENT, Some(agent.as_str())).await
+    }
+
+    async fn list_open(&self) -> Result<Vec<Stored>, StoreError> {
+        self.list(q::ALL_OPEN, None).await
+    }
+
+    async fn list_queued(&self) -> Result<Vec<Stored>, StoreError> {
+        self.list(q::QUEUED, None).await
+    }
+
+    async fn due(&self, now: SystemTime) -> Result<Vec<ConversationId>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(q::DUE_CONVERSATIONS)
+            .bind(millis(now))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id,)| ConversationId::new(id))
+            .collect())
+    }
+
+    async fn pending(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
+        let sql =
+            format!("SELECT {EFFECT_COLUMNS} FROM outbox WHERE done = 0 ORDER BY seq LIMIT $1");
+        let rows: Vec<EffectRow> = sqlx::query_as(&sql)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        rows.into_iter().map(pending_effect).collect()
+    }
+
+    async fn claim_effects(
+        &self,
+        lease: &Lease,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<PendingEffect>, StoreError> {
+        // One statement: the due rows are chosen and claimed atomically. `interrupted`
+        // is computed from the row as it was (a holder that never let go).
+        let sql = format!(
+            "WITH due AS MATERIALIZED (
+                SELECT seq FROM outbox WHERE done = 0 AND next_ms <= $3
+                AND (claimed_until_ms IS NULL OR claimed_until_ms <= $5)
+                ORDER BY next_ms, seq LIMIT $4{LOCK}
+             )
+             UPDATE outbox SET interrupted = CASE WHEN claimed_by IS NULL THEN 0 ELSE 1 END,
+                claimed_by = $1, claimed_until_ms = $2
+             WHERE seq IN (SELECT seq FROM due)
+             RETURNING seq, {EFFECT_COLUMNS}"
+        );
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(
+            i64,
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            i64,
+            i64,
+            Option<String>,
+        )> = sqlx::query_as(&sql)
+            .bind(&lease.owner)
+            .bind(millis(lease.until))
+            .bind(millis(now))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(millis(lease.at))
+            .fetch_all(&self.writer)
+            .await
+            .map_err(from_sqlx)?;
+        let mut rows: Vec<(i64, EffectRow)> = rows
+            .into_iter()
+            .map(|(seq, a, b, c, d, e, f, g, h)| (seq, (a, b, c, d, e, f, g, h)))
+            .collect();
+        rows.sort_by_key(|(seq, _)| *seq);
+        rows.into_iter()
+            .map(|(_, row)| pending_effect(row))
+            .collect()
+    }
+
+    async fn renew_claims(
+        &self,
+        lease: &Lease,
+        keys: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let mut held = Vec::with_capacity(keys.len());
+        for key in keys {
+            // Only a claim that has not lapsed: a lapsed one may be another's by now.
+            let done = sqlx::query(q::RENEW_CLAIM)
+                .bind(key)
+                .bind(&lease.owner)
+                .bind(millis(lease.until))
+                .bind(millis(lease.at))
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+            if done.rows_affected() > 0 {
+                held.push(key.clone());
+            }
+        }
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(held)
+    }
+
+    async fn drop_claims(&self, owner: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(q::DROP_CLAIMS)
+            .bind(owner)
+            .execute(&self.writer)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn complete(&self, key: &str) -> Result<(), StoreError> {
+        // A delivered effect is deleted: the outbox keeps what is pending and what
+        // failed, and does not grow with every message sent.
+        sqlx::query(q::COMPLETE_EFFECT)
+            .bind(key)
+            .execute(&self.writer)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(())
+    }
+
+    async fn complete_all(&self, keys: &[String]) -> Result<(), StoreError> {
+        let delete = |chunk: &[String]| {
+            let mut delete = sqlx::QueryBuilder::<Db>::new(q::COMPLETE_EFFECTS_PREFIX);
+            let mut list = delete.separated(", ");
+            for key in chunk {
+                list.push_bind(key.clone());
+            }
+            delete.push(")");
+            delete
+        };
+        match keys.len() {
+            0 => Ok(()),
+            // One statement (atomic on its own) for a batch; a transaction beyond.
+            n if n <= INBOX_CHUNK => {
+                delete(keys)
+                    .build()
+                    .execute(&self.writer)
+                    .await
+                    .map_err(from_sqlx)?;
+                Ok(())
+            }
+            _ => {
+                let mut tx = self.write_tx().await?;
+                for chunk in keys.chunks(INBOX_CHUNK) {
+                    delete(chunk)
+                        .build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                }
+                tx.commit().await.map_err(from_sqlx)
+            }
+        }
+    }
+
+    async fn reschedule(
+        &self,
+        key: &str,
+        owner: &str,
+        retry: &Retry,
+    ) -> Result<Option<u32>, StoreError> {
+        let row: Option<(i64,)> = sqlx::query_as(q::RESCHEDULE_EFFECT)
+            .bind(key)
+            .bind(owner)
+            .bind(i64::from(retry.counts))
+            .bind(millis(retry.at))
+            .bind(&retry.error)
+            .bind(i64::from(retry.unconfirmed))
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(row.map(|(n,)| u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
+    async fn fail_effect(
+        &self,
+        key: &str,
+        owner: &str,
+        error: &str,
+        lines: &[TranscriptLine],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row: Option<(String,)> = sqlx::query_as(q::FAIL_EFFECT)
+            .bind(key)
+            .bind(owner)
+            .bind(error)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        let Some((conversation,)) = row else {
+            return Ok(false);
+        };
+        Self::insert_lines(&mut tx, &ConversationId::new(conversation), lines).await?;
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(true)
+    }
+
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        let (pending, oldest): (i64, Option<i64>) = sqlx::query_as(q::OUTBOX_PENDING_STATS)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        let (failed,): (i64,) = sqlx::query_as(q::OUTBOX_FAILED_COUNT)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(OutboxStats {
+            pending: u64::try_from(pending).unwrap_or(0),
+            failed: u64::try_from(failed).unwrap_or(0),
+            oldest_pending: oldest.map(from_millis),
+        })
+    }
+
+    async fn receive(
+        &self,
+        events: &[NewInboxEvent],
+        now: SystemTime,
+        keep: Duration,
+    ) -> Result<Vec<bool>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now_ms = millis(now);
+        let forget_before =
+            now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+        // An event repeated in one call counts once, at its first place.
+        let name = |e: &NewInboxEvent| (e.key.clone(), e.thread.clone());
+        let mut first = HashSet::with_capacity(events.len());
+        let unique: Vec<&NewInboxEvent> = events.iter().filter(|e| first.insert(name(e))).collect();
+        let mut tx = self.write_tx().await?;
+        let mut inserted: HashSet<(String, String)> = HashSet::with_capacity(unique.len());
+        for chunk in unique.chunks(INBOX_CHUNK) {
+            let mut insert = sqlx::QueryBuilder::<Db>::new(q::INBOX_INSERT_PREFIX);
+            insert.push_values(chunk, |mut row, e| {
+                row.push_bind(e.key.as_str())
+                    .push_bind(e.thread.as_str())
+                    .push_bind(e.body.as_str())
+                    .push_bind(now_ms)
+                    .push_bind(0_i64);
+            });
+            insert.push(" ON CONFLICT (key, thread) DO NOTHING RETURNING key, thread");
+            let rows: Vec<(String, String)> = insert
+                .build_query_as()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+            inserted.extend(rows);
+        }
+        // Seen before: a duplicate, unless it was applied and received longer ago than
+        // `keep` (then it is received again). One statement for all of them.
+        let seen: Vec<&NewInboxEvent> = unique
+            .iter()
+            .copied()
+            .filter(|e| !inserted.contains(&name(e)))
+            .collect();
+        for chunk in seen.chunks(INBOX_CHUNK) {
+            let mut forget = sqlx::QueryBuilder::<Db>::new(q::INBOX_FORGET_PREFIX);
+            forget
+                .push_bind(forget_before)
+                .push(" AND (key, thread) IN (");
+            for (i, e) in chunk.iter().enumerate() {
+                if i > 0 {
+                    forget.push(", ");
+                }
+                forget
+                    .push("(")
+                    .push_bind(e.key.as_str())
+                    .push(", ")
+                    .push_bind(e.thread.as_str())
+                    .push(")");
+            }
+            forget.push(") RETURNING key, thread");
+            let forgotten: Vec<(String, String)> = forget
+                .build_query_as()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+            for again in forgotten {
+                let Some(e) = chunk.iter().find(|e| name(e) == again) else {
+                    continue;
+                };
+                sqlx::query(q::INBOX_INSERT_ONE)
+                    .bind(e.key.as_str())
+                    .bind(e.thread.as_str())
+                    .bind(e.body.as_str())
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                inserted.insert(again);
+            }
+        }
+        tx.commit().await.map_err(from_sqlx)?;
+        let mut counted = HashSet::with_capacity(events.len());
+        Ok(events
+            .iter()
+            .map(|e| {
+                let n = name(e);
+                inserted.contains(&n) && counted.insert(n)
+            })
+            .collect())
+    }
+
+    async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
+        let rows: Vec<(i64, String, String, i64, i64)> = sqlx::query_as(q::INBOX_OF_THREAD)
+            .bind(thread)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, key, body, attempts, retry_ms)| InboxEvent {
+                seq: u64::try_from(seq).unwrap_or(0),
+                key,
+                thread: thread.to_owned(),
+                body,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                retry_at: (retry_ms > 0).then(|| crate::time::from_millis(retry_ms)),
+            })
+            .collect())
+    }
+
+    async fn inbox_threads(
+        &self,
+        received_by: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(q::INBOX_THREADS)
+            .bind(millis(received_by))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(rows.into_iter().map(|(t,)| t).collect())
+    }
+
+    async fn inbox_done(&self, seq: u64) -> Result<bool, StoreError> {
+        let done = sqlx::query(q::MARK_APPLIED)
+            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+            .execute(&self.writer)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn inbox_failed(
+        &self,
+        seq: u64,
+        error: &str,
+        retry_at: SystemTime,
+    ) -> Result<u32, StoreError> {
+        let row: Option<(i64,)> = sqlx::query_as(q::INBOX_FAILED)
+            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+            .bind(millis(retry_at))
+            .bind(error)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(row.map_or(0, |(n,)| u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
+    async fn inbox_dead(&self, seq: u64, error: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(q::INBOX_DEAD)
+            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+            .bind(error)
+            .execute(&self.writer)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn purge_inbox(&self, received_before: SystemTime) -> Result<u64, StoreError> {
+        let done = sqlx::query(q::PURGE_INBOX)
+            .bind(millis(received_before))
+            .execute(&self.writer)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait::async_trait]
+impl MediaStore for Store {
+    async fn put(&self, bytes: Bytes, content_type: Option<&str>) -> Result<String, StoreError> {
+        let key = crate::store::media_key(&bytes);
+        sqlx::query(q::PUT_MEDIA)
+            .bind(&key)
+            .bind(content_type)
+            .bind(bytes.as_ref())
+            .execute(&self.writer)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(key)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<(Bytes, Option<String>)>, StoreError> {
+        let row: Option<(Vec<u8>, Option<String>)> = sqlx::query_as(q::GET_MEDIA)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(row.map(|(b, t)| (Bytes::from(b), t)))
+    }
+}

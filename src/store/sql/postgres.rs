@@ -1,0 +1,54 @@
+//! The PostgreSQL backend: its types and statements that differ from SQLite's, and the
+//! store's code from `backend.rs`.
+
+use super::from_sqlx;
+use crate::store::StoreError;
+
+type Db = sqlx::Postgres;
+type Store = PostgresStore;
+
+/// What PostgreSQL spells differently.
+mod dialect {
+    pub(super) const STORE_NAME: &str = "PostgresStore";
+    pub(super) const ID_TYPE: &str = "BIGSERIAL PRIMARY KEY";
+    pub(super) const BLOB_TYPE: &str = "BYTEA";
+    /// Several workers claiming at once skip each other's rows instead of waiting.
+    pub(super) const LOCK: &str = " FOR UPDATE SKIP LOCKED";
+    pub(super) const BEGIN_WRITE: &str = "BEGIN";
+    /// Instances migrating one database at once wait for each other on this lock.
+    pub(super) const SCHEMA_LOCK: &str = "SELECT pg_advisory_xact_lock(7295318845091)";
+    pub(super) const BACKFILL_AT_MS: &str = "UPDATE transcript SET at_ms = COALESCE((body::json->'at'->>'secs_since_epoch')::bigint * 1000 + (body::json->'at'->>'nanos_since_epoch')::bigint / 1000000, 0)";
+    pub(super) const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint";
+}
+
+// The same code for both backends, as a module of each (see `backend.rs`).
+#[allow(
+    clippy::duplicate_mod,
+    reason = "one source for both backends, compiled with each backend's types"
+)]
+#[path = "backend.rs"]
+mod backend;
+
+/// The stores on PostgreSQL, for several instances sharing one database.
+#[derive(Clone)]
+pub struct PostgresStore {
+    /// Reads.
+    pool: sqlx::Pool<Db>,
+    /// Writes: the same pool.
+    writer: sqlx::Pool<Db>,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host/database`) and migrates the schema.
+    ///
+    /// # Errors
+    /// As [`PostgresStore::from_pool`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(8)
+            .connect(url)
+            .await
+            .map_err(from_sqlx)?;
+        Self::from_pool(pool).await
+    }
+}

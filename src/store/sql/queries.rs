@@ -1,0 +1,140 @@
+//! The SQL both backends run, as named statements (the few that differ between SQLite and
+//! PostgreSQL are in each backend's `dialect`). Placeholders are `$1`, `$2`, … on both.
+
+/// The table of applied migrations.
+pub(super) const CREATE_SCHEMA_VERSION: &str =
+    "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)";
+
+/// The highest migration applied.
+pub(super) const SCHEMA_VERSION_FOUND: &str = "SELECT MAX(version) FROM schema_version";
+
+/// Records a migration as applied.
+pub(super) const RECORD_SCHEMA_VERSION: &str = "INSERT INTO schema_version (version) VALUES ($1)";
+
+/// Appends a transcript line.
+pub(super) const INSERT_LINE: &str =
+    "INSERT INTO transcript (conversation, body, at_ms) VALUES ($1, $2, $3)";
+
+/// A customer's open conversation on a page.
+pub(super) const FIND_OPEN: &str =
+    "SELECT body, version FROM conversations WHERE page = $1 AND customer = $2 AND closed = 0";
+
+/// A conversation by id.
+pub(super) const LOAD: &str = "SELECT body, version FROM conversations WHERE id = $1";
+
+/// Conversations by id (the list of ids follows).
+pub(super) const LOAD_MANY_PREFIX: &str = "SELECT body, version FROM conversations WHERE id IN (";
+
+/// Marks an inbox event applied, only if it was still pending.
+pub(super) const MARK_APPLIED: &str = "UPDATE inbox SET applied = 1 WHERE seq = $1 AND applied = 0";
+
+/// A new conversation, at version 1.
+pub(super) const INSERT_CONVERSATION: &str = "INSERT INTO conversations (id, page, customer, state, agent, closed, version, deadline_ms, created_ms, body)
+                     VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9)";
+
+/// A conversation, only at the version it was read at.
+pub(super) const UPDATE_CONVERSATION: &str =
+    "UPDATE conversations SET state = $2, agent = $3, closed = $4, version = version + 1,
+                     deadline_ms = $5, body = $6 WHERE id = $1 AND version = $7";
+
+/// Whether a conversation exists.
+pub(super) const CONVERSATION_EXISTS: &str = "SELECT 1 FROM conversations WHERE id = $1";
+
+/// An effect into the outbox, claimed by the committing instance.
+pub(super) const INSERT_EFFECT: &str = "INSERT INTO outbox (key, conversation, body, done, claimed_by, claimed_until_ms, next_ms, created_ms)
+                 VALUES ($1, $2, $3, 0, $4, $5, $6, $6)";
+
+/// A transcript, in the order of its lines' times.
+pub(super) const TRANSCRIPT: &str =
+    "SELECT body FROM transcript WHERE conversation = $1 ORDER BY at_ms, id";
+
+/// A transcript with its row ids, in the order written.
+pub(super) const TRANSCRIPT_WITH_IDS: &str =
+    "SELECT id, body FROM transcript WHERE conversation = $1 ORDER BY id";
+
+/// Replaces a transcript line, only if it is still as read.
+pub(super) const REPLACE_LINE: &str = "UPDATE transcript SET body = $1 WHERE id = $2 AND body = $3";
+
+/// Open conversations whose deadline has come.
+pub(super) const DUE_CONVERSATIONS: &str =
+    "SELECT id FROM conversations WHERE closed = 0 AND deadline_ms <= $1";
+
+/// Extends a holder's claim on an effect, only if it has not lapsed.
+pub(super) const RENEW_CLAIM: &str = "UPDATE outbox SET claimed_until_ms = $3 WHERE key = $1 AND claimed_by = $2 AND done = 0 AND claimed_until_ms > $4";
+
+/// Lets go of all of a holder's claims.
+pub(super) const DROP_CLAIMS: &str =
+    "UPDATE outbox SET claimed_until_ms = 0 WHERE claimed_by = $1 AND done = 0";
+
+/// Removes a delivered effect.
+pub(super) const COMPLETE_EFFECT: &str = "DELETE FROM outbox WHERE key = $1 AND done = 0";
+
+/// Removes delivered effects (the list of keys follows).
+pub(super) const COMPLETE_EFFECTS_PREFIX: &str = "DELETE FROM outbox WHERE done = 0 AND key IN (";
+
+/// Records a failed attempt at an effect and when to try again (holder only).
+pub(super) const RESCHEDULE_EFFECT: &str =
+    "UPDATE outbox SET attempts = attempts + $3, next_ms = $4, last_error = $5, unconfirmed = $6,
+             claimed_by = NULL, claimed_until_ms = NULL, interrupted = 0
+             WHERE key = $1 AND claimed_by = $2 AND done = 0 RETURNING attempts";
+
+/// Gives up on an effect, keeping its error (holder only).
+pub(super) const FAIL_EFFECT: &str =
+    "UPDATE outbox SET done = 2, last_error = $3, claimed_by = NULL, claimed_until_ms = NULL
+             WHERE key = $1 AND claimed_by = $2 AND done = 0 RETURNING conversation";
+
+/// How many effects are pending, and the oldest one's creation time.
+pub(super) const OUTBOX_PENDING_STATS: &str =
+    "SELECT COUNT(*), MIN(created_ms) FROM outbox WHERE done = 0";
+
+/// How many effects were given up on.
+pub(super) const OUTBOX_FAILED_COUNT: &str = "SELECT COUNT(*) FROM outbox WHERE done = 2";
+
+/// Inserts inbox events (the rows follow).
+pub(super) const INBOX_INSERT_PREFIX: &str =
+    "INSERT INTO inbox (key, thread, body, received_ms, applied) ";
+
+/// Forgets applied events older than the dedup window (the cut-off and keys follow).
+pub(super) const INBOX_FORGET_PREFIX: &str =
+    "DELETE FROM inbox WHERE applied = 1 AND received_ms <= ";
+
+/// Inserts one inbox event.
+pub(super) const INBOX_INSERT_ONE: &str =
+    "INSERT INTO inbox (key, thread, body, received_ms, applied) VALUES ($1, $2, $3, $4, 0)";
+
+/// A thread's pending events, in order of receipt.
+pub(super) const INBOX_OF_THREAD: &str = "SELECT seq, key, body, attempts, retry_ms FROM inbox WHERE thread = $1 AND applied = 0 ORDER BY seq LIMIT $2";
+
+/// Threads with pending events received by a time and not waiting to be tried again.
+pub(super) const INBOX_THREADS: &str =
+    "SELECT thread FROM inbox WHERE applied = 0 AND received_ms <= $1
+             GROUP BY thread HAVING MAX(retry_ms) <= $1 ORDER BY MIN(seq) LIMIT $2";
+
+/// Records a failed attempt at an inbox event.
+pub(super) const INBOX_FAILED: &str =
+    "UPDATE inbox SET attempts = attempts + 1, retry_ms = $2, last_error = $3
+             WHERE seq = $1 AND applied = 0 RETURNING attempts";
+
+/// Sets an inbox event aside.
+pub(super) const INBOX_DEAD: &str =
+    "UPDATE inbox SET applied = 2, last_error = $2 WHERE seq = $1 AND applied = 0";
+
+/// Forgets applied events received before a time.
+pub(super) const PURGE_INBOX: &str = "DELETE FROM inbox WHERE applied = 1 AND received_ms < $1";
+
+/// Stores media under its content key.
+pub(super) const PUT_MEDIA: &str =
+    "INSERT INTO media (key, content_type, bytes) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING";
+
+/// Media by key.
+pub(super) const GET_MEDIA: &str = "SELECT bytes, content_type FROM media WHERE key = $1";
+
+/// An agent's open conversations, oldest first.
+pub(super) const OPEN_OF_AGENT: &str = "SELECT body, version FROM conversations WHERE agent = $1 AND closed = 0 ORDER BY created_ms, id";
+
+/// Every open conversation, oldest first.
+pub(super) const ALL_OPEN: &str =
+    "SELECT body, version FROM conversations WHERE closed = 0 ORDER BY created_ms, id";
+
+/// Conversations waiting for an offer, oldest first.
+pub(super) const QUEUED: &str = "SELECT body, version FROM conversations WHERE closed = 0 AND state = 'open' AND agent IS NULL ORDER BY created_ms, id";

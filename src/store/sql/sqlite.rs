@@ -1,0 +1,72 @@
+//! The SQLite backend: its types and statements that differ from PostgreSQL's, and the
+//! store's code from `backend.rs`.
+
+use std::time::Duration;
+
+use super::from_sqlx;
+use crate::store::StoreError;
+
+type Db = sqlx::Sqlite;
+type Store = SqliteStore;
+
+/// What SQLite spells differently.
+mod dialect {
+    pub(super) const STORE_NAME: &str = "SqliteStore";
+    pub(super) const ID_TYPE: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";
+    pub(super) const BLOB_TYPE: &str = "BLOB";
+    /// Claims need no row locks: every write goes through one connection.
+    pub(super) const LOCK: &str = "";
+    /// Takes the write lock at once, so a transaction never fails upgrading its lock.
+    pub(super) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+    /// `BEGIN IMMEDIATE` already serialises migrations.
+    pub(super) const SCHEMA_LOCK: &str = "SELECT 1";
+    pub(super) const BACKFILL_AT_MS: &str = "UPDATE transcript SET at_ms = COALESCE(json_extract(body, '$.at.secs_since_epoch') * 1000 + json_extract(body, '$.at.nanos_since_epoch') / 1000000, 0)";
+    pub(super) const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
+}
+
+// The same code for both backends, as a module of each (see `backend.rs`).
+#[allow(
+    clippy::duplicate_mod,
+    reason = "one source for both backends, compiled with each backend's types"
+)]
+#[path = "backend.rs"]
+mod backend;
+
+/// The stores on SQLite: one file, created and migrated on first open, in WAL mode.
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// Reads.
+    pool: sqlx::Pool<Db>,
+    /// Writes: one connection, so that writers queue in the process instead of in SQLite's
+    /// busy handler (which sleeps).
+    writer: sqlx::Pool<Db>,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if needed) the database file at `path`, in WAL mode, and migrates it.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::from_pool`].
+    pub async fn open(path: impl AsRef<std::path::Path>) -> Result<Self, StoreError> {
+        use sqlx::sqlite::{
+            SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+        };
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(from_sqlx)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(from_sqlx)?;
+        Self::from_pools(pool, writer).await
+    }
+}
