@@ -27,6 +27,11 @@
 //! - **Migrations are versioned** (`schema_version`): opening an older database upgrades it; a
 //!   database written by a newer version of this crate is refused with
 //!   [`StoreError::SchemaTooNew`], never downgraded.
+//!
+//! [`ConversationStore`]: super::ConversationStore
+//! [`ConversationStore::receive`]: super::ConversationStore::receive
+//! [`ConversationStore::claim_effects`]: super::ConversationStore::claim_effects
+//! [`MediaStore`]: super::MediaStore
 
 use super::{PendingEffect, StoreError};
 use crate::conversation::{Conversation, State};
