@@ -130,4 +130,93 @@ proptest! {
         let mids_after: Vec<_> = batch.events().map(Event::dedup_key).collect();
         prop_assert_eq!(mids_before, mids_after);
     }
+
+    /// For any webhook body whose entries are well formed, every item of every `messaging`
+    /// and `standby` array is reported exactly once, as an event or as an item error, in body
+    /// order, whatever the items hold.
+    #[test]
+    fn every_item_is_reported_once_in_body_order(entries in prop::collection::vec(arb_entry(), 1..4)) {
+        let body = serde_json::json!({"object": "page", "entry": entries});
+        let text = serde_json::to_string(&body).unwrap();
+        // Where each item sits, in the order it appears in the text (object keys serialise in
+        // map order, the order the parser meets them).
+        let mut expected = Vec::new();
+        for (j, entry) in body["entry"].as_array().unwrap().iter().enumerate() {
+            for (key, value) in entry.as_object().unwrap() {
+                let standby = match key.as_str() {
+                    "messaging" => false,
+                    "standby" => true,
+                    _ => continue,
+                };
+                for i in 0..value.as_array().unwrap().len() {
+                    expected.push((j, i, standby));
+                }
+            }
+        }
+        let batch = parse_unverified(text.as_bytes()).unwrap();
+        let found: Vec<(usize, usize, bool)> = batch
+            .items()
+            .iter()
+            .map(|item| match item {
+                Ok(e) => (e.entry, e.index, e.standby),
+                Err(e) => (e.entry, e.index.expect("an item error, not an entry error"), e.standby),
+            })
+            .collect();
+        prop_assert_eq!(found, expected);
+    }
+}
+
+/// An item: one of Meta's shapes with fields dropped or replaced by any JSON, or any JSON.
+fn arb_item() -> impl Strategy<Value = serde_json::Value> {
+    let shapes = [
+        serde_json::json!({"sender": {"id": "2"}, "recipient": {"id": "1"}, "timestamp": 1_458_692_752_478_u64, "message": {"mid": "m_1", "text": "hi"}}),
+        serde_json::json!({"sender": {"id": "2"}, "recipient": {"id": "1"}, "delivery": {"mids": ["m_1"], "watermark": 1_458_668_856_253_u64}}),
+        serde_json::json!({"sender": {"id": "2"}, "recipient": {"id": "1"}, "timestamp": 1, "read": {"watermark": 5}}),
+        serde_json::json!({"sender": {"id": "2"}, "recipient": {"id": "1"}, "timestamp": "7", "reaction": {"action": "react", "emoji": "x"}}),
+        serde_json::json!({"recipient": {"id": "1"}, "timestamp": 1.5, "policy-enforcement": {"action": "block"}}),
+        serde_json::json!({"sender": {"id": 2}, "recipient": {"id": 1}, "timestamp": 3, "pass_thread_control": {"new_owner_app_id": "9"}}),
+        serde_json::json!({"sender": {"id": "2"}, "recipient": {"id": "1"}, "timestamp": 3, "postback": {"title": "t", "payload": "p"}}),
+    ];
+    let edited = (
+        prop::sample::select(shapes.to_vec()),
+        prop::collection::vec(
+            (any::<prop::sample::Index>(), prop::option::of(arb_json())),
+            0..3,
+        ),
+    )
+        .prop_map(|(mut item, edits)| {
+            let map = item.as_object_mut().unwrap();
+            for (at, value) in edits {
+                let keys: Vec<String> = map.keys().cloned().collect();
+                let key = &keys[at.index(keys.len())];
+                match value {
+                    Some(v) => map.insert(key.clone(), v),
+                    None => map.remove(key),
+                };
+            }
+            item
+        });
+    prop_oneof![4 => edited, 1 => arb_json()]
+}
+
+/// A well-formed entry (an id, maybe a time) with `messaging` and/or `standby` arrays.
+fn arb_entry() -> impl Strategy<Value = serde_json::Value> {
+    (
+        any::<bool>(),
+        prop::option::of(prop::collection::vec(arb_item(), 0..6)),
+        prop::option::of(prop::collection::vec(arb_item(), 0..6)),
+    )
+        .prop_map(|(time, messaging, standby)| {
+            let mut entry = serde_json::json!({"id": "1"});
+            if time {
+                entry["time"] = serde_json::json!(1_458_692_752_000_u64);
+            }
+            if let Some(items) = messaging {
+                entry["messaging"] = serde_json::Value::Array(items);
+            }
+            if let Some(items) = standby {
+                entry["standby"] = serde_json::Value::Array(items);
+            }
+            entry
+        })
 }

@@ -288,7 +288,12 @@ fn reactions_react_and_unreact() {
         .iter()
         .map(|e| match &e.kind {
             EventKind::Reaction(r) => {
-                assert_eq!(r.mid.as_str(), "m_text1");
+                assert_eq!(
+                    r.mid
+                        .as_ref()
+                        .map(messenger_channel::ids::MessageId::as_str),
+                    Some("m_text1")
+                );
                 assert_eq!(r.emoji.unwrap().decode(), "❤️");
                 assert_eq!(r.reaction.unwrap().decode(), "love");
                 r.action
@@ -469,7 +474,7 @@ fn malformed_items_fail_alone_with_position_and_reason() {
             "ok m_ok1",
             "err entry[0].messaging[1]: field `message.mid` is missing",
             "ok m_ok3",
-            "err entry[0].messaging[3]: field `timestamp` is invalid: not a non-negative integer",
+            "err entry[0].messaging[3]: field `timestamp` is invalid: not a time in milliseconds",
             "err entry[0].messaging[4]: field `` is invalid: the item holds more than one event kind",
             "err entry[0].messaging[5]: field `` is a string, expected an object",
             "err entry[0].messaging[6]: field `message.attachments[].type` is missing",
@@ -907,4 +912,175 @@ fn a_timestamp_past_the_platform_clock_saturates() {
     let event = batch.events().next().expect("one event");
     assert_eq!(event.timestamp, u64::MAX);
     assert!(event.time() > std::time::UNIX_EPOCH);
+}
+
+/// Meta's reference shows delivery and read events with no `timestamp`: the entry's `time`
+/// stands in, and the event says so.
+#[test]
+fn delivery_and_read_without_timestamp_take_the_entry_time() {
+    let all = events(fixture!("delivery_read_without_timestamp"));
+    assert_eq!(all.len(), 2);
+    for e in &all {
+        assert_eq!(e.timestamp, 1_458_668_856_463);
+        assert!(e.timestamp_from_entry);
+    }
+    let EventKind::Delivery(d) = &all[0].kind else {
+        panic!("{:?}", all[0].kind)
+    };
+    assert_eq!(d.watermark, 1_458_668_856_253);
+    assert_eq!(d.mids[0].as_str(), "mid.1458668856218:ed81099e15d3f4f233");
+    let EventKind::Read(r) = &all[1].kind else {
+        panic!("{:?}", all[1].kind)
+    };
+    assert_eq!(r.watermark, 1_458_668_856_253);
+    // An item with its own timestamp keeps it.
+    let e = one(fixture!("read"));
+    assert!(!e.timestamp_from_entry);
+    assert_eq!(e.timestamp, 1_458_692_752_478);
+}
+
+/// With neither a timestamp nor an entry time, only that item fails, in its place.
+#[test]
+fn an_item_without_any_time_fails_alone_in_its_place() {
+    let batch = ingest(fixture!("no_time_anywhere"));
+    let items = batch.items();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0].as_ref().unwrap().mid().unwrap().as_str(), "m_a");
+    let err = items[1].as_ref().unwrap_err();
+    assert_eq!((err.entry, err.index, err.field), (0, Some(1), "timestamp"));
+    assert_eq!(err.problem, ItemProblem::Missing);
+    assert_eq!(items[2].as_ref().unwrap().mid().unwrap().as_str(), "m_b");
+}
+
+/// Meta's reference spells the key `policy-enforcement`; both spellings are one kind.
+#[test]
+fn policy_enforcement_with_a_hyphen() {
+    let e = one(fixture!("policy_enforcement_hyphen"));
+    assert_eq!(e.kind_name(), "policy_enforcement");
+    let EventKind::PolicyEnforcement(p) = &e.kind else {
+        panic!("{:?}", e.kind)
+    };
+    assert_eq!(p.action.decode(), "block");
+}
+
+/// Older payloads: ids as numbers, times as floats or numeric strings, a reaction without
+/// `mid`, an app id as a string, a watermark as a string with a fraction.
+#[test]
+fn older_shapes_read_as_the_same_values() {
+    let all = events(fixture!("older_shapes"));
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0].page_id.as_str(), "1234567890");
+    assert_eq!(
+        all[0].sender.as_ref().unwrap().as_str(),
+        "24012345678901234"
+    );
+    assert_eq!(all[0].timestamp, 1_458_692_752_478);
+    assert_eq!(all[1].timestamp, 1_458_692_752_480);
+    let EventKind::Reaction(r) = &all[1].kind else {
+        panic!("{:?}", all[1].kind)
+    };
+    assert!(r.mid.is_none());
+    assert_eq!(r.action, ReactionAction::React);
+    assert_eq!(r.emoji.as_ref().unwrap().decode(), "\u{1f44d}");
+    assert!(all[1].mid().is_none());
+    let EventKind::PassThreadControl(t) = &all[2].kind else {
+        panic!("{:?}", all[2].kind)
+    };
+    assert_eq!(t.new_owner_app_id, Some(AppId(123_456_789)));
+    assert_eq!(t.previous_owner_app_id, Some(AppId(263_902_037_430_900)));
+    let EventKind::Delivery(d) = &all[3].kind else {
+        panic!("{:?}", all[3].kind)
+    };
+    assert_eq!(d.watermark, 1_458_668_856_253);
+    assert!(all[3].timestamp_from_entry);
+    assert_eq!(all[3].timestamp, 1_458_692_752_478);
+    // Two reactions without `mid` from different people at one time are two events.
+    let other = fixture!("older_shapes").replacen(
+        "\"id\":\"24012345678901234\"},\"recipient\":{\"id\":\"1234567890\"},\"timestamp\":\"1458692752480\"",
+        "\"id\":\"99\"},\"recipient\":{\"id\":\"1234567890\"},\"timestamp\":\"1458692752480\"",
+        1,
+    );
+    let batch = parse_unverified(other.as_bytes()).unwrap();
+    let theirs = batch.items()[1].as_ref().unwrap();
+    assert_eq!(theirs.sender.as_ref().unwrap().as_str(), "99");
+    assert_ne!(theirs.dedup_key(), all[1].dedup_key());
+}
+
+/// Times that are not times fail their item, never panic or wrap.
+#[test]
+fn impossible_times_fail_their_item() {
+    for bad in [
+        "-1",
+        "1e400",
+        "\"-5\"",
+        "\"soon\"",
+        "18446744073709551616.0",
+        "true",
+    ] {
+        let body = format!(
+            r#"{{"object":"page","entry":[{{"id":"1","time":1,"messaging":[{{"sender":{{"id":"2"}},"timestamp":{bad},"message":{{"mid":"m","text":"x"}}}}]}}]}}"#
+        );
+        let batch = parse_unverified(body.as_bytes()).unwrap();
+        let err = batch.items()[0].as_ref().unwrap_err();
+        assert_eq!(err.field, "timestamp", "{bad}");
+    }
+    let body = r#"{"object":"page","entry":[{"id":"1","time":1,"messaging":[{"sender":{"id":"2"},"timestamp":18446744073709551615,"message":{"mid":"m","text":"x"}}]}]}"#;
+    let batch = parse_unverified(body.as_bytes()).unwrap();
+    assert_eq!(batch.items()[0].as_ref().unwrap().timestamp, u64::MAX);
+}
+
+/// An optional field of an unexpected shape is dropped; the event around it is kept.
+#[test]
+fn optional_fields_of_odd_shapes_are_dropped_not_the_event() {
+    let body = r#"{"object":"page","entry":[{"id":"1","time":"soon","messaging":[
+        {"sender":{"id":"2","user_ref":7},"recipient":{"id":"1"},"timestamp":5,"message":{"mid":"m_1","text":"hi","quick_reply":{"payload":{"a":1}},"metadata":[1],"attachments":[{"type":"location","payload":{"coordinates":{"lat":"x"},"sticker_id":"big","title":3}}]}},
+        {"sender":{"id":"2"},"recipient":{"id":"1"},"timestamp":6,"message_edit":{"mid":"m_1","text":"hi!","num_edit":"two"}},
+        {"sender":{"id":"2"},"recipient":{"id":"1"},"timestamp":7,"postback":{"mid":5,"title":true,"payload":"P"}},
+        {"sender":{"id":"2"},"recipient":{"id":"1"},"timestamp":8,"reaction":{"mid":"m_1","action":"react","emoji":{"e":1}}},
+        {"sender":{"id":"2"},"recipient":{"id":"1"},"timestamp":9,"pass_thread_control":{"new_owner_app_id":"not a number","metadata":1}}
+    ]}]}"#;
+    let batch = parse_unverified(body.as_bytes()).unwrap();
+    assert_eq!(
+        batch.errors().count(),
+        0,
+        "{:?}",
+        batch.errors().collect::<Vec<_>>()
+    );
+    let all: Vec<_> = batch.events().collect();
+    assert_eq!(all.len(), 5);
+    assert!(all[0].sender_user_ref.is_none());
+    let EventKind::Message(message) = &all[0].kind else {
+        panic!("{:?}", all[0].kind)
+    };
+    assert_eq!(message.text.as_ref().unwrap().decode(), "hi");
+    assert!(message.quick_reply.is_none());
+    assert_eq!(message.attachments.len(), 1);
+    assert!(message.attachments[0].coordinates.is_none());
+    assert!(message.attachments[0].sticker_id.is_none());
+    let EventKind::MessageEdit(edit) = &all[1].kind else {
+        panic!("{:?}", all[1].kind)
+    };
+    assert_eq!(
+        (edit.text.as_ref().unwrap().decode().as_ref(), edit.num_edit),
+        ("hi!", 0)
+    );
+    let EventKind::Postback(postback) = &all[2].kind else {
+        panic!("{:?}", all[2].kind)
+    };
+    assert_eq!(
+        (postback.mid.is_none(), postback.title.is_none()),
+        (true, true)
+    );
+    assert_eq!(postback.payload.as_ref().unwrap().decode(), "P");
+    let EventKind::Reaction(reaction) = &all[3].kind else {
+        panic!("{:?}", all[3].kind)
+    };
+    assert!(reaction.emoji.is_none());
+    let EventKind::PassThreadControl(control) = &all[4].kind else {
+        panic!("{:?}", all[4].kind)
+    };
+    assert_eq!(
+        (control.new_owner_app_id, control.metadata.is_none()),
+        (None, true)
+    );
 }

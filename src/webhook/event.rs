@@ -27,8 +27,13 @@ pub struct Event<'a> {
     pub sender_user_ref: Option<JsonStr<'a>>,
     /// `recipient.id`: the page, or the customer on echoes.
     pub recipient: Option<UserId<'a>>,
-    /// `timestamp`, in milliseconds since the Unix epoch.
+    /// `timestamp`, in milliseconds since the Unix epoch (a fraction, in older payloads, is
+    /// dropped). When the item has none, the entry's `time`: see
+    /// [`Event::timestamp_from_entry`].
     pub timestamp: u64,
+    /// Whether [`Event::timestamp`] is the entry's `time`, because the item had no
+    /// `timestamp` of its own (Meta's reference shows delivery and read events so).
+    pub timestamp_from_entry: bool,
     /// What happened.
     pub kind: EventKind<'a>,
 }
@@ -47,7 +52,7 @@ impl<'a> Event<'a> {
             EventKind::Echo(e) => Some(&e.message.mid),
             EventKind::MessageEdit(e) => Some(&e.mid),
             EventKind::Postback(p) => p.mid.as_ref(),
-            EventKind::Reaction(r) => Some(&r.mid),
+            EventKind::Reaction(r) => r.mid.as_ref(),
             _ => None,
         }
     }
@@ -88,7 +93,14 @@ impl<'a> Event<'a> {
                 let _ = write!(key, "{}:{}", e.mid, e.num_edit);
             }
             EventKind::Reaction(r) => {
-                let _ = write!(key, "{}:{}:{}", r.mid, r.action.as_str(), self.timestamp);
+                let sender = self.sender.as_ref().map_or("", UserId::as_str);
+                let mid = r.mid.as_ref().map_or("", MessageId::as_str);
+                let _ = write!(
+                    key,
+                    "{sender}:{mid}:{}:{}",
+                    r.action.as_str(),
+                    self.timestamp
+                );
             }
             _ => {
                 if let Some(mid) = self.mid() {
@@ -346,8 +358,8 @@ pub struct Read {
 /// `reaction`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reaction<'a> {
-    /// The message reacted to.
-    pub mid: MessageId<'a>,
+    /// The message reacted to; absent in older payloads.
+    pub mid: Option<MessageId<'a>>,
     /// React or unreact.
     pub action: ReactionAction,
     /// The emoji.

@@ -440,6 +440,53 @@ impl<'a> Reader<'a> {
             .map_err(|_| shape(field, Problem::Invalid("not a non-negative integer")))
     }
 
+    /// A time in milliseconds since the epoch, as Meta and older payloads write it: an
+    /// integer, a number with a fraction (truncated), or either as a string. Negative, not
+    /// finite, or past `u64::MAX` is invalid.
+    pub(crate) fn millis(&mut self, field: &'static str) -> Result<u64, Fail> {
+        const WHY: &str = "not a time in milliseconds";
+        let first = self.peek()?;
+        if first.is_ascii_digit() {
+            let at = self.mark();
+            if let Ok(value) = self.u64(field) {
+                return Ok(value);
+            }
+            self.reset(at);
+        }
+        let text = match first {
+            b'"' => {
+                let s = self.string()?;
+                if s.escaped {
+                    return Err(shape(field, Problem::Invalid(WHY)));
+                }
+                s.raw
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = self.pos;
+                self.number()?;
+                &self.s[start..self.pos]
+            }
+            _ => {
+                // Always an error here: the value is not a number.
+                self.expect_type(b'-', field, "a number")?;
+                ""
+            }
+        };
+        if let Ok(value) = text.parse::<u64>() {
+            return Ok(value);
+        }
+        match text.parse::<f64>() {
+            // The range check keeps the cast exact enough and never saturating by surprise.
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "checked non-negative and below 2^64 first (NaN fails the range)"
+            )]
+            Ok(v) if (0.0..18_446_744_073_709_551_616.0).contains(&v) => Ok(v.trunc() as u64),
+            _ => Err(shape(field, Problem::Invalid(WHY))),
+        }
+    }
+
     pub(crate) fn f64(&mut self, field: &'static str) -> Result<f64, Fail> {
         match self.peek()? {
             b'-' | b'0'..=b'9' => {

@@ -298,9 +298,20 @@ fn parse_entry<'a>(r: &mut Reader<'a>, j: usize, items: &mut Items<'a>) -> Resul
     let mark = r.mark();
     let first = items.len();
     let mut page_id: Option<JsonStr<'a>> = None;
+    let mut time: Option<u64> = None;
     let result = r.object("entry", |r, key| match key {
         "id" => {
             page_id = Some(r.id("entry.id")?);
+            Ok(())
+        }
+        "time" => {
+            // Only needed for items without a timestamp of their own: a malformed `time` is
+            // dropped rather than a reason to lose the entry.
+            time = if r.null()? {
+                None
+            } else {
+                r.millis("entry.time").ok()
+            };
             Ok(())
         }
         "messaging" | "standby" => {
@@ -324,8 +335,23 @@ fn parse_entry<'a>(r: &mut Reader<'a>, j: usize, items: &mut Items<'a>) -> Resul
         Ok(()) => match page_id {
             Some(id) => {
                 let id = PageId::new(id.decode());
-                for event in items[first..].iter_mut().flatten() {
+                for item in &mut items[first..] {
+                    let Ok(event) = item else { continue };
                     event.page_id = id.clone();
+                    if event.timestamp_from_entry {
+                        match time {
+                            Some(time) => event.timestamp = time,
+                            None => {
+                                *item = Err(ItemError {
+                                    entry: event.entry,
+                                    index: Some(event.index),
+                                    standby: event.standby,
+                                    field: "timestamp",
+                                    problem: ItemProblem::Missing,
+                                });
+                            }
+                        }
+                    }
                 }
                 return Ok(());
             }
@@ -408,7 +434,7 @@ fn read_item<'a>(
                     Ok(())
                 }
                 "user_ref" => {
-                    sender_user_ref = r.opt_str("sender.user_ref")?;
+                    sender_user_ref = lenient_str(r, "sender.user_ref")?;
                     Ok(())
                 }
                 _ => r.skip().map(drop),
@@ -420,7 +446,7 @@ fn read_item<'a>(
                 }
                 _ => r.skip().map(drop),
             })?,
-            "timestamp" => timestamp = Some(r.u64("timestamp")?),
+            "timestamp" => timestamp = Some(r.millis("timestamp")?),
             "message" => set_kind(&mut kind, read_message(r)?)?,
             "message_edit" => set_kind(&mut kind, EventKind::MessageEdit(read_edit(r)?))?,
             "postback" => set_kind(&mut kind, EventKind::Postback(read_postback(r)?))?,
@@ -429,7 +455,7 @@ fn read_item<'a>(
                 let mut watermark = None;
                 r.object("read", |r, k| match k {
                     "watermark" => {
-                        watermark = Some(r.u64("read.watermark")?);
+                        watermark = Some(r.millis("read.watermark")?);
                         Ok(())
                     }
                     _ => r.skip().map(drop),
@@ -457,7 +483,8 @@ fn read_item<'a>(
                 EventKind::RequestThreadControl(read_thread_control(r, "request_thread_control")?),
             )?,
             "app_roles" => set_kind(&mut kind, EventKind::AppRoles(read_app_roles(r)?))?,
-            "policy_enforcement" => set_kind(
+            // Meta's reference spells it with a hyphen; older payloads with an underscore.
+            "policy_enforcement" | "policy-enforcement" => set_kind(
                 &mut kind,
                 EventKind::PolicyEnforcement(read_policy_enforcement(r)?),
             )?,
@@ -474,7 +501,9 @@ fn read_item<'a>(
         }
         Ok(())
     })?;
-    let timestamp = timestamp.ok_or_else(|| shape("timestamp", Problem::Missing))?;
+    // Meta's reference shows delivery and read events without one: the entry's `time` is
+    // used instead, once the entry has been read (or the item fails if it has none).
+    let timestamp_from_entry = timestamp.is_none();
     let kind = match kind {
         Some(kind) => kind,
         None => EventKind::Unknown(Unknown {
@@ -491,10 +520,36 @@ fn read_item<'a>(
         sender,
         sender_user_ref,
         recipient,
-        timestamp,
+        timestamp: timestamp.unwrap_or(0),
+        timestamp_from_entry,
         kind,
     }));
     Ok(())
+}
+
+/// Reads an optional field; a value of an unexpected shape is dropped (skipped, after checking
+/// that it is JSON), never a reason to lose the event around it.
+fn lenient<'a, T>(
+    r: &mut Reader<'a>,
+    read: impl FnOnce(&mut Reader<'a>) -> Result<Option<T>, Fail>,
+) -> Result<Option<T>, Fail> {
+    if r.null()? {
+        return Ok(None);
+    }
+    let at = r.mark();
+    match read(r) {
+        Err(Fail::Shape(_)) => {
+            r.reset(at);
+            r.skip()?;
+            Ok(None)
+        }
+        other => other,
+    }
+}
+
+/// An optional string field, read leniently.
+fn lenient_str<'a>(r: &mut Reader<'a>, field: &'static str) -> Result<Option<JsonStr<'a>>, Fail> {
+    lenient(r, |r| r.opt_str(field))
 }
 
 fn mid(s: JsonStr<'_>) -> MessageId<'_> {
@@ -531,10 +586,10 @@ fn read_message<'a>(r: &mut Reader<'a>) -> Result<EventKind<'a>, Fail> {
     r.object("message", |r, key| {
         match key {
             "mid" => id = Some(r.str("message.mid")?),
-            "text" => text = r.opt_str("message.text")?,
+            "text" => text = lenient_str(r, "message.text")?,
             "quick_reply" => r.object("message.quick_reply", |r, k| match k {
                 "payload" => {
-                    quick_reply = r.opt_str("message.quick_reply.payload")?;
+                    quick_reply = lenient_str(r, "message.quick_reply.payload")?;
                     Ok(())
                 }
                 _ => r.skip().map(drop),
@@ -555,8 +610,8 @@ fn read_message<'a>(r: &mut Reader<'a>) -> Result<EventKind<'a>, Fail> {
                 }
             }
             "is_echo" => is_echo = r.bool("message.is_echo")?,
-            "app_id" => app = app_id(r, "message.app_id")?,
-            "metadata" => metadata = r.opt_str("message.metadata")?,
+            "app_id" => app = lenient(r, |r| app_id(r, "message.app_id"))?,
+            "metadata" => metadata = lenient_str(r, "message.metadata")?,
             "referral" => {
                 if !r.null()? {
                     referral = Some(r.raw()?);
@@ -620,8 +675,8 @@ fn read_attachment<'a>(r: &mut Reader<'a>) -> Result<Attachment<'a>, Fail> {
     r.object("message.attachments[]", |r, key| {
         match key {
             "type" => kind = Some(attachment_kind(r.str("message.attachments[].type")?)),
-            "url" => a.url = r.opt_str("message.attachments[].url")?,
-            "title" => a.title = r.opt_str("message.attachments[].title")?,
+            "url" => a.url = lenient_str(r, "message.attachments[].url")?,
+            "title" => a.title = lenient_str(r, "message.attachments[].title")?,
             "payload" => {
                 if r.null()? {
                     return Ok(());
@@ -632,24 +687,27 @@ fn read_attachment<'a>(r: &mut Reader<'a>) -> Result<Attachment<'a>, Fail> {
                     r.object("message.attachments[].payload", |r, k| {
                         match k {
                             "url" => {
-                                if let Some(url) = r.opt_str("message.attachments[].payload.url")? {
+                                if let Some(url) =
+                                    lenient_str(r, "message.attachments[].payload.url")?
+                                {
                                     a.url = Some(url);
                                 }
                             }
                             "title" => {
                                 if let Some(title) =
-                                    r.opt_str("message.attachments[].payload.title")?
+                                    lenient_str(r, "message.attachments[].payload.title")?
                                 {
                                     a.title = Some(title);
                                 }
                             }
                             "sticker_id" => {
-                                if !r.null()? {
-                                    a.sticker_id =
-                                        Some(r.u64("message.attachments[].payload.sticker_id")?);
-                                }
+                                a.sticker_id = lenient(r, |r| {
+                                    r.u64("message.attachments[].payload.sticker_id").map(Some)
+                                })?;
                             }
-                            "coordinates" => a.coordinates = Some(read_coordinates(r)?),
+                            "coordinates" => {
+                                a.coordinates = lenient(r, |r| read_coordinates(r).map(Some))?;
+                            }
                             _ => {
                                 r.skip()?;
                             }
@@ -698,8 +756,10 @@ fn read_edit<'a>(r: &mut Reader<'a>) -> Result<MessageEdit<'a>, Fail> {
     r.object("message_edit", |r, k| {
         match k {
             "mid" => id = Some(r.str("message_edit.mid")?),
-            "text" => text = r.opt_str("message_edit.text")?,
-            "num_edit" => num_edit = r.u64("message_edit.num_edit")?,
+            "text" => text = lenient_str(r, "message_edit.text")?,
+            "num_edit" => {
+                num_edit = lenient(r, |r| r.u64("message_edit.num_edit").map(Some))?.unwrap_or(0);
+            }
             _ => {
                 r.skip()?;
             }
@@ -723,9 +783,9 @@ fn read_postback<'a>(r: &mut Reader<'a>) -> Result<Postback<'a>, Fail> {
     };
     r.object("postback", |r, k| {
         match k {
-            "mid" => p.mid = r.opt_str("postback.mid")?.map(mid),
-            "title" => p.title = r.opt_str("postback.title")?,
-            "payload" => p.payload = r.opt_str("postback.payload")?,
+            "mid" => p.mid = lenient_str(r, "postback.mid")?.map(mid),
+            "title" => p.title = lenient_str(r, "postback.title")?,
+            "payload" => p.payload = lenient_str(r, "postback.payload")?,
             "referral" => {
                 if !r.null()? {
                     p.referral = Some(read_referral(r, "postback.referral")?);
@@ -753,7 +813,7 @@ fn read_delivery<'a>(r: &mut Reader<'a>) -> Result<Delivery<'a>, Fail> {
                     })?;
                 }
             }
-            "watermark" => watermark = Some(r.u64("delivery.watermark")?),
+            "watermark" => watermark = Some(r.millis("delivery.watermark")?),
             _ => {
                 r.skip()?;
             }
@@ -782,8 +842,8 @@ fn read_reaction<'a>(r: &mut Reader<'a>) -> Result<Reaction<'a>, Fail> {
                     ));
                 });
             }
-            "emoji" => emoji = r.opt_str("reaction.emoji")?,
-            "reaction" => reaction = r.opt_str("reaction.reaction")?,
+            "emoji" => emoji = lenient_str(r, "reaction.emoji")?,
+            "reaction" => reaction = lenient_str(r, "reaction.reaction")?,
             _ => {
                 r.skip()?;
             }
@@ -791,7 +851,7 @@ fn read_reaction<'a>(r: &mut Reader<'a>) -> Result<Reaction<'a>, Fail> {
         Ok(())
     })?;
     Ok(Reaction {
-        mid: mid(id.ok_or_else(|| shape("reaction.mid", Problem::Missing))?),
+        mid: id.map(mid),
         action: action.ok_or_else(|| shape("reaction.action", Problem::Missing))?,
         emoji,
         reaction,
@@ -805,15 +865,15 @@ fn read_referral<'a>(r: &mut Reader<'a>, field: &'static str) -> Result<Referral
         (None, None, None, None, None);
     r.object(field, |r, k| {
         match k {
-            "ref" => ref_ = r.opt_str("referral.ref")?,
-            "source" => source = r.opt_str("referral.source")?,
-            "type" => type_ = r.opt_str("referral.type")?,
+            "ref" => ref_ = lenient_str(r, "referral.ref")?,
+            "source" => source = lenient_str(r, "referral.source")?,
+            "type" => type_ = lenient_str(r, "referral.type")?,
             "ad_id" => {
                 if !r.null()? {
                     ad_id = Some(r.id("referral.ad_id")?);
                 }
             }
-            "referer_uri" => referer_uri = r.opt_str("referral.referer_uri")?,
+            "referer_uri" => referer_uri = lenient_str(r, "referral.referer_uri")?,
             _ => {
                 r.skip()?;
             }
@@ -849,31 +909,32 @@ fn read_optin<'a>(r: &mut Reader<'a>) -> Result<Optin<'a>, Fail> {
     };
     r.object("optin", |r, k| {
         match k {
-            "type" => o.type_ = r.opt_str("optin.type")?,
-            "ref" => o.ref_ = r.opt_str("optin.ref")?,
-            "user_ref" => o.user_ref = r.opt_str("optin.user_ref")?,
-            "payload" => o.payload = r.opt_str("optin.payload")?,
-            "title" => o.title = r.opt_str("optin.title")?,
+            "type" => o.type_ = lenient_str(r, "optin.type")?,
+            "ref" => o.ref_ = lenient_str(r, "optin.ref")?,
+            "user_ref" => o.user_ref = lenient_str(r, "optin.user_ref")?,
+            "payload" => o.payload = lenient_str(r, "optin.payload")?,
+            "title" => o.title = lenient_str(r, "optin.title")?,
             "notification_messages_token" => {
-                o.notification_messages_token = r.opt_str("optin.notification_messages_token")?;
+                o.notification_messages_token =
+                    lenient_str(r, "optin.notification_messages_token")?;
             }
             "notification_messages_frequency" => {
                 o.notification_messages_frequency =
-                    r.opt_str("optin.notification_messages_frequency")?;
+                    lenient_str(r, "optin.notification_messages_frequency")?;
             }
             "notification_messages_timezone" => {
                 o.notification_messages_timezone =
-                    r.opt_str("optin.notification_messages_timezone")?;
+                    lenient_str(r, "optin.notification_messages_timezone")?;
             }
             "notification_messages_status" => {
-                o.notification_messages_status = r.opt_str("optin.notification_messages_status")?;
+                o.notification_messages_status =
+                    lenient_str(r, "optin.notification_messages_status")?;
             }
             "token_expiry_timestamp" => {
-                if !r.null()? {
-                    o.token_expiry_timestamp = Some(r.u64("optin.token_expiry_timestamp")?);
-                }
+                o.token_expiry_timestamp =
+                    lenient(r, |r| r.millis("optin.token_expiry_timestamp").map(Some))?;
             }
-            "user_token_status" => o.user_token_status = r.opt_str("optin.user_token_status")?,
+            "user_token_status" => o.user_token_status = lenient_str(r, "optin.user_token_status")?,
             _ => {
                 r.skip()?;
             }
@@ -897,15 +958,17 @@ fn read_thread_control<'a>(
     r.object(field, |r, k| {
         match k {
             "previous_owner_app_id" => {
-                t.previous_owner_app_id = app_id(r, "thread_control.previous_owner_app_id")?;
+                t.previous_owner_app_id =
+                    lenient(r, |r| app_id(r, "thread_control.previous_owner_app_id"))?;
             }
             "new_owner_app_id" => {
-                t.new_owner_app_id = app_id(r, "thread_control.new_owner_app_id")?;
+                t.new_owner_app_id = lenient(r, |r| app_id(r, "thread_control.new_owner_app_id"))?;
             }
             "requested_owner_app_id" => {
-                t.requested_owner_app_id = app_id(r, "thread_control.requested_owner_app_id")?;
+                t.requested_owner_app_id =
+                    lenient(r, |r| app_id(r, "thread_control.requested_owner_app_id"))?;
             }
-            "metadata" => t.metadata = r.opt_str("thread_control.metadata")?,
+            "metadata" => t.metadata = lenient_str(r, "thread_control.metadata")?,
             _ => {
                 r.skip()?;
             }
@@ -938,7 +1001,7 @@ fn read_policy_enforcement<'a>(r: &mut Reader<'a>) -> Result<PolicyEnforcement<'
     r.object("policy_enforcement", |r, k| {
         match k {
             "action" => action = Some(r.str("policy_enforcement.action")?),
-            "reason" => reason = r.opt_str("policy_enforcement.reason")?,
+            "reason" => reason = lenient_str(r, "policy_enforcement.reason")?,
             _ => {
                 r.skip()?;
             }
@@ -957,7 +1020,7 @@ fn read_account_linking<'a>(r: &mut Reader<'a>) -> Result<AccountLinking<'a>, Fa
         match k {
             "status" => status = Some(r.str("account_linking.status")?),
             "authorization_code" => {
-                authorization_code = r.opt_str("account_linking.authorization_code")?;
+                authorization_code = lenient_str(r, "account_linking.authorization_code")?;
             }
             _ => {
                 r.skip()?;
