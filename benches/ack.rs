@@ -39,15 +39,13 @@ use bytes::Bytes;
 use channel::{SECRET, message_item, signed};
 use criterion::Criterion;
 use fake_send::FakeSend;
+use messenger_channel::agents::{InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::axum::WebhookRoutes;
 use messenger_channel::conversation::ConversationConfig;
 use messenger_channel::engine::Engine;
 use messenger_channel::ids::AgentId;
 use messenger_channel::secret::{AppSecret, VerifyToken};
-use messenger_channel::store::{
-    ConversationStore, InMemoryRouter, MediaStore, NewInboxEvent, Presence, RecordingNotifier,
-    SqliteStore,
-};
+use messenger_channel::store::{ConversationStore, MediaStore, NewInboxEvent, SqliteStore};
 use messenger_channel::webhook::{EventKind, Webhook};
 
 /// Bodies in flight at once (client requests, or floor transactions).

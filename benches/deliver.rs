@@ -58,6 +58,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use criterion::{Criterion, Throughput};
+use messenger_channel::agents::AgentNotifier;
 use messenger_channel::conversation::{
     Author, Conversation, ConversationConfig, Effect, Inbound, Input, LineBody, Offer, Outgoing,
     TranscriptLine,
@@ -66,7 +67,7 @@ use messenger_channel::engine::{DeliveryConfig, ECHO_KEY_PREFIX, Engine};
 use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
 use messenger_channel::secret::{AppSecret, PageAccessToken};
 use messenger_channel::send::{GraphClient, Message, RetryPolicy, SendApi, SendRequest};
-use messenger_channel::store::{AgentNotifier, Commit, ConversationStore, Lease, SqliteStore};
+use messenger_channel::store::{Commit, ConversationStore, Lease, SqliteStore};
 use messenger_channel::webhook::Webhook;
 
 /// Conversations in the backlog.

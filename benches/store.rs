@@ -20,13 +20,12 @@ use std::time::{Duration, Instant, SystemTime};
 use channel::{SECRET, message_item, signed, t0};
 use criterion::Criterion;
 use fake_send::FakeSend;
+use messenger_channel::agents::{InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::conversation::ConversationConfig;
 use messenger_channel::engine::Engine;
 use messenger_channel::ids::AgentId;
 use messenger_channel::secret::AppSecret;
-use messenger_channel::store::{
-    ConversationStore, InMemoryRouter, MediaStore, Presence, RecordingNotifier,
-};
+use messenger_channel::store::{ConversationStore, MediaStore};
 use messenger_channel::webhook::Webhook;
 
 const MESSAGES: usize = 2_000;

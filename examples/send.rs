@@ -11,11 +11,11 @@
 use std::process::ExitCode;
 
 use messenger_channel::ids::PageId;
-use messenger_channel::policy::{MessageTag, SendMarking};
 use messenger_channel::secret::{AppSecret, PageAccessToken};
 use messenger_channel::send::{
     AttachmentSource, GraphClient, MediaKind, Message, SendApi, SendError, SendRequest, Upload,
 };
+use messenger_channel::window::{MessageTag, SendMarking};
 use serde_json::json;
 
 const USAGE: &str = "usage: send --to PSID [--text TEXT] [--file PATH] [--page-id ID] [--base-url URL] [--tag HUMAN_AGENT]\n\

@@ -96,7 +96,7 @@ impl WebhookRoutes {
 
     /// The router: `GET /` (handshake) and `POST /` (webhook).
     pub fn router(self) -> Router {
-        let limit = self.engine.webhook().parse_limits().max_body_bytes;
+        let limit = self.engine.webhook().limits().max_body_bytes;
         Router::new()
             .route("/", get(handshake).post(receive))
             .layer(DefaultBodyLimit::max(limit))

@@ -23,7 +23,7 @@
 //! use messenger_channel::ids::AgentId;
 //! use messenger_channel::secret::{AppSecret, PageAccessToken};
 //! use messenger_channel::send::GraphClient;
-//! use messenger_channel::store::{InMemoryRouter, Notification, Presence, RecordingNotifier};
+//! use messenger_channel::agents::{InMemoryRouter, Notification, Presence, RecordingNotifier};
 //! use messenger_channel::webhook::Webhook;
 //!
 //! // At start-up: the Meta app's secret, the page's token, one agent, and where offers go.
@@ -64,10 +64,11 @@
 //! |---|---|
 //! | [`webhook`] | `X-Hub-Signature-256` over the raw bytes, the `hub.challenge` handshake, every event typed; usable alone |
 //! | [`attachment`] | the administrator's attachment policy per direction, with a verdict per file |
-//! | [`policy`] | the messaging window: `RESPONSE` for 24 hours, `HUMAN_AGENT` for 7 days |
-//! | [`send`] | the [`SendApi`](send::SendApi) trait, message builders within the platform's limits, typed Graph errors, the retry policy; `GraphClient` (feature `graph`) |
+//! | [`window`] | the messaging window: `RESPONSE` for 24 hours, `HUMAN_AGENT` for 7 days |
+//! | [`send`] | the [`SendApi`](send::SendApi) trait (what the engine needs) and its extension [`PageApi`](send::PageApi) (typing, uploads, thread control, profiles), message builders within the platform's limits, typed Graph errors, the retry policy; `GraphClient` (feature `graph`) |
 //! | [`conversation`] | the lifecycle as a pure state machine; every transition in a table |
-//! | [`store`] | what the channel keeps and how agents are found: traits, in memory, on SQLite and PostgreSQL |
+//! | [`store`] | what the channel keeps: traits, in memory, on SQLite and PostgreSQL |
+//! | [`agents`] | how agents are found and told: the router and notifier traits, presence, in-memory versions |
 //! | [`engine`] | webhooks to transitions to effects, committed and delivered; what each answer guarantees |
 //! | `axum` | the webhook as a ready axum `Router` (feature `axum`) |
 //! | [`ids`], [`secret`] | identifier newtypes; secrets that never reach `Debug` or logs |
@@ -94,18 +95,19 @@
 //! 1.85 (edition 2024).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod agents;
 pub mod attachment;
 #[cfg(feature = "axum")]
 pub mod axum;
 pub mod conversation;
 pub mod engine;
 pub mod ids;
-pub mod policy;
 pub mod secret;
 pub mod send;
 pub mod store;
 mod time;
 pub mod webhook;
+pub mod window;
 
 /// The README's examples, compiled and run as doctests with the default features (the crate
 /// docs above have their own example).

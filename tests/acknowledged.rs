@@ -19,14 +19,13 @@ use std::time::Duration;
 use channel::{PAGE, SECRET, message_item, signed, t0};
 use fake_send::FakeSend;
 use faulty_store::{Fault, FaultyStore};
+use messenger_channel::agents::{InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::axum::{DEFAULT_RECORD_TIMEOUT, WebhookRoutes};
 use messenger_channel::conversation::{Author, ConversationConfig, LineBody};
 use messenger_channel::engine::{Engine, EngineError};
 use messenger_channel::ids::{AgentId, PageId, UserId};
 use messenger_channel::secret::{AppSecret, VerifyToken};
-use messenger_channel::store::{
-    ConversationStore, InMemoryRouter, InMemoryStore, Presence, RecordingNotifier,
-};
+use messenger_channel::store::{ConversationStore, InMemoryStore};
 use messenger_channel::webhook::Webhook;
 use serde_json::json;
 
@@ -453,7 +452,7 @@ async fn a_standby_start_sends_no_notice_and_waits_for_the_thread() {
         notifier
             .all()
             .into_iter()
-            .filter(|n| matches!(n, messenger_channel::store::Notification::Offer { .. }))
+            .filter(|n| matches!(n, messenger_channel::agents::Notification::Offer { .. }))
             .count()
     };
     assert_eq!(

@@ -12,10 +12,11 @@ mod fake_send;
 use std::time::Duration;
 
 use channel::{Channel, PAGE, file_item, message_item, signed, t0};
+use messenger_channel::agents::Notification;
 use messenger_channel::conversation::{Author, ConversationConfig, LineBody, State, StateKind};
 use messenger_channel::engine::EngineError;
 use messenger_channel::ids::{AgentId, PageId, UserId};
-use messenger_channel::store::{ConversationStore, Notification};
+use messenger_channel::store::ConversationStore;
 
 const CUSTOMER: &str = "24012345678901234";
 const NOTICE: &str = "This conversation may be monitored, recorded and stored.";
@@ -462,7 +463,7 @@ async fn a_refused_send_is_reported_and_recorded_in_words_an_agent_reads() {
     assert!(ch.store.pending(10).await.unwrap().is_empty());
     assert_eq!(ch.store.outbox_stats().await.unwrap().failed, 1);
     assert!(ch.notifier.all().iter().any(|n| matches!(n,
-        messenger_channel::store::Notification::Updated { lines, .. }
+        messenger_channel::agents::Notification::Updated { lines, .. }
             if lines.iter().any(|l| matches!(&l.body, LineBody::Notice(t) if t == words)))));
     // Nothing is tried again.
     let sends = ch.send.sent().len();

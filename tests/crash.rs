@@ -32,12 +32,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use channel::{SECRET, message_item, signed};
 use fake_send::FakeSend;
+use messenger_channel::agents::{InMemoryRouter, RecordingNotifier};
 use messenger_channel::axum::WebhookRoutes;
 use messenger_channel::conversation::Author;
 use messenger_channel::engine::Engine;
 use messenger_channel::ids::{PageId, UserId};
 use messenger_channel::secret::{AppSecret, VerifyToken};
-use messenger_channel::store::{ConversationStore, InMemoryRouter, MediaStore, RecordingNotifier};
+use messenger_channel::store::{ConversationStore, MediaStore};
 use messenger_channel::webhook::Webhook;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};

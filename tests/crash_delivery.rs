@@ -26,12 +26,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fake_graph::{FakeGraph, Pattern};
+use messenger_channel::agents::{InMemoryRouter, RecordingNotifier};
 use messenger_channel::axum::WebhookRoutes;
 use messenger_channel::conversation::ConversationConfig;
 use messenger_channel::engine::{DeliveryConfig, Engine};
 use messenger_channel::secret::{AppSecret, PageAccessToken, VerifyToken};
 use messenger_channel::send::{GraphClient, RetryPolicy};
-use messenger_channel::store::{ConversationStore, InMemoryRouter, MediaStore, RecordingNotifier};
+use messenger_channel::store::{ConversationStore, MediaStore};
 use messenger_channel::webhook::Webhook;
 use messenger_channel::webhook::signature::sign_sha256;
 use serde_json::json;

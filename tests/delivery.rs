@@ -14,14 +14,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fake_graph::{FakeGraph, Pattern};
+use messenger_channel::agents::{InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::conversation::{ConversationConfig, LineBody};
 use messenger_channel::engine::{Delivery, DeliveryConfig, Engine, EngineError, Unconfirmed};
 use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
 use messenger_channel::secret::{AppSecret, PageAccessToken};
 use messenger_channel::send::{GraphClient, RetryPolicy};
-use messenger_channel::store::{
-    ConversationStore, InMemoryRouter, InMemoryStore, Presence, RecordingNotifier,
-};
+use messenger_channel::store::{ConversationStore, InMemoryStore};
 use messenger_channel::webhook::Webhook;
 use messenger_channel::webhook::signature::sign_sha256;
 use serde_json::json;
@@ -247,7 +246,7 @@ impl Desk {
         assert!(self.store.pending(10).await.unwrap().is_empty());
         assert_eq!(self.notices().await.last().map(String::as_str), Some(words));
         assert!(self.notifier.all().iter().any(|n| matches!(n,
-            messenger_channel::store::Notification::Updated { lines, .. }
+            messenger_channel::agents::Notification::Updated { lines, .. }
                 if lines.iter().any(|l| matches!(&l.body, LineBody::Notice(t) if t == words)))));
         assert_eq!(self.store.outbox_stats().await.unwrap().failed, 1);
     }

@@ -23,13 +23,12 @@ use std::time::Duration;
 
 use channel::{PAGE, SECRET, message_item, signed, t0};
 use fake_send::FakeSend;
+use messenger_channel::agents::{InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::conversation::{Author, ConversationConfig};
 use messenger_channel::engine::Engine;
 use messenger_channel::ids::{AgentId, PageId, UserId};
 use messenger_channel::secret::AppSecret;
-use messenger_channel::store::{
-    ConversationStore, InMemoryRouter, MediaStore, Presence, RecordingNotifier,
-};
+use messenger_channel::store::{ConversationStore, MediaStore};
 use messenger_channel::webhook::Webhook;
 
 #[cfg(feature = "sqlite")]

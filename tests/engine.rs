@@ -230,7 +230,7 @@ async fn recover_delivers_effects_left_pending() {
         ch.notifier
             .all()
             .iter()
-            .any(|n| matches!(n, messenger_channel::store::Notification::Offer { .. }))
+            .any(|n| matches!(n, messenger_channel::agents::Notification::Offer { .. }))
     );
     assert!(ch.store.pending(100).await.unwrap().is_empty());
 }

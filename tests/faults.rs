@@ -24,13 +24,14 @@ use std::time::{Duration, SystemTime};
 use channel::{PAGE, SECRET, signed, t0};
 use fake_send::FakeSend;
 use faulty_store::{FAULTS, Fault, FaultyStore};
+use messenger_channel::agents::{InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::conversation::{
     Author, ConversationConfig, LineBody, State, TranscriptLine,
 };
 use messenger_channel::engine::{Engine, EngineError};
 use messenger_channel::ids::{AgentId, PageId, UserId};
 use messenger_channel::secret::AppSecret;
-use messenger_channel::store::{ConversationStore, InMemoryRouter, Presence, RecordingNotifier};
+use messenger_channel::store::ConversationStore;
 use messenger_channel::webhook::Webhook;
 use serde_json::json;
 

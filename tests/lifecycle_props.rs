@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use channel::{Channel, message_item, signed, t0};
+use messenger_channel::agents::Notification;
 use messenger_channel::conversation::{Author, Conversation, ConversationConfig, State};
 use messenger_channel::ids::{AgentId, ConversationId};
-use messenger_channel::store::{ConversationStore, Notification};
+use messenger_channel::store::ConversationStore;
 use proptest::prelude::*;
 
 const AGENTS: [&str; 3] = ["alice", "bob", "carol"];

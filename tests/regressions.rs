@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use channel::{Channel, PAGE, SECRET, file_item, message_item, signed, t0};
 use fake_send::FakeSend;
+use messenger_channel::agents::{InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::conversation::{
     Conversation, ConversationConfig, Effect, FileLine, Inbound, Input, LineBody, MediaState,
     TranscriptLine,
@@ -23,8 +24,8 @@ use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
 use messenger_channel::secret::AppSecret;
 use messenger_channel::send::Media;
 use messenger_channel::store::{
-    Commit, ConversationStore, InMemoryRouter, InMemoryStore, InboxEvent, Lease, NewInboxEvent,
-    OutboxStats, PendingEffect, Presence, RecordingNotifier, Retry, StoreError, Stored,
+    Commit, ConversationStore, InMemoryStore, InboxEvent, Lease, NewInboxEvent, OutboxStats,
+    PendingEffect, Retry, StoreError, Stored,
 };
 use messenger_channel::webhook::Webhook;
 

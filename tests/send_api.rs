@@ -9,13 +9,13 @@ mod mock_graph;
 use std::time::Duration;
 
 use messenger_channel::ids::{AppId, PageId};
-use messenger_channel::policy::{MessageTag, SendMarking};
 use messenger_channel::secret::{AppSecret, PageAccessToken};
 use messenger_channel::send::{
     AttachmentSource, Button, Element, ErrorKind, GraphClient, MediaKind, Message,
     NotificationType, QuickReply, RetryPolicy, SendApi, SendError, SendRequest, SenderAction,
     TransportKind, Upload,
 };
+use messenger_channel::window::{MessageTag, SendMarking};
 use mock_graph::{MockGraph, Scripted};
 use serde_json::json;
 

@@ -632,7 +632,7 @@ fn size_and_depth_limits() {
     assert!(parse_with_limits(deep.as_bytes(), &shallow).is_ok());
 
     // The receiver refuses an oversized body before computing any HMAC.
-    let webhook = Webhook::new(&secret()).limits(small);
+    let webhook = Webhook::new(&secret()).with_limits(small);
     let err = webhook
         .verify_and_parse(&http::HeaderMap::new(), body)
         .unwrap_err();

@@ -27,19 +27,18 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use messenger_channel::agents::{AgentNotifier, InMemoryRouter, Presence};
 use messenger_channel::attachment::{AttachmentPolicy, PolicyConfig};
 use messenger_channel::axum::WebhookRoutes;
 use messenger_channel::conversation::{Conversation, ConversationConfig, Offer, TranscriptLine};
 use messenger_channel::engine::{Delivery, Engine, EngineError};
 use messenger_channel::ids::{AgentId, ConversationId, PageId};
-use messenger_channel::policy::WindowConfig;
 use messenger_channel::secret::{AppSecret, PageAccessToken, VerifyToken};
 use messenger_channel::send::GraphClient;
-use messenger_channel::store::{
-    AgentNotifier, ConversationStore, InMemoryRouter, MediaStore, Presence, SqliteStore,
-};
+use messenger_channel::store::{ConversationStore, MediaStore, SqliteStore};
 use messenger_channel::webhook::Webhook;
 use messenger_channel::webhook::signature::sign_sha256;
+use messenger_channel::window::WindowConfig;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -682,7 +681,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .media(store.clone())
             .router(router.clone())
             .notifier(Arc::new(DeskNotifier { bus: bus.clone() }))
-            .policy(policy)
+            .attachment_policy(policy)
             .window(WindowConfig {
                 human_agent_tag: true,
             })

@@ -6,8 +6,8 @@ use super::{Delivery, Engine, EngineError};
 use crate::attachment::{AttachmentInfo, Direction};
 use crate::conversation::{Input, Outgoing};
 use crate::ids::{AgentId, ConversationId};
-use crate::policy::{Sender, check_window};
 use crate::send::{Message, SendError};
+use crate::window::{Sender, check_window};
 
 impl Engine {
     /// The agent accepts an offer.
@@ -182,7 +182,7 @@ impl Engine {
             .mime(mime)
             .size(bytes.len() as u64)
             .head(&bytes[..bytes.len().min(8192)]);
-        let verdict = self.policy.check(Direction::Outbound, &info);
+        let verdict = self.attachment_policy.check(Direction::Outbound, &info);
         if let Some(v) = verdict.first() {
             return Err(EngineError::Attachment(v.clone()));
         }

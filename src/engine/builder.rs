@@ -4,15 +4,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::{DEFAULT_CONFLICT_RETRIES, DEFAULT_DEDUP_TTL, DeliveryConfig, Engine, delivery, inbox};
+use crate::agents::{AgentNotifier, AgentRouter, InMemoryRouter, RecordingNotifier};
 use crate::attachment::AttachmentPolicy;
 use crate::conversation::ConversationConfig;
-use crate::policy::WindowConfig;
 use crate::send::SendApi;
-use crate::store::{
-    AgentNotifier, AgentRouter, ConversationStore, InMemoryRouter, InMemoryStore, MediaStore,
-    RecordingNotifier,
-};
+use crate::store::{ConversationStore, InMemoryStore, MediaStore};
 use crate::webhook::Webhook;
+use crate::window::WindowConfig;
 
 /// Configures an [`Engine`]. Stores default to in-memory ones.
 pub struct EngineBuilder {
@@ -22,7 +20,7 @@ pub struct EngineBuilder {
     router: Arc<dyn AgentRouter>,
     notifier: Arc<dyn AgentNotifier>,
     media: Option<Arc<dyn MediaStore>>,
-    policy: AttachmentPolicy,
+    attachment_policy: AttachmentPolicy,
     window: WindowConfig,
     config: ConversationConfig,
     download_inbound: bool,
@@ -70,8 +68,8 @@ impl EngineBuilder {
 
     /// Sets the attachment policy.
     #[must_use]
-    pub fn policy(mut self, policy: AttachmentPolicy) -> Self {
-        self.policy = policy;
+    pub fn attachment_policy(mut self, policy: AttachmentPolicy) -> Self {
+        self.attachment_policy = policy;
         self
     }
 
@@ -133,7 +131,7 @@ impl EngineBuilder {
             router: self.router,
             notifier: self.notifier,
             media: self.media,
-            policy: self.policy,
+            attachment_policy: self.attachment_policy,
             window: self.window,
             config: self.config,
             download_inbound: self.download_inbound,
@@ -175,7 +173,7 @@ impl Engine {
             router: Arc::new(InMemoryRouter::new()),
             notifier: Arc::new(RecordingNotifier::new()),
             media: None,
-            policy: AttachmentPolicy::default(),
+            attachment_policy: AttachmentPolicy::default(),
             window: WindowConfig::default(),
             config: ConversationConfig::default(),
             download_inbound: false,

@@ -15,7 +15,7 @@
 //!
 //! A failed agent message gets a transcript line in words an agent can act on ("Not
 //! delivered: …"), written in the same transaction that marks the effect failed, and the agent
-//! is notified ([`crate::store::AgentNotifier::updated`]).
+//! is notified ([`crate::agents::AgentNotifier::updated`]).
 //!
 //! Before a late attempt the engine checks again what may have changed since the commit: a
 //! closed conversation, an offer withdrawn or expired, a messaging window now closed. Such an
@@ -32,12 +32,12 @@ use crate::conversation::{
     Author, Conversation, Effect, Input, LineBody, Outgoing, State, TranscriptLine,
 };
 use crate::ids::{ConversationId, PageId};
-use crate::policy::{Sender, check_window};
 use crate::send::{
     AttachmentSource, ErrorKind, Message, RetryDecision, RetryPolicy, SendError, SendRequest,
     Upload,
 };
 use crate::store::{Lease, PendingEffect, Retry, StoreError};
+use crate::window::{Sender, check_window};
 
 /// How the outbox is worked. The defaults suit production; see each field. Values below the
 /// floors (lease, echo grace and attention recheck 1 s, batch 1, poll 10 ms) are raised to

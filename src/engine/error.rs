@@ -3,10 +3,10 @@
 use crate::attachment::Violation;
 use crate::conversation::TransitionError;
 use crate::ids::ConversationId;
-use crate::policy::WindowDenial;
 use crate::send::SendError;
 use crate::store::StoreError;
 use crate::webhook::WebhookError;
+use crate::window::WindowDenial;
 
 use super::Undelivered;
 

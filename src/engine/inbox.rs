@@ -432,7 +432,7 @@ impl Engine {
         if let Some(name) = &file.name {
             info = info.name(name);
         }
-        let verdict = self.policy.check(Direction::Inbound, &info);
+        let verdict = self.attachment_policy.check(Direction::Inbound, &info);
         let rejected = verdict
             .first()
             .map(|v| (v.code().to_owned(), v.to_string()));

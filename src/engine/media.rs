@@ -50,7 +50,10 @@ impl Engine {
             file.media = MediaState::Unavailable("no media store is configured".into());
             return self.settle(id, url, &file, None, now).await;
         };
-        let max = self.policy.direction(Direction::Inbound).max_bytes();
+        let max = self
+            .attachment_policy
+            .direction(Direction::Inbound)
+            .max_bytes();
         let span = tracing::debug_span!("fetch_media", conversation = %id);
         match self.send.download(url, max).instrument(span).await {
             Ok(downloaded) => {
@@ -63,7 +66,7 @@ impl Engine {
                 info.size = Some(downloaded.bytes.len() as u64);
                 info.head = Some(head);
                 info.mime = downloaded.content_type.as_deref();
-                let verdict = self.policy.check(Direction::Inbound, &info);
+                let verdict = self.attachment_policy.check(Direction::Inbound, &info);
                 file.name = verdict.safe_name().to_owned();
                 file.size = info.size;
                 if let Some(v) = verdict.first() {

@@ -50,13 +50,14 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::agents::{AgentNotifier, AgentRouter};
 use crate::attachment::AttachmentPolicy;
 use crate::conversation::{ConversationConfig, FileLine, LineBody, MediaState, Outgoing};
 use crate::ids::{ConversationId, PageId, UserId};
-use crate::policy::WindowConfig;
 use crate::send::{MediaKind, SendApi};
-use crate::store::{AgentNotifier, AgentRouter, ConversationStore, MediaStore};
+use crate::store::{ConversationStore, MediaStore};
 use crate::webhook::Webhook;
+use crate::window::WindowConfig;
 
 mod agent;
 mod builder;
@@ -101,7 +102,7 @@ pub struct Engine {
     router: Arc<dyn AgentRouter>,
     notifier: Arc<dyn AgentNotifier>,
     media: Option<Arc<dyn MediaStore>>,
-    policy: AttachmentPolicy,
+    attachment_policy: AttachmentPolicy,
     window: WindowConfig,
     config: ConversationConfig,
     download_inbound: bool,
@@ -173,8 +174,8 @@ impl Engine {
     }
 
     /// The attachment policy.
-    pub fn policy(&self) -> &AttachmentPolicy {
-        &self.policy
+    pub fn attachment_policy(&self) -> &AttachmentPolicy {
+        &self.attachment_policy
     }
 
     /// The webhook receiver (signature check and limits).

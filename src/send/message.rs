@@ -21,7 +21,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use crate::policy::{MessageTag, MessagingType, SendMarking};
+use crate::window::{MessageTag, MessagingType, SendMarking};
 
 /// Longest text message, in characters.
 pub const TEXT_MAX_CHARS: usize = 2000;
@@ -689,7 +689,7 @@ impl SenderAction {
 /// A message to one customer, with how it is marked (`messaging_type`, tag).
 ///
 /// The marking is a [`SendMarking`], so `MESSAGE_TAG` without a tag, or a tag on a `RESPONSE`,
-/// cannot be built. Take it from [`crate::policy::check_window`] to stay inside the window.
+/// cannot be built. Take it from [`crate::window::check_window`] to stay inside the window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendRequest {
     recipient: String,
@@ -836,7 +836,7 @@ impl SendMarking {
         Self::new(MessagingType::Update, None)
     }
 
-    /// `MESSAGE_TAG` with `tag`. Prefer [`crate::policy::check_window`], which never tags inside
+    /// `MESSAGE_TAG` with `tag`. Prefer [`crate::window::check_window`], which never tags inside
     /// the window and never tags automation as a human agent.
     pub fn tagged(tag: MessageTag) -> Self {
         Self::new(MessagingType::MessageTag, Some(tag))

@@ -1,13 +1,11 @@
-//! What the channel keeps, and how agents are found: traits the host implements, with
-//! in-memory implementations.
+//! What the channel keeps: traits the host implements, with in-memory and durable
+//! implementations. (How agents are found and told is in [`crate::agents`].)
 //!
 //! Each trait is small, object-safe (`async-trait`) and has a written contract; durable
 //! implementations must keep it.
 //!
 //! - [`ConversationStore`]: conversations, transcripts, the inbox of received events (which is
 //!   also the record of what was seen, for redeliveries) and the outbox of effects.
-//! - [`AgentRouter`]: which agent gets an offer; agents' presence and capacity.
-//! - [`AgentNotifier`]: how offers and updates reach agents' screens.
 //! - [`MediaStore`]: inbound files' bytes, kept after Messenger's links expire.
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -20,10 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-pub use memory::{
-    DEFAULT_AGENT_CAPACITY, InMemoryMediaStore, InMemoryRouter, InMemoryStore, Notification,
-    Presence, RecordingNotifier,
-};
+pub use memory::{InMemoryMediaStore, InMemoryStore};
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use fs::FsMediaStore;
@@ -34,7 +29,7 @@ pub use sql::SCHEMA_VERSION;
 #[cfg(feature = "sqlite")]
 pub use sql::SqliteStore;
 
-use crate::conversation::{Conversation, Effect, FileLine, Offer, TranscriptLine};
+use crate::conversation::{Conversation, Effect, FileLine, TranscriptLine};
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 
 /// How long an instance holds the effects it committed or claimed before
@@ -404,49 +399,6 @@ pub trait ConversationStore: Send + Sync {
     async fn purge_inbox(&self, received_before: SystemTime) -> Result<u64, StoreError>;
 }
 
-/// Choosing agents.
-///
-/// Contract: `pick` returns an available agent with free capacity, not in `exclude`, and
-/// `prefer` when that agent qualifies; `None` when nobody does. An outstanding offer reserves
-/// one unit of the agent's capacity from `pick` until `offer_ended`, so that accepting every
-/// outstanding offer never takes an agent past capacity. `session_started` and
-/// `session_released` keep the agent's load.
-#[async_trait::async_trait]
-pub trait AgentRouter: Send + Sync {
-    /// An agent for a conversation of `page`; reserves one unit of their capacity.
-    async fn pick(
-        &self,
-        page: &PageId<'_>,
-        exclude: &[AgentId],
-        prefer: Option<&AgentId>,
-    ) -> Option<AgentId>;
-
-    /// An offer made after `pick` is over (or was never made): frees the reservation.
-    async fn offer_ended(&self, agent: &AgentId);
-
-    /// The agent took a session.
-    async fn session_started(&self, agent: &AgentId);
-
-    /// The agent's session ended.
-    async fn session_released(&self, agent: &AgentId);
-}
-
-/// Delivering news to agents (a websocket, server-sent events, push, e-mail…).
-///
-/// Contract: calls are notifications, delivered at least once; a notifier must not fail the
-/// channel (it logs its own errors).
-#[async_trait::async_trait]
-pub trait AgentNotifier: Send + Sync {
-    /// A conversation is offered to an agent, until `offer.expires_at`.
-    async fn offer(&self, conversation: &Conversation, offer: &Offer);
-
-    /// An offer lapsed: remove it from the agent's screen.
-    async fn withdraw(&self, conversation: &ConversationId, agent: &AgentId);
-
-    /// A conversation changed (state or transcript).
-    async fn updated(&self, conversation: &Conversation, lines: &[TranscriptLine]);
-}
-
 /// Inbound files' bytes, under stable keys.
 ///
 /// Contract: `put` returns a key that `get` resolves to the same bytes and type, for as long as
@@ -464,5 +416,5 @@ pub trait MediaStore: Send + Sync {
 mod tests {
     use super::*;
 
-    static_assertions::assert_obj_safe!(ConversationStore, AgentRouter, AgentNotifier, MediaStore);
+    static_assertions::assert_obj_safe!(ConversationStore, MediaStore);
 }

@@ -90,13 +90,13 @@ impl Webhook {
 
     /// Replaces the parser's limits.
     #[must_use]
-    pub fn limits(mut self, limits: Limits) -> Self {
+    pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
     }
 
     /// The parser's limits.
-    pub fn parse_limits(&self) -> Limits {
+    pub fn limits(&self) -> Limits {
         self.limits
     }
 

@@ -4,14 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use messenger_channel::agents::{InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::conversation::{ConversationConfig, FileLine, LineBody};
 use messenger_channel::engine::Engine;
 use messenger_channel::ids::{AgentId, PageId, UserId};
 use messenger_channel::secret::AppSecret;
-use messenger_channel::store::{
-    ConversationStore, InMemoryMediaStore, InMemoryRouter, InMemoryStore, Presence,
-    RecordingNotifier,
-};
+use messenger_channel::store::{ConversationStore, InMemoryMediaStore, InMemoryStore};
 use messenger_channel::webhook::Webhook;
 use messenger_channel::webhook::signature::sign_sha256;
 use serde_json::json;

@@ -18,7 +18,7 @@
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
-//! use messenger_channel::policy::{check_window, MessageTag, MessagingType, Sender, WindowConfig};
+//! use messenger_channel::window::{check_window, MessageTag, MessagingType, Sender, WindowConfig};
 //!
 //! let last = SystemTime::UNIX_EPOCH + Duration::from_secs(1_718_000_000);
 //! let config = WindowConfig { human_agent_tag: true };
@@ -30,7 +30,7 @@
 //! let late = check_window(Some(last), two_days, Sender::HumanAgent, &config)?;
 //! assert_eq!(late.tag(), Some(MessageTag::HumanAgent));
 //! assert!(check_window(Some(last), two_days, Sender::Automation, &config).is_err());
-//! # Ok::<(), messenger_channel::policy::WindowDenial>(())
+//! # Ok::<(), messenger_channel::window::WindowDenial>(())
 //! ```
 
 use std::fmt;
