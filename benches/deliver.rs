@@ -636,7 +636,7 @@ async fn breakdown(bench: &Bench, name: &str, template: &Template, (delivered, b
                 .client
                 .send(
                     &page,
-                    &SendRequest::new(conversation.customer.as_str(), message),
+                    &SendRequest::new(conversation.customer.clone(), message),
                 )
                 .await
                 .unwrap();

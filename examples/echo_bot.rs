@@ -32,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if let Some(text) = m.text.and_then(|t| Message::text(&t.decode()).ok()) {
                     let page = PageId::from(event.page_id.as_str()).into_owned();
                     if let Err(e) = client
-                        .send(&page, &SendRequest::new(sender.as_str(), text))
+                        .send(&page, &SendRequest::new(sender.clone(), text))
                         .await
                     {
                         eprintln!("echo failed: {e}");

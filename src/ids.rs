@@ -49,6 +49,18 @@ macro_rules! string_id {
             }
         }
 
+        impl PartialEq<str> for $name<'_> {
+            fn eq(&self, other: &str) -> bool {
+                *self.0 == *other
+            }
+        }
+
+        impl PartialEq<&str> for $name<'_> {
+            fn eq(&self, other: &&str) -> bool {
+                *self.0 == **other
+            }
+        }
+
         impl AsRef<str> for $name<'_> {
             fn as_ref(&self) -> &str {
                 &self.0
@@ -180,5 +192,8 @@ mod tests {
         let owned: PageId<'static> = id.into_owned();
         drop(body);
         assert_eq!(owned.as_str(), "1234");
+        assert_eq!(owned, "1234");
+        let mid = MessageId::from(String::from("m_1"));
+        assert!(mid == "m_1" && mid != "m_2" && mid == *"m_1");
     }
 }

@@ -133,7 +133,7 @@ async fn omnichannel_scenario_end_to_end() {
         .await
         .unwrap();
     assert!(
-        matches!(&mid, messenger_channel::engine::Delivery::Sent { message_id } if message_id.starts_with("m_out_")),
+        matches!(&mid, messenger_channel::engine::Delivery::Sent { message_id } if message_id.as_str().starts_with("m_out_")),
         "{mid:?}"
     );
     let sent = ch.send.sent();
@@ -221,7 +221,7 @@ async fn omnichannel_scenario_end_to_end() {
             _ => None,
         })
         .expect("a refused file line");
-    assert_eq!(refused.rejected.as_ref().unwrap().0, "extension_blocked");
+    assert_eq!(refused.rejected.as_ref().unwrap().code, "extension_blocked");
     assert!(transcript.iter().any(|l| matches!(&l.body, LineBody::Notice(n) if n.starts_with("Error: Customer sent an unsupported message type"))));
 
     // carol closes the session: Waiting, capacity released.

@@ -115,7 +115,7 @@ async fn inbound_files_are_downloaded_stored_and_checked_again() {
     );
     // The name said .jpg; the bytes are an executable: refused once its first bytes are known.
     assert_eq!(
-        files[1].rejected.as_ref().map(|r| r.0.as_str()),
+        files[1].rejected.as_ref().map(|r| r.code.as_str()),
         Some("content_blocked")
     );
     assert!(files[1].media_key.is_none());

@@ -13,8 +13,8 @@ use messenger_channel::engine::ECHO_KEY_PREFIX;
 use messenger_channel::ids::{AppId, PageId, UserId};
 use messenger_channel::secret::{AppSecret, PageAccessToken};
 use messenger_channel::send::{
-    AttachmentSource, ErrorKind, GraphClient, MediaKind, Message, RetryPolicy, SendApi, SendError,
-    SendRequest, SendResponse, SenderAction, TransportKind, Upload,
+    AttachmentSource, ErrorKind, GraphClient, MediaKind, Message, PageApi, RetryPolicy, SendApi,
+    SendError, SendRequest, SendResponse, SenderAction, TransportKind, Upload,
 };
 use messenger_channel::webhook::signature::sign_sha256;
 use messenger_channel::webhook::{EventKind, Webhook};
@@ -82,7 +82,7 @@ async fn ok_delivers_and_answers_a_mid() {
     let second = send(&c, "k2").await.unwrap();
     assert_eq!(first.message_id, "m_1");
     assert_eq!(second.message_id, "m_2");
-    assert_eq!(first.recipient_id.as_deref(), Some(PSID));
+    assert_eq!(first.recipient_id, Some(UserId::from(PSID)));
 
     let log = fake.requests();
     assert_eq!(log.len(), 2);
@@ -490,7 +490,7 @@ async fn an_upload_is_multipart_with_metadata_inside_message() {
 async fn a_sender_action_is_answered_and_not_a_delivery() {
     let fake = FakeGraph::start().await;
     client(&fake, PATIENT)
-        .sender_action(&page(), PSID, SenderAction::TypingOn)
+        .sender_action(&page(), &UserId::from(PSID), SenderAction::TypingOn)
         .await
         .unwrap();
     let e = &fake.requests()[0];

@@ -8,12 +8,12 @@ mod mock_graph;
 
 use std::time::Duration;
 
-use messenger_channel::ids::{AppId, PageId};
+use messenger_channel::ids::{AppId, PageId, UserId};
 use messenger_channel::secret::{AppSecret, PageAccessToken};
 use messenger_channel::send::{
     AttachmentSource, Button, Element, ErrorKind, GraphClient, MediaKind, Message,
-    NotificationType, QuickReply, RetryPolicy, SendApi, SendError, SendRequest, SenderAction,
-    TransportKind, Upload,
+    NotificationType, PageApi, QuickReply, RetryPolicy, SendApi, SendError, SendRequest,
+    SenderAction, TransportKind, Upload,
 };
 use messenger_channel::window::{MessageTag, SendMarking};
 use mock_graph::{MockGraph, Scripted};
@@ -47,6 +47,10 @@ fn client(mock: &MockGraph) -> GraphClient {
 
 fn page() -> PageId<'static> {
     PageId::from(PAGE)
+}
+
+fn psid() -> UserId<'static> {
+    UserId::from(PSID)
 }
 
 async fn sent_body(
@@ -239,7 +243,7 @@ async fn sender_actions() {
             200,
             r#"{"recipient_id":"24012345678901234"}"#,
         ));
-        c.sender_action(&page(), PSID, action).await.unwrap();
+        c.sender_action(&page(), &psid(), action).await.unwrap();
     }
     let actions: Vec<_> = mock
         .requests()
@@ -395,20 +399,27 @@ async fn thread_control_and_owner() {
     for _ in 0..4 {
         mock.push(Scripted::json(200, r#"{"success":true}"#));
     }
-    c.pass_thread_control(&page(), PSID, AppId(263_902_037_430_900), Some("to inbox"))
+    c.pass_thread_control(
+        &page(),
+        &psid(),
+        AppId(263_902_037_430_900),
+        Some("to inbox"),
+    )
+    .await
+    .unwrap();
+    c.take_thread_control(&page(), &psid(), Some("agent took over"))
         .await
         .unwrap();
-    c.take_thread_control(&page(), PSID, Some("agent took over"))
+    c.request_thread_control(&page(), &psid(), None)
         .await
         .unwrap();
-    c.request_thread_control(&page(), PSID, None).await.unwrap();
-    c.release_thread_control(&page(), PSID).await.unwrap();
+    c.release_thread_control(&page(), &psid()).await.unwrap();
     mock.push(Scripted::json(
         200,
         r#"{"data":[{"thread_owner":{"app_id":"1517776481860111"}}]}"#,
     ));
     assert_eq!(
-        c.thread_owner(&page(), PSID).await.unwrap(),
+        c.thread_owner(&page(), &psid()).await.unwrap(),
         Some(AppId(1_517_776_481_860_111))
     );
     let r = mock.requests();
@@ -443,7 +454,7 @@ async fn thread_control_and_owner() {
 async fn user_profile() {
     let mock = MockGraph::start().await;
     mock.push(Scripted::json(200, r#"{"first_name":"Ada","last_name":"Lovelace","profile_pic":"https://x/p.jpg","id":"24012345678901234"}"#));
-    let profile = client(&mock).user_profile(&page(), PSID).await.unwrap();
+    let profile = client(&mock).user_profile(&page(), &psid()).await.unwrap();
     assert_eq!(profile.display_name().as_deref(), Some("Ada Lovelace"));
     assert_eq!(profile.profile_pic.as_deref(), Some("https://x/p.jpg"));
     let r = &mock.requests()[0];
@@ -454,7 +465,7 @@ async fn user_profile() {
     );
     // Ids go into paths: anything else is refused before a call.
     let err = client(&mock)
-        .user_profile(&page(), "../me")
+        .user_profile(&page(), &UserId::from("../me"))
         .await
         .unwrap_err();
     assert!(matches!(err, SendError::Invalid(_)));
@@ -784,7 +795,7 @@ async fn secrets_stay_out_of_debug_output() {
     assert!(!text.contains(TOKEN) && !text.contains(SECRET), "{text}");
     let clone = c.clone();
     clone
-        .sender_action(&page(), PSID, SenderAction::TypingOn)
+        .sender_action(&page(), &psid(), SenderAction::TypingOn)
         .await
         .unwrap();
 }

@@ -65,7 +65,7 @@ pub use policy::{
     DEFAULT_OUTBOUND_EXTENSIONS, Direction, DirectionConfig, DirectionPolicy, MimePattern,
     PLATFORM_MAX_BYTES, PolicyConfig, PolicyConfigError, RECOMMENDED_MESSENGER_MAX_BYTES,
 };
-pub use validate::{AttachmentInfo, UNSUPPORTED_INBOUND_NOTICE, Verdict, Violation};
+pub use validate::{AttachmentInfo, Rejection, UNSUPPORTED_INBOUND_NOTICE, Verdict, Violation};
 
 use crate::webhook::{Attachment, AttachmentKind};
 

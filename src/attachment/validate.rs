@@ -239,6 +239,72 @@ impl fmt::Display for Violation {
     }
 }
 
+/// A file the attachment policy refused, as the transcript keeps it
+/// ([`crate::conversation::FileLine::rejected`]): the rule's stable code, and the sentence an
+/// agent panel shows.
+///
+/// Serialised as `{"code": …, "message": …}`; the `["code", "message"]` pair that transcripts
+/// held before is read too.
+///
+/// ```
+/// use messenger_channel::attachment::{Rejection, Violation};
+///
+/// let v = Violation::ExtensionBlocked { extension: "exe".into() };
+/// let r = Rejection::from(&v);
+/// assert_eq!(r.code, "extension_blocked");
+/// assert_eq!(r.message, "Files of type .exe are blocked.");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "RejectionRepr")]
+#[non_exhaustive]
+pub struct Rejection {
+    /// The broken rule's stable machine code ([`Violation::code`]: `too_large`,
+    /// `extension_blocked`…), for programs and logs.
+    pub code: String,
+    /// What an agent reads ([`Violation`]'s `Display`): "Files of type .exe are blocked."
+    pub message: String,
+}
+
+impl Rejection {
+    /// A refusal with a code and the words to show.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<&Violation> for Rejection {
+    fn from(v: &Violation) -> Self {
+        Self::new(v.code(), v.to_string())
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The forms a [`Rejection`] is read from: the fields, or the pair earlier versions stored.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum RejectionRepr {
+    Fields { code: String, message: String },
+    Pair(String, String),
+}
+
+impl From<RejectionRepr> for Rejection {
+    fn from(r: RejectionRepr) -> Self {
+        match r {
+            RejectionRepr::Fields { code, message } | RejectionRepr::Pair(code, message) => {
+                Self { code, message }
+            }
+        }
+    }
+}
+
 /// The outcome of checking one attachment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
@@ -545,5 +611,26 @@ mod tests {
         assert!(!compatible(&m("application/pdf"), "application/zip"));
         assert!(!compatible(&m("text/plain"), "image/png"));
         assert!(!compatible(&m("image/png"), "video/mp4"));
+    }
+
+    #[test]
+    fn a_rejection_is_written_with_its_fields_and_read_in_either_form() {
+        let r = Rejection::new(
+            "too_large",
+            "The file is 6 MB; the largest file allowed is 5 MB.",
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"code": "too_large", "message": "The file is 6 MB; the largest file allowed is 5 MB."})
+        );
+        assert_eq!(serde_json::from_value::<Rejection>(json).unwrap(), r);
+        // Transcripts written before kept the pair.
+        let old = serde_json::json!([
+            "too_large",
+            "The file is 6 MB; the largest file allowed is 5 MB."
+        ]);
+        assert_eq!(serde_json::from_value::<Rejection>(old).unwrap(), r);
+        assert!(serde_json::from_value::<Rejection>(serde_json::json!({"code": "x"})).is_err());
     }
 }

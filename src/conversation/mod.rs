@@ -74,6 +74,7 @@ use serde::{Deserialize, Serialize};
 
 pub use machine::{TransitionError, transition};
 
+use crate::attachment::Rejection;
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 use crate::time::saturating_add;
 
@@ -307,8 +308,8 @@ pub struct FileLine {
     pub media_key: Option<String>,
     /// Its size, when known.
     pub size: Option<u64>,
-    /// When refused by the attachment policy: the violation's code and message.
-    pub rejected: Option<(String, String)>,
+    /// When refused by the attachment policy: the rule's code and the words an agent reads.
+    pub rejected: Option<Rejection>,
     /// Whether the channel keeps a copy of it, and how far it got.
     #[serde(default)]
     pub media: MediaState,

@@ -31,13 +31,13 @@ use super::{ECHO_KEY_PREFIX, Engine, EngineError, media_kind};
 use crate::conversation::{
     Author, Conversation, Effect, Input, LineBody, Outgoing, State, TranscriptLine,
 };
-use crate::ids::{ConversationId, PageId};
+use crate::ids::{ConversationId, MessageId, PageId};
 use crate::send::{
     AttachmentSource, ErrorKind, Message, RetryDecision, RetryPolicy, SendError, SendRequest,
     Upload,
 };
 use crate::store::{Lease, PendingEffect, Retry, StoreError};
-use crate::window::{Sender, check_window};
+use crate::window::{Sender, WindowDenial, check_window};
 
 /// How the outbox is worked. The defaults suit production; see each field. Values below the
 /// floors (lease, echo grace and attention recheck 1 s, batch 1, poll 10 ms) are raised to
@@ -120,7 +120,7 @@ pub enum Delivery {
     /// Sent; the platform's message id.
     Sent {
         /// The platform's message id (`mid`).
-        message_id: String,
+        message_id: MessageId<'static>,
     },
     /// Not sent yet: it is in the transcript and in the outbox, and will be tried again.
     Retrying {
@@ -138,8 +138,31 @@ pub enum Delivery {
 pub struct Undelivered {
     /// In words an agent can act on ("Not delivered: …").
     pub reason: String,
-    /// The platform's error, when it answered one.
-    pub error: Option<SendError>,
+    /// Why, as data: the window, a missing file, or the platform's error. `None` when the
+    /// send was not tried (the conversation closed first, or Messenger never confirmed an
+    /// earlier attempt).
+    pub error: Option<DeliveryError>,
+}
+
+/// Why a committed message could not be delivered, as data: the cause behind an
+/// [`Undelivered`] and its words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// The messaging window no longer allows the send (it closed after the commit). Nothing
+    /// was sent.
+    #[error(transparent)]
+    Window(#[from] WindowDenial),
+    /// The file to send is no longer in the media store (or no media store is configured).
+    /// Nothing was sent.
+    #[error("the file is no longer stored")]
+    MediaMissing {
+        /// The file's key in the media store.
+        media_key: String,
+    },
+    /// The message could not be built, or the platform (or the network) refused it.
+    #[error(transparent)]
+    Send(#[from] SendError),
 }
 
 /// A page whose sends are stopped until the host acts.
@@ -172,7 +195,7 @@ pub struct DeliveryReport {
 /// How one effect settled.
 #[derive(Debug)]
 pub(super) enum Settled {
-    Delivered(Option<String>),
+    Delivered(Option<MessageId<'static>>),
     Retrying {
         reason: String,
         at: SystemTime,
@@ -652,8 +675,9 @@ impl Engine {
             }
             if is_agent_send {
                 outcome.agent_send = match settled {
+                    // A send always settles with the platform's id; none is an empty one.
                     Settled::Delivered(mid) => Some(Ok(Delivery::Sent {
-                        message_id: mid.unwrap_or_default(),
+                        message_id: mid.unwrap_or_else(|| MessageId::new("")),
                     })),
                     Settled::Retrying { reason, at, .. } => Some(Ok(Delivery::Retrying {
                         reason,
@@ -916,14 +940,14 @@ impl Engine {
             Err(denial) => {
                 return Ok(Settled::Failed(Undelivered {
                     reason: format!("Not delivered: {denial}."),
-                    error: None,
+                    error: Some(denial.into()),
                 }));
             }
         };
         let built = match self.outgoing(message).await? {
             Ok(m) => m
                 .with_metadata(&format!("{ECHO_KEY_PREFIX}{}", p.key))
-                .map_err(SendError::from),
+                .map_err(|e| DeliveryError::Send(e.into())),
             Err(e) => Err(e),
         };
         let message = match built {
@@ -935,7 +959,7 @@ impl Engine {
                 }));
             }
         };
-        let request = SendRequest::new(conversation.customer.as_str(), message).marking(marking);
+        let request = SendRequest::new(conversation.customer.clone(), message).marking(marking);
         let span = tracing::debug_span!("send", conversation = %conversation.id, key = p.key, attempt = p.attempts + 1);
         match self.send.send(page, &request).instrument(span).await {
             Ok(sent) => {
@@ -1009,7 +1033,7 @@ impl Engine {
                         reason: format!(
                             "Not delivered: Messenger kept failing after {attempts} attempts ({e}). Send it again later."
                         ),
-                        error: Some(e),
+                        error: Some(e.into()),
                     })
                 }
             };
@@ -1017,7 +1041,7 @@ impl Engine {
         metrics::counter!("messenger_channel_sends_total", "outcome" => "failed").increment(1);
         Settled::Failed(Undelivered {
             reason: refusal_words(&e),
-            error: Some(e),
+            error: Some(e.into()),
         })
     }
 
@@ -1026,10 +1050,13 @@ impl Engine {
     /// # Errors
     /// The outer error when the media store failed (the effect stays claimed); the inner one
     /// when the message cannot be sent at all.
-    async fn outgoing(&self, message: &Outgoing) -> Result<Result<Message, SendError>, StoreError> {
+    async fn outgoing(
+        &self,
+        message: &Outgoing,
+    ) -> Result<Result<Message, DeliveryError>, StoreError> {
         Ok(match message {
             Outgoing::Text(text) | Outgoing::PrivacyNotice(text) => {
-                Message::text(text).map_err(SendError::from)
+                Message::text(text).map_err(|e| DeliveryError::Send(e.into()))
             }
             Outgoing::File {
                 media_key,
@@ -1045,10 +1072,9 @@ impl Engine {
                         .and_then(|u| {
                             Message::attachment(media_kind(mime), AttachmentSource::Upload(u))
                         })
-                        .map_err(SendError::from),
-                    None => Err(SendError::UnexpectedResponse {
-                        status: 0,
-                        snippet: "the file is no longer stored".into(),
+                        .map_err(|e| DeliveryError::Send(e.into())),
+                    None => Err(DeliveryError::MediaMissing {
+                        media_key: media_key.clone(),
                     }),
                 }
             }

@@ -13,7 +13,7 @@ use tracing::Instrument as _;
 use super::commit::Attempt;
 use super::ingest::{Queued, QueuedFile, QueuedKind, customer_message, split_thread};
 use super::{Engine, EngineError, conversation_id};
-use crate::attachment::{AttachmentInfo, Direction, UNSUPPORTED_INBOUND_NOTICE};
+use crate::attachment::{AttachmentInfo, Direction, Rejection, UNSUPPORTED_INBOUND_NOTICE};
 use crate::conversation::{
     Author, Conversation, FileLine, Inbound, Input, LineBody, MediaState, TranscriptLine,
 };
@@ -329,7 +329,7 @@ impl Engine {
                     let refusal = line
                         .rejected
                         .as_ref()
-                        .map(|(_, why)| format!("{UNSUPPORTED_INBOUND_NOTICE}. {why}"));
+                        .map(|r| format!("{UNSUPPORTED_INBOUND_NOTICE}. {}", r.message));
                     lines.push(LineBody::File(line));
                     if let Some(notice) = refusal {
                         lines.push(LineBody::Notice(notice));
@@ -433,9 +433,7 @@ impl Engine {
             info = info.name(name);
         }
         let verdict = self.attachment_policy.check(Direction::Inbound, &info);
-        let rejected = verdict
-            .first()
-            .map(|v| (v.code().to_owned(), v.to_string()));
+        let rejected = verdict.first().map(Rejection::from);
         let keep = rejected.is_none()
             && self.download_inbound
             && self.media.is_some()

@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 use tracing::Instrument as _;
 
 use super::Engine;
-use crate::attachment::{AttachmentInfo, Direction, UNSUPPORTED_INBOUND_NOTICE, Violation};
+use crate::attachment::{
+    AttachmentInfo, Direction, Rejection, UNSUPPORTED_INBOUND_NOTICE, Violation,
+};
 use crate::conversation::{Author, Conversation, FileLine, LineBody, MediaState, TranscriptLine};
 use crate::send::SendError;
 use crate::store::StoreError;
@@ -70,7 +72,7 @@ impl Engine {
                 file.name = verdict.safe_name().to_owned();
                 file.size = info.size;
                 if let Some(v) = verdict.first() {
-                    file.rejected = Some((v.code().to_owned(), v.to_string()));
+                    file.rejected = Some(Rejection::from(v));
                     file.media = MediaState::NotKept;
                     let notice = format!("{UNSUPPORTED_INBOUND_NOTICE}. {v}");
                     return self.settle(id, url, &file, Some(notice), now).await;
@@ -87,7 +89,7 @@ impl Engine {
                     size: max.saturating_add(1),
                     max,
                 };
-                file.rejected = Some((v.code().to_owned(), v.to_string()));
+                file.rejected = Some(Rejection::from(&v));
                 file.media = MediaState::NotKept;
                 let notice = format!("{UNSUPPORTED_INBOUND_NOTICE}. {v}");
                 self.settle(id, url, &file, Some(notice), now).await

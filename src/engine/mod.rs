@@ -74,7 +74,8 @@ mod worker;
 pub use builder::EngineBuilder;
 use delivery::Outcome;
 pub use delivery::{
-    Delivery, DeliveryConfig, DeliveryReport, PageAttention, Unconfirmed, Undelivered,
+    Delivery, DeliveryConfig, DeliveryError, DeliveryReport, PageAttention, Unconfirmed,
+    Undelivered,
 };
 pub use error::EngineError;
 pub use inbox::{ApplyReport, INBOX_SWEEP_AFTER};

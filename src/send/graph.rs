@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::error::{ErrorBody, SendError, TransportKind};
 use super::message::{AttachmentSource, BuildError, MediaKind, SendRequest, SenderAction, Upload};
 use super::retry::{RetryDecision, RetryPolicy};
-use super::{Media, SendApi, SendResponse, TokenSource, UserProfile};
-use crate::ids::{AppId, PageId};
+use super::{Media, PageApi, SendApi, SendResponse, TokenSource, UserProfile};
+use crate::ids::{AppId, MessageId, PageId, UserId};
 use crate::secret::{AppSecret, PageAccessToken};
 use crate::webhook::signature::hmac_sha256_hex;
 
@@ -494,8 +494,8 @@ fn check_id(field: &'static str, id: &str) -> Result<(), SendError> {
     Ok(())
 }
 
-fn recipient(psid: &str) -> Value {
-    json!({ "id": psid })
+fn recipient(user: &UserId<'_>) -> Value {
+    json!({ "id": user.as_str() })
 }
 
 fn content_disposition_name(value: &str) -> Option<String> {
@@ -574,160 +574,9 @@ impl SendApi for GraphClient {
             })?;
         tracing::debug!(page = %page, message_id, "message sent");
         Ok(SendResponse {
-            recipient_id: reply.recipient_id,
-            message_id,
+            recipient_id: reply.recipient_id.map(UserId::from),
+            message_id: MessageId::from(message_id),
             attachment_id: reply.attachment_id,
-        })
-    }
-
-    async fn sender_action(
-        &self,
-        page: &PageId<'_>,
-        psid: &str,
-        action: SenderAction,
-    ) -> Result<(), SendError> {
-        self.pace(page, false).await;
-        self.post(
-            page,
-            &format!("{page}/messages"),
-            &json!({"recipient": recipient(psid), "sender_action": action.as_str()}),
-            "sender_action",
-        )
-        .await
-        .map(drop)
-    }
-
-    async fn upload_attachment(
-        &self,
-        page: &PageId<'_>,
-        kind: MediaKind,
-        source: &AttachmentSource,
-    ) -> Result<String, SendError> {
-        self.pace(page, matches!(kind, MediaKind::Audio | MediaKind::Video))
-            .await;
-        let value: Value = match source {
-            AttachmentSource::Url { url, .. } => {
-                let body = json!({"message": {"attachment": {"type": kind.as_str(), "payload": {"url": url, "is_reusable": true}}}});
-                self.post(
-                    page,
-                    &format!("{page}/message_attachments"),
-                    &body,
-                    "upload",
-                )
-                .await?
-            }
-            AttachmentSource::Upload(upload) => {
-                let message = json!({"attachment": {"type": kind.as_str(), "payload": {"is_reusable": true}}});
-                let fields = vec![("message", message.to_string())];
-                self.call(
-                    page,
-                    reqwest::Method::POST,
-                    &format!("{page}/message_attachments"),
-                    &[],
-                    CallBody::Multipart { fields, upload },
-                    "upload",
-                )
-                .await?
-            }
-            AttachmentSource::AttachmentId(id) => return Ok(id.clone()),
-        };
-        string_field(&value, "attachment_id").ok_or_else(|| SendError::UnexpectedResponse {
-            status: 200,
-            snippet: "no attachment_id in the response".into(),
-        })
-    }
-
-    async fn pass_thread_control(
-        &self,
-        page: &PageId<'_>,
-        psid: &str,
-        target_app: AppId,
-        metadata: Option<&str>,
-    ) -> Result<(), SendError> {
-        let body = json!({"recipient": recipient(psid), "target_app_id": target_app.0});
-        self.thread_control(page, "pass_thread_control", body, metadata)
-            .await
-    }
-
-    async fn take_thread_control(
-        &self,
-        page: &PageId<'_>,
-        psid: &str,
-        metadata: Option<&str>,
-    ) -> Result<(), SendError> {
-        self.thread_control(
-            page,
-            "take_thread_control",
-            json!({"recipient": recipient(psid)}),
-            metadata,
-        )
-        .await
-    }
-
-    async fn request_thread_control(
-        &self,
-        page: &PageId<'_>,
-        psid: &str,
-        metadata: Option<&str>,
-    ) -> Result<(), SendError> {
-        self.thread_control(
-            page,
-            "request_thread_control",
-            json!({"recipient": recipient(psid)}),
-            metadata,
-        )
-        .await
-    }
-
-    async fn release_thread_control(&self, page: &PageId<'_>, psid: &str) -> Result<(), SendError> {
-        self.thread_control(
-            page,
-            "release_thread_control",
-            json!({"recipient": recipient(psid)}),
-            None,
-        )
-        .await
-    }
-
-    async fn thread_owner(
-        &self,
-        page: &PageId<'_>,
-        psid: &str,
-    ) -> Result<Option<AppId>, SendError> {
-        let value: Value = self
-            .call(
-                page,
-                reqwest::Method::GET,
-                &format!("{page}/thread_owner"),
-                &[("recipient", psid)],
-                CallBody::None,
-                "thread_owner",
-            )
-            .await?;
-        let owner = value["data"]
-            .as_array()
-            .and_then(|d| d.first())
-            .and_then(|d| string_field(&d["thread_owner"], "app_id"));
-        Ok(owner.and_then(|id| id.parse().ok()).map(AppId))
-    }
-
-    async fn user_profile(&self, page: &PageId<'_>, psid: &str) -> Result<UserProfile, SendError> {
-        check_id("psid", psid)?;
-        let value: Value = self
-            .call(
-                page,
-                reqwest::Method::GET,
-                psid,
-                &[("fields", "first_name,last_name,name,profile_pic")],
-                CallBody::None,
-                "user_profile",
-            )
-            .await?;
-        Ok(UserProfile {
-            first_name: string_field(&value, "first_name"),
-            last_name: string_field(&value, "last_name"),
-            name: string_field(&value, "name"),
-            profile_pic: string_field(&value, "profile_pic"),
         })
     }
 
@@ -782,6 +631,168 @@ impl SendApi for GraphClient {
             bytes: Bytes::from(bytes),
             content_type,
             file_name,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl PageApi for GraphClient {
+    async fn sender_action(
+        &self,
+        page: &PageId<'_>,
+        user: &UserId<'_>,
+        action: SenderAction,
+    ) -> Result<(), SendError> {
+        self.pace(page, false).await;
+        self.post(
+            page,
+            &format!("{page}/messages"),
+            &json!({"recipient": recipient(user), "sender_action": action.as_str()}),
+            "sender_action",
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn upload_attachment(
+        &self,
+        page: &PageId<'_>,
+        kind: MediaKind,
+        source: &AttachmentSource,
+    ) -> Result<String, SendError> {
+        self.pace(page, matches!(kind, MediaKind::Audio | MediaKind::Video))
+            .await;
+        let value: Value = match source {
+            AttachmentSource::Url { url, .. } => {
+                let body = json!({"message": {"attachment": {"type": kind.as_str(), "payload": {"url": url, "is_reusable": true}}}});
+                self.post(
+                    page,
+                    &format!("{page}/message_attachments"),
+                    &body,
+                    "upload",
+                )
+                .await?
+            }
+            AttachmentSource::Upload(upload) => {
+                let message = json!({"attachment": {"type": kind.as_str(), "payload": {"is_reusable": true}}});
+                let fields = vec![("message", message.to_string())];
+                self.call(
+                    page,
+                    reqwest::Method::POST,
+                    &format!("{page}/message_attachments"),
+                    &[],
+                    CallBody::Multipart { fields, upload },
+                    "upload",
+                )
+                .await?
+            }
+            AttachmentSource::AttachmentId(id) => return Ok(id.clone()),
+        };
+        string_field(&value, "attachment_id").ok_or_else(|| SendError::UnexpectedResponse {
+            status: 200,
+            snippet: "no attachment_id in the response".into(),
+        })
+    }
+
+    async fn pass_thread_control(
+        &self,
+        page: &PageId<'_>,
+        user: &UserId<'_>,
+        target_app: AppId,
+        metadata: Option<&str>,
+    ) -> Result<(), SendError> {
+        let body = json!({"recipient": recipient(user), "target_app_id": target_app.0});
+        self.thread_control(page, "pass_thread_control", body, metadata)
+            .await
+    }
+
+    async fn take_thread_control(
+        &self,
+        page: &PageId<'_>,
+        user: &UserId<'_>,
+        metadata: Option<&str>,
+    ) -> Result<(), SendError> {
+        self.thread_control(
+            page,
+            "take_thread_control",
+            json!({"recipient": recipient(user)}),
+            metadata,
+        )
+        .await
+    }
+
+    async fn request_thread_control(
+        &self,
+        page: &PageId<'_>,
+        user: &UserId<'_>,
+        metadata: Option<&str>,
+    ) -> Result<(), SendError> {
+        self.thread_control(
+            page,
+            "request_thread_control",
+            json!({"recipient": recipient(user)}),
+            metadata,
+        )
+        .await
+    }
+
+    async fn release_thread_control(
+        &self,
+        page: &PageId<'_>,
+        user: &UserId<'_>,
+    ) -> Result<(), SendError> {
+        self.thread_control(
+            page,
+            "release_thread_control",
+            json!({"recipient": recipient(user)}),
+            None,
+        )
+        .await
+    }
+
+    async fn thread_owner(
+        &self,
+        page: &PageId<'_>,
+        user: &UserId<'_>,
+    ) -> Result<Option<AppId>, SendError> {
+        let value: Value = self
+            .call(
+                page,
+                reqwest::Method::GET,
+                &format!("{page}/thread_owner"),
+                &[("recipient", user.as_str())],
+                CallBody::None,
+                "thread_owner",
+            )
+            .await?;
+        let owner = value["data"]
+            .as_array()
+            .and_then(|d| d.first())
+            .and_then(|d| string_field(&d["thread_owner"], "app_id"));
+        Ok(owner.and_then(|id| id.parse().ok()).map(AppId))
+    }
+
+    async fn user_profile(
+        &self,
+        page: &PageId<'_>,
+        user: &UserId<'_>,
+    ) -> Result<UserProfile, SendError> {
+        check_id("psid", user.as_str())?;
+        let value: Value = self
+            .call(
+                page,
+                reqwest::Method::GET,
+                user.as_str(),
+                &[("fields", "first_name,last_name,name,profile_pic")],
+                CallBody::None,
+                "user_profile",
+            )
+            .await?;
+        Ok(UserProfile {
+            first_name: string_field(&value, "first_name"),
+            last_name: string_field(&value, "last_name"),
+            name: string_field(&value, "name"),
+            profile_pic: string_field(&value, "profile_pic"),
         })
     }
 }

@@ -21,6 +21,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use crate::ids::UserId;
 use crate::window::{MessageTag, MessagingType, SendMarking};
 
 /// Longest text message, in characters.
@@ -692,7 +693,7 @@ impl SenderAction {
 /// cannot be built. Take it from [`crate::window::check_window`] to stay inside the window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendRequest {
-    recipient: String,
+    recipient: UserId<'static>,
     message: Message,
     marking: SendMarking,
     persona_id: Option<String>,
@@ -700,10 +701,10 @@ pub struct SendRequest {
 }
 
 impl SendRequest {
-    /// A `RESPONSE` to the customer with page-scoped id `psid`.
-    pub fn new(psid: impl Into<String>, message: Message) -> Self {
+    /// A `RESPONSE` to the customer with page-scoped id `psid` (a [`UserId`], or its text).
+    pub fn new<'a>(psid: impl Into<UserId<'a>>, message: Message) -> Self {
         Self {
-            recipient: psid.into(),
+            recipient: psid.into().into_owned(),
             message,
             marking: SendMarking::response(),
             persona_id: None,
@@ -733,7 +734,7 @@ impl SendRequest {
     }
 
     /// The customer's PSID.
-    pub fn recipient(&self) -> &str {
+    pub fn recipient(&self) -> &UserId<'static> {
         &self.recipient
     }
 
@@ -766,7 +767,7 @@ impl SendRequest {
         };
         Wire {
             recipient: WireRecipient {
-                id: &self.recipient,
+                id: self.recipient.as_str(),
             },
             messaging_type: self.marking.messaging_type().as_str(),
             tag: self.marking.tag().map(MessageTag::as_str),

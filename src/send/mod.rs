@@ -1,9 +1,11 @@
-//! The outbound half of the channel: the [`SendApi`] trait, message builders, typed Graph
-//! errors and retries, and (feature `graph`, on by default) [`GraphClient`], a Graph API
-//! client on `reqwest`.
+//! The outbound half of the channel: the [`SendApi`] trait (what the engine needs: send and
+//! download) and its extension [`PageApi`] (sender actions, uploads, thread control,
+//! profiles), message builders, typed Graph errors and retries, and (feature `graph`, on by
+//! default) [`GraphClient`], a Graph API client on `reqwest` that implements both.
 //!
 //! Hosts depend on `SendApi` (an object-safe `async-trait`), so a test double, a wrapper that
-//! records or throttles, or another transport can stand in for the real client.
+//! records or throttles, or another transport can stand in for the real client with two
+//! methods.
 //!
 //! ```no_run
 //! # #[cfg(feature = "graph")]
@@ -45,16 +47,16 @@ pub use message::{
 };
 pub use retry::{RetryDecision, RetryPolicy};
 
-use crate::ids::{AppId, PageId};
+use crate::ids::{AppId, MessageId, PageId, UserId};
 use crate::secret::PageAccessToken;
 
 /// What the Send API answered for a sent message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendResponse {
-    /// `recipient_id`.
-    pub recipient_id: Option<String>,
+    /// `recipient_id`: the customer's page-scoped id.
+    pub recipient_id: Option<UserId<'static>>,
     /// `message_id`: the `mid` the echo will carry.
-    pub message_id: String,
+    pub message_id: MessageId<'static>,
     /// `attachment_id`, when an attachment was sent as reusable.
     pub attachment_id: Option<String>,
 }
@@ -106,24 +108,37 @@ impl std::fmt::Debug for Media {
     }
 }
 
-/// The Messenger Platform's outbound calls.
+/// What the engine needs from the Messenger Platform: sending a message, and fetching a
+/// customer's file.
 ///
 /// Every method is one Graph call (with the client's retries); errors are [`SendError`]s that
-/// say whether a retry can help.
+/// say whether a retry can help. The platform's other calls (typing indicators, uploads,
+/// thread control, profiles) are in [`PageApi`].
 #[async_trait::async_trait]
 pub trait SendApi: Send + Sync {
-    /// Sends a message (uploading its file first-hand when it carries one).
+    /// Sends a message (uploading its file first-hand when it carries one) to
+    /// [`SendRequest::recipient`]; returns the platform's id for it.
     async fn send(
         &self,
         page: &PageId<'_>,
         request: &SendRequest,
     ) -> Result<SendResponse, SendError>;
 
+    /// Downloads a webhook attachment URL, aborting as soon as `max_bytes` is passed.
+    async fn download(&self, url: &str, max_bytes: u64) -> Result<Media, SendError>;
+}
+
+/// The page's other Messenger Platform calls, beyond what the engine needs ([`SendApi`]):
+/// sender actions, reusable uploads, thread control (the handover protocol) and user
+/// profiles. [`GraphClient`] implements it; the engine never calls it, so a test double of
+/// [`SendApi`] need not.
+#[async_trait::async_trait]
+pub trait PageApi: SendApi {
     /// Shows or hides the typing indicator, or marks the thread as seen.
     async fn sender_action(
         &self,
         page: &PageId<'_>,
-        psid: &str,
+        user: &UserId<'_>,
         action: SenderAction,
     ) -> Result<(), SendError>;
 
@@ -139,7 +154,7 @@ pub trait SendApi: Send + Sync {
     async fn pass_thread_control(
         &self,
         page: &PageId<'_>,
-        psid: &str,
+        user: &UserId<'_>,
         target_app: AppId,
         metadata: Option<&str>,
     ) -> Result<(), SendError>;
@@ -148,7 +163,7 @@ pub trait SendApi: Send + Sync {
     async fn take_thread_control(
         &self,
         page: &PageId<'_>,
-        psid: &str,
+        user: &UserId<'_>,
         metadata: Option<&str>,
     ) -> Result<(), SendError>;
 
@@ -156,63 +171,75 @@ pub trait SendApi: Send + Sync {
     async fn request_thread_control(
         &self,
         page: &PageId<'_>,
-        psid: &str,
+        user: &UserId<'_>,
         metadata: Option<&str>,
     ) -> Result<(), SendError>;
 
     /// Releases thread control.
-    async fn release_thread_control(&self, page: &PageId<'_>, psid: &str) -> Result<(), SendError>;
+    async fn release_thread_control(
+        &self,
+        page: &PageId<'_>,
+        user: &UserId<'_>,
+    ) -> Result<(), SendError>;
 
     /// The app that owns the thread, if any.
-    async fn thread_owner(&self, page: &PageId<'_>, psid: &str)
-    -> Result<Option<AppId>, SendError>;
+    async fn thread_owner(
+        &self,
+        page: &PageId<'_>,
+        user: &UserId<'_>,
+    ) -> Result<Option<AppId>, SendError>;
 
     /// The customer's name and picture.
-    async fn user_profile(&self, page: &PageId<'_>, psid: &str) -> Result<UserProfile, SendError>;
-
-    /// Downloads a webhook attachment URL, aborting as soon as `max_bytes` is passed.
-    async fn download(&self, url: &str, max_bytes: u64) -> Result<Media, SendError>;
+    async fn user_profile(
+        &self,
+        page: &PageId<'_>,
+        user: &UserId<'_>,
+    ) -> Result<UserProfile, SendError>;
 }
 
-macro_rules! forward_send_api {
+macro_rules! forward {
     ($($ty:ty),*) => {$(
         #[async_trait::async_trait]
         impl<T: SendApi + ?Sized> SendApi for $ty {
             async fn send(&self, page: &PageId<'_>, request: &SendRequest) -> Result<SendResponse, SendError> {
                 (**self).send(page, request).await
             }
-            async fn sender_action(&self, page: &PageId<'_>, psid: &str, action: SenderAction) -> Result<(), SendError> {
-                (**self).sender_action(page, psid, action).await
+            async fn download(&self, url: &str, max_bytes: u64) -> Result<Media, SendError> {
+                (**self).download(url, max_bytes).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl<T: PageApi + ?Sized> PageApi for $ty {
+            async fn sender_action(&self, page: &PageId<'_>, user: &UserId<'_>, action: SenderAction) -> Result<(), SendError> {
+                (**self).sender_action(page, user, action).await
             }
             async fn upload_attachment(&self, page: &PageId<'_>, kind: MediaKind, source: &AttachmentSource) -> Result<String, SendError> {
                 (**self).upload_attachment(page, kind, source).await
             }
-            async fn pass_thread_control(&self, page: &PageId<'_>, psid: &str, target_app: AppId, metadata: Option<&str>) -> Result<(), SendError> {
-                (**self).pass_thread_control(page, psid, target_app, metadata).await
+            async fn pass_thread_control(&self, page: &PageId<'_>, user: &UserId<'_>, target_app: AppId, metadata: Option<&str>) -> Result<(), SendError> {
+                (**self).pass_thread_control(page, user, target_app, metadata).await
             }
-            async fn take_thread_control(&self, page: &PageId<'_>, psid: &str, metadata: Option<&str>) -> Result<(), SendError> {
-                (**self).take_thread_control(page, psid, metadata).await
+            async fn take_thread_control(&self, page: &PageId<'_>, user: &UserId<'_>, metadata: Option<&str>) -> Result<(), SendError> {
+                (**self).take_thread_control(page, user, metadata).await
             }
-            async fn request_thread_control(&self, page: &PageId<'_>, psid: &str, metadata: Option<&str>) -> Result<(), SendError> {
-                (**self).request_thread_control(page, psid, metadata).await
+            async fn request_thread_control(&self, page: &PageId<'_>, user: &UserId<'_>, metadata: Option<&str>) -> Result<(), SendError> {
+                (**self).request_thread_control(page, user, metadata).await
             }
-            async fn release_thread_control(&self, page: &PageId<'_>, psid: &str) -> Result<(), SendError> {
-                (**self).release_thread_control(page, psid).await
+            async fn release_thread_control(&self, page: &PageId<'_>, user: &UserId<'_>) -> Result<(), SendError> {
+                (**self).release_thread_control(page, user).await
             }
-            async fn thread_owner(&self, page: &PageId<'_>, psid: &str) -> Result<Option<AppId>, SendError> {
-                (**self).thread_owner(page, psid).await
+            async fn thread_owner(&self, page: &PageId<'_>, user: &UserId<'_>) -> Result<Option<AppId>, SendError> {
+                (**self).thread_owner(page, user).await
             }
-            async fn user_profile(&self, page: &PageId<'_>, psid: &str) -> Result<UserProfile, SendError> {
-                (**self).user_profile(page, psid).await
-            }
-            async fn download(&self, url: &str, max_bytes: u64) -> Result<Media, SendError> {
-                (**self).download(url, max_bytes).await
+            async fn user_profile(&self, page: &PageId<'_>, user: &UserId<'_>) -> Result<UserProfile, SendError> {
+                (**self).user_profile(page, user).await
             }
         }
     )*};
 }
 
-forward_send_api!(Arc<T>, Box<T>, &T);
+forward!(Arc<T>, Box<T>, &T);
 
 /// Where the client finds a page's access token: one token for every page, a map, or a
 /// host's own store (a vault, a database).
@@ -243,7 +270,7 @@ where
 mod tests {
     use super::*;
 
-    static_assertions::assert_obj_safe!(SendApi, TokenSource);
+    static_assertions::assert_obj_safe!(SendApi, PageApi, TokenSource);
 
     #[test]
     fn profile_names() {

@@ -3,11 +3,8 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use messenger_channel::ids::{AppId, PageId};
-use messenger_channel::send::{
-    AttachmentSource, Media, MediaKind, SendApi, SendError, SendRequest, SendResponse,
-    SenderAction, UserProfile,
-};
+use messenger_channel::ids::{MessageId, PageId};
+use messenger_channel::send::{Media, SendApi, SendError, SendRequest, SendResponse};
 
 #[derive(Debug, Clone)]
 pub struct Sent {
@@ -87,60 +84,10 @@ impl SendApi for FakeSend {
             std::future::pending::<()>().await;
         }
         Ok(SendResponse {
-            recipient_id: Some(request.recipient().to_owned()),
-            message_id: format!("m_out_{n}"),
+            recipient_id: Some(request.recipient().clone()),
+            message_id: MessageId::from(format!("m_out_{n}")),
             attachment_id: None,
         })
-    }
-    async fn sender_action(
-        &self,
-        _: &PageId<'_>,
-        _: &str,
-        _: SenderAction,
-    ) -> Result<(), SendError> {
-        Ok(())
-    }
-    async fn upload_attachment(
-        &self,
-        _: &PageId<'_>,
-        _: MediaKind,
-        _: &AttachmentSource,
-    ) -> Result<String, SendError> {
-        Ok("1".into())
-    }
-    async fn pass_thread_control(
-        &self,
-        _: &PageId<'_>,
-        _: &str,
-        _: AppId,
-        _: Option<&str>,
-    ) -> Result<(), SendError> {
-        Ok(())
-    }
-    async fn take_thread_control(
-        &self,
-        _: &PageId<'_>,
-        _: &str,
-        _: Option<&str>,
-    ) -> Result<(), SendError> {
-        Ok(())
-    }
-    async fn request_thread_control(
-        &self,
-        _: &PageId<'_>,
-        _: &str,
-        _: Option<&str>,
-    ) -> Result<(), SendError> {
-        Ok(())
-    }
-    async fn release_thread_control(&self, _: &PageId<'_>, _: &str) -> Result<(), SendError> {
-        Ok(())
-    }
-    async fn thread_owner(&self, _: &PageId<'_>, _: &str) -> Result<Option<AppId>, SendError> {
-        Ok(None)
-    }
-    async fn user_profile(&self, _: &PageId<'_>, _: &str) -> Result<UserProfile, SendError> {
-        Ok(UserProfile::default())
     }
     async fn download(&self, url: &str, max_bytes: u64) -> Result<Media, SendError> {
         if let Some(e) = self.download_fails_with.lock().unwrap().clone() {
