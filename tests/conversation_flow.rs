@@ -14,9 +14,10 @@ use std::time::Duration;
 use channel::{Channel, PAGE, file_item, message_item, signed, t0};
 use messenger_channel::agents::Notification;
 use messenger_channel::conversation::{Author, ConversationConfig, LineBody, State, StateKind};
-use messenger_channel::engine::EngineError;
+use messenger_channel::engine::{DeliveryError, EngineError};
 use messenger_channel::ids::{AgentId, PageId, UserId};
-use messenger_channel::store::ConversationStore;
+use messenger_channel::send::SendError;
+use messenger_channel::store::{ConversationStore, MediaStore, StoreError};
 
 const CUSTOMER: &str = "24012345678901234";
 const NOTICE: &str = "This conversation may be monitored, recorded and stored.";
@@ -443,6 +444,12 @@ async fn a_refused_send_is_reported_and_recorded_in_words_an_agent_reads() {
     };
     let words = "Not delivered: the customer's last message is more than 24 hours old. Use a message tag or wait for the customer.";
     assert_eq!(u.reason, words);
+    // The cause, as data: the platform's refusal.
+    assert!(
+        matches!(&u.error, Some(DeliveryError::Send(SendError::Graph(g))) if g.code == 10),
+        "{:?}",
+        u.error
+    );
     // The state is consistent (still Active); the transcript has the message, then why.
     assert_eq!(
         ch.store
@@ -587,4 +594,58 @@ async fn a_page_without_a_valid_token_waits_until_the_host_resumes_it() {
             .iter()
             .any(|l| matches!(&l.body, LineBody::Notice(t) if t.starts_with("Not delivered")))
     );
+}
+
+/// A media store that keeps nothing: a file sent by an agent is gone when it is delivered.
+struct Forgetful;
+
+#[async_trait::async_trait]
+impl MediaStore for Forgetful {
+    async fn put(&self, _: bytes::Bytes, _: Option<&str>) -> Result<String, StoreError> {
+        Ok("forgotten".to_owned())
+    }
+
+    async fn get(&self, _: &str) -> Result<Option<(bytes::Bytes, Option<String>)>, StoreError> {
+        Ok(None)
+    }
+}
+
+#[tokio::test]
+async fn a_file_no_longer_stored_fails_in_words_with_its_cause() {
+    let ch = Channel::with_stores(
+        &["alice"],
+        ConversationConfig::default(),
+        false,
+        messenger_channel::store::InMemoryStore::new(),
+        std::sync::Arc::new(Forgetful),
+    );
+    let id = accepted_conversation(&ch).await;
+    let err = ch
+        .engine
+        .send_file(
+            &id,
+            &agent("alice"),
+            "quote.pdf",
+            "application/pdf",
+            bytes::Bytes::from_static(b"%PDF-1.4 quote"),
+            t0() + secs(2),
+        )
+        .await
+        .unwrap_err();
+    let EngineError::Undelivered(u) = &err else {
+        panic!("{err:?}")
+    };
+    let words = "Not delivered: the file is no longer stored.";
+    assert_eq!(u.reason, words);
+    assert_eq!(
+        u.error,
+        Some(DeliveryError::MediaMissing {
+            media_key: "forgotten".to_owned()
+        })
+    );
+    // Nothing went out; the transcript says why, and nothing is tried again.
+    assert!(ch.send.sent().is_empty());
+    let transcript = ch.store.transcript(&id).await.unwrap();
+    assert!(matches!(&transcript.last().unwrap().body, LineBody::Notice(t) if t == words));
+    assert!(ch.store.pending(10).await.unwrap().is_empty());
 }

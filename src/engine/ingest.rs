@@ -11,6 +11,11 @@
 //! across instances by the optimistic version check and the commit that marks the event
 //! applied only if it still was pending (an event is applied exactly once). Events a crash or
 //! a failure leaves pending are applied by [`Engine::tick`]'s sweep.
+//!
+//! **Parsed once.** [`Engine::handle_webhook`] and [`Engine::receive`] take the raw bytes and
+//! verify and parse them; a host that has verified and parsed the body already (the axum
+//! route, `axum::WebhookRoutes`, which must refuse a bad request before anything is
+//! recorded) hands its [`Batch`] to [`Engine::receive_batch`], so no body is parsed twice.
 
 use std::collections::HashSet;
 use std::time::SystemTime;

@@ -9,7 +9,7 @@ use messenger_channel::conversation::{ConversationConfig, FileLine, LineBody};
 use messenger_channel::engine::Engine;
 use messenger_channel::ids::{AgentId, PageId, UserId};
 use messenger_channel::secret::AppSecret;
-use messenger_channel::store::{ConversationStore, InMemoryMediaStore, InMemoryStore};
+use messenger_channel::store::{ConversationStore, InMemoryMediaStore, InMemoryStore, MediaStore};
 use messenger_channel::webhook::Webhook;
 use messenger_channel::webhook::signature::sign_sha256;
 use serde_json::json;
@@ -50,6 +50,22 @@ impl Channel {
         download_inbound: bool,
         store: InMemoryStore,
     ) -> Self {
+        Self::with_stores(
+            agents,
+            config,
+            download_inbound,
+            store,
+            Arc::new(InMemoryMediaStore::new()),
+        )
+    }
+
+    pub fn with_stores(
+        agents: &[&str],
+        config: ConversationConfig,
+        download_inbound: bool,
+        store: InMemoryStore,
+        media: Arc<dyn MediaStore>,
+    ) -> Self {
         let store = Arc::new(store);
         let router = Arc::new(InMemoryRouter::new());
         for a in agents {
@@ -61,7 +77,7 @@ impl Channel {
             .store(store.clone())
             .router(router.clone())
             .notifier(notifier.clone())
-            .media(Arc::new(InMemoryMediaStore::new()))
+            .media(media)
             .config(config)
             .download_inbound(download_inbound)
             .build();
