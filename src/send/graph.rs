@@ -360,13 +360,20 @@ impl GraphClient {
     }
 
     /// One Conversation Routing call: `POST /{page}/{endpoint}` with `metadata` when given.
+    /// One handover call: `endpoint` for `user`, with the target app (passing) and metadata
+    /// when given.
     async fn thread_control(
         &self,
         page: &PageId<'_>,
         endpoint: &'static str,
-        mut body: Value,
+        user: &UserId<'_>,
+        target_app: Option<AppId>,
         metadata: Option<&str>,
     ) -> Result<(), SendError> {
+        let mut body = json!({"recipient": recipient(user)});
+        if let Some(app) = target_app {
+            body["target_app_id"] = json!(app.0);
+        }
         if let Some(m) = metadata {
             body["metadata"] = json!(m);
         }
@@ -701,9 +708,14 @@ impl PageApi for GraphClient {
         target_app: AppId,
         metadata: Option<&str>,
     ) -> Result<(), SendError> {
-        let body = json!({"recipient": recipient(user), "target_app_id": target_app.0});
-        self.thread_control(page, "pass_thread_control", body, metadata)
-            .await
+        self.thread_control(
+            page,
+            "pass_thread_control",
+            user,
+            Some(target_app),
+            metadata,
+        )
+        .await
     }
 
     async fn take_thread_control(
@@ -712,13 +724,8 @@ impl PageApi for GraphClient {
         user: &UserId<'_>,
         metadata: Option<&str>,
     ) -> Result<(), SendError> {
-        self.thread_control(
-            page,
-            "take_thread_control",
-            json!({"recipient": recipient(user)}),
-            metadata,
-        )
-        .await
+        self.thread_control(page, "take_thread_control", user, None, metadata)
+            .await
     }
 
     async fn request_thread_control(
@@ -727,13 +734,8 @@ impl PageApi for GraphClient {
         user: &UserId<'_>,
         metadata: Option<&str>,
     ) -> Result<(), SendError> {
-        self.thread_control(
-            page,
-            "request_thread_control",
-            json!({"recipient": recipient(user)}),
-            metadata,
-        )
-        .await
+        self.thread_control(page, "request_thread_control", user, None, metadata)
+            .await
     }
 
     async fn release_thread_control(
@@ -741,13 +743,8 @@ impl PageApi for GraphClient {
         page: &PageId<'_>,
         user: &UserId<'_>,
     ) -> Result<(), SendError> {
-        self.thread_control(
-            page,
-            "release_thread_control",
-            json!({"recipient": recipient(user)}),
-            None,
-        )
-        .await
+        self.thread_control(page, "release_thread_control", user, None, None)
+            .await
     }
 
     async fn thread_owner(

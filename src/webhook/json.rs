@@ -417,27 +417,34 @@ impl<'a> Reader<'a> {
                 return Ok(value);
             }
         }
-        let text = match first {
+        let why = "not a non-negative integer";
+        self.number_text(field, why)?
+            .parse()
+            .map_err(|_| shape(field, Problem::Invalid(why)))
+    }
+
+    /// The text of a number, or of a string that should hold one (unescaped); `why` says
+    /// what is wrong with an escaped string.
+    fn number_text(&mut self, field: &'static str, why: &'static str) -> Result<&'a str, Fail> {
+        match self.peek()? {
             b'"' => {
                 let s = self.string()?;
                 if s.escaped {
-                    return Err(shape(field, Problem::Invalid("not a non-negative integer")));
+                    return Err(shape(field, Problem::Invalid(why)));
                 }
-                s.raw
+                Ok(s.raw)
             }
             b'-' | b'0'..=b'9' => {
                 let start = self.pos;
                 self.number()?;
-                &self.s[start..self.pos]
+                Ok(&self.s[start..self.pos])
             }
             _ => {
                 // Always an error here: the value is not a number.
                 self.expect_type(b'-', field, "a number")?;
-                ""
+                Ok("")
             }
-        };
-        text.parse()
-            .map_err(|_| shape(field, Problem::Invalid("not a non-negative integer")))
+        }
     }
 
     /// A time in milliseconds since the epoch, as Meta and older payloads write it: an
@@ -453,25 +460,7 @@ impl<'a> Reader<'a> {
             }
             self.reset(at);
         }
-        let text = match first {
-            b'"' => {
-                let s = self.string()?;
-                if s.escaped {
-                    return Err(shape(field, Problem::Invalid(WHY)));
-                }
-                s.raw
-            }
-            b'-' | b'0'..=b'9' => {
-                let start = self.pos;
-                self.number()?;
-                &self.s[start..self.pos]
-            }
-            _ => {
-                // Always an error here: the value is not a number.
-                self.expect_type(b'-', field, "a number")?;
-                ""
-            }
-        };
+        let text = self.number_text(field, WHY)?;
         if let Ok(value) = text.parse::<u64>() {
             return Ok(value);
         }
