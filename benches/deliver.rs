@@ -171,7 +171,7 @@ async fn build_backlog(store: &dyn ConversationStore, planned: &[Planned]) {
     let mut conversations = Vec::with_capacity(CONVERSATIONS);
     for (i, p) in planned.iter().take(CONVERSATIONS).enumerate() {
         let at = base();
-        let (mut c, effects) = Conversation::start(
+        let (mut c, started) = Conversation::start(
             conversation_id(i),
             PageId::from(PAGE),
             UserId::from(p.psid.clone()),
@@ -186,13 +186,7 @@ async fn build_backlog(store: &dyn ConversationStore, planned: &[Planned]) {
         // Offered and accepted long ago: the conversation is Active with the agent.
         c.apply(Input::OfferTo(agent.clone()), at, &config).unwrap();
         c.apply(Input::Accept(agent.clone()), at, &config).unwrap();
-        let transcript = effects
-            .into_iter()
-            .filter_map(|e| match e {
-                Effect::Transcript(line) => Some(line),
-                _ => None,
-            })
-            .collect();
+        let transcript = started.lines;
         let deadline = c.next_deadline(&config);
         let (version, _) = store
             .commit(&Commit {
@@ -214,7 +208,7 @@ async fn build_backlog(store: &dyn ConversationStore, planned: &[Planned]) {
             base() + Duration::from_secs(60) + Duration::from_millis(u64::try_from(n).unwrap());
         let (c, version) = &mut conversations[p.conversation];
         let message = Outgoing::Text(p.text.clone());
-        let effects = c
+        let sent = c
             .apply(
                 Input::AgentSend {
                     agent: agent.clone(),
@@ -224,21 +218,29 @@ async fn build_backlog(store: &dyn ConversationStore, planned: &[Planned]) {
                 &config,
             )
             .unwrap();
-        assert!(effects.iter().any(|e| matches!(e, Effect::Send { .. })));
+        // The machine records the agent's line and asks for the send: commit both.
+        assert_eq!(
+            sent.lines,
+            [TranscriptLine {
+                at,
+                author: Author::Agent(agent.clone()),
+                body: LineBody::Text(p.text.clone()),
+                mid: None,
+            }]
+        );
+        assert_eq!(
+            sent.effects,
+            [Effect::Send {
+                agent: Some(agent.clone()),
+                message,
+            }]
+        );
         let (next, pending) = store
             .commit(&Commit {
                 conversation: c.clone(),
                 expected_version: Some(*version),
-                transcript: vec![TranscriptLine {
-                    at,
-                    author: Author::Agent(agent.clone()),
-                    body: LineBody::Text(p.text.clone()),
-                    mid: None,
-                }],
-                effects: vec![Effect::Send {
-                    agent: Some(agent.clone()),
-                    message,
-                }],
+                transcript: sent.lines,
+                effects: sent.effects,
                 deadline: c.next_deadline(&config),
                 applies: None,
                 at,
@@ -636,7 +638,7 @@ async fn breakdown(bench: &Bench, name: &str, template: &Template, (delivered, b
                 .client
                 .send(
                     &page,
-                    &SendRequest::new(conversation.customer.clone(), message),
+                    &SendRequest::new(conversation.customer().clone(), message),
                 )
                 .await
                 .unwrap();

@@ -37,9 +37,11 @@ fn active_conversation() -> (Conversation, ConversationConfig) {
         t0(),
         &config,
     );
-    c.state = State::Active {
-        agent: AgentId::from("alice"),
-    };
+    let alice = AgentId::from("alice");
+    for input in [Input::OfferTo(alice.clone()), Input::Accept(alice)] {
+        c.apply(input, t0(), &config).expect("legal");
+    }
+    assert!(matches!(c.state(), State::Active { .. }));
     (c, config)
 }
 
@@ -91,7 +93,7 @@ fn load(runtime: &tokio::runtime::Runtime, conversations: usize, messages: usize
         for s in channel.store.list_open().await.unwrap() {
             channel
                 .engine
-                .accept(&s.conversation.id, &alice, t0())
+                .accept(s.conversation.id(), &alice, t0())
                 .await
                 .unwrap();
         }

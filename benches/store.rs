@@ -68,7 +68,7 @@ where
     }
     let alice = AgentId::from("alice");
     for s in store.list_for_agent(&alice).await.unwrap() {
-        let _ = engine.accept(&s.conversation.id, &alice, t0()).await;
+        let _ = engine.accept(s.conversation.id(), &alice, t0()).await;
     }
     let now = t0() + Duration::from_secs(10);
     let bodies: Vec<_> = (0..MESSAGES)

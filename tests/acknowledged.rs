@@ -88,7 +88,7 @@ async fn customer_lines(
             .unwrap()
         {
             Some(c) => store
-                .transcript(&c.conversation.id)
+                .transcript(c.conversation.id())
                 .await
                 .unwrap()
                 .into_iter()
@@ -244,10 +244,10 @@ async fn standby_messages_are_recorded_and_pause_the_conversation() {
         .expect("a conversation from standby messages")
         .conversation;
     assert!(
-        c.paused,
+        c.is_paused(),
         "owned by another app until the thread is passed back"
     );
-    let transcript = store.transcript(&c.id).await.unwrap();
+    let transcript = store.transcript(c.id()).await.unwrap();
     assert_eq!(
         transcript
             .iter()
@@ -271,8 +271,8 @@ async fn standby_messages_are_recorded_and_pause_the_conversation() {
         .handle_webhook(&h, &b, t0() + Duration::from_secs(1))
         .await
         .unwrap();
-    let c = store.load(&c.id).await.unwrap().unwrap().conversation;
-    assert!(!c.paused);
+    let c = store.load(c.id()).await.unwrap().unwrap().conversation;
+    assert!(!c.is_paused());
 }
 
 /// A message redelivered 30 hours late counts from when the customer sent it: the 24-hour
@@ -291,16 +291,16 @@ async fn the_window_counts_from_the_event_time_not_from_handling() {
         .unwrap()
         .unwrap()
         .conversation;
-    assert_eq!(c.last_customer_message_at, Some(sent));
-    let transcript = store.transcript(&c.id).await.unwrap();
+    assert_eq!(c.last_customer_message_at(), Some(sent));
+    let transcript = store.transcript(c.id()).await.unwrap();
     assert_eq!(
         transcript[0].at, sent,
         "the line shows when the customer wrote"
     );
     let alice = AgentId::from("alice");
-    engine.accept(&c.id, &alice, handled).await.unwrap();
+    engine.accept(c.id(), &alice, handled).await.unwrap();
     let refused = engine
-        .send_text(&c.id, &alice, "sorry for the wait", handled)
+        .send_text(c.id(), &alice, "sorry for the wait", handled)
         .await;
     assert!(
         matches!(refused, Err(EngineError::Window(_))),
@@ -314,10 +314,10 @@ async fn the_window_counts_from_the_event_time_not_from_handling() {
         handled + Duration::from_secs(3600),
     )]);
     engine.handle_webhook(&h, &b, handled).await.unwrap();
-    let c = store.load(&c.id).await.unwrap().unwrap().conversation;
-    assert_eq!(c.last_customer_message_at, Some(handled));
+    let c = store.load(c.id()).await.unwrap().unwrap().conversation;
+    assert_eq!(c.last_customer_message_at(), Some(handled));
     engine
-        .send_text(&c.id, &alice, "thanks for writing again", handled)
+        .send_text(c.id(), &alice, "thanks for writing again", handled)
         .await
         .unwrap();
 }
@@ -407,7 +407,7 @@ async fn an_event_that_cannot_be_applied_is_set_aside() {
         .await
         .unwrap()
         .unwrap();
-    let transcript = store.transcript(&c.conversation.id).await.unwrap();
+    let transcript = store.transcript(c.conversation.id()).await.unwrap();
     assert!(
         transcript
             .iter()

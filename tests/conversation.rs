@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use messenger_channel::conversation::{
     CloseReason, Conversation, ConversationConfig, Effect, Inbound, Input, LineBody, Offer,
-    Outgoing, State, StateKind, TimerKind, TransitionError, transition,
+    Outgoing, State, StateKind, Transition, TransitionError, transition,
 };
 use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
 
@@ -33,17 +33,45 @@ fn message(mid: &str) -> Input {
     ))
 }
 
-fn conversation(state: State) -> Conversation {
+/// A conversation in `state`, reached through the machine (nothing else can change one):
+/// started at `t0`, then `before`, then the inputs that lead to `state`, all at `t0`, under
+/// `config`.
+fn conversation_with(
+    state: &State,
+    before: Vec<Input>,
+    config: &ConversationConfig,
+) -> Conversation {
     let (mut c, _) = Conversation::start(
         ConversationId::from("c1"),
         PageId::from("p"),
         UserId::from("u"),
         Inbound::new(Some("m0".into()), vec![LineBody::Text("hello".into())]),
         t0(),
-        &config(),
+        config,
     );
-    c.state = state;
+    let take = |agent: &AgentId| vec![Input::OfferTo(agent.clone()), Input::Accept(agent.clone())];
+    let inputs = match state {
+        State::Open { offer: None } => vec![],
+        State::Open { offer: Some(o) } => vec![Input::OfferTo(o.agent.clone())],
+        State::Active { agent } => take(agent),
+        State::Waiting { agent } => {
+            [take(agent), vec![Input::CloseSession(agent.clone())]].concat()
+        }
+        State::WrapUp { agent } => [take(agent), vec![Input::End(agent.clone())]].concat(),
+        State::Closed {
+            reason: CloseReason::Agent,
+        } => [take(&a()), vec![Input::End(a()), Input::CloseSession(a())]].concat(),
+        other => panic!("no path to {other:?} here"),
+    };
+    for input in before.into_iter().chain(inputs) {
+        c.apply(input, t0(), config).unwrap();
+    }
+    assert_eq!(c.state(), state, "the inputs lead to the state");
     c
+}
+
+fn conversation(state: &State) -> Conversation {
+    conversation_with(state, vec![], &config())
 }
 
 fn offered(to: AgentId) -> State {
@@ -66,9 +94,9 @@ enum Expect {
     Outstanding,
 }
 
-fn outcome(result: &Result<(Conversation, Vec<Effect>), TransitionError>) -> Expect {
+fn outcome(result: &Result<(Conversation, Transition), TransitionError>) -> Expect {
     match result {
-        Ok((c, _)) => Expect::To(c.state.kind()),
+        Ok((c, _)) => Expect::To(c.state().kind()),
         Err(TransitionError::Illegal { .. }) => Expect::Illegal,
         Err(TransitionError::Closed { .. }) => Expect::Closed,
         Err(TransitionError::NotOfferedTo { .. }) => Expect::NotOffered,
@@ -221,7 +249,7 @@ fn every_state_input_pair() {
     let now = t0() + Duration::from_secs(10);
     for (row, (state_name, state)) in states.iter().enumerate() {
         for (col, (input_name, input)) in inputs.iter().enumerate() {
-            let before = conversation(state.clone());
+            let before = conversation(state);
             let result = transition(&before, input.clone(), now, &config());
             assert_eq!(
                 outcome(&result),
@@ -240,7 +268,7 @@ fn every_state_input_pair() {
 
 #[test]
 fn illegal_errors_name_the_state_and_input() {
-    let c = conversation(State::Waiting { agent: a() });
+    let c = conversation(&State::Waiting { agent: a() });
     let err = transition(&c, Input::End(a()), t0(), &config()).unwrap_err();
     assert_eq!(
         err,
@@ -255,13 +283,11 @@ fn illegal_errors_name_the_state_and_input() {
 #[test]
 fn offers_expire_and_exclude_who_declined() {
     let cfg = config();
-    let c = conversation(State::Open { offer: None });
-    let (c, effects) = transition(&c, Input::OfferTo(a()), t0(), &cfg).unwrap();
-    assert!(effects.iter().any(|e| matches!(e, Effect::NotifyOffer(o) if o.agent == a() && o.expires_at == t0() + Duration::from_secs(120))));
-    assert!(effects.contains(&Effect::SetTimer {
-        timer: TimerKind::Offer,
-        at: t0() + Duration::from_secs(120)
-    }));
+    let c = conversation(&State::Open { offer: None });
+    let (c, out) = transition(&c, Input::OfferTo(a()), t0(), &cfg).unwrap();
+    assert!(out.effects.iter().any(|e| matches!(e, Effect::NotifyOffer(o) if o.agent == a() && o.expires_at == t0() + Duration::from_secs(120))));
+    // The offer's deadline is the conversation's next one.
+    assert_eq!(c.next_deadline(&cfg), Some(t0() + Duration::from_secs(120)));
     // Accepting at the deadline is too late; one millisecond before is fine.
     let late = transition(
         &c,
@@ -281,15 +307,13 @@ fn offers_expire_and_exclude_who_declined() {
         .is_ok()
     );
     // A tick before the deadline changes nothing; at the deadline the offer lapses.
-    let (same, effects) =
-        transition(&c, Input::Tick, t0() + Duration::from_secs(119), &cfg).unwrap();
-    assert_eq!((same, effects.len()), (c.clone(), 0));
-    let (lapsed, effects) =
-        transition(&c, Input::Tick, t0() + Duration::from_secs(120), &cfg).unwrap();
-    assert_eq!(lapsed.state, State::Open { offer: None });
-    assert!(effects.contains(&Effect::WithdrawOffer { agent: a() }));
+    let (same, out) = transition(&c, Input::Tick, t0() + Duration::from_secs(119), &cfg).unwrap();
+    assert_eq!((same, out), (c.clone(), Transition::default()));
+    let (lapsed, out) = transition(&c, Input::Tick, t0() + Duration::from_secs(120), &cfg).unwrap();
+    assert_eq!(lapsed.state(), &State::Open { offer: None });
+    assert!(out.effects.contains(&Effect::WithdrawOffer { agent: a() }));
     assert!(
-        effects
+        out.effects
             .iter()
             .any(|e| matches!(e, Effect::RequestOffer { exclude, .. } if exclude == &vec![a()]))
     );
@@ -345,7 +369,7 @@ fn auto_close_timers() {
             CloseReason::Inactivity,
         ),
     ] {
-        let c = conversation(state.clone());
+        let c = conversation(&state);
         let (not_yet, _) = transition(
             &c,
             Input::Tick,
@@ -353,11 +377,26 @@ fn auto_close_timers() {
             &cfg,
         )
         .unwrap();
-        assert_eq!(not_yet.state, state);
-        let (closed, effects) = transition(&c, Input::Tick, t0() + after, &cfg).unwrap();
-        assert_eq!(closed.state, State::Closed { reason }, "{state:?}");
-        assert!(effects.contains(&Effect::Closed { reason }));
-        let released = effects.contains(&Effect::SessionReleased { agent: a() });
+        assert_eq!(not_yet.state(), &state);
+        assert_eq!(not_yet.next_deadline(&cfg), Some(t0() + after), "{state:?}");
+        let (closed, out) = transition(&c, Input::Tick, t0() + after, &cfg).unwrap();
+        assert_eq!(closed.state(), &State::Closed { reason }, "{state:?}");
+        // Closed: no deadline any more, and the transcript says why.
+        assert_eq!(closed.next_deadline(&cfg), None, "{state:?}");
+        let why = if reason == CloseReason::Inactivity {
+            "closed after inactivity"
+        } else {
+            "closed automatically"
+        };
+        assert!(
+            out.lines
+                .iter()
+                .any(|l| l.body == LineBody::Notice(why.into())),
+            "{state:?}"
+        );
+        let released = out
+            .effects
+            .contains(&Effect::SessionReleased { agent: a() });
         assert_eq!(
             released,
             matches!(state, State::Active { .. } | State::WrapUp { .. }),
@@ -372,17 +411,17 @@ fn waiting_goes_back_to_the_same_agent_with_affinity() {
         agent_affinity: true,
         ..config()
     };
-    let c = conversation(State::Waiting { agent: a() });
-    let (open, effects) = transition(&c, message("m9"), t0(), &with).unwrap();
-    assert_eq!(open.state, State::Open { offer: None });
+    let c = conversation(&State::Waiting { agent: a() });
+    let (open, out) = transition(&c, message("m9"), t0(), &with).unwrap();
+    assert_eq!(open.state(), &State::Open { offer: None });
     assert!(
-        effects
+        out.effects
             .iter()
             .any(|e| matches!(e, Effect::RequestOffer { prefer: Some(p), .. } if *p == a()))
     );
-    let (_, effects) = transition(&c, message("m9"), t0(), &config()).unwrap();
+    let (_, out) = transition(&c, message("m9"), t0(), &config()).unwrap();
     assert!(
-        effects
+        out.effects
             .iter()
             .any(|e| matches!(e, Effect::RequestOffer { prefer: None, .. }))
     );
@@ -394,7 +433,7 @@ fn start_sends_and_records_the_privacy_notice() {
         privacy_notice: Some("may be recorded".into()),
         ..config()
     };
-    let (c, effects) = Conversation::start(
+    let (c, out) = Conversation::start(
         ConversationId::from("c"),
         PageId::from("p"),
         UserId::from("u"),
@@ -402,15 +441,19 @@ fn start_sends_and_records_the_privacy_notice() {
         t0(),
         &cfg,
     );
-    assert_eq!(c.state, State::Open { offer: None });
-    assert_eq!(c.last_customer_message_at, Some(t0()));
-    assert!(effects.contains(&Effect::Send {
+    assert_eq!(c.state(), &State::Open { offer: None });
+    assert_eq!(c.last_customer_message_at(), Some(t0()));
+    assert!(out.effects.contains(&Effect::Send {
         agent: None,
         message: Outgoing::PrivacyNotice("may be recorded".into())
     }));
-    assert!(effects.iter().any(|e| matches!(e, Effect::Transcript(l) if l.body == LineBody::Notice("may be recorded".into()))));
     assert!(
-        effects
+        out.lines
+            .iter()
+            .any(|l| l.body == LineBody::Notice("may be recorded".into()))
+    );
+    assert!(
+        out.effects
             .iter()
             .any(|e| matches!(e, Effect::RequestOffer { .. }))
     );
@@ -418,9 +461,9 @@ fn start_sends_and_records_the_privacy_notice() {
 
 #[test]
 fn a_paused_thread_refuses_agent_sends_until_returned() {
-    let c = conversation(State::Active { agent: a() });
+    let c = conversation(&State::Active { agent: a() });
     let (paused, _) = transition(&c, Input::ThreadTaken, t0(), &config()).unwrap();
-    assert!(paused.paused);
+    assert!(paused.is_paused());
     let send = Input::AgentSend {
         agent: a(),
         message: Outgoing::Text("x".into()),
@@ -449,7 +492,7 @@ fn huge_configured_durations_saturate_instead_of_panicking() {
     };
     let thousand_years = Duration::from_secs(1000 * 365 * 24 * 3600);
     let far = t0() + thousand_years;
-    let (c, effects) = Conversation::start(
+    let (c, _) = Conversation::start(
         ConversationId::from("c1"),
         PageId::from("p"),
         UserId::from("u"),
@@ -457,18 +500,14 @@ fn huge_configured_durations_saturate_instead_of_panicking() {
         t0(),
         &cfg,
     );
-    assert!(
-        effects
-            .iter()
-            .any(|e| matches!(e, Effect::SetTimer { timer: TimerKind::Close, at } if *at > far))
-    );
+    // The auto-close deadline saturates.
     assert!(c.next_deadline(&cfg).is_some_and(|d| d > far));
 
     // Offer, let it be rejected, and offer to the same agent again: the re-offer interval and
     // the offer deadline both saturate.
-    let (offered, effects) = transition(&c, Input::OfferTo(a()), t0(), &cfg).unwrap();
+    let (offered, out) = transition(&c, Input::OfferTo(a()), t0(), &cfg).unwrap();
     assert!(
-        effects
+        out.effects
             .iter()
             .any(|e| matches!(e, Effect::NotifyOffer(o) if o.expires_at > far))
     );
@@ -478,24 +517,25 @@ fn huge_configured_durations_saturate_instead_of_panicking() {
         other => panic!("expected RecentlyDeclined, got {other:?}"),
     }
     // A tick long after changes nothing: no deadline has come.
-    let (same, effects) = transition(&offered, Input::Tick, far, &cfg).unwrap();
-    assert_eq!((same, effects.len()), (offered.clone(), 0));
+    let (same, out) = transition(&offered, Input::Tick, far, &cfg).unwrap();
+    assert_eq!((same, out), (offered.clone(), Transition::default()));
 
-    // Every state and input under the huge config: results, never a panic.
+    // Every state and input under the huge config, with an agent (b) who declined: results,
+    // never a panic.
     let send = |agent: AgentId| Input::AgentSend {
         agent,
         message: Outgoing::Text("x".into()),
     };
     for state in [
         State::Open { offer: None },
-        offered.state.clone(),
-        rejected.state.clone(),
+        offered.state().clone(),
+        rejected.state().clone(),
         State::Active { agent: a() },
         State::Waiting { agent: a() },
         State::WrapUp { agent: a() },
     ] {
-        let mut c = rejected.clone();
-        c.state = state;
+        let c = conversation_with(&state, vec![Input::OfferTo(b()), Input::Reject(b())], &cfg);
+        assert_eq!(c.excluded_agents(far, &cfg).collect::<Vec<_>>(), [&b()]);
         assert!(c.next_deadline(&cfg).is_some_and(|d| d > far));
         for input in [
             message("m1"),

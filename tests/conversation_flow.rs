@@ -64,7 +64,7 @@ async fn omnichannel_scenario_end_to_end() {
         .unwrap()
         .unwrap()
         .conversation;
-    let id = conv.id.clone();
+    let id = conv.id().clone();
     assert_eq!(last_offer_to(&ch).as_deref(), Some("alice"));
 
     // Meta redelivers the same body: nothing new.
@@ -110,8 +110,8 @@ async fn omnichannel_scenario_end_to_end() {
     ch.engine.accept(&id, &agent("carol"), t).await.unwrap();
     let c = ch.store.load(&id).await.unwrap().unwrap().conversation;
     assert_eq!(
-        c.state,
-        State::Active {
+        c.state(),
+        &State::Active {
             agent: agent("carol")
         }
     );
@@ -231,7 +231,7 @@ async fn omnichannel_scenario_end_to_end() {
         .await
         .unwrap();
     let c = ch.store.load(&id).await.unwrap().unwrap().conversation;
-    assert_eq!(c.state.kind(), StateKind::Waiting);
+    assert_eq!(c.state().kind(), StateKind::Waiting);
     assert_eq!(ch.router.load(&agent("carol")), 0);
 
     // The customer writes again: back to Open, offered again; accepted.
@@ -239,8 +239,8 @@ async fn omnichannel_scenario_end_to_end() {
     let (h, b) = signed(&[message_item(CUSTOMER, "m_5", "Any news?", t)]);
     ch.engine.handle_webhook(&h, &b, t).await.unwrap();
     let c = ch.store.load(&id).await.unwrap().unwrap().conversation;
-    let State::Open { offer: Some(offer) } = &c.state else {
-        panic!("{:?}", c.state)
+    let State::Open { offer: Some(offer) } = c.state() else {
+        panic!("{:?}", c.state())
     };
     let taker = offer.agent.clone();
     ch.engine.accept(&id, &taker, t + secs(5)).await.unwrap();
@@ -254,7 +254,7 @@ async fn omnichannel_scenario_end_to_end() {
             .unwrap()
             .unwrap()
             .conversation
-            .state
+            .state()
             .kind(),
         StateKind::WrapUp
     );
@@ -263,7 +263,7 @@ async fn omnichannel_scenario_end_to_end() {
         .await
         .unwrap();
     let closed = ch.store.load(&id).await.unwrap().unwrap().conversation;
-    assert_eq!(closed.state.kind(), StateKind::Closed);
+    assert_eq!(closed.state().kind(), StateKind::Closed);
     assert_eq!(ch.router.load(&taker), 0);
     assert!(
         ch.store
@@ -294,8 +294,8 @@ async fn omnichannel_scenario_end_to_end() {
         .unwrap()
         .unwrap()
         .conversation;
-    assert_ne!(new.id, id);
-    assert_eq!(new.state.kind(), StateKind::Open);
+    assert_ne!(new.id(), &id);
+    assert_eq!(new.state().kind(), StateKind::Open);
 
     // The first conversation's transcript, customer lines in order, each once.
     let transcript = ch.store.transcript(&id).await.unwrap();
@@ -341,7 +341,8 @@ async fn outside_the_window_an_agent_needs_the_human_agent_tag() {
         .unwrap()
         .unwrap()
         .conversation
-        .id;
+        .id()
+        .clone();
     ch.engine
         .accept(&id, &agent("alice"), t0() + secs(10))
         .await
@@ -371,7 +372,8 @@ async fn thread_taken_by_the_page_inbox_pauses_sending() {
         .unwrap()
         .unwrap()
         .conversation
-        .id;
+        .id()
+        .clone();
     ch.engine
         .accept(&id, &agent("alice"), t0() + secs(1))
         .await
@@ -416,7 +418,8 @@ async fn accepted_conversation(ch: &Channel) -> messenger_channel::ids::Conversa
         .unwrap()
         .unwrap()
         .conversation
-        .id;
+        .id()
+        .clone();
     ch.engine
         .accept(&id, &agent("alice"), t0() + secs(1))
         .await
@@ -458,7 +461,7 @@ async fn a_refused_send_is_reported_and_recorded_in_words_an_agent_reads() {
             .unwrap()
             .unwrap()
             .conversation
-            .state
+            .state()
             .kind(),
         StateKind::Active
     );

@@ -757,7 +757,7 @@ async fn customer_mids<S: ConversationStore>(
             continue;
         };
         let mids = store
-            .transcript(&open.conversation.id)
+            .transcript(open.conversation.id())
             .await
             .unwrap()
             .into_iter()

@@ -144,7 +144,8 @@ async fn desk(backend: Backend, timeout: Duration, delivery: DeliveryConfig) -> 
         .unwrap()
         .unwrap()
         .conversation
-        .id;
+        .id()
+        .clone();
     engine
         .accept(&id, &AgentId::from("alice"), t0() + secs(1))
         .await

@@ -74,7 +74,8 @@ async fn sqlite_survives_a_restart() {
             .unwrap()
             .unwrap()
             .conversation
-            .id;
+            .id()
+            .clone();
         e.accept(&id, &AgentId::from("alice"), t0() + Duration::from_secs(5))
             .await
             .unwrap();
@@ -101,8 +102,8 @@ async fn sqlite_survives_a_restart() {
             .unwrap()
             .unwrap()
             .conversation
-            .id,
-        id
+            .id(),
+        &id
     );
     // The dedup record survived: Meta's redelivery of the first body is recognised.
     let e = engine(
@@ -182,7 +183,7 @@ async fn a_crash_between_saving_and_sending_loses_nothing() {
         .unwrap()
         .unwrap()
         .conversation;
-    let lines = store.transcript(&c.id).await.unwrap();
+    let lines = store.transcript(c.id()).await.unwrap();
     assert_eq!(
         lines
             .iter()
@@ -191,7 +192,7 @@ async fn a_crash_between_saving_and_sending_loses_nothing() {
         1
     );
     assert!(matches!(
-        c.state,
+        c.state(),
         messenger_channel::conversation::State::Open { offer: Some(_) }
     ));
 }
@@ -338,7 +339,7 @@ async fn two_instances_on_one_postgres_database() {
             .unwrap()
             .expect("a conversation");
         let mut mids: Vec<_> = store
-            .transcript(&conv.conversation.id)
+            .transcript(conv.conversation.id())
             .await
             .unwrap()
             .into_iter()
@@ -357,7 +358,7 @@ async fn two_instances_on_one_postgres_database() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|s| customers.contains(&s.conversation.customer.as_str().to_owned()))
+        .filter(|s| customers.contains(&s.conversation.customer().as_str().to_owned()))
         .collect();
     assert_eq!(open.len(), customers.len());
 }
@@ -593,7 +594,7 @@ async fn a_fleet_of_three_loses_and_repeats_nothing_when_one_dies() {
             .unwrap()
             .expect("one conversation per customer");
         let mids: Vec<_> = store
-            .transcript(&conv.conversation.id)
+            .transcript(conv.conversation.id())
             .await
             .unwrap()
             .into_iter()

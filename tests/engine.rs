@@ -44,7 +44,11 @@ async fn concurrent_messages_from_one_customer_all_land_in_one_conversation() {
         1,
         "one conversation, however the messages raced"
     );
-    let transcript = ch.store.transcript(&open[0].conversation.id).await.unwrap();
+    let transcript = ch
+        .store
+        .transcript(open[0].conversation.id())
+        .await
+        .unwrap();
     let mut mids: Vec<_> = transcript
         .iter()
         .filter(|l| l.author == Author::Customer)
@@ -94,7 +98,8 @@ async fn inbound_files_are_downloaded_stored_and_checked_again() {
         .unwrap()
         .unwrap()
         .conversation
-        .id;
+        .id()
+        .clone();
     let files: Vec<_> = ch
         .store
         .transcript(&id)
@@ -144,10 +149,7 @@ async fn a_stale_save_is_a_conflict() {
         at: t0(),
         claim: None,
     };
-    let outbox: Vec<Effect> = effects
-        .into_iter()
-        .filter(|e| !matches!(e, Effect::Transcript(_)))
-        .collect();
+    let outbox: Vec<Effect> = effects.effects;
     let (v1, _) = store
         .commit(&Commit {
             effects: outbox.clone(),
@@ -200,10 +202,7 @@ async fn recover_delivers_effects_left_pending() {
         t0(),
         &ConversationConfig::default(),
     );
-    let outbox: Vec<Effect> = effects
-        .into_iter()
-        .filter(|e| !matches!(e, Effect::Transcript(_)))
-        .collect();
+    let outbox: Vec<Effect> = effects.effects;
     ch.store
         .commit(&Commit {
             conversation: c,

@@ -146,15 +146,15 @@ async fn scenario<S: ConversationStore + 'static>(
             .await
             .unwrap()
         {
-            break s.conversation.id;
+            break s.conversation.id().clone();
         }
         let _ = tokio::time::timeout(ANSWER_WITHIN, engine.tick(at(4))).await;
     };
     for attempt in 0.. {
         assert!(attempt < 20, "alice could never accept");
-        let state = inner.load(&a_id).await.unwrap().unwrap().conversation.state;
-        if state
-            == (State::Active {
+        let state = inner.load(&a_id).await.unwrap().unwrap().conversation;
+        if state.state()
+            == &(State::Active {
                 agent: alice.clone(),
             })
         {
@@ -210,7 +210,7 @@ async fn scenario<S: ConversationStore + 'static>(
             .await
             .unwrap()
             .expect("the customer's conversation");
-        let lines = inner.transcript(&c.conversation.id).await.unwrap();
+        let lines = inner.transcript(c.conversation.id()).await.unwrap();
         transcripts.push(lines.into_iter().map(|l| unname(l, names)).collect());
     }
     (calls, transcripts)

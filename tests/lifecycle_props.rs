@@ -104,8 +104,8 @@ impl World {
         let store = &self.channel.store;
         // Known conversations.
         for s in store.list_open().await.unwrap() {
-            if !self.ids.contains(&s.conversation.id) {
-                self.ids.push(s.conversation.id.clone());
+            if !self.ids.contains(s.conversation.id()) {
+                self.ids.push(s.conversation.id().clone());
             }
         }
         // At most one open conversation per (page, customer).
@@ -113,7 +113,10 @@ impl World {
         let mut keys = HashSet::new();
         for s in &open {
             assert!(
-                keys.insert((s.conversation.page.clone(), s.conversation.customer.clone())),
+                keys.insert((
+                    s.conversation.page().clone(),
+                    s.conversation.customer().clone()
+                )),
                 "two open conversations for one customer"
             );
         }
@@ -127,7 +130,7 @@ impl World {
             } else if c.is_closed() {
                 self.closed.insert(id.clone(), c.clone());
             }
-            if let State::Active { agent } | State::WrapUp { agent } = &c.state {
+            if let State::Active { agent } | State::WrapUp { agent } = c.state() {
                 *loads.entry(agent.clone()).or_default() += 1;
             }
             for line in store.transcript(id).await.unwrap() {
@@ -195,10 +198,9 @@ impl World {
                         .await
                         .unwrap()
                         .unwrap()
-                        .conversation
-                        .state;
+                        .conversation;
                     if engine.accept(&id, &agent, self.now).await.is_ok() {
-                        assert!(matches!(state, State::Open { offer: Some(_) }));
+                        assert!(matches!(state.state(), State::Open { offer: Some(_) }));
                         assert_eq!(
                             offered.as_ref(),
                             Some(&agent),

@@ -168,7 +168,7 @@ async fn texts_of(store: &InMemoryStore, customer: &str) -> Vec<String> {
         return Vec::new();
     };
     store
-        .transcript(&c.conversation.id)
+        .transcript(c.conversation.id())
         .await
         .unwrap()
         .into_iter()
@@ -274,7 +274,7 @@ fn a_standby_message_in_waiting_requests_no_offer_while_paused() {
     c.apply(Input::OfferTo(alice.clone()), t0(), &cfg).unwrap();
     c.apply(Input::Accept(alice.clone()), t0(), &cfg).unwrap();
     c.apply(Input::CloseSession(alice), t0(), &cfg).unwrap();
-    let effects = c
+    let out = c
         .apply(
             Input::CustomerMessage(
                 Inbound::new(Some("m2".into()), vec![LineBody::Text("again".into())])
@@ -284,12 +284,12 @@ fn a_standby_message_in_waiting_requests_no_offer_while_paused() {
             &cfg,
         )
         .unwrap();
-    assert!(c.paused);
+    assert!(c.is_paused());
     assert!(
-        !effects
+        !out.effects
             .iter()
             .any(|e| matches!(e, Effect::RequestOffer { .. })),
-        "{effects:?}"
+        "{out:?}"
     );
 }
 
@@ -312,7 +312,7 @@ fn a_standby_start_sends_the_privacy_notice_when_the_thread_comes_back() {
     let back = c
         .apply(Input::ThreadReturned, t0() + Duration::from_secs(5), &cfg)
         .unwrap();
-    let sent_notice = first.iter().chain(back.iter()).any(|e| {
+    let sent_notice = first.effects.iter().chain(&back.effects).any(|e| {
         matches!(
             e,
             Effect::Send {

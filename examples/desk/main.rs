@@ -72,7 +72,7 @@ struct DeskNotifier {
 impl AgentNotifier for DeskNotifier {
     async fn offer(&self, conversation: &Conversation, offer: &Offer) {
         let expires = unix_ms(offer.expires_at);
-        let event = json!({"type": "offer", "conversation": conversation.id.as_str(), "customer": conversation.customer.as_str(), "expires_at": expires});
+        let event = json!({"type": "offer", "conversation": conversation.id().as_str(), "customer": conversation.customer().as_str(), "expires_at": expires});
         let _ = self
             .bus
             .send((Some(offer.agent.as_str().to_owned()), event.to_string()));
@@ -86,7 +86,7 @@ impl AgentNotifier for DeskNotifier {
     }
 
     async fn updated(&self, conversation: &Conversation, _lines: &[TranscriptLine]) {
-        let event = json!({"type": "updated", "conversation": conversation.id.as_str()});
+        let event = json!({"type": "updated", "conversation": conversation.id().as_str()});
         let _ = self.bus.send((None, event.to_string()));
     }
 }
@@ -276,12 +276,12 @@ async fn conversations(State(desk): State<Shared>, Query(q): Query<AgentQuery>) 
     let mut out = Vec::new();
     for stored in listed {
         let c = stored.conversation;
-        let lines = desk.store.transcript(&c.id).await.unwrap_or_default();
+        let lines = desk.store.transcript(c.id()).await.unwrap_or_default();
         out.push(json!({
-            "id": c.id.as_str(),
-            "customer": c.customer.as_str(),
-            "state": format!("{:?}", c.state.kind()),
-            "paused": c.paused,
+            "id": c.id().as_str(),
+            "customer": c.customer().as_str(),
+            "state": format!("{:?}", c.state().kind()),
+            "paused": c.is_paused(),
             "lines": lines,
         }));
     }

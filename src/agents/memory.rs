@@ -199,7 +199,7 @@ impl RecordingNotifier {
 impl AgentNotifier for RecordingNotifier {
     async fn offer(&self, conversation: &Conversation, offer: &Offer) {
         lock(&self.log).push(Notification::Offer {
-            conversation: conversation.id.clone(),
+            conversation: conversation.id().clone(),
             offer: offer.clone(),
         });
     }
@@ -213,8 +213,8 @@ impl AgentNotifier for RecordingNotifier {
 
     async fn updated(&self, conversation: &Conversation, lines: &[TranscriptLine]) {
         lock(&self.log).push(Notification::Updated {
-            conversation: conversation.id.clone(),
-            state: conversation.state.kind(),
+            conversation: conversation.id().clone(),
+            state: conversation.state().kind(),
             lines: lines.to_vec(),
         });
     }

@@ -1,10 +1,12 @@
-//! The transition function.
+//! The transition function, and the rules it shares with hosts (who may be offered a
+//! conversation, who may send in it).
 
 use std::time::SystemTime;
 
 use super::{
     Author, CloseReason, Conversation, ConversationConfig, Declined, Effect, FileLine, Inbound,
-    Input, InputKind, LineBody, MediaState, Offer, State, StateKind, TimerKind, TranscriptLine,
+    Input, InputKind, LineBody, MediaState, Offer, Outgoing, State, StateKind, TranscriptLine,
+    Transition,
 };
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 use crate::time::saturating_add;
@@ -73,7 +75,90 @@ pub enum TransitionError {
     ThreadPaused,
 }
 
-/// One transition: the conversation after `input` at `now`, and the effects to carry out.
+/// Why an agent may not send in a conversation now ([`Conversation::may_send`]).
+///
+/// Its message is written for the agent, to show as it is.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use messenger_channel::conversation::{
+///     Conversation, ConversationConfig, Inbound, LineBody, SendRefusal, StateKind,
+/// };
+/// use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
+///
+/// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// let (queued, _) = Conversation::start(
+///     ConversationId::from("c1"),
+///     PageId::from("page"),
+///     UserId::from("psid"),
+///     Inbound::new(Some("m_1".into()), vec![LineBody::Text("hi".into())]),
+///     now,
+///     &ConversationConfig::default(),
+/// );
+/// let refusal = queued.may_send(&AgentId::from("alice")).unwrap_err();
+/// assert_eq!(refusal, SendRefusal::NoSession { state: StateKind::Open });
+/// assert_eq!(
+///     refusal.to_string(),
+///     "the conversation is in the queue: accept it before writing"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendRefusal {
+    /// The conversation is closed; closed conversations never change.
+    #[error("the conversation is closed: the customer's next message starts a new one")]
+    Closed,
+    /// No agent holds a session: the conversation is in the queue, waiting, or in wrap-up.
+    #[error("{}", no_session(*.state))]
+    NoSession {
+        /// The state it is in.
+        state: StateKind,
+    },
+    /// Another agent holds the session.
+    #[error("agent {holder} holds this conversation, not {agent}")]
+    NotHolder {
+        /// The agent who would send.
+        agent: AgentId,
+        /// The agent who holds the session.
+        holder: AgentId,
+    },
+    /// Another app or the Page inbox holds the Messenger thread.
+    #[error("another app holds the Messenger thread; sending is paused until it is passed back")]
+    ThreadPaused,
+}
+
+/// [`SendRefusal::NoSession`]'s message, by state.
+fn no_session(state: StateKind) -> &'static str {
+    match state {
+        StateKind::Open => "the conversation is in the queue: accept it before writing",
+        StateKind::Waiting => "the session is closed: reopen it before writing",
+        StateKind::WrapUp => "the conversation has ended and is in wrap-up: nothing more is sent",
+        StateKind::Active | StateKind::Closed => "no session is active in this conversation",
+    }
+}
+
+/// The machine refuses an agent's message for the same reasons, with its own error.
+impl From<SendRefusal> for TransitionError {
+    fn from(refusal: SendRefusal) -> Self {
+        match refusal {
+            SendRefusal::Closed => Self::Closed {
+                input: InputKind::AgentSend,
+            },
+            SendRefusal::NoSession { state } => Self::Illegal {
+                state,
+                input: InputKind::AgentSend,
+            },
+            SendRefusal::NotHolder { agent, holder } => Self::NotHolder {
+                agent,
+                holder: Some(holder),
+            },
+            SendRefusal::ThreadPaused => Self::ThreadPaused,
+        }
+    }
+}
+
+/// One transition: the conversation after `input` at `now`, and what the transition produced
+/// (transcript lines and effects).
 ///
 /// Pure: the same arguments always give the same result.
 ///
@@ -84,25 +169,113 @@ pub fn transition(
     input: Input,
     now: SystemTime,
     config: &ConversationConfig,
-) -> Result<(Conversation, Vec<Effect>), TransitionError> {
+) -> Result<(Conversation, Transition), TransitionError> {
     let mut next = conversation.clone();
-    let effects = next.apply(input, now, config)?;
-    Ok((next, effects))
+    let transition = next.apply(input, now, config)?;
+    Ok((next, transition))
 }
 
-fn notice(now: SystemTime, text: impl Into<String>) -> Effect {
-    Effect::Transcript(TranscriptLine {
+fn notice(now: SystemTime, text: impl Into<String>) -> TranscriptLine {
+    TranscriptLine {
         at: now,
         author: Author::System,
         body: LineBody::Notice(text.into()),
         mid: None,
-    })
+    }
+}
+
+impl Transition {
+    fn notice(&mut self, now: SystemTime, text: impl Into<String>) {
+        self.lines.push(notice(now, text));
+    }
+
+    fn effect(&mut self, effect: Effect) {
+        self.effects.push(effect);
+    }
+
+    /// Sends the privacy notice and records it.
+    fn privacy_notice(&mut self, now: SystemTime, text: &str) {
+        self.effect(Effect::Send {
+            agent: None,
+            message: Outgoing::PrivacyNotice(text.to_owned()),
+        });
+        self.notice(now, text);
+    }
 }
 
 impl Conversation {
-    /// A new conversation from the customer's first message: Open, with its effects (the
-    /// message in the transcript, the privacy notice if configured, a request for an offer,
-    /// the auto-close timer).
+    /// Whether `agent` may send in the conversation now: they hold its session (Active), and
+    /// no other app holds the Messenger thread. The machine refuses
+    /// [`Input::AgentSend`] for the same reasons (as a [`TransitionError`]), so a host can ask
+    /// before it stores a file or calls the platform. The messaging window is a separate
+    /// check ([`crate::window::check_window`] on [`Conversation::last_customer_message_at`]).
+    ///
+    /// # Errors
+    /// The [`SendRefusal`] that applies first: closed, no session, another holder, paused.
+    pub fn may_send(&self, agent: &AgentId) -> Result<(), SendRefusal> {
+        match &self.state {
+            State::Closed { .. } => Err(SendRefusal::Closed),
+            State::Active { agent: holder } if holder != agent => Err(SendRefusal::NotHolder {
+                agent: agent.clone(),
+                holder: holder.clone(),
+            }),
+            State::Active { .. } if self.paused => Err(SendRefusal::ThreadPaused),
+            State::Active { .. } => Ok(()),
+            other => Err(SendRefusal::NoSession {
+                state: other.kind(),
+            }),
+        }
+    }
+
+    /// The agents the conversation is not offered to at `now`: those who declined an offer of
+    /// it, or let one lapse, within [`ConversationConfig::reoffer_interval`]. The machine
+    /// leaves them out of its [`Effect::RequestOffer`] and refuses [`Input::OfferTo`] them
+    /// ([`TransitionError::RecentlyDeclined`]); a host offering a queued conversation again
+    /// leaves them out too.
+    pub fn excluded_agents(
+        &self,
+        now: SystemTime,
+        config: &ConversationConfig,
+    ) -> impl Iterator<Item = &AgentId> {
+        self.recent_declines(now, config).map(|d| &d.agent)
+    }
+
+    /// Whether the conversation waits for an offer: Open, with no outstanding offer, while no
+    /// other app holds the thread. The machine asks for one ([`Effect::RequestOffer`]) when it
+    /// gets there; when no agent was free, a host asks again later (the engine does at each
+    /// tick), leaving out [`Conversation::excluded_agents`].
+    pub fn awaits_offer(&self) -> bool {
+        !self.paused && matches!(self.state, State::Open { offer: None })
+    }
+
+    /// The declines that still count at `now`, oldest first.
+    fn recent_declines(
+        &self,
+        now: SystemTime,
+        config: &ConversationConfig,
+    ) -> impl DoubleEndedIterator<Item = &Declined> {
+        self.declined
+            .iter()
+            .filter(move |d| saturating_add(d.at, config.reoffer_interval) > now)
+    }
+
+    /// Asks the host for an offer, leaving out who declined recently.
+    fn request_offer(
+        &self,
+        out: &mut Transition,
+        prefer: Option<AgentId>,
+        now: SystemTime,
+        config: &ConversationConfig,
+    ) {
+        out.effect(Effect::RequestOffer {
+            exclude: self.excluded_agents(now, config).cloned().collect(),
+            prefer,
+        });
+    }
+
+    /// A new conversation from the customer's first message: Open, with what it produced (the
+    /// message in the transcript, the privacy notice if configured, a request for an offer).
+    /// Its first deadline is auto-close ([`Conversation::next_deadline`]).
     pub fn start(
         id: ConversationId,
         page: PageId<'static>,
@@ -110,7 +283,7 @@ impl Conversation {
         first: Inbound,
         now: SystemTime,
         config: &ConversationConfig,
-    ) -> (Self, Vec<Effect>) {
+    ) -> (Self, Transition) {
         let sent = first.time(now);
         let standby = first.standby;
         let conversation = Self {
@@ -126,30 +299,19 @@ impl Conversation {
             previous_agent: None,
             privacy_notice_sent: !standby && config.privacy_notice.is_some(),
         };
-        let mut effects = Vec::with_capacity(first.lines.len() + 5);
-        push_customer_lines(&mut effects, first, now);
+        let mut out = Transition::default();
+        push_customer_lines(&mut out, first, now);
         if standby {
             // Another app (a bot, or the Page inbox) holds the thread: nothing is sent over it,
             // and agents are offered the conversation once the thread is passed back.
-            effects.push(notice(now, STANDBY_NOTICE));
+            out.notice(now, STANDBY_NOTICE);
         } else {
             if let Some(text) = &config.privacy_notice {
-                effects.push(Effect::Send {
-                    agent: None,
-                    message: super::Outgoing::PrivacyNotice(text.clone()),
-                });
-                effects.push(notice(now, text.clone()));
+                out.privacy_notice(now, text);
             }
-            effects.push(Effect::RequestOffer {
-                exclude: Vec::new(),
-                prefer: None,
-            });
+            conversation.request_offer(&mut out, None, now, config);
         }
-        effects.push(Effect::SetTimer {
-            timer: TimerKind::Close,
-            at: saturating_add(sent, config.auto_close_open_active),
-        });
-        (conversation, effects)
+        (conversation, out)
     }
 
     /// Applies `input` in place; on error nothing is changed. See [`transition`].
@@ -164,59 +326,55 @@ impl Conversation {
         input: Input,
         now: SystemTime,
         config: &ConversationConfig,
-    ) -> Result<Vec<Effect>, TransitionError> {
+    ) -> Result<Transition, TransitionError> {
         if self.is_closed() {
             return Err(TransitionError::Closed {
                 input: input.kind(),
             });
         }
         let input_kind = input.kind();
+        let mut out = Transition::default();
         match input {
-            Input::CustomerMessage(inbound) => Ok(self.customer_message(inbound, now, config)),
-            Input::Tick => Ok(self.tick(now, config)),
-            Input::ThreadTaken => Ok(self.set_paused(true, now)),
+            Input::CustomerMessage(inbound) => {
+                self.customer_message(&mut out, inbound, now, config);
+            }
+            Input::Tick => self.tick(&mut out, now, config),
+            Input::ThreadTaken => {
+                self.set_paused(&mut out, true, now);
+            }
             Input::ThreadReturned => {
-                let mut effects = self.set_paused(false, now);
-                // Started while another app held the thread: the privacy notice was not sent.
-                if !effects.is_empty() && !self.privacy_notice_sent {
-                    if let Some(text) = &config.privacy_notice {
-                        self.privacy_notice_sent = true;
-                        effects.push(Effect::Send {
-                            agent: None,
-                            message: super::Outgoing::PrivacyNotice(text.clone()),
-                        });
-                        effects.push(notice(now, text.clone()));
+                if self.set_paused(&mut out, false, now) {
+                    // Started while another app held the thread: the privacy notice was not
+                    // sent.
+                    if !self.privacy_notice_sent {
+                        if let Some(text) = &config.privacy_notice {
+                            self.privacy_notice_sent = true;
+                            out.privacy_notice(now, text);
+                        }
+                    }
+                    // Waiting in the queue while another app held the thread: offer it now.
+                    if self.awaits_offer() {
+                        self.prune_declined(now, config);
+                        self.request_offer(&mut out, None, now, config);
                     }
                 }
-                // Waiting in the queue while another app held the thread: offer it now.
-                if !effects.is_empty() && matches!(self.state, State::Open { offer: None }) {
-                    self.prune_declined(now, config);
-                    effects.push(Effect::RequestOffer {
-                        exclude: self.recently_declined(now, config),
-                        prefer: None,
-                    });
-                }
-                Ok(effects)
             }
-            Input::OfferTo(agent) => self.offer_to(agent, now, config),
-            Input::Accept(agent) => self.accept(&agent, now, config),
-            Input::Reject(agent) => self.reject(&agent, now, config),
+            Input::OfferTo(agent) => self.offer_to(&mut out, agent, now, config)?,
+            Input::Accept(agent) => self.accept(&mut out, &agent, now)?,
+            Input::Reject(agent) => self.reject(&mut out, &agent, now, config)?,
             Input::AgentSend { agent, message } => {
-                self.require_holder(&agent, StateKind::Active, input_kind)?;
-                if self.paused {
-                    return Err(TransitionError::ThreadPaused);
-                }
+                self.may_send(&agent)?;
                 self.last_activity_at = now;
-                Ok(vec![
-                    Effect::Send {
-                        agent: Some(agent),
-                        message,
-                    },
-                    Effect::SetTimer {
-                        timer: TimerKind::Close,
-                        at: saturating_add(now, config.auto_close_open_active),
-                    },
-                ])
+                out.lines.push(TranscriptLine {
+                    at: now,
+                    author: Author::Agent(agent.clone()),
+                    body: message.line_body(),
+                    mid: None,
+                });
+                out.effect(Effect::Send {
+                    agent: Some(agent),
+                    message,
+                });
             }
             Input::End(agent) => {
                 self.require_holder(&agent, StateKind::Active, input_kind)?;
@@ -224,13 +382,7 @@ impl Conversation {
                     agent: agent.clone(),
                 };
                 self.last_activity_at = now;
-                Ok(vec![
-                    notice(now, format!("{agent} ended the conversation")),
-                    Effect::SetTimer {
-                        timer: TimerKind::Close,
-                        at: saturating_add(now, config.auto_close_wrap_up),
-                    },
-                ])
+                out.notice(now, format!("{agent} ended the conversation"));
             }
             Input::CloseSession(agent) => match &self.state {
                 State::Active { agent: holder } if *holder == agent => {
@@ -238,48 +390,36 @@ impl Conversation {
                         agent: agent.clone(),
                     };
                     self.last_activity_at = now;
-                    Ok(vec![
-                        Effect::SessionReleased {
-                            agent: agent.clone(),
-                        },
-                        notice(
-                            now,
-                            format!("{agent} closed the session; the conversation is waiting"),
-                        ),
-                        Effect::SetTimer {
-                            timer: TimerKind::Close,
-                            at: saturating_add(now, config.waiting_inactivity),
-                        },
-                    ])
+                    out.effect(Effect::SessionReleased {
+                        agent: agent.clone(),
+                    });
+                    out.notice(
+                        now,
+                        format!("{agent} closed the session; the conversation is waiting"),
+                    );
                 }
                 State::WrapUp { agent: holder } if *holder == agent => {
                     self.state = State::Closed {
                         reason: CloseReason::Agent,
                     };
                     self.last_activity_at = now;
-                    Ok(vec![
-                        Effect::SessionReleased {
-                            agent: agent.clone(),
-                        },
-                        notice(now, format!("{agent} closed the conversation")),
-                        Effect::CancelTimer {
-                            timer: TimerKind::Close,
-                        },
-                        Effect::Closed {
-                            reason: CloseReason::Agent,
-                        },
-                    ])
+                    out.effect(Effect::SessionReleased {
+                        agent: agent.clone(),
+                    });
+                    out.notice(now, format!("{agent} closed the conversation"));
                 }
                 State::Active { agent: holder } | State::WrapUp { agent: holder } => {
-                    Err(TransitionError::NotHolder {
+                    return Err(TransitionError::NotHolder {
                         agent,
                         holder: Some(holder.clone()),
-                    })
+                    });
                 }
-                other => Err(TransitionError::Illegal {
-                    state: other.kind(),
-                    input: input_kind,
-                }),
+                other => {
+                    return Err(TransitionError::Illegal {
+                        state: other.kind(),
+                        input: input_kind,
+                    });
+                }
             },
             Input::Revive(agent) => match &self.state {
                 State::Waiting { agent: holder } if *holder == agent => {
@@ -287,36 +427,26 @@ impl Conversation {
                         agent: agent.clone(),
                     };
                     self.last_activity_at = now;
-                    Ok(vec![
-                        Effect::SessionStarted {
-                            agent: agent.clone(),
-                        },
-                        notice(now, format!("{agent} reopened the session")),
-                        Effect::SetTimer {
-                            timer: TimerKind::Close,
-                            at: saturating_add(now, config.auto_close_open_active),
-                        },
-                    ])
+                    out.effect(Effect::SessionStarted {
+                        agent: agent.clone(),
+                    });
+                    out.notice(now, format!("{agent} reopened the session"));
                 }
-                State::Waiting { agent: holder } => Err(TransitionError::NotHolder {
-                    agent,
-                    holder: Some(holder.clone()),
-                }),
-                other => Err(TransitionError::Illegal {
-                    state: other.kind(),
-                    input: input_kind,
-                }),
+                State::Waiting { agent: holder } => {
+                    return Err(TransitionError::NotHolder {
+                        agent,
+                        holder: Some(holder.clone()),
+                    });
+                }
+                other => {
+                    return Err(TransitionError::Illegal {
+                        state: other.kind(),
+                        input: input_kind,
+                    });
+                }
             },
         }
-    }
-
-    /// The agents who declined within the re-offer interval.
-    fn recently_declined(&self, now: SystemTime, config: &ConversationConfig) -> Vec<AgentId> {
-        self.declined
-            .iter()
-            .filter(|d| saturating_add(d.at, config.reoffer_interval) > now)
-            .map(|d| d.agent.clone())
-            .collect()
+        Ok(out)
     }
 
     fn prune_declined(&mut self, now: SystemTime, config: &ConversationConfig) {
@@ -352,69 +482,52 @@ impl Conversation {
 
     fn customer_message(
         &mut self,
+        out: &mut Transition,
         inbound: Inbound,
         now: SystemTime,
         config: &ConversationConfig,
-    ) -> Vec<Effect> {
-        let mut effects = Vec::with_capacity(inbound.lines.len() + 3);
+    ) {
         let sent = inbound.time(now);
         let standby = inbound.standby;
-        push_customer_lines(&mut effects, inbound, now);
+        push_customer_lines(out, inbound, now);
         if standby && !self.paused {
             self.paused = true;
-            effects.push(notice(now, STANDBY_NOTICE));
+            out.notice(now, STANDBY_NOTICE);
         }
         self.last_customer_message_at =
             Some(self.last_customer_message_at.map_or(sent, |t| t.max(sent)));
         self.last_activity_at = self.last_activity_at.max(sent);
-        match &self.state {
-            State::Open { offer: None } if !self.paused => {
-                self.prune_declined(now, config);
-                effects.push(Effect::RequestOffer {
-                    exclude: self.recently_declined(now, config),
-                    prefer: None,
-                });
+        if self.awaits_offer() {
+            self.prune_declined(now, config);
+            self.request_offer(out, None, now, config);
+        } else if let State::Waiting { agent } = &self.state {
+            let prefer = config.agent_affinity.then(|| agent.clone());
+            self.prune_declined(now, config);
+            self.state = State::Open { offer: None };
+            out.notice(
+                now,
+                "the customer wrote again; the conversation is back in the queue",
+            );
+            if !self.paused {
+                self.request_offer(out, prefer, now, config);
             }
-            State::Waiting { agent } => {
-                let agent = agent.clone();
-                self.prune_declined(now, config);
-                let prefer = config.agent_affinity.then(|| agent.clone());
-                self.state = State::Open { offer: None };
-                effects.push(notice(
-                    now,
-                    "the customer wrote again; the conversation is back in the queue",
-                ));
-                if !self.paused {
-                    effects.push(Effect::RequestOffer {
-                        exclude: self.recently_declined(now, config),
-                        prefer,
-                    });
-                }
-            }
-            _ => {}
         }
-        let close_after = match self.state {
-            State::WrapUp { .. } => config.auto_close_wrap_up,
-            _ => config.auto_close_open_active,
-        };
-        effects.push(Effect::SetTimer {
-            timer: TimerKind::Close,
-            at: saturating_add(now, close_after),
-        });
-        effects
     }
 
     fn offer_to(
         &mut self,
+        out: &mut Transition,
         agent: AgentId,
         now: SystemTime,
         config: &ConversationConfig,
-    ) -> Result<Vec<Effect>, TransitionError> {
+    ) -> Result<(), TransitionError> {
         match &self.state {
             State::Open { offer: None } => {
-                if let Some(d) = self.declined.iter().rev().find(|d| {
-                    d.agent == agent && saturating_add(d.at, config.reoffer_interval) > now
-                }) {
+                if let Some(d) = self
+                    .recent_declines(now, config)
+                    .rev()
+                    .find(|d| d.agent == agent)
+                {
                     return Err(TransitionError::RecentlyDeclined {
                         agent,
                         until: saturating_add(d.at, config.reoffer_interval),
@@ -425,17 +538,11 @@ impl Conversation {
                     offered_at: now,
                     expires_at: saturating_add(now, config.offer_timeout),
                 };
-                let expires_at = offer.expires_at;
                 self.state = State::Open {
                     offer: Some(offer.clone()),
                 };
-                Ok(vec![
-                    Effect::NotifyOffer(offer),
-                    Effect::SetTimer {
-                        timer: TimerKind::Offer,
-                        at: expires_at,
-                    },
-                ])
+                out.effect(Effect::NotifyOffer(offer));
+                Ok(())
             }
             State::Open { offer: Some(o) } => Err(TransitionError::OfferOutstanding {
                 agent: o.agent.clone(),
@@ -449,10 +556,10 @@ impl Conversation {
 
     fn accept(
         &mut self,
+        out: &mut Transition,
         agent: &AgentId,
         now: SystemTime,
-        config: &ConversationConfig,
-    ) -> Result<Vec<Effect>, TransitionError> {
+    ) -> Result<(), TransitionError> {
         match &self.state {
             State::Open { offer: Some(o) } if o.agent == *agent => {
                 if now >= o.expires_at {
@@ -466,22 +573,14 @@ impl Conversation {
                 };
                 self.previous_agent = Some(agent.clone());
                 self.last_activity_at = now;
-                Ok(vec![
-                    Effect::CancelTimer {
-                        timer: TimerKind::Offer,
-                    },
-                    Effect::OfferEnded {
-                        agent: agent.clone(),
-                    },
-                    Effect::SessionStarted {
-                        agent: agent.clone(),
-                    },
-                    notice(now, format!("{agent} accepted the conversation")),
-                    Effect::SetTimer {
-                        timer: TimerKind::Close,
-                        at: saturating_add(now, config.auto_close_open_active),
-                    },
-                ])
+                out.effect(Effect::OfferEnded {
+                    agent: agent.clone(),
+                });
+                out.effect(Effect::SessionStarted {
+                    agent: agent.clone(),
+                });
+                out.notice(now, format!("{agent} accepted the conversation"));
+                Ok(())
             }
             State::Open { offer } => Err(TransitionError::NotOfferedTo {
                 agent: agent.clone(),
@@ -496,10 +595,11 @@ impl Conversation {
 
     fn reject(
         &mut self,
+        out: &mut Transition,
         agent: &AgentId,
         now: SystemTime,
         config: &ConversationConfig,
-    ) -> Result<Vec<Effect>, TransitionError> {
+    ) -> Result<(), TransitionError> {
         match &self.state {
             State::Open { offer: Some(o) } if o.agent == *agent => {
                 self.state = State::Open { offer: None };
@@ -508,19 +608,12 @@ impl Conversation {
                     agent: agent.clone(),
                     at: now,
                 });
-                Ok(vec![
-                    Effect::CancelTimer {
-                        timer: TimerKind::Offer,
-                    },
-                    Effect::OfferEnded {
-                        agent: agent.clone(),
-                    },
-                    notice(now, format!("{agent} declined the conversation")),
-                    Effect::RequestOffer {
-                        exclude: self.recently_declined(now, config),
-                        prefer: None,
-                    },
-                ])
+                out.effect(Effect::OfferEnded {
+                    agent: agent.clone(),
+                });
+                out.notice(now, format!("{agent} declined the conversation"));
+                self.request_offer(out, None, now, config);
+                Ok(())
             }
             State::Open { offer } => Err(TransitionError::NotOfferedTo {
                 agent: agent.clone(),
@@ -533,9 +626,9 @@ impl Conversation {
         }
     }
 
-    fn tick(&mut self, now: SystemTime, config: &ConversationConfig) -> Vec<Effect> {
-        let mut effects = Vec::new();
-        // An expired offer goes back to the queue first, so that auto-close withdraws nothing twice.
+    fn tick(&mut self, out: &mut Transition, now: SystemTime, config: &ConversationConfig) {
+        // An expired offer goes back to the queue first, so that auto-close withdraws nothing
+        // twice.
         if let State::Open { offer: Some(o) } = &self.state {
             if now >= o.expires_at {
                 let agent = o.agent.clone();
@@ -545,17 +638,14 @@ impl Conversation {
                     agent: agent.clone(),
                     at: now,
                 });
-                effects.push(Effect::WithdrawOffer {
+                out.effect(Effect::WithdrawOffer {
                     agent: agent.clone(),
                 });
-                effects.push(Effect::OfferEnded {
+                out.effect(Effect::OfferEnded {
                     agent: agent.clone(),
                 });
-                effects.push(notice(now, format!("the offer to {agent} timed out")));
-                effects.push(Effect::RequestOffer {
-                    exclude: self.recently_declined(now, config),
-                    prefer: None,
-                });
+                out.notice(now, format!("the offer to {agent} timed out"));
+                self.request_offer(out, None, now, config);
             }
         }
         let (after, reason) = match &self.state {
@@ -564,61 +654,56 @@ impl Conversation {
             }
             State::WrapUp { .. } => (config.auto_close_wrap_up, CloseReason::AutoClose),
             State::Waiting { .. } => (config.waiting_inactivity, CloseReason::Inactivity),
-            State::Closed { .. } => return effects,
+            State::Closed { .. } => return,
         };
         if now < saturating_add(self.last_activity_at, after) {
-            return effects;
+            return;
         }
         // Closing: undo what the state held.
-        effects.retain(|e| !matches!(e, Effect::RequestOffer { .. }));
+        out.effects
+            .retain(|e| !matches!(e, Effect::RequestOffer { .. }));
         match &self.state {
             State::Open { offer: Some(o) } => {
-                effects.push(Effect::WithdrawOffer {
+                out.effect(Effect::WithdrawOffer {
                     agent: o.agent.clone(),
                 });
-                effects.push(Effect::OfferEnded {
+                out.effect(Effect::OfferEnded {
                     agent: o.agent.clone(),
                 });
             }
             State::Active { agent } | State::WrapUp { agent } => {
-                effects.push(Effect::SessionReleased {
+                out.effect(Effect::SessionReleased {
                     agent: agent.clone(),
                 });
             }
             _ => {}
         }
         self.state = State::Closed { reason };
-        effects.push(notice(
+        out.notice(
             now,
             if reason == CloseReason::Inactivity {
                 "closed after inactivity"
             } else {
                 "closed automatically"
             },
-        ));
-        effects.push(Effect::CancelTimer {
-            timer: TimerKind::Offer,
-        });
-        effects.push(Effect::CancelTimer {
-            timer: TimerKind::Close,
-        });
-        effects.push(Effect::Closed { reason });
-        effects
+        );
     }
 
-    fn set_paused(&mut self, paused: bool, now: SystemTime) -> Vec<Effect> {
+    /// Pauses or resumes; whether that changed anything.
+    fn set_paused(&mut self, out: &mut Transition, paused: bool, now: SystemTime) -> bool {
         if self.paused == paused {
-            return Vec::new();
+            return false;
         }
         self.paused = paused;
-        vec![notice(
+        out.notice(
             now,
             if paused {
                 "another app or the Page inbox took the thread; sending is paused"
             } else {
                 "the thread was passed back; sending resumed"
             },
-        )]
+        );
+        true
     }
 }
 
@@ -626,7 +711,7 @@ impl Conversation {
 const STANDBY_NOTICE: &str =
     "the customer wrote while another app or the Page inbox holds the thread; sending is paused";
 
-fn push_customer_lines(effects: &mut Vec<Effect>, inbound: Inbound, now: SystemTime) {
+fn push_customer_lines(out: &mut Transition, inbound: Inbound, now: SystemTime) {
     let at = inbound.time(now);
     let mut mid = inbound.mid;
     for body in inbound.lines {
@@ -636,16 +721,607 @@ fn push_customer_lines(effects: &mut Vec<Effect>, inbound: Inbound, now: SystemT
             ..
         }) = &body
         {
-            effects.push(Effect::FetchMedia {
+            out.effect(Effect::FetchMedia {
                 url: url.clone(),
                 sent_at: at,
             });
         }
-        effects.push(Effect::Transcript(TranscriptLine {
+        out.lines.push(TranscriptLine {
             at,
             author: Author::Customer,
             body,
             mid: mid.take(),
-        }));
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn t0() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_718_000_000)
+    }
+
+    fn secs(n: u64) -> SystemTime {
+        t0() + Duration::from_secs(n)
+    }
+
+    fn a() -> AgentId {
+        AgentId::from("alice")
+    }
+
+    fn b() -> AgentId {
+        AgentId::from("bob")
+    }
+
+    fn config() -> ConversationConfig {
+        ConversationConfig::default()
+    }
+
+    fn text(mid: &str) -> Inbound {
+        Inbound::new(Some(mid.into()), vec![LineBody::Text("hi".into())])
+    }
+
+    fn started(first: Inbound, config: &ConversationConfig) -> (Conversation, Transition) {
+        Conversation::start(
+            ConversationId::from("c1"),
+            PageId::from("p"),
+            UserId::from("u"),
+            first,
+            t0(),
+            config,
+        )
+    }
+
+    fn open() -> Conversation {
+        started(text("m0"), &config()).0
+    }
+
+    /// `c` after `inputs`, each at `at`.
+    fn after(mut c: Conversation, at: SystemTime, inputs: Vec<Input>) -> Conversation {
+        for input in inputs {
+            c.apply(input, at, &config()).unwrap();
+        }
+        c
+    }
+
+    fn active(agent: &AgentId) -> Conversation {
+        after(
+            open(),
+            t0(),
+            vec![Input::OfferTo(agent.clone()), Input::Accept(agent.clone())],
+        )
+    }
+
+    fn send(agent: &AgentId) -> Input {
+        Input::AgentSend {
+            agent: agent.clone(),
+            message: Outgoing::Text("x".into()),
+        }
+    }
+
+    fn notices(out: &Transition) -> Vec<&str> {
+        out.lines
+            .iter()
+            .filter_map(|l| match &l.body {
+                LineBody::Notice(n) => Some(n.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn requests(out: &Transition) -> Vec<(Vec<AgentId>, Option<AgentId>)> {
+        out.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::RequestOffer { exclude, prefer } => Some((exclude.clone(), prefer.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn may_send_only_for_the_holder_of_an_active_unpaused_session() {
+        assert_eq!(active(&a()).may_send(&a()), Ok(()));
+        assert_eq!(
+            active(&a()).may_send(&b()),
+            Err(SendRefusal::NotHolder {
+                agent: b(),
+                holder: a()
+            })
+        );
+        let paused = after(active(&a()), t0(), vec![Input::ThreadTaken]);
+        assert_eq!(paused.may_send(&a()), Err(SendRefusal::ThreadPaused));
+        // Another holder is named before the pause.
+        assert!(matches!(
+            paused.may_send(&b()),
+            Err(SendRefusal::NotHolder { .. })
+        ));
+        let cases = [
+            (open(), StateKind::Open),
+            (
+                after(open(), t0(), vec![Input::OfferTo(a())]),
+                StateKind::Open,
+            ),
+            (
+                after(active(&a()), t0(), vec![Input::CloseSession(a())]),
+                StateKind::Waiting,
+            ),
+            (
+                after(active(&a()), t0(), vec![Input::End(a())]),
+                StateKind::WrapUp,
+            ),
+        ];
+        for (c, state) in cases {
+            assert_eq!(c.may_send(&a()), Err(SendRefusal::NoSession { state }));
+        }
+        let closed = after(
+            active(&a()),
+            t0(),
+            vec![Input::End(a()), Input::CloseSession(a())],
+        );
+        assert_eq!(closed.may_send(&a()), Err(SendRefusal::Closed));
+    }
+
+    #[test]
+    fn the_machine_refuses_sends_as_may_send_does() {
+        let closed = after(
+            active(&a()),
+            t0(),
+            vec![Input::End(a()), Input::CloseSession(a())],
+        );
+        for c in [
+            open(),
+            active(&a()),
+            after(active(&a()), t0(), vec![Input::ThreadTaken]),
+            after(active(&a()), t0(), vec![Input::End(a())]),
+            after(active(&a()), t0(), vec![Input::CloseSession(a())]),
+            closed,
+        ] {
+            for agent in [a(), b()] {
+                let expected = c.may_send(&agent).map_err(TransitionError::from);
+                let got = transition(&c, send(&agent), t0(), &config()).map(drop);
+                assert_eq!(got, expected, "{:?} by {agent}", c.state());
+            }
+        }
+    }
+
+    #[test]
+    fn refusals_read_for_an_agent() {
+        let said = |r: SendRefusal| r.to_string();
+        assert_eq!(
+            said(SendRefusal::Closed),
+            "the conversation is closed: the customer's next message starts a new one"
+        );
+        assert_eq!(
+            said(SendRefusal::NotHolder {
+                agent: b(),
+                holder: a()
+            }),
+            "agent alice holds this conversation, not bob"
+        );
+        assert_eq!(
+            said(SendRefusal::ThreadPaused),
+            "another app holds the Messenger thread; sending is paused until it is passed back"
+        );
+        for (state, text) in [
+            (
+                StateKind::Open,
+                "the conversation is in the queue: accept it before writing",
+            ),
+            (
+                StateKind::Waiting,
+                "the session is closed: reopen it before writing",
+            ),
+            (
+                StateKind::WrapUp,
+                "the conversation has ended and is in wrap-up: nothing more is sent",
+            ),
+            (
+                StateKind::Active,
+                "no session is active in this conversation",
+            ),
+        ] {
+            assert_eq!(said(SendRefusal::NoSession { state }), text);
+        }
+        // The machine's errors for the same refusals.
+        assert_eq!(
+            TransitionError::from(SendRefusal::Closed),
+            TransitionError::Closed {
+                input: InputKind::AgentSend
+            }
+        );
+        assert_eq!(
+            TransitionError::from(SendRefusal::NoSession {
+                state: StateKind::Waiting
+            }),
+            TransitionError::Illegal {
+                state: StateKind::Waiting,
+                input: InputKind::AgentSend
+            }
+        );
+        assert_eq!(
+            TransitionError::from(SendRefusal::NotHolder {
+                agent: b(),
+                holder: a()
+            }),
+            TransitionError::NotHolder {
+                agent: b(),
+                holder: Some(a())
+            }
+        );
+        assert_eq!(
+            TransitionError::from(SendRefusal::ThreadPaused),
+            TransitionError::ThreadPaused
+        );
+    }
+
+    #[test]
+    fn an_agents_message_is_recorded_and_sent() {
+        let mut c = active(&a());
+        let file = Outgoing::File {
+            media_key: "k1".into(),
+            name: "photo.png".into(),
+            mime: "image/png".into(),
+        };
+        let out = c
+            .apply(
+                Input::AgentSend {
+                    agent: a(),
+                    message: file.clone(),
+                },
+                secs(5),
+                &config(),
+            )
+            .unwrap();
+        assert_eq!(
+            out.lines,
+            [TranscriptLine {
+                at: secs(5),
+                author: Author::Agent(a()),
+                body: LineBody::File(FileLine {
+                    name: "photo.png".into(),
+                    kind: "image".into(),
+                    url: None,
+                    media_key: Some("k1".into()),
+                    size: None,
+                    rejected: None,
+                    media: MediaState::Stored,
+                }),
+                mid: None,
+            }]
+        );
+        assert_eq!(
+            out.effects,
+            [Effect::Send {
+                agent: Some(a()),
+                message: file
+            }]
+        );
+        assert_eq!(c.last_activity_at(), secs(5));
+        let out = c.apply(send(&a()), secs(6), &config()).unwrap();
+        assert_eq!(out.lines[0].body, LineBody::Text("x".into()));
+    }
+
+    #[test]
+    fn excluded_agents_are_those_who_declined_within_the_interval() {
+        let cfg = config();
+        let interval = cfg.reoffer_interval.as_secs();
+        let c = after(open(), t0(), vec![Input::OfferTo(a()), Input::Reject(a())]);
+        let c = after(c, secs(10), vec![Input::OfferTo(b())]);
+        let c = after(c, secs(10 + 120), vec![Input::Tick]);
+        assert_eq!(
+            c.declined(),
+            [
+                Declined {
+                    agent: a(),
+                    at: t0()
+                },
+                Declined {
+                    agent: b(),
+                    at: secs(130)
+                }
+            ]
+        );
+        let excluded = |at| c.excluded_agents(at, &cfg).cloned().collect::<Vec<_>>();
+        assert_eq!(excluded(secs(130)), [a(), b()]);
+        assert_eq!(excluded(secs(interval - 1)), [a(), b()]);
+        // At the end of the interval, a decline no longer counts.
+        assert_eq!(excluded(secs(interval)), [b()]);
+        assert_eq!(excluded(secs(130 + interval)), Vec::<AgentId>::new());
+        // The machine refuses the offer for as long, and says until when.
+        assert_eq!(
+            transition(&c, Input::OfferTo(a()), secs(interval - 1), &cfg).unwrap_err(),
+            TransitionError::RecentlyDeclined {
+                agent: a(),
+                until: secs(interval)
+            }
+        );
+        assert!(transition(&c, Input::OfferTo(a()), secs(interval), &cfg).is_ok());
+        // A request for an offer leaves them out.
+        let (_, out) = transition(&c, Input::CustomerMessage(text("m1")), secs(140), &cfg).unwrap();
+        assert_eq!(requests(&out), [(vec![a(), b()], None)]);
+    }
+
+    #[test]
+    fn a_second_decline_counts_from_its_own_time() {
+        let cfg = ConversationConfig {
+            reoffer_interval: Duration::from_secs(100),
+            offer_timeout: Duration::from_secs(1000),
+            ..config()
+        };
+        let mut c = started(text("m0"), &cfg).0;
+        c.apply(Input::OfferTo(a()), t0(), &cfg).unwrap();
+        c.apply(Input::Reject(a()), t0(), &cfg).unwrap();
+        c.apply(Input::OfferTo(a()), secs(100), &cfg).unwrap();
+        c.apply(Input::Reject(a()), secs(150), &cfg).unwrap();
+        // The first decline was pruned when the second was recorded.
+        assert_eq!(
+            c.declined(),
+            [Declined {
+                agent: a(),
+                at: secs(150)
+            }]
+        );
+        assert_eq!(
+            transition(&c, Input::OfferTo(a()), secs(200), &cfg).unwrap_err(),
+            TransitionError::RecentlyDeclined {
+                agent: a(),
+                until: secs(250)
+            }
+        );
+    }
+
+    #[test]
+    fn awaits_offer_when_queued_without_an_offer_and_not_paused() {
+        assert!(open().awaits_offer());
+        assert!(!after(open(), t0(), vec![Input::OfferTo(a())]).awaits_offer());
+        assert!(!after(open(), t0(), vec![Input::ThreadTaken]).awaits_offer());
+        assert!(!active(&a()).awaits_offer());
+        let (on_standby, out) = started(text("m0").on_standby(true), &config());
+        assert!(!on_standby.awaits_offer());
+        assert!(requests(&out).is_empty());
+        let (back, out) = transition(&on_standby, Input::ThreadReturned, t0(), &config()).unwrap();
+        assert!(back.awaits_offer());
+        assert_eq!(requests(&out), [(vec![], None)]);
+    }
+
+    #[test]
+    fn each_transition_moves_the_deadline() {
+        let cfg = config();
+        let c = open();
+        assert_eq!(
+            c.next_deadline(&cfg),
+            Some(t0() + cfg.auto_close_open_active)
+        );
+        // A later customer message moves auto-close; an earlier `sent_at` does not go back.
+        let (c, _) = transition(
+            &c,
+            Input::CustomerMessage(text("m1").sent_at(secs(50))),
+            secs(60),
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(c.last_activity_at(), secs(50));
+        assert_eq!(
+            c.next_deadline(&cfg),
+            Some(secs(50) + cfg.auto_close_open_active)
+        );
+        let (c, _) = transition(
+            &c,
+            Input::CustomerMessage(text("m2").sent_at(secs(10))),
+            secs(70),
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(c.last_activity_at(), secs(50));
+        assert_eq!(c.last_customer_message_at(), Some(secs(50)));
+        // Offered: the offer's deadline comes first.
+        let (c, _) = transition(&c, Input::OfferTo(a()), secs(100), &cfg).unwrap();
+        assert_eq!(c.next_deadline(&cfg), Some(secs(100) + cfg.offer_timeout));
+        // Accepted: auto-close from the acceptance.
+        let (c, _) = transition(&c, Input::Accept(a()), secs(110), &cfg).unwrap();
+        assert_eq!(
+            c.next_deadline(&cfg),
+            Some(secs(110) + cfg.auto_close_open_active)
+        );
+        let (sent, _) = transition(&c, send(&a()), secs(120), &cfg).unwrap();
+        assert_eq!(
+            sent.next_deadline(&cfg),
+            Some(secs(120) + cfg.auto_close_open_active)
+        );
+        let (waiting, _) = transition(&c, Input::CloseSession(a()), secs(130), &cfg).unwrap();
+        assert_eq!(
+            waiting.next_deadline(&cfg),
+            Some(secs(130) + cfg.waiting_inactivity)
+        );
+        let (revived, _) = transition(&waiting, Input::Revive(a()), secs(140), &cfg).unwrap();
+        assert_eq!(
+            revived.next_deadline(&cfg),
+            Some(secs(140) + cfg.auto_close_open_active)
+        );
+        let (wrap_up, _) = transition(&c, Input::End(a()), secs(150), &cfg).unwrap();
+        assert_eq!(
+            wrap_up.next_deadline(&cfg),
+            Some(secs(150) + cfg.auto_close_wrap_up)
+        );
+        let (closed, _) = transition(&wrap_up, Input::CloseSession(a()), secs(160), &cfg).unwrap();
+        assert_eq!(closed.next_deadline(&cfg), None);
+        assert_eq!(closed.last_activity_at(), secs(160));
+    }
+
+    #[test]
+    fn an_offer_lapsing_at_auto_close_is_withdrawn_once() {
+        let cfg = ConversationConfig {
+            offer_timeout: Duration::from_secs(100),
+            auto_close_open_active: Duration::from_secs(100),
+            ..config()
+        };
+        let mut c = started(text("m0"), &cfg).0;
+        c.apply(Input::OfferTo(a()), t0(), &cfg).unwrap();
+        let out = c.apply(Input::Tick, secs(100), &cfg).unwrap();
+        assert_eq!(
+            c.state(),
+            &State::Closed {
+                reason: CloseReason::AutoClose
+            }
+        );
+        assert_eq!(
+            out.effects,
+            [
+                Effect::WithdrawOffer { agent: a() },
+                Effect::OfferEnded { agent: a() }
+            ]
+        );
+        assert_eq!(
+            notices(&out),
+            ["the offer to alice timed out", "closed automatically"]
+        );
+    }
+
+    #[test]
+    fn an_outstanding_offer_is_withdrawn_at_auto_close() {
+        let cfg = ConversationConfig {
+            offer_timeout: Duration::from_secs(1000),
+            auto_close_open_active: Duration::from_secs(100),
+            ..config()
+        };
+        let mut c = started(text("m0"), &cfg).0;
+        c.apply(Input::OfferTo(a()), t0(), &cfg).unwrap();
+        assert_eq!(c.next_deadline(&cfg), Some(secs(100)));
+        let out = c.apply(Input::Tick, secs(100), &cfg).unwrap();
+        assert!(c.is_closed());
+        assert_eq!(
+            out.effects,
+            [
+                Effect::WithdrawOffer { agent: a() },
+                Effect::OfferEnded { agent: a() }
+            ]
+        );
+        assert_eq!(notices(&out), ["closed automatically"]);
+    }
+
+    #[test]
+    fn start_records_the_message_and_fetches_pending_files() {
+        let file = FileLine {
+            name: "photo.png".into(),
+            kind: "image".into(),
+            url: Some("https://cdn.example/p.png".into()),
+            media_key: None,
+            size: None,
+            rejected: None,
+            media: MediaState::Pending,
+        };
+        let first = Inbound::new(
+            Some("m0".into()),
+            vec![LineBody::Text("look".into()), LineBody::File(file.clone())],
+        )
+        .sent_at(secs(0));
+        let cfg = ConversationConfig {
+            privacy_notice: Some("recorded".into()),
+            ..config()
+        };
+        let (c, out) = Conversation::start(
+            ConversationId::from("c1"),
+            PageId::from("p"),
+            UserId::from("u"),
+            first,
+            secs(3),
+            &cfg,
+        );
+        assert_eq!(c.id(), &ConversationId::from("c1"));
+        assert_eq!(c.page(), &PageId::from("p"));
+        assert_eq!(c.customer(), &UserId::from("u"));
+        assert_eq!(c.created_at(), secs(3));
+        assert_eq!(c.last_customer_message_at(), Some(t0()));
+        assert!(c.privacy_notice_sent());
+        assert!(!c.is_paused());
+        assert_eq!(c.previous_agent(), None);
+        // The first line carries the message id; both are at the customer's time.
+        assert_eq!(
+            out.lines
+                .iter()
+                .map(|l| (l.mid.as_deref(), l.at))
+                .collect::<Vec<_>>(),
+            [(Some("m0"), t0()), (None, t0()), (None, secs(3))]
+        );
+        assert_eq!(out.lines[1].body, LineBody::File(file));
+        assert_eq!(
+            out.effects,
+            [
+                Effect::FetchMedia {
+                    url: "https://cdn.example/p.png".into(),
+                    sent_at: t0()
+                },
+                Effect::Send {
+                    agent: None,
+                    message: Outgoing::PrivacyNotice("recorded".into())
+                },
+                Effect::RequestOffer {
+                    exclude: vec![],
+                    prefer: None
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_standby_start_sends_the_notice_once_the_thread_comes_back() {
+        let cfg = ConversationConfig {
+            privacy_notice: Some("recorded".into()),
+            ..config()
+        };
+        let (c, out) = started(text("m0").on_standby(true), &cfg);
+        assert!(c.is_paused());
+        assert!(!c.privacy_notice_sent());
+        assert!(out.effects.is_empty());
+        let (back, out) = transition(&c, Input::ThreadReturned, secs(1), &cfg).unwrap();
+        assert!(back.privacy_notice_sent());
+        assert_eq!(
+            notices(&out),
+            ["the thread was passed back; sending resumed", "recorded"]
+        );
+        // Passed back again: nothing changes and nothing is sent twice.
+        let (same, out) = transition(&back, Input::ThreadReturned, secs(2), &cfg).unwrap();
+        assert_eq!((same, out), (back.clone(), Transition::default()));
+        let (taken, out) = transition(&back, Input::ThreadTaken, secs(2), &cfg).unwrap();
+        assert!(taken.is_paused());
+        assert!(out.effects.is_empty());
+        let (again, out) = transition(&taken, Input::ThreadReturned, secs(3), &cfg).unwrap();
+        assert!(!again.is_paused());
+        assert!(!out.effects.iter().any(|e| matches!(e, Effect::Send { .. })));
+    }
+
+    #[test]
+    fn a_customer_writing_to_a_waiting_conversation_requeues_it() {
+        let affinity = ConversationConfig {
+            agent_affinity: true,
+            ..config()
+        };
+        let waiting = after(active(&a()), t0(), vec![Input::CloseSession(a())]);
+        assert_eq!(waiting.previous_agent(), Some(&a()));
+        let (open, out) = transition(
+            &waiting,
+            Input::CustomerMessage(text("m1")),
+            secs(1),
+            &affinity,
+        )
+        .unwrap();
+        assert_eq!(open.state(), &State::Open { offer: None });
+        assert_eq!(requests(&out), [(vec![], Some(a()))]);
+        // On standby: queued, paused, and no offer asked for.
+        let (paused, out) = transition(
+            &waiting,
+            Input::CustomerMessage(text("m1").on_standby(true)),
+            secs(1),
+            &affinity,
+        )
+        .unwrap();
+        assert!(paused.is_paused());
+        assert_eq!(paused.state(), &State::Open { offer: None });
+        assert!(requests(&out).is_empty());
     }
 }

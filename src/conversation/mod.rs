@@ -1,8 +1,53 @@
 //! The conversation lifecycle on the Omnichannel model, as a pure state machine.
 //!
-//! [`transition`] maps `(conversation, input, now)` to the next conversation and a list of
-//! [`Effect`]s: data for the host (or the [`crate::engine::Engine`]) to carry out. Nothing here
-//! does I/O or reads a clock.
+//! [`transition`] (or [`Conversation::apply`], in place) maps `(conversation, input, now)` to
+//! the next conversation and a [`Transition`]: the lines it adds to the transcript and the
+//! [`Effect`]s for the host (or the [`crate::engine::Engine`]) to carry out. Nothing here does
+//! I/O or reads a clock. A [`Conversation`]'s fields are private: it starts with
+//! [`Conversation::start`] and changes only through a transition.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use messenger_channel::conversation::{
+//!     Author, Conversation, ConversationConfig, Effect, Inbound, Input, LineBody, Outgoing,
+//!     SendRefusal, State,
+//! };
+//! use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
+//!
+//! let config = ConversationConfig::default();
+//! let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+//! let alice = AgentId::from("alice");
+//!
+//! // The customer's first message opens a conversation and asks for an offer.
+//! let (mut c, started) = Conversation::start(
+//!     ConversationId::from("c1"),
+//!     PageId::from("104987654321098"),
+//!     UserId::from("24012345678901234"),
+//!     Inbound::new(Some("m_1".into()), vec![LineBody::Text("where is my parcel?".into())]),
+//!     now,
+//!     &config,
+//! );
+//! assert_eq!(started.lines[0].author, Author::Customer);
+//! assert!(matches!(started.effects[..], [Effect::RequestOffer { .. }]));
+//! assert_eq!(c.may_send(&alice), Err(SendRefusal::NoSession { state: c.state().kind() }));
+//!
+//! // Offered to Alice, who accepts: she holds the session and may write.
+//! c.apply(Input::OfferTo(alice.clone()), now, &config)?;
+//! assert_eq!(c.next_deadline(&config), Some(now + config.offer_timeout));
+//! c.apply(Input::Accept(alice.clone()), now, &config)?;
+//! assert_eq!(c.state(), &State::Active { agent: alice.clone() });
+//! assert_eq!(c.may_send(&alice), Ok(()));
+//!
+//! // Her message is recorded and sent.
+//! let sent = c.apply(
+//!     Input::AgentSend { agent: alice.clone(), message: Outgoing::Text("on its way".into()) },
+//!     now,
+//!     &config,
+//! )?;
+//! assert_eq!(sent.lines[0].body, LineBody::Text("on its way".into()));
+//! assert!(matches!(&sent.effects[..], [Effect::Send { agent: Some(a), .. }] if *a == alice));
+//! # Ok::<(), messenger_channel::conversation::TransitionError>(())
+//! ```
 //!
 //! # States
 //!
@@ -16,38 +61,64 @@
 //!
 //! # Transitions
 //!
-//! | from | input | to | effects |
+//! The last column lists what the [`Transition`] holds: transcript lines and effects.
+//!
+//! | from | input | to | lines and effects |
 //! |---|---|---|---|
-//! | (none) | customer message ([`Conversation::start`]) | Open | transcript line; privacy notice (if configured, sent and recorded); request an offer; auto-close timer (30 d) |
-//! | (none) | customer message on `standby` | Open, paused | transcript line; notice; no privacy notice and no offer until the thread is passed back; auto-close timer |
+//! | (none) | customer message ([`Conversation::start`]) | Open | transcript line; privacy notice (if configured, sent and recorded); request an offer |
+//! | (none) | customer message on `standby` | Open, paused | transcript line; notice; no privacy notice and no offer until the thread is passed back |
 //! | Open | customer message | Open | transcript line; request an offer if none is outstanding and the thread is not held by another app |
-//! | Open, no offer | offer to agent A | Open, offer to A | notify A with the deadline (default 120 s); offer timer. Refused if A declined within the re-offer interval |
-//! | Open, offer to A | A accepts before the deadline | Active (A) | cancel offer timer; session started (capacity); auto-close timer (30 d) |
-//! | Open, offer to A | A rejects | Open | cancel offer timer; request an offer excluding A |
-//! | Open, offer to A | tick past the deadline | Open | withdraw the offer; request an offer excluding A |
-//! | Open | tick past auto-close | Closed | withdraw any offer; closed |
+//! | Open, no offer | offer to agent A | Open, offer to A | notify A with the deadline (default 120 s). Refused if A declined within the re-offer interval |
+//! | Open, offer to A | A accepts before the deadline | Active (A) | offer ended; session started (capacity); notice |
+//! | Open, offer to A | A rejects | Open | offer ended; notice; request an offer excluding A |
+//! | Open, offer to A | tick past the deadline | Open | withdraw the offer; offer ended; notice; request an offer excluding A |
+//! | Open | tick past auto-close | Closed | withdraw any offer (offer ended); notice |
 //! | Active (A) | customer message | Active | transcript line |
-//! | Active (A) | A sends | Active | send; (transcript line once delivered) |
-//! | Active (A) | A ends | Wrap-up (A) | auto-close timer (1 d) |
-//! | Active (A) | A closes the session | Waiting (A) | session released; inactivity timer |
-//! | Active | tick past auto-close | Closed | session released; closed |
-//! | Waiting (A) | customer message | Open | transcript line; request an offer (to A first when agent affinity is on) |
-//! | Waiting (A) | A revives it | Active (A) | session started |
-//! | Waiting | tick past inactivity | Closed | closed |
+//! | Active (A) | A sends ([`Conversation::may_send`]) | Active | A's line; send |
+//! | Active (A) | A ends | Wrap-up (A) | notice |
+//! | Active (A) | A closes the session | Waiting (A) | session released; notice |
+//! | Active | tick past auto-close | Closed | session released; notice |
+//! | Waiting (A) | customer message | Open | transcript line; notice; request an offer (to A first when agent affinity is on) |
+//! | Waiting (A) | A revives it | Active (A) | session started; notice |
+//! | Waiting | tick past inactivity | Closed | notice |
 //! | Wrap-up (A) | customer message | Wrap-up | transcript line |
-//! | Wrap-up (A) | A closes the session | Closed | session released; closed |
-//! | Wrap-up | tick past auto-close (1 d) | Closed | session released; closed |
-//! | any but Closed | another app (or the Page inbox) takes the thread | same, paused | transcript notice; agents cannot send while paused |
-//! | any but Closed | the thread is passed back | same, resumed | transcript notice; the privacy notice if it was never sent; in Open with no offer, request an offer |
+//! | Wrap-up (A) | A closes the session | Closed | session released; notice |
+//! | Wrap-up | tick past auto-close (1 d) | Closed | session released; notice |
+//! | any but Closed | another app (or the Page inbox) takes the thread | same, paused | notice; agents cannot send while paused |
+//! | any but Closed | the thread is passed back | same, resumed | notice; the privacy notice if it was never sent; in Open with no offer, request an offer |
 //! | Closed | anything | — | error: closed conversations never change |
 //!
 //! Any other pair is a [`TransitionError`] naming the state and the input.
 //!
 //! **Thread control.** Meta's Conversation Routing lets another app, or a person answering from
 //! the Page inbox, take the thread. The conversation then *pauses*: its state is kept, inbound
-//! messages are still recorded, but agent sends are refused with
-//! [`TransitionError::ThreadPaused`] (the platform would refuse them too). When the thread is
-//! passed back, it resumes where it was.
+//! messages are still recorded, but agent sends are refused ([`SendRefusal::ThreadPaused`];
+//! [`TransitionError::ThreadPaused`] from the machine), as the platform would refuse them too.
+//! No offer is requested while paused. When the thread is passed back, it resumes where it was.
+//!
+//! # Deadlines
+//!
+//! A conversation's timers are not effects: [`Conversation::next_deadline`] derives the next one
+//! from the state, and a host (the engine, through the store's due index) feeds
+//! [`Input::Tick`] at or after it. It is the one source of truth for timers: saved in the same
+//! commit as the state it comes from, it cannot disagree with it, and nothing has to be set,
+//! moved or cancelled when the state changes.
+//!
+//! | state | next deadline |
+//! |---|---|
+//! | Open, offer to A | the offer's deadline or auto-close, whichever comes first |
+//! | Open, no offer | auto-close: last activity + [`ConversationConfig::auto_close_open_active`] (30 d) |
+//! | Active | auto-close: last activity + [`ConversationConfig::auto_close_open_active`] (30 d) |
+//! | Waiting | inactivity: last activity + [`ConversationConfig::waiting_inactivity`] (1 d) |
+//! | Wrap-up | auto-close: last activity + [`ConversationConfig::auto_close_wrap_up`] (1 d) |
+//! | Closed | none |
+//!
+//! # Decisions hosts share
+//!
+//! The rules the machine applies are public, so that a host asks instead of copying them:
+//! [`Conversation::may_send`] (whether an agent may send now, with a [`SendRefusal`] to show
+//! them), [`Conversation::excluded_agents`] (who is not offered the conversation again yet) and
+//! [`Conversation::awaits_offer`] (whether it waits in the queue for an offer).
 //!
 //! ```mermaid
 //! stateDiagram-v2
@@ -72,10 +143,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-pub use machine::{TransitionError, transition};
+pub use machine::{SendRefusal, TransitionError, transition};
 
 use crate::attachment::Rejection;
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
+use crate::send::MediaKind;
 use crate::time::saturating_add;
 
 /// Default offer countdown: 120 s, as Omnichannel's notification templates.
@@ -227,32 +299,25 @@ pub struct Declined {
 }
 
 /// One conversation (an Omnichannel work item) between a page and a customer.
+///
+/// Its fields are private: a conversation starts with [`Conversation::start`] and changes only
+/// through [`Conversation::apply`] (or [`transition`]), so that every change is one the
+/// machine allows. Stores keep it with serde; the getters below read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversation {
-    /// Its id.
-    pub id: ConversationId,
-    /// The page.
-    pub page: PageId<'static>,
-    /// The customer's PSID.
-    pub customer: UserId<'static>,
-    /// The lifecycle state.
-    pub state: State,
-    /// When it started.
-    pub created_at: SystemTime,
-    /// When the customer last wrote (for the messaging window).
-    pub last_customer_message_at: Option<SystemTime>,
-    /// When anything last happened (for auto-close).
-    pub last_activity_at: SystemTime,
-    /// Whether another app (or the Page inbox) holds the thread.
-    pub paused: bool,
-    /// Agents who declined recently.
-    pub declined: Vec<Declined>,
-    /// The last agent who held a session (for affinity).
-    pub previous_agent: Option<AgentId>,
-    /// Whether the privacy notice was sent (a conversation started while another app held
-    /// the thread sends it when the thread is passed back).
+    id: ConversationId,
+    page: PageId<'static>,
+    customer: UserId<'static>,
+    state: State,
+    created_at: SystemTime,
+    last_customer_message_at: Option<SystemTime>,
+    last_activity_at: SystemTime,
+    paused: bool,
+    declined: Vec<Declined>,
+    previous_agent: Option<AgentId>,
+    /// Conversations saved before the field existed sent their notice at the start.
     #[serde(default = "sent_by_default")]
-    pub privacy_notice_sent: bool,
+    privacy_notice_sent: bool,
 }
 
 /// Conversations saved before the field existed sent their notice at the start.
@@ -261,13 +326,73 @@ fn sent_by_default() -> bool {
 }
 
 impl Conversation {
+    /// Its id.
+    pub fn id(&self) -> &ConversationId {
+        &self.id
+    }
+
+    /// The page.
+    pub fn page(&self) -> &PageId<'static> {
+        &self.page
+    }
+
+    /// The customer's PSID.
+    pub fn customer(&self) -> &UserId<'static> {
+        &self.customer
+    }
+
+    /// The lifecycle state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// When it started.
+    pub fn created_at(&self) -> SystemTime {
+        self.created_at
+    }
+
+    /// When the customer last wrote (for the messaging window).
+    pub fn last_customer_message_at(&self) -> Option<SystemTime> {
+        self.last_customer_message_at
+    }
+
+    /// When anything last happened (for auto-close and inactivity).
+    pub fn last_activity_at(&self) -> SystemTime {
+        self.last_activity_at
+    }
+
+    /// Whether another app (or the Page inbox) holds the thread: agents cannot send, and no
+    /// offer is made, until it is passed back.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// The agents who declined an offer of it (or let one lapse), and when. It may hold
+    /// declines older than the re-offer interval; [`Conversation::excluded_agents`] gives the
+    /// ones that still count.
+    pub fn declined(&self) -> &[Declined] {
+        &self.declined
+    }
+
+    /// The last agent who held a session (for affinity).
+    pub fn previous_agent(&self) -> Option<&AgentId> {
+        self.previous_agent.as_ref()
+    }
+
+    /// Whether the privacy notice was sent (a conversation started while another app held
+    /// the thread sends it when the thread is passed back).
+    pub fn privacy_notice_sent(&self) -> bool {
+        self.privacy_notice_sent
+    }
+
     /// Whether the conversation is closed (final).
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed { .. })
     }
 
     /// The next time something is due (offer deadline, auto-close, inactivity), for the host's
-    /// timer or the store's "due" index.
+    /// timer or the store's "due" index: the one source of the conversation's timers (see
+    /// [the module docs](self#deadlines)). `None` once closed.
     pub fn next_deadline(&self, config: &ConversationConfig) -> Option<SystemTime> {
         let auto_close = |after: Duration| saturating_add(self.last_activity_at, after);
         match &self.state {
@@ -446,21 +571,52 @@ pub enum Outgoing {
     PrivacyNotice(String),
 }
 
-/// A timer a conversation uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum TimerKind {
-    /// The outstanding offer's deadline.
-    Offer,
-    /// Auto-close (Open, Active, Wrap-up) or inactivity (Waiting).
-    Close,
+impl Outgoing {
+    /// How it reads in the transcript: text as text, the privacy notice as a notice, a file
+    /// as a stored file under its media key.
+    fn line_body(&self) -> LineBody {
+        match self {
+            Self::Text(text) => LineBody::Text(text.clone()),
+            Self::PrivacyNotice(text) => LineBody::Notice(text.clone()),
+            Self::File {
+                media_key,
+                name,
+                mime,
+            } => LineBody::File(FileLine {
+                name: name.clone(),
+                kind: MediaKind::from_mime(mime).as_str().to_owned(),
+                url: None,
+                media_key: Some(media_key.clone()),
+                size: None,
+                rejected: None,
+                media: MediaState::Stored,
+            }),
+        }
+    }
+}
+
+/// What a transition produced: the lines it adds to the transcript and the effects for the
+/// host to carry out, both after the new state is saved (in the same commit, for the
+/// [`crate::engine::Engine`]).
+///
+/// Timers are not among them: they follow from the state, through
+/// [`Conversation::next_deadline`] (see [the module docs](self#deadlines)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Transition {
+    /// Lines for the transcript, in order: the customer's message, notices from the channel,
+    /// the privacy notice, an agent's message (recorded when it is committed, whatever
+    /// becomes of its delivery).
+    pub lines: Vec<TranscriptLine>,
+    /// What the host carries out: sends, offers, notifications to agents, capacity changes,
+    /// media fetches.
+    pub effects: Vec<Effect>,
 }
 
 /// What a transition asks the host to do. Plain data, delivered after the new state is saved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Effect {
-    /// Add a line to the transcript.
-    Transcript(TranscriptLine),
     /// Send to the customer (`agent` is `None` for automated messages).
     Send {
         /// Who sends.
@@ -497,23 +653,6 @@ pub enum Effect {
     SessionReleased {
         /// The agent.
         agent: AgentId,
-    },
-    /// Set (or move) a timer.
-    SetTimer {
-        /// Which.
-        timer: TimerKind,
-        /// When it fires.
-        at: SystemTime,
-    },
-    /// Cancel a timer.
-    CancelTimer {
-        /// Which.
-        timer: TimerKind,
-    },
-    /// The conversation closed.
-    Closed {
-        /// Why.
-        reason: CloseReason,
     },
     /// Fetch a customer's file into the media store (its line is [`MediaState::Pending`]).
     FetchMedia {

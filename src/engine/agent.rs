@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use super::{Delivery, Engine, EngineError};
 use crate::attachment::{AttachmentInfo, Direction};
-use crate::conversation::{Input, Outgoing};
+use crate::conversation::{Input, Outgoing, TransitionError};
 use crate::ids::{AgentId, ConversationId};
 use crate::send::{Message, SendError};
 use crate::window::{Sender, check_window};
@@ -99,17 +99,9 @@ impl Engine {
             .await?
             .ok_or_else(|| EngineError::NotFound(id.clone()))?;
         let c = stored.conversation;
-        // A dry run of the transition: holder, state and pause are checked without saving.
-        c.clone().apply(
-            Input::AgentSend {
-                agent: agent.clone(),
-                message: Outgoing::Text(String::new()),
-            },
-            now,
-            &self.config,
-        )?;
+        c.may_send(agent).map_err(TransitionError::from)?;
         check_window(
-            c.last_customer_message_at,
+            c.last_customer_message_at(),
             now,
             Sender::HumanAgent,
             &self.window,

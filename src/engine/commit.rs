@@ -8,8 +8,8 @@ use std::time::SystemTime;
 use tracing::Instrument as _;
 
 use super::delivery::Held;
-use super::{Engine, EngineError, Outcome, line_body};
-use crate::conversation::{Author, Conversation, Effect, Input, TranscriptLine};
+use super::{Engine, EngineError, Outcome};
+use crate::conversation::{Conversation, Input, TranscriptLine, Transition};
 use crate::ids::ConversationId;
 use crate::store::{Commit, PendingEffect, StoreError};
 
@@ -52,49 +52,25 @@ impl Engine {
         Err(EngineError::Contention(self.conflict_retries))
     }
 
-    /// Commits a changed conversation with the effects of its transition: transcript lines
-    /// go to the transcript (an agent's message too, from the moment it is committed,
-    /// whatever becomes of its delivery), the rest to the outbox, claimed by this instance.
+    /// Commits a changed conversation with what its transition produced: the lines go to the
+    /// transcript (an agent's message too, from the moment it is committed, whatever becomes
+    /// of its delivery), the effects to the outbox, claimed by this instance, and the
+    /// conversation's next deadline to the store's due index.
     pub(super) async fn commit(
         &self,
         conversation: Conversation,
         expected_version: Option<u64>,
-        effects: Vec<Effect>,
+        transition: Transition,
         applies: Option<u64>,
         now: SystemTime,
     ) -> Result<Committed, StoreError> {
-        let mut transcript = Vec::new();
-        let mut outbox = Vec::with_capacity(effects.len());
-        for effect in effects {
-            match effect {
-                Effect::Transcript(line) => transcript.push(line),
-                Effect::Send {
-                    agent: Some(agent),
-                    message,
-                } => {
-                    transcript.push(TranscriptLine {
-                        at: now,
-                        author: Author::Agent(agent.clone()),
-                        body: line_body(&message),
-                        mid: None,
-                    });
-                    outbox.push(Effect::Send {
-                        agent: Some(agent),
-                        message,
-                    });
-                }
-                // Timers live in the saved deadline, and closing in the saved state: nothing
-                // to deliver, so nothing for the outbox to write and mark done.
-                Effect::SetTimer { .. } | Effect::CancelTimer { .. } | Effect::Closed { .. } => {}
-                other => outbox.push(other),
-            }
-        }
+        let Transition { lines, effects, .. } = transition;
         let deadline = conversation.next_deadline(&self.config);
         let commit = Commit {
             conversation,
             expected_version,
-            transcript,
-            effects: outbox,
+            transcript: lines,
+            effects,
             deadline,
             applies,
             at: now,
@@ -125,11 +101,17 @@ impl Engine {
                 .await?
                 .ok_or_else(|| EngineError::NotFound(id.clone()))?;
             let mut conversation = stored.conversation;
-            let from = conversation.state.kind();
-            let effects = conversation.apply(input.clone(), now, &self.config)?;
-            tracing::debug!(?from, to = ?conversation.state.kind(), effects = effects.len(), "transition");
+            let from = conversation.state().kind();
+            let transition = conversation.apply(input.clone(), now, &self.config)?;
+            tracing::debug!(
+                ?from,
+                to = ?conversation.state().kind(),
+                lines = transition.lines.len(),
+                effects = transition.effects.len(),
+                "transition"
+            );
             match self
-                .commit(conversation, Some(stored.version), effects, None, now)
+                .commit(conversation, Some(stored.version), transition, None, now)
                 .await
             {
                 Ok(done) => Ok(Attempt::Done(done)),

@@ -27,14 +27,14 @@ use std::time::{Duration, SystemTime};
 
 use tracing::Instrument as _;
 
-use super::{ECHO_KEY_PREFIX, Engine, EngineError, media_kind};
+use super::{ECHO_KEY_PREFIX, Engine, EngineError};
 use crate::conversation::{
     Author, Conversation, Effect, Input, LineBody, Outgoing, State, TranscriptLine,
 };
 use crate::ids::{ConversationId, MessageId, PageId};
 use crate::send::{
-    AttachmentSource, ErrorKind, Message, RetryDecision, RetryPolicy, SendError, SendRequest,
-    Upload,
+    AttachmentSource, ErrorKind, MediaKind, Message, RetryDecision, RetryPolicy, SendError,
+    SendRequest, Upload,
 };
 use crate::store::{Lease, PendingEffect, Retry, StoreError};
 use crate::window::{Sender, WindowDenial, check_window};
@@ -516,7 +516,7 @@ impl Engine {
         {
             Ok(all) => Some(
                 all.into_iter()
-                    .map(|s| (s.conversation.id.clone(), s))
+                    .map(|s| (s.conversation.id().clone(), s))
                     .collect(),
             ),
             Err(e) => {
@@ -741,23 +741,22 @@ impl Engine {
             }
             Effect::RequestOffer { exclude, prefer } => {
                 // Still queued with no offer? (Another instance may have offered it since.)
-                if conversation.paused || !matches!(conversation.state, State::Open { offer: None })
-                {
-                    Settled::Skipped
-                } else {
+                if conversation.awaits_offer() {
                     if let Some(agent) = self
                         .router
-                        .pick(&conversation.page, exclude, prefer.as_ref())
+                        .pick(conversation.page(), exclude, prefer.as_ref())
                         .await
                     {
-                        queue.push_back((conversation.id.clone(), Input::OfferTo(agent)));
+                        queue.push_back((conversation.id().clone(), Input::OfferTo(agent)));
                     }
                     Settled::Delivered(None)
+                } else {
+                    Settled::Skipped
                 }
             }
             Effect::NotifyOffer(offer) => {
                 // Only an offer still outstanding reaches the agent's screen.
-                let current = matches!(&conversation.state, State::Open { offer: Some(o) }
+                let current = matches!(conversation.state(), State::Open { offer: Some(o) }
                     if o.agent == offer.agent && o.expires_at == offer.expires_at);
                 if current && offer.expires_at > now {
                     self.notifier.offer(conversation, offer).await;
@@ -767,7 +766,7 @@ impl Engine {
                 }
             }
             Effect::WithdrawOffer { agent } => {
-                self.notifier.withdraw(&conversation.id, agent).await;
+                self.notifier.withdraw(conversation.id(), agent).await;
                 Settled::Delivered(None)
             }
             Effect::OfferEnded { agent } => {
@@ -782,7 +781,6 @@ impl Engine {
                 self.router.session_released(agent).await;
                 Settled::Delivered(None)
             }
-            _ => Settled::Delivered(None),
         };
         self.record(conversation, p, settled, now, recorded, deferred)
             .await
@@ -865,7 +863,7 @@ impl Engine {
         };
         if let Err(e) = written {
             // It stays claimed, and is taken over (as interrupted) when the claim lapses.
-            tracing::error!(key = p.key, conversation = %conversation.id, error = %e, "could not record an effect's outcome");
+            tracing::error!(key = p.key, conversation = %conversation.id(), error = %e, "could not record an effect's outcome");
             return Settled::Kept;
         }
         settled
@@ -883,7 +881,7 @@ impl Engine {
         human: bool,
         now: SystemTime,
     ) -> Result<Settled, StoreError> {
-        let page = &conversation.page;
+        let page = conversation.page();
         // A crash or a lost claim mid-send: the platform may have it. Its echo carries the
         // key and completes the effect; wait for it before sending again.
         if p.unconfirmed && !p.interrupted {
@@ -931,7 +929,7 @@ impl Engine {
             Sender::Automation
         };
         let marking = match check_window(
-            conversation.last_customer_message_at,
+            conversation.last_customer_message_at(),
             now,
             sender,
             &self.window,
@@ -959,8 +957,8 @@ impl Engine {
                 }));
             }
         };
-        let request = SendRequest::new(conversation.customer.clone(), message).marking(marking);
-        let span = tracing::debug_span!("send", conversation = %conversation.id, key = p.key, attempt = p.attempts + 1);
+        let request = SendRequest::new(conversation.customer().clone(), message).marking(marking);
+        let span = tracing::debug_span!("send", conversation = %conversation.id(), key = p.key, attempt = p.attempts + 1);
         match self.send.send(page, &request).instrument(span).await {
             Ok(sent) => {
                 metrics::counter!("messenger_channel_sends_total", "outcome" => "delivered")
@@ -994,7 +992,7 @@ impl Engine {
         e: SendError,
         now: SystemTime,
     ) -> Settled {
-        tracing::warn!(conversation = %conversation.id, key = p.key, error = %e, "send failed");
+        tracing::warn!(conversation = %conversation.id(), key = p.key, error = %e, "send failed");
         if matches!(
             e,
             SendError::Transport {
@@ -1006,7 +1004,7 @@ impl Engine {
             return self.wait_for_echo(p, now, "Messenger did not answer in time");
         }
         if stops_page(&e) {
-            self.page_stopped(&conversation.page, &e, now);
+            self.page_stopped(conversation.page(), &e, now);
             return Settled::Retrying {
                 reason: format!("Waiting: {}", attention_words(&e)),
                 at: crate::time::saturating_add(now, self.delivery.attention_recheck),
@@ -1070,7 +1068,10 @@ impl Engine {
                 match file {
                     Some((bytes, _)) => Upload::new(bytes, name, mime)
                         .and_then(|u| {
-                            Message::attachment(media_kind(mime), AttachmentSource::Upload(u))
+                            Message::attachment(
+                                MediaKind::from_mime(mime),
+                                AttachmentSource::Upload(u),
+                            )
                         })
                         .map_err(|e| DeliveryError::Send(e.into())),
                     None => Err(DeliveryError::MediaMissing {

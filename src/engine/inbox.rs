@@ -295,7 +295,11 @@ impl Engine {
                 )),
                 mid: None,
             };
-            if let Err(e) = self.store.append(&stored.conversation.id, vec![line]).await {
+            if let Err(e) = self
+                .store
+                .append(stored.conversation.id(), vec![line])
+                .await
+            {
                 tracing::warn!(error = %e, "could not add a notice");
             }
         }
@@ -376,14 +380,14 @@ impl Engine {
         now: SystemTime,
     ) -> Result<Applied, EngineError> {
         self.retrying_conflicts(|| async {
-            let (conversation, effects, expected) =
+            let (conversation, transition, expected) =
                 match (self.store.find_open(&page, &customer).await?, &input) {
                     (None, Input::CustomerMessage(inbound)) => {
                         // The event names the conversation: an id never taken before, the
                         // same on every instance that applies this event.
                         let seed = format!("{}:{}", event.key, event.seq);
                         let id = conversation_id(&page, &customer, &seed);
-                        let (c, effects) = Conversation::start(
+                        let (c, transition) = Conversation::start(
                             id,
                             page.clone(),
                             customer.clone(),
@@ -391,7 +395,7 @@ impl Engine {
                             now,
                             &self.config,
                         );
-                        (c, effects, None)
+                        (c, transition, None)
                     }
                     (None, _) => {
                         return Ok(Attempt::Done(if self.store.inbox_done(event.seq).await? {
@@ -402,12 +406,12 @@ impl Engine {
                     }
                     (Some(stored), _) => {
                         let mut c = stored.conversation;
-                        let effects = c.apply(input.clone(), now, &self.config)?;
-                        (c, effects, Some(stored.version))
+                        let transition = c.apply(input.clone(), now, &self.config)?;
+                        (c, transition, Some(stored.version))
                     }
                 };
             match self
-                .commit(conversation, expected, effects, Some(event.seq), now)
+                .commit(conversation, expected, transition, Some(event.seq), now)
                 .await
             {
                 Ok(committed) => {

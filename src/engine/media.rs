@@ -30,7 +30,7 @@ impl Engine {
         sent_at: SystemTime,
         now: SystemTime,
     ) -> Result<Option<Vec<TranscriptLine>>, StoreError> {
-        let id = &conversation.id;
+        let id = conversation.id();
         let current = self
             .store
             .transcript(id)

@@ -52,9 +52,9 @@ use sha2::{Digest, Sha256};
 
 use crate::agents::{AgentNotifier, AgentRouter};
 use crate::attachment::AttachmentPolicy;
-use crate::conversation::{ConversationConfig, FileLine, LineBody, MediaState, Outgoing};
+use crate::conversation::ConversationConfig;
 use crate::ids::{ConversationId, PageId, UserId};
-use crate::send::{MediaKind, SendApi};
+use crate::send::SendApi;
 use crate::store::{ConversationStore, MediaStore};
 use crate::webhook::Webhook;
 use crate::window::WindowConfig;
@@ -131,36 +131,6 @@ fn conversation_id(page: &PageId<'_>, customer: &UserId<'_>, seed: &str) -> Conv
     }
     let digest = h.finalize();
     ConversationId::new(crate::webhook::signature::to_hex(&digest[..12]))
-}
-
-/// The transcript line of an outgoing message.
-fn line_body(message: &Outgoing) -> LineBody {
-    match message {
-        Outgoing::Text(text) => LineBody::Text(text.clone()),
-        Outgoing::PrivacyNotice(text) => LineBody::Notice(text.clone()),
-        Outgoing::File {
-            media_key,
-            name,
-            mime,
-        } => LineBody::File(FileLine {
-            name: name.clone(),
-            kind: media_kind(mime).as_str().to_owned(),
-            url: None,
-            media_key: Some(media_key.clone()),
-            size: None,
-            rejected: None,
-            media: MediaState::Stored,
-        }),
-    }
-}
-
-fn media_kind(mime: &str) -> MediaKind {
-    match mime.split('/').next() {
-        Some("image") => MediaKind::Image,
-        Some("video") => MediaKind::Video,
-        Some("audio") => MediaKind::Audio,
-        _ => MediaKind::File,
-    }
 }
 
 impl Engine {

@@ -63,19 +63,12 @@ impl Engine {
         // Conversations left in the queue without an offer get another chance.
         for stored in self.store.list_queued().await? {
             let c = stored.conversation;
-            if !c.paused && matches!(c.state, crate::conversation::State::Open { offer: None }) {
-                let exclude: Vec<AgentId> = c
-                    .declined
-                    .iter()
-                    .filter(|d| {
-                        crate::time::saturating_add(d.at, self.config.reoffer_interval) > now
-                    })
-                    .map(|d| d.agent.clone())
-                    .collect();
-                if let Some(agent) = self.router.pick(&c.page, &exclude, None).await {
+            if c.awaits_offer() {
+                let exclude: Vec<AgentId> = c.excluded_agents(now, &self.config).cloned().collect();
+                if let Some(agent) = self.router.pick(c.page(), &exclude, None).await {
                     let mut outcome = Outcome::default();
                     self.drain(
-                        VecDeque::from([(c.id.clone(), Input::OfferTo(agent))]),
+                        VecDeque::from([(c.id().clone(), Input::OfferTo(agent))]),
                         now,
                         &mut outcome,
                     )

@@ -155,6 +155,24 @@ pub enum MediaKind {
 }
 
 impl MediaKind {
+    /// The kind for a MIME type, by its top-level type: `image/*`, `video/*` and `audio/*`
+    /// are themselves, anything else is a [`MediaKind::File`].
+    ///
+    /// ```
+    /// use messenger_channel::send::MediaKind;
+    ///
+    /// assert_eq!(MediaKind::from_mime("image/png"), MediaKind::Image);
+    /// assert_eq!(MediaKind::from_mime("application/pdf"), MediaKind::File);
+    /// ```
+    pub fn from_mime(mime: &str) -> Self {
+        match mime.split('/').next() {
+            Some("image") => Self::Image,
+            Some("video") => Self::Video,
+            Some("audio") => Self::Audio,
+            _ => Self::File,
+        }
+    }
+
     /// The `type` string.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -149,8 +149,8 @@ impl ConversationStore for InMemoryStore {
         let mut inner = lock(&self.inner);
         let inner = &mut *inner;
         let c = &commit.conversation;
-        let page = c.page.as_str().to_owned();
-        let customer = c.customer.as_str().to_owned();
+        let page = c.page().as_str().to_owned();
+        let customer = c.customer().as_str().to_owned();
         if let Some(seq) = commit.applies {
             if !inner.inbox.contains_key(&seq) {
                 return Err(StoreError::Conflict);
@@ -158,7 +158,7 @@ impl ConversationStore for InMemoryStore {
         }
         let version = match commit.expected_version {
             None => {
-                if inner.conversations.contains_key(&c.id)
+                if inner.conversations.contains_key(c.id())
                     || inner
                         .open
                         .get(&page)
@@ -168,16 +168,16 @@ impl ConversationStore for InMemoryStore {
                 }
                 1
             }
-            Some(expected) => match inner.conversations.get(&c.id) {
+            Some(expected) => match inner.conversations.get(c.id()) {
                 Some(e) if e.version == expected => expected + 1,
                 Some(_) => return Err(StoreError::Conflict),
-                None => return Err(StoreError::NotFound(c.id.clone())),
+                None => return Err(StoreError::NotFound(c.id().clone())),
             },
         };
         // The open index: at most one open conversation per (page, customer).
         if c.is_closed() {
             if let Some(m) = inner.open.get_mut(&page) {
-                if m.get(&customer) == Some(&c.id) {
+                if m.get(&customer) == Some(c.id()) {
                     m.remove(&customer);
                 }
             }
@@ -186,9 +186,9 @@ impl ConversationStore for InMemoryStore {
                 .open
                 .entry(page)
                 .or_default()
-                .insert(customer, c.id.clone());
+                .insert(customer, c.id().clone());
         }
-        let id = c.id.clone();
+        let id = c.id().clone();
         let entry = inner
             .conversations
             .entry(id.clone())
@@ -287,7 +287,7 @@ impl ConversationStore for InMemoryStore {
         let mut out: Vec<Stored> = inner
             .conversations
             .values()
-            .filter(|e| match &e.conversation.state {
+            .filter(|e| match e.conversation.state() {
                 State::Active { agent: a }
                 | State::WrapUp { agent: a }
                 | State::Waiting { agent: a } => a == agent,
@@ -299,7 +299,7 @@ impl ConversationStore for InMemoryStore {
                 version: e.version,
             })
             .collect();
-        out.sort_by_key(|s| s.conversation.created_at);
+        out.sort_by_key(|s| s.conversation.created_at());
         Ok(out)
     }
 
@@ -314,7 +314,7 @@ impl ConversationStore for InMemoryStore {
                 version: e.version,
             })
             .collect();
-        out.sort_by_key(|s| s.conversation.created_at);
+        out.sort_by_key(|s| s.conversation.created_at());
         Ok(out)
     }
 

@@ -283,7 +283,7 @@ pub trait ConversationStore: Send + Sync {
         let mut open = self.list_open().await?;
         open.retain(|s| {
             matches!(
-                s.conversation.state,
+                s.conversation.state(),
                 crate::conversation::State::Open { offer: None }
             )
         });

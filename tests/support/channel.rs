@@ -102,7 +102,8 @@ impl Channel {
             .unwrap()
             .expect("an open conversation")
             .conversation
-            .id;
+            .id()
+            .clone();
         self.store
             .transcript(&id)
             .await

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use messenger_channel::conversation::{
-    Author, CloseReason, Conversation, ConversationConfig, Effect, Inbound, LineBody, Offer, State,
-    TranscriptLine,
+    Author, CloseReason, Conversation, ConversationConfig, DEFAULT_AUTO_CLOSE_OPEN_ACTIVE, Effect,
+    Inbound, Input, LineBody, State, TranscriptLine,
 };
 use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
 use messenger_channel::store::{
@@ -50,6 +50,66 @@ fn new_conversation(id: &str, page: &str, customer: &str) -> Conversation {
         &ConversationConfig::default(),
     )
     .0
+}
+
+/// `c` after `inputs`, applied at `at`: the machine is the only way to change a conversation.
+fn after_at(
+    c: &Conversation,
+    at: SystemTime,
+    inputs: impl IntoIterator<Item = Input>,
+) -> Conversation {
+    let mut c = c.clone();
+    for input in inputs {
+        c.apply(input, at, &ConversationConfig::default())
+            .expect("a legal input");
+    }
+    c
+}
+
+/// `c` after `inputs`, applied at `t0`.
+fn after(c: &Conversation, inputs: impl IntoIterator<Item = Input>) -> Conversation {
+    after_at(c, t0(), inputs)
+}
+
+/// `c` (Open) offered to `agent`.
+fn offered_to(c: &Conversation, agent: &AgentId) -> Conversation {
+    after(c, [Input::OfferTo(agent.clone())])
+}
+
+/// `c` (Open) held by `agent`, Active.
+fn held_by(c: &Conversation, agent: &AgentId) -> Conversation {
+    after(
+        c,
+        [Input::OfferTo(agent.clone()), Input::Accept(agent.clone())],
+    )
+}
+
+/// `c` (Open) taken by an agent, ended and closed by them.
+fn closed_by_agent(c: &Conversation) -> Conversation {
+    let agent = AgentId::from("closer");
+    let closed = after(
+        &held_by(c, &agent),
+        [Input::End(agent.clone()), Input::CloseSession(agent)],
+    );
+    assert_eq!(
+        closed.state(),
+        &State::Closed {
+            reason: CloseReason::Agent
+        }
+    );
+    closed
+}
+
+/// `c` (not Waiting or in Wrap-up, last active at `t0`) closed automatically.
+fn auto_closed(c: &Conversation) -> Conversation {
+    let closed = after_at(c, t0() + DEFAULT_AUTO_CLOSE_OPEN_ACTIVE, [Input::Tick]);
+    assert_eq!(
+        closed.state(),
+        &State::Closed {
+            reason: CloseReason::AutoClose
+        }
+    );
+    closed
 }
 
 fn create(c: &Conversation, lines: Vec<TranscriptLine>, effects: Vec<Effect>) -> Commit {
@@ -114,13 +174,13 @@ where
 
 async fn stale_save_is_a_conflict(store: &dyn ConversationStore) {
     let run = unique("stale");
-    let mut c = new_conversation(&run, &run, "u");
+    let c = new_conversation(&run, &run, "u");
     let (v1, _) = store.commit(&create(&c, vec![], vec![])).await.unwrap();
     assert_eq!(v1, 1);
-    c.paused = true;
+    let c = after(&c, [Input::ThreadTaken]);
     let (v2, _) = store.commit(&update(&c, 1, vec![])).await.unwrap();
     assert_eq!(v2, 2);
-    c.paused = false;
+    let c = after(&c, [Input::ThreadReturned]);
     assert!(
         matches!(
             store.commit(&update(&c, 1, vec![])).await,
@@ -128,9 +188,9 @@ async fn stale_save_is_a_conflict(store: &dyn ConversationStore) {
         ),
         "stale save"
     );
-    let stored = store.load(&c.id).await.unwrap().unwrap();
+    let stored = store.load(c.id()).await.unwrap().unwrap();
     assert_eq!(
-        (stored.version, stored.conversation.paused),
+        (stored.version, stored.conversation.is_paused()),
         (2, true),
         "the stale save did not overwrite"
     );
@@ -160,10 +220,7 @@ async fn one_open_conversation_per_customer(store: &dyn ConversationStore) {
         .await
         .unwrap();
     // Once the first closes, a new one can open.
-    let mut closed = first.clone();
-    closed.state = State::Closed {
-        reason: CloseReason::Agent,
-    };
+    let closed = closed_by_agent(&first);
     store.commit(&update(&closed, 1, vec![])).await.unwrap();
     assert!(
         store
@@ -181,7 +238,7 @@ async fn one_open_conversation_per_customer(store: &dyn ConversationStore) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(open.conversation.id, second.id);
+    assert_eq!(open.conversation.id(), second.id());
 }
 
 async fn concurrent_creates_make_one<S: ConversationStore + 'static>(store: Arc<S>) {
@@ -212,17 +269,17 @@ async fn transcript_is_append_only_and_ordered(store: &dyn ConversationStore) {
         .commit(&create(&c, vec![line("1"), line("2")], vec![]))
         .await
         .unwrap();
-    store.append(&c.id, vec![line("3")]).await.unwrap();
+    store.append(c.id(), vec![line("3")]).await.unwrap();
     store
         .commit(&update(&c, 1, vec![line("4"), line("5")]))
         .await
         .unwrap();
     store
-        .append(&c.id, vec![line("6"), line("7")])
+        .append(c.id(), vec![line("6"), line("7")])
         .await
         .unwrap();
     let texts: Vec<_> = store
-        .transcript(&c.id)
+        .transcript(c.id())
         .await
         .unwrap()
         .into_iter()
@@ -231,7 +288,7 @@ async fn transcript_is_append_only_and_ordered(store: &dyn ConversationStore) {
     assert_eq!(texts, ["1", "2", "3", "4", "5", "6", "7"]);
     // A failed (stale) commit appends nothing.
     assert!(store.commit(&update(&c, 1, vec![line("x")])).await.is_err());
-    assert_eq!(store.transcript(&c.id).await.unwrap().len(), 7);
+    assert_eq!(store.transcript(c.id()).await.unwrap().len(), 7);
     assert!(matches!(
         store
             .append(
@@ -246,22 +303,12 @@ async fn transcript_is_append_only_and_ordered(store: &dyn ConversationStore) {
 async fn listing_by_agent_and_due(store: &dyn ConversationStore) {
     let run = unique("agents");
     let agent = AgentId::new(unique("agent"));
-    let mut active = new_conversation(&format!("{run}-a"), &run, "u1");
-    active.state = State::Active {
-        agent: agent.clone(),
-    };
-    let mut offered = new_conversation(&format!("{run}-b"), &run, "u2");
-    offered.state = State::Open {
-        offer: Some(Offer {
-            agent: agent.clone(),
-            offered_at: t0(),
-            expires_at: t0(),
-        }),
-    };
-    let mut other = new_conversation(&format!("{run}-c"), &run, "u3");
-    other.state = State::Active {
-        agent: AgentId::new(unique("other")),
-    };
+    let active = held_by(&new_conversation(&format!("{run}-a"), &run, "u1"), &agent);
+    let offered = offered_to(&new_conversation(&format!("{run}-b"), &run, "u2"), &agent);
+    let other = held_by(
+        &new_conversation(&format!("{run}-c"), &run, "u3"),
+        &AgentId::new(unique("other")),
+    );
     for c in [&active, &offered, &other] {
         store.commit(&create(c, vec![], vec![])).await.unwrap();
     }
@@ -270,26 +317,23 @@ async fn listing_by_agent_and_due(store: &dyn ConversationStore) {
         .await
         .unwrap()
         .into_iter()
-        .map(|s| s.conversation.id)
+        .map(|s| s.conversation.id().clone())
         .collect();
     ids.sort();
-    assert_eq!(ids, [active.id.clone(), offered.id.clone()]);
+    assert_eq!(ids, [active.id().clone(), offered.id().clone()]);
     // Closed conversations are not listed.
-    let mut closed = active.clone();
-    closed.state = State::Closed {
-        reason: CloseReason::AutoClose,
-    };
+    let closed = auto_closed(&active);
     store.commit(&update(&closed, 1, vec![])).await.unwrap();
     assert_eq!(store.list_for_agent(&agent).await.unwrap().len(), 1);
     // Due: the deadline (t0 + 60 s) passed for the open ones only.
     let due = store.due(t0() + Duration::from_secs(61)).await.unwrap();
-    assert!(due.contains(&offered.id) && due.contains(&other.id) && !due.contains(&active.id));
+    assert!(due.contains(offered.id()) && due.contains(other.id()) && !due.contains(active.id()));
     assert!(
         !store
             .due(t0() + Duration::from_secs(59))
             .await
             .unwrap()
-            .contains(&offered.id)
+            .contains(offered.id())
     );
     assert!(
         store
@@ -297,7 +341,7 @@ async fn listing_by_agent_and_due(store: &dyn ConversationStore) {
             .await
             .unwrap()
             .iter()
-            .any(|s| s.conversation.id == other.id)
+            .any(|s| s.conversation.id() == other.id())
     );
 }
 
@@ -476,7 +520,7 @@ async fn outbox_claims_retries_and_failures(store: &dyn ConversationStore) {
     let after = store.outbox_stats().await.unwrap();
     assert_eq!(after.failed, before.failed + 1);
     assert_eq!(after.pending, before.pending - 1);
-    let lines = store.transcript(&c.id).await.unwrap();
+    let lines = store.transcript(c.id()).await.unwrap();
     assert_eq!(
         lines.iter().filter(|l| **l == notice).count(),
         1,
@@ -534,7 +578,7 @@ async fn batches_load_and_complete_together(store: &dyn ConversationStore) {
         .await
         .unwrap()
         .into_iter()
-        .map(|s| s.conversation.id.as_str().to_owned())
+        .map(|s| s.conversation.id().as_str().to_owned())
         .collect();
     loaded.sort();
     assert_eq!(loaded, [a.clone(), b.clone()], "the ones that exist");
@@ -665,13 +709,13 @@ async fn inbox_records_once_and_applies_with_the_commit(store: &dyn Conversation
         store.commit(&again).await,
         Err(StoreError::Conflict)
     ));
-    let transcript = store.transcript(&c.id).await.unwrap();
+    let transcript = store.transcript(c.id()).await.unwrap();
     assert_eq!(
         transcript,
         vec![line("from a")],
         "the second application left nothing"
     );
-    assert_eq!(store.load(&c.id).await.unwrap().unwrap().version, 1);
+    assert_eq!(store.load(c.id()).await.unwrap().unwrap().version, 1);
     let left = store.inbox(&thread, 10).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].key, b);

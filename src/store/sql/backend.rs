@@ -253,14 +253,14 @@ impl ConversationStore for Store {
         let version = match commit.expected_version {
             None => {
                 sqlx::query(q::INSERT_CONVERSATION)
-                    .bind(c.id.as_str())
-                    .bind(c.page.as_str())
-                    .bind(c.customer.as_str())
+                    .bind(c.id().as_str())
+                    .bind(c.page().as_str())
+                    .bind(c.customer().as_str())
                     .bind(state)
                     .bind(agent)
                     .bind(closed)
                     .bind(deadline)
-                    .bind(millis(c.created_at))
+                    .bind(millis(c.created_at()))
                     .bind(&body)
                     .execute(&mut *tx)
                     .await
@@ -270,7 +270,7 @@ impl ConversationStore for Store {
             Some(expected) => {
                 let expected = i64::try_from(expected).unwrap_or(i64::MAX);
                 let done = sqlx::query(q::UPDATE_CONVERSATION)
-                    .bind(c.id.as_str())
+                    .bind(c.id().as_str())
                     .bind(state)
                     .bind(agent)
                     .bind(closed)
@@ -282,20 +282,20 @@ impl ConversationStore for Store {
                     .map_err(from_sqlx)?;
                 if done.rows_affected() == 0 {
                     let exists = sqlx::query(q::CONVERSATION_EXISTS)
-                        .bind(c.id.as_str())
+                        .bind(c.id().as_str())
                         .fetch_optional(&mut *tx)
                         .await
                         .map_err(from_sqlx)?;
                     return Err(if exists.is_some() {
                         StoreError::Conflict
                     } else {
-                        StoreError::NotFound(c.id.clone())
+                        StoreError::NotFound(c.id().clone())
                     });
                 }
                 expected + 1
             }
         };
-        Self::insert_lines(&mut tx, &c.id, &commit.transcript).await?;
+        Self::insert_lines(&mut tx, c.id(), &commit.transcript).await?;
         let (owner, until) = match &commit.claim {
             Some(lease) => (Some(lease.owner.as_str()), Some(millis(lease.until))),
             None => (None, None),
@@ -303,10 +303,10 @@ impl ConversationStore for Store {
         let at = millis(commit.at);
         let mut pending = Vec::with_capacity(commit.effects.len());
         for (i, effect) in commit.effects.iter().enumerate() {
-            let key = format!("{}:{version}:{i}", c.id);
+            let key = format!("{}:{version}:{i}", c.id());
             sqlx::query(q::INSERT_EFFECT)
                 .bind(&key)
-                .bind(c.id.as_str())
+                .bind(c.id().as_str())
                 .bind(to_json(effect)?)
                 .bind(owner)
                 .bind(until)
@@ -316,7 +316,7 @@ impl ConversationStore for Store {
                 .map_err(from_sqlx)?;
             pending.push(PendingEffect {
                 key,
-                conversation: c.id.clone(),
+                conversation: c.id().clone(),
                 effect: effect.clone(),
                 created_at: from_millis(at),
                 attempts: 0,

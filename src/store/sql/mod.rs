@@ -67,7 +67,7 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError
 
 /// The columns derived from a conversation, for the indexes.
 fn columns(c: &Conversation) -> (&'static str, Option<&str>, i64) {
-    let (state, agent) = match &c.state {
+    let (state, agent) = match c.state() {
         State::Open { offer } => ("open", offer.as_ref().map(|o| o.agent.as_str())),
         State::Active { agent } => ("active", Some(agent.as_str())),
         State::Waiting { agent } => ("waiting", Some(agent.as_str())),
