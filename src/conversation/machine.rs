@@ -256,7 +256,7 @@ impl Conversation {
     ) -> impl DoubleEndedIterator<Item = &Declined> {
         self.declined
             .iter()
-            .filter(move |d| saturating_add(d.at, config.reoffer_interval) > now)
+            .filter(move |d| reoffer_from(d, config) > now)
     }
 
     /// Asks the host for an offer, leaving out who declined recently.
@@ -450,8 +450,7 @@ impl Conversation {
     }
 
     fn prune_declined(&mut self, now: SystemTime, config: &ConversationConfig) {
-        self.declined
-            .retain(|d| saturating_add(d.at, config.reoffer_interval) > now);
+        self.declined.retain(|d| reoffer_from(d, config) > now);
     }
 
     fn require_holder(
@@ -530,7 +529,7 @@ impl Conversation {
                 {
                     return Err(TransitionError::RecentlyDeclined {
                         agent,
-                        until: saturating_add(d.at, config.reoffer_interval),
+                        until: reoffer_from(d, config),
                     });
                 }
                 let offer = Offer {
@@ -705,6 +704,11 @@ impl Conversation {
         );
         true
     }
+}
+
+/// When the agent who declined may be offered the conversation again.
+fn reoffer_from(declined: &Declined, config: &ConversationConfig) -> SystemTime {
+    saturating_add(declined.at, config.reoffer_interval)
 }
 
 /// The notice for a message that arrived on `standby`.
@@ -1072,6 +1076,16 @@ mod tests {
                 agent: a(),
                 until: secs(250)
             }
+        );
+        // A decline is dropped from the record at the very end of its interval.
+        c.apply(Input::OfferTo(b()), secs(200), &cfg).unwrap();
+        c.apply(Input::Reject(b()), secs(250), &cfg).unwrap();
+        assert_eq!(
+            c.declined(),
+            [Declined {
+                agent: b(),
+                at: secs(250)
+            }]
         );
     }
 
