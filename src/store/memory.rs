@@ -111,6 +111,25 @@ impl std::fmt::Debug for InMemoryStore {
 }
 
 impl InMemoryStore {
+    /// The conversations `keep` keeps, oldest first (ties by id, as the SQL stores order them).
+    fn listed(&self, keep: impl Fn(&Conversation) -> bool) -> Vec<Stored> {
+        let inner = lock(&self.inner);
+        let mut out: Vec<Stored> = inner
+            .conversations
+            .values()
+            .filter(|e| keep(&e.conversation))
+            .map(|e| Stored {
+                conversation: e.conversation.clone(),
+                version: e.version,
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (a.conversation.created_at(), a.conversation.id())
+                .cmp(&(b.conversation.created_at(), b.conversation.id()))
+        });
+        out
+    }
+
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
@@ -283,39 +302,17 @@ impl ConversationStore for InMemoryStore {
     }
 
     async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {
-        let inner = lock(&self.inner);
-        let mut out: Vec<Stored> = inner
-            .conversations
-            .values()
-            .filter(|e| match e.conversation.state() {
-                State::Active { agent: a }
-                | State::WrapUp { agent: a }
-                | State::Waiting { agent: a } => a == agent,
-                State::Open { offer: Some(o) } => o.agent == *agent,
-                _ => false,
-            })
-            .map(|e| Stored {
-                conversation: e.conversation.clone(),
-                version: e.version,
-            })
-            .collect();
-        out.sort_by_key(|s| s.conversation.created_at());
-        Ok(out)
+        Ok(self.listed(|c| match c.state() {
+            State::Active { agent: a }
+            | State::WrapUp { agent: a }
+            | State::Waiting { agent: a } => a == agent,
+            State::Open { offer: Some(o) } => o.agent == *agent,
+            _ => false,
+        }))
     }
 
     async fn list_open(&self) -> Result<Vec<Stored>, StoreError> {
-        let inner = lock(&self.inner);
-        let mut out: Vec<Stored> = inner
-            .conversations
-            .values()
-            .filter(|e| !e.conversation.is_closed())
-            .map(|e| Stored {
-                conversation: e.conversation.clone(),
-                version: e.version,
-            })
-            .collect();
-        out.sort_by_key(|s| s.conversation.created_at());
-        Ok(out)
+        Ok(self.listed(|c| !c.is_closed()))
     }
 
     async fn due(&self, now: SystemTime) -> Result<Vec<ConversationId>, StoreError> {
