@@ -1142,26 +1142,26 @@ mod tests {
             c.next_deadline(&cfg),
             Some(secs(110) + cfg.auto_close_open_active)
         );
-        let (sent, _) = transition(&c, send(&a()), secs(120), &cfg).unwrap();
-        assert_eq!(
-            sent.next_deadline(&cfg),
-            Some(secs(120) + cfg.auto_close_open_active)
-        );
-        let (waiting, _) = transition(&c, Input::CloseSession(a()), secs(130), &cfg).unwrap();
-        assert_eq!(
-            waiting.next_deadline(&cfg),
-            Some(secs(130) + cfg.waiting_inactivity)
-        );
-        let (revived, _) = transition(&waiting, Input::Revive(a()), secs(140), &cfg).unwrap();
-        assert_eq!(
-            revived.next_deadline(&cfg),
-            Some(secs(140) + cfg.auto_close_open_active)
-        );
-        let (wrap_up, _) = transition(&c, Input::End(a()), secs(150), &cfg).unwrap();
-        assert_eq!(
-            wrap_up.next_deadline(&cfg),
-            Some(secs(150) + cfg.auto_close_wrap_up)
-        );
+        // From Active: each input, and the deadline after it.
+        let waiting = transition(&c, Input::CloseSession(a()), secs(130), &cfg)
+            .unwrap()
+            .0;
+        let wrap_up = transition(&c, Input::End(a()), secs(150), &cfg).unwrap().0;
+        for (from, input, at, after) in [
+            (&c, send(&a()), 120, cfg.auto_close_open_active),
+            (&c, Input::CloseSession(a()), 130, cfg.waiting_inactivity),
+            (
+                &waiting,
+                Input::Revive(a()),
+                140,
+                cfg.auto_close_open_active,
+            ),
+            (&c, Input::End(a()), 150, cfg.auto_close_wrap_up),
+        ] {
+            let kind = input.kind();
+            let (next, _) = transition(from, input, secs(at), &cfg).unwrap();
+            assert_eq!(next.next_deadline(&cfg), Some(secs(at) + after), "{kind:?}");
+        }
         let (closed, _) = transition(&wrap_up, Input::CloseSession(a()), secs(160), &cfg).unwrap();
         assert_eq!(closed.next_deadline(&cfg), None);
         assert_eq!(closed.last_activity_at(), secs(160));
