@@ -547,3 +547,53 @@ proptest! {
         }
     }
 }
+
+/// An SVG with a script, whatever it is called, never passes: `infer` knows no SVG, so the
+/// policy recognises markup itself. HTML called an image is a mismatch.
+#[test]
+fn active_content_is_recognised_whatever_its_name() {
+    use messenger_channel::attachment::{AttachmentInfo, AttachmentPolicy, Direction};
+    let policy = AttachmentPolicy::default();
+    let svg =
+        b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(document.domain)</script></svg>";
+    for direction in [Direction::Inbound, Direction::Outbound] {
+        for (name, mime) in [
+            ("photo.png", "image/png"),
+            ("photo.jpg", "image/jpeg"),
+            ("notes.txt", "text/plain"),
+        ] {
+            let info = AttachmentInfo::new().name(name).mime(mime).head(svg);
+            let verdict = policy.check(direction, &info);
+            let codes: Vec<_> = verdict.violations().iter().map(|v| v.code()).collect();
+            assert!(
+                codes.contains(&"content_blocked"),
+                "{direction} {name}: {codes:?}"
+            );
+            assert!(
+                verdict
+                    .first()
+                    .unwrap()
+                    .to_string()
+                    .contains("image/svg+xml")
+            );
+        }
+        let html = b"<!doctype html><script>alert(1)</script>";
+        let info = AttachmentInfo::new()
+            .name("photo.png")
+            .mime("image/png")
+            .head(html);
+        let verdict = policy.check(direction, &info);
+        let codes: Vec<_> = verdict.violations().iter().map(|v| v.code()).collect();
+        assert!(
+            codes.contains(&"content_mismatch"),
+            "{direction}: {codes:?}"
+        );
+    }
+    // A real PNG called .png still passes.
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+    let info = AttachmentInfo::new()
+        .name("photo.png")
+        .mime("image/png")
+        .head(png);
+    assert!(policy.check(Direction::Outbound, &info).is_allowed());
+}

@@ -54,6 +54,7 @@
 
 mod name;
 mod policy;
+mod sniff;
 mod validate;
 
 pub use name::{

@@ -6,6 +6,7 @@ use super::name::{
     FALLBACK_NAME, extension, has_deceptive_characters, inner_extensions, sanitize_file_name,
 };
 use super::policy::{AttachmentPolicy, Direction, DirectionPolicy};
+use super::sniff::markup;
 
 /// What the Omnichannel agent panel shows when a customer's attachment is refused.
 pub const UNSUPPORTED_INBOUND_NOTICE: &str = "Error: Customer sent an unsupported message type";
@@ -393,9 +394,9 @@ impl DirectionPolicy {
             }
         }
         if self.check_content {
-            if let Some(found) = info.head.and_then(infer::get) {
+            if let Some(found) = info.head.and_then(Found::in_head) {
                 let claimed = claimed_type(name_ext.as_deref(), declared.as_ref());
-                self.check_content(&found, name_ext.as_deref(), claimed, violations);
+                self.check_content(found, name_ext.as_deref(), claimed, violations);
             }
         }
         if let Some(size) = info.size.filter(|&size| size > self.max_bytes) {
@@ -457,24 +458,22 @@ impl DirectionPolicy {
     /// Content of a blocked or executable type, or content that contradicts its claim.
     fn check_content(
         &self,
-        found: &infer::Type,
+        found: Found,
         name_ext: Option<&str>,
         claimed: Option<mime::Mime>,
         violations: &mut Vec<Violation>,
     ) {
-        let detected_ext = found.extension();
-        let executable = found.matcher_type() == infer::MatcherType::App;
-        if self.blocked_extensions.contains(detected_ext)
-            || (executable && name_ext != Some(detected_ext))
+        if self.blocked_extensions.contains(found.extension)
+            || (found.executable && name_ext != Some(found.extension))
         {
             violations.push(Violation::ContentBlocked {
-                detected: found.mime_type().to_owned(),
-                extension: detected_ext.to_owned(),
+                detected: found.mime.to_owned(),
+                extension: found.extension.to_owned(),
             });
-        } else if let Some(claimed) = claimed.filter(|c| !compatible(c, found.mime_type())) {
+        } else if let Some(claimed) = claimed.filter(|c| !compatible(c, found.mime, found.active)) {
             violations.push(Violation::ContentMismatch {
                 claimed: claimed.essence_str().to_owned(),
-                detected: found.mime_type().to_owned(),
+                detected: found.mime.to_owned(),
             });
         }
     }
@@ -528,13 +527,48 @@ fn claimed_type(name_ext: Option<&str>, declared: Option<&mime::Mime>) -> Option
         })
 }
 
-/// Whether content of type `detected` may honestly be called `claimed`.
-fn compatible(claimed: &mime::Mime, detected: &str) -> bool {
+/// What a file's first bytes are.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    mime: &'static str,
+    extension: &'static str,
+    /// A program (an executable, a script).
+    executable: bool,
+    /// Content a browser runs scripts in (SVG, HTML, XML): it matches only its own type.
+    active: bool,
+}
+
+impl Found {
+    /// Markup and scripts first (`infer` knows no SVG), then `infer`'s magic numbers.
+    fn in_head(head: &[u8]) -> Option<Self> {
+        if let Some(m) = markup(head) {
+            return Some(Self {
+                mime: m.mime,
+                extension: m.extension,
+                executable: m.mime == "text/x-shellscript",
+                active: true,
+            });
+        }
+        infer::get(head).map(|t| Self {
+            mime: t.mime_type(),
+            extension: t.extension(),
+            executable: t.matcher_type() == infer::MatcherType::App,
+            active: t.matcher_type() == infer::MatcherType::Text,
+        })
+    }
+}
+
+/// Whether content of type `detected` may honestly be called `claimed`. Active content (SVG,
+/// HTML, XML) may only be called what it is: an SVG is an image a browser runs scripts in.
+fn compatible(claimed: &mime::Mime, detected: &str, active: bool) -> bool {
     let Ok(found) = detected.parse::<mime::Mime>() else {
         return true;
     };
     if claimed.essence_str() == found.essence_str() {
         return true;
+    }
+    if active {
+        return false;
     }
     let (c, d) = (claimed.type_(), found.type_());
     // A PNG called .jpg is mislabelled, not dangerous.
@@ -601,16 +635,21 @@ mod tests {
     #[test]
     fn compatibility() {
         let m = |s: &str| s.parse::<mime::Mime>().unwrap();
-        assert!(compatible(&m("image/jpeg"), "image/png"));
-        assert!(compatible(&m("audio/mp4"), "video/mp4"));
+        assert!(compatible(&m("image/jpeg"), "image/png", false));
+        assert!(compatible(&m("audio/mp4"), "video/mp4", false));
         assert!(compatible(
             &m("application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
-            "application/zip"
+            "application/zip",
+            false
         ));
-        assert!(!compatible(&m("image/jpeg"), "application/pdf"));
-        assert!(!compatible(&m("application/pdf"), "application/zip"));
-        assert!(!compatible(&m("text/plain"), "image/png"));
-        assert!(!compatible(&m("image/png"), "video/mp4"));
+        assert!(!compatible(&m("image/jpeg"), "application/pdf", false));
+        assert!(!compatible(&m("application/pdf"), "application/zip", false));
+        assert!(!compatible(&m("text/plain"), "image/png", false));
+        assert!(!compatible(&m("image/png"), "video/mp4", false));
+        // Active content matches only its own type, not even another image.
+        assert!(!compatible(&m("image/png"), "image/svg+xml", true));
+        assert!(compatible(&m("image/svg+xml"), "image/svg+xml", true));
+        assert!(!compatible(&m("text/plain"), "text/html", true));
     }
 
     #[test]
