@@ -564,7 +564,11 @@ fn active_content_is_recognised_whatever_its_name() {
         ] {
             let info = AttachmentInfo::new().name(name).mime(mime).head(svg);
             let verdict = policy.check(direction, &info);
-            let codes: Vec<_> = verdict.violations().iter().map(|v| v.code()).collect();
+            let codes: Vec<_> = verdict
+                .violations()
+                .iter()
+                .map(messenger_channel::attachment::Violation::code)
+                .collect();
             assert!(
                 codes.contains(&"content_blocked"),
                 "{direction} {name}: {codes:?}"
@@ -583,7 +587,11 @@ fn active_content_is_recognised_whatever_its_name() {
             .mime("image/png")
             .head(html);
         let verdict = policy.check(direction, &info);
-        let codes: Vec<_> = verdict.violations().iter().map(|v| v.code()).collect();
+        let codes: Vec<_> = verdict
+            .violations()
+            .iter()
+            .map(messenger_channel::attachment::Violation::code)
+            .collect();
         assert!(
             codes.contains(&"content_mismatch"),
             "{direction}: {codes:?}"

@@ -1084,3 +1084,39 @@ fn optional_fields_of_odd_shapes_are_dropped_not_the_event() {
         (None, true)
     );
 }
+
+/// An entry `time` of any shape never costs the body: items with their own timestamp are
+/// read, and a delivery without one fails alone. A message without a timestamp fails alone
+/// even when the entry has a time (only delivery and read events may borrow it).
+#[test]
+fn entry_time_of_odd_shapes_and_who_may_borrow_it() {
+    for time in ["true", "{}", "[1,2]", "\"soon\"", "-3", "null"] {
+        let body = format!(
+            r#"{{"object":"page","entry":[{{"id":"1","time":{time},"messaging":[{{"sender":{{"id":"2"}},"timestamp":5,"message":{{"mid":"m_1","text":"hi"}}}},{{"sender":{{"id":"2"}},"delivery":{{"watermark":4}}}}]}}]}}"#
+        );
+        let batch = parse_unverified(body.as_bytes()).unwrap_or_else(|e| panic!("{time}: {e}"));
+        assert_eq!(batch.items()[0].as_ref().unwrap().timestamp, 5, "{time}");
+        assert_eq!(
+            batch.items()[1].as_ref().unwrap_err().field,
+            "timestamp",
+            "{time}"
+        );
+    }
+    let body = r#"{"object":"page","entry":[{"id":"1","time":9,"messaging":[{"sender":{"id":"2"},"message":{"mid":"m_1","text":"hi"}},{"sender":{"id":"2"},"read":{"watermark":4}}]}]}"#;
+    let batch = parse_unverified(body.as_bytes()).unwrap();
+    let err = batch.items()[0].as_ref().unwrap_err();
+    assert_eq!(
+        (err.field, &err.problem),
+        ("timestamp", &ItemProblem::Missing)
+    );
+    assert_eq!(batch.items()[1].as_ref().unwrap().timestamp, 9);
+}
+
+/// The message's text is the message: a text of another shape fails the item (reported),
+/// never an empty message that would open a conversation with nothing in it.
+#[test]
+fn a_text_of_another_shape_fails_its_item() {
+    let body = r#"{"object":"page","entry":[{"id":"1","time":9,"messaging":[{"sender":{"id":"2"},"timestamp":5,"message":{"mid":"m_1","text":{"a":1}}}]}]}"#;
+    let batch = parse_unverified(body.as_bytes()).unwrap();
+    assert_eq!(batch.items()[0].as_ref().unwrap_err().field, "message.text");
+}

@@ -10,6 +10,7 @@ use crate::ids::{AppId, MessageId, PageId, UserId};
 
 /// One event of a webhook body: an item of an entry's `messaging` or `standby` array.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Event<'a> {
     /// Index of the entry in `entry[]`.
     pub entry: usize,
@@ -93,14 +94,19 @@ impl<'a> Event<'a> {
                 let _ = write!(key, "{}:{}", e.mid, e.num_edit);
             }
             EventKind::Reaction(r) => {
-                let sender = self.sender.as_ref().map_or("", UserId::as_str);
-                let mid = r.mid.as_ref().map_or("", MessageId::as_str);
-                let _ = write!(
-                    key,
-                    "{sender}:{mid}:{}:{}",
-                    r.action.as_str(),
-                    self.timestamp
-                );
+                // Keys as before for reactions with a `mid`; without one (older payloads),
+                // the sender tells two people's reactions at one time apart.
+                if let Some(mid) = &r.mid {
+                    let _ = write!(key, "{mid}:{}:{}", r.action.as_str(), self.timestamp);
+                } else {
+                    let sender = self.sender.as_ref().map_or("", UserId::as_str);
+                    let _ = write!(
+                        key,
+                        "sender {sender}:{}:{}",
+                        r.action.as_str(),
+                        self.timestamp
+                    );
+                }
             }
             _ => {
                 if let Some(mid) = self.mid() {
@@ -357,6 +363,7 @@ pub struct Read {
 
 /// `reaction`.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Reaction<'a> {
     /// The message reacted to; absent in older payloads.
     pub mid: Option<MessageId<'a>>,

@@ -298,7 +298,8 @@ fn parse_entry<'a>(r: &mut Reader<'a>, j: usize, items: &mut Items<'a>) -> Resul
     let mark = r.mark();
     let first = items.len();
     let mut page_id: Option<JsonStr<'a>> = None;
-    let mut time: Option<u64> = None;
+    // `Err(())`: absent, null or unusable.
+    let mut time: Result<u64, ()> = Err(());
     let result = r.object("entry", |r, key| match key {
         "id" => {
             page_id = Some(r.id("entry.id")?);
@@ -307,11 +308,7 @@ fn parse_entry<'a>(r: &mut Reader<'a>, j: usize, items: &mut Items<'a>) -> Resul
         "time" => {
             // Only needed for items without a timestamp of their own: a malformed `time` is
             // dropped rather than a reason to lose the entry.
-            time = if r.null()? {
-                None
-            } else {
-                r.millis("entry.time").ok()
-            };
+            time = lenient(r, |r| r.millis("entry.time").map(Some))?.ok_or(());
             Ok(())
         }
         "messaging" | "standby" => {
@@ -340,8 +337,8 @@ fn parse_entry<'a>(r: &mut Reader<'a>, j: usize, items: &mut Items<'a>) -> Resul
                     event.page_id = id.clone();
                     if event.timestamp_from_entry {
                         match time {
-                            Some(time) => event.timestamp = time,
-                            None => {
+                            Ok(time) => event.timestamp = time,
+                            Err(()) => {
                                 *item = Err(ItemError {
                                     entry: event.entry,
                                     index: Some(event.index),
@@ -501,9 +498,13 @@ fn read_item<'a>(
         }
         Ok(())
     })?;
-    // Meta's reference shows delivery and read events without one: the entry's `time` is
-    // used instead, once the entry has been read (or the item fails if it has none).
+    // Meta's reference shows delivery and read events without one: for those, the entry's
+    // `time` is used instead, once the entry has been read (or the item fails if it has no
+    // usable one). Any other kind needs its own.
     let timestamp_from_entry = timestamp.is_none();
+    if timestamp_from_entry && !matches!(kind, Some(EventKind::Delivery(_) | EventKind::Read(_))) {
+        return Err(shape("timestamp", Problem::Missing));
+    }
     let kind = match kind {
         Some(kind) => kind,
         None => EventKind::Unknown(Unknown {
@@ -586,7 +587,9 @@ fn read_message<'a>(r: &mut Reader<'a>) -> Result<EventKind<'a>, Fail> {
     r.object("message", |r, key| {
         match key {
             "mid" => id = Some(r.str("message.mid")?),
-            "text" => text = lenient_str(r, "message.text")?,
+            // The message itself: a text of another shape fails the item (it is reported, not
+            // recorded as an empty message).
+            "text" => text = r.opt_str("message.text")?,
             "quick_reply" => r.object("message.quick_reply", |r, k| match k {
                 "payload" => {
                     quick_reply = lenient_str(r, "message.quick_reply.payload")?;
@@ -756,7 +759,7 @@ fn read_edit<'a>(r: &mut Reader<'a>) -> Result<MessageEdit<'a>, Fail> {
     r.object("message_edit", |r, k| {
         match k {
             "mid" => id = Some(r.str("message_edit.mid")?),
-            "text" => text = lenient_str(r, "message_edit.text")?,
+            "text" => text = r.opt_str("message_edit.text")?,
             "num_edit" => {
                 num_edit = lenient(r, |r| r.u64("message_edit.num_edit").map(Some))?.unwrap_or(0);
             }
