@@ -25,9 +25,6 @@
 #[path = "../tests/support/channel.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod channel;
-#[path = "../tests/support/fake_send.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod fake_send;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -36,16 +33,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use channel::{SECRET, message_item, signed};
+use channel::{secret, webhook};
 use criterion::Criterion;
-use fake_send::FakeSend;
 use messenger_channel::agents::{InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::axum::WebhookRoutes;
 use messenger_channel::conversation::ConversationConfig;
 use messenger_channel::engine::Engine;
 use messenger_channel::ids::AgentId;
-use messenger_channel::secret::{AppSecret, VerifyToken};
+use messenger_channel::secret::VerifyToken;
 use messenger_channel::store::{ConversationStore, MediaStore, NewInboxEvent, SqliteStore};
+use messenger_channel::testing::FakeSend;
 use messenger_channel::webhook::{EventKind, Webhook};
 
 /// Bodies in flight at once (client requests, or floor transactions).
@@ -106,17 +103,15 @@ fn posts(texts: &[(String, String)], run: &str, events: usize, count: usize) -> 
     let now = SystemTime::now();
     (0..count)
         .map(|b| {
-            let items: Vec<_> = (0..events)
-                .map(|j| {
-                    let n = b * events + j;
-                    let (customer, text) = &texts[n % texts.len()];
-                    message_item(customer, &format!("m_{run}_{n}"), text, now)
-                })
-                .collect();
-            let (headers, body) = signed(&items);
+            let body = (0..events).fold(webhook(), |body, j| {
+                let n = b * events + j;
+                let (customer, text) = &texts[n % texts.len()];
+                body.message(customer, &format!("m_{run}_{n}"), text, now)
+            });
+            let signed = body.sign(&secret());
             Post {
-                signature: headers["x-hub-signature-256"].to_str().unwrap().to_owned(),
-                body: Bytes::from(body),
+                signature: signed.signature().to_owned(),
+                body: Bytes::from(signed.body().to_vec()),
             }
         })
         .collect()
@@ -131,16 +126,13 @@ where
     router.set_presence(&alice, Presence::Available);
     router.set_capacity(&alice, 1_000_000);
     Arc::new(
-        Engine::builder(
-            Webhook::new(&AppSecret::new(SECRET).unwrap()),
-            Arc::new(FakeSend::new()),
-        )
-        .store(store.clone())
-        .media(store)
-        .router(router)
-        .notifier(Arc::new(RecordingNotifier::new()))
-        .config(ConversationConfig::default())
-        .build(),
+        Engine::builder(Webhook::new(&secret()), Arc::new(FakeSend::new()))
+            .store(store.clone())
+            .media(store)
+            .router(router)
+            .notifier(Arc::new(RecordingNotifier::new()))
+            .config(ConversationConfig::default())
+            .build(),
     )
 }
 
@@ -760,7 +752,7 @@ fn cpu(webhook: &Webhook, texts: &[(String, String)]) {
 /// Where an acknowledgement's time goes on SQLite: the same bodies, step by step, each step
 /// warmed up first, [`IN_FLIGHT`] at a time.
 async fn breakdown(dir: &std::path::Path, texts: &[(String, String)], route: &[Figures]) {
-    let webhook = Webhook::new(&AppSecret::new(SECRET).unwrap());
+    let webhook = Webhook::new(&secret());
     println!("\nwhere the time goes (SQLite, {IN_FLIGHT} in flight)");
     cpu(&webhook, texts);
     let client = reqwest::Client::new();

@@ -3,26 +3,24 @@
 //! Send API, over 1 and over 10,000 active conversations, on one core (a current-thread
 //! runtime).
 //!
-//! Run with `cargo bench --bench engine`. After criterion's report it prints transitions/s and
-//! messages/s against the targets (5 million transitions/s, 100,000 messages/s).
+//! Run with `cargo bench --bench engine --features test-util`. After criterion's report it prints
+//! transitions/s and messages/s against the targets (5 million transitions/s, 100,000 messages/s).
 
 #[path = "../tests/support/channel.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod channel;
-#[path = "../tests/support/fake_send.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod fake_send;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
-use channel::{Channel, message_item, signed, t0};
+use channel::{Channel, signed, webhook};
 use criterion::{BatchSize, Criterion, Throughput};
 use messenger_channel::conversation::{
     Conversation, ConversationConfig, Inbound, Input, LineBody, State,
 };
 use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
 use messenger_channel::store::ConversationStore;
+use messenger_channel::testing::t0;
 
 const TRANSITIONS_TARGET: f64 = 5_000_000.0;
 const MESSAGES_TARGET: f64 = 100_000.0;
@@ -82,12 +80,8 @@ fn load(runtime: &tokio::runtime::Runtime, conversations: usize, messages: usize
     let customer = |i: usize| format!("7{i:015}");
     runtime.block_on(async {
         for i in 0..conversations {
-            let (h, b) = signed(&[message_item(
-                &customer(i),
-                &format!("m_open_{i}"),
-                "hi",
-                t0(),
-            )]);
+            let (h, b) =
+                signed(webhook().message(&customer(i), &format!("m_open_{i}"), "hi", t0()));
             channel.engine.handle_webhook(&h, &b, t0()).await.unwrap();
         }
         for s in channel.store.list_open().await.unwrap() {
@@ -101,12 +95,12 @@ fn load(runtime: &tokio::runtime::Runtime, conversations: usize, messages: usize
     let now = t0() + Duration::from_secs(10);
     let bodies = (0..messages)
         .map(|i| {
-            signed(&[message_item(
+            signed(webhook().message(
                 &customer(i % conversations),
                 &format!("m_{conversations}_{i}"),
                 "where is my parcel?",
                 now,
-            )])
+            ))
         })
         .collect();
     Load {

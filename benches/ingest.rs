@@ -20,7 +20,7 @@ use messenger_channel::webhook::signature::sign_sha256;
 use messenger_channel::webhook::{EventKind, Webhook};
 use sha2::Sha256;
 
-#[path = "support/generate.rs"]
+#[path = "../tests/support/generate.rs"]
 #[allow(dead_code)]
 mod generate;
 

@@ -3,29 +3,25 @@
 //! to the database's own floor in the same run: plain single-row inserts of the same size
 //! through the same driver.
 //!
-//! Run with `cargo bench --bench store --features postgres`, with
+//! Run with `cargo bench --bench store --features postgres,test-util`, with
 //! `MESSENGER_CHANNEL_TEST_POSTGRES` set for the PostgreSQL half (`bash scripts/postgres.sh`
 //! starts one); without it, only SQLite is measured.
 
 #[path = "../tests/support/channel.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod channel;
-#[path = "../tests/support/fake_send.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod fake_send;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use channel::{SECRET, message_item, signed, t0};
+use channel::{secret, signed, webhook};
 use criterion::Criterion;
-use fake_send::FakeSend;
 use messenger_channel::agents::{InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::conversation::ConversationConfig;
 use messenger_channel::engine::Engine;
 use messenger_channel::ids::AgentId;
-use messenger_channel::secret::AppSecret;
 use messenger_channel::store::{ConversationStore, MediaStore};
+use messenger_channel::testing::{FakeSend, t0};
 use messenger_channel::webhook::Webhook;
 
 const MESSAGES: usize = 2_000;
@@ -38,16 +34,13 @@ where
     let alice = AgentId::from("alice");
     router.set_presence(&alice, Presence::Available);
     router.set_capacity(&alice, u32::try_from(conversations).unwrap() + 1);
-    Engine::builder(
-        Webhook::new(&AppSecret::new(SECRET).unwrap()),
-        Arc::new(FakeSend::new()),
-    )
-    .store(store.clone())
-    .media(store)
-    .router(router)
-    .notifier(Arc::new(RecordingNotifier::new()))
-    .config(ConversationConfig::default())
-    .build()
+    Engine::builder(Webhook::new(&secret()), Arc::new(FakeSend::new()))
+        .store(store.clone())
+        .media(store)
+        .router(router)
+        .notifier(Arc::new(RecordingNotifier::new()))
+        .config(ConversationConfig::default())
+        .build()
 }
 
 /// Messages per second through `handle_webhook` into `conversations` active conversations.
@@ -58,12 +51,8 @@ where
     let engine = engine(store.clone(), conversations);
     let customer = |i: usize| format!("8{run}{i:06}");
     for i in 0..conversations {
-        let (h, b) = signed(&[message_item(
-            &customer(i),
-            &format!("m_{run}_open_{i}"),
-            "hi",
-            t0(),
-        )]);
+        let (h, b) =
+            signed(webhook().message(&customer(i), &format!("m_{run}_open_{i}"), "hi", t0()));
         engine.handle_webhook(&h, &b, t0()).await.unwrap();
     }
     let alice = AgentId::from("alice");
@@ -73,12 +62,12 @@ where
     let now = t0() + Duration::from_secs(10);
     let bodies: Vec<_> = (0..MESSAGES)
         .map(|i| {
-            signed(&[message_item(
+            signed(webhook().message(
                 &customer(i % conversations),
                 &format!("m_{run}_{i}"),
                 "where is my parcel?",
                 now,
-            )])
+            ))
         })
         .collect();
     let started = Instant::now();

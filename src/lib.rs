@@ -71,6 +71,7 @@
 //! | [`agents`] | how agents are found and told: the router and notifier traits, presence, in-memory versions |
 //! | [`engine`] | webhooks to transitions to effects, committed and delivered; what each answer guarantees |
 //! | `axum` | the webhook as a ready axum `Router` (feature `axum`) |
+//! | `testing` | for hosts' tests (feature `test-util`): signed webhook bodies, a fake `SendApi` that records, a manual clock, the store conformance suite |
 //! | [`ids`], [`secret`] | identifier newtypes; secrets that never reach `Debug` or logs |
 //!
 //! # Feature flags
@@ -83,6 +84,7 @@
 //! | `worker` | yes | `Engine::start`, the background worker (tokio); `axum` turns it on |
 //! | `postgres` | no | `PostgresStore` and `FsMediaStore` (`sqlx`, `tokio`) |
 //! | `rate-limit` | no | a per-page client-side rate limiter for `GraphClient` (`governor`) |
+//! | `test-util` | no | `testing`, for tests: `WebhookBody` (signed webhook bodies), `FakeSend`, `TestClock`, `testing::conformance::run` for a host's own store (`tokio`) |
 //!
 //! With `default-features = false` the crate (webhook, attachment policy, messaging window, the
 //! `SendApi` trait and message builders) has no HTTP client and no async runtime.
@@ -105,6 +107,9 @@ pub mod ids;
 pub mod secret;
 pub mod send;
 pub mod store;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod testing;
 mod time;
 pub mod webhook;
 pub mod window;

@@ -3,47 +3,33 @@
 //! order; standby messages recorded; the window counted from the event's time.
 #![cfg(all(feature = "axum", feature = "graph"))]
 
-#[path = "support/channel.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod channel;
-#[path = "support/fake_send.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod fake_send;
-#[path = "support/faulty_store.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod faulty_store;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use channel::{PAGE, SECRET, message_item, signed, t0};
-use fake_send::FakeSend;
-use faulty_store::{Fault, FaultyStore};
 use messenger_channel::agents::{InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::axum::{DEFAULT_RECORD_TIMEOUT, WebhookRoutes};
 use messenger_channel::conversation::{Author, ConversationConfig, LineBody};
 use messenger_channel::engine::{Engine, EngineError};
-use messenger_channel::ids::{AgentId, PageId, UserId};
-use messenger_channel::secret::{AppSecret, VerifyToken};
+use messenger_channel::ids::{AgentId, AppId, PageId, UserId};
+use messenger_channel::secret::VerifyToken;
 use messenger_channel::store::{ConversationStore, InMemoryStore};
+use messenger_channel::testing::{FakeSend, TestClock, t0};
 use messenger_channel::webhook::Webhook;
-use serde_json::json;
-
-const CUSTOMER: &str = "24012345678901234";
+use support::channel::{CUSTOMER, PAGE, secret, signed, webhook};
+use support::faulty_store::{Fault, FaultyStore};
 
 fn engine(store: Arc<dyn ConversationStore>) -> Arc<Engine> {
     let router = Arc::new(InMemoryRouter::new());
     router.set_presence(&AgentId::from("alice"), Presence::Available);
     Arc::new(
-        Engine::builder(
-            Webhook::new(&AppSecret::new(SECRET).unwrap()),
-            Arc::new(FakeSend::new()),
-        )
-        .store(store)
-        .router(router)
-        .notifier(Arc::new(RecordingNotifier::new()))
-        .config(ConversationConfig::default())
-        .build(),
+        Engine::builder(Webhook::new(&secret()), Arc::new(FakeSend::new()))
+            .store(store)
+            .router(router)
+            .notifier(Arc::new(RecordingNotifier::new()))
+            .config(ConversationConfig::default())
+            .build(),
     )
 }
 
@@ -112,12 +98,12 @@ async fn burst(store: Arc<dyn ConversationStore>) {
     let http = reqwest::Client::new();
     let bodies: Vec<_> = (0..200_u64)
         .map(|i| {
-            signed(&[message_item(
+            signed(webhook().message(
                 CUSTOMER,
                 &format!("m_{i:03}"),
                 "burst",
                 t0() + Duration::from_millis(i),
-            )])
+            ))
         })
         .collect();
     let queue = Arc::new(std::sync::Mutex::new(bodies.into_iter()));
@@ -171,7 +157,7 @@ async fn a_body_the_store_cannot_record_is_refused_with_503() {
     )
     .await;
     let http = reqwest::Client::new();
-    let body = signed(&[message_item(CUSTOMER, "m_1", "hello", t0())]);
+    let body = signed(webhook().message(CUSTOMER, "m_1", "hello", t0()));
     let refused = post(&http, &url, &body).await;
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.headers()["retry-after"], "5");
@@ -200,7 +186,7 @@ async fn a_store_that_hangs_gets_503_after_the_default_timeout() {
     let app = routes.router();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let http = reqwest::Client::new();
-    let body = signed(&[message_item(CUSTOMER, "m_1", "hello", t0())]);
+    let body = signed(webhook().message(CUSTOMER, "m_1", "hello", t0()));
     let started = tokio::time::Instant::now();
     let refused = post(&http, &format!("http://{addr}/"), &body).await;
     assert_eq!(refused.status(), 503);
@@ -214,26 +200,23 @@ async fn a_store_that_hangs_gets_503_after_the_default_timeout() {
 async fn standby_messages_are_recorded_and_pause_the_conversation() {
     let store = Arc::new(InMemoryStore::new());
     let engine = engine(store.clone());
-    let item = message_item(
-        CUSTOMER,
-        "m_s1",
-        "written while the bot had the thread",
-        t0(),
-    );
-    let postback = json!({
-        "sender": {"id": CUSTOMER}, "recipient": {"id": PAGE}, "timestamp": 1_718_000_000_500_u64,
-        "postback": {"mid": "m_s2", "title": "Talk to a person", "payload": "HUMAN"}
-    });
-    let body = serde_json::to_vec(&json!({"object": "page", "entry": [
-        {"id": PAGE, "time": 1, "standby": [item, postback]}
-    ]}))
-    .unwrap();
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        "x-hub-signature-256",
-        messenger_channel::webhook::signature::sign_sha256(&AppSecret::new(SECRET).unwrap(), &body)
-            .parse()
-            .unwrap(),
+    let (headers, body) = signed(
+        webhook()
+            .message(
+                CUSTOMER,
+                "m_s1",
+                "written while the bot had the thread",
+                t0(),
+            )
+            .standby()
+            .postback(
+                CUSTOMER,
+                "m_s2",
+                "Talk to a person",
+                "HUMAN",
+                t0() + Duration::from_millis(500),
+            )
+            .standby(),
     );
     let report = engine.handle_webhook(&headers, &body, t0()).await.unwrap();
     assert_eq!((report.received, report.handled), (2, 2), "{report:?}");
@@ -263,10 +246,12 @@ async fn standby_messages_are_recorded_and_pause_the_conversation() {
         ]
     );
     // The thread is passed to this app: the conversation resumes.
-    let (h, b) = signed(&[json!({
-        "sender": {"id": CUSTOMER}, "recipient": {"id": PAGE}, "timestamp": 1_718_000_001_000_u64,
-        "pass_thread_control": {"new_owner_app_id": "1", "metadata": "to a human"}
-    })]);
+    let (h, b) = signed(webhook().pass_thread_control(
+        CUSTOMER,
+        AppId(1),
+        Some("to a human"),
+        t0() + Duration::from_secs(1),
+    ));
     engine
         .handle_webhook(&h, &b, t0() + Duration::from_secs(1))
         .await
@@ -283,7 +268,7 @@ async fn the_window_counts_from_the_event_time_not_from_handling() {
     let engine = engine(store.clone());
     let sent = t0();
     let handled = t0() + Duration::from_secs(30 * 3600);
-    let (h, b) = signed(&[message_item(CUSTOMER, "m_late", "hello?", sent)]);
+    let (h, b) = signed(webhook().message(CUSTOMER, "m_late", "hello?", sent));
     engine.handle_webhook(&h, &b, handled).await.unwrap();
     let c = store
         .find_open(&PageId::from(PAGE), &UserId::from(CUSTOMER))
@@ -307,12 +292,12 @@ async fn the_window_counts_from_the_event_time_not_from_handling() {
         "{refused:?}"
     );
     // A timestamp from the future is taken as now.
-    let (h, b) = signed(&[message_item(
+    let (h, b) = signed(webhook().message(
         CUSTOMER,
         "m_future",
         "from the future",
         handled + Duration::from_secs(3600),
-    )]);
+    ));
     engine.handle_webhook(&h, &b, handled).await.unwrap();
     let c = store.load(c.id()).await.unwrap().unwrap().conversation;
     assert_eq!(c.last_customer_message_at(), Some(handled));
@@ -335,7 +320,7 @@ async fn a_hung_application_does_not_block_the_customer_for_ever() {
     // Calls: 1 receive, 2 inbox, 3 find_open: it answers, then hangs.
     let store = Arc::new(FaultyStore::new(inner.clone(), 3, Fault::HangAfter));
     let engine = engine(store.clone());
-    let first = signed(&[message_item(CUSTOMER, "m_1", "hello", t0())]);
+    let first = signed(webhook().message(CUSTOMER, "m_1", "hello", t0()));
     let e = engine.clone();
     let stuck = tokio::spawn(async move {
         let _ = e.handle_webhook(&first.0, &first.1, t0()).await;
@@ -345,7 +330,7 @@ async fn a_hung_application_does_not_block_the_customer_for_ever() {
     }
     store.heal();
     let now = t0() + Duration::from_secs(5);
-    let second = signed(&[message_item(CUSTOMER, "m_2", "anyone?", now)]);
+    let second = signed(webhook().message(CUSTOMER, "m_2", "anyone?", now));
     let report = engine
         .handle_webhook(&second.0, &second.1, now)
         .await
@@ -370,7 +355,7 @@ async fn an_event_that_cannot_be_applied_is_set_aside() {
     use messenger_channel::store::NewInboxEvent;
     let store = Arc::new(InMemoryStore::new());
     let engine = engine(store.clone());
-    let (h, b) = signed(&[message_item(CUSTOMER, "m_1", "hello", t0())]);
+    let (h, b) = signed(webhook().message(CUSTOMER, "m_1", "hello", t0()));
     engine.handle_webhook(&h, &b, t0()).await.unwrap();
     // A body this version cannot read (written by a newer one, say), in the customer's thread.
     let thread = format!("{}:{PAGE}:{CUSTOMER}", PAGE.len());
@@ -386,7 +371,7 @@ async fn an_event_that_cannot_be_applied_is_set_aside() {
         )
         .await
         .unwrap();
-    let later = signed(&[message_item(CUSTOMER, "m_2", "still there?", t0())]);
+    let later = signed(webhook().message(CUSTOMER, "m_2", "still there?", t0()));
     let report = engine
         .handle_webhook(&later.0, &later.1, t0())
         .await
@@ -395,10 +380,12 @@ async fn an_event_that_cannot_be_applied_is_set_aside() {
     assert_eq!(report.failed.len(), 1, "{report:?}");
     assert_eq!(mids_now(&*store).await, ["m_1"], "m_2 waits behind it");
     // The sweep tries again with a backoff, then gives up on it.
-    let mut now = t0();
+    let clock = TestClock::default();
     for _ in 0..40 {
-        now += Duration::from_secs(600);
-        engine.tick(now).await.unwrap();
+        engine
+            .tick(clock.advance(Duration::from_secs(600)))
+            .await
+            .unwrap();
     }
     assert_eq!(mids_now(&*store).await, ["m_1", "m_2"]);
     assert!(store.inbox(&thread, 10).await.unwrap().is_empty());
@@ -425,7 +412,7 @@ async fn a_standby_start_sends_no_notice_and_waits_for_the_thread() {
     router.set_presence(&AgentId::from("alice"), Presence::Available);
     let send = Arc::new(FakeSend::new());
     let notifier = Arc::new(RecordingNotifier::new());
-    let engine = Engine::builder(Webhook::new(&AppSecret::new(SECRET).unwrap()), send.clone())
+    let engine = Engine::builder(Webhook::new(&secret()), send.clone())
         .store(store.clone())
         .router(router)
         .notifier(notifier.clone())
@@ -434,17 +421,7 @@ async fn a_standby_start_sends_no_notice_and_waits_for_the_thread() {
             ..ConversationConfig::default()
         })
         .build();
-    let body = serde_json::to_vec(&json!({"object": "page", "entry": [
-        {"id": PAGE, "time": 1, "standby": [message_item(CUSTOMER, "m_1", "hi bot", t0())]}
-    ]}))
-    .unwrap();
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        "x-hub-signature-256",
-        messenger_channel::webhook::signature::sign_sha256(&AppSecret::new(SECRET).unwrap(), &body)
-            .parse()
-            .unwrap(),
-    );
+    let (headers, body) = signed(webhook().message(CUSTOMER, "m_1", "hi bot", t0()).standby());
     engine.handle_webhook(&headers, &body, t0()).await.unwrap();
     engine.tick(t0() + Duration::from_secs(1)).await.unwrap();
     assert!(send.sent().is_empty(), "nothing sent over the thread owner");
@@ -460,10 +437,12 @@ async fn a_standby_start_sends_no_notice_and_waits_for_the_thread() {
         0,
         "not offered while another app holds the thread"
     );
-    let (h, b) = signed(&[json!({
-        "sender": {"id": CUSTOMER}, "recipient": {"id": PAGE}, "timestamp": 1_718_000_002_000_u64,
-        "pass_thread_control": {"new_owner_app_id": "1"}
-    })]);
+    let (h, b) = signed(webhook().pass_thread_control(
+        CUSTOMER,
+        AppId(1),
+        None,
+        t0() + Duration::from_secs(2),
+    ));
     engine
         .handle_webhook(&h, &b, t0() + Duration::from_secs(2))
         .await

@@ -1,23 +1,17 @@
 //! The axum router: handshake, signature, size and shape checks, composition with host routes.
 #![cfg(all(feature = "axum", feature = "graph"))]
 
-#[path = "support/channel.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod channel;
-#[path = "support/fake_send.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod fake_send;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use channel::{Channel, PAGE, message_item, signed, t0};
 use messenger_channel::axum::WebhookRoutes;
 use messenger_channel::conversation::ConversationConfig;
 use messenger_channel::ids::{PageId, UserId};
 use messenger_channel::secret::VerifyToken;
 use messenger_channel::store::ConversationStore;
-
-const CUSTOMER: &str = "24012345678901234";
+use messenger_channel::testing::{SignedBody, t0};
+use support::channel::{CUSTOMER, Channel, PAGE, secret, signed, webhook};
 
 /// Serves the webhook under `/webhook` next to a host route, on 127.0.0.1 port 0.
 async fn serve(channel: &Channel, background: bool) -> String {
@@ -90,7 +84,7 @@ async fn post_statuses() {
     let base = serve(&ch, false).await;
     let http = reqwest::Client::new();
     let url = format!("{base}/webhook");
-    let (headers, body) = signed(&[message_item(CUSTOMER, "m_1", "Hello", t0())]);
+    let (headers, body) = signed(webhook().message(CUSTOMER, "m_1", "Hello", t0()));
 
     let missing = http.post(&url).body(body.clone()).send().await.unwrap();
     assert_eq!(missing.status(), 401);
@@ -121,7 +115,8 @@ async fn post_statuses() {
             .is_some()
     );
 
-    let (h, not_webhook) = signed_raw(br#"{"hello":"world"}"#);
+    let (h, not_webhook) =
+        SignedBody::new(&secret(), br#"{"hello":"world"}"#.to_vec()).into_parts();
     assert_eq!(
         http.post(&url)
             .headers(h)
@@ -134,7 +129,7 @@ async fn post_statuses() {
     );
 
     let huge = vec![b' '; 5 * 1024 * 1024];
-    let (h, huge) = signed_raw(&huge);
+    let (h, huge) = SignedBody::new(&secret(), huge).into_parts();
     assert_eq!(
         http.post(&url)
             .headers(h)
@@ -147,23 +142,11 @@ async fn post_statuses() {
     );
 }
 
-fn signed_raw(body: &[u8]) -> (reqwest::header::HeaderMap, Vec<u8>) {
-    let secret = messenger_channel::secret::AppSecret::new(channel::SECRET).unwrap();
-    let mut h = reqwest::header::HeaderMap::new();
-    h.insert(
-        "x-hub-signature-256",
-        messenger_channel::webhook::signature::sign_sha256(&secret, body)
-            .parse()
-            .unwrap(),
-    );
-    (h, body.to_vec())
-}
-
 #[tokio::test]
 async fn answers_first_and_handles_in_the_background() {
     let ch = Channel::new(&["alice"], ConversationConfig::default());
     let base = serve(&ch, true).await;
-    let (headers, body) = signed(&[message_item(CUSTOMER, "m_1", "Hello", t0())]);
+    let (headers, body) = signed(webhook().message(CUSTOMER, "m_1", "Hello", t0()));
     let response = reqwest::Client::new()
         .post(format!("{base}/webhook"))
         .headers(headers)

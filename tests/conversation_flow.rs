@@ -2,24 +2,19 @@
 // One scenario, told in order: long by nature, with short names for the recurring values.
 #![allow(clippy::too_many_lines, clippy::many_single_char_names)]
 
-#[path = "support/channel.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod channel;
-#[path = "support/fake_send.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod fake_send;
+mod support;
 
 use std::time::Duration;
 
-use channel::{Channel, PAGE, file_item, message_item, signed, t0};
 use messenger_channel::agents::Notification;
 use messenger_channel::conversation::{Author, ConversationConfig, LineBody, State, StateKind};
 use messenger_channel::engine::{DeliveryError, EngineError};
+use messenger_channel::ids::AppId;
 use messenger_channel::ids::{AgentId, PageId, UserId};
-use messenger_channel::send::SendError;
+use messenger_channel::send::{MediaKind, SendError, Upload};
 use messenger_channel::store::{ConversationStore, MediaStore, StoreError};
-
-const CUSTOMER: &str = "24012345678901234";
+use messenger_channel::testing::t0;
+use support::channel::{CUSTOMER, Channel, PAGE, signed, webhook};
 const NOTICE: &str = "This conversation may be monitored, recorded and stored.";
 
 fn agent(name: &str) -> AgentId {
@@ -48,12 +43,7 @@ async fn omnichannel_scenario_end_to_end() {
     let customer = UserId::from(CUSTOMER);
 
     // The customer writes: a conversation opens, the privacy notice goes out, alice is offered it.
-    let (h, b) = signed(&[message_item(
-        CUSTOMER,
-        "m_1",
-        "Hello, my parcel is late",
-        t0(),
-    )]);
+    let (h, b) = signed(webhook().message(CUSTOMER, "m_1", "Hello, my parcel is late", t0()));
     let report = ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
     assert_eq!(report.handled, 1);
     assert_eq!(ch.send.texts(), [NOTICE]);
@@ -118,7 +108,7 @@ async fn omnichannel_scenario_end_to_end() {
     assert_eq!(ch.router.load(&agent("carol")), 1);
 
     // Text both ways.
-    let (h, b) = signed(&[message_item(CUSTOMER, "m_2", "Order 48213", t + secs(10))]);
+    let (h, b) = signed(webhook().message(CUSTOMER, "m_2", "Order 48213", t + secs(10)));
     ch.engine
         .handle_webhook(&h, &b, t + secs(10))
         .await
@@ -151,12 +141,13 @@ async fn omnichannel_scenario_end_to_end() {
     );
 
     // Files both ways.
-    let (h, b) = signed(&[file_item(
+    let (h, b) = signed(webhook().attachment(
         CUSTOMER,
         "m_3",
+        MediaKind::File,
         "https://cdn.fbsbx.com/v/t59/receipt.pdf?oe=1",
         t + secs(30),
-    )]);
+    ));
     ch.engine
         .handle_webhook(&h, &b, t + secs(30))
         .await
@@ -178,9 +169,8 @@ async fn omnichannel_scenario_end_to_end() {
             .sent()
             .last()
             .unwrap()
-            .file
-            .as_ref()
-            .map(|(n, _)| n.as_str()),
+            .upload()
+            .map(Upload::file_name),
         Some("label.pdf")
     );
     // A blocked file from the agent is refused before anything is sent.
@@ -204,12 +194,13 @@ async fn omnichannel_scenario_end_to_end() {
     assert_eq!(ch.send.sent().len(), before);
 
     // The customer sends a blocked file: the agent sees the error, not the file.
-    let (h, b) = signed(&[file_item(
+    let (h, b) = signed(webhook().attachment(
         CUSTOMER,
         "m_4",
+        MediaKind::File,
         "https://cdn.fbsbx.com/v/t59/setup.exe?oe=1",
         t + secs(50),
-    )]);
+    ));
     ch.engine
         .handle_webhook(&h, &b, t + secs(50))
         .await
@@ -236,7 +227,7 @@ async fn omnichannel_scenario_end_to_end() {
 
     // The customer writes again: back to Open, offered again; accepted.
     let t = t + secs(600);
-    let (h, b) = signed(&[message_item(CUSTOMER, "m_5", "Any news?", t)]);
+    let (h, b) = signed(webhook().message(CUSTOMER, "m_5", "Any news?", t));
     ch.engine.handle_webhook(&h, &b, t).await.unwrap();
     let c = ch.store.load(&id).await.unwrap().unwrap().conversation;
     let State::Open { offer: Some(offer) } = c.state() else {
@@ -277,12 +268,7 @@ async fn omnichannel_scenario_end_to_end() {
     assert!(ch.engine.accept(&id, &taker, t + secs(111)).await.is_err());
 
     // The customer writes again: a new conversation.
-    let (h, b) = signed(&[message_item(
-        CUSTOMER,
-        "m_6",
-        "One more thing",
-        t + secs(200),
-    )]);
+    let (h, b) = signed(webhook().message(CUSTOMER, "m_6", "One more thing", t + secs(200)));
     ch.engine
         .handle_webhook(&h, &b, t + secs(200))
         .await
@@ -332,7 +318,7 @@ async fn omnichannel_scenario_end_to_end() {
 #[tokio::test]
 async fn outside_the_window_an_agent_needs_the_human_agent_tag() {
     let ch = Channel::new(&["alice"], ConversationConfig::default());
-    let (h, b) = signed(&[message_item(CUSTOMER, "m_1", "Hi", t0())]);
+    let (h, b) = signed(webhook().message(CUSTOMER, "m_1", "Hi", t0()));
     ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
     let id = ch
         .store
@@ -363,7 +349,7 @@ async fn outside_the_window_an_agent_needs_the_human_agent_tag() {
 #[tokio::test]
 async fn thread_taken_by_the_page_inbox_pauses_sending() {
     let ch = Channel::new(&["alice"], ConversationConfig::default());
-    let (h, b) = signed(&[message_item(CUSTOMER, "m_1", "Hi", t0())]);
+    let (h, b) = signed(webhook().message(CUSTOMER, "m_1", "Hi", t0()));
     ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
     let id = ch
         .store
@@ -378,9 +364,12 @@ async fn thread_taken_by_the_page_inbox_pauses_sending() {
         .accept(&id, &agent("alice"), t0() + secs(1))
         .await
         .unwrap();
-    let take = serde_json::json!({"sender": {"id": CUSTOMER}, "recipient": {"id": PAGE}, "timestamp": 1_718_000_002_000_u64,
-        "take_thread_control": {"previous_owner_app_id": "1", "new_owner_app_id": "263902037430900"}});
-    let (h, b) = signed(&[take]);
+    let (h, b) = signed(webhook().take_thread_control(
+        CUSTOMER,
+        AppId(1),
+        AppId(263_902_037_430_900),
+        t0() + secs(2),
+    ));
     assert_eq!(
         ch.engine
             .handle_webhook(&h, &b, t0() + secs(2))
@@ -395,9 +384,7 @@ async fn thread_taken_by_the_page_inbox_pauses_sending() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("paused"), "{err}");
-    let pass = serde_json::json!({"sender": {"id": CUSTOMER}, "recipient": {"id": PAGE}, "timestamp": 1_718_000_004_000_u64,
-        "pass_thread_control": {"previous_owner_app_id": "263902037430900", "new_owner_app_id": "1"}});
-    let (h, b) = signed(&[pass]);
+    let (h, b) = signed(webhook().pass_thread_control(CUSTOMER, AppId(1), None, t0() + secs(4)));
     ch.engine
         .handle_webhook(&h, &b, t0() + secs(4))
         .await
@@ -409,7 +396,7 @@ async fn thread_taken_by_the_page_inbox_pauses_sending() {
 }
 
 async fn accepted_conversation(ch: &Channel) -> messenger_channel::ids::ConversationId {
-    let (h, b) = signed(&[message_item(CUSTOMER, "m_1", "Hi", t0())]);
+    let (h, b) = signed(webhook().message(CUSTOMER, "m_1", "Hi", t0()));
     ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
     let id = ch
         .store
@@ -436,7 +423,7 @@ async fn a_refused_send_is_reported_and_recorded_in_words_an_agent_reads() {
         br#"{"error":{"message":"(#10) This message is sent outside of allowed window.","type":"OAuthException","code":10,"error_subcode":2018278,"fbtrace_id":"A1"}}"#,
     )
     .unwrap();
-    *ch.send.fail_with.lock().unwrap() = Some(messenger_channel::send::SendError::Graph(outside));
+    ch.send.fail_sends(Some(SendError::Graph(outside)));
     let err = ch
         .engine
         .send_text(&id, &agent("alice"), "hello", t0() + secs(2))
@@ -492,7 +479,7 @@ async fn a_permission_error_fails_one_message_without_stopping_the_page() {
         br#"{"error":{"message":"(#200) The user hasn't authorized the app","type":"OAuthException","code":200,"error_subcode":2018028}}"#,
     )
     .unwrap();
-    *ch.send.fail_with.lock().unwrap() = Some(messenger_channel::send::SendError::Graph(refused));
+    ch.send.fail_sends(Some(SendError::Graph(refused)));
     let err = ch
         .engine
         .send_text(&id, &agent("alice"), "hello", t0() + secs(2))
@@ -507,7 +494,7 @@ async fn a_permission_error_fails_one_message_without_stopping_the_page() {
     assert!(ch.engine.pages_needing_attention().is_empty());
     assert!(ch.store.pending(10).await.unwrap().is_empty());
     // The next message goes out.
-    *ch.send.fail_with.lock().unwrap() = None;
+    ch.send.fail_sends(None);
     let sent = ch
         .engine
         .send_text(&id, &agent("alice"), "again", t0() + secs(3))
@@ -529,7 +516,7 @@ async fn a_missing_page_permission_stops_the_page() {
         br#"{"error":{"message":"(#230) Requires pages_messaging permission to manage the object","type":"OAuthException","code":230}}"#,
     )
     .unwrap();
-    *ch.send.fail_with.lock().unwrap() = Some(messenger_channel::send::SendError::Graph(missing));
+    ch.send.fail_sends(Some(SendError::Graph(missing)));
     let delivery = ch
         .engine
         .send_text(&id, &agent("alice"), "hello", t0() + secs(2))
@@ -553,8 +540,8 @@ async fn a_missing_page_permission_stops_the_page() {
 async fn a_page_without_a_valid_token_waits_until_the_host_resumes_it() {
     let ch = Channel::new(&["alice"], ConversationConfig::default());
     let id = accepted_conversation(&ch).await;
-    *ch.send.fail_with.lock().unwrap() =
-        Some(messenger_channel::send::SendError::NoToken { page: PAGE.into() });
+    ch.send
+        .fail_sends(Some(SendError::NoToken { page: PAGE.into() }));
     let delivery = ch
         .engine
         .send_text(&id, &agent("alice"), "hello", t0() + secs(2))
@@ -585,7 +572,7 @@ async fn a_page_without_a_valid_token_waits_until_the_host_resumes_it() {
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].attempts, 0, "waiting spends no retry");
     // The host fixes the token and resumes the page: the message goes, once.
-    *ch.send.fail_with.lock().unwrap() = None;
+    ch.send.fail_sends(None);
     assert!(ch.engine.resume_page(&PageId::from(PAGE)));
     assert!(ch.engine.pages_needing_attention().is_empty());
     ch.engine.tick(t0() + secs(601 * 60)).await.unwrap();

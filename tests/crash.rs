@@ -12,34 +12,25 @@
 //! `MC_CRASH_KILLS` raises the number of kills for a longer local run.
 #![cfg(all(feature = "axum", any(feature = "sqlite", feature = "postgres")))]
 
-#[path = "support/channel.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod channel;
-#[path = "support/fake_send.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod fake_send;
-#[cfg(feature = "postgres")]
-#[path = "support/postgres.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod postgres;
+mod support;
 
-#[cfg(feature = "postgres")]
-use postgres::{fresh_postgres_database, postgres_url};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use channel::{SECRET, message_item, signed};
-use fake_send::FakeSend;
 use messenger_channel::agents::{InMemoryRouter, RecordingNotifier};
 use messenger_channel::axum::WebhookRoutes;
 use messenger_channel::conversation::Author;
 use messenger_channel::engine::Engine;
 use messenger_channel::ids::{PageId, UserId};
-use messenger_channel::secret::{AppSecret, VerifyToken};
+use messenger_channel::secret::VerifyToken;
 use messenger_channel::store::{ConversationStore, MediaStore};
+use messenger_channel::testing::FakeSend;
 use messenger_channel::webhook::Webhook;
+use support::channel::{secret, signed, webhook};
+#[cfg(feature = "postgres")]
+use support::postgres::{fresh_postgres_database, postgres_url};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
@@ -111,20 +102,17 @@ where
     // No agent is available: conversations stay queued, so each customer keeps one open
     // conversation whose transcript holds all their messages.
     let engine = Arc::new(
-        Engine::builder(
-            Webhook::new(&AppSecret::new(SECRET).unwrap()),
-            Arc::new(FakeSend::new()),
-        )
-        .store(store.clone())
-        .media(store)
-        .router(Arc::new(InMemoryRouter::new()))
-        .notifier(Arc::new(RecordingNotifier::new()))
-        .instance("crash-child")
-        .delivery(messenger_channel::engine::DeliveryConfig {
-            poll: TICK_EVERY,
-            ..messenger_channel::engine::DeliveryConfig::default()
-        })
-        .build(),
+        Engine::builder(Webhook::new(&secret()), Arc::new(FakeSend::new()))
+            .store(store.clone())
+            .media(store)
+            .router(Arc::new(InMemoryRouter::new()))
+            .notifier(Arc::new(RecordingNotifier::new()))
+            .instance("crash-child")
+            .delivery(messenger_channel::engine::DeliveryConfig {
+                poll: TICK_EVERY,
+                ..messenger_channel::engine::DeliveryConfig::default()
+            })
+            .build(),
     );
     let app = WebhookRoutes::new(engine.clone(), VerifyToken::new("x").unwrap()).router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -222,13 +210,13 @@ impl Ledger {
                 )
             })
             .collect();
-        let items: Vec<_> = messages
-            .iter()
-            .map(|(c, mid)| message_item(c, mid, &format!("hello {mid}"), at))
-            .collect();
-        let (headers, bytes) = signed(&items);
-        let webhook = Webhook::new(&AppSecret::new(SECRET).unwrap());
-        let batch = webhook.verify_and_parse(&headers, &bytes).unwrap();
+        let body = messages.iter().fold(webhook(), |body, (c, mid)| {
+            body.message(c, mid, &format!("hello {mid}"), at)
+        });
+        let (headers, bytes) = signed(body);
+        let batch = Webhook::new(&secret())
+            .verify_and_parse(&headers, &bytes)
+            .unwrap();
         let messages = messages
             .into_iter()
             .zip(batch.items())
@@ -750,7 +738,10 @@ async fn customer_mids<S: ConversationStore>(
     let mut out = BTreeMap::new();
     for c in customers {
         let Some(open) = store
-            .find_open(&PageId::from(channel::PAGE), &UserId::new(c.clone()))
+            .find_open(
+                &PageId::from(support::channel::PAGE),
+                &UserId::new(c.clone()),
+            )
             .await
             .unwrap()
         else {

@@ -12,38 +12,30 @@
 //! with injected time in `tests/delivery.rs` and `tests/durable.rs`. The lease is the default.
 #![cfg(all(feature = "axum", feature = "graph", feature = "sqlite"))]
 
-#[path = "support/fake_graph.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod fake_graph;
-#[cfg(feature = "postgres")]
-#[path = "support/postgres.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod postgres;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use fake_graph::{FakeGraph, Pattern};
 use messenger_channel::agents::{InMemoryRouter, RecordingNotifier};
 use messenger_channel::axum::WebhookRoutes;
 use messenger_channel::conversation::ConversationConfig;
 use messenger_channel::engine::{DeliveryConfig, Engine};
-use messenger_channel::secret::{AppSecret, PageAccessToken, VerifyToken};
+use messenger_channel::secret::{PageAccessToken, VerifyToken};
 use messenger_channel::send::{GraphClient, RetryPolicy};
 use messenger_channel::store::{ConversationStore, MediaStore};
+use messenger_channel::testing::SignedBody;
 use messenger_channel::webhook::Webhook;
-use messenger_channel::webhook::signature::sign_sha256;
-use serde_json::json;
+use support::channel::{secret, webhook};
+use support::fake_graph::{FakeGraph, Pattern};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
 const CHILD_ENV: &str = "MC_CRASH_DELIVERY_CHILD";
 const GRAPH_ENV: &str = "MC_CRASH_DELIVERY_GRAPH";
 const PORT_LINE: &str = "MC_CRASH_DELIVERY_PORT=";
-const SECRET: &str = "crash-delivery-secret";
-const PAGE: &str = "104987654321098";
 const NOTICE: &str = "This conversation may be recorded.";
 /// Shortened from the default, see the module's docs.
 const ECHO_GRACE: Duration = Duration::from_secs(3);
@@ -91,25 +83,22 @@ async fn serve<S: ConversationStore + MediaStore + 'static>(store: Arc<S>, graph
         .build()
         .unwrap();
     let engine = Arc::new(
-        Engine::builder(
-            Webhook::new(&AppSecret::new(SECRET).unwrap()),
-            Arc::new(client),
-        )
-        .store(store.clone())
-        .media(store)
-        .router(Arc::new(InMemoryRouter::new()))
-        .notifier(Arc::new(RecordingNotifier::new()))
-        .config(ConversationConfig {
-            privacy_notice: Some(NOTICE.into()),
-            ..ConversationConfig::default()
-        })
-        .instance("crash-delivery-child")
-        .delivery(DeliveryConfig {
-            echo_grace: ECHO_GRACE,
-            poll: Duration::from_millis(100),
-            ..DeliveryConfig::default()
-        })
-        .build(),
+        Engine::builder(Webhook::new(&secret()), Arc::new(client))
+            .store(store.clone())
+            .media(store)
+            .router(Arc::new(InMemoryRouter::new()))
+            .notifier(Arc::new(RecordingNotifier::new()))
+            .config(ConversationConfig {
+                privacy_notice: Some(NOTICE.into()),
+                ..ConversationConfig::default()
+            })
+            .instance("crash-delivery-child")
+            .delivery(DeliveryConfig {
+                echo_grace: ECHO_GRACE,
+                poll: Duration::from_millis(100),
+                ..DeliveryConfig::default()
+            })
+            .build(),
     );
     let app = WebhookRoutes::new(engine.clone(), VerifyToken::new("x").unwrap()).router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -152,37 +141,16 @@ async fn spawn(spec: &str, graph: &str) -> (Child, u16) {
     (child, port)
 }
 
-fn signed(items: &[serde_json::Value]) -> (Vec<u8>, String) {
-    let entries: Vec<_> = items
-        .iter()
-        .map(|i| json!({"id": PAGE, "time": 1, "messaging": [i]}))
-        .collect();
-    let body = serde_json::to_vec(&json!({"object": "page", "entry": entries})).unwrap();
-    let signature = sign_sha256(&AppSecret::new(SECRET).unwrap(), &body);
-    (body, signature)
-}
-
 /// Posts a body until the current child acknowledges it; `false` if it is dead.
-async fn post(http: &reqwest::Client, port: u16, body: &[u8], signature: &str) -> bool {
+async fn post(http: &reqwest::Client, port: u16, body: &SignedBody) -> bool {
     matches!(
         http.post(format!("http://127.0.0.1:{port}/"))
-            .header("x-hub-signature-256", signature)
-            .header("content-type", "application/json")
-            .body(body.to_vec())
+            .headers(body.headers())
+            .body(body.body().to_vec())
             .send()
             .await,
         Ok(r) if r.status() == 200
     )
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }
 
 /// Acts as Meta for one run of the child: posts the echoes not yet acknowledged by any
@@ -207,8 +175,8 @@ async fn echo_loop(
             let Some(item) = entry.echo_item() else {
                 continue;
             };
-            let (body, signature) = signed(&[item]);
-            if !post(&http, port, &body, &signature).await {
+            let body = webhook().item(item, SystemTime::now()).sign(&secret());
+            if !post(&http, port, &body).await {
                 return;
             }
             echoed.lock().unwrap().insert(entry.key.clone().unwrap());
@@ -236,10 +204,15 @@ async fn run(spec: &str, label: &str) {
         // New customers write; each body is posted until acknowledged.
         for i in 0..PER_ROUND {
             let psid = format!("2401{round:04}{i:04}{}", label.len());
-            let item = json!({"sender": {"id": psid}, "recipient": {"id": PAGE}, "timestamp": now_ms(),
-                "message": {"mid": format!("m_{label}_{round}_{i}"), "text": "hello"}});
-            let (body, signature) = signed(&[item]);
-            assert!(post(&http, port, &body, &signature).await, "acknowledged");
+            let body = webhook()
+                .message(
+                    &psid,
+                    &format!("m_{label}_{round}_{i}"),
+                    "hello",
+                    SystemTime::now(),
+                )
+                .sign(&secret());
+            assert!(post(&http, port, &body).await, "acknowledged");
             customers.push(psid);
         }
         if round < KILLS {
@@ -310,9 +283,9 @@ async fn sqlite_child_killed_mid_send_delivers_each_notice_once() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_child_killed_mid_send_delivers_each_notice_once() {
-    let Some(url) = postgres::postgres_url() else {
+    let Some(url) = support::postgres::postgres_url() else {
         return;
     };
-    let db = postgres::fresh_postgres_database(&url, "mc_crash_delivery").await;
+    let db = support::postgres::fresh_postgres_database(&url, "mc_crash_delivery").await;
     run(&format!("postgres:{db}"), "postgres").await;
 }

@@ -5,29 +5,23 @@
 //! the reason an agent reads; nothing left pending.
 #![cfg(all(feature = "graph", feature = "worker"))]
 
-#[path = "support/fake_graph.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod fake_graph;
+mod support;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use fake_graph::{FakeGraph, Pattern};
 use messenger_channel::agents::{InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::conversation::{ConversationConfig, LineBody};
 use messenger_channel::engine::{Delivery, DeliveryConfig, Engine, EngineError, Unconfirmed};
-use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
-use messenger_channel::secret::{AppSecret, PageAccessToken};
+use messenger_channel::ids::{AgentId, AppId, ConversationId, PageId, UserId};
+use messenger_channel::secret::PageAccessToken;
 use messenger_channel::send::{GraphClient, RetryPolicy};
 use messenger_channel::store::{ConversationStore, InMemoryStore};
+use messenger_channel::testing::t0;
 use messenger_channel::webhook::Webhook;
-use messenger_channel::webhook::signature::sign_sha256;
-use serde_json::json;
-
-const SECRET: &str = "delivery-test-secret";
-const PAGE: &str = "104987654321098";
-const CUSTOMER: &str = "24012345678901234";
+use support::channel::{CUSTOMER, PAGE, secret, signed, webhook};
+use support::fake_graph::{FakeGraph, Pattern};
 
 /// For patterns that answer: far longer than a loopback answer takes on a loaded machine, so
 /// an answered send never times out (which would make its outcome unknown).
@@ -36,37 +30,8 @@ const PATIENT: Duration = Duration::from_secs(10);
 /// Short to keep the test fast; the fake never answers, so nothing races it.
 const IMPATIENT: Duration = Duration::from_millis(500);
 
-fn t0() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_718_000_000)
-}
-
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
-}
-
-fn millis(at: SystemTime) -> u64 {
-    u64::try_from(
-        at.duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
-
-fn signed(items: &[serde_json::Value]) -> (http::HeaderMap, Vec<u8>) {
-    let entries: Vec<_> = items
-        .iter()
-        .map(|i| json!({"id": PAGE, "time": 1, "messaging": [i]}))
-        .collect();
-    let body = serde_json::to_vec(&json!({"object": "page", "entry": entries})).unwrap();
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        "x-hub-signature-256",
-        sign_sha256(&AppSecret::new(SECRET).unwrap(), &body)
-            .parse()
-            .unwrap(),
-    );
-    (headers, body)
 }
 
 /// The stores every scenario runs on.
@@ -120,23 +85,18 @@ async fn desk(backend: Backend, timeout: Duration, delivery: DeliveryConfig) -> 
     router.set_presence(&AgentId::from("alice"), Presence::Available);
     let notifier = Arc::new(RecordingNotifier::new());
     let engine = Arc::new(
-        Engine::builder(
-            Webhook::new(&AppSecret::new(SECRET).unwrap()),
-            Arc::new(client),
-        )
-        .store(store.clone())
-        .router(router)
-        .notifier(notifier.clone())
-        .config(ConversationConfig {
-            privacy_notice: None,
-            ..ConversationConfig::default()
-        })
-        .delivery(delivery)
-        .build(),
+        Engine::builder(Webhook::new(&secret()), Arc::new(client))
+            .store(store.clone())
+            .router(router)
+            .notifier(notifier.clone())
+            .config(ConversationConfig {
+                privacy_notice: None,
+                ..ConversationConfig::default()
+            })
+            .delivery(delivery)
+            .build(),
     );
-    let item = json!({"sender": {"id": CUSTOMER}, "recipient": {"id": PAGE},
-        "timestamp": millis(t0()), "message": {"mid": "m_in_1", "text": "Where is my order?"}});
-    let (h, b) = signed(&[item]);
+    let (h, b) = signed(webhook().message(CUSTOMER, "m_in_1", "Where is my order?", t0()));
     engine.handle_webhook(&h, &b, t0()).await.unwrap();
     let id = store
         .find_open(&PageId::from(PAGE), &UserId::from(CUSTOMER))
@@ -184,7 +144,10 @@ impl Desk {
     async fn echo_everything(&self, at: SystemTime) {
         let items = self.fake.echo_items();
         if !items.is_empty() {
-            let (h, b) = signed(&items);
+            let body = items
+                .into_iter()
+                .fold(webhook(), |body, item| body.item(item, at));
+            let (h, b) = signed(body);
             self.engine.handle_webhook(&h, &b, at).await.unwrap();
         }
     }
@@ -513,9 +476,14 @@ async fn an_interrupted_send_waits_for_its_echo_even_past_the_retry_budget() {
     );
     assert!(!d.notices().await.iter().any(|n| n.starts_with("Not ")));
     // Meta's echo of it arrives: settled, never sent again.
-    let echo = json!({"sender": {"id": PAGE}, "recipient": {"id": CUSTOMER}, "timestamp": millis(late),
-        "message": {"is_echo": true, "app_id": 1, "mid": "m_echo", "metadata": format!("mc-effect:{key}"), "text": "Let me check."}});
-    let (h, b) = signed(&[echo]);
+    let (h, b) = signed(webhook().echo(
+        CUSTOMER,
+        "m_echo",
+        AppId(1),
+        Some(&format!("mc-effect:{key}")),
+        Some("Let me check."),
+        late,
+    ));
     d.engine.handle_webhook(&h, &b, late).await.unwrap();
     d.drive(late + secs(60), secs(60), late + secs(3600)).await;
     assert!(d.store.pending(10).await.unwrap().is_empty());
@@ -695,20 +663,17 @@ async fn workers_share(
             .build()
             .unwrap();
         let engine = Arc::new(
-            Engine::builder(
-                Webhook::new(&AppSecret::new(SECRET).unwrap()),
-                Arc::new(client),
-            )
-            .store(store.clone())
-            .instance(format!("{label}-worker-{n}"))
-            .delivery(DeliveryConfig {
-                // Small batches, so that the workers interleave on the backlog.
-                batch: 3,
-                poll: Duration::from_millis(20),
-                lease,
-                ..DeliveryConfig::default()
-            })
-            .build(),
+            Engine::builder(Webhook::new(&secret()), Arc::new(client))
+                .store(store.clone())
+                .instance(format!("{label}-worker-{n}"))
+                .delivery(DeliveryConfig {
+                    // Small batches, so that the workers interleave on the backlog.
+                    batch: 3,
+                    poll: Duration::from_millis(20),
+                    lease,
+                    ..DeliveryConfig::default()
+                })
+                .build(),
         );
         workers.push(engine.start());
     }
@@ -743,17 +708,12 @@ async fn workers_of_one_process_share_a_sqlite_queue() {
 }
 
 #[cfg(feature = "postgres")]
-#[path = "support/postgres.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod postgres;
-
-#[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_on_one_postgres_never_send_an_effect_twice() {
-    let Some(url) = postgres::postgres_url() else {
+    let Some(url) = support::postgres::postgres_url() else {
         return;
     };
-    let db = postgres::fresh_postgres_database(&url, "mc_delivery_workers").await;
+    let db = support::postgres::fresh_postgres_database(&url, "mc_delivery_workers").await;
     let mut stores: Vec<Arc<dyn ConversationStore>> = Vec::new();
     for _ in 0..2 {
         stores.push(Arc::new(

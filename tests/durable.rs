@@ -2,34 +2,21 @@
 //! one PostgreSQL database.
 #![cfg(any(feature = "sqlite", feature = "postgres"))]
 
-#[path = "support/channel.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod channel;
-#[path = "support/fake_send.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod fake_send;
-#[path = "support/faulty_store.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod faulty_store;
-#[cfg(feature = "postgres")]
-#[path = "support/postgres.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod postgres;
+mod support;
 
-#[cfg(feature = "postgres")]
-use postgres::{fresh_postgres_database, postgres_url};
 use std::sync::Arc;
 use std::time::Duration;
 
-use channel::{PAGE, SECRET, message_item, signed, t0};
-use fake_send::FakeSend;
 use messenger_channel::agents::{InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::conversation::{Author, ConversationConfig};
 use messenger_channel::engine::Engine;
-use messenger_channel::ids::{AgentId, PageId, UserId};
-use messenger_channel::secret::AppSecret;
+use messenger_channel::ids::{AgentId, AppId, PageId, UserId};
 use messenger_channel::store::{ConversationStore, MediaStore};
+use messenger_channel::testing::{FakeSend, Hang, t0};
 use messenger_channel::webhook::Webhook;
+use support::channel::{PAGE, secret, signed, webhook};
+#[cfg(feature = "postgres")]
+use support::postgres::{fresh_postgres_database, postgres_url};
 
 #[cfg(feature = "sqlite")]
 const NOTICE: &str = "This conversation may be monitored, recorded and stored.";
@@ -41,7 +28,7 @@ where
     let router = Arc::new(InMemoryRouter::new());
     router.set_presence(&AgentId::from("alice"), Presence::Available);
     router.set_capacity(&AgentId::from("alice"), 1000);
-    Engine::builder(Webhook::new(&AppSecret::new(SECRET).unwrap()), send)
+    Engine::builder(Webhook::new(&secret()), send)
         .store(store.clone())
         .media(store)
         .router(router)
@@ -66,7 +53,7 @@ async fn sqlite_survives_a_restart() {
             Arc::new(FakeSend::new()),
             ConversationConfig::default(),
         );
-        let (h, b) = signed(&[message_item(customer.as_str(), "m_1", "Hello", t0())]);
+        let (h, b) = signed(webhook().message(customer.as_str(), "m_1", "Hello", t0()));
         e.handle_webhook(&h, &b, t0()).await.unwrap();
         let id = store
             .find_open(&PageId::from(PAGE), &customer)
@@ -111,7 +98,7 @@ async fn sqlite_survives_a_restart() {
         Arc::new(FakeSend::new()),
         ConversationConfig::default(),
     );
-    let (h, b) = signed(&[message_item(customer.as_str(), "m_1", "Hello", t0())]);
+    let (h, b) = signed(webhook().message(customer.as_str(), "m_1", "Hello", t0()));
     let report = e
         .handle_webhook(&h, &b, t0() + Duration::from_secs(60))
         .await
@@ -139,14 +126,14 @@ async fn a_crash_between_saving_and_sending_loses_nothing() {
     {
         let store = Arc::new(SqliteStore::open(&path).await.unwrap());
         let dying = Arc::new(FakeSend::new());
-        dying.hang.store(true, std::sync::atomic::Ordering::SeqCst);
+        dying.hang(Hang::BeforeSending);
         let e = Arc::new(engine(store, dying.clone(), config.clone()));
-        let (h, b) = signed(&[message_item(customer, "m_1", "Hello", t0())]);
+        let (h, b) = signed(webhook().message(customer, "m_1", "Hello", t0()));
         let task = tokio::spawn({
             let e = e.clone();
             async move { e.handle_webhook(&h, &b, t0()).await }
         });
-        dying.entered.notified().await;
+        dying.hung().await;
         task.abort();
         assert!(task.await.unwrap_err().is_cancelled());
         assert!(dying.sent().is_empty());
@@ -213,16 +200,14 @@ async fn an_echo_marks_a_send_delivered_so_recovery_does_not_repeat_it() {
     let metadata = {
         let store = Arc::new(SqliteStore::open(&path).await.unwrap());
         let dying = Arc::new(FakeSend::new());
-        dying
-            .hang_after
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        dying.hang(Hang::AfterSending);
         let e = Arc::new(engine(store, dying.clone(), config.clone()));
-        let (h, b) = signed(&[message_item(customer, "m_1", "Hello", t0())]);
+        let (h, b) = signed(webhook().message(customer, "m_1", "Hello", t0()));
         let task = tokio::spawn({
             let e = e.clone();
             async move { e.handle_webhook(&h, &b, t0()).await }
         });
-        dying.entered.notified().await;
+        dying.hung().await;
         task.abort();
         let _ = task.await;
         let sent = dying.sent();
@@ -238,11 +223,14 @@ async fn an_echo_marks_a_send_delivered_so_recovery_does_not_repeat_it() {
     let store = Arc::new(SqliteStore::open(&path).await.unwrap());
     let send = Arc::new(FakeSend::new());
     let e = engine(store.clone(), send.clone(), config);
-    let echo = serde_json::json!({
-        "sender": {"id": PAGE}, "recipient": {"id": customer}, "timestamp": 1_718_000_001_000_u64,
-        "message": {"mid": "m_echo", "is_echo": true, "app_id": 1, "metadata": metadata, "text": NOTICE}
-    });
-    let (h, b) = signed(&[echo]);
+    let (h, b) = signed(webhook().echo(
+        customer,
+        "m_echo",
+        AppId(1),
+        Some(&metadata),
+        Some(NOTICE),
+        t0() + Duration::from_secs(1),
+    ));
     assert_eq!(
         e.handle_webhook(&h, &b, t0() + Duration::from_secs(1))
             .await
@@ -292,19 +280,18 @@ async fn two_instances_on_one_postgres_database() {
     // Ten batches, each with a message from every customer; unique mids.
     let batches: Vec<_> = (0..10)
         .map(|b| {
-            let items: Vec<_> = customers
+            let body = customers
                 .iter()
                 .enumerate()
-                .map(|(i, c)| {
-                    message_item(
+                .fold(webhook(), |body, (i, c)| {
+                    body.message(
                         c,
                         &format!("m_{run}_{b}_{i}"),
                         "hi",
                         t0() + Duration::from_secs(b),
                     )
-                })
-                .collect();
-            signed(&items)
+                });
+            signed(body)
         })
         .collect();
     let mut tasks = Vec::new();
@@ -508,23 +495,20 @@ async fn a_fleet_of_three_loses_and_repeats_nothing_when_one_dies() {
         // The instance that dies first hangs in its first application (its second store
         // call), after recording what it received.
         let at_call = if i == 2 { 2 } else { 0 };
-        let faulty = Arc::new(faulty_store::FaultyStore::new(
+        let faulty = Arc::new(support::faulty_store::FaultyStore::new(
             store.clone(),
             at_call,
-            faulty_store::Fault::HangAfter,
+            support::faulty_store::Fault::HangAfter,
         ));
         let router = Arc::new(InMemoryRouter::new());
         router.set_presence(&AgentId::from("alice"), Presence::Available);
         instances.push(Arc::new(
-            Engine::builder(
-                Webhook::new(&AppSecret::new(SECRET).unwrap()),
-                Arc::new(FakeSend::new()),
-            )
-            .store(faulty)
-            .media(store)
-            .router(router)
-            .notifier(Arc::new(RecordingNotifier::new()))
-            .build(),
+            Engine::builder(Webhook::new(&secret()), Arc::new(FakeSend::new()))
+                .store(faulty)
+                .media(store)
+                .router(router)
+                .notifier(Arc::new(RecordingNotifier::new()))
+                .build(),
         ));
     }
     // Handled a minute after the last message was sent.
@@ -532,18 +516,15 @@ async fn a_fleet_of_three_loses_and_repeats_nothing_when_one_dies() {
     let customers: Vec<String> = (0..5).map(|i| format!("7100{i}")).collect();
     let bodies: Vec<_> = (0..24_u64)
         .map(|b| {
-            let items: Vec<_> = customers
-                .iter()
-                .map(|c| {
-                    message_item(
-                        c,
-                        &format!("m_{c}_{b:02}"),
-                        "hi",
-                        t0() + Duration::from_secs(b),
-                    )
-                })
-                .collect();
-            signed(&items)
+            let body = customers.iter().fold(webhook(), |body, c| {
+                body.message(
+                    c,
+                    &format!("m_{c}_{b:02}"),
+                    "hi",
+                    t0() + Duration::from_secs(b),
+                )
+            });
+            signed(body)
         })
         .collect();
     // Each body to two instances at once; instance 2 dies after half of the bodies went out.

@@ -1,22 +1,16 @@
 //! Engine behaviour beyond the scenario: concurrency, inbound media, recovery.
 
-#[path = "support/channel.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod channel;
-#[path = "support/fake_send.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod fake_send;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use channel::{Channel, PAGE, file_item, message_item, signed, t0};
 use messenger_channel::conversation::{Author, ConversationConfig, Effect, LineBody};
 use messenger_channel::ids::{PageId, UserId};
-use messenger_channel::send::Media;
+use messenger_channel::send::{Media, MediaKind};
 use messenger_channel::store::{Commit, ConversationStore, InMemoryStore, StoreError};
-
-const CUSTOMER: &str = "24012345678901234";
+use messenger_channel::testing::t0;
+use support::channel::{CUSTOMER, Channel, PAGE, signed, webhook};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_messages_from_one_customer_all_land_in_one_conversation() {
@@ -25,7 +19,7 @@ async fn concurrent_messages_from_one_customer_all_land_in_one_conversation() {
     for i in 0..40 {
         let ch = ch.clone();
         tasks.push(tokio::spawn(async move {
-            let (h, b) = signed(&[message_item(CUSTOMER, &format!("m_{i}"), "hi", t0())]);
+            let (h, b) = signed(webhook().message(CUSTOMER, &format!("m_{i}"), "hi", t0()));
             // Each body arrives twice, like Meta's redeliveries.
             let first = ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
             let second = ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
@@ -67,29 +61,39 @@ async fn inbound_files_are_downloaded_stored_and_checked_again() {
     let fake_exe = bytes::Bytes::from_static(
         b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00\xb8\x00",
     );
-    {
-        let mut files = ch.send.files.lock().unwrap();
-        files.insert(
-            "https://cdn.example/photo.png".into(),
-            Media {
-                bytes: png.clone(),
-                content_type: Some("image/png".into()),
-                file_name: None,
-            },
-        );
-        files.insert(
-            "https://cdn.example/holiday.jpg".into(),
-            Media {
-                bytes: fake_exe,
-                content_type: Some("image/jpeg".into()),
-                file_name: None,
-            },
-        );
-    }
-    let (h, b) = signed(&[
-        file_item(CUSTOMER, "m_1", "https://cdn.example/photo.png", t0()),
-        file_item(CUSTOMER, "m_2", "https://cdn.example/holiday.jpg", t0()),
-    ]);
+    ch.send.serve(
+        "https://cdn.example/photo.png",
+        Media {
+            bytes: png.clone(),
+            content_type: Some("image/png".into()),
+            file_name: None,
+        },
+    );
+    ch.send.serve(
+        "https://cdn.example/holiday.jpg",
+        Media {
+            bytes: fake_exe,
+            content_type: Some("image/jpeg".into()),
+            file_name: None,
+        },
+    );
+    let (h, b) = signed(
+        webhook()
+            .attachment(
+                CUSTOMER,
+                "m_1",
+                MediaKind::File,
+                "https://cdn.example/photo.png",
+                t0(),
+            )
+            .attachment(
+                CUSTOMER,
+                "m_2",
+                MediaKind::File,
+                "https://cdn.example/holiday.jpg",
+                t0(),
+            ),
+    );
     ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
     let id = ch
         .store
@@ -252,8 +256,8 @@ async fn an_inbound_file_that_fails_to_download_is_fetched_again() {
         status: 503,
         snippet: "try later".into(),
     };
-    *ch.send.download_fails_with.lock().unwrap() = Some(unavailable);
-    let (h, b) = signed(&[file_item(CUSTOMER, "m_1", url, t0())]);
+    ch.send.fail_downloads(Some(unavailable));
+    let (h, b) = signed(webhook().attachment(CUSTOMER, "m_1", MediaKind::File, url, t0()));
     ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
     let files = ch.file_lines(CUSTOMER).await;
     assert_eq!(files.len(), 1);
@@ -262,10 +266,10 @@ async fn an_inbound_file_that_fails_to_download_is_fetched_again() {
     ch.engine.tick(t0() + Duration::from_secs(1)).await.unwrap();
     assert_eq!(ch.file_lines(CUSTOMER).await[0].media, MediaState::Pending);
     // The CDN answers now.
-    *ch.send.download_fails_with.lock().unwrap() = None;
+    ch.send.fail_downloads(None);
     let png = bytes::Bytes::from_static(include_bytes!("../examples/sample/logo.png"));
-    ch.send.files.lock().unwrap().insert(
-        url.into(),
+    ch.send.serve(
+        url,
         Media {
             bytes: png.clone(),
             content_type: Some("image/png".into()),
@@ -295,17 +299,19 @@ async fn an_inbound_file_whose_link_expired_is_marked_unavailable() {
         true,
         InMemoryStore::new(),
     );
-    *ch.send.download_fails_with.lock().unwrap() =
-        Some(messenger_channel::send::SendError::UnexpectedResponse {
+    ch.send.fail_downloads(Some(
+        messenger_channel::send::SendError::UnexpectedResponse {
             status: 502,
             snippet: "bad gateway".into(),
-        });
-    let (h, b) = signed(&[file_item(
+        },
+    ));
+    let (h, b) = signed(webhook().attachment(
         CUSTOMER,
         "m_1",
+        MediaKind::File,
         "https://cdn.example/gone.pdf",
         t0(),
-    )]);
+    ));
     ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
     assert_eq!(ch.file_lines(CUSTOMER).await[0].media, MediaState::Pending);
     // Four days later (no `oe=` in the link: three days are tried).
@@ -327,12 +333,13 @@ async fn an_inbound_file_whose_link_expired_is_marked_unavailable() {
 async fn an_inbound_file_the_cdn_says_is_gone_is_unavailable_at_once() {
     use messenger_channel::conversation::MediaState;
     let ch = Channel::with_downloads(&["alice"], ConversationConfig::default(), true);
-    let (h, b) = signed(&[file_item(
+    let (h, b) = signed(webhook().attachment(
         CUSTOMER,
         "m_1",
+        MediaKind::File,
         "https://cdn.example/404.pdf",
         t0(),
-    )]);
+    ));
     ch.engine.handle_webhook(&h, &b, t0()).await.unwrap();
     let files = ch.file_lines(CUSTOMER).await;
     assert!(

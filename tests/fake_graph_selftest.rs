@@ -2,13 +2,10 @@
 //! every pattern, the `SendError` class the client returns and what the fake's log records.
 #![cfg(feature = "graph")]
 
-#[path = "support/fake_graph.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod fake_graph;
+mod support;
 
 use std::time::Duration;
 
-use fake_graph::{FAKE_APP_ID, FakeGraph, Pattern, Stage, echo_body};
 use messenger_channel::engine::ECHO_KEY_PREFIX;
 use messenger_channel::ids::{AppId, PageId, UserId};
 use messenger_channel::secret::{AppSecret, PageAccessToken};
@@ -16,9 +13,9 @@ use messenger_channel::send::{
     AttachmentSource, ErrorKind, GraphClient, MediaKind, Message, PageApi, RetryPolicy, SendApi,
     SendError, SendRequest, SendResponse, SenderAction, TransportKind, Upload,
 };
-use messenger_channel::webhook::signature::sign_sha256;
 use messenger_channel::webhook::{EventKind, Webhook};
 use serde_json::json;
+use support::fake_graph::{FAKE_APP_ID, FakeGraph, Pattern, Stage, echo_body};
 
 const TOKEN: &str = "EAAB-fake-graph-token";
 const PAGE: &str = "104987654321098";
@@ -518,10 +515,11 @@ async fn echoes_are_webhook_bodies_the_parser_reads_as_keyed_echoes() {
     bodies.push(echo_body(PAGE, PSID, "by-hand", "m_hand", at));
     let mut seen = Vec::new();
     for body in &bodies {
-        assert_eq!(body["object"], json!("page"));
-        let bytes = serde_json::to_vec(body).unwrap();
-        let signature = sign_sha256(&secret, &bytes);
-        let batch = webhook.verify_and_parse_value(&signature, &bytes).unwrap();
+        assert_eq!(body.to_json()["object"], json!("page"));
+        let post = body.sign(&secret);
+        let batch = webhook
+            .verify_and_parse_value(post.signature(), post.body())
+            .unwrap();
         let items = batch.into_items();
         assert_eq!(items.len(), 1);
         let event = items.into_iter().next().unwrap().unwrap();

@@ -4,36 +4,23 @@
 //! the faults stop, every transcript equals the fault-free run's: no customer message lost, no
 //! line repeated. Run on memory, SQLite and PostgreSQL.
 
-#[path = "support/channel.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod channel;
-#[path = "support/fake_send.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod fake_send;
-#[path = "support/faulty_store.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod faulty_store;
-#[cfg(feature = "postgres")]
-#[path = "support/postgres.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod postgres;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use channel::{PAGE, SECRET, signed, t0};
-use fake_send::FakeSend;
-use faulty_store::{FAULTS, Fault, FaultyStore};
 use messenger_channel::agents::{InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::conversation::{
     Author, ConversationConfig, LineBody, State, TranscriptLine,
 };
 use messenger_channel::engine::{Engine, EngineError};
 use messenger_channel::ids::{AgentId, PageId, UserId};
-use messenger_channel::secret::AppSecret;
+use messenger_channel::send::MediaKind;
 use messenger_channel::store::ConversationStore;
+use messenger_channel::testing::{FakeSend, t0};
 use messenger_channel::webhook::Webhook;
-use serde_json::json;
+use support::channel::{PAGE, secret, signed, webhook};
+use support::faulty_store::{FAULTS, Fault, FaultyStore};
 
 fn at(secs: u64) -> SystemTime {
     t0() + Duration::from_secs(secs)
@@ -51,17 +38,6 @@ impl Names {
     fn mid(&self, m: &str) -> String {
         format!("{}_{m}", self.run)
     }
-}
-
-fn item(customer: &str, mid: &str, message: serde_json::Value, secs: u64) -> serde_json::Value {
-    let mut message = message;
-    message["mid"] = json!(mid);
-    json!({
-        "sender": {"id": customer},
-        "recipient": {"id": PAGE},
-        "timestamp": 1_718_000_000_000_u64 + secs * 1000,
-        "message": message,
-    })
 }
 
 /// How long the driver waits for an answer before it takes the request as lost (as Meta
@@ -99,41 +75,33 @@ async fn scenario<S: ConversationStore + 'static>(
     let alice = AgentId::from("alice");
     router.set_presence(&alice, Presence::Available);
     let send = Arc::new(FakeSend::new());
-    let engine = Engine::builder(Webhook::new(&AppSecret::new(SECRET).unwrap()), send.clone())
+    let engine = Engine::builder(Webhook::new(&secret()), send.clone())
         .store(store.clone())
         .router(router)
         .notifier(Arc::new(RecordingNotifier::new()))
         .config(ConversationConfig::default())
         .build();
     let (a, b) = (names.customer("1"), names.customer("2"));
-    let first = signed(&[item(
-        &a,
-        &names.mid("a1"),
-        json!({"text": "hello, A here"}),
-        0,
-    )]);
+    let first = signed(webhook().message(&a, &names.mid("a1"), "hello, A here", at(0)));
     // A new conversation from a body of two entries: a text, and a file the policy accepts.
     deliver(&engine, &first, at(0)).await;
-    let second = signed(&[
-        item(&b, &names.mid("b1"), json!({"text": "hello, B here"}), 1),
-        item(
-            &b,
-            &names.mid("b2"),
-            json!({"attachments": [{"type": "file", "payload": {"url": "https://cdn.example/invoice.pdf"}}]}),
-            1,
-        ),
-    ]);
+    let second = signed(
+        webhook()
+            .message(&b, &names.mid("b1"), "hello, B here", at(1))
+            .attachment(
+                &b,
+                &names.mid("b2"),
+                MediaKind::File,
+                "https://cdn.example/invoice.pdf",
+                at(1),
+            ),
+    );
     deliver(&engine, &second, at(1)).await;
     // Meta delivers the first body again.
     deliver(&engine, &first, at(2)).await;
     deliver(
         &engine,
-        &signed(&[item(
-            &a,
-            &names.mid("a2"),
-            json!({"text": "are you there?"}),
-            3,
-        )]),
+        &signed(webhook().message(&a, &names.mid("a2"), "are you there?", at(3))),
         at(3),
     )
     .await;
@@ -192,10 +160,11 @@ async fn scenario<S: ConversationStore + 'static>(
     let _ = tokio::time::timeout(ANSWER_WITHIN, engine.tick(at(6))).await;
     deliver(
         &engine,
-        &signed(&[
-            item(&b, &names.mid("b3"), json!({"text": "still waiting"}), 7),
-            item(&a, &names.mid("a3"), json!({"text": "thanks!"}), 7),
-        ]),
+        &signed(
+            webhook()
+                .message(&b, &names.mid("b3"), "still waiting", at(7))
+                .message(&a, &names.mid("a3"), "thanks!", at(7)),
+        ),
         at(7),
     )
     .await;
@@ -291,7 +260,7 @@ async fn sqlite_store_under_every_fault() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_store_under_every_fault() {
-    let Some(url) = postgres::postgres_url() else {
+    let Some(url) = support::postgres::postgres_url() else {
         return;
     };
     let store = Arc::new(

@@ -1,23 +1,19 @@
 //! Random sequences of webhooks (each delivered three times, concurrently), agent actions and
 //! time, through the engine; invariants checked after every step.
 
-#[path = "support/channel.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod channel;
-#[path = "support/fake_send.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod fake_send;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use channel::{Channel, message_item, signed, t0};
 use messenger_channel::agents::Notification;
 use messenger_channel::conversation::{Author, Conversation, ConversationConfig, State};
 use messenger_channel::ids::{AgentId, ConversationId};
 use messenger_channel::store::ConversationStore;
+use messenger_channel::testing::t0;
 use proptest::prelude::*;
+use support::channel::{Channel, signed, webhook};
 
 const AGENTS: [&str; 3] = ["alice", "bob", "carol"];
 const CAPACITY: u32 = 2;
@@ -62,19 +58,14 @@ impl World {
     }
 
     async fn deliver_three_times(&mut self, customers: &[u8]) {
-        let mut items = Vec::new();
+        let mut items = webhook();
         for c in customers {
             self.next_mid += 1;
             let mid = format!("m_{}", self.next_mid);
-            items.push(message_item(
-                &format!("9000000000000{c}"),
-                &mid,
-                "hello",
-                self.now,
-            ));
+            items = items.message(&format!("9000000000000{c}"), &mid, "hello", self.now);
             self.accepted_mids.insert(mid);
         }
-        let (headers, body) = signed(&items);
+        let (headers, body) = signed(items);
         let mut tasks = Vec::new();
         for _ in 0..3 {
             let (channel, headers, body, now) = (

@@ -1,12 +1,11 @@
 //! Property tests: the parser never panics, agrees with `serde_json` on what is JSON and on
 //! what strings decode to, and loses no well-formed event next to a broken one.
 
+mod support;
+
 use messenger_channel::webhook::{Event, EventKind, ParseError, parse_unverified};
 use proptest::prelude::*;
-
-#[path = "../benches/support/generate.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod generate;
+use support::generate;
 
 fn arb_json() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![

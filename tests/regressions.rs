@@ -1,19 +1,12 @@
 //! Regressions found by review: a short store outage with a chatty customer, the same file
 //! sent twice, standby messages in Waiting, and the privacy notice of a standby start.
 
-#[path = "support/channel.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod channel;
-#[path = "support/fake_send.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod fake_send;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use channel::{Channel, PAGE, SECRET, file_item, message_item, signed, t0};
-use fake_send::FakeSend;
 use messenger_channel::agents::{InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::conversation::{
     Conversation, ConversationConfig, Effect, FileLine, Inbound, Input, LineBody, MediaState,
@@ -21,15 +14,14 @@ use messenger_channel::conversation::{
 };
 use messenger_channel::engine::Engine;
 use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
-use messenger_channel::secret::AppSecret;
-use messenger_channel::send::Media;
+use messenger_channel::send::{Media, MediaKind};
 use messenger_channel::store::{
     Commit, ConversationStore, InMemoryStore, InboxEvent, Lease, NewInboxEvent, OutboxStats,
     PendingEffect, Retry, StoreError, Stored,
 };
+use messenger_channel::testing::{FakeSend, t0};
 use messenger_channel::webhook::Webhook;
-
-const CUSTOMER: &str = "24012345678901234";
+use support::channel::{CUSTOMER, Channel, PAGE, secret, signed, webhook};
 
 /// A store whose commits fail while `down` (a partial outage: the inbox still answers).
 struct Outage {
@@ -191,22 +183,15 @@ async fn a_short_outage_and_a_chatty_customer_lose_no_message() {
     });
     let router = Arc::new(InMemoryRouter::new());
     router.set_presence(&AgentId::from("alice"), Presence::Available);
-    let engine = Engine::builder(
-        Webhook::new(&AppSecret::new(SECRET).unwrap()),
-        Arc::new(FakeSend::new()),
-    )
-    .store(store.clone())
-    .router(router)
-    .notifier(Arc::new(RecordingNotifier::new()))
-    .build();
+    let engine = Engine::builder(Webhook::new(&secret()), Arc::new(FakeSend::new()))
+        .store(store.clone())
+        .router(router)
+        .notifier(Arc::new(RecordingNotifier::new()))
+        .build();
     for i in 0..12_u64 {
         let at = t0() + Duration::from_millis(100 * i);
-        let (h, b) = signed(&[message_item(
-            CUSTOMER,
-            &format!("m_{i}"),
-            &format!("msg {i}"),
-            at,
-        )]);
+        let (h, b) =
+            signed(webhook().message(CUSTOMER, &format!("m_{i}"), &format!("msg {i}"), at));
         engine.handle_webhook(&h, &b, at).await.unwrap();
     }
     // The database is back 1.2 s after it went away.
@@ -238,10 +223,10 @@ async fn a_file_sent_twice_is_kept_on_both_lines() {
         InMemoryStore::new(),
     );
     let url = "https://scontent.xx.fbcdn.net/v/sticker_like.png";
-    ch.send.files.lock().unwrap().insert(url.into(), png());
+    ch.send.serve(url, png());
     for (i, mid) in ["m_1", "m_2"].into_iter().enumerate() {
         let at = t0() + Duration::from_secs(i as u64);
-        let (h, b) = signed(&[file_item(CUSTOMER, mid, url, at)]);
+        let (h, b) = signed(webhook().attachment(CUSTOMER, mid, MediaKind::File, url, at));
         ch.engine.handle_webhook(&h, &b, at).await.unwrap();
     }
     for k in 3..6 {

@@ -2,9 +2,7 @@
 //! upload, `appsecret_proof`, error classes, retries, and the download cap.
 #![cfg(feature = "graph")]
 
-#[path = "support/mock_graph.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod mock_graph;
+mod support;
 
 use std::time::Duration;
 
@@ -16,8 +14,8 @@ use messenger_channel::send::{
     SenderAction, TransportKind, Upload,
 };
 use messenger_channel::window::{MessageTag, SendMarking};
-use mock_graph::{MockGraph, Scripted};
 use serde_json::json;
+use support::mock_graph::{MockGraph, Scripted};
 
 const TOKEN: &str = "EAAB-test-page-token";
 const SECRET: &str = "test-app-secret";

@@ -1,23 +1,21 @@
-//! The conformance suite against every backend: memory, SQLite, PostgreSQL.
+//! The conformance suite (`testing::conformance`, what hosts run on their own backends)
+//! against every backend of the crate: memory, SQLite, PostgreSQL; and the file media store.
 //!
 //! PostgreSQL's URL comes from `MESSENGER_CHANNEL_TEST_POSTGRES`. `.ci/run` always sets it;
 //! elsewhere, when it is unset, the PostgreSQL tests print a loud skip message.
 
-#[path = "support/conformance.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod conformance;
-#[cfg(feature = "postgres")]
-#[path = "support/postgres.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod postgres;
+mod support;
 
 use std::sync::Arc;
 
-use messenger_channel::store::{InMemoryMediaStore, InMemoryStore};
+use messenger_channel::store::{ConversationStore, InMemoryMediaStore, InMemoryStore};
+use messenger_channel::testing::conformance;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_backend() {
-    conformance::run(Arc::new(InMemoryStore::new()), &InMemoryMediaStore::new()).await;
+    // As a host holds it: behind `dyn`.
+    let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+    conformance::run(store, &InMemoryMediaStore::new()).await;
 }
 
 #[cfg(feature = "sqlite")]
@@ -83,7 +81,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_backend() {
-    let Some(url) = postgres::postgres_url() else {
+    let Some(url) = support::postgres::postgres_url() else {
         return;
     };
     let store = messenger_channel::store::PostgresStore::connect(&url)

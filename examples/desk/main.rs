@@ -1,4 +1,4 @@
-//! Run with: `cargo run --example desk`
+//! Run with: `cargo run --example desk --features test-util`
 //!
 //! The agent desk: one process with the webhook endpoints, a web page for agents (sign in by
 //! name, presence, offers with their countdown, Accept and Reject, the transcript, text and
@@ -32,12 +32,12 @@ use messenger_channel::attachment::{AttachmentPolicy, PolicyConfig};
 use messenger_channel::axum::WebhookRoutes;
 use messenger_channel::conversation::{Conversation, ConversationConfig, Offer, TranscriptLine};
 use messenger_channel::engine::{Delivery, Engine, EngineError};
-use messenger_channel::ids::{AgentId, ConversationId, PageId};
+use messenger_channel::ids::{AgentId, AppId, ConversationId, PageId};
 use messenger_channel::secret::{AppSecret, PageAccessToken, VerifyToken};
-use messenger_channel::send::GraphClient;
+use messenger_channel::send::{GraphClient, MediaKind};
 use messenger_channel::store::{ConversationStore, MediaStore, SqliteStore};
+use messenger_channel::testing::WebhookBody;
 use messenger_channel::webhook::Webhook;
-use messenger_channel::webhook::signature::sign_sha256;
 use messenger_channel::window::WindowConfig;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -99,7 +99,7 @@ struct Simulation {
     /// Files the page sent, by number.
     files: Vec<(String, String, Vec<u8>)>,
     /// The last webhook body, for redelivery.
-    last_body: Option<Vec<u8>>,
+    last_body: Option<WebhookBody>,
     next: u64,
     /// How the simulated Graph API answers sends: `ok`, `down` (HTTP 503, retried) or
     /// `token` (error 190: the page needs attention), to try the desk under failures.
@@ -381,15 +381,14 @@ struct SimSend {
     text: Option<String>,
 }
 
-/// Posts a signed webhook body to this server's own `/webhook`, as Meta would.
-async fn deliver(desk: &Desk, body: Vec<u8>) -> Result<u16, String> {
-    let signature = sign_sha256(&desk.secret, &body);
+/// Posts a webhook body, signed, to this server's own `/webhook`, as Meta would.
+async fn deliver(desk: &Desk, body: &WebhookBody) -> Result<u16, String> {
+    let signed = body.sign(&desk.secret);
     let response = desk
         .http
         .post(format!("{}/webhook", desk.base))
-        .header("x-hub-signature-256", signature)
-        .header("content-type", "application/json")
-        .body(body)
+        .headers(signed.headers())
+        .body(signed.body().to_vec())
         .send()
         .await
         .map_err(|e| e.to_string())?;
@@ -434,18 +433,24 @@ async fn sim_send(State(desk): State<Shared>, axum::Json(s): axum::Json<SimSend>
             sim.next += 1;
             sim.next
         };
-        let now_ms = unix_ms(SystemTime::now());
-        let message = match s.kind.as_str() {
-            "text" => {
-                json!({"mid": format!("m_sim_in_{n}_{now_ms}"), "text": s.text.unwrap_or_else(|| "Hello!".into())})
-            }
+        let now = SystemTime::now();
+        let mid = format!("m_sim_in_{n}_{}", unix_ms(now));
+        let body = WebhookBody::new(SIM_PAGE);
+        let body = match s.kind.as_str() {
+            "text" => body.message(
+                SIM_CUSTOMER,
+                &mid,
+                s.text.as_deref().unwrap_or("Hello!"),
+                now,
+            ),
             "picture" | "file" | "unsupported" => {
                 let (kind, name) = match s.kind.as_str() {
-                    "picture" => ("image", "photo.png"),
-                    "file" => ("file", "invoice.pdf"),
-                    _ => ("file", "setup.exe"),
+                    "picture" => (MediaKind::Image, "photo.png"),
+                    "file" => (MediaKind::File, "invoice.pdf"),
+                    _ => (MediaKind::File, "setup.exe"),
                 };
-                json!({"mid": format!("m_sim_in_{n}_{now_ms}"), "attachments": [{"type": kind, "payload": {"url": format!("{}/sim/files/{name}", desk.base)}}]})
+                let url = format!("{}/sim/files/{name}", desk.base);
+                body.attachment(SIM_CUSTOMER, &mid, kind, &url, now)
             }
             _ => {
                 return error_response(
@@ -454,12 +459,10 @@ async fn sim_send(State(desk): State<Shared>, axum::Json(s): axum::Json<SimSend>
                 );
             }
         };
-        let item = json!({"sender": {"id": SIM_CUSTOMER}, "recipient": {"id": SIM_PAGE}, "timestamp": now_ms, "message": message});
-        let body = serde_json::to_vec(&json!({"object": "page", "entry": [{"id": SIM_PAGE, "time": now_ms, "messaging": [item]}]})).unwrap();
         sim.lock().unwrap().last_body = Some(body.clone());
         body
     };
-    match deliver(&desk, body).await {
+    match deliver(&desk, &body).await {
         Ok(status) => axum::Json(json!({"ok": status == 200, "status": status})).into_response(),
         Err(e) => error_response(StatusCode::BAD_GATEWAY, e),
     }
@@ -579,13 +582,17 @@ async fn fake_graph_messages(
         mid
     };
     // The echo, with the metadata that marks the engine's effect delivered.
-    let echo_message = json!({"mid": mid, "is_echo": true, "app_id": 1, "metadata": message["metadata"], "text": message["text"]});
+    let echo = WebhookBody::new(SIM_PAGE).echo(
+        SIM_CUSTOMER,
+        &mid,
+        AppId(1),
+        message["metadata"].as_str(),
+        message["text"].as_str(),
+        SystemTime::now(),
+    );
     let desk2 = desk.clone();
     tokio::spawn(async move {
-        let now_ms = unix_ms(SystemTime::now());
-        let item = json!({"sender": {"id": SIM_PAGE}, "recipient": {"id": SIM_CUSTOMER}, "timestamp": now_ms, "message": echo_message});
-        let body = serde_json::to_vec(&json!({"object": "page", "entry": [{"id": SIM_PAGE, "time": now_ms, "messaging": [item]}]})).unwrap();
-        let _ = deliver(&desk2, body).await;
+        let _ = deliver(&desk2, &echo).await;
     });
     axum::Json(json!({"recipient_id": SIM_CUSTOMER, "message_id": mid})).into_response()
 }

@@ -1,8 +1,7 @@
-//! A channel wired with in-memory stores and a fake Send API, and signed webhook bodies, for
-//! the lifecycle tests and benches.
+//! A channel wired with in-memory stores and the fake `SendApi`, for the lifecycle tests; the
+//! test page, secret and customer, and webhook bodies signed with that secret.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use messenger_channel::agents::{InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::conversation::{ConversationConfig, FileLine, LineBody};
@@ -10,14 +9,13 @@ use messenger_channel::engine::Engine;
 use messenger_channel::ids::{AgentId, PageId, UserId};
 use messenger_channel::secret::AppSecret;
 use messenger_channel::store::{ConversationStore, InMemoryMediaStore, InMemoryStore, MediaStore};
+use messenger_channel::testing::{FakeSend, WebhookBody};
 use messenger_channel::webhook::Webhook;
-use messenger_channel::webhook::signature::sign_sha256;
-use serde_json::json;
-
-use super::fake_send::FakeSend;
 
 pub const SECRET: &str = "channel-test-secret";
 pub const PAGE: &str = "104987654321098";
+/// The customer most tests talk to.
+pub const CUSTOMER: &str = "24012345678901234";
 
 pub struct Channel {
     pub engine: Arc<Engine>,
@@ -25,10 +23,6 @@ pub struct Channel {
     pub router: Arc<InMemoryRouter>,
     pub notifier: Arc<RecordingNotifier>,
     pub send: Arc<FakeSend>,
-}
-
-pub fn t0() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_718_000_000)
 }
 
 impl Channel {
@@ -73,7 +67,7 @@ impl Channel {
         }
         let notifier = Arc::new(RecordingNotifier::new());
         let send = Arc::new(FakeSend::new());
-        let engine = Engine::builder(Webhook::new(&AppSecret::new(SECRET).unwrap()), send.clone())
+        let engine = Engine::builder(Webhook::new(&secret()), send.clone())
             .store(store.clone())
             .router(router.clone())
             .notifier(notifier.clone())
@@ -117,48 +111,18 @@ impl Channel {
     }
 }
 
-fn millis(at: SystemTime) -> u64 {
-    u64::try_from(
-        at.duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
+/// The test secret, as the engine's [`Webhook`] is built with it.
+pub fn secret() -> AppSecret {
+    AppSecret::new(SECRET).unwrap()
 }
 
-/// One `messaging` item from a customer.
-pub fn message_item(customer: &str, mid: &str, text: &str, at: SystemTime) -> serde_json::Value {
-    json!({
-        "sender": {"id": customer},
-        "recipient": {"id": PAGE},
-        "timestamp": millis(at),
-        "message": {"mid": mid, "text": text}
-    })
+/// An empty webhook body for [`PAGE`].
+pub fn webhook() -> WebhookBody {
+    WebhookBody::new(PAGE)
 }
 
-/// One item with a file attachment.
-pub fn file_item(customer: &str, mid: &str, url: &str, at: SystemTime) -> serde_json::Value {
-    json!({
-        "sender": {"id": customer},
-        "recipient": {"id": PAGE},
-        "timestamp": millis(at),
-        "message": {"mid": mid, "attachments": [{"type": "file", "payload": {"url": url}}]}
-    })
-}
-
-/// A signed body with the items, one entry per item.
-pub fn signed(items: &[serde_json::Value]) -> (http::HeaderMap, Vec<u8>) {
-    let entries: Vec<_> = items
-        .iter()
-        .map(|i| json!({"id": PAGE, "time": 1, "messaging": [i]}))
-        .collect();
-    let body = serde_json::to_vec(&json!({"object": "page", "entry": entries})).unwrap();
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        "x-hub-signature-256",
-        sign_sha256(&AppSecret::new(SECRET).unwrap(), &body)
-            .parse()
-            .unwrap(),
-    );
-    (headers, body)
+/// The body signed with [`SECRET`]: the headers and the bytes for `handle_webhook`.
+#[allow(clippy::needless_pass_by_value)] // by value, for `signed(webhook().message(…))`
+pub fn signed(body: WebhookBody) -> (http::HeaderMap, Vec<u8>) {
+    body.sign(&secret()).into_parts()
 }

@@ -58,6 +58,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use messenger_channel::engine::ECHO_KEY_PREFIX;
+use messenger_channel::testing::WebhookBody;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -208,16 +209,16 @@ pub fn echo_item(page: &str, psid: &str, key: &str, mid: &str, time_ms: u64) -> 
     })
 }
 
-/// The whole webhook body (`object: "page"`, one entry) carrying [`echo_item`].
-pub fn echo_body(page: &str, psid: &str, key: &str, mid: &str, time_ms: u64) -> Value {
-    webhook_body(page, time_ms, &echo_item(page, psid, key, mid, time_ms))
+/// The whole webhook body (one entry) carrying [`echo_item`].
+pub fn echo_body(page: &str, psid: &str, key: &str, mid: &str, time_ms: u64) -> WebhookBody {
+    WebhookBody::new(page).item(
+        echo_item(page, psid, key, mid, time_ms),
+        from_millis(time_ms),
+    )
 }
 
-fn webhook_body(page: &str, time_ms: u64, item: &Value) -> Value {
-    json!({
-        "object": "page",
-        "entry": [{"id": page, "time": time_ms, "messaging": [item]}],
-    })
+fn from_millis(ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
 }
 
 #[derive(Debug)]
@@ -529,12 +530,12 @@ impl FakeGraph {
 
     /// The webhook bodies Meta sends for the messages delivered so far, one per message, in
     /// order: sign one and post it to the webhook to play Meta.
-    pub fn echoes(&self) -> Vec<Value> {
+    pub fn echoes(&self) -> Vec<WebhookBody> {
         self.delivered()
             .iter()
             .filter_map(|e| {
                 let item = e.echo_item()?;
-                Some(webhook_body(e.page.as_deref()?, e.at_ms, &item))
+                Some(WebhookBody::new(e.page.as_deref()?).item(item, from_millis(e.at_ms)))
             })
             .collect()
     }

@@ -1,19 +1,198 @@
-//! One conformance suite for every `ConversationStore` / `MediaStore` backend.
+//! The contract of [`ConversationStore`] and [`MediaStore`] as one suite, for a host's own
+//! backend: [`run`] checks every rule the engine relies on, and panics naming the rule a
+//! backend broke.
+//!
+//! The crate's memory, SQLite and PostgreSQL stores pass it in the crate's own tests. A host
+//! with another database runs it from a test of its own:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use messenger_channel::store::{InMemoryMediaStore, InMemoryStore};
+//! use messenger_channel::testing::conformance;
+//!
+//! #[tokio::main]
+//! async fn main() {
+//!     // In a host's tests: `#[tokio::test] async fn my_store_conforms()`, with its store
+//!     // (connected to a database of its own) in place of the memory one.
+//!     let store = Arc::new(InMemoryStore::new());
+//!     conformance::run(store, &InMemoryMediaStore::new()).await;
+//! }
+//! ```
+//!
+//! The suite writes conversations, transcripts, outbox effects, inbox events and files under
+//! names unique to the run, and leaves them there: point it at a database for tests. It may
+//! share that database with other runs at the same time. It calls `tokio::spawn` to race
+//! callers, so it runs inside a tokio runtime, on one thread or several.
+//!
+//! | check | the contract |
+//! |---|---|
+//! | `stale_save_is_a_conflict` | `commit` with a stale `expected_version` fails with `Conflict` and overwrites nothing; updating a conversation never created fails with `NotFound` |
+//! | `one_open_conversation_per_customer` | at most one open conversation per page and customer: creating a second fails with `Conflict`; once the first is closed, a new one opens |
+//! | `concurrent_creates_make_one` | of concurrent creates for one page and customer, exactly one succeeds |
+//! | `transcript_is_append_only_and_ordered` | the transcript is append-only and read in order; a failed commit appends nothing; `append` to an unknown conversation fails with `NotFound` |
+//! | `listing_by_agent_and_due` | `list_for_agent` lists what an agent holds or was offered, never closed conversations; `due` lists what has a deadline passed; `list_open` lists the open ones |
+//! | `outbox_keeps_effects_until_completed` | a commit's effects are pending under the keys `conversation:version:index`, in order, claimed by their committer for its lease, until `complete` |
+//! | `outbox_claims_retries_and_failures` | a claim is exclusive until released or lapsed, renewed only by its holder; only the holder reschedules or fails an effect; a retry waits until due and counts attempts when told to; `fail_effect` appends its lines in the same step |
+//! | `batches_load_and_complete_together` | `load_all` returns the conversations that exist; `complete_all` completes exactly the keys given |
+//! | `concurrent_claims_never_share` | concurrent `claim_effects` calls never hand one effect to two callers |
+//! | `inbox_records_once_and_applies_with_the_commit` | `receive` records an event once (a redelivery, or a repeat in one call, is a duplicate), pending in order of receipt; a commit that `applies` it marks it applied in the same step (twice: `Conflict`, nothing saved); `inbox_done` marks it once; applied keys are remembered for `keep`, pending ones for ever |
+//! | `concurrent_receives_record_once` | of concurrent `receive` calls with one key, exactly one records it |
+//! | `inbox_threads_oldest_first` | `inbox_threads` lists the threads with events pending and received by the time given, oldest first |
+//! | `inbox_failures_back_off_and_can_be_set_aside` | an event is named by its thread and key; `inbox_failed` counts attempts and leaves its thread out until the retry time; `inbox_dead` sets it aside, still a duplicate and never purged; `purge_inbox` forgets applied events only |
+//! | `media_round_trip` | `MediaStore::put` returns a key that `get` resolves to the same bytes and type, the same key for the same bytes; an unknown key is `None` |
 
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
-use messenger_channel::conversation::{
+use super::t0;
+use crate::conversation::{
     Author, CloseReason, Conversation, ConversationConfig, DEFAULT_AUTO_CLOSE_OPEN_ACTIVE, Effect,
     Inbound, Input, LineBody, State, TranscriptLine,
 };
-use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
-use messenger_channel::store::{
-    Commit, ConversationStore, Lease, MediaStore, NewInboxEvent, Retry, StoreError,
+use crate::ids::{AgentId, ConversationId, PageId, UserId};
+use crate::store::{
+    Commit, ConversationStore, Lease, MediaStore, NewInboxEvent, PendingEffect, Retry, StoreError,
 };
 
+/// Runs every check against one backend: its conversation store and its media store (the
+/// same value when one type is both, as `SqliteStore` is).
+///
+/// `S` is the store's type, or `dyn ConversationStore` for an `Arc<dyn ConversationStore>`.
+///
+/// # Panics
+///
+/// At the first contract the backend breaks, with a message that names the check, states the
+/// contract and gives the failed assertion (`store conformance: <check> failed ...`); also if
+/// the store returns an error where the contract expects success, or outside a tokio runtime.
+pub async fn run<S>(store: Arc<S>, media: &dyn MediaStore)
+where
+    S: ConversationStore + ?Sized + 'static,
+{
+    let s = &*store;
+    // Each check runs under its name, which finds its contract in `CHECKS`.
+    macro_rules! checks {
+        ($($check:ident($arg:expr)),* $(,)?) => {$(
+            check(stringify!($check), $check($arg)).await;
+        )*};
+    }
+    checks!(
+        stale_save_is_a_conflict(s),
+        one_open_conversation_per_customer(s),
+        concurrent_creates_make_one(store.clone()),
+        transcript_is_append_only_and_ordered(s),
+        listing_by_agent_and_due(s),
+        outbox_keeps_effects_until_completed(s),
+        outbox_claims_retries_and_failures(s),
+        batches_load_and_complete_together(s),
+        concurrent_claims_never_share(store.clone()),
+        inbox_records_once_and_applies_with_the_commit(s),
+        concurrent_receives_record_once(store.clone()),
+        inbox_threads_oldest_first(s),
+        inbox_failures_back_off_and_can_be_set_aside(s),
+        media_round_trip(media),
+    );
+}
+
+/// Each check's name and the contract it holds the store to, as in the module docs' table.
+const CHECKS: [(&str, &str); 14] = [
+    (
+        "stale_save_is_a_conflict",
+        "`commit` with a stale `expected_version` fails with `Conflict` and overwrites nothing; updating a conversation never created fails with `NotFound`",
+    ),
+    (
+        "one_open_conversation_per_customer",
+        "at most one open conversation per page and customer: creating a second fails with `Conflict`; once the first is closed, a new one opens",
+    ),
+    (
+        "concurrent_creates_make_one",
+        "of concurrent creates for one page and customer, exactly one succeeds",
+    ),
+    (
+        "transcript_is_append_only_and_ordered",
+        "the transcript is append-only and read in order; a failed commit appends nothing; `append` to an unknown conversation fails with `NotFound`",
+    ),
+    (
+        "listing_by_agent_and_due",
+        "`list_for_agent` lists what an agent holds or was offered, never closed conversations; `due` lists what has a deadline passed; `list_open` lists the open ones",
+    ),
+    (
+        "outbox_keeps_effects_until_completed",
+        "a commit's effects are pending under the keys `conversation:version:index`, in order, claimed by their committer for its lease, until `complete`",
+    ),
+    (
+        "outbox_claims_retries_and_failures",
+        "a claim is exclusive until released or lapsed, renewed only by its holder; only the holder reschedules or fails an effect; a retry waits until due and counts attempts when told to; `fail_effect` appends its lines in the same step",
+    ),
+    (
+        "batches_load_and_complete_together",
+        "`load_all` returns the conversations that exist; `complete_all` completes exactly the keys given",
+    ),
+    (
+        "concurrent_claims_never_share",
+        "concurrent `claim_effects` calls never hand one effect to two callers",
+    ),
+    (
+        "inbox_records_once_and_applies_with_the_commit",
+        "`receive` records an event once (a redelivery, or a repeat in one call, is a duplicate), pending in order of receipt; a commit that `applies` it marks it applied in the same step (twice: `Conflict`, nothing saved); `inbox_done` marks it once; applied keys are remembered for `keep`, pending ones for ever",
+    ),
+    (
+        "concurrent_receives_record_once",
+        "of concurrent `receive` calls with one key, exactly one records it",
+    ),
+    (
+        "inbox_threads_oldest_first",
+        "`inbox_threads` lists the threads with events pending and received by the time given, oldest first",
+    ),
+    (
+        "inbox_failures_back_off_and_can_be_set_aside",
+        "an event is named by its thread and key; `inbox_failed` counts attempts and leaves its thread out until the retry time; `inbox_dead` sets it aside, still a duplicate and never purged; `purge_inbox` forgets applied events only",
+    ),
+    (
+        "media_round_trip",
+        "`MediaStore::put` returns a key that `get` resolves to the same bytes and type, the same key for the same bytes; an unknown key is `None`",
+    ),
+];
+
+/// Runs the check `name`; a panic in it becomes one that names the check and its contract.
+async fn check<F>(name: &str, fut: F)
+where
+    F: Future<Output = ()>,
+{
+    let contract = CHECKS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("(not described)", |(_, c)| c);
+    let mut fut = Box::pin(fut);
+    let outcome = std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(())) => Poll::Ready(Ok(())),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    })
+    .await;
+    if let Err(payload) = outcome {
+        panic!(
+            "store conformance: {name} failed\n  the contract: {contract}\n  what failed: {}",
+            panic_message(&*payload)
+        );
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("(a panic without a message)")
+}
+
 /// A prefix unique to this run, so that backends shared between tests (PostgreSQL) do not mix.
-pub fn unique(prefix: &str) -> String {
+fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
@@ -25,10 +204,6 @@ pub fn unique(prefix: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-fn t0() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_718_000_000)
 }
 
 fn line(text: &str) -> TranscriptLine {
@@ -151,28 +326,7 @@ fn update(c: &Conversation, version: u64, lines: Vec<TranscriptLine>) -> Commit 
     }
 }
 
-/// Runs every check against one backend: its conversation store and its media store.
-pub async fn run<S>(store: Arc<S>, media: &dyn MediaStore)
-where
-    S: ConversationStore + 'static,
-{
-    stale_save_is_a_conflict(&*store).await;
-    one_open_conversation_per_customer(&*store).await;
-    concurrent_creates_make_one(store.clone()).await;
-    transcript_is_append_only_and_ordered(&*store).await;
-    listing_by_agent_and_due(&*store).await;
-    outbox_keeps_effects_until_completed(&*store).await;
-    outbox_claims_retries_and_failures(&*store).await;
-    batches_load_and_complete_together(&*store).await;
-    concurrent_claims_never_share(store.clone()).await;
-    inbox_records_once_and_applies_with_the_commit(&*store).await;
-    concurrent_receives_record_once(store.clone()).await;
-    inbox_threads_oldest_first(&*store).await;
-    inbox_failures_back_off_and_can_be_set_aside(&*store).await;
-    media_round_trip(media).await;
-}
-
-async fn stale_save_is_a_conflict(store: &dyn ConversationStore) {
+async fn stale_save_is_a_conflict<S: ConversationStore + ?Sized>(store: &S) {
     let run = unique("stale");
     let c = new_conversation(&run, &run, "u");
     let (v1, _) = store.commit(&create(&c, vec![], vec![])).await.unwrap();
@@ -201,7 +355,7 @@ async fn stale_save_is_a_conflict(store: &dyn ConversationStore) {
     ));
 }
 
-async fn one_open_conversation_per_customer(store: &dyn ConversationStore) {
+async fn one_open_conversation_per_customer<S: ConversationStore + ?Sized>(store: &S) {
     let page = unique("page");
     let first = new_conversation(&unique("c"), &page, "alice");
     store.commit(&create(&first, vec![], vec![])).await.unwrap();
@@ -241,7 +395,7 @@ async fn one_open_conversation_per_customer(store: &dyn ConversationStore) {
     assert_eq!(open.conversation.id(), second.id());
 }
 
-async fn concurrent_creates_make_one<S: ConversationStore + 'static>(store: Arc<S>) {
+async fn concurrent_creates_make_one<S: ConversationStore + ?Sized + 'static>(store: Arc<S>) {
     let page = unique("race");
     let mut tasks = Vec::new();
     for i in 0..12 {
@@ -262,7 +416,7 @@ async fn concurrent_creates_make_one<S: ConversationStore + 'static>(store: Arc<
     assert_eq!(created, 1, "exactly one open conversation");
 }
 
-async fn transcript_is_append_only_and_ordered(store: &dyn ConversationStore) {
+async fn transcript_is_append_only_and_ordered<S: ConversationStore + ?Sized>(store: &S) {
     let run = unique("t");
     let c = new_conversation(&run, &run, "u");
     store
@@ -300,7 +454,7 @@ async fn transcript_is_append_only_and_ordered(store: &dyn ConversationStore) {
     ));
 }
 
-async fn listing_by_agent_and_due(store: &dyn ConversationStore) {
+async fn listing_by_agent_and_due<S: ConversationStore + ?Sized>(store: &S) {
     let run = unique("agents");
     let agent = AgentId::new(unique("agent"));
     let active = held_by(&new_conversation(&format!("{run}-a"), &run, "u1"), &agent);
@@ -345,7 +499,7 @@ async fn listing_by_agent_and_due(store: &dyn ConversationStore) {
     );
 }
 
-async fn outbox_keeps_effects_until_completed(store: &dyn ConversationStore) {
+async fn outbox_keeps_effects_until_completed<S: ConversationStore + ?Sized>(store: &S) {
     let run = unique("outbox");
     let c = new_conversation(&run, &run, "u");
     let effects = vec![
@@ -404,7 +558,7 @@ async fn outbox_keeps_effects_until_completed(store: &dyn ConversationStore) {
 }
 
 #[allow(clippy::too_many_lines)] // one scenario, step by step
-async fn outbox_claims_retries_and_failures(store: &dyn ConversationStore) {
+async fn outbox_claims_retries_and_failures<S: ConversationStore + ?Sized>(store: &S) {
     let run = unique("claims");
     let c = new_conversation(&run, &run, "u");
     let effects = vec![
@@ -417,7 +571,7 @@ async fn outbox_claims_retries_and_failures(store: &dyn ConversationStore) {
     ];
     let (_, pending) = store.commit(&create(&c, vec![], effects)).await.unwrap();
     let (k0, k1) = (pending[0].key.clone(), pending[1].key.clone());
-    let ours = |batch: &[messenger_channel::store::PendingEffect]| {
+    let ours = |batch: &[PendingEffect]| {
         let mut v: Vec<_> = batch
             .iter()
             .filter(|p| p.key == k0 || p.key == k1)
@@ -553,7 +707,7 @@ async fn outbox_claims_retries_and_failures(store: &dyn ConversationStore) {
     assert!(store.outbox_stats().await.unwrap().pending <= after.pending);
 }
 
-async fn batches_load_and_complete_together(store: &dyn ConversationStore) {
+async fn batches_load_and_complete_together<S: ConversationStore + ?Sized>(store: &S) {
     let run = unique("batch");
     let (a, b) = (format!("{run}-a"), format!("{run}-b"));
     let effect = || Effect::SessionStarted {
@@ -607,7 +761,7 @@ async fn batches_load_and_complete_together(store: &dyn ConversationStore) {
     );
 }
 
-async fn concurrent_claims_never_share<S: ConversationStore + 'static>(store: Arc<S>) {
+async fn concurrent_claims_never_share<S: ConversationStore + ?Sized + 'static>(store: Arc<S>) {
     let run = unique("share");
     let c = new_conversation(&run, &run, "u");
     let effects: Vec<Effect> = (0..120)
@@ -658,7 +812,7 @@ fn inbox_event(key: &str, thread: &str) -> NewInboxEvent {
     }
 }
 
-async fn inbox_records_once_and_applies_with_the_commit(store: &dyn ConversationStore) {
+async fn inbox_records_once_and_applies_with_the_commit<S: ConversationStore + ?Sized>(store: &S) {
     let run = unique("inbox");
     let thread = format!("{run}-t");
     let keep = Duration::from_secs(48 * 3600);
@@ -755,7 +909,7 @@ async fn inbox_records_once_and_applies_with_the_commit(store: &dyn Conversation
     assert_eq!(store.inbox(&thread, 10).await.unwrap().len(), 1);
 }
 
-async fn concurrent_receives_record_once<S: ConversationStore + 'static>(store: Arc<S>) {
+async fn concurrent_receives_record_once<S: ConversationStore + ?Sized + 'static>(store: Arc<S>) {
     let run = unique("race");
     let keep = Duration::from_secs(3600);
     let mut tasks = Vec::new();
@@ -780,7 +934,7 @@ async fn concurrent_receives_record_once<S: ConversationStore + 'static>(store: 
     assert_eq!(store.inbox(&run, 100).await.unwrap().len(), 13);
 }
 
-async fn inbox_threads_oldest_first(store: &dyn ConversationStore) {
+async fn inbox_threads_oldest_first<S: ConversationStore + ?Sized>(store: &S) {
     let run = unique("threads");
     let keep = Duration::from_secs(3600);
     let (x, y) = (format!("{run}-x"), format!("{run}-y"));
@@ -819,7 +973,7 @@ async fn inbox_threads_oldest_first(store: &dyn ConversationStore) {
     );
 }
 
-async fn inbox_failures_back_off_and_can_be_set_aside(store: &dyn ConversationStore) {
+async fn inbox_failures_back_off_and_can_be_set_aside<S: ConversationStore + ?Sized>(store: &S) {
     let run = unique("poison");
     let keep = Duration::from_secs(3600);
     let (t, other) = (format!("{run}-t"), format!("{run}-o"));
@@ -918,4 +1072,55 @@ async fn media_round_trip(media: &dyn MediaStore) {
     let (got, content_type) = media.get(&key).await.unwrap().unwrap();
     assert_eq!((got, content_type.as_deref()), (bytes, Some("text/plain")));
     assert!(media.get(&"0".repeat(64)).await.unwrap().is_none());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_docs_state_every_contract() {
+        let source = include_str!("conformance.rs");
+        for (name, contract) in CHECKS {
+            assert!(
+                source.contains(&format!("//! | `{name}` | {contract} |")),
+                "the module docs' table lacks {name}, or states another contract"
+            );
+            assert!(
+                source.contains(&format!("        {name}(")),
+                "{name} is not run"
+            );
+        }
+    }
+
+    /// A media store that keys every file alike: the panic names the broken contract.
+    #[tokio::test]
+    async fn a_broken_contract_is_named() {
+        #[derive(Debug)]
+        struct Forgetful;
+        #[async_trait::async_trait]
+        impl MediaStore for Forgetful {
+            async fn put(&self, _: bytes::Bytes, _: Option<&str>) -> Result<String, StoreError> {
+                Ok(unique("k"))
+            }
+            async fn get(
+                &self,
+                _: &str,
+            ) -> Result<Option<(bytes::Bytes, Option<String>)>, StoreError> {
+                Ok(None)
+            }
+        }
+        let outcome =
+            tokio::spawn(async { check("media_round_trip", media_round_trip(&Forgetful)).await })
+                .await
+                .unwrap_err()
+                .into_panic();
+        let message = panic_message(&*outcome);
+        assert!(
+            message.starts_with("store conformance: media_round_trip failed")
+                && message.contains(CHECKS[13].1)
+                && message.contains("content-addressed"),
+            "{message}"
+        );
+    }
 }
