@@ -1,4 +1,4 @@
-//! Run with: `cargo run --example desk --features test-util`
+//! Run with: `cargo run --example desk`
 //!
 //! The agent desk: one process with the webhook endpoints, a web page for agents (sign in by
 //! name, presence, offers with their countdown, Accept and Reject, the transcript, text and
@@ -36,8 +36,8 @@ use messenger_channel::ids::{AgentId, AppId, ConversationId, PageId};
 use messenger_channel::secret::{AppSecret, PageAccessToken, VerifyToken};
 use messenger_channel::send::{GraphClient, MediaKind};
 use messenger_channel::store::{ConversationStore, MediaStore, SqliteStore};
-use messenger_channel::testing::WebhookBody;
 use messenger_channel::webhook::Webhook;
+use messenger_channel::webhook::WebhookBody;
 use messenger_channel::window::WindowConfig;
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -59,13 +59,12 @@
 
 pub mod conformance;
 mod send;
-mod webhook;
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+pub use crate::webhook::{SignedBody, WebhookBody};
 pub use send::{FakeSend, Hang, Sent};
-pub use webhook::{SignedBody, WebhookBody};
 
 /// Where [`TestClock::default`] starts, in seconds since the Unix epoch: 2024-06-10 06:13:20
 /// UTC, a fixed instant so that tests do not depend on the machine's clock.

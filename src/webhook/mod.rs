@@ -22,12 +22,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod body;
 pub mod challenge;
 mod event;
 mod json;
 mod parse;
 pub mod signature;
 
+pub use body::{SignedBody, WebhookBody};
 pub use event::{
     AccountLinking, AppRoles, Attachment, AttachmentKind, Coordinates, Delivery, Echo, Event,
     EventKind, Message, MessageEdit, Optin, PolicyEnforcement, Postback, Reaction, ReactionAction,

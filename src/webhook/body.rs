@@ -1,4 +1,5 @@
-//! Webhook bodies as Meta sends them, signed.
+//! Webhook bodies as Meta sends them, signed: for simulators (the desk's customer), tools and
+//! tests ([`crate::testing`] re-exports them).
 
 use std::time::SystemTime;
 
@@ -23,14 +24,14 @@ use crate::webhook::signature::{SHA256_HEADER, sign_sha256};
 /// use messenger_channel::ids::AppId;
 /// use messenger_channel::secret::AppSecret;
 /// use messenger_channel::send::MediaKind;
-/// use messenger_channel::testing::{WebhookBody, t0};
-/// use messenger_channel::webhook::Webhook;
+/// use messenger_channel::webhook::{Webhook, WebhookBody};
 ///
 /// let secret = AppSecret::new("test-app-secret")?;
-/// let later = t0() + Duration::from_secs(1);
+/// let t0 = std::time::UNIX_EPOCH + Duration::from_secs(1_718_000_000);
+/// let later = t0 + Duration::from_secs(1);
 /// let post = WebhookBody::new("104987654321098")
-///     .message("24012345678901234", "m_1", "Hello", t0())
-///     .attachment("24012345678901234", "m_2", MediaKind::File, "https://cdn.example/a.pdf", t0())
+///     .message("24012345678901234", "m_1", "Hello", t0)
+///     .attachment("24012345678901234", "m_2", MediaKind::File, "https://cdn.example/a.pdf", t0)
 ///     .postback("24012345678901234", "m_3", "Talk to a person", "HUMAN", later)
 ///     .standby() // the postback came while another app held the thread
 ///     .pass_thread_control("24012345678901234", AppId(1), None, later)
@@ -305,7 +306,7 @@ mod tests {
 
     #[test]
     fn every_event_parses_back_and_verifies() {
-        let t = crate::testing::t0();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_718_000_000);
         let post = WebhookBody::new("P")
             .message("U", "m_1", "hi", t)
             .attachment("U", "m_2", MediaKind::Image, "https://cdn.example/p.png", t)
