@@ -226,6 +226,7 @@ async fn build_backlog(store: &dyn ConversationStore, planned: &[Planned]) {
                 author: Author::Agent(agent.clone()),
                 body: LineBody::Text(p.text.clone()),
                 mid: None,
+                reply_to: None,
             }]
         );
         assert_eq!(

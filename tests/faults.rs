@@ -185,11 +185,17 @@ async fn scenario<S: ConversationStore + 'static>(
     (calls, transcripts)
 }
 
-/// The line without the run's prefix in its message id.
+/// The line without the run's prefix in its message id. An agent's line gets the platform's
+/// id once it is sent, which a fault may put off past the scenario's end (a send whose claim
+/// was interrupted waits for its echo first): what is compared is what was written, not when
+/// it went out, so an agent's line is compared without it.
 fn unname(mut line: TranscriptLine, names: &Names) -> TranscriptLine {
-    line.mid = line
-        .mid
-        .map(|m| m.replacen(&format!("{}_", names.run), "", 1));
+    line.mid = match line.author {
+        Author::Agent(_) => None,
+        _ => line
+            .mid
+            .map(|m| m.replacen(&format!("{}_", names.run), "", 1)),
+    };
     line
 }
 

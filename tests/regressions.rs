@@ -67,6 +67,20 @@ impl ConversationStore for Outage {
     ) -> Result<Vec<TranscriptLine>, StoreError> {
         self.inner.update_file(id, url, f).await
     }
+    async fn forget_message(
+        &self,
+        id: &ConversationId,
+        mid: &str,
+    ) -> Result<Vec<TranscriptLine>, StoreError> {
+        self.inner.forget_message(id, mid).await
+    }
+    async fn set_sent_mid(
+        &self,
+        id: &ConversationId,
+        sent: &messenger_channel::store::SentLine,
+    ) -> Result<bool, StoreError> {
+        self.inner.set_sent_mid(id, sent).await
+    }
     async fn list_for_agent(&self, a: &AgentId) -> Result<Vec<Stored>, StoreError> {
         self.inner.list_for_agent(a).await
     }

@@ -5,8 +5,8 @@ use std::time::SystemTime;
 
 use super::{
     Author, CloseReason, Conversation, ConversationConfig, Declined, Effect, FileLine, Inbound,
-    Input, InputKind, LineBody, MediaState, Offer, Outgoing, State, StateKind, TranscriptLine,
-    Transition,
+    Input, InputKind, LineBody, MediaState, Offer, Outgoing, State, StateKind, ThreadEvent,
+    TranscriptLine, Transition,
 };
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 use crate::time::saturating_add;
@@ -176,11 +176,17 @@ pub fn transition(
 }
 
 fn notice(now: SystemTime, text: impl Into<String>) -> TranscriptLine {
+    line(now, Author::System, LineBody::Notice(text.into()))
+}
+
+/// A line with no message id and no reply.
+fn line(at: SystemTime, author: Author, body: LineBody) -> TranscriptLine {
     TranscriptLine {
-        at: now,
-        author: Author::System,
-        body: LineBody::Notice(text.into()),
+        at,
+        author,
+        body,
         mid: None,
+        reply_to: None,
     }
 }
 
@@ -298,6 +304,8 @@ impl Conversation {
             declined: Vec::new(),
             previous_agent: None,
             privacy_notice_sent: !standby && config.privacy_notice.is_some(),
+            delivered_until: None,
+            read_until: None,
         };
         let mut out = Transition::default();
         push_customer_lines(&mut out, first, now);
@@ -359,18 +367,15 @@ impl Conversation {
                     }
                 }
             }
+            Input::Thread { event, at } => self.thread_event(&mut out, event, at.min(now), config),
             Input::OfferTo(agent) => self.offer_to(&mut out, agent, now, config)?,
             Input::Accept(agent) => self.accept(&mut out, &agent, now)?,
             Input::Reject(agent) => self.reject(&mut out, &agent, now, config)?,
             Input::AgentSend { agent, message } => {
                 self.may_send(&agent)?;
                 self.last_activity_at = now;
-                out.lines.push(TranscriptLine {
-                    at: now,
-                    author: Author::Agent(agent.clone()),
-                    body: message.line_body(),
-                    mid: None,
-                });
+                out.lines
+                    .push(line(now, Author::Agent(agent.clone()), message.line_body()));
                 out.effect(Effect::Send {
                     agent: Some(agent),
                     message,
@@ -476,6 +481,60 @@ impl Conversation {
                 state: other.kind(),
                 input,
             }),
+        }
+    }
+
+    /// Records what happened in the thread besides a customer's message. The lifecycle, the
+    /// messaging window and the timers stay as they are: a reaction, an edit or a receipt is
+    /// not a message (Messenger opens the window on messages and postbacks).
+    fn thread_event(
+        &mut self,
+        out: &mut Transition,
+        event: ThreadEvent,
+        at: SystemTime,
+        config: &ConversationConfig,
+    ) {
+        match event {
+            ThreadEvent::Reaction(reaction) => {
+                out.lines
+                    .push(line(at, Author::Customer, LineBody::Reaction(reaction)));
+            }
+            ThreadEvent::Edit {
+                mid,
+                text,
+                edit_count,
+            } => out.lines.push(line(
+                at,
+                Author::Customer,
+                LineBody::Edit {
+                    of: mid,
+                    text,
+                    edit_count,
+                },
+            )),
+            ThreadEvent::Unsent { mid } => {
+                out.lines.push(line(
+                    at,
+                    Author::Customer,
+                    LineBody::Unsent { of: mid.clone() },
+                ));
+                if !config.keep_unsent {
+                    out.effect(Effect::ForgetMessage { mid });
+                }
+            }
+            ThreadEvent::Outside {
+                author,
+                mid,
+                lines,
+                reply_to,
+            } => push_lines(out, &author, mid, reply_to, lines, at),
+            ThreadEvent::Delivered { watermark } => {
+                self.delivered_until =
+                    Some(self.delivered_until.map_or(watermark, |w| w.max(watermark)));
+            }
+            ThreadEvent::Read { watermark } => {
+                self.read_until = Some(self.read_until.map_or(watermark, |w| w.max(watermark)));
+            }
         }
     }
 
@@ -716,9 +775,27 @@ const STANDBY_NOTICE: &str =
     "the customer wrote while another app or the Page inbox holds the thread; sending is paused";
 
 fn push_customer_lines(out: &mut Transition, inbound: Inbound, now: SystemTime) {
-    let at = inbound.time(now);
-    let mut mid = inbound.mid;
-    for body in inbound.lines {
+    push_lines(
+        out,
+        &Author::Customer,
+        inbound.mid,
+        inbound.reply_to,
+        inbound.lines,
+        inbound.sent_at.map_or(now, |at| at.min(now)),
+    );
+}
+
+/// A message's lines: the first carries its id and the message it answers; accepted files
+/// are fetched.
+fn push_lines(
+    out: &mut Transition,
+    author: &Author,
+    mut mid: Option<String>,
+    mut reply_to: Option<String>,
+    lines: Vec<LineBody>,
+    at: SystemTime,
+) {
+    for body in lines {
         if let LineBody::File(FileLine {
             url: Some(url),
             media: MediaState::Pending,
@@ -732,9 +809,10 @@ fn push_customer_lines(out: &mut Transition, inbound: Inbound, now: SystemTime) 
         }
         out.lines.push(TranscriptLine {
             at,
-            author: Author::Customer,
+            author: author.clone(),
             body,
             mid: mid.take(),
+            reply_to: reply_to.take(),
         });
     }
 }
@@ -996,6 +1074,7 @@ mod tests {
                     media: MediaState::Stored,
                 }),
                 mid: None,
+                reply_to: None,
             }]
         );
         assert_eq!(

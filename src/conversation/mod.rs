@@ -146,7 +146,7 @@ use serde::{Deserialize, Serialize};
 pub use machine::{SendRefusal, TransitionError, transition};
 
 use crate::attachment::Rejection;
-use crate::ids::{AgentId, ConversationId, PageId, UserId};
+use crate::ids::{AgentId, AppId, ConversationId, PageId, UserId};
 use crate::send::MediaKind;
 use crate::time::saturating_add;
 
@@ -182,6 +182,10 @@ pub struct ConversationConfig {
     /// Text sent to the customer when a conversation starts, and recorded in the transcript
     /// (that the conversation may be monitored, recorded and stored).
     pub privacy_notice: Option<String>,
+    /// Whether the text of a message the customer removes (unsends) is kept in the record.
+    /// Kept (the default), agents see it marked "removed by the customer"; not kept, its
+    /// lines are replaced by the notice that it was removed.
+    pub keep_unsent: bool,
 }
 
 impl Default for ConversationConfig {
@@ -194,6 +198,7 @@ impl Default for ConversationConfig {
             waiting_inactivity: DEFAULT_WAITING_INACTIVITY,
             agent_affinity: false,
             privacy_notice: None,
+            keep_unsent: true,
         }
     }
 }
@@ -318,6 +323,12 @@ pub struct Conversation {
     /// Conversations saved before the field existed sent their notice at the start.
     #[serde(default = "sent_by_default")]
     privacy_notice_sent: bool,
+    /// The latest delivery watermark (saved before the field existed: none).
+    #[serde(default)]
+    delivered_until: Option<SystemTime>,
+    /// The latest read watermark.
+    #[serde(default)]
+    read_until: Option<SystemTime>,
 }
 
 /// Conversations saved before the field existed sent their notice at the start.
@@ -385,6 +396,30 @@ impl Conversation {
         self.privacy_notice_sent
     }
 
+    /// Messenger's delivery watermark: the page's messages sent before it reached the
+    /// customer. With [`Conversation::read_until`], it gives each agent line its status
+    /// ([`Conversation::receipt`]); no line is written per receipt.
+    pub fn delivered_until(&self) -> Option<SystemTime> {
+        self.delivered_until
+    }
+
+    /// Messenger's read watermark: the customer read the page's messages sent before it.
+    pub fn read_until(&self) -> Option<SystemTime> {
+        self.read_until
+    }
+
+    /// What the customer's side says of a message the page sent at `sent_at`: read, delivered
+    /// or only sent. A read message was delivered, whatever the delivery watermark says.
+    pub fn receipt(&self, sent_at: SystemTime) -> Receipt {
+        if self.read_until.is_some_and(|w| sent_at <= w) {
+            Receipt::Read
+        } else if self.delivered_until.is_some_and(|w| sent_at <= w) {
+            Receipt::Delivered
+        } else {
+            Receipt::Sent
+        }
+    }
+
     /// Whether the conversation is closed (final).
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed { .. })
@@ -408,6 +443,20 @@ impl Conversation {
     }
 }
 
+/// How far a message the page sent got, from Messenger's watermarks
+/// ([`Conversation::receipt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Receipt {
+    /// Sent (or queued); no receipt covers it yet.
+    Sent,
+    /// Delivered to the customer's device.
+    Delivered,
+    /// Read by the customer.
+    Read,
+}
+
 /// Who wrote a transcript line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -418,6 +467,26 @@ pub enum Author {
     Agent(AgentId),
     /// The channel itself (notices, the privacy notice).
     System,
+    /// A person answering from the Page inbox or the Business Suite, outside the channel
+    /// (an echo with no app id, or the Page inbox's, [`PAGE_INBOX_APP_ID`]).
+    PageInbox,
+    /// Another app that sent on the page, outside the channel (its echo's app id).
+    App(AppId),
+}
+
+/// The app id Meta gives the Page inbox (and the Business Suite inbox) in echoes and thread
+/// control events.
+pub const PAGE_INBOX_APP_ID: AppId = AppId(263_902_037_430_900);
+
+impl Author {
+    /// Who sent an echo the channel did not send: the Page inbox when it has no app id or the
+    /// Page inbox's, the app otherwise.
+    pub fn outside(app: Option<AppId>) -> Self {
+        match app {
+            None | Some(PAGE_INBOX_APP_ID) => Self::PageInbox,
+            Some(app) => Self::App(app),
+        }
+    }
 }
 
 /// A file in the transcript.
@@ -476,6 +545,86 @@ pub enum LineBody {
     File(FileLine),
     /// A notice from the channel.
     Notice(String),
+    /// A reaction to a message of the conversation, or its removal. It is shown on the
+    /// message it reacts to, by [`ReactionLine::to`].
+    Reaction(ReactionLine),
+    /// A new version of an earlier message: the earlier line is kept as it was, and this line
+    /// holds the text it has now.
+    Edit {
+        /// The edited message's id.
+        of: String,
+        /// Its text now.
+        text: String,
+        /// How many times it has been edited (Messenger allows five).
+        edit_count: u64,
+    },
+    /// The customer removed (unsent) an earlier message. Whether its text is still kept in
+    /// the record is [`ConversationConfig::keep_unsent`]'s choice.
+    Unsent {
+        /// The removed message's id.
+        of: String,
+    },
+    /// A sticker, shown as its image.
+    Sticker {
+        /// The sticker's image (a CDN URL).
+        url: Option<String>,
+        /// Messenger's sticker id.
+        sticker_id: Option<u64>,
+    },
+    /// A shared link, post, reel, template or fallback: what an agent can read of it.
+    Link {
+        /// Messenger's attachment type (`fallback`, `share`, `ig_reel`, `template`…).
+        kind: String,
+        /// Its title, when it has one.
+        title: Option<String>,
+        /// Where it leads, when known.
+        url: Option<String>,
+    },
+    /// A location, as a link to a map.
+    Location {
+        /// Its title (a place's name), when it has one.
+        title: Option<String>,
+        /// A map link: `https://www.openstreetmap.org/?mlat=…&mlon=…`.
+        map_url: String,
+    },
+}
+
+/// A reaction in the transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ReactionLine {
+    /// The message reacted to (absent in older payloads).
+    pub to: Option<String>,
+    /// The emoji.
+    pub emoji: Option<String>,
+    /// Messenger's name for it (`love`, `smile`, …, `other`).
+    pub name: Option<String>,
+    /// Whether the reaction was removed (`unreact`) rather than added.
+    pub removed: bool,
+}
+
+impl ReactionLine {
+    /// A reaction (or its removal, when `removed`) to the message `to`.
+    pub fn new(to: Option<String>, emoji: Option<String>, removed: bool) -> Self {
+        Self {
+            to,
+            emoji,
+            name: None,
+            removed,
+        }
+    }
+
+    /// Sets Messenger's name for the reaction.
+    #[must_use]
+    pub fn name(mut self, name: Option<String>) -> Self {
+        self.name = name;
+        self
+    }
+}
+
+/// A map link for a point: OpenStreetMap, which needs no key.
+pub fn map_url(lat: f64, long: f64) -> String {
+    format!("https://www.openstreetmap.org/?mlat={lat}&mlon={long}#map=17/{lat}/{long}")
 }
 
 /// One line of a conversation's transcript.
@@ -489,6 +638,9 @@ pub struct TranscriptLine {
     pub body: LineBody,
     /// The platform message id, for messages.
     pub mid: Option<String>,
+    /// The message this one answers (Messenger's `reply_to`), the customer's or the page's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
 }
 
 /// A customer's message (or postback), as the state machine takes it.
@@ -519,6 +671,9 @@ pub struct Inbound {
     /// recorded, and the conversation is paused until the thread is passed back.
     #[serde(default)]
     pub standby: bool,
+    /// The message it answers (`reply_to`), recorded on its first line.
+    #[serde(default)]
+    pub reply_to: Option<String>,
 }
 
 impl Inbound {
@@ -529,7 +684,15 @@ impl Inbound {
             lines,
             sent_at: None,
             standby: false,
+            reply_to: None,
         }
+    }
+
+    /// Sets the message it answers.
+    #[must_use]
+    pub fn reply_to(mut self, mid: Option<String>) -> Self {
+        self.reply_to = mid;
+        self
     }
 
     /// Sets when the customer sent it (the event's timestamp).
@@ -569,15 +732,28 @@ pub enum Outgoing {
     },
     /// The privacy notice (automated).
     PrivacyNotice(String),
+    /// An agent's reaction to a message (`sender_action` `react`), or its removal
+    /// (`unreact`, when `reaction` is `None`).
+    Reaction {
+        /// The message reacted to.
+        mid: String,
+        /// The emoji; `None` removes the page's reaction.
+        reaction: Option<String>,
+    },
 }
 
 impl Outgoing {
     /// How it reads in the transcript: text as text, the privacy notice as a notice, a file
-    /// as a stored file under its media key.
-    fn line_body(&self) -> LineBody {
+    /// as a stored file under its media key, a reaction as a reaction.
+    pub fn line_body(&self) -> LineBody {
         match self {
             Self::Text(text) => LineBody::Text(text.clone()),
             Self::PrivacyNotice(text) => LineBody::Notice(text.clone()),
+            Self::Reaction { mid, reaction } => LineBody::Reaction(ReactionLine::new(
+                Some(mid.clone()),
+                reaction.clone(),
+                reaction.is_none(),
+            )),
             Self::File {
                 media_key,
                 name,
@@ -654,6 +830,13 @@ pub enum Effect {
         /// The agent.
         agent: AgentId,
     },
+    /// Forget what the customer wrote in a message they removed
+    /// ([`ConversationConfig::keep_unsent`] off): its lines (and its edits') are replaced in
+    /// the transcript by the notice that it was removed.
+    ForgetMessage {
+        /// The removed message's id.
+        mid: String,
+    },
     /// Fetch a customer's file into the media store (its line is [`MediaState::Pending`]).
     FetchMedia {
         /// The file's URL, which names its line.
@@ -694,6 +877,59 @@ pub enum Input {
     ThreadTaken,
     /// The thread was passed back to this app.
     ThreadReturned,
+    /// Something else happened in the thread (a reaction, an edit, a removal, a reply from
+    /// outside the channel, a receipt): recorded, without changing the lifecycle.
+    Thread {
+        /// What.
+        event: ThreadEvent,
+        /// When it happened (the event's time); the machine uses `min(now, at)`.
+        at: SystemTime,
+    },
+}
+
+/// Something in the thread besides a customer's message ([`Input::Thread`]). Recorded in the
+/// transcript (receipts: in the conversation), it changes neither the lifecycle nor the
+/// messaging window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ThreadEvent {
+    /// The customer reacted to a message, or removed a reaction.
+    Reaction(ReactionLine),
+    /// The customer edited a message.
+    Edit {
+        /// The message.
+        mid: String,
+        /// Its new text.
+        text: String,
+        /// How many times it has been edited.
+        edit_count: u64,
+    },
+    /// The customer removed (unsent) a message.
+    Unsent {
+        /// The message.
+        mid: String,
+    },
+    /// A message the page sent from outside the channel (the Page inbox, another app).
+    Outside {
+        /// Who sent it: [`Author::PageInbox`] or [`Author::App`].
+        author: Author,
+        /// Its id.
+        mid: Option<String>,
+        /// What it holds.
+        lines: Vec<LineBody>,
+        /// The message it answers.
+        reply_to: Option<String>,
+    },
+    /// Messages sent before the watermark were delivered.
+    Delivered {
+        /// The watermark.
+        watermark: SystemTime,
+    },
+    /// The customer read the messages sent before the watermark.
+    Read {
+        /// The watermark.
+        watermark: SystemTime,
+    },
 }
 
 /// The input's name, for errors and logs.
@@ -722,6 +958,8 @@ pub enum InputKind {
     ThreadTaken,
     /// [`Input::ThreadReturned`].
     ThreadReturned,
+    /// [`Input::Thread`].
+    Thread,
 }
 
 impl Input {
@@ -739,6 +977,7 @@ impl Input {
             Self::Tick => InputKind::Tick,
             Self::ThreadTaken => InputKind::ThreadTaken,
             Self::ThreadReturned => InputKind::ThreadReturned,
+            Self::Thread { .. } => InputKind::Thread,
         }
     }
 }

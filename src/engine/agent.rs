@@ -1,4 +1,4 @@
-//! What agents do: accept, reject, end, close, revive, and send text and files.
+//! What agents do: accept, reject, end, close, revive, send text and files, and react.
 
 use std::time::SystemTime;
 
@@ -6,7 +6,7 @@ use super::{Delivery, Engine, EngineError};
 use crate::attachment::{AttachmentInfo, Direction};
 use crate::conversation::{Input, Outgoing, TransitionError};
 use crate::ids::{AgentId, ConversationId};
-use crate::send::{Message, SendError};
+use crate::send::{Message, SendError, check_reaction};
 use crate::window::{Sender, check_window};
 
 impl Engine {
@@ -186,6 +186,40 @@ impl Engine {
             media_key,
             name: safe_name,
             mime: mime.to_owned(),
+        };
+        self.agent_send(id, agent, message, now).await
+    }
+
+    /// The agent reacts to a message of the conversation with an emoji, or removes the page's
+    /// reaction (`reaction` `None`): checked like a message (the agent holds the session, the
+    /// thread is not paused, the window is open), then committed (the reaction in the
+    /// transcript, the send in the outbox: durable, retried) and sent as Messenger's
+    /// `sender_action` `react` / `unreact`.
+    ///
+    /// # Errors
+    /// As [`Engine::send_text`]; [`EngineError::Send`] with [`SendError::Invalid`] for an
+    /// empty message id or a reaction over [`crate::send::REACTION_MAX_CHARS`].
+    pub async fn react(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        mid: &str,
+        reaction: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Delivery, EngineError> {
+        if mid.is_empty() {
+            return Err(SendError::from(crate::send::BuildError::Empty {
+                field: "payload.message_id",
+            })
+            .into());
+        }
+        if let Some(reaction) = reaction {
+            check_reaction(reaction).map_err(SendError::from)?;
+        }
+        self.check_send(id, agent, now).await?;
+        let message = Outgoing::Reaction {
+            mid: mid.to_owned(),
+            reaction: reaction.map(str::to_owned),
         };
         self.agent_send(id, agent, message, now).await
     }

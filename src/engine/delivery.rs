@@ -36,7 +36,7 @@ use crate::send::{
     AttachmentSource, ErrorKind, MediaKind, Message, RetryDecision, RetryPolicy, SendError,
     SendRequest, Upload,
 };
-use crate::store::{Lease, PendingEffect, Retry, StoreError};
+use crate::store::{Lease, PendingEffect, Retry, SentLine, StoreError};
 use crate::window::{Sender, WindowDenial, check_window};
 
 /// How the outbox is worked. The defaults suit production; see each field. Values below the
@@ -673,6 +673,27 @@ impl Engine {
                 Settled::Skipped => outcome.report.skipped += 1,
                 Settled::Kept => {}
             }
+            if let (
+                Settled::Delivered(Some(mid)),
+                Effect::Send {
+                    agent: Some(agent),
+                    message,
+                },
+            ) = (&settled, &p.effect)
+            {
+                // The agent's line gets the platform's id: a reaction or a reply to it shows
+                // on it.
+                let sent = SentLine::new(
+                    Author::Agent(agent.clone()),
+                    message.line_body(),
+                    p.created_at,
+                    mid.as_str().to_owned(),
+                );
+                if let Err(e) = self.store.set_sent_mid(conversation.id(), &sent).await {
+                    tracing::warn!(key = p.key, error = %e, "could not record a sent message's id yet; tried again at the next tick");
+                    self.sent_mids.push(conversation.id().clone(), sent);
+                }
+            }
             if is_agent_send {
                 outcome.agent_send = match settled {
                     // A send always settles with the platform's id; none is an empty one.
@@ -781,6 +802,18 @@ impl Engine {
                 self.router.session_released(agent).await;
                 Settled::Delivered(None)
             }
+            Effect::ForgetMessage { mid } => {
+                match self.store.forget_message(conversation.id(), mid).await {
+                    Ok(lines) => {
+                        recorded.extend(lines);
+                        Settled::Delivered(None)
+                    }
+                    Err(e) => Settled::retry(
+                        format!("the removed message could not be forgotten yet: {e}"),
+                        crate::time::saturating_add(now, fetch_backoff(p.attempts)),
+                    ),
+                }
+            }
         };
         self.record(conversation, p, settled, now, recorded, deferred)
             .await
@@ -833,6 +866,7 @@ impl Engine {
                     author: Author::System,
                     body: LineBody::Notice(u.reason.clone()),
                     mid: None,
+                    reply_to: None,
                 };
                 // Agent messages get a line; an automated one is recorded in the outbox only.
                 let lines = if matches!(&p.effect, Effect::Send { agent: Some(_), .. }) {
@@ -882,6 +916,11 @@ impl Engine {
         now: SystemTime,
     ) -> Result<Settled, StoreError> {
         let page = conversation.page();
+        if let Outgoing::Reaction { mid, reaction } = message {
+            return Ok(self
+                .attempt_react(conversation, p, mid, reaction.as_deref(), now)
+                .await);
+        }
         // A crash or a lost claim mid-send: the platform may have it. Its echo carries the
         // key and completes the effect; wait for it before sending again.
         if p.unconfirmed && !p.interrupted {
@@ -966,6 +1005,79 @@ impl Engine {
                 Ok(Settled::Delivered(Some(sent.message_id)))
             }
             Err(e) => Ok(self.after_failure(conversation, p, e, now)),
+        }
+    }
+
+    /// Records the ids of sent messages that a store failure kept from their lines
+    /// ([`SentMids`]); [`Engine::tick`] calls it.
+    pub(super) async fn record_sent_mids(&self) {
+        for (id, sent) in self.sent_mids.take() {
+            if let Err(e) = self.store.set_sent_mid(&id, &sent).await {
+                tracing::warn!(conversation = %id, error = %e, "could not record a sent message's id yet");
+                self.sent_mids.push(id, sent);
+            }
+        }
+    }
+
+    /// Sends an agent's reaction. It has no echo to wait for: sent again after a failure (the
+    /// same reaction twice is one), under the same checks as a message.
+    async fn attempt_react(
+        &self,
+        conversation: &Conversation,
+        p: &PendingEffect,
+        mid: &str,
+        reaction: Option<&str>,
+        now: SystemTime,
+    ) -> Settled {
+        let page = conversation.page();
+        if let Some(attention) = self.needs_attention(page) {
+            return Settled::Retrying {
+                reason: format!(
+                    "Waiting: {} Reactions are sent once it is fixed.",
+                    attention.reason
+                ),
+                at: crate::time::saturating_add(now, self.delivery.attention_recheck),
+                counts: false,
+                unconfirmed: false,
+            };
+        }
+        if conversation.is_closed() {
+            return Settled::Failed(Undelivered {
+                reason:
+                    "Not delivered: the conversation was closed before the reaction could be sent."
+                        .to_owned(),
+                error: None,
+            });
+        }
+        if let Err(denial) = check_window(
+            conversation.last_customer_message_at(),
+            now,
+            Sender::HumanAgent,
+            &self.window,
+        ) {
+            return Settled::Failed(Undelivered {
+                reason: format!("Not delivered: {denial}."),
+                error: Some(denial.into()),
+            });
+        }
+        let span = tracing::debug_span!("react", conversation = %conversation.id(), key = p.key, attempt = p.attempts + 1);
+        match self
+            .send
+            .react(
+                page,
+                conversation.customer(),
+                &MessageId::new(mid.to_owned()),
+                reaction,
+            )
+            .instrument(span)
+            .await
+        {
+            Ok(()) => {
+                metrics::counter!("messenger_channel_sends_total", "outcome" => "delivered")
+                    .increment(1);
+                Settled::Delivered(None)
+            }
+            Err(e) => self.after_failure(conversation, p, e, now),
         }
     }
 
@@ -1056,6 +1168,10 @@ impl Engine {
             Outgoing::Text(text) | Outgoing::PrivacyNotice(text) => {
                 Message::text(text).map_err(|e| DeliveryError::Send(e.into()))
             }
+            // Sent as a sender action, not a message (`attempt_react`).
+            Outgoing::Reaction { .. } => Err(DeliveryError::Send(
+                crate::send::BuildError::Empty { field: "message" }.into(),
+            )),
             Outgoing::File {
                 media_key,
                 name,
@@ -1080,5 +1196,34 @@ impl Engine {
                 }
             }
         })
+    }
+}
+
+/// Ids of sent agent messages not yet recorded on their lines because the store failed: tried
+/// again at each tick, at most [`SENT_MIDS_MAX`] kept (the oldest dropped first).
+#[derive(Debug, Default)]
+pub(super) struct SentMids(Mutex<VecDeque<(ConversationId, SentLine)>>);
+
+/// How many unrecorded message ids are kept for another try.
+const SENT_MIDS_MAX: usize = 4096;
+
+impl SentMids {
+    fn push(&self, id: ConversationId, sent: SentLine) {
+        let mut q = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if q.len() >= SENT_MIDS_MAX {
+            q.pop_front();
+        }
+        q.push_back((id, sent));
+    }
+
+    fn take(&self) -> Vec<(ConversationId, SentLine)> {
+        let mut q = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        q.drain(..).collect()
     }
 }

@@ -15,9 +15,10 @@ use super::ingest::{Queued, QueuedFile, QueuedKind, customer_message, split_thre
 use super::{Engine, EngineError, conversation_id};
 use crate::attachment::{AttachmentInfo, Direction, Rejection, UNSUPPORTED_INBOUND_NOTICE};
 use crate::conversation::{
-    Author, Conversation, FileLine, Inbound, Input, LineBody, MediaState, TranscriptLine,
+    Author, Conversation, FileLine, Inbound, Input, LineBody, MediaState, ReactionLine,
+    ThreadEvent, TranscriptLine, map_url,
 };
-use crate::ids::{PageId, UserId};
+use crate::ids::{AppId, PageId, UserId};
 use crate::store::{InboxEvent, StoreError};
 
 /// How long after its receipt a pending event is left to the instance that received it
@@ -294,6 +295,7 @@ impl Engine {
                     "Something the customer sent could not be recorded ({error}); it is kept for the administrator."
                 )),
                 mid: None,
+                reply_to: None,
             };
             if let Err(e) = self
                 .store
@@ -321,26 +323,65 @@ impl Engine {
         let inbound = match kind {
             QueuedKind::ThreadTaken => Input::ThreadTaken,
             QueuedKind::ThreadReturned => Input::ThreadReturned,
-            QueuedKind::Message { mid, text, files } => {
-                let mut lines = Vec::with_capacity(1 + files.len());
-                if let Some(text) = text {
-                    lines.push(LineBody::Text(text));
-                }
-                for file in &files {
-                    let line = self.inbound_file(file);
-                    // A refused file never reaches the agent as a file: the panel shows the
-                    // Omnichannel notice, with the policy's reason.
-                    let refusal = line
-                        .rejected
-                        .as_ref()
-                        .map(|r| format!("{UNSUPPORTED_INBOUND_NOTICE}. {}", r.message));
-                    lines.push(LineBody::File(line));
-                    if let Some(notice) = refusal {
-                        lines.push(LineBody::Notice(notice));
-                    }
-                }
-                customer_message(Inbound::new(Some(mid), lines), sent_ms, standby)
-            }
+            QueuedKind::Message {
+                mid,
+                text,
+                files,
+                reply_to,
+            } => customer_message(
+                Inbound::new(Some(mid), self.message_lines(text, &files)).reply_to(reply_to),
+                sent_ms,
+                standby,
+            ),
+            QueuedKind::Outside {
+                mid,
+                app_id,
+                text,
+                files,
+                reply_to,
+            } => thread_event(
+                ThreadEvent::Outside {
+                    author: Author::outside(app_id.map(AppId)),
+                    mid: Some(mid),
+                    lines: self.message_lines(text, &files),
+                    reply_to,
+                },
+                sent_ms,
+            ),
+            QueuedKind::Reaction {
+                mid,
+                emoji,
+                name,
+                removed,
+            } => thread_event(
+                ThreadEvent::Reaction(ReactionLine::new(mid, emoji, removed).name(name)),
+                sent_ms,
+            ),
+            QueuedKind::Edit {
+                mid,
+                text,
+                edit_count,
+            } => thread_event(
+                ThreadEvent::Edit {
+                    mid,
+                    text,
+                    edit_count,
+                },
+                sent_ms,
+            ),
+            QueuedKind::Unsent { mid } => thread_event(ThreadEvent::Unsent { mid }, sent_ms),
+            QueuedKind::Delivered { watermark } => thread_event(
+                ThreadEvent::Delivered {
+                    watermark: millis(watermark),
+                },
+                sent_ms,
+            ),
+            QueuedKind::Read { watermark } => thread_event(
+                ThreadEvent::Read {
+                    watermark: millis(watermark),
+                },
+                sent_ms,
+            ),
             QueuedKind::Postback {
                 mid,
                 title,
@@ -429,6 +470,41 @@ impl Engine {
         .await
     }
 
+    /// The lines of a message: its text, then each attachment as an agent can read it (a
+    /// sticker, a link, a location, a file). A file the policy refuses, and an attachment
+    /// with nothing readable, come with the Omnichannel notice.
+    fn message_lines(&self, text: Option<String>, files: &[QueuedFile]) -> Vec<LineBody> {
+        let mut lines = Vec::with_capacity(1 + files.len());
+        if let Some(text) = text {
+            lines.push(LineBody::Text(text));
+        }
+        for file in files {
+            if let Some(line) = readable(file) {
+                lines.push(line);
+                continue;
+            }
+            if !is_file(&file.kind) && file.url.is_none() {
+                lines.push(LineBody::Notice(format!(
+                    "{UNSUPPORTED_INBOUND_NOTICE} ({}).",
+                    file.kind
+                )));
+                continue;
+            }
+            let line = self.inbound_file(file);
+            // A refused file never reaches the agent as a file: the panel shows the
+            // Omnichannel notice, with the policy's reason.
+            let refusal = line
+                .rejected
+                .as_ref()
+                .map(|r| format!("{UNSUPPORTED_INBOUND_NOTICE}. {}", r.message));
+            lines.push(LineBody::File(line));
+            if let Some(notice) = refusal {
+                lines.push(LineBody::Notice(notice));
+            }
+        }
+        lines
+    }
+
     /// Checks an inbound attachment against the policy. An accepted file is marked to be
     /// fetched into the media store (when downloads are on), after the message is recorded.
     fn inbound_file(&self, file: &QueuedFile) -> FileLine {
@@ -456,4 +532,47 @@ impl Engine {
             },
         }
     }
+}
+
+/// An input for something in the thread at the event's time.
+fn thread_event(event: ThreadEvent, sent_ms: u64) -> Input {
+    Input::Thread {
+        event,
+        at: millis(sent_ms),
+    }
+}
+
+fn millis(ms: u64) -> SystemTime {
+    crate::time::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+/// Whether Messenger's attachment type is a file (checked against the attachment policy).
+fn is_file(kind: &str) -> bool {
+    matches!(kind, "image" | "video" | "audio" | "file")
+}
+
+/// What an agent reads of an attachment that is not a file: a sticker, a location, a shared
+/// link, post, reel, template or fallback. `None` for files, and for shares with nothing to
+/// read.
+fn readable(file: &QueuedFile) -> Option<LineBody> {
+    if file.sticker {
+        return Some(LineBody::Sticker {
+            url: file.url.clone(),
+            sticker_id: file.sticker_id,
+        });
+    }
+    if let Some((lat, long)) = file.coordinates {
+        return Some(LineBody::Location {
+            title: file.title.clone(),
+            map_url: map_url(lat, long),
+        });
+    }
+    if is_file(&file.kind) || (file.title.is_none() && file.url.is_none()) {
+        return None;
+    }
+    Some(LineBody::Link {
+        kind: file.kind.clone(),
+        title: file.title.clone(),
+        url: file.url.clone(),
+    })
 }

@@ -27,7 +27,7 @@ use super::{ApplyReport, Engine, EngineError};
 use crate::attachment::AttachmentInfo;
 use crate::conversation::{Inbound, Input};
 use crate::store::{NewInboxEvent, StoreError};
-use crate::webhook::{Batch, Event, EventKind};
+use crate::webhook::{Batch, Event, EventKind, ReactionAction};
 
 /// What [`Engine::receive`] recorded. When it returns `Ok`, every event of the body that the
 /// channel acts on is durably in the inbox: answer 200.
@@ -38,7 +38,7 @@ pub struct Receipt {
     pub received: usize,
     /// Events recorded before (redeliveries).
     pub duplicates: usize,
-    /// Events the channel does not act on (deliveries, reads, reactions…).
+    /// Events the channel does not act on (opt-ins, referrals, policy notices…).
     pub ignored: usize,
     /// Echoes of this channel's own sends, which marked their effects delivered.
     pub echoes: usize,
@@ -68,6 +68,43 @@ pub(super) enum QueuedKind {
         text: Option<String>,
         #[serde(default)]
         files: Vec<QueuedFile>,
+        #[serde(default)]
+        reply_to: Option<String>,
+    },
+    /// The customer reacted to a message (or removed a reaction).
+    Reaction {
+        mid: Option<String>,
+        emoji: Option<String>,
+        name: Option<String>,
+        removed: bool,
+    },
+    /// The customer edited a message.
+    Edit {
+        mid: String,
+        text: String,
+        edit_count: u64,
+    },
+    /// The customer removed (unsent) a message.
+    Unsent {
+        mid: String,
+    },
+    /// The page sent a message from outside the channel (its echo has no key of ours).
+    Outside {
+        mid: String,
+        app_id: Option<u64>,
+        text: Option<String>,
+        #[serde(default)]
+        files: Vec<QueuedFile>,
+        #[serde(default)]
+        reply_to: Option<String>,
+    },
+    /// Messenger's delivery watermark (ms).
+    Delivered {
+        watermark: u64,
+    },
+    /// Messenger's read watermark (ms).
+    Read {
+        watermark: u64,
     },
     Postback {
         mid: Option<String>,
@@ -83,6 +120,37 @@ pub(super) struct QueuedFile {
     pub(super) kind: String,
     pub(super) name: Option<String>,
     pub(super) url: Option<String>,
+    /// A share's, fallback's or location's title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) title: Option<String>,
+    /// Set on stickers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) sticker_id: Option<u64>,
+    /// A location's latitude and longitude.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) coordinates: Option<(f64, f64)>,
+    /// Whether it is a sticker (a `sticker`, or an `image` with a sticker id).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) sticker: bool,
+}
+
+/// The files of a message, as the inbox keeps them.
+fn queued_files(attachments: &[crate::webhook::Attachment<'_>]) -> Vec<QueuedFile> {
+    attachments
+        .iter()
+        .map(|a| {
+            let info = AttachmentInfo::from(a);
+            QueuedFile {
+                kind: info.platform_kind.unwrap_or("file").to_owned(),
+                name: info.name.map(str::to_owned),
+                url: a.url.map(|u| u.decode().into_owned()),
+                title: a.title.map(|t| t.decode().into_owned()),
+                sticker_id: a.sticker_id,
+                coordinates: a.coordinates.map(|c| (c.lat, c.long)),
+                sticker: a.is_sticker(),
+            }
+        })
+        .collect()
 }
 
 /// The thread key of a page and customer (unambiguous whatever the ids hold).
@@ -107,23 +175,42 @@ pub(super) fn split_thread(thread: &str) -> Option<(&str, &str)> {
 
 /// What an event becomes in the inbox, if the channel acts on it.
 fn queued(event: &Event<'_>) -> Option<Queued> {
-    let customer = event.sender.as_ref()?.as_str().to_owned();
+    let customer = event.customer()?.as_str().to_owned();
+    let owned = |s: &crate::webhook::JsonStr<'_>| s.decode().into_owned();
     let kind = match &event.kind {
+        EventKind::Message(m) if m.is_deleted => QueuedKind::Unsent {
+            mid: m.mid.as_str().to_owned(),
+        },
         EventKind::Message(m) => QueuedKind::Message {
             mid: m.mid.as_str().to_owned(),
-            text: m.text.map(|t| t.decode().into_owned()),
-            files: m
-                .attachments
-                .iter()
-                .map(|a| {
-                    let info = AttachmentInfo::from(a);
-                    QueuedFile {
-                        kind: info.platform_kind.unwrap_or("file").to_owned(),
-                        name: info.name.map(str::to_owned),
-                        url: a.url.map(|u| u.decode().into_owned()),
-                    }
-                })
-                .collect(),
+            text: m.text.as_ref().map(owned),
+            files: queued_files(&m.attachments),
+            reply_to: m.reply_to.as_ref().map(|r| r.as_str().to_owned()),
+        },
+        // An echo this channel did not send (ours carry a key, and were taken out before).
+        EventKind::Echo(e) => QueuedKind::Outside {
+            mid: e.message.mid.as_str().to_owned(),
+            app_id: e.app_id.map(|a| a.0),
+            text: e.message.text.as_ref().map(owned),
+            files: queued_files(&e.message.attachments),
+            reply_to: e.message.reply_to.as_ref().map(|r| r.as_str().to_owned()),
+        },
+        EventKind::Reaction(r) => QueuedKind::Reaction {
+            mid: r.mid.as_ref().map(|m| m.as_str().to_owned()),
+            emoji: r.emoji.as_ref().map(owned),
+            name: r.reaction.as_ref().map(owned),
+            removed: r.action == ReactionAction::Unreact,
+        },
+        EventKind::MessageEdit(e) => QueuedKind::Edit {
+            mid: e.mid.as_str().to_owned(),
+            text: e.text.as_ref().map(owned).unwrap_or_default(),
+            edit_count: e.num_edit,
+        },
+        EventKind::Delivery(d) => QueuedKind::Delivered {
+            watermark: d.watermark,
+        },
+        EventKind::Read(r) => QueuedKind::Read {
+            watermark: r.watermark,
         },
         EventKind::Postback(p) => QueuedKind::Postback {
             mid: p.mid.as_ref().map(|m| m.as_str().to_owned()),

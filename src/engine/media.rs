@@ -130,6 +130,7 @@ impl Engine {
                 author: Author::System,
                 body: LineBody::Notice(text),
                 mid: None,
+                reply_to: None,
             };
             self.store.append(id, vec![line.clone()]).await?;
             lines.push(line);

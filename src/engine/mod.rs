@@ -113,6 +113,7 @@ pub struct Engine {
     instance: String,
     delivery: DeliveryConfig,
     health: delivery::Health,
+    sent_mids: delivery::SentMids,
 }
 
 impl std::fmt::Debug for Engine {

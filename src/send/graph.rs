@@ -7,7 +7,9 @@ use bytes::{Bytes, BytesMut};
 use serde_json::{Value, json};
 
 use super::error::{ErrorBody, SendError, TransportKind};
-use super::message::{AttachmentSource, BuildError, MediaKind, SendRequest, SenderAction, Upload};
+use super::message::{
+    AttachmentSource, BuildError, MediaKind, SendRequest, SenderAction, Upload, reaction_body,
+};
 use super::retry::{RetryDecision, RetryPolicy};
 use super::{Media, PageApi, SendApi, SendResponse, TokenSource, UserProfile};
 use crate::ids::{AppId, MessageId, PageId, UserId};
@@ -518,6 +520,20 @@ fn content_disposition_name(value: &str) -> Option<String> {
 
 #[async_trait::async_trait]
 impl SendApi for GraphClient {
+    async fn react(
+        &self,
+        page: &PageId<'_>,
+        user: &UserId<'_>,
+        message_id: &MessageId<'_>,
+        reaction: Option<&str>,
+    ) -> Result<(), SendError> {
+        let body = reaction_body(user, message_id, reaction)?;
+        self.pace(page, false).await;
+        self.post(page, &format!("{page}/messages"), &body, "react")
+            .await
+            .map(drop)
+    }
+
     async fn send(
         &self,
         page: &PageId<'_>,

@@ -46,6 +46,9 @@ pub const ELEMENT_TEXT_MAX_CHARS: usize = 80;
 pub const METADATA_MAX_CHARS: usize = 1000;
 /// Largest file Messenger carries (25 MB).
 pub const ATTACHMENT_MAX_BYTES: usize = 25 * 1024 * 1024;
+/// The longest reaction this crate sends, in characters: one emoji, with its modifiers and
+/// joiners (a family or a flag with skin tones runs to about ten).
+pub const REACTION_MAX_CHARS: usize = 16;
 
 /// A message that cannot be sent as built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -681,6 +684,69 @@ impl NotificationType {
             Self::NoPush => "NO_PUSH",
         }
     }
+}
+
+/// The Send API body of a reaction to a message (`sender_action` `react`, with
+/// `payload.message_id` and `payload.reaction`), or of its removal (`unreact`, with the
+/// message id only), as Meta's "React or unreact to a message" reference shows it.
+///
+/// ```
+/// use messenger_channel::ids::{MessageId, UserId};
+/// use messenger_channel::send::reaction_body;
+///
+/// let body = reaction_body(&UserId::from("psid"), &MessageId::from("m_1"), Some("👍")).unwrap();
+/// assert_eq!(body["sender_action"], "react");
+/// assert_eq!(body["payload"]["message_id"], "m_1");
+/// assert_eq!(body["payload"]["reaction"], "👍");
+/// let body = reaction_body(&UserId::from("psid"), &MessageId::from("m_1"), None).unwrap();
+/// assert_eq!(body["sender_action"], "unreact");
+/// assert!(body["payload"].get("reaction").is_none());
+/// ```
+///
+/// # Errors
+/// [`BuildError::Empty`] for an empty message id or reaction; [`BuildError::TooLong`] for a
+/// reaction over [`REACTION_MAX_CHARS`].
+pub fn reaction_body(
+    recipient: &UserId<'_>,
+    message_id: &crate::ids::MessageId<'_>,
+    reaction: Option<&str>,
+) -> Result<Value, BuildError> {
+    if message_id.as_str().is_empty() {
+        return Err(BuildError::Empty {
+            field: "payload.message_id",
+        });
+    }
+    let mut payload = json!({ "message_id": message_id.as_str() });
+    if let Some(reaction) = reaction {
+        check_reaction(reaction)?;
+        payload["reaction"] = json!(reaction);
+    }
+    Ok(json!({
+        "recipient": { "id": recipient.as_str() },
+        "sender_action": if reaction.is_some() { "react" } else { "unreact" },
+        "payload": payload,
+    }))
+}
+
+/// Checks a reaction: not empty, at most [`REACTION_MAX_CHARS`].
+///
+/// # Errors
+/// As [`reaction_body`].
+pub fn check_reaction(reaction: &str) -> Result<(), BuildError> {
+    let chars = reaction.chars().count();
+    if reaction.trim().is_empty() {
+        return Err(BuildError::Empty {
+            field: "payload.reaction",
+        });
+    }
+    if chars > REACTION_MAX_CHARS {
+        return Err(BuildError::TooLong {
+            field: "payload.reaction",
+            chars,
+            max: REACTION_MAX_CHARS,
+        });
+    }
+    Ok(())
 }
 
 /// A typing indicator or read mark.

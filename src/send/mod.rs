@@ -43,7 +43,8 @@ pub use message::{
     ATTACHMENT_MAX_BYTES, AttachmentSource, BUTTON_TEMPLATE_TEXT_MAX_CHARS, BUTTON_TITLE_MAX_CHARS,
     BUTTONS_MAX, BuildError, Button, ELEMENT_TEXT_MAX_CHARS, Element, GENERIC_ELEMENTS_MAX,
     METADATA_MAX_CHARS, MediaKind, Message, NotificationType, PAYLOAD_MAX_CHARS, QUICK_REPLIES_MAX,
-    QUICK_REPLY_TITLE_MAX_CHARS, QuickReply, SendRequest, SenderAction, TEXT_MAX_CHARS, Upload,
+    QUICK_REPLY_TITLE_MAX_CHARS, QuickReply, REACTION_MAX_CHARS, SendRequest, SenderAction,
+    TEXT_MAX_CHARS, Upload, check_reaction, reaction_body,
 };
 pub use retry::{RetryDecision, RetryPolicy};
 
@@ -126,6 +127,17 @@ pub trait SendApi: Send + Sync {
 
     /// Downloads a webhook attachment URL, aborting as soon as `max_bytes` is passed.
     async fn download(&self, url: &str, max_bytes: u64) -> Result<Media, SendError>;
+
+    /// Reacts to the message `message_id` with `reaction` (an emoji), or removes the page's
+    /// reaction to it (`None`): `sender_action` `react` or `unreact` ([`reaction_body`]).
+    /// Reacting again with another emoji replaces the reaction.
+    async fn react(
+        &self,
+        page: &PageId<'_>,
+        user: &UserId<'_>,
+        message_id: &MessageId<'_>,
+        reaction: Option<&str>,
+    ) -> Result<(), SendError>;
 }
 
 /// The page's other Messenger Platform calls, beyond what the engine needs ([`SendApi`]):
@@ -206,6 +218,9 @@ macro_rules! forward {
             }
             async fn download(&self, url: &str, max_bytes: u64) -> Result<Media, SendError> {
                 (**self).download(url, max_bytes).await
+            }
+            async fn react(&self, page: &PageId<'_>, user: &UserId<'_>, message_id: &MessageId<'_>, reaction: Option<&str>) -> Result<(), SendError> {
+                (**self).react(page, user, message_id, reaction).await
             }
         }
 

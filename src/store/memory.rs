@@ -301,6 +301,48 @@ impl ConversationStore for InMemoryStore {
             .collect())
     }
 
+    async fn forget_message(
+        &self,
+        id: &ConversationId,
+        mid: &str,
+    ) -> Result<Vec<TranscriptLine>, StoreError> {
+        let mut inner = lock(&self.inner);
+        let entry = inner
+            .conversations
+            .get_mut(id)
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        Ok(entry
+            .transcript
+            .iter_mut()
+            .filter_map(|l| {
+                let forgotten = super::forgotten(l, mid)?;
+                *l = forgotten.clone();
+                Some(forgotten)
+            })
+            .collect())
+    }
+
+    async fn set_sent_mid(
+        &self,
+        id: &ConversationId,
+        sent: &super::SentLine,
+    ) -> Result<bool, StoreError> {
+        let mut inner = lock(&self.inner);
+        let entry = inner
+            .conversations
+            .get_mut(id)
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        Ok(
+            match entry.transcript.iter_mut().find(|l| sent.matches(l)) {
+                Some(line) => {
+                    line.mid = Some(sent.mid.clone());
+                    true
+                }
+                None => false,
+            },
+        )
+    }
+
     async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {
         Ok(self.listed(|c| match c.state() {
             State::Active { agent: a }

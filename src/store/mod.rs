@@ -29,7 +29,7 @@ pub use sql::SCHEMA_VERSION;
 #[cfg(feature = "sqlite")]
 pub use sql::SqliteStore;
 
-use crate::conversation::{Conversation, Effect, FileLine, TranscriptLine};
+use crate::conversation::{Author, Conversation, Effect, FileLine, LineBody, TranscriptLine};
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 
 /// How long an instance holds the effects it committed or claimed before
@@ -271,6 +271,21 @@ pub trait ConversationStore: Send + Sync {
         file: &FileLine,
     ) -> Result<Vec<TranscriptLine>, StoreError>;
 
+    /// Forgets what the customer wrote in the message `mid`, which they removed: each of its
+    /// lines, and each of its edits, becomes [`LineBody::Unsent`] (the time, author and ids
+    /// stay). Returns the lines as updated; none when there were none (or already forgotten).
+    async fn forget_message(
+        &self,
+        id: &ConversationId,
+        mid: &str,
+    ) -> Result<Vec<TranscriptLine>, StoreError>;
+
+    /// Records the platform's id of an agent's message once it is sent: the first line of
+    /// the conversation by `author` with `body`, no id yet, and written in the same
+    /// millisecond as `at`, gets `mid` (so that a customer's reaction or reply to it shows on
+    /// it). Returns whether a line was updated.
+    async fn set_sent_mid(&self, id: &ConversationId, sent: &SentLine) -> Result<bool, StoreError>;
+
     /// The conversations an agent holds (Active or Wrap-up), or was offered, or left Waiting.
     async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError>;
 
@@ -417,4 +432,53 @@ mod tests {
     use super::*;
 
     static_assertions::assert_obj_safe!(ConversationStore, MediaStore);
+}
+
+/// What a line becomes when the customer's message `mid` is forgotten
+/// ([`ConversationStore::forget_message`]): `None` when it is not one of its lines, or is
+/// already forgotten.
+pub(crate) fn forgotten(line: &TranscriptLine, mid: &str) -> Option<TranscriptLine> {
+    let of_it = match &line.body {
+        LineBody::Unsent { .. } | LineBody::Reaction(_) => false,
+        LineBody::Edit { of, .. } => of == mid,
+        _ => line.author == Author::Customer && line.mid.as_deref() == Some(mid),
+    };
+    of_it.then(|| TranscriptLine {
+        body: LineBody::Unsent { of: mid.to_owned() },
+        ..line.clone()
+    })
+}
+
+/// An agent's line that was sent, and its platform id ([`ConversationStore::set_sent_mid`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SentLine {
+    /// Who wrote it.
+    pub author: Author,
+    /// What it holds.
+    pub body: LineBody,
+    /// When it was committed.
+    pub at: SystemTime,
+    /// The platform's id for it.
+    pub mid: String,
+}
+
+impl SentLine {
+    /// The line `author` wrote at `at` with `body`, sent as `mid`.
+    pub fn new(author: Author, body: LineBody, at: SystemTime, mid: String) -> Self {
+        Self {
+            author,
+            body,
+            at,
+            mid,
+        }
+    }
+
+    /// Whether `line` is this one, still without its id.
+    pub(crate) fn matches(&self, line: &TranscriptLine) -> bool {
+        line.mid.is_none()
+            && line.author == self.author
+            && line.body == self.body
+            && crate::time::millis(line.at) == crate::time::millis(self.at)
+    }
 }

@@ -30,6 +30,7 @@
 //! | `one_open_conversation_per_customer` | at most one open conversation per page and customer: creating a second fails with `Conflict`; once the first is closed, a new one opens |
 //! | `concurrent_creates_make_one` | of concurrent creates for one page and customer, exactly one succeeds |
 //! | `transcript_is_append_only_and_ordered` | the transcript is append-only and read in order; a failed commit appends nothing; `append` to an unknown conversation fails with `NotFound` |
+//! | `removed_messages_are_forgotten_and_sent_lines_get_their_id` | `forget_message` turns a message's lines and its edits into the removal, once; `set_sent_mid` gives the one matching agent line its id, once |
 //! | `listing_by_agent_and_due` | `list_for_agent` lists what an agent holds or was offered, never closed conversations; `due` lists what has a deadline passed; `list_open` lists the open ones |
 //! | `outbox_keeps_effects_until_completed` | a commit's effects are pending under the keys `conversation:version:index`, in order, claimed by their committer for its lease, until `complete` |
 //! | `outbox_claims_retries_and_failures` | a claim is exclusive until released or lapsed, renewed only by its holder; only the holder reschedules or fails an effect; a retry waits until due and counts attempts when told to; `fail_effect` appends its lines in the same step |
@@ -55,7 +56,8 @@ use crate::conversation::{
 };
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 use crate::store::{
-    Commit, ConversationStore, Lease, MediaStore, NewInboxEvent, PendingEffect, Retry, StoreError,
+    Commit, ConversationStore, Lease, MediaStore, NewInboxEvent, PendingEffect, Retry, SentLine,
+    StoreError,
 };
 
 /// Runs every check against one backend: its conversation store and its media store (the
@@ -84,6 +86,7 @@ where
         one_open_conversation_per_customer(s),
         concurrent_creates_make_one(store.clone()),
         transcript_is_append_only_and_ordered(s),
+        removed_messages_are_forgotten_and_sent_lines_get_their_id(s),
         listing_by_agent_and_due(s),
         outbox_keeps_effects_until_completed(s),
         outbox_claims_retries_and_failures(s),
@@ -98,7 +101,7 @@ where
 }
 
 /// Each check's name and the contract it holds the store to, as in the module docs' table.
-const CHECKS: [(&str, &str); 14] = [
+const CHECKS: [(&str, &str); 15] = [
     (
         "stale_save_is_a_conflict",
         "`commit` with a stale `expected_version` fails with `Conflict` and overwrites nothing; updating a conversation never created fails with `NotFound`",
@@ -114,6 +117,10 @@ const CHECKS: [(&str, &str); 14] = [
     (
         "transcript_is_append_only_and_ordered",
         "the transcript is append-only and read in order; a failed commit appends nothing; `append` to an unknown conversation fails with `NotFound`",
+    ),
+    (
+        "removed_messages_are_forgotten_and_sent_lines_get_their_id",
+        "`forget_message` turns a message's lines and its edits into the removal, once; `set_sent_mid` gives the one matching agent line its id, once",
     ),
     (
         "listing_by_agent_and_due",
@@ -212,6 +219,7 @@ fn line(text: &str) -> TranscriptLine {
         author: Author::Customer,
         body: LineBody::Text(text.into()),
         mid: Some(text.into()),
+        reply_to: None,
     }
 }
 
@@ -454,6 +462,74 @@ async fn transcript_is_append_only_and_ordered<S: ConversationStore + ?Sized>(st
     ));
 }
 
+async fn removed_messages_are_forgotten_and_sent_lines_get_their_id<
+    S: ConversationStore + ?Sized,
+>(
+    store: &S,
+) {
+    let run = unique("f");
+    let c = new_conversation(&run, &run, "u");
+    let agent = Author::Agent(AgentId::from("alice"));
+    let sent = TranscriptLine {
+        at: at(1),
+        author: agent.clone(),
+        body: LineBody::Text("ok".into()),
+        mid: None,
+        reply_to: None,
+    };
+    let edit = TranscriptLine {
+        at: at(2),
+        author: Author::Customer,
+        body: LineBody::Edit {
+            of: "gone".into(),
+            text: "secret!".into(),
+            edit_count: 1,
+        },
+        mid: None,
+        reply_to: None,
+    };
+    store
+        .commit(&create(
+            &c,
+            vec![line("gone"), line("stays"), sent.clone(), edit],
+            vec![],
+        ))
+        .await
+        .unwrap();
+    let forgotten = store.forget_message(c.id(), "gone").await.unwrap();
+    let removed = LineBody::Unsent { of: "gone".into() };
+    assert_eq!(forgotten.len(), 2, "the message and its edit");
+    assert!(forgotten.iter().all(|l| l.body == removed));
+    // Twice is once.
+    assert!(
+        store
+            .forget_message(c.id(), "gone")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The sent line gets its id; only once, and only that line.
+    let sent_as = SentLine::new(agent.clone(), sent.body.clone(), at(1), "m_out".into());
+    assert!(store.set_sent_mid(c.id(), &sent_as).await.unwrap());
+    assert!(!store.set_sent_mid(c.id(), &sent_as).await.unwrap());
+    let other = SentLine::new(agent, LineBody::Text("other".into()), at(1), "m_x".into());
+    assert!(!store.set_sent_mid(c.id(), &other).await.unwrap());
+    let lines = store.transcript(c.id()).await.unwrap();
+    let bodies: Vec<_> = lines
+        .iter()
+        .map(|l| (l.mid.as_deref(), l.body.clone()))
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            (Some("gone"), removed.clone()),
+            (Some("stays"), LineBody::Text("stays".into())),
+            (Some("m_out"), LineBody::Text("ok".into())),
+            (None, removed),
+        ]
+    );
+}
+
 async fn listing_by_agent_and_due<S: ConversationStore + ?Sized>(store: &S) {
     let run = unique("agents");
     let agent = AgentId::new(unique("agent"));
@@ -658,6 +734,7 @@ async fn outbox_claims_retries_and_failures<S: ConversationStore + ?Sized>(store
         author: Author::System,
         body: LineBody::Notice("Not delivered: gone".into()),
         mid: None,
+        reply_to: None,
     };
     assert!(
         store
@@ -1118,7 +1195,7 @@ mod tests {
         let message = panic_message(&*outcome);
         assert!(
             message.starts_with("store conformance: media_round_trip failed")
-                && message.contains(CHECKS[13].1)
+                && message.contains(CHECKS[CHECKS.len() - 1].1)
                 && message.contains("content-addressed"),
             "{message}"
         );

@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 
-use crate::ids::{MessageId, PageId};
-use crate::send::{Media, SendApi, SendError, SendRequest, SendResponse, Upload};
+use crate::ids::{MessageId, PageId, UserId};
+use crate::send::{Media, SendApi, SendError, SendRequest, SendResponse, Upload, reaction_body};
 
 /// One message [`FakeSend`] accepted.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +85,7 @@ pub enum Hang {
 #[derive(Debug, Default)]
 pub struct FakeSend {
     sent: Mutex<Vec<Sent>>,
+    reactions: Mutex<Vec<Value>>,
     /// Calls to `send`, failed ones included.
     attempts: AtomicU64,
     send_error: Mutex<Option<SendError>>,
@@ -112,6 +113,12 @@ impl FakeSend {
             .iter()
             .filter_map(|s| s.text().map(str::to_owned))
             .collect()
+    }
+
+    /// The reactions sent so far (and their removals), in order, as Send API bodies
+    /// ([`reaction_body`]): `body["sender_action"]`, `body["payload"]["message_id"]`, …
+    pub fn reactions(&self) -> Vec<Value> {
+        lock(&self.reactions).clone()
     }
 
     /// Calls to `send` so far, failed and hanging ones included.
@@ -188,6 +195,22 @@ impl SendApi for FakeSend {
             message_id: MessageId::from(format!("m_out_{n}")),
             attachment_id: None,
         })
+    }
+
+    /// Records the reaction; fails as sends do ([`FakeSend::fail_sends`]).
+    async fn react(
+        &self,
+        _page: &PageId<'_>,
+        user: &UserId<'_>,
+        message_id: &MessageId<'_>,
+        reaction: Option<&str>,
+    ) -> Result<(), SendError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        if let Some(e) = lock(&self.send_error).clone() {
+            return Err(e);
+        }
+        lock(&self.reactions).push(reaction_body(user, message_id, reaction)?);
+        Ok(())
     }
 
     async fn download(&self, url: &str, max_bytes: u64) -> Result<Media, SendError> {

@@ -214,6 +214,10 @@ pub struct Message<'a> {
     pub attachments: Vec<Attachment<'a>>,
     /// `referral`, when the message came from an ad or a shop.
     pub referral: Option<RawJson<'a>>,
+    /// `is_deleted`: the customer removed (unsent) the message `mid`. Meta's reference for
+    /// Instagram messaging on the Messenger Platform documents an unsend as a `message` event
+    /// with the removed message's `mid` and `is_deleted: true`, and no text.
+    pub is_deleted: bool,
 }
 
 /// An echo of a message the page sent (by this app, another app, or the Page inbox).

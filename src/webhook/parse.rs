@@ -582,6 +582,7 @@ fn read_message<'a>(r: &mut Reader<'a>) -> Result<EventKind<'a>, Fail> {
     let mut attachments = Vec::new();
     let mut referral = None;
     let mut is_echo = false;
+    let mut is_deleted = false;
     let mut app = None;
     let mut metadata = None;
     r.object("message", |r, key| {
@@ -613,6 +614,10 @@ fn read_message<'a>(r: &mut Reader<'a>) -> Result<EventKind<'a>, Fail> {
                 }
             }
             "is_echo" => is_echo = r.bool("message.is_echo")?,
+            "is_deleted" => {
+                is_deleted =
+                    lenient(r, |r| r.bool("message.is_deleted").map(Some))?.unwrap_or(false);
+            }
             "app_id" => app = lenient(r, |r| app_id(r, "message.app_id"))?,
             "metadata" => metadata = lenient_str(r, "message.metadata")?,
             "referral" => {
@@ -634,6 +639,7 @@ fn read_message<'a>(r: &mut Reader<'a>) -> Result<EventKind<'a>, Fail> {
         reply_to,
         attachments,
         referral,
+        is_deleted,
     };
     Ok(if is_echo {
         EventKind::Echo(Echo {

@@ -118,6 +118,20 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
     ) -> Result<Vec<TranscriptLine>, StoreError> {
         self.around(self.inner.update_file(id, url, file)).await
     }
+    async fn forget_message(
+        &self,
+        id: &ConversationId,
+        mid: &str,
+    ) -> Result<Vec<TranscriptLine>, StoreError> {
+        self.around(self.inner.forget_message(id, mid)).await
+    }
+    async fn set_sent_mid(
+        &self,
+        id: &ConversationId,
+        sent: &messenger_channel::store::SentLine,
+    ) -> Result<bool, StoreError> {
+        self.around(self.inner.set_sent_mid(id, sent)).await
+    }
     async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {
         self.around(self.inner.list_for_agent(agent)).await
     }

@@ -402,6 +402,74 @@ impl ConversationStore for Store {
         Ok(updated)
     }
 
+    async fn forget_message(
+        &self,
+        id: &ConversationId,
+        mid: &str,
+    ) -> Result<Vec<TranscriptLine>, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(q::TRANSCRIPT_WITH_IDS)
+            .bind(id.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        let mut targets = Vec::new();
+        for (row, body) in rows {
+            let line: TranscriptLine = from_json(&body)?;
+            if let Some(forgotten) = crate::store::forgotten(&line, mid) {
+                targets.push((row, body, forgotten));
+            }
+        }
+        let mut updated = Vec::with_capacity(targets.len());
+        if targets.is_empty() {
+            return Ok(updated);
+        }
+        let mut tx = self.write_tx().await?;
+        for (row, old, line) in targets {
+            let done = sqlx::query(q::REPLACE_LINE)
+                .bind(to_json(&line)?)
+                .bind(row)
+                .bind(&old)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+            if done.rows_affected() > 0 {
+                updated.push(line);
+            }
+        }
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(updated)
+    }
+
+    async fn set_sent_mid(
+        &self,
+        id: &ConversationId,
+        sent: &crate::store::SentLine,
+    ) -> Result<bool, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(q::TRANSCRIPT_WITH_IDS)
+            .bind(id.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        for (row, body) in rows {
+            let mut line: TranscriptLine = from_json(&body)?;
+            if !sent.matches(&line) {
+                continue;
+            }
+            line.mid = Some(sent.mid.clone());
+            let mut tx = self.write_tx().await?;
+            let done = sqlx::query(q::REPLACE_LINE)
+                .bind(to_json(&line)?)
+                .bind(row)
+                .bind(&body)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+            tx.commit().await.map_err(from_sqlx)?;
+            return Ok(done.rows_affected() > 0);
+        }
+        Ok(false)
+    }
+
     async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {
         self.list(q::OPEN_OF_AGENT, Some(agent.as_str())).await
     }

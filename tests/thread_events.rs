@@ -1,0 +1,471 @@
+//! Everything the customer does reaches the agent: reactions, replies, edits, removals,
+//! replies from outside the channel, receipts, and readable attachments, through signed
+//! webhooks, on the in-memory and the SQLite stores, redeliveries included.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use messenger_channel::agents::{InMemoryRouter, Presence};
+use messenger_channel::conversation::{
+    Author, ConversationConfig, LineBody, PAGE_INBOX_APP_ID, ReactionLine, Receipt, TranscriptLine,
+};
+use messenger_channel::engine::Engine;
+use messenger_channel::engine::{Delivery, EngineError};
+use messenger_channel::ids::{AgentId, AppId, PageId, UserId};
+use messenger_channel::secret::AppSecret;
+use messenger_channel::send::SendError;
+use messenger_channel::store::{ConversationStore, InMemoryStore, SqliteStore, Stored};
+use messenger_channel::testing::FakeSend;
+use messenger_channel::webhook::Webhook;
+use messenger_channel::webhook::signature::sign_sha256;
+use serde_json::{Value, json};
+
+const SECRET: &str = "thread-events-secret";
+const PAGE: &str = "104987654321098";
+const CUSTOMER: &str = "24012345678901234";
+
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_718_000_000)
+}
+
+fn ms(at: SystemTime) -> u64 {
+    u64::try_from(
+        at.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+fn engine(store: Arc<dyn ConversationStore>, config: ConversationConfig) -> Engine {
+    engine_and_send(store, config).0
+}
+
+fn engine_and_send(
+    store: Arc<dyn ConversationStore>,
+    config: ConversationConfig,
+) -> (Engine, Arc<FakeSend>) {
+    let send = Arc::new(FakeSend::new());
+    let router = Arc::new(InMemoryRouter::new());
+    router.set_presence(&AgentId::from("alice"), Presence::Available);
+    let engine = Engine::builder(Webhook::new(&AppSecret::new(SECRET).unwrap()), send.clone())
+        .store(store)
+        .router(router)
+        .config(config)
+        .build();
+    (engine, send)
+}
+
+/// A signed body with one entry per item.
+fn signed(items: &[Value]) -> (http::HeaderMap, Vec<u8>) {
+    let entries: Vec<_> = items
+        .iter()
+        .map(|i| json!({"id": PAGE, "time": 1, "messaging": [i]}))
+        .collect();
+    let body = serde_json::to_vec(&json!({"object": "page", "entry": entries})).unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "x-hub-signature-256",
+        sign_sha256(&AppSecret::new(SECRET).unwrap(), &body)
+            .parse()
+            .unwrap(),
+    );
+    (headers, body)
+}
+
+fn from_customer(at: SystemTime, key: &str, value: Value) -> Value {
+    let mut item = json!({
+        "sender": {"id": CUSTOMER},
+        "recipient": {"id": PAGE},
+        "timestamp": ms(at),
+    });
+    item[key] = value;
+    item
+}
+
+fn echo(at: SystemTime, message: Value) -> Value {
+    let mut item = json!({
+        "sender": {"id": PAGE},
+        "recipient": {"id": CUSTOMER},
+        "timestamp": ms(at),
+    });
+    item["message"] = message;
+    item
+}
+
+async fn post(engine: &Engine, items: &[Value], now: SystemTime) {
+    let (h, b) = signed(items);
+    // Each body arrives twice, like Meta's redeliveries: the second changes nothing.
+    let first = engine.handle_webhook(&h, &b, now).await.unwrap();
+    assert!(first.failed.is_empty(), "{:?}", first.failed);
+    let again = engine.handle_webhook(&h, &b, now).await.unwrap();
+    assert_eq!(again.received, 0);
+    assert_eq!(again.duplicates, first.received);
+}
+
+async fn open(store: &dyn ConversationStore) -> (Stored, Vec<TranscriptLine>) {
+    let stored = store
+        .find_open(&PageId::from(PAGE), &UserId::from(CUSTOMER))
+        .await
+        .unwrap()
+        .expect("an open conversation");
+    let lines = store.transcript(stored.conversation.id()).await.unwrap();
+    (stored, lines)
+}
+
+fn at(s: u64) -> SystemTime {
+    t0() + Duration::from_secs(s)
+}
+
+/// The whole story on one store.
+#[allow(clippy::too_many_lines)]
+async fn story(store: Arc<dyn ConversationStore>) {
+    let engine = engine(store.clone(), ConversationConfig::default());
+    post(
+        &engine,
+        &[from_customer(
+            at(0),
+            "message",
+            json!({"mid": "m_1", "text": "where is my parcel?"}),
+        )],
+        at(0),
+    )
+    .await;
+    // A reaction, a quoted reply, an edit, a removal, a Page-inbox reply, another app's.
+    post(
+        &engine,
+        &[
+            from_customer(
+                at(1),
+                "reaction",
+                json!({"mid": "m_1", "action": "react", "emoji": "\u{1F44D}", "reaction": "like"}),
+            ),
+            from_customer(
+                at(2),
+                "message",
+                json!({"mid": "m_2", "text": "this one", "reply_to": {"mid": "m_1"}}),
+            ),
+            from_customer(
+                at(3),
+                "message_edit",
+                json!({"mid": "m_2", "text": "this one, please", "num_edit": 1}),
+            ),
+            echo(at(4), json!({"mid": "m_p1", "is_echo": true, "text": "Hello from the inbox"})),
+            echo(
+                at(5),
+                json!({"mid": "m_p2", "is_echo": true, "app_id": 1_234_567, "text": "bot says hi"}),
+            ),
+            echo(
+                at(6),
+                json!({"mid": "m_p3", "is_echo": true, "app_id": PAGE_INBOX_APP_ID.0, "text": "again"}),
+            ),
+            from_customer(at(7), "message", json!({"mid": "m_1", "is_deleted": true})),
+        ],
+        at(8),
+    )
+    .await;
+    let (stored, lines) = open(&*store).await;
+    let bodies: Vec<(&Author, &LineBody)> = lines.iter().map(|l| (&l.author, &l.body)).collect();
+    assert_eq!(
+        bodies,
+        [
+            (
+                &Author::Customer,
+                &LineBody::Text("where is my parcel?".into())
+            ),
+            (
+                &Author::Customer,
+                &LineBody::Reaction(
+                    ReactionLine::new(Some("m_1".into()), Some("\u{1F44D}".into()), false)
+                        .name(Some("like".into()))
+                )
+            ),
+            (&Author::Customer, &LineBody::Text("this one".into())),
+            (
+                &Author::Customer,
+                &LineBody::Edit {
+                    of: "m_2".into(),
+                    text: "this one, please".into(),
+                    edit_count: 1
+                }
+            ),
+            (
+                &Author::PageInbox,
+                &LineBody::Text("Hello from the inbox".into())
+            ),
+            (
+                &Author::App(AppId(1_234_567)),
+                &LineBody::Text("bot says hi".into())
+            ),
+            (&Author::PageInbox, &LineBody::Text("again".into())),
+            (&Author::Customer, &LineBody::Unsent { of: "m_1".into() }),
+        ]
+    );
+    assert_eq!(lines[2].mid.as_deref(), Some("m_2"));
+    assert_eq!(lines[2].reply_to.as_deref(), Some("m_1"));
+    assert_eq!(lines[4].mid.as_deref(), Some("m_p1"));
+    // Kept by default: the removed message's text stays in the record.
+    assert_eq!(lines[0].body, LineBody::Text("where is my parcel?".into()));
+    // Reactions, edits and removals are not messages: the messaging window is the last
+    // message's (m_2), not the edit's or the removal's.
+    assert_eq!(stored.conversation.last_customer_message_at(), Some(at(2)));
+
+    // Receipts: watermarks on the conversation, no line.
+    post(
+        &engine,
+        &[
+            from_customer(at(10), "delivery", json!({"watermark": ms(at(6))})),
+            from_customer(at(11), "read", json!({"watermark": ms(at(4))})),
+        ],
+        at(12),
+    )
+    .await;
+    let (stored, after) = open(&*store).await;
+    assert_eq!(after.len(), lines.len(), "no line per receipt");
+    let c = &stored.conversation;
+    assert_eq!(c.delivered_until(), Some(at(6)));
+    assert_eq!(c.read_until(), Some(at(4)));
+    assert_eq!(c.receipt(at(4)), Receipt::Read);
+    assert_eq!(c.receipt(at(5)), Receipt::Delivered);
+    assert_eq!(c.receipt(at(7)), Receipt::Sent);
+    // An older watermark arriving late does not take the status back.
+    post(
+        &engine,
+        &[from_customer(
+            at(13),
+            "read",
+            json!({"watermark": ms(at(1))}),
+        )],
+        at(13),
+    )
+    .await;
+    assert_eq!(open(&*store).await.0.conversation.read_until(), Some(at(4)));
+}
+
+#[tokio::test]
+async fn every_kind_reaches_the_transcript_in_memory() {
+    story(Arc::new(InMemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn every_kind_reaches_the_transcript_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("c.db")).await.unwrap();
+    story(Arc::new(store)).await;
+}
+
+async fn forgetting(store: Arc<dyn ConversationStore>) {
+    let config = ConversationConfig {
+        keep_unsent: false,
+        ..ConversationConfig::default()
+    };
+    let engine = engine(store.clone(), config);
+    post(
+        &engine,
+        &[
+            from_customer(
+                at(0),
+                "message",
+                json!({"mid": "m_1", "text": "my card is 4111"}),
+            ),
+            from_customer(
+                at(1),
+                "message_edit",
+                json!({"mid": "m_1", "text": "my card is 4111 1111", "num_edit": 1}),
+            ),
+            from_customer(at(2), "message", json!({"mid": "m_2", "text": "stays"})),
+        ],
+        at(2),
+    )
+    .await;
+    post(
+        &engine,
+        &[from_customer(
+            at(3),
+            "message",
+            json!({"mid": "m_1", "is_deleted": true}),
+        )],
+        at(3),
+    )
+    .await;
+    engine.deliver_due(at(4)).await.unwrap();
+    let (_, lines) = open(&*store).await;
+    let removed = LineBody::Unsent { of: "m_1".into() };
+    assert_eq!(lines[0].body, removed);
+    assert_eq!(lines[0].mid.as_deref(), Some("m_1"));
+    assert_eq!(lines[1].body, removed, "its edits are forgotten too");
+    assert_eq!(lines[2].body, LineBody::Text("stays".into()));
+    assert_eq!(lines[3].body, removed);
+    assert!(
+        !serde_json::to_string(&lines).unwrap().contains("4111"),
+        "nothing of the removed text is left"
+    );
+}
+
+#[tokio::test]
+async fn a_removed_message_is_forgotten_when_configured_in_memory() {
+    forgetting(Arc::new(InMemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn a_removed_message_is_forgotten_when_configured_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("c.db")).await.unwrap();
+    forgetting(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn stickers_links_and_locations_are_readable() {
+    let store = Arc::new(InMemoryStore::new());
+    let engine = engine(store.clone(), ConversationConfig::default());
+    let attachments = json!([
+        {"type": "image", "payload": {"url": "https://cdn.example/sticker.png", "sticker_id": 369_239_263_222_822_u64}},
+        {"type": "fallback", "title": "Our shop", "url": "https://shop.example/item", "payload": null},
+        {"type": "location", "title": "Pinned", "payload": {"coordinates": {"lat": 48.8584, "long": 2.2945}}},
+        {"type": "ig_reel", "payload": {"url": "https://cdn.example/reel.mp4", "title": "a reel"}},
+        {"type": "template", "payload": {"template_type": "generic"}},
+    ]);
+    post(
+        &engine,
+        &[from_customer(
+            at(0),
+            "message",
+            json!({"mid": "m_1", "attachments": attachments}),
+        )],
+        at(0),
+    )
+    .await;
+    let (_, lines) = open(&*store).await;
+    let bodies: Vec<_> = lines
+        .iter()
+        .filter(|l| l.author == Author::Customer)
+        .map(|l| l.body.clone())
+        .collect();
+    assert_eq!(
+        bodies[0],
+        LineBody::Sticker {
+            url: Some("https://cdn.example/sticker.png".into()),
+            sticker_id: Some(369_239_263_222_822),
+        }
+    );
+    assert_eq!(
+        bodies[1],
+        LineBody::Link {
+            kind: "fallback".into(),
+            title: Some("Our shop".into()),
+            url: Some("https://shop.example/item".into()),
+        }
+    );
+    match &bodies[2] {
+        LineBody::Location { title, map_url } => {
+            assert_eq!(title.as_deref(), Some("Pinned"));
+            assert!(map_url.contains("mlat=48.8584&mlon=2.2945"), "{map_url}");
+        }
+        other => panic!("not a location: {other:?}"),
+    }
+    assert!(matches!(&bodies[3], LineBody::Link { kind, url: Some(_), .. } if kind == "ig_reel"));
+    // A template with nothing readable: the Omnichannel notice.
+    assert!(
+        matches!(&bodies[4], LineBody::Notice(n) if n.contains("unsupported message type")),
+        "{:?}",
+        bodies[4]
+    );
+    assert_eq!(bodies.len(), 5);
+}
+
+#[tokio::test]
+async fn an_agent_reacts_through_the_outbox() {
+    let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+    let (engine, graph) = engine_and_send(store.clone(), ConversationConfig::default());
+    post(
+        &engine,
+        &[from_customer(
+            at(0),
+            "message",
+            json!({"mid": "m_1", "text": "thanks!"}),
+        )],
+        at(0),
+    )
+    .await;
+    let id = open(&*store).await.0.conversation.id().clone();
+    let alice = AgentId::from("alice");
+    // Not before the agent holds the conversation: nothing is saved or sent.
+    let early = engine
+        .react(&id, &alice, "m_1", Some("\u{2764}\u{FE0F}"), at(1))
+        .await;
+    assert!(
+        matches!(early, Err(EngineError::Transition(_))),
+        "{early:?}"
+    );
+    engine.accept(&id, &alice, at(1)).await.unwrap();
+    // A reaction too long for one emoji, or no message id: refused before anything is saved.
+    let long = engine
+        .react(&id, &alice, "m_1", Some(&"x".repeat(40)), at(2))
+        .await;
+    assert!(
+        matches!(long, Err(EngineError::Send(SendError::Invalid(_)))),
+        "{long:?}"
+    );
+    let none = engine.react(&id, &alice, "", Some("x"), at(2)).await;
+    assert!(
+        matches!(none, Err(EngineError::Send(SendError::Invalid(_)))),
+        "{none:?}"
+    );
+    assert!(graph.reactions().is_empty());
+
+    let sent = engine
+        .react(&id, &alice, "m_1", Some("\u{2764}\u{FE0F}"), at(2))
+        .await
+        .unwrap();
+    assert!(matches!(sent, Delivery::Sent { .. }), "{sent:?}");
+    engine.react(&id, &alice, "m_1", None, at(3)).await.unwrap();
+    let bodies = graph.reactions();
+    assert_eq!(
+        bodies,
+        [
+            json!({"recipient": {"id": CUSTOMER}, "sender_action": "react", "payload": {"message_id": "m_1", "reaction": "\u{2764}\u{FE0F}"}}),
+            json!({"recipient": {"id": CUSTOMER}, "sender_action": "unreact", "payload": {"message_id": "m_1"}}),
+        ]
+    );
+    let (_, lines) = open(&*store).await;
+    let reactions: Vec<_> = lines
+        .iter()
+        .filter_map(|l| match &l.body {
+            LineBody::Reaction(r) => Some((l.author.clone(), r.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reactions,
+        [
+            (
+                Author::Agent(alice.clone()),
+                ReactionLine::new(Some("m_1".into()), Some("\u{2764}\u{FE0F}".into()), false)
+            ),
+            (
+                Author::Agent(alice.clone()),
+                ReactionLine::new(Some("m_1".into()), None, true)
+            ),
+        ]
+    );
+    let stats = store.outbox_stats().await.unwrap();
+    assert_eq!((stats.pending, stats.failed), (0, 0), "both delivered");
+
+    // The agent's message gets its platform id once sent, so that the customer's reaction
+    // to it (and a reply quoting it) can show on it.
+    let Delivery::Sent { message_id } = engine
+        .send_text(&id, &alice, "you're welcome", at(4))
+        .await
+        .unwrap()
+    else {
+        panic!("not sent")
+    };
+    let (_, lines) = open(&*store).await;
+    let line = lines
+        .iter()
+        .find(|l| l.body == LineBody::Text("you're welcome".into()))
+        .unwrap();
+    assert_eq!(line.mid.as_deref(), Some(message_id.as_str()));
+}
