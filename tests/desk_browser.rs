@@ -368,5 +368,91 @@ async fn agent_desk_in_a_real_browser() {
     })
     .await;
 
+    // Everything the customer does reaches the agent's panel.
+    let inbox = wait_inbox(&http, &base, |m| m["text"] == "We are looking into it").await;
+    let agent_mid = inbox["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["text"] == "We are looking into it")
+        .unwrap()["mid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first_mid = sent["mid"].as_str().unwrap().to_owned();
+    let sim = |body: Value| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            let r: Value = http
+                .post(format!("{base}/sim/send"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(r["status"], 200, "{r}");
+            r
+        }
+    };
+    // A reaction, shown on the agent's message it reacts to.
+    sim(json!({"kind": "reaction", "mid": agent_mid, "text": "\u{1F44D}"})).await;
+    d.wait_text(".line.Agent .reactions", |t| t.contains('\u{1F44D}'))
+        .await;
+    // A quoted reply.
+    sim(json!({"kind": "reply", "mid": agent_mid, "text": "Thanks, which box?"})).await;
+    d.wait_text(".line .quote", |t| t.contains("We are looking into it"))
+        .await;
+    // An edit: the new text, marked edited, the earlier version kept.
+    let question = sim(json!({"kind": "text", "text": "Is it the red one?"})).await;
+    let question_mid = question["mid"].as_str().unwrap().to_owned();
+    d.wait_text("#transcript", |t| t.contains("Is it the red one?"))
+        .await;
+    sim(json!({"kind": "edit", "mid": question_mid, "text": "Is it the blue one?"})).await;
+    d.wait_text("#transcript", |t| {
+        t.contains("Is it the blue one?") && t.contains("edited (1)")
+    })
+    .await;
+    // A reply from the Page inbox, with its author.
+    sim(json!({"kind": "inbox", "text": "Hi, this is the shop"})).await;
+    d.wait_text("#transcript", |t| {
+        t.contains("Page inbox: Hi, this is the shop")
+    })
+    .await;
+    // Read receipts on the agent's messages.
+    sim(json!({"kind": "read"})).await;
+    d.wait_text(".line.Agent .receipt", |t| t.contains("Read"))
+        .await;
+    // The agent reacts to the customer's first message.
+    d.click(&format!(".react[data-mid='{first_mid}']")).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let inbox: Value = http
+            .get(format!("{base}/sim/inbox"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let actions = inbox["actions"].as_array().unwrap();
+        let reacted = actions.iter().any(|a| {
+            a["sender_action"] == "react" && a["payload"]["message_id"] == first_mid.as_str()
+        });
+        let seen = actions.iter().any(|a| a["sender_action"] == "mark_seen");
+        if reacted && seen {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent's reaction (and the seen mark) never reached Messenger: {inbox}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.wait_text(".line.Customer .reactions", |t| !t.is_empty())
+        .await;
+
     d.call(reqwest::Method::DELETE, "", None).await;
 }

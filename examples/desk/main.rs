@@ -12,13 +12,23 @@
 //! set (and a public HTTPS URL in front of `/webhook`), it runs against the real Messenger
 //! Platform.
 //!
+//! The panel shows everything the customer does: reactions on the message they react to,
+//! quoted replies, edits (the current text, "edited", the earlier versions on hover), removed
+//! messages (kept and marked "removed by the customer", the default), replies from the Page
+//! inbox or another app with their author, stickers, links and locations, and on each agent
+//! message whether it was sent (✓), delivered (✓✓) or read. Agents react to the customer's
+//! messages with the buttons beside them.
+//!
 //! Options: `--port N` (default 8080; 0 picks a free port), `--data DIR` (default
 //! `desk-data`), `--policy FILE.toml` (the attachment policy; see
-//! `examples/policy.sample.toml`).
+//! `examples/policy.sample.toml`), `--mark-seen on|off` (default on: opening a conversation
+//! marks the customer's messages seen, `sender_action` `mark_seen`), `--typing on|off`
+//! (default on: the customer sees the typing bubble while the agent types, `typing_on`, at
+//! most once every 5 s per conversation).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -30,11 +40,13 @@ use axum::routing::{get, post};
 use messenger_channel::agents::{AgentNotifier, InMemoryRouter, Presence};
 use messenger_channel::attachment::{AttachmentPolicy, PolicyConfig};
 use messenger_channel::axum::WebhookRoutes;
-use messenger_channel::conversation::{Conversation, ConversationConfig, Offer, TranscriptLine};
+use messenger_channel::conversation::{
+    Author, Conversation, ConversationConfig, Offer, TranscriptLine,
+};
 use messenger_channel::engine::{Delivery, Engine, EngineError};
 use messenger_channel::ids::{AgentId, AppId, ConversationId, PageId};
 use messenger_channel::secret::{AppSecret, PageAccessToken, VerifyToken};
-use messenger_channel::send::{GraphClient, MediaKind};
+use messenger_channel::send::{GraphClient, MediaKind, PageApi, SenderAction};
 use messenger_channel::store::{ConversationStore, MediaStore, SqliteStore};
 use messenger_channel::webhook::Webhook;
 use messenger_channel::webhook::WebhookBody;
@@ -47,6 +59,10 @@ const SIM_PAGE: &str = "100000000000001";
 const SIM_CUSTOMER: &str = "5550000000000001";
 const SIM_SECRET: &str = "desk-simulation-secret";
 const SIM_VERIFY: &str = "desk-simulation";
+/// The longest message id the desk takes from a browser.
+const MID_MAX_BYTES: usize = 512;
+/// At most one typing indicator per conversation this often.
+const TYPING_EVERY: Duration = Duration::from_secs(5);
 const PRIVACY_NOTICE: &str =
     "Hello! This conversation may be monitored, recorded and stored to help us serve you.";
 
@@ -104,6 +120,10 @@ struct Simulation {
     /// How the simulated Graph API answers sends: `ok`, `down` (HTTP 503, retried) or
     /// `token` (error 190: the page needs attention), to try the desk under failures.
     graph: String,
+    /// Sender actions the page sent (reactions, seen marks, typing), as the Graph API got them.
+    actions: Vec<Value>,
+    /// The id of the customer's last simulated message.
+    last_in: Option<String>,
 }
 
 struct Desk {
@@ -116,6 +136,14 @@ struct Desk {
     base: String,
     secret: AppSecret,
     http: reqwest::Client,
+    /// The Graph client, for sender actions (seen marks, typing).
+    pages: Arc<GraphClient>,
+    /// Whether opening a conversation marks it seen.
+    mark_seen: bool,
+    /// Whether the customer sees the agent typing.
+    typing: bool,
+    /// When the typing indicator was last sent, by conversation.
+    typing_sent: Mutex<HashMap<String, Instant>>,
 }
 
 type Shared = Arc<Desk>;
@@ -140,6 +168,10 @@ struct AgentAction {
     conversation: Option<String>,
     text: Option<String>,
     presence: Option<String>,
+    /// The message reacted to (`react`, `unreact`).
+    mid: Option<String>,
+    /// The emoji (`react`).
+    reaction: Option<String>,
 }
 
 async fn agent_page() -> Html<&'static str> {
@@ -196,6 +228,9 @@ async fn act(
             .await
             .map(|()| None),
         "revive" => desk.engine.revive(&id, &agent, now).await.map(|()| None),
+        "react" | "unreact" => return react(&desk, &id, &agent, &a, action == "react").await,
+        "seen" => return sender_action(&desk, &id, &agent, SenderAction::MarkSeen).await,
+        "typing" => return sender_action(&desk, &id, &agent, SenderAction::TypingOn).await,
         "send" => desk
             .engine
             .send_text(&id, &agent, a.text.as_deref().unwrap_or(""), now)
@@ -207,6 +242,93 @@ async fn act(
         Ok(None) => axum::Json(json!({"ok": true})).into_response(),
         Ok(Some(delivery)) => delivery_response(&delivery),
         Err(e) => engine_error(&e),
+    }
+}
+
+/// The agent reacts to a message of the conversation (or removes the reaction). The browser's
+/// message id is checked against the conversation's transcript; the engine checks that the
+/// agent holds the conversation and the emoji's length.
+async fn react(
+    desk: &Desk,
+    id: &ConversationId,
+    agent: &AgentId,
+    a: &AgentAction,
+    add: bool,
+) -> Response {
+    let Some(mid) = a
+        .mid
+        .as_deref()
+        .filter(|m| !m.is_empty() && m.len() <= MID_MAX_BYTES)
+    else {
+        return error_response(StatusCode::BAD_REQUEST, "say which message to react to");
+    };
+    match desk.store.transcript(id).await {
+        Ok(lines) if lines.iter().any(|l| l.mid.as_deref() == Some(mid)) => {}
+        Ok(_) => {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                "no such message in this conversation",
+            );
+        }
+        Err(e) => return error_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+    let reaction = if add {
+        Some(a.reaction.as_deref().unwrap_or(""))
+    } else {
+        None
+    };
+    match desk
+        .engine
+        .react(id, agent, mid, reaction, SystemTime::now())
+        .await
+    {
+        Ok(delivery) => delivery_response(&delivery),
+        Err(e) => engine_error(&e),
+    }
+}
+
+/// Marks the conversation seen, or shows the typing bubble, when configured, for the agent
+/// who holds it (typing at most once every [`TYPING_EVERY`]).
+async fn sender_action(
+    desk: &Desk,
+    id: &ConversationId,
+    agent: &AgentId,
+    action: SenderAction,
+) -> Response {
+    let enabled = match action {
+        SenderAction::MarkSeen => desk.mark_seen,
+        _ => desk.typing,
+    };
+    if !enabled {
+        return axum::Json(json!({"ok": true, "sent": false})).into_response();
+    }
+    let conversation = match desk.store.load(id).await {
+        Ok(Some(stored)) => stored.conversation,
+        Ok(None) => return error_response(StatusCode::NOT_FOUND, "no such conversation"),
+        Err(e) => return error_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    if let Err(refusal) = conversation.may_send(agent) {
+        return error_response(StatusCode::FORBIDDEN, refusal.to_string());
+    }
+    if action == SenderAction::TypingOn {
+        let mut sent = desk.typing_sent.lock().unwrap();
+        let now = Instant::now();
+        if sent
+            .get(id.as_str())
+            .is_some_and(|at| now.duration_since(*at) < TYPING_EVERY)
+        {
+            return axum::Json(json!({"ok": true, "sent": false})).into_response();
+        }
+        sent.retain(|_, at| now.duration_since(*at) < TYPING_EVERY);
+        sent.insert(id.as_str().to_owned(), now);
+    }
+    match desk
+        .pages
+        .sender_action(conversation.page(), conversation.customer(), action)
+        .await
+    {
+        Ok(()) => axum::Json(json!({"ok": true, "sent": true})).into_response(),
+        Err(e) => error_response(StatusCode::BAD_GATEWAY, e.to_string()),
     }
 }
 
@@ -276,7 +398,14 @@ async fn conversations(State(desk): State<Shared>, Query(q): Query<AgentQuery>) 
     let mut out = Vec::new();
     for stored in listed {
         let c = stored.conversation;
-        let lines = desk.store.transcript(c.id()).await.unwrap_or_default();
+        let lines: Vec<Value> = desk
+            .store
+            .transcript(c.id())
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|l| line_json(&c, l))
+            .collect();
         out.push(json!({
             "id": c.id().as_str(),
             "customer": c.customer().as_str(),
@@ -313,6 +442,16 @@ async fn conversations(State(desk): State<Shared>, Query(q): Query<AgentQuery>) 
         json!({"conversations": out, "agents": agents, "attention": attention, "outbox": outbox}),
     )
     .into_response()
+}
+
+/// A transcript line for the page; an agent's sent message says how far it got (sent,
+/// delivered, read), from the conversation's watermarks.
+fn line_json(c: &Conversation, line: &TranscriptLine) -> Value {
+    let mut v = serde_json::to_value(line).unwrap_or(Value::Null);
+    if matches!(line.author, Author::Agent(_)) && line.mid.is_some() {
+        v["receipt"] = json!(c.receipt(line.at));
+    }
+    v
 }
 
 async fn events(State(desk): State<Shared>, Query(q): Query<AgentQuery>) -> impl IntoResponse {
@@ -379,6 +518,8 @@ async fn sim_file(Path(name): Path<String>) -> Response {
 struct SimSend {
     kind: String,
     text: Option<String>,
+    /// The message a reaction, reply, edit or removal is about.
+    mid: Option<String>,
 }
 
 /// Posts a webhook body, signed, to this server's own `/webhook`, as Meta would.
@@ -418,6 +559,92 @@ async fn sim_graph(State(desk): State<Shared>, axum::Json(g): axum::Json<SimGrap
     axum::Json(json!({"ok": true, "mode": g.mode})).into_response()
 }
 
+/// The webhook body of what the simulated customer does (`kind`), as `mid` at `now`; `None`
+/// for a kind it cannot do.
+fn sim_body(desk: &Desk, s: &SimSend, mid: &str, now: SystemTime) -> Option<WebhookBody> {
+    let now_ms = unix_ms(now);
+    let about = s.mid.clone().unwrap_or_default();
+    let text = s.text.clone();
+    let body = WebhookBody::new(SIM_PAGE);
+    // The customer's other events, as Meta's JSON.
+    let from_customer = |key: &str, value: Value| {
+        let mut item = json!({"sender": {"id": SIM_CUSTOMER}, "recipient": {"id": SIM_PAGE}, "timestamp": now_ms});
+        item[key] = value;
+        item
+    };
+    Some(match s.kind.as_str() {
+        "text" => body.message(
+            SIM_CUSTOMER,
+            mid,
+            text.as_deref().unwrap_or("Hello!"),
+            now,
+        ),
+        "picture" | "file" | "unsupported" => {
+            let (kind, name) = match s.kind.as_str() {
+                "picture" => (MediaKind::Image, "photo.png"),
+                "file" => (MediaKind::File, "invoice.pdf"),
+                _ => (MediaKind::File, "setup.exe"),
+            };
+            let url = format!("{}/sim/files/{name}", desk.base);
+            body.attachment(SIM_CUSTOMER, mid, kind, &url, now)
+        }
+        "sticker" => body.item(
+            from_customer(
+                "message",
+                json!({"mid": mid, "attachments": [{"type": "image", "payload": {"url": format!("{}/sim/files/photo.png", desk.base), "sticker_id": 369_239_263_222_822_u64}}]}),
+            ),
+            now,
+        ),
+        "location" => body.item(
+            from_customer(
+                "message",
+                json!({"mid": mid, "attachments": [{"type": "location", "title": "Pinned location", "payload": {"coordinates": {"lat": 48.8584, "long": 2.2945}}}]}),
+            ),
+            now,
+        ),
+        "link" => body.item(
+            from_customer(
+                "message",
+                json!({"mid": mid, "attachments": [{"type": "fallback", "title": "Our shop", "url": "https://shop.example/item", "payload": null}]}),
+            ),
+            now,
+        ),
+        "reply" => body.item(
+            from_customer(
+                "message",
+                json!({"mid": mid, "text": text.unwrap_or_else(|| "This one".into()), "reply_to": {"mid": about}}),
+            ),
+            now,
+        ),
+        "reaction" => body.item(
+            from_customer(
+                "reaction",
+                json!({"mid": about, "action": "react", "emoji": text.unwrap_or_else(|| "\u{1F44D}".into()), "reaction": "like"}),
+            ),
+            now,
+        ),
+        "edit" => body.item(
+            from_customer(
+                "message_edit",
+                json!({"mid": about, "text": text.unwrap_or_default(), "num_edit": 1}),
+            ),
+            now,
+        ),
+        "unsend" => body.item(
+            from_customer("message", json!({"mid": about, "is_deleted": true})),
+            now,
+        ),
+        "read" => body.item(from_customer("read", json!({"watermark": now_ms})), now),
+        // A person answering from the Page inbox: an echo with no app id.
+        "inbox" => body.item(
+            json!({"sender": {"id": SIM_PAGE}, "recipient": {"id": SIM_CUSTOMER}, "timestamp": now_ms,
+                "message": {"mid": mid, "is_echo": true, "text": text.unwrap_or_else(|| "Hi, this is the shop".into())}}),
+            now,
+        ),
+        _ => return None,
+    })
+}
+
 async fn sim_send(State(desk): State<Shared>, axum::Json(s): axum::Json<SimSend>) -> Response {
     let Some(sim) = &desk.simulation else {
         return StatusCode::NOT_FOUND.into_response();
@@ -435,35 +662,22 @@ async fn sim_send(State(desk): State<Shared>, axum::Json(s): axum::Json<SimSend>
         };
         let now = SystemTime::now();
         let mid = format!("m_sim_in_{n}_{}", unix_ms(now));
-        let body = WebhookBody::new(SIM_PAGE);
-        let body = match s.kind.as_str() {
-            "text" => body.message(
-                SIM_CUSTOMER,
-                &mid,
-                s.text.as_deref().unwrap_or("Hello!"),
-                now,
-            ),
-            "picture" | "file" | "unsupported" => {
-                let (kind, name) = match s.kind.as_str() {
-                    "picture" => (MediaKind::Image, "photo.png"),
-                    "file" => (MediaKind::File, "invoice.pdf"),
-                    _ => (MediaKind::File, "setup.exe"),
-                };
-                let url = format!("{}/sim/files/{name}", desk.base);
-                body.attachment(SIM_CUSTOMER, &mid, kind, &url, now)
-            }
-            _ => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    "kind is text, picture, file, unsupported or redeliver",
-                );
-            }
+        let Some(body) = sim_body(&desk, &s, &mid, now) else {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "kind is text, picture, file, unsupported, sticker, location, link, reply, reaction, edit, unsend, read, inbox or redeliver",
+            );
         };
-        sim.lock().unwrap().last_body = Some(body.clone());
+        let mut sim = sim.lock().unwrap();
+        sim.last_body = Some(body.clone());
+        sim.last_in = Some(mid);
         body
     };
+    let mid = sim.lock().unwrap().last_in.clone();
     match deliver(&desk, &body).await {
-        Ok(status) => axum::Json(json!({"ok": status == 200, "status": status})).into_response(),
+        Ok(status) => {
+            axum::Json(json!({"ok": status == 200, "status": status, "mid": mid})).into_response()
+        }
         Err(e) => error_response(StatusCode::BAD_GATEWAY, e),
     }
 }
@@ -471,7 +685,9 @@ async fn sim_send(State(desk): State<Shared>, axum::Json(s): axum::Json<SimSend>
 async fn sim_inbox(State(desk): State<Shared>) -> Response {
     match &desk.simulation {
         Some(sim) => {
-            axum::Json(json!({"messages": sim.lock().unwrap().inbox.clone()})).into_response()
+            let sim = sim.lock().unwrap();
+            axum::Json(json!({"messages": sim.inbox.clone(), "actions": sim.actions.clone()}))
+                .into_response()
         }
         None => StatusCode::NOT_FOUND.into_response(),
     }
@@ -557,6 +773,14 @@ async fn fake_graph_messages(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    if !content_type.starts_with("multipart/form-data") {
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if v.get("sender_action").is_some() {
+            // Reactions, seen marks and typing: recorded; Meta echoes none of them.
+            sim.lock().unwrap().actions.push(v);
+            return axum::Json(json!({"recipient_id": SIM_CUSTOMER})).into_response();
+        }
+    }
     let (message, file) = if content_type.starts_with("multipart/form-data") {
         let message = multipart_part(&content_type, &body, "message")
             .and_then(|(_, _, m)| serde_json::from_slice::<Value>(&m).ok())
@@ -603,6 +827,16 @@ struct Options {
     port: u16,
     data: std::path::PathBuf,
     policy: Option<String>,
+    mark_seen: bool,
+    typing: bool,
+}
+
+fn on_off(arg: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{arg} takes on or off")),
+    }
 }
 
 fn options() -> Result<Options, String> {
@@ -610,6 +844,8 @@ fn options() -> Result<Options, String> {
         port: 8080,
         data: "desk-data".into(),
         policy: None,
+        mark_seen: true,
+        typing: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -622,8 +858,10 @@ fn options() -> Result<Options, String> {
             }
             "--data" => o.data = value()?.into(),
             "--policy" => o.policy = Some(value()?),
+            "--mark-seen" => o.mark_seen = on_off(&arg, &value()?)?,
+            "--typing" => o.typing = on_off(&arg, &value()?)?,
             "-h" | "--help" => {
-                return Err("usage: desk [--port N] [--data DIR] [--policy FILE.toml]".into());
+                return Err("usage: desk [--port N] [--data DIR] [--policy FILE.toml] [--mark-seen on|off] [--typing on|off]".into());
             }
             other => return Err(format!("unexpected argument `{other}`")),
         }
@@ -680,10 +918,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             client,
         )
     };
+    let client = Arc::new(client);
     let (bus, _) = broadcast::channel(1024);
     let router = Arc::new(InMemoryRouter::new());
     let engine = Arc::new(
-        Engine::builder(Webhook::new(&secret), Arc::new(client))
+        Engine::builder(Webhook::new(&secret), client.clone())
             .store(store.clone())
             .media(store.clone())
             .router(router.clone())
@@ -711,6 +950,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         base: base.clone(),
         secret,
         http: reqwest::Client::new(),
+        pages: client,
+        mark_seen: options.mark_seen,
+        typing: options.typing,
+        typing_sent: Mutex::new(HashMap::new()),
     });
 
     let mut app = Router::new()
