@@ -4,6 +4,9 @@
 
 mod support;
 
+#[cfg(feature = "postgres")]
+use support::postgres;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -16,7 +19,7 @@ use messenger_channel::engine::{Delivery, EngineError};
 use messenger_channel::ids::{AgentId, AppId, PageId, UserId};
 use messenger_channel::secret::AppSecret;
 use messenger_channel::send::SendError;
-use messenger_channel::store::{ConversationStore, InMemoryStore, SqliteStore, Stored};
+use messenger_channel::store::{ConversationStore, InMemoryStore, Stored};
 use messenger_channel::testing::FakeSend;
 use messenger_channel::webhook::Webhook;
 use messenger_channel::webhook::signature::sign_sha256;
@@ -249,11 +252,32 @@ async fn every_kind_reaches_the_transcript_in_memory() {
     story(Arc::new(InMemoryStore::new())).await;
 }
 
+#[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn every_kind_reaches_the_transcript_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("c.db")).await.unwrap();
+    let store = messenger_channel::store::SqliteStore::open(dir.path().join("c.db"))
+        .await
+        .unwrap();
     story(Arc::new(store)).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_reaches_the_transcript_on_postgres() {
+    let Some(url) = postgres::postgres_url() else {
+        return;
+    };
+    let story_db = postgres::fresh_postgres_database(&url, "thread_events_story").await;
+    let store = messenger_channel::store::PostgresStore::connect(&story_db)
+        .await
+        .unwrap();
+    story(Arc::new(store)).await;
+    let forget_db = postgres::fresh_postgres_database(&url, "thread_events_forget").await;
+    let store = messenger_channel::store::PostgresStore::connect(&forget_db)
+        .await
+        .unwrap();
+    forgetting(Arc::new(store)).await;
 }
 
 async fn forgetting(store: Arc<dyn ConversationStore>) {
@@ -309,10 +333,13 @@ async fn a_removed_message_is_forgotten_when_configured_in_memory() {
     forgetting(Arc::new(InMemoryStore::new())).await;
 }
 
+#[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn a_removed_message_is_forgotten_when_configured_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("c.db")).await.unwrap();
+    let store = messenger_channel::store::SqliteStore::open(dir.path().join("c.db"))
+        .await
+        .unwrap();
     forgetting(Arc::new(store)).await;
 }
 
