@@ -89,6 +89,24 @@ fn quick_reply_and_reply_to() {
     assert_eq!(m.reply_to.as_ref().unwrap().as_str(), "m_orig");
 }
 
+/// An unsend: the removed message's `mid` with `is_deleted: true` and nothing else (the shape
+/// Meta documents for Instagram messaging on the Messenger Platform).
+#[test]
+fn unsend_is_a_deleted_message() {
+    let e = one(fixture!("message_unsend"));
+    let EventKind::Message(m) = &e.kind else {
+        panic!("{e:?}")
+    };
+    assert!(m.is_deleted);
+    assert_eq!(m.mid.as_str(), "m_gone");
+    assert!(m.text.is_none() && m.attachments.is_empty());
+    let e = one(fixture!("message_reply_to"));
+    let EventKind::Message(m) = &e.kind else {
+        panic!()
+    };
+    assert!(!m.is_deleted);
+}
+
 #[test]
 fn several_attachments_in_one_message() {
     let e = one(fixture!("message_attachments"));
