@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use messenger_channel::agents::{InMemoryRouter, Presence};
 use messenger_channel::conversation::{
-    Author, ConversationConfig, LineBody, PAGE_INBOX_APP_ID, ReactionLine, Receipt, TranscriptLine,
+    Author, ConversationConfig, LineBody, MessageStatus, PAGE_INBOX_APP_ID, ReactionLine,
+    TranscriptLine,
 };
 use messenger_channel::engine::Engine;
 use messenger_channel::engine::{Delivery, EngineError};
@@ -230,9 +231,9 @@ async fn story(store: Arc<dyn ConversationStore>) {
     let c = &stored.conversation;
     assert_eq!(c.delivered_until(), Some(at(6)));
     assert_eq!(c.read_until(), Some(at(4)));
-    assert_eq!(c.receipt(at(4)), Receipt::Read);
-    assert_eq!(c.receipt(at(5)), Receipt::Delivered);
-    assert_eq!(c.receipt(at(7)), Receipt::Sent);
+    assert_eq!(c.message_status(at(4)), MessageStatus::Read);
+    assert_eq!(c.message_status(at(5)), MessageStatus::Delivered);
+    assert_eq!(c.message_status(at(7)), MessageStatus::Sent);
     // An older watermark arriving late does not take the status back.
     post(
         &engine,

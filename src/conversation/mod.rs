@@ -398,7 +398,7 @@ impl Conversation {
 
     /// Messenger's delivery watermark: the page's messages sent before it reached the
     /// customer. With [`Conversation::read_until`], it gives each agent line its status
-    /// ([`Conversation::receipt`]); no line is written per receipt.
+    /// ([`Conversation::message_status`]); no line is written per receipt.
     pub fn delivered_until(&self) -> Option<SystemTime> {
         self.delivered_until
     }
@@ -410,13 +410,13 @@ impl Conversation {
 
     /// What the customer's side says of a message the page sent at `sent_at`: read, delivered
     /// or only sent. A read message was delivered, whatever the delivery watermark says.
-    pub fn receipt(&self, sent_at: SystemTime) -> Receipt {
+    pub fn message_status(&self, sent_at: SystemTime) -> MessageStatus {
         if self.read_until.is_some_and(|w| sent_at <= w) {
-            Receipt::Read
+            MessageStatus::Read
         } else if self.delivered_until.is_some_and(|w| sent_at <= w) {
-            Receipt::Delivered
+            MessageStatus::Delivered
         } else {
-            Receipt::Sent
+            MessageStatus::Sent
         }
     }
 
@@ -444,11 +444,11 @@ impl Conversation {
 }
 
 /// How far a message the page sent got, from Messenger's watermarks
-/// ([`Conversation::receipt`]).
+/// ([`Conversation::message_status`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum Receipt {
+pub enum MessageStatus {
     /// Sent (or queued); no receipt covers it yet.
     Sent,
     /// Delivered to the customer's device.
