@@ -107,6 +107,27 @@ fn unsend_is_a_deleted_message() {
     assert!(!m.is_deleted);
 }
 
+/// The unsend and the message it removes share a `mid` (and perhaps a timestamp): their dedup
+/// keys must still differ, or the unsend is dropped as a redelivery of the message.
+#[test]
+fn unsend_dedup_key_differs_from_the_messages() {
+    let unsend = one(fixture!("message_unsend"));
+    let original: &'static str = Box::leak(
+        fixture!("message_unsend")
+            .replace(r#","is_deleted":true"#, r#","text":"hello""#)
+            .into_boxed_str(),
+    );
+    let original = one(original);
+    let EventKind::Message(m) = &original.kind else {
+        panic!("{original:?}")
+    };
+    assert!(!m.is_deleted);
+    assert_eq!(original.mid(), unsend.mid());
+    assert_eq!(original.timestamp, unsend.timestamp);
+    assert_ne!(original.dedup_key(), unsend.dedup_key());
+    assert!(unsend.dedup_key().ends_with(":deleted"));
+}
+
 #[test]
 fn several_attachments_in_one_message() {
     let e = one(fixture!("message_attachments"));

@@ -78,7 +78,8 @@ impl<'a> Event<'a> {
     ///
     /// Meta redelivers the same bytes, so the key is built from what the event says, not from
     /// where it sits in the body: kind, page, standby flag, and the `mid` when there is one;
-    /// otherwise sender, timestamp and the kind's own distinguishing values.
+    /// otherwise sender, timestamp and the kind's own distinguishing values. An unsend
+    /// (`is_deleted`) adds `:deleted`, so it never passes for the message it removes.
     pub fn dedup_key(&self) -> String {
         use std::fmt::Write as _;
         let mut key = String::with_capacity(96);
@@ -111,6 +112,11 @@ impl<'a> Event<'a> {
             _ => {
                 if let Some(mid) = self.mid() {
                     key.push_str(mid.as_str());
+                    // An unsend carries the removed message's `mid`: it must not pass for a
+                    // redelivery of that message.
+                    if matches!(&self.kind, EventKind::Message(m) if m.is_deleted) {
+                        key.push_str(":deleted");
+                    }
                 } else {
                     let sender = self.sender.as_ref().map_or("", UserId::as_str);
                     let recipient = self.recipient.as_ref().map_or("", UserId::as_str);
