@@ -227,6 +227,7 @@ async fn build_backlog(store: &dyn ConversationStore, planned: &[Planned]) {
                 body: LineBody::Text(p.text.clone()),
                 mid: None,
                 reply_to: None,
+                sent_at: None,
             }]
         );
         assert_eq!(

@@ -231,9 +231,14 @@ async fn story(store: Arc<dyn ConversationStore>) {
     let c = &stored.conversation;
     assert_eq!(c.delivered_until(), Some(at(6)));
     assert_eq!(c.read_until(), Some(at(4)));
-    assert_eq!(c.message_status(at(4)), MessageStatus::Read);
-    assert_eq!(c.message_status(at(5)), MessageStatus::Delivered);
-    assert_eq!(c.message_status(at(7)), MessageStatus::Sent);
+    assert_eq!(c.message_status(Some(at(4))), MessageStatus::Read);
+    assert_eq!(c.message_status(Some(at(5))), MessageStatus::Delivered);
+    assert_eq!(c.message_status(Some(at(7))), MessageStatus::Sent);
+    assert_eq!(
+        c.message_status(None),
+        MessageStatus::Sent,
+        "not known sent"
+    );
     // An older watermark arriving late does not take the status back.
     post(
         &engine,
@@ -496,4 +501,80 @@ async fn an_agent_reacts_through_the_outbox() {
         .find(|l| l.body == LineBody::Text("you're welcome".into()))
         .unwrap();
     assert_eq!(line.mid.as_deref(), Some(message_id.as_str()));
+}
+
+/// Receipts compare the watermark with when the message was sent, not when it was written: a
+/// message written at t=100 that Graph took only at t=200 is not read by a read watermark of
+/// t=150 (the customer read an earlier message).
+#[tokio::test]
+async fn receipts_compare_with_the_send_time_not_the_commit_time() {
+    let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+    let (engine, graph) = engine_and_send(store.clone(), ConversationConfig::default());
+    post(
+        &engine,
+        &[from_customer(
+            at(0),
+            "message",
+            json!({"mid": "m_1", "text": "hello?"}),
+        )],
+        at(0),
+    )
+    .await;
+    let id = open(&*store).await.0.conversation.id().clone();
+    let alice = AgentId::from("alice");
+    engine.accept(&id, &alice, at(1)).await.unwrap();
+    graph.fail_sends(Some(SendError::Transport {
+        kind: messenger_channel::send::TransportKind::Connect,
+        outcome_unknown: false,
+        message: "Graph is down".into(),
+    }));
+    let delivery = engine
+        .send_text(&id, &alice, "on its way", at(100))
+        .await
+        .unwrap();
+    assert!(
+        matches!(delivery, Delivery::Retrying { .. }),
+        "{delivery:?}"
+    );
+    post(
+        &engine,
+        &[from_customer(
+            at(150),
+            "read",
+            json!({"watermark": ms(at(150))}),
+        )],
+        at(150),
+    )
+    .await;
+    let line = |lines: Vec<TranscriptLine>| {
+        lines
+            .into_iter()
+            .find(|l| l.body == LineBody::Text("on its way".into()))
+            .unwrap()
+    };
+    let (stored, lines) = open(&*store).await;
+    let waiting = line(lines);
+    assert_eq!((waiting.mid, waiting.sent_at), (None, None));
+    assert_eq!(
+        stored.conversation.message_status(waiting.sent_at),
+        MessageStatus::Sent
+    );
+    graph.fail_sends(None);
+    engine.tick(at(200)).await.unwrap();
+    let (stored, lines) = open(&*store).await;
+    let sent = line(lines);
+    assert!(sent.mid.is_some(), "delivered at last");
+    assert_eq!(sent.at, at(100));
+    assert_eq!(sent.sent_at, Some(at(200)));
+    assert_eq!(stored.conversation.read_until(), Some(at(150)));
+    assert_eq!(
+        stored.conversation.message_status(sent.sent_at),
+        MessageStatus::Sent,
+        "read before it was sent"
+    );
+    // The commit time would have said "read".
+    assert_eq!(
+        stored.conversation.message_status(Some(sent.at)),
+        MessageStatus::Read
+    );
 }

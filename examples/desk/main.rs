@@ -449,7 +449,7 @@ async fn conversations(State(desk): State<Shared>, Query(q): Query<AgentQuery>) 
 fn line_json(c: &Conversation, line: &TranscriptLine) -> Value {
     let mut v = serde_json::to_value(line).unwrap_or(Value::Null);
     if matches!(line.author, Author::Agent(_)) && line.mid.is_some() {
-        v["receipt"] = json!(c.message_status(line.at));
+        v["receipt"] = json!(c.message_status(line.sent_at));
     }
     v
 }

@@ -187,6 +187,7 @@ fn line(at: SystemTime, author: Author, body: LineBody) -> TranscriptLine {
         body,
         mid: None,
         reply_to: None,
+        sent_at: None,
     }
 }
 
@@ -813,6 +814,7 @@ fn push_lines(
             body,
             mid: mid.take(),
             reply_to: reply_to.take(),
+            sent_at: None,
         });
     }
 }
@@ -1075,6 +1077,7 @@ mod tests {
                 }),
                 mid: None,
                 reply_to: None,
+                sent_at: None,
             }]
         );
         assert_eq!(

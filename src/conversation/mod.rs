@@ -408,9 +408,14 @@ impl Conversation {
         self.read_until
     }
 
-    /// What the customer's side says of a message the page sent at `sent_at`: read, delivered
-    /// or only sent. A read message was delivered, whatever the delivery watermark says.
-    pub fn message_status(&self, sent_at: SystemTime) -> MessageStatus {
+    /// What the customer's side says of a message the page sent at `sent_at`
+    /// ([`TranscriptLine::sent_at`]: when the platform took it, not when it was written): read,
+    /// delivered or only sent. A read message was delivered, whatever the delivery watermark
+    /// says. With no send time (`None`) it is "sent" at most: a watermark cannot be compared.
+    pub fn message_status(&self, sent_at: Option<SystemTime>) -> MessageStatus {
+        let Some(sent_at) = sent_at else {
+            return MessageStatus::Sent;
+        };
         if self.read_until.is_some_and(|w| sent_at <= w) {
             MessageStatus::Read
         } else if self.delivered_until.is_some_and(|w| sent_at <= w) {
@@ -641,6 +646,11 @@ pub struct TranscriptLine {
     /// The message this one answers (Messenger's `reply_to`), the customer's or the page's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// When the platform took the page's message (an agent line: the delivery that got its
+    /// `mid`), which may be long after it was written (`at`). Receipts are compared with it
+    /// ([`Conversation::message_status`]); `None`: not known to be sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<SystemTime>,
 }
 
 /// A customer's message (or postback), as the state machine takes it.

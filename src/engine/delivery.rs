@@ -688,6 +688,9 @@ impl Engine {
                     message.line_body(),
                     p.created_at,
                     mid.as_str().to_owned(),
+                    // This pass's time: the send was just accepted, maybe long after the
+                    // agent wrote it; receipts are compared with it.
+                    now,
                 );
                 if let Err(e) = self.store.set_sent_mid(conversation.id(), &sent).await {
                     tracing::warn!(key = p.key, error = %e, "could not record a sent message's id yet; tried again at the next tick");
@@ -867,6 +870,7 @@ impl Engine {
                     body: LineBody::Notice(u.reason.clone()),
                     mid: None,
                     reply_to: None,
+                    sent_at: None,
                 };
                 // Agent messages get a line; an automated one is recorded in the outbox only.
                 let lines = if matches!(&p.effect, Effect::Send { agent: Some(_), .. }) {

@@ -296,6 +296,7 @@ impl Engine {
                 )),
                 mid: None,
                 reply_to: None,
+                sent_at: None,
             };
             if let Err(e) = self
                 .store

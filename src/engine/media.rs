@@ -131,6 +131,7 @@ impl Engine {
                 body: LineBody::Notice(text),
                 mid: None,
                 reply_to: None,
+                sent_at: None,
             };
             self.store.append(id, vec![line.clone()]).await?;
             lines.push(line);

@@ -336,6 +336,7 @@ impl ConversationStore for InMemoryStore {
             match entry.transcript.iter_mut().find(|l| sent.matches(l)) {
                 Some(line) => {
                     line.mid = Some(sent.mid.clone());
+                    line.sent_at = Some(sent.sent_at);
                     true
                 }
                 None => false,

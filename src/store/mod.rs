@@ -283,7 +283,8 @@ pub trait ConversationStore: Send + Sync {
     /// Records the platform's id of an agent's message once it is sent: the first line of
     /// the conversation by `author` with `body`, no id yet, and written in the same
     /// millisecond as `at`, gets `mid` (so that a customer's reaction or reply to it shows on
-    /// it). Returns whether a line was updated.
+    /// it) and `sent_at` ([`TranscriptLine::sent_at`], which receipts are compared with).
+    /// Returns whether a line was updated.
     async fn set_sent_mid(&self, id: &ConversationId, sent: &SentLine) -> Result<bool, StoreError>;
 
     /// The conversations an agent holds (Active or Wrap-up), or was offered, or left Waiting.
@@ -461,16 +462,26 @@ pub struct SentLine {
     pub at: SystemTime,
     /// The platform's id for it.
     pub mid: String,
+    /// When the platform took it (the delivery that returned `mid`): the line's
+    /// [`TranscriptLine::sent_at`].
+    pub sent_at: SystemTime,
 }
 
 impl SentLine {
-    /// The line `author` wrote at `at` with `body`, sent as `mid`.
-    pub fn new(author: Author, body: LineBody, at: SystemTime, mid: String) -> Self {
+    /// The line `author` wrote at `at` with `body`, sent as `mid` at `sent_at`.
+    pub fn new(
+        author: Author,
+        body: LineBody,
+        at: SystemTime,
+        mid: String,
+        sent_at: SystemTime,
+    ) -> Self {
         Self {
             author,
             body,
             at,
             mid,
+            sent_at,
         }
     }
 

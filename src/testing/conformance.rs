@@ -220,6 +220,7 @@ fn line(text: &str) -> TranscriptLine {
         body: LineBody::Text(text.into()),
         mid: Some(text.into()),
         reply_to: None,
+        sent_at: None,
     }
 }
 
@@ -476,6 +477,7 @@ async fn removed_messages_are_forgotten_and_sent_lines_get_their_id<
         body: LineBody::Text("ok".into()),
         mid: None,
         reply_to: None,
+        sent_at: None,
     };
     let edit = TranscriptLine {
         at: at(2),
@@ -487,6 +489,7 @@ async fn removed_messages_are_forgotten_and_sent_lines_get_their_id<
         },
         mid: None,
         reply_to: None,
+        sent_at: None,
     };
     store
         .commit(&create(
@@ -509,10 +512,22 @@ async fn removed_messages_are_forgotten_and_sent_lines_get_their_id<
             .is_empty()
     );
     // The sent line gets its id; only once, and only that line.
-    let sent_as = SentLine::new(agent.clone(), sent.body.clone(), at(1), "m_out".into());
+    let sent_as = SentLine::new(
+        agent.clone(),
+        sent.body.clone(),
+        at(1),
+        "m_out".into(),
+        at(3),
+    );
     assert!(store.set_sent_mid(c.id(), &sent_as).await.unwrap());
     assert!(!store.set_sent_mid(c.id(), &sent_as).await.unwrap());
-    let other = SentLine::new(agent, LineBody::Text("other".into()), at(1), "m_x".into());
+    let other = SentLine::new(
+        agent,
+        LineBody::Text("other".into()),
+        at(1),
+        "m_x".into(),
+        at(3),
+    );
     assert!(!store.set_sent_mid(c.id(), &other).await.unwrap());
     let lines = store.transcript(c.id()).await.unwrap();
     let bodies: Vec<_> = lines
@@ -528,6 +543,8 @@ async fn removed_messages_are_forgotten_and_sent_lines_get_their_id<
             (None, removed),
         ]
     );
+    // With its send time, which receipts are compared with (not the time it was written).
+    assert_eq!(lines[2].sent_at, Some(at(3)));
 }
 
 async fn listing_by_agent_and_due<S: ConversationStore + ?Sized>(store: &S) {
@@ -735,6 +752,7 @@ async fn outbox_claims_retries_and_failures<S: ConversationStore + ?Sized>(store
         body: LineBody::Notice("Not delivered: gone".into()),
         mid: None,
         reply_to: None,
+        sent_at: None,
     };
     assert!(
         store

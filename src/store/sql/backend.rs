@@ -456,6 +456,7 @@ impl ConversationStore for Store {
                 continue;
             }
             line.mid = Some(sent.mid.clone());
+            line.sent_at = Some(sent.sent_at);
             let mut tx = self.write_tx().await?;
             let done = sqlx::query(q::REPLACE_LINE)
                 .bind(to_json(&line)?)
