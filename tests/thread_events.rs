@@ -578,3 +578,77 @@ async fn receipts_compare_with_the_send_time_not_the_commit_time() {
         MessageStatus::Read
     );
 }
+
+/// The echo of the channel's own send (its metadata `mc-effect:` key) adds no line: the
+/// agent's line is already there. An echo without that key (the Page inbox, even with the
+/// same text) is a reply from outside the channel and gets its own line.
+#[tokio::test]
+async fn the_echo_of_our_own_send_is_no_page_inbox_line() {
+    let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+    let (engine, graph) = engine_and_send(store.clone(), ConversationConfig::default());
+    post(
+        &engine,
+        &[from_customer(
+            at(0),
+            "message",
+            json!({"mid": "m_1", "text": "hello?"}),
+        )],
+        at(0),
+    )
+    .await;
+    let id = open(&*store).await.0.conversation.id().clone();
+    let alice = AgentId::from("alice");
+    engine.accept(&id, &alice, at(1)).await.unwrap();
+    let Delivery::Sent { message_id } = engine
+        .send_text(&id, &alice, "on its way", at(2))
+        .await
+        .unwrap()
+    else {
+        panic!("not sent")
+    };
+    let sent = graph.sent();
+    let ours = sent
+        .iter()
+        .find(|s| s.text() == Some("on its way"))
+        .expect("the agent's message was sent");
+    let metadata = ours.body["message"]["metadata"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(metadata.starts_with(messenger_channel::engine::ECHO_KEY_PREFIX));
+    let before = open(&*store).await.1;
+    post(
+        &engine,
+        &[echo(
+            at(3),
+            json!({"mid": message_id.as_str(), "is_echo": true, "app_id": 1_234_567,
+                   "metadata": metadata, "text": "on its way"}),
+        )],
+        at(3),
+    )
+    .await;
+    let after = open(&*store).await.1;
+    assert_eq!(after, before, "our own echo adds no line");
+    post(
+        &engine,
+        &[echo(
+            at(4),
+            json!({"mid": "m_inbox", "is_echo": true, "text": "on its way"}),
+        )],
+        at(4),
+    )
+    .await;
+    let lines = open(&*store).await.1;
+    let with_text: Vec<_> = lines
+        .iter()
+        .filter(|l| l.body == LineBody::Text("on its way".into()))
+        .map(|l| (l.author.clone(), l.mid.as_deref()))
+        .collect();
+    assert_eq!(
+        with_text,
+        [
+            (Author::Agent(alice), Some(message_id.as_str())),
+            (Author::PageInbox, Some("m_inbox")),
+        ]
+    );
+}
