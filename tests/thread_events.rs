@@ -652,3 +652,82 @@ async fn the_echo_of_our_own_send_is_no_page_inbox_line() {
         ]
     );
 }
+
+/// An agent's reaction is in the transcript (painted on the message by the desk) only once
+/// it is sent: not while it waits for a retry, and never when it fails, which adds only its
+/// "Not delivered" notice.
+#[tokio::test]
+async fn a_failed_reaction_is_not_shown_as_applied() {
+    let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+    let (engine, graph) = engine_and_send(store.clone(), ConversationConfig::default());
+    post(
+        &engine,
+        &[from_customer(
+            at(0),
+            "message",
+            json!({"mid": "m_1", "text": "thanks!"}),
+        )],
+        at(0),
+    )
+    .await;
+    let id = open(&*store).await.0.conversation.id().clone();
+    let alice = AgentId::from("alice");
+    engine.accept(&id, &alice, at(1)).await.unwrap();
+    let reactions = |lines: &[TranscriptLine]| {
+        lines
+            .iter()
+            .filter(|l| matches!(l.body, LineBody::Reaction(_)))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+
+    // Graph is down: the reaction waits, and is not shown.
+    graph.fail_sends(Some(SendError::Transport {
+        kind: messenger_channel::send::TransportKind::Connect,
+        outcome_unknown: false,
+        message: "Graph is down".into(),
+    }));
+    let waiting = engine
+        .react(&id, &alice, "m_1", Some("\u{2764}\u{FE0F}"), at(2))
+        .await
+        .unwrap();
+    assert!(matches!(waiting, Delivery::Retrying { .. }), "{waiting:?}");
+    assert!(reactions(&open(&*store).await.1).is_empty(), "not sent yet");
+
+    // Graph refuses it for good: a notice, and still no reaction.
+    let outside = messenger_channel::send::GraphError::from_body(
+        400,
+        br#"{"error":{"message":"(#10) This message is sent outside of allowed window.","type":"OAuthException","code":10,"error_subcode":2018278,"fbtrace_id":"A1"}}"#,
+    )
+    .unwrap();
+    graph.fail_sends(Some(SendError::Graph(outside)));
+    engine.tick(at(300)).await.unwrap();
+    let lines = open(&*store).await.1;
+    assert_eq!(store.outbox_stats().await.unwrap().failed, 1, "{lines:?}");
+    assert!(reactions(&lines).is_empty(), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.author == Author::System
+            && matches!(&l.body, LineBody::Notice(n) if n.starts_with("Not delivered"))),
+        "{lines:?}"
+    );
+
+    // Sent: now it is shown, with its send time.
+    graph.fail_sends(None);
+    engine
+        .react(&id, &alice, "m_1", Some("\u{1F44D}"), at(400))
+        .await
+        .unwrap();
+    let lines = open(&*store).await.1;
+    let shown = reactions(&lines);
+    assert_eq!(shown.len(), 1, "{lines:?}");
+    assert_eq!(shown[0].author, Author::Agent(alice));
+    assert_eq!(
+        shown[0].body,
+        LineBody::Reaction(ReactionLine::new(
+            Some("m_1".into()),
+            Some("\u{1F44D}".into()),
+            false
+        ))
+    );
+    assert_eq!(shown[0].sent_at, Some(at(400)));
+}

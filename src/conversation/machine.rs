@@ -375,8 +375,12 @@ impl Conversation {
             Input::AgentSend { agent, message } => {
                 self.may_send(&agent)?;
                 self.last_activity_at = now;
-                out.lines
-                    .push(line(now, Author::Agent(agent.clone()), message.line_body()));
+                // A reaction's line is written once it is sent (the engine's delivery): the
+                // desk paints it on the message, so one that fails must never show.
+                if !matches!(message, Outgoing::Reaction { .. }) {
+                    out.lines
+                        .push(line(now, Author::Agent(agent.clone()), message.line_body()));
+                }
                 out.effect(Effect::Send {
                     agent: Some(agent),
                     message,

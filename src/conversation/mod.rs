@@ -868,7 +868,8 @@ pub enum Input {
     Accept(AgentId),
     /// The agent rejects the offer.
     Reject(AgentId),
-    /// The agent sends something.
+    /// The agent sends something: its line is written now, except a reaction's, which the
+    /// engine writes once it is sent.
     AgentSend {
         /// The agent.
         agent: AgentId,

@@ -192,9 +192,10 @@ impl Engine {
 
     /// The agent reacts to a message of the conversation with an emoji, or removes the page's
     /// reaction (`reaction` `None`): checked like a message (the agent holds the session, the
-    /// thread is not paused, the window is open), then committed (the reaction in the
-    /// transcript, the send in the outbox: durable, retried) and sent as Messenger's
-    /// `sender_action` `react` / `unreact`.
+    /// thread is not paused, the window is open), then committed (the send in the outbox:
+    /// durable, retried) and sent as Messenger's `sender_action` `react` / `unreact`. The
+    /// reaction's line is added to the transcript once it is sent, never for one that
+    /// failed (a failure adds its "Not delivered" notice only).
     ///
     /// # Errors
     /// As [`Engine::send_text`]; [`EngineError::Send`] with [`SendError::Invalid`] for an

@@ -740,6 +740,13 @@ impl Engine {
                     .attempt_send(conversation, p, message, human, now)
                     .await
                 {
+                    Ok(s @ Settled::Delivered(_))
+                        if matches!(message, Outgoing::Reaction { .. }) =>
+                    {
+                        self.record_reaction(conversation, p, message, now, recorded)
+                            .await
+                            .unwrap_or(s)
+                    }
                     Ok(s) => s,
                     Err(e) => {
                         tracing::error!(key = p.key, error = %e, "a send could not be carried out or recorded; it stays claimed");
@@ -1020,6 +1027,48 @@ impl Engine {
                 tracing::warn!(conversation = %id, error = %e, "could not record a sent message's id yet");
                 self.sent_mids.push(id, sent);
             }
+        }
+    }
+
+    /// Writes the line of an agent's reaction once it is sent: only a sent reaction is in the
+    /// transcript (the desk paints it on the message). Written before the effect is done, so
+    /// a crash in between sends it again (the same reaction twice is one); a store failure
+    /// retries it. `None`: delivered, nothing to write.
+    async fn record_reaction(
+        &self,
+        conversation: &Conversation,
+        p: &PendingEffect,
+        message: &Outgoing,
+        now: SystemTime,
+        recorded: &mut Vec<TranscriptLine>,
+    ) -> Option<Settled> {
+        let Effect::Send {
+            agent: Some(agent), ..
+        } = &p.effect
+        else {
+            return None;
+        };
+        let line = TranscriptLine {
+            at: now,
+            author: Author::Agent(agent.clone()),
+            body: message.line_body(),
+            mid: None,
+            reply_to: None,
+            sent_at: Some(now),
+        };
+        match self
+            .store
+            .append(conversation.id(), vec![line.clone()])
+            .await
+        {
+            Ok(()) => {
+                recorded.push(line);
+                None
+            }
+            Err(e) => Some(Settled::retry(
+                format!("the sent reaction could not be recorded yet: {e}"),
+                crate::time::saturating_add(now, fetch_backoff(p.attempts)),
+            )),
         }
     }
 
