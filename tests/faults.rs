@@ -188,8 +188,12 @@ async fn scenario<S: ConversationStore + 'static>(
 /// The line without the run's prefix in its message id. An agent's line gets the platform's
 /// id once it is sent, which a fault may put off past the scenario's end (a send whose claim
 /// was interrupted waits for its echo first): what is compared is what was written, not when
-/// it went out, so an agent's line is compared without it.
+/// it went out, so an agent's line is compared without it (nor its send time, recorded with
+/// the id).
 fn unname(mut line: TranscriptLine, names: &Names) -> TranscriptLine {
+    if matches!(line.author, Author::Agent(_)) {
+        line.sent_at = None;
+    }
     line.mid = match line.author {
         Author::Agent(_) => None,
         _ => line
