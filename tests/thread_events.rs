@@ -284,6 +284,11 @@ async fn every_kind_reaches_the_transcript_on_postgres() {
         .await
         .unwrap();
     forgetting(Arc::new(store)).await;
+    let closed_db = postgres::fresh_postgres_database(&url, "thread_events_closed").await;
+    let store = messenger_channel::store::PostgresStore::connect(&closed_db)
+        .await
+        .unwrap();
+    after_the_close(Arc::new(store)).await;
 }
 
 async fn forgetting(store: Arc<dyn ConversationStore>) {
@@ -730,4 +735,140 @@ async fn a_failed_reaction_is_not_shown_as_applied() {
         ))
     );
     assert_eq!(shown[0].sent_at, Some(at(400)));
+}
+
+/// A conversation with `m_1` (a secret) and `m_2`, closed by its agent; its id and how many
+/// lines it has.
+async fn closed_conversation(
+    engine: &Engine,
+    store: &dyn ConversationStore,
+) -> (messenger_channel::ids::ConversationId, usize) {
+    post(
+        engine,
+        &[
+            from_customer(
+                at(0),
+                "message",
+                json!({"mid": "m_1", "text": "my card is 4111"}),
+            ),
+            from_customer(at(1), "message", json!({"mid": "m_2", "text": "thanks"})),
+        ],
+        at(1),
+    )
+    .await;
+    let id = open(store).await.0.conversation.id().clone();
+    let alice = AgentId::from("alice");
+    engine.accept(&id, &alice, at(2)).await.unwrap();
+    engine.end(&id, &alice, at(3)).await.unwrap();
+    engine.close_session(&id, &alice, at(4)).await.unwrap();
+    let closed = store.load(&id).await.unwrap().unwrap().conversation;
+    assert!(closed.is_closed());
+    let lines = store.transcript(&id).await.unwrap().len();
+    (id, lines)
+}
+
+/// What comes after the close (a reaction, an edit, an outside reply, a removal) is recorded
+/// in the customer's most recent conversation, closed as it is, instead of being dropped;
+/// with `keep_unsent` off the removal forgets the text there. Receipts change nothing, and no
+/// conversation is opened.
+async fn after_the_close(store: Arc<dyn ConversationStore>) {
+    let config = ConversationConfig {
+        keep_unsent: false,
+        ..ConversationConfig::default()
+    };
+    let engine = engine(store.clone(), config);
+    let (id, before) = closed_conversation(&engine, &*store).await;
+
+    post(
+        &engine,
+        &[
+            from_customer(
+                at(10),
+                "reaction",
+                json!({"mid": "m_2", "action": "react", "emoji": "\u{1F44D}", "reaction": "like"}),
+            ),
+            from_customer(
+                at(11),
+                "message_edit",
+                json!({"mid": "m_2", "text": "thanks a lot", "num_edit": 1}),
+            ),
+            echo(
+                at(12),
+                json!({"mid": "m_p1", "is_echo": true, "text": "You're welcome"}),
+            ),
+            from_customer(at(13), "read", json!({"watermark": ms(at(13))})),
+            from_customer(at(14), "message", json!({"mid": "m_1", "is_deleted": true})),
+        ],
+        at(14),
+    )
+    .await;
+    engine.deliver_due(at(15)).await.unwrap();
+
+    assert!(
+        store
+            .find_open(&PageId::from(PAGE), &UserId::from(CUSTOMER))
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing was opened"
+    );
+    let after = store.load(&id).await.unwrap().unwrap().conversation;
+    assert!(after.is_closed());
+    assert_eq!(
+        after.read_until(),
+        None,
+        "receipts are not kept after the close"
+    );
+    let lines = store.transcript(&id).await.unwrap();
+    let added: Vec<_> = lines[before..]
+        .iter()
+        .map(|l| (l.author.clone(), l.body.clone()))
+        .collect();
+    assert_eq!(
+        added,
+        [
+            (
+                Author::Customer,
+                LineBody::Reaction(
+                    ReactionLine::new(Some("m_2".into()), Some("\u{1F44D}".into()), false)
+                        .name(Some("like".into()))
+                )
+            ),
+            (
+                Author::Customer,
+                LineBody::Edit {
+                    of: "m_2".into(),
+                    text: "thanks a lot".into(),
+                    edit_count: 1
+                }
+            ),
+            (Author::PageInbox, LineBody::Text("You're welcome".into())),
+            (Author::Customer, LineBody::Unsent { of: "m_1".into() }),
+        ]
+    );
+    let removed = LineBody::Unsent { of: "m_1".into() };
+    assert_eq!(lines[0].mid.as_deref(), Some("m_1"));
+    assert_eq!(
+        lines[0].body, removed,
+        "forgotten in the closed conversation"
+    );
+    assert!(
+        !serde_json::to_string(&lines).unwrap().contains("4111"),
+        "nothing of the removed text is left"
+    );
+}
+
+#[tokio::test]
+async fn after_the_close_events_reach_the_last_conversation_in_memory() {
+    after_the_close(Arc::new(InMemoryStore::new())).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn after_the_close_events_reach_the_last_conversation_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = messenger_channel::store::SqliteStore::open(dir.path().join("c.db"))
+        .await
+        .unwrap();
+    after_the_close(Arc::new(store)).await;
 }

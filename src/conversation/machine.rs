@@ -325,7 +325,10 @@ impl Conversation {
 
     /// Applies `input` in place; on error nothing is changed. See [`transition`].
     ///
-    /// One arm per input, so that the transition table reads in one place.
+    /// One arm per input, so that the transition table reads in one place. A closed
+    /// conversation takes only [`Input::Thread`] events that are recorded after the close
+    /// ([`ThreadEvent::is_recorded_after_close`]): lines (and a removal's forgetting), no
+    /// change of state.
     ///
     /// # Errors
     /// A [`TransitionError`] when the input is not possible in the conversation's state.
@@ -337,9 +340,19 @@ impl Conversation {
         config: &ConversationConfig,
     ) -> Result<Transition, TransitionError> {
         if self.is_closed() {
-            return Err(TransitionError::Closed {
-                input: input.kind(),
-            });
+            // What the customer (or the page, outside the channel) does after the close is
+            // still recorded in the transcript: a reaction, an edit, a removal, an outside
+            // reply. Receipts and every other input are refused.
+            return match input {
+                Input::Thread { event, at } if event.is_recorded_after_close() => {
+                    let mut out = Transition::default();
+                    self.thread_event(&mut out, event, at.min(now), config);
+                    Ok(out)
+                }
+                _ => Err(TransitionError::Closed {
+                    input: input.kind(),
+                }),
+            };
         }
         let input_kind = input.kind();
         let mut out = Transition::default();

@@ -943,6 +943,14 @@ pub enum ThreadEvent {
     },
 }
 
+impl ThreadEvent {
+    /// Whether it is recorded in a closed conversation, the customer's most recent, when
+    /// none is open: a reaction, an edit, a removal or an outside reply (not a receipt).
+    pub fn is_recorded_after_close(&self) -> bool {
+        !matches!(self, Self::Delivered { .. } | Self::Read { .. })
+    }
+}
+
 /// The input's name, for errors and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

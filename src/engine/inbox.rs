@@ -411,7 +411,8 @@ impl Engine {
     }
 
     /// Applies an event's input to the customer's open conversation: a customer's message
-    /// starts one when there is none; thread control for none changes nothing. Retries on
+    /// starts one when there is none; a reaction, edit, removal or outside reply goes to the
+    /// most recent one, even closed; thread control and receipts for none change nothing. Retries on
     /// conflicts, unless another instance applied the event meanwhile.
     async fn apply_input(
         &self,
@@ -439,13 +440,19 @@ impl Engine {
                         );
                         (c, transition, None)
                     }
-                    (None, _) => {
-                        return Ok(Attempt::Done(if self.store.inbox_done(event.seq).await? {
-                            Applied::Ignored
-                        } else {
-                            Applied::ByAnother
-                        }));
+                    (None, Input::Thread { event: e, .. }) if e.is_recorded_after_close() => {
+                        // A reaction, edit, removal or outside reply after the close: recorded
+                        // in the customer's most recent conversation, closed as it is.
+                        match self.store.find_latest(&page, &customer).await? {
+                            Some(stored) => {
+                                let mut c = stored.conversation;
+                                let transition = c.apply(input.clone(), now, &self.config)?;
+                                (c, transition, Some(stored.version))
+                            }
+                            None => return self.nothing_to_apply(event).await,
+                        }
                     }
+                    (None, _) => return self.nothing_to_apply(event).await,
                     (Some(stored), _) => {
                         let mut c = stored.conversation;
                         let transition = c.apply(input.clone(), now, &self.config)?;
@@ -469,6 +476,15 @@ impl Engine {
             }
         })
         .await
+    }
+
+    /// Marks an event that applies to no conversation as done.
+    async fn nothing_to_apply(&self, event: &InboxEvent) -> Result<Attempt<Applied>, EngineError> {
+        Ok(Attempt::Done(if self.store.inbox_done(event.seq).await? {
+            Applied::Ignored
+        } else {
+            Applied::ByAnother
+        }))
     }
 
     /// The lines of a message: its text, then each attachment as an agent can read it (a

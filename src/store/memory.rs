@@ -156,6 +156,29 @@ impl ConversationStore for InMemoryStore {
             }))
     }
 
+    async fn find_latest(
+        &self,
+        page: &PageId<'_>,
+        customer: &UserId<'_>,
+    ) -> Result<Option<Stored>, StoreError> {
+        let inner = lock(&self.inner);
+        Ok(inner
+            .conversations
+            .values()
+            .filter(|e| {
+                e.conversation.page().as_str() == page.as_str()
+                    && e.conversation.customer().as_str() == customer.as_str()
+            })
+            .max_by(|a, b| {
+                (a.conversation.created_at(), a.conversation.id().as_str())
+                    .cmp(&(b.conversation.created_at(), b.conversation.id().as_str()))
+            })
+            .map(|e| Stored {
+                conversation: e.conversation.clone(),
+                version: e.version,
+            }))
+    }
+
     async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError> {
         let inner = lock(&self.inner);
         Ok(inner.conversations.get(id).map(|e| Stored {

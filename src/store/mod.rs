@@ -233,6 +233,18 @@ pub trait ConversationStore: Send + Sync {
         customer: &UserId<'_>,
     ) -> Result<Option<Stored>, StoreError>;
 
+    /// The customer's most recent conversation on the page (the last created), open or
+    /// closed, if any. A reaction, edit, removal or outside reply that comes when none is
+    /// open is recorded there. The default looks only at the open one
+    /// ([`ConversationStore::find_open`]); the built-in stores look at closed ones too.
+    async fn find_latest(
+        &self,
+        page: &PageId<'_>,
+        customer: &UserId<'_>,
+    ) -> Result<Option<Stored>, StoreError> {
+        self.find_open(page, customer).await
+    }
+
     /// A conversation by id.
     async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError>;
 

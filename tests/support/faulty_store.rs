@@ -88,6 +88,13 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
     ) -> Result<Option<Stored>, StoreError> {
         self.around(self.inner.find_open(page, customer)).await
     }
+    async fn find_latest(
+        &self,
+        page: &PageId<'_>,
+        customer: &UserId<'_>,
+    ) -> Result<Option<Stored>, StoreError> {
+        self.around(self.inner.find_latest(page, customer)).await
+    }
     async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError> {
         self.around(self.inner.load(id)).await
     }

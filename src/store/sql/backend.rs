@@ -202,6 +202,21 @@ impl ConversationStore for Store {
             .transpose()
     }
 
+    async fn find_latest(
+        &self,
+        page: &PageId<'_>,
+        customer: &UserId<'_>,
+    ) -> Result<Option<Stored>, StoreError> {
+        sqlx::query_as::<_, (String, i64)>(q::FIND_LATEST)
+            .bind(page.as_str())
+            .bind(customer.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .map(Self::stored)
+            .transpose()
+    }
+
     async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError> {
         sqlx::query_as::<_, (String, i64)>(q::LOAD)
             .bind(id.as_str())

@@ -19,6 +19,9 @@ pub(super) const INSERT_LINE: &str =
 pub(super) const FIND_OPEN: &str =
     "SELECT body, version FROM conversations WHERE page = $1 AND customer = $2 AND closed = 0";
 
+/// A customer's most recent conversation on a page, open or closed.
+pub(super) const FIND_LATEST: &str = "SELECT body, version FROM conversations WHERE page = $1 AND customer = $2 ORDER BY created_ms DESC, id DESC LIMIT 1";
+
 /// A conversation by id.
 pub(super) const LOAD: &str = "SELECT body, version FROM conversations WHERE id = $1";
 
