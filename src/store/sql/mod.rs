@@ -38,7 +38,7 @@ use crate::conversation::{Conversation, State};
 use crate::ids::ConversationId;
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 use crate::time::from_millis;
 
@@ -79,7 +79,7 @@ fn columns(c: &Conversation) -> (&'static str, Option<&str>, i64) {
 
 /// Schema migrations, in order. Statements are separated by `;`. `{id}` and `{blob}` are
 /// replaced by each backend's types.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     // 1: conversations, transcripts, outbox, dedup.
     "CREATE TABLE conversations (
         id TEXT PRIMARY KEY,
@@ -165,6 +165,11 @@ const MIGRATIONS: [&str; 6] = [
     // delivered rows of schema 4 are dropped.
     "UPDATE outbox SET created_ms = {now_ms} WHERE done = 0 AND created_ms = 0;
     DELETE FROM outbox WHERE done = 1",
+    // 7: a customer's latest conversation, open or closed, where reactions, edits, removals
+    // and outside replies go when none is open (`find_latest`), without a scan. The version
+    // also makes older binaries refuse the database, since they cannot read the inbox,
+    // outbox and transcript kinds this one writes.
+    "CREATE INDEX conversations_latest ON conversations (page, customer, created_ms, id)",
 ];
 
 /// An outbox row as read: key, conversation, effect, created, attempts, interrupted,
