@@ -159,6 +159,51 @@ impl Store {
         Ok(())
     }
 
+    /// Rewrites the transcript lines `change` gives a new version of (the first one only
+    /// with `first_only`): read outside the write lock, then each written only if nobody
+    /// changed it since. Returns the lines rewritten.
+    async fn rewrite_lines(
+        &self,
+        id: &ConversationId,
+        first_only: bool,
+        change: impl Fn(&TranscriptLine) -> Option<TranscriptLine>,
+    ) -> Result<Vec<TranscriptLine>, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(q::TRANSCRIPT_WITH_IDS)
+            .bind(id.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        let mut targets = Vec::new();
+        for (row, body) in rows {
+            let line: TranscriptLine = from_json(&body)?;
+            if let Some(new) = change(&line) {
+                targets.push((row, body, new));
+                if first_only {
+                    break;
+                }
+            }
+        }
+        let mut rewritten = Vec::with_capacity(targets.len());
+        if targets.is_empty() {
+            return Ok(rewritten);
+        }
+        let mut tx = self.write_tx().await?;
+        for (row, old, line) in targets {
+            let done = sqlx::query(q::REPLACE_LINE)
+                .bind(to_json(&line)?)
+                .bind(row)
+                .bind(&old)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+            if done.rows_affected() > 0 {
+                rewritten.push(line);
+            }
+        }
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(rewritten)
+    }
+
     #[allow(
         clippy::needless_pass_by_value,
         reason = "rows come by value from `fetch_all`"
@@ -380,41 +425,14 @@ impl ConversationStore for Store {
         url: &str,
         file: &FileLine,
     ) -> Result<Vec<TranscriptLine>, StoreError> {
-        // Read outside the write lock; then update only lines still pending.
-        let rows: Vec<(i64, String)> = sqlx::query_as(q::TRANSCRIPT_WITH_IDS)
-            .bind(id.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(from_sqlx)?;
-        let mut targets = Vec::new();
-        for (row, body) in rows {
-            let line: TranscriptLine = from_json(&body)?;
-            if matches!(&line.body, LineBody::File(f) if f.url.as_deref() == Some(url) && f.media == MediaState::Pending)
-            {
-                targets.push((row, body, line));
-            }
-        }
-        let mut updated = Vec::with_capacity(targets.len());
-        if targets.is_empty() {
-            return Ok(updated);
-        }
-        let mut tx = self.write_tx().await?;
-        for (row, old, mut line) in targets {
-            line.body = LineBody::File(file.clone());
-            // Only if nobody changed the line meanwhile.
-            let done = sqlx::query(q::REPLACE_LINE)
-                .bind(to_json(&line)?)
-                .bind(row)
-                .bind(&old)
-                .execute(&mut *tx)
-                .await
-                .map_err(from_sqlx)?;
-            if done.rows_affected() > 0 {
-                updated.push(line);
-            }
-        }
-        tx.commit().await.map_err(from_sqlx)?;
-        Ok(updated)
+        self.rewrite_lines(id, false, |line| {
+            let pending = matches!(&line.body, LineBody::File(f) if f.url.as_deref() == Some(url) && f.media == MediaState::Pending);
+            pending.then(|| TranscriptLine {
+                body: LineBody::File(file.clone()),
+                ..line.clone()
+            })
+        })
+        .await
     }
 
     async fn forget_message(
@@ -422,37 +440,8 @@ impl ConversationStore for Store {
         id: &ConversationId,
         mid: &str,
     ) -> Result<Vec<TranscriptLine>, StoreError> {
-        let rows: Vec<(i64, String)> = sqlx::query_as(q::TRANSCRIPT_WITH_IDS)
-            .bind(id.as_str())
-            .fetch_all(&self.pool)
+        self.rewrite_lines(id, false, |line| crate::store::forgotten(line, mid))
             .await
-            .map_err(from_sqlx)?;
-        let mut targets = Vec::new();
-        for (row, body) in rows {
-            let line: TranscriptLine = from_json(&body)?;
-            if let Some(forgotten) = crate::store::forgotten(&line, mid) {
-                targets.push((row, body, forgotten));
-            }
-        }
-        let mut updated = Vec::with_capacity(targets.len());
-        if targets.is_empty() {
-            return Ok(updated);
-        }
-        let mut tx = self.write_tx().await?;
-        for (row, old, line) in targets {
-            let done = sqlx::query(q::REPLACE_LINE)
-                .bind(to_json(&line)?)
-                .bind(row)
-                .bind(&old)
-                .execute(&mut *tx)
-                .await
-                .map_err(from_sqlx)?;
-            if done.rows_affected() > 0 {
-                updated.push(line);
-            }
-        }
-        tx.commit().await.map_err(from_sqlx)?;
-        Ok(updated)
     }
 
     async fn set_sent_mid(
@@ -460,30 +449,16 @@ impl ConversationStore for Store {
         id: &ConversationId,
         sent: &crate::store::SentLine,
     ) -> Result<bool, StoreError> {
-        let rows: Vec<(i64, String)> = sqlx::query_as(q::TRANSCRIPT_WITH_IDS)
-            .bind(id.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(from_sqlx)?;
-        for (row, body) in rows {
-            let mut line: TranscriptLine = from_json(&body)?;
-            if !sent.matches(&line) {
-                continue;
-            }
-            line.mid = Some(sent.mid.clone());
-            line.sent_at = Some(sent.sent_at);
-            let mut tx = self.write_tx().await?;
-            let done = sqlx::query(q::REPLACE_LINE)
-                .bind(to_json(&line)?)
-                .bind(row)
-                .bind(&body)
-                .execute(&mut *tx)
-                .await
-                .map_err(from_sqlx)?;
-            tx.commit().await.map_err(from_sqlx)?;
-            return Ok(done.rows_affected() > 0);
-        }
-        Ok(false)
+        let rewritten = self
+            .rewrite_lines(id, true, |line| {
+                sent.matches(line).then(|| TranscriptLine {
+                    mid: Some(sent.mid.clone()),
+                    sent_at: Some(sent.sent_at),
+                    ..line.clone()
+                })
+            })
+            .await?;
+        Ok(!rewritten.is_empty())
     }
 
     async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {
