@@ -22,8 +22,7 @@ use messenger_channel::secret::AppSecret;
 use messenger_channel::send::SendError;
 use messenger_channel::store::{ConversationStore, InMemoryStore, Stored};
 use messenger_channel::testing::FakeSend;
-use messenger_channel::webhook::Webhook;
-use messenger_channel::webhook::signature::sign_sha256;
+use messenger_channel::webhook::{Webhook, WebhookBody};
 use serde_json::{Value, json};
 
 const SECRET: &str = "thread-events-secret";
@@ -64,19 +63,26 @@ fn engine_and_send(
 
 /// A signed body with one entry per item.
 fn signed(items: &[Value]) -> (http::HeaderMap, Vec<u8>) {
-    let entries: Vec<_> = items
+    let entry_time = SystemTime::UNIX_EPOCH + Duration::from_millis(1);
+    items
         .iter()
-        .map(|i| json!({"id": PAGE, "time": 1, "messaging": [i]}))
-        .collect();
-    let body = serde_json::to_vec(&json!({"object": "page", "entry": entries})).unwrap();
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        "x-hub-signature-256",
-        sign_sha256(&AppSecret::new(SECRET).unwrap(), &body)
-            .parse()
-            .unwrap(),
-    );
-    (headers, body)
+        .fold(WebhookBody::new(PAGE), |body, item| {
+            body.item(item.clone(), entry_time)
+        })
+        .sign(&AppSecret::new(SECRET).unwrap())
+        .into_parts()
+}
+
+/// Runs `scenario` on a store in a fresh SQLite file.
+#[cfg(feature = "sqlite")]
+async fn on_sqlite<F: std::future::Future<Output = ()>>(
+    scenario: impl FnOnce(Arc<dyn ConversationStore>) -> F,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = messenger_channel::store::SqliteStore::open(dir.path().join("c.db"))
+        .await
+        .unwrap();
+    scenario(Arc::new(store)).await;
 }
 
 fn from_customer(at: SystemTime, key: &str, value: Value) -> Value {
@@ -261,11 +267,7 @@ async fn every_kind_reaches_the_transcript_in_memory() {
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn every_kind_reaches_the_transcript_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = messenger_channel::store::SqliteStore::open(dir.path().join("c.db"))
-        .await
-        .unwrap();
-    story(Arc::new(store)).await;
+    on_sqlite(story).await;
 }
 
 #[cfg(feature = "postgres")]
@@ -347,11 +349,7 @@ async fn a_removed_message_is_forgotten_when_configured_in_memory() {
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn a_removed_message_is_forgotten_when_configured_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = messenger_channel::store::SqliteStore::open(dir.path().join("c.db"))
-        .await
-        .unwrap();
-    forgetting(Arc::new(store)).await;
+    on_sqlite(forgetting).await;
 }
 
 #[tokio::test]
@@ -866,9 +864,5 @@ async fn after_the_close_events_reach_the_last_conversation_in_memory() {
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn after_the_close_events_reach_the_last_conversation_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = messenger_channel::store::SqliteStore::open(dir.path().join("c.db"))
-        .await
-        .unwrap();
-    after_the_close(Arc::new(store)).await;
+    on_sqlite(after_the_close).await;
 }

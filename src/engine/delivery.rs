@@ -938,6 +938,7 @@ impl Engine {
             // The echo was awaited and did not come: the host's choice, or the retry budget,
             // may end here. (An interrupted effect always waits for its echo once first: it
             // may have been sent, and only not recorded.)
+            // A creation time ahead of `now` (a clock stepped back) counts as no time spent.
             let elapsed = now.duration_since(p.created_at).unwrap_or_default();
             let spent = p.attempts.saturating_add(1) >= self.delivery.retry.max_attempts
                 || elapsed >= self.delivery.retry.max_elapsed;

@@ -159,6 +159,23 @@ impl Store {
         Ok(())
     }
 
+    /// The one conversation of a page and customer that `sql` selects, if any.
+    async fn find(
+        &self,
+        sql: &str,
+        page: &PageId<'_>,
+        customer: &UserId<'_>,
+    ) -> Result<Option<Stored>, StoreError> {
+        sqlx::query_as::<_, (String, i64)>(sql)
+            .bind(page.as_str())
+            .bind(customer.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(from_sqlx)?
+            .map(Self::stored)
+            .transpose()
+    }
+
     /// Rewrites the transcript lines `change` gives a new version of (the first one only
     /// with `first_only`): read outside the write lock, then each written only if nobody
     /// changed it since. Returns the lines rewritten.
@@ -237,14 +254,7 @@ impl ConversationStore for Store {
         page: &PageId<'_>,
         customer: &UserId<'_>,
     ) -> Result<Option<Stored>, StoreError> {
-        sqlx::query_as::<_, (String, i64)>(q::FIND_OPEN)
-            .bind(page.as_str())
-            .bind(customer.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(from_sqlx)?
-            .map(Self::stored)
-            .transpose()
+        self.find(q::FIND_OPEN, page, customer).await
     }
 
     async fn find_latest(
@@ -252,14 +262,7 @@ impl ConversationStore for Store {
         page: &PageId<'_>,
         customer: &UserId<'_>,
     ) -> Result<Option<Stored>, StoreError> {
-        sqlx::query_as::<_, (String, i64)>(q::FIND_LATEST)
-            .bind(page.as_str())
-            .bind(customer.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(from_sqlx)?
-            .map(Self::stored)
-            .transpose()
+        self.find(q::FIND_LATEST, page, customer).await
     }
 
     async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError> {
