@@ -29,6 +29,22 @@ mod dialect {
     clippy::duplicate_mod,
     reason = "one source for both backends, compiled with each backend's types"
 )]
+/// How long a writer waits for SQLite's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether `e` is SQLite's "database is locked" (`SQLITE_BUSY`, with its extended codes).
+fn is_busy(e: &StoreError) -> bool {
+    let StoreError::Backend(inner) = e else {
+        return false;
+    };
+    inner
+        .downcast_ref::<sqlx::Error>()
+        .and_then(sqlx::Error::as_database_error)
+        .and_then(sqlx::error::DatabaseError::code)
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
+}
+
 #[path = "backend.rs"]
 mod backend;
 
@@ -48,6 +64,22 @@ impl SqliteStore {
     /// # Errors
     /// As [`SqliteStore::from_pool`].
     pub async fn open(path: impl AsRef<std::path::Path>) -> Result<Self, StoreError> {
+        // Several processes or pools opening one new file at once can meet SQLite's lock
+        // while one of them switches the file to WAL (a step the busy timeout does not
+        // always cover): try again for as long as the busy timeout would have waited.
+        let path = path.as_ref();
+        let started = std::time::Instant::now();
+        loop {
+            match Self::open_once(path).await {
+                Err(e) if is_busy(&e) && started.elapsed() < BUSY_TIMEOUT => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn open_once(path: &std::path::Path) -> Result<Self, StoreError> {
         use sqlx::sqlite::{
             SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
         };
@@ -56,7 +88,7 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(BUSY_TIMEOUT);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
