@@ -74,12 +74,11 @@ impl ConversationStore for Outage {
     ) -> Result<Vec<TranscriptLine>, StoreError> {
         self.inner.forget_message(id, mid).await
     }
-    async fn set_sent_mid(
+    async fn complete_sent(
         &self,
-        id: &ConversationId,
-        sent: &messenger_channel::store::SentLine,
-    ) -> Result<bool, StoreError> {
-        self.inner.set_sent_mid(id, sent).await
+        sent: &[messenger_channel::store::SentMessage],
+    ) -> Result<(), StoreError> {
+        self.inner.complete_sent(sent).await
     }
     async fn list_for_agent(&self, a: &AgentId) -> Result<Vec<Stored>, StoreError> {
         self.inner.list_for_agent(a).await

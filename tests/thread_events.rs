@@ -291,6 +291,11 @@ async fn every_kind_reaches_the_transcript_on_postgres() {
         .await
         .unwrap();
     after_the_close(Arc::new(store)).await;
+    let echo_db = postgres::fresh_postgres_database(&url, "thread_events_echo").await;
+    let store = messenger_channel::store::PostgresStore::connect(&echo_db)
+        .await
+        .unwrap();
+    confirmed_by_its_echo(Arc::new(store), None).await;
 }
 
 async fn forgetting(store: Arc<dyn ConversationStore>) {
@@ -865,4 +870,144 @@ async fn after_the_close_events_reach_the_last_conversation_in_memory() {
 #[tokio::test]
 async fn after_the_close_events_reach_the_last_conversation_on_sqlite() {
     on_sqlite(after_the_close).await;
+}
+
+/// A send whose outcome is unknown (Graph timed out after the request was written) is
+/// confirmed by its echo alone, after a restart: the echo's key completes the effect and its
+/// mid and time go on the agent's line, in the same step, so that the customer's reaction to
+/// the message shows on it. Nothing waits in memory: a new engine on the same store, which
+/// never saw the send, records it all.
+async fn confirmed_by_its_echo(store: Arc<dyn ConversationStore>, reopen: Option<ReopenStore>) {
+    let (engine, graph) = engine_and_send(store.clone(), ConversationConfig::default());
+    post(
+        &engine,
+        &[from_customer(
+            at(0),
+            "message",
+            json!({"mid": "m_1", "text": "hello?"}),
+        )],
+        at(0),
+    )
+    .await;
+    let id = open(&*store).await.0.conversation.id().clone();
+    let alice = AgentId::from("alice");
+    engine.accept(&id, &alice, at(1)).await.unwrap();
+    graph.fail_sends(Some(SendError::Transport {
+        kind: messenger_channel::send::TransportKind::Timeout,
+        outcome_unknown: true,
+        message: "no answer".into(),
+    }));
+    let delivery = engine
+        .send_text(&id, &alice, "on its way", at(2))
+        .await
+        .unwrap();
+    assert!(
+        matches!(delivery, Delivery::Retrying { .. }),
+        "{delivery:?}"
+    );
+    let pending = store.pending(10).await.unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert!(pending[0].unconfirmed);
+    let metadata = format!(
+        "{}{}",
+        messenger_channel::engine::ECHO_KEY_PREFIX,
+        pending[0].key
+    );
+    // The instance stops; another starts on the same database.
+    drop(engine);
+    let store = match reopen {
+        Some(reopen) => {
+            drop(store);
+            reopen().await
+        }
+        None => store,
+    };
+    let (engine, graph) = engine_and_send(store.clone(), ConversationConfig::default());
+    post(
+        &engine,
+        &[echo(
+            at(5),
+            json!({"mid": "m_echo", "is_echo": true, "app_id": 1_234_567,
+                   "metadata": metadata, "text": "on its way"}),
+        )],
+        at(5),
+    )
+    .await;
+    let (_, lines) = open(&*store).await;
+    let sent: Vec<_> = lines
+        .iter()
+        .filter(|l| l.author == Author::Agent(alice.clone()))
+        .collect();
+    assert_eq!(sent.len(), 1, "one agent line: {lines:?}");
+    assert_eq!(sent[0].mid.as_deref(), Some("m_echo"));
+    assert_eq!(sent[0].sent_at, Some(at(5)), "the echo's time");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.author != Author::PageInbox && !matches!(l.author, Author::App(_))),
+        "{lines:?}"
+    );
+    let stats = store.outbox_stats().await.unwrap();
+    assert_eq!(
+        (stats.pending, stats.failed),
+        (0, 0),
+        "the echo delivered it"
+    );
+    // Nothing is sent again.
+    engine.tick(at(600)).await.unwrap();
+    assert!(graph.sent().is_empty(), "{:?}", graph.sent());
+
+    // The customer's reaction to it attaches to the agent's line.
+    post(
+        &engine,
+        &[from_customer(
+            at(6),
+            "reaction",
+            json!({"mid": "m_echo", "action": "react", "emoji": "\u{1F44D}", "reaction": "like"}),
+        )],
+        at(6),
+    )
+    .await;
+    let (_, lines) = open(&*store).await;
+    let reaction = lines
+        .iter()
+        .find_map(|l| match &l.body {
+            LineBody::Reaction(r) => r.to.clone(),
+            _ => None,
+        })
+        .expect("a reaction line");
+    let target = lines
+        .iter()
+        .find(|l| l.mid.as_deref() == Some(reaction.as_str()))
+        .expect("the reaction's message is in the transcript");
+    assert_eq!(target.author, Author::Agent(alice));
+    assert_eq!(target.body, LineBody::Text("on its way".into()));
+}
+
+/// Opens the store again (a restart).
+type ReopenStore = Box<
+    dyn FnOnce()
+        -> std::pin::Pin<Box<dyn std::future::Future<Output = Arc<dyn ConversationStore>>>>,
+>;
+
+#[tokio::test]
+async fn a_send_confirmed_by_its_echo_gets_its_id_in_memory() {
+    confirmed_by_its_echo(Arc::new(InMemoryStore::new()), None).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_send_confirmed_by_its_echo_gets_its_id_after_a_restart_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let open_db = |path: std::path::PathBuf| async move {
+        Arc::new(
+            messenger_channel::store::SqliteStore::open(path)
+                .await
+                .unwrap(),
+        ) as Arc<dyn ConversationStore>
+    };
+    let store = open_db(path.clone()).await;
+    let again = path.clone();
+    confirmed_by_its_echo(store, Some(Box::new(move || Box::pin(open_db(again))))).await;
 }

@@ -36,7 +36,7 @@ use crate::send::{
     AttachmentSource, ErrorKind, MediaKind, Message, RetryDecision, RetryPolicy, SendError,
     SendRequest, Upload,
 };
-use crate::store::{Lease, PendingEffect, Retry, SentLine, StoreError};
+use crate::store::{Lease, PendingEffect, Retry, SentMessage, StoreError};
 use crate::window::{Sender, WindowDenial, check_window};
 
 /// How the outbox is worked. The defaults suit production; see each field. Values below the
@@ -228,10 +228,19 @@ pub(super) struct Outcome {
     /// The result for the last agent message among the effects.
     pub(super) agent_send: Option<Result<Delivery, Undelivered>>,
     pub(super) report: DeliveryReport,
-    /// When set (a delivery pass's batch), effects delivered or skipped are not marked done
-    /// one by one but gathered here (key, whether delivered) and marked in one write at the
-    /// end of the batch ([`crate::store::ConversationStore::complete_all`]).
-    pub(super) deferred: Option<Vec<(String, bool)>>,
+    /// When set (a delivery pass's batch), sends delivered or skipped are not marked done
+    /// one by one but gathered here and marked at the end of the batch, in one write for
+    /// those with no id ([`crate::store::ConversationStore::complete_all`]) and one for those
+    /// with one ([`crate::store::ConversationStore::complete_sent`]).
+    pub(super) deferred: Option<Vec<Done>>,
+}
+
+/// A send delivered or skipped, to mark done at the end of a batch ([`Outcome::deferred`]).
+pub(super) struct Done {
+    key: String,
+    delivered: bool,
+    /// The platform's id, recorded on the send's line in the same step.
+    sent: Option<SentMessage>,
 }
 
 /// Effects whose claim this instance lost while delivering a batch (see [`Engine::holding`]).
@@ -570,13 +579,20 @@ impl Engine {
             }
         }
         if let Some(done) = outcome.deferred.take() {
-            let keys: Vec<String> = done.iter().map(|(k, _)| k.clone()).collect();
-            if let Err(e) = self.store.complete_all(&keys).await {
+            let (with_id, without): (Vec<Done>, Vec<Done>) =
+                done.into_iter().partition(|d| d.sent.is_some());
+            let keys: Vec<String> = without.iter().map(|d| d.key.clone()).collect();
+            let sent: Vec<SentMessage> = with_id.iter().filter_map(|d| d.sent.clone()).collect();
+            for (written, done) in [
+                (self.store.complete_all(&keys).await, without),
+                (self.store.complete_sent(&sent).await, with_id),
+            ] {
+                let Err(e) = written else { continue };
                 // They stay claimed, and are taken back as interrupted when the claim lapses
-                // (each send then waits for its echo).
-                tracing::error!(effects = keys.len(), error = %e, "could not record delivered effects");
-                for (_, delivered) in done {
-                    if delivered {
+                // (each send then waits for its echo, which records its id).
+                tracing::error!(effects = done.len(), error = %e, "could not record delivered effects");
+                for d in done {
+                    if d.delivered {
                         outcome.report.delivered -= 1;
                     } else {
                         outcome.report.skipped -= 1;
@@ -673,30 +689,6 @@ impl Engine {
                 Settled::Skipped => outcome.report.skipped += 1,
                 Settled::Kept => {}
             }
-            if let (
-                Settled::Delivered(Some(mid)),
-                Effect::Send {
-                    agent: Some(agent),
-                    message,
-                },
-            ) = (&settled, &p.effect)
-            {
-                // The agent's line gets the platform's id: a reaction or a reply to it shows
-                // on it.
-                let sent = SentLine::new(
-                    Author::Agent(agent.clone()),
-                    message.line_body(),
-                    p.created_at,
-                    mid.as_str().to_owned(),
-                    // This pass's time: the send was just accepted, maybe long after the
-                    // agent wrote it; receipts are compared with it.
-                    now,
-                );
-                if let Err(e) = self.store.set_sent_mid(conversation.id(), &sent).await {
-                    tracing::warn!(key = p.key, error = %e, "could not record a sent message's id yet; tried again at the next tick");
-                    self.sent_mids.push(conversation.id().clone(), sent);
-                }
-            }
             if is_agent_send {
                 outcome.agent_send = match settled {
                     // A send always settles with the platform's id; none is an empty one.
@@ -731,7 +723,7 @@ impl Engine {
         now: SystemTime,
         queue: &mut VecDeque<(ConversationId, Input)>,
         recorded: &mut Vec<TranscriptLine>,
-        deferred: Option<&mut Vec<(String, bool)>>,
+        deferred: Option<&mut Vec<Done>>,
     ) -> Settled {
         let settled = match &p.effect {
             Effect::Send { agent, message } => {
@@ -837,18 +829,35 @@ impl Engine {
         settled: Settled,
         now: SystemTime,
         recorded: &mut Vec<TranscriptLine>,
-        deferred: Option<&mut Vec<(String, bool)>>,
+        deferred: Option<&mut Vec<Done>>,
     ) -> Settled {
         let written = match &settled {
             // Sends are deferred to the batch's one write (their echo protects them if it is
-            // lost); effects with no echo are recorded at once.
+            // lost); effects with no echo are recorded at once. A sent message's id goes on its
+            // line in the step that completes it (a customer's reaction or reply to it shows on
+            // it), with this pass's time: the send was just accepted, maybe long after it was
+            // written, and receipts are compared with it.
             Settled::Delivered(_) | Settled::Skipped => {
-                match deferred.filter(|_| matches!(p.effect, Effect::Send { .. })) {
-                    Some(done) => {
-                        done.push((p.key.clone(), matches!(settled, Settled::Delivered(_))));
+                let sent = match (&settled, &p.effect) {
+                    (Settled::Delivered(Some(mid)), Effect::Send { .. }) => {
+                        Some(SentMessage::new(p.key.clone(), mid.as_str(), now))
+                    }
+                    _ => None,
+                };
+                match (
+                    deferred.filter(|_| matches!(p.effect, Effect::Send { .. })),
+                    sent,
+                ) {
+                    (Some(done), sent) => {
+                        done.push(Done {
+                            key: p.key.clone(),
+                            delivered: matches!(settled, Settled::Delivered(_)),
+                            sent,
+                        });
                         Ok(())
                     }
-                    None => self.store.complete(&p.key).await,
+                    (None, Some(sent)) => self.store.complete_sent(&[sent]).await,
+                    (None, None) => self.store.complete(&p.key).await,
                 }
             }
             Settled::Retrying {
@@ -1017,17 +1026,6 @@ impl Engine {
                 Ok(Settled::Delivered(Some(sent.message_id)))
             }
             Err(e) => Ok(self.after_failure(conversation, p, e, now)),
-        }
-    }
-
-    /// Records the ids of sent messages that a store failure kept from their lines
-    /// ([`SentMids`]); [`Engine::tick`] calls it.
-    pub(super) async fn record_sent_mids(&self) {
-        for (id, sent) in self.sent_mids.take() {
-            if let Err(e) = self.store.set_sent_mid(&id, &sent).await {
-                tracing::warn!(conversation = %id, error = %e, "could not record a sent message's id yet");
-                self.sent_mids.push(id, sent);
-            }
         }
     }
 
@@ -1250,34 +1248,5 @@ impl Engine {
                 }
             }
         })
-    }
-}
-
-/// Ids of sent agent messages not yet recorded on their lines because the store failed: tried
-/// again at each tick, at most [`SENT_MIDS_MAX`] kept (the oldest dropped first).
-#[derive(Debug, Default)]
-pub(super) struct SentMids(Mutex<VecDeque<(ConversationId, SentLine)>>);
-
-/// How many unrecorded message ids are kept for another try.
-const SENT_MIDS_MAX: usize = 4096;
-
-impl SentMids {
-    fn push(&self, id: ConversationId, sent: SentLine) {
-        let mut q = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if q.len() >= SENT_MIDS_MAX {
-            q.pop_front();
-        }
-        q.push_back((id, sent));
-    }
-
-    fn take(&self) -> Vec<(ConversationId, SentLine)> {
-        let mut q = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        q.drain(..).collect()
     }
 }

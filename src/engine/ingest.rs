@@ -26,7 +26,7 @@ use tracing::Instrument as _;
 use super::{ApplyReport, Engine, EngineError};
 use crate::attachment::AttachmentInfo;
 use crate::conversation::{Inbound, Input};
-use crate::store::{NewInboxEvent, StoreError};
+use crate::store::{NewInboxEvent, SentMessage, StoreError};
 use crate::webhook::{Batch, Event, EventKind, ReactionAction};
 
 /// What [`Engine::receive`] recorded. When it returns `Ok`, every event of the body that the
@@ -304,7 +304,13 @@ impl Engine {
                         .strip_prefix(super::ECHO_KEY_PREFIX)
                         .map(str::to_owned)
                 }) {
-                    echoes.push(key);
+                    // The echo carries the platform's id and time: recorded on the message's
+                    // line too, in the same step (a send confirmed only by its echo, after a
+                    // crash or a lost claim, gets its id all the same).
+                    let at = crate::time::from_millis(
+                        i64::try_from(event.timestamp).unwrap_or(i64::MAX),
+                    );
+                    echoes.push(SentMessage::new(key, echo.message.mid.as_str(), at));
                     continue;
                 }
             }
@@ -341,10 +347,8 @@ impl Engine {
                 receipt.duplicates += 1;
             }
         }
-        for key in echoes {
-            self.store.complete(&key).await?;
-            receipt.echoes += 1;
-        }
+        self.store.complete_sent(&echoes).await?;
+        receipt.echoes += echoes.len();
         tracing::debug!(
             received = receipt.received,
             duplicates = receipt.duplicates,

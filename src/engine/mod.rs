@@ -113,7 +113,6 @@ pub struct Engine {
     instance: String,
     delivery: DeliveryConfig,
     health: delivery::Health,
-    sent_mids: delivery::SentMids,
 }
 
 impl std::fmt::Debug for Engine {

@@ -40,7 +40,6 @@ impl Engine {
                 0
             }
         };
-        self.record_sent_mids().await;
         if let Err(e) = self.deliver_due(now).await {
             tracing::warn!(error = %e, "delivery failed");
             first_error.get_or_insert(e);

@@ -44,6 +44,9 @@ struct StoreInner {
     /// Events given up on, with the error.
     inbox_dead: Vec<(InboxEvent, String)>,
     next_inbox: u64,
+    /// The line each agent message was committed as, by its effect's key: the conversation
+    /// and the line's place in its transcript ([`Commit::sent_lines`]).
+    sent_lines: HashMap<String, (ConversationId, usize)>,
 }
 
 struct OutboxRow {
@@ -243,7 +246,14 @@ impl ConversationStore for InMemoryStore {
         entry.conversation = c.clone();
         entry.version = version;
         entry.deadline = commit.deadline;
+        let first = entry.transcript.len();
         entry.transcript.extend_from_slice(&commit.transcript);
+        for (line, effect) in commit.sent_lines() {
+            inner.sent_lines.insert(
+                format!("{id}:{version}:{effect}"),
+                (id.clone(), first + line),
+            );
+        }
         if let Some(seq) = commit.applies {
             inner.mark_applied(seq);
         }
@@ -345,26 +355,26 @@ impl ConversationStore for InMemoryStore {
             .collect())
     }
 
-    async fn set_sent_mid(
-        &self,
-        id: &ConversationId,
-        sent: &super::SentLine,
-    ) -> Result<bool, StoreError> {
+    async fn complete_sent(&self, sent: &[super::SentMessage]) -> Result<(), StoreError> {
         let mut inner = lock(&self.inner);
-        let entry = inner
-            .conversations
-            .get_mut(id)
-            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
-        Ok(
-            match entry.transcript.iter_mut().find(|l| sent.matches(l)) {
-                Some(line) => {
-                    line.mid = Some(sent.mid.clone());
-                    line.sent_at = Some(sent.sent_at);
-                    true
-                }
-                None => false,
-            },
-        )
+        for message in sent {
+            if let Some(seq) = inner.outbox_keys.remove(&message.key) {
+                inner.outbox.remove(&seq);
+            }
+            let Some((id, at)) = inner.sent_lines.get(&message.key).cloned() else {
+                continue;
+            };
+            if let Some(line) = inner
+                .conversations
+                .get_mut(&id)
+                .and_then(|e| e.transcript.get_mut(at))
+                .filter(|l| l.mid.is_none())
+            {
+                line.mid = Some(message.mid.clone());
+                line.sent_at = Some(message.at);
+            }
+        }
+        Ok(())
     }
 
     async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {

@@ -292,12 +292,19 @@ pub trait ConversationStore: Send + Sync {
         mid: &str,
     ) -> Result<Vec<TranscriptLine>, StoreError>;
 
-    /// Records the platform's id of an agent's message once it is sent: the first line of
-    /// the conversation by `author` with `body`, no id yet, and written in the same
-    /// millisecond as `at`, gets `mid` (so that a customer's reaction or reply to it shows on
-    /// it) and `sent_at` ([`TranscriptLine::sent_at`], which receipts are compared with).
-    /// Returns whether a line was updated.
-    async fn set_sent_mid(&self, id: &ConversationId, sent: &SentLine) -> Result<bool, StoreError>;
+    /// Marks sent messages delivered and records on each one's transcript line its platform id
+    /// and when the platform took it, all in one step (a transaction, in a database).
+    ///
+    /// For each [`SentMessage`]: its effect, if pending, is delivered (as
+    /// [`ConversationStore::complete`] does; one already failed stays failed); and the line
+    /// committed with that effect ([`Commit::sent_lines`]) gets [`TranscriptLine::mid`] and
+    /// [`TranscriptLine::sent_at`], unless it has an id already (the first record wins: the
+    /// delivery that got the id and the echo that carries it record the same message). The
+    /// line is found by the effect's key, without reading the transcript, and gets its id
+    /// even when the effect was completed before (an echo that comes after the delivery, or
+    /// the other way round). A key with no line (an automated message, a reaction, an unknown
+    /// key) only completes its effect.
+    async fn complete_sent(&self, sent: &[SentMessage]) -> Result<(), StoreError>;
 
     /// The conversations an agent holds (Active or Wrap-up), or was offered, or left Waiting.
     async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError>;
@@ -462,46 +469,64 @@ pub(crate) fn forgotten(line: &TranscriptLine, mid: &str) -> Option<TranscriptLi
     })
 }
 
-/// An agent's line that was sent, and its platform id ([`ConversationStore::set_sent_mid`]).
+/// A sent message: its effect's key, the platform's id for it, and when the platform took it
+/// ([`ConversationStore::complete_sent`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct SentLine {
-    /// Who wrote it.
-    pub author: Author,
-    /// What it holds.
-    pub body: LineBody,
-    /// When it was committed.
-    pub at: SystemTime,
-    /// The platform's id for it.
+pub struct SentMessage {
+    /// The effect's key ([`PendingEffect::key`]; an echo carries it in its metadata).
+    pub key: String,
+    /// The platform's id for the message.
     pub mid: String,
-    /// When the platform took it (the delivery that returned `mid`): the line's
-    /// [`TranscriptLine::sent_at`].
-    pub sent_at: SystemTime,
+    /// When the platform took it: the time of the delivery that got `mid`, or the echo's
+    /// timestamp. Its line's [`TranscriptLine::sent_at`], which receipts are compared with.
+    pub at: SystemTime,
 }
 
-impl SentLine {
-    /// The line `author` wrote at `at` with `body`, sent as `mid` at `sent_at`.
-    pub fn new(
-        author: Author,
-        body: LineBody,
-        at: SystemTime,
-        mid: String,
-        sent_at: SystemTime,
-    ) -> Self {
+impl SentMessage {
+    /// The message of effect `key`, sent as `mid` at `at`.
+    pub fn new(key: impl Into<String>, mid: impl Into<String>, at: SystemTime) -> Self {
         Self {
-            author,
-            body,
+            key: key.into(),
+            mid: mid.into(),
             at,
-            mid,
-            sent_at,
         }
     }
+}
 
-    /// Whether `line` is this one, still without its id.
-    pub(crate) fn matches(&self, line: &TranscriptLine) -> bool {
-        line.mid.is_none()
-            && line.author == self.author
-            && line.body == self.body
-            && crate::time::millis(line.at) == crate::time::millis(self.at)
+impl Commit {
+    /// Which of the commit's transcript lines each agent message among its effects is written
+    /// as: `(line index, effect index)` pairs, in effect order. An agent's message
+    /// ([`Effect::Send`] with an agent) is the first line not yet paired that is written by
+    /// that agent, has no id, and reads as the message ([`Outgoing::line_body`]); a message
+    /// with no such line (a reaction, written once it is sent) is left out.
+    ///
+    /// A store keeps each pair (the line with its effect's key) for
+    /// [`ConversationStore::complete_sent`].
+    ///
+    /// [`Outgoing::line_body`]: crate::conversation::Outgoing::line_body
+    #[must_use]
+    pub fn sent_lines(&self) -> Vec<(usize, usize)> {
+        let mut paired = vec![false; self.transcript.len()];
+        let mut pairs = Vec::new();
+        for (e, effect) in self.effects.iter().enumerate() {
+            let Effect::Send {
+                agent: Some(agent),
+                message,
+            } = effect
+            else {
+                continue;
+            };
+            let author = Author::Agent(agent.clone());
+            let body = message.line_body();
+            let found = self.transcript.iter().enumerate().position(|(l, line)| {
+                !paired[l] && line.mid.is_none() && line.author == author && line.body == body
+            });
+            if let Some(l) = found {
+                paired[l] = true;
+                pairs.push((l, e));
+            }
+        }
+        pairs
     }
 }

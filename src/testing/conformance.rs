@@ -30,7 +30,8 @@
 //! | `one_open_conversation_per_customer` | at most one open conversation per page and customer: creating a second fails with `Conflict`; once the first is closed, a new one opens |
 //! | `concurrent_creates_make_one` | of concurrent creates for one page and customer, exactly one succeeds |
 //! | `transcript_is_append_only_and_ordered` | the transcript is append-only and read in order; a failed commit appends nothing; `append` to an unknown conversation fails with `NotFound` |
-//! | `removed_messages_are_forgotten_and_sent_lines_get_their_id` | `forget_message` turns a message's lines and its edits into the removal, once; `set_sent_mid` gives the one matching agent line its id, once |
+//! | `removed_messages_are_forgotten` | `forget_message` turns a message's lines and its edits into the removal, once |
+//! | `sent_messages_get_their_id` | `complete_sent` delivers each effect and gives the line committed with it (`Commit::sent_lines`) its id and send time, the first record only, even after `complete`; a key with no line only completes its effect |
 //! | `listing_by_agent_and_due` | `list_for_agent` lists what an agent holds or was offered, never closed conversations; `due` lists what has a deadline passed; `list_open` lists the open ones |
 //! | `outbox_keeps_effects_until_completed` | a commit's effects are pending under the keys `conversation:version:index`, in order, claimed by their committer for its lease, until `complete` |
 //! | `outbox_claims_retries_and_failures` | a claim is exclusive until released or lapsed, renewed only by its holder; only the holder reschedules or fails an effect; a retry waits until due and counts attempts when told to; `fail_effect` appends its lines in the same step |
@@ -56,8 +57,7 @@ use crate::conversation::{
 };
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 use crate::store::{
-    Commit, ConversationStore, Lease, MediaStore, NewInboxEvent, PendingEffect, Retry, SentLine,
-    StoreError,
+    Commit, ConversationStore, Lease, MediaStore, NewInboxEvent, PendingEffect, Retry, StoreError,
 };
 
 /// Runs every check against one backend: its conversation store and its media store (the
@@ -86,7 +86,8 @@ where
         one_open_conversation_per_customer(s),
         concurrent_creates_make_one(store.clone()),
         transcript_is_append_only_and_ordered(s),
-        removed_messages_are_forgotten_and_sent_lines_get_their_id(s),
+        removed_messages_are_forgotten(s),
+        sent_messages_get_their_id(s),
         listing_by_agent_and_due(s),
         outbox_keeps_effects_until_completed(s),
         outbox_claims_retries_and_failures(s),
@@ -101,7 +102,7 @@ where
 }
 
 /// Each check's name and the contract it holds the store to, as in the module docs' table.
-const CHECKS: [(&str, &str); 15] = [
+const CHECKS: [(&str, &str); 16] = [
     (
         "stale_save_is_a_conflict",
         "`commit` with a stale `expected_version` fails with `Conflict` and overwrites nothing; updating a conversation never created fails with `NotFound`",
@@ -119,8 +120,12 @@ const CHECKS: [(&str, &str); 15] = [
         "the transcript is append-only and read in order; a failed commit appends nothing; `append` to an unknown conversation fails with `NotFound`",
     ),
     (
-        "removed_messages_are_forgotten_and_sent_lines_get_their_id",
-        "`forget_message` turns a message's lines and its edits into the removal, once; `set_sent_mid` gives the one matching agent line its id, once",
+        "removed_messages_are_forgotten",
+        "`forget_message` turns a message's lines and its edits into the removal, once",
+    ),
+    (
+        "sent_messages_get_their_id",
+        "`complete_sent` delivers each effect and gives the line committed with it (`Commit::sent_lines`) its id and send time, the first record only, even after `complete`; a key with no line only completes its effect",
     ),
     (
         "listing_by_agent_and_due",
@@ -463,11 +468,7 @@ async fn transcript_is_append_only_and_ordered<S: ConversationStore + ?Sized>(st
     ));
 }
 
-async fn removed_messages_are_forgotten_and_sent_lines_get_their_id<
-    S: ConversationStore + ?Sized,
->(
-    store: &S,
-) {
+async fn removed_messages_are_forgotten<S: ConversationStore + ?Sized>(store: &S) {
     let run = unique("f");
     let c = new_conversation(&run, &run, "u");
     let agent = Author::Agent(AgentId::from("alice"));
@@ -511,24 +512,6 @@ async fn removed_messages_are_forgotten_and_sent_lines_get_their_id<
             .unwrap()
             .is_empty()
     );
-    // The sent line gets its id; only once, and only that line.
-    let sent_as = SentLine::new(
-        agent.clone(),
-        sent.body.clone(),
-        at(1),
-        "m_out".into(),
-        at(3),
-    );
-    assert!(store.set_sent_mid(c.id(), &sent_as).await.unwrap());
-    assert!(!store.set_sent_mid(c.id(), &sent_as).await.unwrap());
-    let other = SentLine::new(
-        agent,
-        LineBody::Text("other".into()),
-        at(1),
-        "m_x".into(),
-        at(3),
-    );
-    assert!(!store.set_sent_mid(c.id(), &other).await.unwrap());
     let lines = store.transcript(c.id()).await.unwrap();
     let bodies: Vec<_> = lines
         .iter()
@@ -539,12 +522,114 @@ async fn removed_messages_are_forgotten_and_sent_lines_get_their_id<
         [
             (Some("gone"), removed.clone()),
             (Some("stays"), LineBody::Text("stays".into())),
-            (Some("m_out"), LineBody::Text("ok".into())),
+            (None, sent.body.clone()),
             (None, removed),
         ]
     );
-    // With its send time, which receipts are compared with (not the time it was written).
-    assert_eq!(lines[2].sent_at, Some(at(3)));
+}
+
+async fn sent_messages_get_their_id<S: ConversationStore + ?Sized>(store: &S) {
+    use crate::conversation::Outgoing;
+    use crate::store::SentMessage;
+
+    let run = unique("sent");
+    let c = new_conversation(&run, &run, "u");
+    let alice = AgentId::from("alice");
+    let said = |text: &str| TranscriptLine {
+        at: at(1),
+        author: Author::Agent(alice.clone()),
+        body: LineBody::Text(text.into()),
+        mid: None,
+        reply_to: None,
+        sent_at: None,
+    };
+    let send = |text: &str| Effect::Send {
+        agent: Some(alice.clone()),
+        message: Outgoing::Text(text.into()),
+    };
+    let commit = create(
+        &c,
+        vec![line("customer"), said("ok"), said("ok"), said("other")],
+        vec![
+            send("ok"),
+            Effect::Send {
+                agent: None,
+                message: Outgoing::PrivacyNotice("recorded".into()),
+            },
+            send("ok"),
+            send("other"),
+        ],
+    );
+    assert_eq!(commit.sent_lines(), [(1, 0), (2, 2), (3, 3)]);
+    let (_, pending) = store.commit(&commit).await.unwrap();
+    let key = |i: usize| pending[i].key.clone();
+    let mids = || async {
+        store
+            .transcript(c.id())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.mid, l.sent_at))
+            .collect::<Vec<_>>()
+    };
+    let some = |m: &str, s: u64| (Some(m.to_owned()), Some(at(s)));
+    // The second "ok": its own line, not the first of that text; its effect is delivered.
+    store
+        .complete_sent(&[SentMessage::new(key(2), "m_2", at(3))])
+        .await
+        .unwrap();
+    // The first wins: the same message recorded again (its echo) changes nothing.
+    store
+        .complete_sent(&[
+            SentMessage::new(key(0), "m_0", at(4)),
+            SentMessage::new(key(0), "m_again", at(9)),
+        ])
+        .await
+        .unwrap();
+    store
+        .complete_sent(&[SentMessage::new(key(0), "m_later", at(10))])
+        .await
+        .unwrap();
+    // No line (an automated message) or an unknown key: only the effect.
+    store
+        .complete_sent(&[
+            SentMessage::new(key(1), "m_1", at(5)),
+            SentMessage::new(format!("{}:99:0", c.id()), "m_x", at(5)),
+        ])
+        .await
+        .unwrap();
+    // An effect completed before still gets its line's id (an echo after the delivery).
+    store.complete(&key(3)).await.unwrap();
+    store
+        .complete_sent(&[SentMessage::new(key(3), "m_3", at(6))])
+        .await
+        .unwrap();
+    assert_eq!(
+        mids().await,
+        [
+            (Some("customer".to_owned()), None),
+            some("m_0", 4),
+            some("m_2", 3),
+            some("m_3", 6),
+        ]
+    );
+    let left: Vec<String> = store
+        .pending(1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.conversation == *c.id())
+        .map(|p| p.key)
+        .collect();
+    assert!(left.is_empty(), "every effect delivered: {left:?}");
+    // Nothing else: an empty call, and lines appended later, have no id.
+    store.complete_sent(&[]).await.unwrap();
+    store.append(c.id(), vec![said("ok")]).await.unwrap();
+    store
+        .complete_sent(&[SentMessage::new(key(0), "m_0", at(4))])
+        .await
+        .unwrap();
+    assert_eq!(mids().await[4], (None, None));
 }
 
 async fn listing_by_agent_and_due<S: ConversationStore + ?Sized>(store: &S) {

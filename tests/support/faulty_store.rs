@@ -132,12 +132,11 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
     ) -> Result<Vec<TranscriptLine>, StoreError> {
         self.around(self.inner.forget_message(id, mid)).await
     }
-    async fn set_sent_mid(
+    async fn complete_sent(
         &self,
-        id: &ConversationId,
-        sent: &messenger_channel::store::SentLine,
-    ) -> Result<bool, StoreError> {
-        self.around(self.inner.set_sent_mid(id, sent)).await
+        sent: &[messenger_channel::store::SentMessage],
+    ) -> Result<(), StoreError> {
+        self.around(self.inner.complete_sent(sent)).await
     }
     async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {
         self.around(self.inner.list_for_agent(agent)).await

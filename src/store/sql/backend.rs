@@ -16,8 +16,8 @@ use crate::conversation::{FileLine, LineBody, MediaState, TranscriptLine};
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 use crate::store::sql::queries as q;
 use crate::store::sql::{
-    EFFECT_COLUMNS, EffectRow, INBOX_CHUNK, MIGRATIONS, columns, from_json, from_sqlx,
-    pending_effect, to_json,
+    EFFECT_COLUMNS, EffectRow, INBOX_CHUNK, LineRow, MIGRATIONS, columns, from_json, from_sqlx,
+    line_of, pending_effect, to_json,
 };
 use crate::store::{
     Commit, ConversationStore, InboxEvent, Lease, MediaStore, NewInboxEvent, OutboxStats,
@@ -141,17 +141,21 @@ impl Store {
         Ok(())
     }
 
-    /// Appends transcript lines inside a transaction; their ids keep their order.
+    /// Appends transcript lines inside a transaction; their ids keep their order. `keys`
+    /// gives some lines the key of the effect that sends them (by index).
     async fn insert_lines(
         tx: &mut sqlx::Transaction<'_, Db>,
         id: &ConversationId,
         lines: &[TranscriptLine],
+        keys: &[(usize, String)],
     ) -> Result<(), StoreError> {
-        for line in lines {
+        for (i, line) in lines.iter().enumerate() {
+            let key = keys.iter().find(|(l, _)| *l == i).map(|(_, k)| k.as_str());
             sqlx::query(q::INSERT_LINE)
                 .bind(id.as_str())
                 .bind(to_json(line)?)
                 .bind(millis(line.at))
+                .bind(key)
                 .execute(&mut **tx)
                 .await
                 .map_err(from_sqlx)?;
@@ -185,14 +189,15 @@ impl Store {
         first_only: bool,
         change: impl Fn(&TranscriptLine) -> Option<TranscriptLine>,
     ) -> Result<Vec<TranscriptLine>, StoreError> {
-        let rows: Vec<(i64, String)> = sqlx::query_as(q::TRANSCRIPT_WITH_IDS)
-            .bind(id.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(from_sqlx)?;
+        let rows: Vec<(i64, String, Option<String>, Option<i64>)> =
+            sqlx::query_as(q::TRANSCRIPT_WITH_IDS)
+                .bind(id.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(from_sqlx)?;
         let mut targets = Vec::new();
-        for (row, body) in rows {
-            let line: TranscriptLine = from_json(&body)?;
+        for (row, body, sent_mid, sent_ms) in rows {
+            let line = line_of((body.clone(), sent_mid, sent_ms))?;
             if let Some(new) = change(&line) {
                 targets.push((row, body, new));
                 if first_only {
@@ -358,7 +363,12 @@ impl ConversationStore for Store {
                 expected + 1
             }
         };
-        Self::insert_lines(&mut tx, c.id(), &commit.transcript).await?;
+        let keys: Vec<(usize, String)> = commit
+            .sent_lines()
+            .into_iter()
+            .map(|(line, effect)| (line, format!("{}:{version}:{effect}", c.id())))
+            .collect();
+        Self::insert_lines(&mut tx, c.id(), &commit.transcript, &keys).await?;
         let (owner, until) = match &commit.claim {
             Some(lease) => (Some(lease.owner.as_str()), Some(millis(lease.until))),
             None => (None, None),
@@ -406,7 +416,7 @@ impl ConversationStore for Store {
         if exists.is_none() {
             return Err(StoreError::NotFound(id.clone()));
         }
-        Self::insert_lines(&mut tx, id, &lines).await?;
+        Self::insert_lines(&mut tx, id, &lines, &[]).await?;
         tx.commit().await.map_err(from_sqlx)
     }
 
@@ -414,12 +424,12 @@ impl ConversationStore for Store {
         if self.load(id).await?.is_none() {
             return Err(StoreError::NotFound(id.clone()));
         }
-        let rows: Vec<(String,)> = sqlx::query_as(q::TRANSCRIPT)
+        let rows: Vec<LineRow> = sqlx::query_as(q::TRANSCRIPT)
             .bind(id.as_str())
             .fetch_all(&self.pool)
             .await
             .map_err(from_sqlx)?;
-        rows.iter().map(|(b,)| from_json(b)).collect()
+        rows.into_iter().map(line_of).collect()
     }
 
     async fn update_file(
@@ -447,21 +457,26 @@ impl ConversationStore for Store {
             .await
     }
 
-    async fn set_sent_mid(
-        &self,
-        id: &ConversationId,
-        sent: &crate::store::SentLine,
-    ) -> Result<bool, StoreError> {
-        let rewritten = self
-            .rewrite_lines(id, true, |line| {
-                sent.matches(line).then(|| TranscriptLine {
-                    mid: Some(sent.mid.clone()),
-                    sent_at: Some(sent.sent_at),
-                    ..line.clone()
-                })
-            })
-            .await?;
-        Ok(!rewritten.is_empty())
+    async fn complete_sent(&self, sent: &[crate::store::SentMessage]) -> Result<(), StoreError> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        for message in sent {
+            sqlx::query(q::SENT_LINE)
+                .bind(&message.key)
+                .bind(&message.mid)
+                .bind(millis(message.at))
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+            sqlx::query(q::COMPLETE_EFFECT)
+                .bind(&message.key)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+        }
+        tx.commit().await.map_err(from_sqlx)
     }
 
     async fn list_for_agent(&self, agent: &AgentId) -> Result<Vec<Stored>, StoreError> {
@@ -665,7 +680,7 @@ impl ConversationStore for Store {
         let Some((conversation,)) = row else {
             return Ok(false);
         };
-        Self::insert_lines(&mut tx, &ConversationId::new(conversation), lines).await?;
+        Self::insert_lines(&mut tx, &ConversationId::new(conversation), lines, &[]).await?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok(true)
     }

@@ -34,11 +34,11 @@
 //! [`MediaStore`]: super::MediaStore
 
 use super::{PendingEffect, StoreError};
-use crate::conversation::{Conversation, State};
+use crate::conversation::{Conversation, State, TranscriptLine};
 use crate::ids::ConversationId;
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 use crate::time::from_millis;
 
@@ -79,7 +79,7 @@ fn columns(c: &Conversation) -> (&'static str, Option<&str>, i64) {
 
 /// Schema migrations, in order. Statements are separated by `;`. `{id}` and `{blob}` are
 /// replaced by each backend's types.
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     // 1: conversations, transcripts, outbox, dedup.
     "CREATE TABLE conversations (
         id TEXT PRIMARY KEY,
@@ -170,7 +170,28 @@ const MIGRATIONS: [&str; 7] = [
     // also makes older binaries refuse the database, since they cannot read the inbox,
     // outbox and transcript kinds this one writes.
     "CREATE INDEX conversations_latest ON conversations (page, customer, created_ms, id)",
+    // 8: an agent's line carries the key of the effect that sends it, and gets the platform's
+    // id and send time in columns of its own (`complete_sent`, in the step that completes the
+    // effect, found by that key without reading the transcript); read over the line's body.
+    "ALTER TABLE transcript ADD COLUMN effect_key TEXT;
+    ALTER TABLE transcript ADD COLUMN sent_mid TEXT;
+    ALTER TABLE transcript ADD COLUMN sent_ms BIGINT;
+    CREATE INDEX transcript_effect ON transcript (effect_key) WHERE effect_key IS NOT NULL",
 ];
+
+/// A transcript row as read: its body, and the id and send time recorded since.
+type LineRow = (String, Option<String>, Option<i64>);
+
+/// A transcript line from its row: the body, with the id and send time recorded by
+/// `complete_sent` (lines written before schema 8 carry them in the body).
+fn line_of((body, sent_mid, sent_ms): LineRow) -> Result<TranscriptLine, StoreError> {
+    let mut line: TranscriptLine = from_json(&body)?;
+    if let Some(mid) = sent_mid {
+        line.mid = Some(mid);
+        line.sent_at = sent_ms.map(from_millis);
+    }
+    Ok(line)
+}
 
 /// An outbox row as read: key, conversation, effect, created, attempts, interrupted,
 /// unconfirmed, last error.

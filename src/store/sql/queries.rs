@@ -13,7 +13,11 @@ pub(super) const RECORD_SCHEMA_VERSION: &str = "INSERT INTO schema_version (vers
 
 /// Appends a transcript line.
 pub(super) const INSERT_LINE: &str =
-    "INSERT INTO transcript (conversation, body, at_ms) VALUES ($1, $2, $3)";
+    "INSERT INTO transcript (conversation, body, at_ms, effect_key) VALUES ($1, $2, $3, $4)";
+
+/// Records a sent message's id and send time on the line of its effect, unless it has one.
+pub(super) const SENT_LINE: &str =
+    "UPDATE transcript SET sent_mid = $2, sent_ms = $3 WHERE effect_key = $1 AND sent_mid IS NULL";
 
 /// A customer's open conversation on a page.
 pub(super) const FIND_OPEN: &str =
@@ -49,11 +53,11 @@ pub(super) const INSERT_EFFECT: &str = "INSERT INTO outbox (key, conversation, b
 
 /// A transcript, in the order of its lines' times.
 pub(super) const TRANSCRIPT: &str =
-    "SELECT body FROM transcript WHERE conversation = $1 ORDER BY at_ms, id";
+    "SELECT body, sent_mid, sent_ms FROM transcript WHERE conversation = $1 ORDER BY at_ms, id";
 
 /// A transcript with its row ids, in the order written.
 pub(super) const TRANSCRIPT_WITH_IDS: &str =
-    "SELECT id, body FROM transcript WHERE conversation = $1 ORDER BY id";
+    "SELECT id, body, sent_mid, sent_ms FROM transcript WHERE conversation = $1 ORDER BY id";
 
 /// Replaces a transcript line, only if it is still as read.
 pub(super) const REPLACE_LINE: &str = "UPDATE transcript SET body = $1 WHERE id = $2 AND body = $3";
