@@ -20,7 +20,7 @@ use messenger_channel::engine::{Delivery, EngineError};
 use messenger_channel::ids::{AgentId, AppId, PageId, UserId};
 use messenger_channel::secret::AppSecret;
 use messenger_channel::send::SendError;
-use messenger_channel::store::{ConversationStore, InMemoryStore, Stored};
+use messenger_channel::store::{ConversationStore, InMemoryStore, MediaStore as _, Stored};
 use messenger_channel::testing::FakeSend;
 use messenger_channel::webhook::{Webhook, WebhookBody};
 use serde_json::{Value, json};
@@ -877,6 +877,7 @@ async fn after_the_close_events_reach_the_last_conversation_on_sqlite() {
 /// mid and time go on the agent's line, in the same step, so that the customer's reaction to
 /// the message shows on it. Nothing waits in memory: a new engine on the same store, which
 /// never saw the send, records it all.
+#[allow(clippy::too_many_lines)]
 async fn confirmed_by_its_echo(store: Arc<dyn ConversationStore>, reopen: Option<ReopenStore>) {
     let (engine, graph) = engine_and_send(store.clone(), ConversationConfig::default());
     post(
@@ -1010,4 +1011,231 @@ async fn a_send_confirmed_by_its_echo_gets_its_id_after_a_restart_on_sqlite() {
     let store = open_db(path.clone()).await;
     let again = path.clone();
     confirmed_by_its_echo(store, Some(Box::new(move || Box::pin(open_db(again))))).await;
+}
+
+const PNG: &[u8] = include_bytes!("../examples/sample/logo.png");
+
+fn png() -> messenger_channel::send::Media {
+    messenger_channel::send::Media {
+        bytes: bytes::Bytes::from_static(PNG),
+        content_type: Some("image/png".into()),
+        file_name: None,
+    }
+}
+
+fn image(at_s: u64, mid: &str, url: &str) -> Value {
+    from_customer(
+        at(at_s),
+        "message",
+        json!({"mid": mid, "attachments": [{"type": "image", "payload": {"url": url}}]}),
+    )
+}
+
+fn forgetful() -> ConversationConfig {
+    ConversationConfig {
+        keep_unsent: false,
+        ..ConversationConfig::default()
+    }
+}
+
+/// An engine that downloads customers' files into `media`, over `send`.
+fn downloading(
+    store: Arc<dyn ConversationStore>,
+    media: Arc<dyn messenger_channel::store::MediaStore>,
+    send: Arc<dyn messenger_channel::send::SendApi>,
+    config: ConversationConfig,
+) -> Engine {
+    let router = Arc::new(InMemoryRouter::new());
+    router.set_presence(&AgentId::from("alice"), Presence::Available);
+    Engine::builder(Webhook::new(&AppSecret::new(SECRET).unwrap()), send)
+        .store(store)
+        .router(router)
+        .media(media)
+        .download_inbound(true)
+        .config(config)
+        .build()
+}
+
+fn media_keys(lines: &[TranscriptLine]) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| match &l.body {
+            LineBody::File(f) => f.media_key.clone(),
+            _ => None,
+        })
+        .collect()
+}
+
+/// With `keep_unsent` off, removing a message with a file deletes the bytes kept for it,
+/// unless another line holds the same bytes; in a closed conversation too.
+#[tokio::test]
+async fn an_unsent_file_is_deleted_from_the_media_store() {
+    let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+    let media = Arc::new(messenger_channel::store::InMemoryMediaStore::new());
+    let graph = Arc::new(FakeSend::new());
+    for url in ["https://cdn.example/a.png", "https://cdn.example/b.png"] {
+        graph.serve(url, png());
+    }
+    let engine = downloading(store.clone(), media.clone(), graph.clone(), forgetful());
+    // The same bytes twice, in two messages: one removal keeps the other's file.
+    post(
+        &engine,
+        &[
+            image(0, "m_1", "https://cdn.example/a.png"),
+            image(1, "m_2", "https://cdn.example/b.png"),
+        ],
+        at(1),
+    )
+    .await;
+    let (stored, lines) = open(&*store).await;
+    let keys = media_keys(&lines);
+    assert_eq!(keys.len(), 2, "{lines:?}");
+    assert_eq!(keys[0], keys[1], "the same bytes, one key");
+    let key = keys[0].clone();
+    post(
+        &engine,
+        &[from_customer(
+            at(2),
+            "message",
+            json!({"mid": "m_1", "is_deleted": true}),
+        )],
+        at(2),
+    )
+    .await;
+    engine.deliver_due(at(3)).await.unwrap();
+    assert!(
+        media.get(&key).await.unwrap().is_some(),
+        "m_2 still holds it"
+    );
+    // Closed, and then the other removed too: gone.
+    let id = stored.conversation.id().clone();
+    let alice = AgentId::from("alice");
+    engine.accept(&id, &alice, at(4)).await.unwrap();
+    engine.end(&id, &alice, at(5)).await.unwrap();
+    engine.close_session(&id, &alice, at(6)).await.unwrap();
+    assert!(
+        store
+            .load(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation
+            .is_closed()
+    );
+    post(
+        &engine,
+        &[from_customer(
+            at(20),
+            "message",
+            json!({"mid": "m_2", "is_deleted": true}),
+        )],
+        at(20),
+    )
+    .await;
+    engine.deliver_due(at(21)).await.unwrap();
+    assert!(media.get(&key).await.unwrap().is_none(), "no line holds it");
+    let lines = store.transcript(&id).await.unwrap();
+    assert!(media_keys(&lines).is_empty(), "{lines:?}");
+    assert!(
+        store
+            .find_open(&PageId::from(PAGE), &UserId::from(CUSTOMER))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Downloads wait until the test lets them go.
+struct GatedSend {
+    inner: Arc<FakeSend>,
+    gate: tokio::sync::Semaphore,
+    started: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl messenger_channel::send::SendApi for GatedSend {
+    async fn send(
+        &self,
+        page: &PageId<'_>,
+        request: &messenger_channel::send::SendRequest,
+    ) -> Result<messenger_channel::send::SendResponse, SendError> {
+        self.inner.send(page, request).await
+    }
+
+    async fn download(
+        &self,
+        url: &str,
+        max_bytes: u64,
+    ) -> Result<messenger_channel::send::Media, SendError> {
+        self.started.notify_one();
+        self.gate.acquire().await.unwrap().forget();
+        self.inner.download(url, max_bytes).await
+    }
+
+    async fn react(
+        &self,
+        page: &PageId<'_>,
+        user: &UserId<'_>,
+        message_id: &messenger_channel::ids::MessageId<'_>,
+        reaction: Option<&str>,
+    ) -> Result<(), SendError> {
+        self.inner.react(page, user, message_id, reaction).await
+    }
+}
+
+/// A download that ends after the message was removed (and forgotten, by another instance)
+/// keeps nothing: its result is dropped, and the bytes it stored are deleted.
+#[tokio::test]
+async fn a_download_ending_after_the_removal_keeps_nothing() {
+    let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+    let media = Arc::new(messenger_channel::store::InMemoryMediaStore::new());
+    let fake = Arc::new(FakeSend::new());
+    fake.serve("https://cdn.example/a.png", png());
+    let gated = Arc::new(GatedSend {
+        inner: fake.clone(),
+        gate: tokio::sync::Semaphore::new(0),
+        started: tokio::sync::Notify::new(),
+    });
+    let first = Arc::new(downloading(
+        store.clone(),
+        media.clone(),
+        gated.clone(),
+        forgetful(),
+    ));
+    let (h, b) = signed(&[image(0, "m_1", "https://cdn.example/a.png")]);
+    let fetching = tokio::spawn({
+        let first = first.clone();
+        async move { first.handle_webhook(&h, &b, at(0)).await.unwrap() }
+    });
+    gated.started.notified().await;
+    // Meanwhile another instance applies the removal.
+    let second = downloading(store.clone(), media.clone(), fake.clone(), forgetful());
+    let (h, b) = signed(&[from_customer(
+        at(1),
+        "message",
+        json!({"mid": "m_1", "is_deleted": true}),
+    )]);
+    second.handle_webhook(&h, &b, at(1)).await.unwrap();
+    second.deliver_due(at(2)).await.unwrap();
+    gated.gate.add_permits(1);
+    fetching.await.unwrap();
+    let key = messenger_channel::store::InMemoryMediaStore::new()
+        .put(bytes::Bytes::from_static(PNG), None)
+        .await
+        .unwrap();
+    assert!(media.get(&key).await.unwrap().is_none(), "nothing kept");
+    let (_, lines) = open(&*store).await;
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.author == Author::Customer)
+            .map(|l| l.body.clone())
+            .collect::<Vec<_>>(),
+        [
+            LineBody::Unsent { of: "m_1".into() },
+            LineBody::Unsent { of: "m_1".into() }
+        ],
+        "{lines:?}"
+    );
+    assert_eq!(store.outbox_stats().await.unwrap().pending, 0);
 }

@@ -184,7 +184,16 @@ pub struct ConversationConfig {
     pub privacy_notice: Option<String>,
     /// Whether the text of a message the customer removes (unsends) is kept in the record.
     /// Kept (the default), agents see it marked "removed by the customer"; not kept, its
-    /// lines are replaced by the notice that it was removed.
+    /// lines (and its edits') are replaced by the notice that it was removed, in whichever
+    /// conversation holds them (the open one, or the customer's most recent one when none is
+    /// open), and the files kept for it are deleted from the media store
+    /// ([`crate::store::MediaStore::delete`]), also when their download ends after the
+    /// removal.
+    ///
+    /// What is not forgotten at once: the webhook events themselves, which the inbox keeps
+    /// (their bodies included) until they are purged, the dedup window after their receipt
+    /// ([`crate::engine::DEFAULT_DEDUP_TTL`], 48 hours); and a message in an earlier
+    /// conversation than the customer's most recent one.
     pub keep_unsent: bool,
 }
 
@@ -651,6 +660,45 @@ pub struct TranscriptLine {
     /// ([`Conversation::message_status`]); `None`: not known to be sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<SystemTime>,
+}
+
+impl TranscriptLine {
+    /// What this line becomes when the customer's message `mid` is forgotten (they removed
+    /// it, and [`ConversationConfig::keep_unsent`] is off): the removal
+    /// ([`LineBody::Unsent`]), with its time, author and ids, when it is one of that
+    /// message's lines (by the customer, with that `mid`) or one of its edits; `None` for any
+    /// other line, for a reaction, and for a line already forgotten. This is the rule of
+    /// [`crate::store::ConversationStore::forget_message`], for stores to apply.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use messenger_channel::conversation::{Author, LineBody, TranscriptLine};
+    ///
+    /// let line = TranscriptLine {
+    ///     at: SystemTime::UNIX_EPOCH,
+    ///     author: Author::Customer,
+    ///     body: LineBody::Text("my card is 4111".into()),
+    ///     mid: Some("m_1".into()),
+    ///     reply_to: None,
+    ///     sent_at: None,
+    /// };
+    /// let forgotten = line.forgotten_by("m_1").unwrap();
+    /// assert_eq!(forgotten.body, LineBody::Unsent { of: "m_1".into() });
+    /// assert_eq!(forgotten.forgotten_by("m_1"), None, "once");
+    /// assert_eq!(line.forgotten_by("m_2"), None);
+    /// ```
+    #[must_use]
+    pub fn forgotten_by(&self, mid: &str) -> Option<TranscriptLine> {
+        let of_it = match &self.body {
+            LineBody::Unsent { .. } | LineBody::Reaction(_) => false,
+            LineBody::Edit { of, .. } => of == mid,
+            _ => self.author == Author::Customer && self.mid.as_deref() == Some(mid),
+        };
+        of_it.then(|| TranscriptLine {
+            body: LineBody::Unsent { of: mid.to_owned() },
+            ..self.clone()
+        })
+    }
 }
 
 /// A customer's message (or postback), as the state machine takes it.

@@ -804,18 +804,16 @@ impl Engine {
                 self.router.session_released(agent).await;
                 Settled::Delivered(None)
             }
-            Effect::ForgetMessage { mid } => {
-                match self.store.forget_message(conversation.id(), mid).await {
-                    Ok(lines) => {
-                        recorded.extend(lines);
-                        Settled::Delivered(None)
-                    }
-                    Err(e) => Settled::retry(
-                        format!("the removed message could not be forgotten yet: {e}"),
-                        crate::time::saturating_add(now, fetch_backoff(p.attempts)),
-                    ),
+            Effect::ForgetMessage { mid } => match self.forget_message(conversation, mid).await {
+                Ok(lines) => {
+                    recorded.extend(lines);
+                    Settled::Delivered(None)
                 }
-            }
+                Err(e) => Settled::retry(
+                    format!("the removed message could not be forgotten yet: {e}"),
+                    crate::time::saturating_add(now, fetch_backoff(p.attempts)),
+                ),
+            },
         };
         self.record(conversation, p, settled, now, recorded, deferred)
             .await

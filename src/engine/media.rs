@@ -114,6 +114,41 @@ impl Engine {
         }
     }
 
+    /// Forgets what the customer wrote in a removed message
+    /// ([`crate::conversation::ConversationConfig::keep_unsent`] off): the files kept for its
+    /// lines are deleted from the media store (unless another line of the conversation refers
+    /// to the same bytes), then its lines and edits become the removal. Each step can be
+    /// repeated, so a failure part-way is tried again whole. Returns the lines as updated.
+    ///
+    /// # Errors
+    /// Store failures: tried again later.
+    pub(super) async fn forget_message(
+        &self,
+        conversation: &Conversation,
+        mid: &str,
+    ) -> Result<Vec<TranscriptLine>, StoreError> {
+        let id = conversation.id();
+        if let Some(media) = &self.media {
+            let lines = self.store.transcript(id).await?;
+            let mut kept: Vec<&str> = lines
+                .iter()
+                .filter(|l| l.forgotten_by(mid).is_some())
+                .filter_map(|l| match &l.body {
+                    LineBody::File(f) => f.media_key.as_deref(),
+                    _ => None,
+                })
+                .collect();
+            kept.sort_unstable();
+            kept.dedup();
+            for key in kept {
+                if !referenced(&lines, key, Some(mid)) {
+                    media.delete(key).await?;
+                }
+            }
+        }
+        self.store.forget_message(id, mid).await
+    }
+
     /// Records a fetched file's outcome: its line updated, and a notice when given.
     async fn settle(
         &self,
@@ -124,6 +159,17 @@ impl Engine {
         now: SystemTime,
     ) -> Result<Option<Vec<TranscriptLine>>, StoreError> {
         let mut lines = self.store.update_file(id, url, file).await?;
+        if lines.is_empty() {
+            // Its line is gone: the customer removed the message while the file was being
+            // fetched, and removals are forgotten. The bytes just kept go too, unless another
+            // line refers to them.
+            if let (Some(key), Some(media)) = (&file.media_key, &self.media) {
+                if !referenced(&self.store.transcript(id).await?, key, None) {
+                    media.delete(key).await?;
+                }
+            }
+            return Ok(Some(lines));
+        }
         if let Some(text) = notice {
             let line = TranscriptLine {
                 at: now,
@@ -138,6 +184,15 @@ impl Engine {
         }
         Ok(Some(lines))
     }
+}
+
+/// Whether a line refers to the file `key` (other than the lines of the message `removed`,
+/// which are being forgotten).
+fn referenced(lines: &[TranscriptLine], key: &str, removed: Option<&str>) -> bool {
+    lines.iter().any(|l| {
+        matches!(&l.body, LineBody::File(f) if f.media_key.as_deref() == Some(key))
+            && removed.is_none_or(|mid| l.forgotten_by(mid).is_none())
+    })
 }
 
 /// Whether a download failed for good: the CDN answered 4xx (not found, forbidden, the link's

@@ -77,4 +77,20 @@ impl MediaStore for FsMediaStore {
             Err(e) => Err(io(e)),
         }
     }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let Some(path) = self.path(key) else {
+            return Ok(false);
+        };
+        match tokio::fs::remove_file(path.with_extension("type")).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io(e)),
+        }
+    }
 }

@@ -348,7 +348,7 @@ impl ConversationStore for InMemoryStore {
             .transcript
             .iter_mut()
             .filter_map(|l| {
-                let forgotten = super::forgotten(l, mid)?;
+                let forgotten = l.forgotten_by(mid)?;
                 *l = forgotten.clone();
                 Some(forgotten)
             })
@@ -720,5 +720,9 @@ impl MediaStore for InMemoryMediaStore {
 
     async fn get(&self, key: &str) -> Result<Option<(Bytes, Option<String>)>, StoreError> {
         Ok(lock(&self.files).get(key).cloned())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.files).remove(key).is_some())
     }
 }

@@ -29,7 +29,7 @@ pub use sql::SCHEMA_VERSION;
 #[cfg(feature = "sqlite")]
 pub use sql::SqliteStore;
 
-use crate::conversation::{Author, Conversation, Effect, FileLine, LineBody, TranscriptLine};
+use crate::conversation::{Author, Conversation, Effect, FileLine, TranscriptLine};
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
 
 /// How long an instance holds the effects it committed or claimed before
@@ -283,9 +283,12 @@ pub trait ConversationStore: Send + Sync {
         file: &FileLine,
     ) -> Result<Vec<TranscriptLine>, StoreError>;
 
-    /// Forgets what the customer wrote in the message `mid`, which they removed: each of its
-    /// lines, and each of its edits, becomes [`LineBody::Unsent`] (the time, author and ids
-    /// stay). Returns the lines as updated; none when there were none (or already forgotten).
+    /// Forgets what the customer wrote in the message `mid`, which they removed: each line
+    /// that [`TranscriptLine::forgotten_by`] changes becomes what it returns
+    /// ([`crate::conversation::LineBody::Unsent`]; the time, author and ids stay): the
+    /// conversation's lines of the customer's message and of its edits, never an agent's,
+    /// the Page's or another app's. Returns the lines as updated; none when there were none (or already forgotten:
+    /// forgetting twice is once).
     async fn forget_message(
         &self,
         id: &ConversationId,
@@ -437,7 +440,8 @@ pub trait ConversationStore: Send + Sync {
 /// Inbound files' bytes, under stable keys.
 ///
 /// Contract: `put` returns a key that `get` resolves to the same bytes and type, for as long as
-/// the host keeps the store; storing the same bytes twice may return the same key.
+/// the host keeps the store or until `delete`; storing the same bytes twice may return the
+/// same key.
 #[async_trait::async_trait]
 pub trait MediaStore: Send + Sync {
     /// Stores a file; returns its key.
@@ -445,6 +449,18 @@ pub trait MediaStore: Send + Sync {
 
     /// A stored file and its type.
     async fn get(&self, key: &str) -> Result<Option<(Bytes, Option<String>)>, StoreError>;
+
+    /// Deletes a file's bytes: the engine calls it when the customer removes a message whose
+    /// file it kept and removals are forgotten
+    /// ([`crate::conversation::ConversationConfig::keep_unsent`] off), once no line of the
+    /// conversation refers to the key any more. Returns whether there was a file. Keys are
+    /// the bytes' digest, so the same bytes kept for another conversation share the key and
+    /// go too. The default keeps the bytes and returns `false` (a store that cannot delete);
+    /// the built-in stores delete.
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let _ = key;
+        Ok(false)
+    }
 }
 
 #[cfg(test)]
@@ -452,21 +468,6 @@ mod tests {
     use super::*;
 
     static_assertions::assert_obj_safe!(ConversationStore, MediaStore);
-}
-
-/// What a line becomes when the customer's message `mid` is forgotten
-/// ([`ConversationStore::forget_message`]): `None` when it is not one of its lines, or is
-/// already forgotten.
-pub(crate) fn forgotten(line: &TranscriptLine, mid: &str) -> Option<TranscriptLine> {
-    let of_it = match &line.body {
-        LineBody::Unsent { .. } | LineBody::Reaction(_) => false,
-        LineBody::Edit { of, .. } => of == mid,
-        _ => line.author == Author::Customer && line.mid.as_deref() == Some(mid),
-    };
-    of_it.then(|| TranscriptLine {
-        body: LineBody::Unsent { of: mid.to_owned() },
-        ..line.clone()
-    })
 }
 
 /// A sent message: its effect's key, the platform's id for it, and when the platform took it

@@ -41,7 +41,7 @@
 //! | `concurrent_receives_record_once` | of concurrent `receive` calls with one key, exactly one records it |
 //! | `inbox_threads_oldest_first` | `inbox_threads` lists the threads with events pending and received by the time given, oldest first |
 //! | `inbox_failures_back_off_and_can_be_set_aside` | an event is named by its thread and key; `inbox_failed` counts attempts and leaves its thread out until the retry time; `inbox_dead` sets it aside, still a duplicate and never purged; `purge_inbox` forgets applied events only |
-//! | `media_round_trip` | `MediaStore::put` returns a key that `get` resolves to the same bytes and type, the same key for the same bytes; an unknown key is `None` |
+//! | `media_round_trip` | `MediaStore::put` returns a key that `get` resolves to the same bytes and type, the same key for the same bytes; an unknown key is `None`; after `delete` says `true` the key resolves to nothing |
 
 use std::any::Any;
 use std::future::Future;
@@ -165,7 +165,7 @@ const CHECKS: [(&str, &str); 16] = [
     ),
     (
         "media_round_trip",
-        "`MediaStore::put` returns a key that `get` resolves to the same bytes and type, the same key for the same bytes; an unknown key is `None`",
+        "`MediaStore::put` returns a key that `get` resolves to the same bytes and type, the same key for the same bytes; an unknown key is `None`; after `delete` says `true` the key resolves to nothing",
     ),
 ];
 
@@ -1250,8 +1250,22 @@ async fn media_round_trip(media: &dyn MediaStore) {
         "content-addressed"
     );
     let (got, content_type) = media.get(&key).await.unwrap().unwrap();
-    assert_eq!((got, content_type.as_deref()), (bytes, Some("text/plain")));
+    assert_eq!(
+        (got, content_type.as_deref()),
+        (bytes.clone(), Some("text/plain"))
+    );
     assert!(media.get(&"0".repeat(64)).await.unwrap().is_none());
+    // A store that deletes (the default keeps the bytes and says `false`) deletes once.
+    if media.delete(&key).await.unwrap() {
+        assert!(media.get(&key).await.unwrap().is_none(), "deleted");
+        assert!(!media.delete(&key).await.unwrap(), "deleted once");
+        assert_eq!(
+            media.put(bytes.clone(), None).await.unwrap(),
+            key,
+            "kept again"
+        );
+    }
+    assert!(!media.delete(&"0".repeat(64)).await.unwrap());
 }
 
 #[cfg(test)]

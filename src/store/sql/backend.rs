@@ -453,7 +453,7 @@ impl ConversationStore for Store {
         id: &ConversationId,
         mid: &str,
     ) -> Result<Vec<TranscriptLine>, StoreError> {
-        self.rewrite_lines(id, false, |line| crate::store::forgotten(line, mid))
+        self.rewrite_lines(id, false, |line| line.forgotten_by(mid))
             .await
     }
 
@@ -891,5 +891,14 @@ impl MediaStore for Store {
             .await
             .map_err(from_sqlx)?;
         Ok(row.map(|(b, t)| (Bytes::from(b), t)))
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(q::DELETE_MEDIA)
+            .bind(key)
+            .execute(&self.writer)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(done.rows_affected() > 0)
     }
 }

@@ -133,6 +133,9 @@ pub(super) const PURGE_INBOX: &str = "DELETE FROM inbox WHERE applied = 1 AND re
 pub(super) const PUT_MEDIA: &str =
     "INSERT INTO media (key, content_type, bytes) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING";
 
+/// Deletes media by key.
+pub(super) const DELETE_MEDIA: &str = "DELETE FROM media WHERE key = $1";
+
 /// Media by key.
 pub(super) const GET_MEDIA: &str = "SELECT bytes, content_type FROM media WHERE key = $1";
 
