@@ -1239,3 +1239,117 @@ async fn a_download_ending_after_the_removal_keeps_nothing() {
     );
     assert_eq!(store.outbox_stats().await.unwrap().pending, 0);
 }
+
+/// Another app's templates read as what they say (text, cards, buttons), and what the Page
+/// sends that cannot be shown is the channel's notice worded for the Page, never "the
+/// customer sent an unsupported message type". The Page's file is Messenger's link: neither
+/// refused by the customers' attachment policy (an `.exe` here) nor downloaded.
+#[tokio::test]
+#[allow(clippy::too_many_lines)]
+async fn the_pages_templates_and_files_are_readable() {
+    let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+    let media = Arc::new(messenger_channel::store::InMemoryMediaStore::new());
+    let graph = Arc::new(FakeSend::new());
+    let engine = downloading(
+        store.clone(),
+        media.clone(),
+        graph.clone(),
+        ConversationConfig::default(),
+    );
+    post(
+        &engine,
+        &[from_customer(
+            at(0),
+            "message",
+            json!({"mid": "m_1", "text": "hi"}),
+        )],
+        at(0),
+    )
+    .await;
+    let fixture: Value = serde_json::from_str(
+        &include_str!("fixtures/webhook/echo_templates.json")
+            .replace("\"1234567890\"", &format!("\"{PAGE}\"")),
+    )
+    .unwrap();
+    let items = fixture["entry"][0]["messaging"].as_array().unwrap().clone();
+    post(&engine, &items, at(1)).await;
+    let (_, lines) = open(&*store).await;
+    let app = Author::App(AppId(555_000_111_222_333));
+    let added: Vec<_> = lines
+        .iter()
+        .filter(|l| l.author != Author::Customer)
+        .map(|l| (l.author.clone(), l.body.clone(), l.mid.clone()))
+        .collect();
+    let link = |title: &str, url: Option<&str>| LineBody::Link {
+        kind: "template".into(),
+        title: Some(title.into()),
+        url: url.map(Into::into),
+    };
+    assert_eq!(
+        added[0],
+        (
+            app.clone(),
+            link(
+                "Classic T-Shirt — See all our colors [Buy] [Start chatting]\nClassic Hoodie",
+                Some("https://shop.example/shirt"),
+            ),
+            Some("m_generic".into()),
+        )
+    );
+    assert_eq!(
+        added[1],
+        (
+            app.clone(),
+            link(
+                "[View website]",
+                Some("https://www.facebook.com/photo.php?fbid=1")
+            ),
+            Some("m_media".into()),
+        )
+    );
+    assert_eq!(
+        added[2],
+        (
+            app.clone(),
+            link(
+                "Classic White T-Shirt — 100% Soft and Luxurious Cotton",
+                None
+            ),
+            Some("m_receipt".into()),
+        )
+    );
+    let LineBody::File(file) = &added[3].1 else {
+        panic!("{:?}", added[3])
+    };
+    assert_eq!(added[3].0, Author::PageInbox);
+    assert_eq!(file.rejected, None, "not the customers' policy");
+    assert_eq!(
+        file.media,
+        messenger_channel::conversation::MediaState::NotKept
+    );
+    assert_eq!(
+        file.url.as_deref(),
+        Some("https://cdn.fbsbx.com/v/t59/invoice.exe?oe=666C0000")
+    );
+    assert_eq!(
+        added[4].0,
+        Author::System,
+        "the channel's notice, not the app's"
+    );
+    assert!(
+        matches!(&added[4].1, LineBody::Notice(n) if n.starts_with("The Page sent") && n.contains("(template)")),
+        "{:?}",
+        added[4]
+    );
+    assert_eq!(added.len(), 5, "{added:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| !matches!(&l.body, LineBody::Notice(n) if n.contains("customer sent"))),
+        "{lines:?}"
+    );
+    assert!(
+        graph.downloads().is_empty(),
+        "the Page's file is not downloaded"
+    );
+}

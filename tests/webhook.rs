@@ -258,6 +258,56 @@ fn echo_with_app_id_and_metadata() {
     );
 }
 
+/// Echoes of other apps' templates (generic, media, receipt, one with nothing readable) and a
+/// file the Page sent: every item is an echo, with its payload kept whole.
+#[test]
+fn echoes_of_templates_and_page_files() {
+    let all = events(fixture!("echo_templates"));
+    let kinds: Vec<_> = all
+        .iter()
+        .map(|e| {
+            let EventKind::Echo(echo) = &e.kind else {
+                panic!("{e:?}")
+            };
+            let a = &echo.message.attachments[0];
+            let template = a
+                .payload
+                .unwrap()
+                .to_value()
+                .unwrap()
+                .get("template_type")
+                .and_then(|t| t.as_str().map(str::to_owned));
+            (echo.message.mid.as_str().to_owned(), a.kind, template)
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (
+                "m_generic".into(),
+                AttachmentKind::Template,
+                Some("generic".into())
+            ),
+            (
+                "m_media".into(),
+                AttachmentKind::Template,
+                Some("media".into())
+            ),
+            (
+                "m_receipt".into(),
+                AttachmentKind::Template,
+                Some("receipt".into())
+            ),
+            ("m_page_file".into(), AttachmentKind::File, None),
+            (
+                "m_empty".into(),
+                AttachmentKind::Template,
+                Some("customer_feedback".into())
+            ),
+        ]
+    );
+}
+
 #[test]
 fn message_edit() {
     let e = one(fixture!("message_edit"));

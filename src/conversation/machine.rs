@@ -804,7 +804,8 @@ fn push_customer_lines(out: &mut Transition, inbound: Inbound, now: SystemTime) 
 }
 
 /// A message's lines: the first carries its id and the message it answers; accepted files
-/// are fetched.
+/// are fetched. A notice among the lines of the Page's message (sent from outside the
+/// channel) is the channel's, not the Page's: it is authored [`Author::System`].
 fn push_lines(
     out: &mut Transition,
     author: &Author,
@@ -825,9 +826,13 @@ fn push_lines(
                 sent_at: at,
             });
         }
+        let author = match (author, &body) {
+            (Author::PageInbox | Author::App(_), LineBody::Notice(_)) => Author::System,
+            _ => author.clone(),
+        };
         out.lines.push(TranscriptLine {
             at,
-            author: author.clone(),
+            author,
             body,
             mid: mid.take(),
             reply_to: reply_to.take(),

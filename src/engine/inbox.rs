@@ -330,7 +330,11 @@ impl Engine {
                 files,
                 reply_to,
             } => customer_message(
-                Inbound::new(Some(mid), self.message_lines(text, &files)).reply_to(reply_to),
+                Inbound::new(
+                    Some(mid),
+                    self.message_lines(text, &files, Sender::Customer),
+                )
+                .reply_to(reply_to),
                 sent_ms,
                 standby,
             ),
@@ -344,7 +348,7 @@ impl Engine {
                 ThreadEvent::Outside {
                     author: Author::outside(app_id.map(AppId)),
                     mid: Some(mid),
-                    lines: self.message_lines(text, &files),
+                    lines: self.message_lines(text, &files, Sender::Page),
                     reply_to,
                 },
                 sent_ms,
@@ -488,9 +492,18 @@ impl Engine {
     }
 
     /// The lines of a message: its text, then each attachment as an agent can read it (a
-    /// sticker, a link, a location, a file). A file the policy refuses, and an attachment
-    /// with nothing readable, come with the Omnichannel notice.
-    fn message_lines(&self, text: Option<String>, files: &[QueuedFile]) -> Vec<LineBody> {
+    /// sticker, a link, a location, a template's words, a file). The customer's: a file the
+    /// policy refuses, and an attachment with nothing readable, come with the Omnichannel
+    /// notice. The Page's (sent from outside the channel: the Page inbox, another app): its
+    /// files are shown as Messenger's links, neither checked against the attachment policy
+    /// (which is for what customers send) nor downloaded, and what cannot be read gets a
+    /// notice worded for the Page, recorded as the channel's.
+    fn message_lines(
+        &self,
+        text: Option<String>,
+        files: &[QueuedFile],
+        sender: Sender,
+    ) -> Vec<LineBody> {
         let mut lines = Vec::with_capacity(1 + files.len());
         if let Some(text) = text {
             lines.push(LineBody::Text(text));
@@ -501,10 +514,17 @@ impl Engine {
                 continue;
             }
             if !is_file(&file.kind) && file.url.is_none() {
-                lines.push(LineBody::Notice(format!(
-                    "{UNSUPPORTED_INBOUND_NOTICE} ({}).",
-                    file.kind
-                )));
+                lines.push(LineBody::Notice(match sender {
+                    Sender::Customer => format!("{UNSUPPORTED_INBOUND_NOTICE} ({}).", file.kind),
+                    Sender::Page => format!(
+                        "The Page sent a message this channel cannot show ({}).",
+                        file.kind
+                    ),
+                }));
+                continue;
+            }
+            if sender == Sender::Page {
+                lines.push(LineBody::File(self.page_file(file)));
                 continue;
             }
             let line = self.inbound_file(file);
@@ -520,6 +540,26 @@ impl Engine {
             }
         }
         lines
+    }
+
+    /// A file the Page sent from outside the channel: shown as Messenger's link (which
+    /// expires like any attachment URL), under a safe name; not checked, not downloaded.
+    fn page_file(&self, file: &QueuedFile) -> FileLine {
+        let mut info = AttachmentInfo::new().platform_kind(&file.kind);
+        if let Some(name) = &file.name {
+            info = info.name(name);
+        }
+        // Only its safe name is used: the policy is for the customer's files.
+        let verdict = self.attachment_policy.check(Direction::Inbound, &info);
+        FileLine {
+            name: verdict.safe_name().to_owned(),
+            kind: file.kind.clone(),
+            url: file.url.clone(),
+            media_key: None,
+            size: None,
+            rejected: None,
+            media: MediaState::NotKept,
+        }
     }
 
     /// Checks an inbound attachment against the policy. An accepted file is marked to be
@@ -551,6 +591,13 @@ impl Engine {
     }
 }
 
+/// Who sent a message: the customer, or the Page from outside the channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sender {
+    Customer,
+    Page,
+}
+
 /// An input for something in the thread at the event's time.
 fn thread_event(event: ThreadEvent, sent_ms: u64) -> Input {
     Input::Thread {
@@ -569,9 +616,16 @@ fn is_file(kind: &str) -> bool {
 }
 
 /// What an agent reads of an attachment that is not a file: a sticker, a location, a shared
-/// link, post, reel, template or fallback. `None` for files, and for shares with nothing to
+/// link, post, reel, template (its words, [`super::ingest::template_text`]) or fallback. `None` for files, and for shares with nothing to
 /// read.
 fn readable(file: &QueuedFile) -> Option<LineBody> {
+    if let Some(words) = &file.template {
+        return Some(LineBody::Link {
+            kind: file.kind.clone(),
+            title: Some(words.clone()),
+            url: file.url.clone(),
+        });
+    }
     if file.sticker {
         return Some(LineBody::Sticker {
             url: file.url.clone(),

@@ -27,7 +27,7 @@ use super::{ApplyReport, Engine, EngineError};
 use crate::attachment::AttachmentInfo;
 use crate::conversation::{Inbound, Input};
 use crate::store::{NewInboxEvent, SentMessage, StoreError};
-use crate::webhook::{Batch, Event, EventKind, ReactionAction};
+use crate::webhook::{AttachmentKind, Batch, Event, EventKind, ReactionAction};
 
 /// What [`Engine::receive`] recorded. When it returns `Ok`, every event of the body that the
 /// channel acts on is durably in the inbox: answer 200.
@@ -132,6 +132,81 @@ pub(super) struct QueuedFile {
     /// Whether it is a sticker (a `sticker`, or an `image` with a sticker id).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(super) sticker: bool,
+    /// A template's words, as an agent reads them ([`template_text`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) template: Option<String>,
+}
+
+/// What a template says (a bot's or the Page's message with buttons or cards), one part a
+/// line: its `text`, each element's title and subtitle (`title — subtitle`), and the buttons'
+/// titles (`[Title]`, on the line of what they belong to); with its first link (a `web_url`
+/// button's, an element's default action's or its media `url`). `None` when it says nothing.
+///
+/// Shapes, from Meta's Send API reference and peers' fixtures: `button` (`text`, `buttons`),
+/// `generic` and `list` (`elements[]` with `title`, `subtitle`, `default_action`, `buttons`),
+/// `media` (`elements[]` with `media_type`, `url`, `buttons`), `receipt` (`recipient_name`,
+/// `elements[]` with `title`, `subtitle`) and others with the same parts. Fields of another
+/// shape are skipped.
+pub(super) fn template_text(payload: &serde_json::Value) -> (Option<String>, Option<String>) {
+    use serde_json::Value;
+    let text = |v: &Value, key: &str| {
+        v.get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let mut link: Option<String> = None;
+    let buttons = |owner: &Value, link: &mut Option<String>| -> Option<String> {
+        let titles: Vec<String> = owner
+            .get("buttons")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|b| {
+                if link.is_none() {
+                    *link = text(b, "url");
+                }
+                text(b, "title").map(|t| format!("[{t}]"))
+            })
+            .collect();
+        (!titles.is_empty()).then(|| titles.join(" "))
+    };
+    let mut lines = Vec::new();
+    if let Some(t) = text(payload, "text") {
+        lines.push(t);
+    }
+    if let Some(b) = buttons(payload, &mut link) {
+        lines.push(b);
+    }
+    for element in payload
+        .get("elements")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if link.is_none() {
+            link = element
+                .get("default_action")
+                .and_then(|a| text(a, "url"))
+                .or_else(|| text(element, "url"));
+        }
+        let words: Vec<String> = [text(element, "title"), text(element, "subtitle")]
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut card = words.join(" — ");
+        if let Some(b) = buttons(element, &mut link) {
+            if !card.is_empty() {
+                card.push(' ');
+            }
+            card.push_str(&b);
+        }
+        if !card.is_empty() {
+            lines.push(card);
+        }
+    }
+    ((!lines.is_empty()).then(|| lines.join("\n")), link)
 }
 
 /// The files of a message, as the inbox keeps them.
@@ -140,14 +215,22 @@ fn queued_files(attachments: &[crate::webhook::Attachment<'_>]) -> Vec<QueuedFil
         .iter()
         .map(|a| {
             let info = AttachmentInfo::from(a);
+            let (template, link) = match (a.kind, &a.payload) {
+                (AttachmentKind::Template, Some(payload)) => payload
+                    .to_value()
+                    .map(|v| template_text(&v))
+                    .unwrap_or_default(),
+                _ => (None, None),
+            };
             QueuedFile {
                 kind: info.platform_kind.unwrap_or("file").to_owned(),
                 name: info.name.map(str::to_owned),
-                url: a.url.map(|u| u.decode().into_owned()),
+                url: a.url.map(|u| u.decode().into_owned()).or(link),
                 title: a.title.map(|t| t.decode().into_owned()),
                 sticker_id: a.sticker_id,
                 coordinates: a.coordinates.map(|c| (c.lat, c.long)),
                 sticker: a.is_sticker(),
+                template,
             }
         })
         .collect()
