@@ -1077,11 +1077,17 @@ async fn an_unsent_file_is_deleted_from_the_media_store() {
         graph.serve(url, png());
     }
     let engine = downloading(store.clone(), media.clone(), graph.clone(), forgetful());
-    // The same bytes twice, in two messages: one removal keeps the other's file.
+    // The same bytes twice, in two messages: one removal keeps the other's file. The first
+    // has words too.
     post(
         &engine,
         &[
-            image(0, "m_1", "https://cdn.example/a.png"),
+            from_customer(
+                at(0),
+                "message",
+                json!({"mid": "m_1", "text": "my card",
+                       "attachments": [{"type": "image", "payload": {"url": "https://cdn.example/a.png"}}]}),
+            ),
             image(1, "m_2", "https://cdn.example/b.png"),
         ],
         at(1),
@@ -1106,6 +1112,17 @@ async fn an_unsent_file_is_deleted_from_the_media_store() {
     assert!(
         media.get(&key).await.unwrap().is_some(),
         "m_2 still holds it"
+    );
+    let (_, lines) = open(&*store).await;
+    let of_m_1: Vec<_> = lines
+        .iter()
+        .filter(|l| l.mid.as_deref() == Some("m_1"))
+        .map(|l| l.body.clone())
+        .collect();
+    assert_eq!(
+        of_m_1,
+        vec![LineBody::Unsent { of: "m_1".into() }; 2],
+        "its words and its file: {lines:?}"
     );
     // Closed, and then the other removed too: gone.
     let id = stored.conversation.id().clone();

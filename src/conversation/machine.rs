@@ -803,8 +803,8 @@ fn push_customer_lines(out: &mut Transition, inbound: Inbound, now: SystemTime) 
     );
 }
 
-/// A message's lines: the first carries its id and the message it answers; accepted files
-/// are fetched. A notice among the lines of the Page's message (sent from outside the
+/// A message's lines: each carries its id (so that forgetting a removed message finds all of
+/// them, its files too), the first the message it answers; accepted files are fetched. A notice among the lines of the Page's message (sent from outside the
 /// channel) is the channel's, not the Page's: it is authored [`Author::System`].
 fn push_lines(
     out: &mut Transition,
@@ -814,7 +814,8 @@ fn push_lines(
     lines: Vec<LineBody>,
     at: SystemTime,
 ) {
-    for body in lines {
+    let last = lines.len().saturating_sub(1);
+    for (i, body) in lines.into_iter().enumerate() {
         if let LineBody::File(FileLine {
             url: Some(url),
             media: MediaState::Pending,
@@ -834,7 +835,7 @@ fn push_lines(
             at,
             author,
             body,
-            mid: mid.take(),
+            mid: if i == last { mid.take() } else { mid.clone() },
             reply_to: reply_to.take(),
             sent_at: None,
         });
@@ -1358,13 +1359,14 @@ mod tests {
         assert!(c.privacy_notice_sent());
         assert!(!c.is_paused());
         assert_eq!(c.previous_agent(), None);
-        // The first line carries the message id; both are at the customer's time.
+        // Both lines of the message carry its id (a removal forgets both); both are at the
+        // customer's time. The privacy notice is not the customer's message.
         assert_eq!(
             out.lines
                 .iter()
                 .map(|l| (l.mid.as_deref(), l.at))
                 .collect::<Vec<_>>(),
-            [(Some("m0"), t0()), (None, t0()), (None, secs(3))]
+            [(Some("m0"), t0()), (Some("m0"), t0()), (None, secs(3))]
         );
         assert_eq!(out.lines[1].body, LineBody::File(file));
         assert_eq!(

@@ -650,7 +650,8 @@ pub struct TranscriptLine {
     pub author: Author,
     /// What.
     pub body: LineBody,
-    /// The platform message id, for messages.
+    /// The platform message id, for messages: on every line of a message (its text and each
+    /// attachment; transcripts written before this version have it on the first only).
     pub mid: Option<String>,
     /// The message this one answers (Messenger's `reply_to`), the customer's or the page's.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -30,7 +30,7 @@
 //! | `one_open_conversation_per_customer` | at most one open conversation per page and customer: creating a second fails with `Conflict`; once the first is closed, a new one opens |
 //! | `concurrent_creates_make_one` | of concurrent creates for one page and customer, exactly one succeeds |
 //! | `transcript_is_append_only_and_ordered` | the transcript is append-only and read in order; a failed commit appends nothing; `append` to an unknown conversation fails with `NotFound` |
-//! | `removed_messages_are_forgotten` | `forget_message` turns a message's lines and its edits into the removal, once |
+//! | `removed_messages_are_forgotten` | `forget_message` turns the customer's lines of a message and its edits into the removal (`TranscriptLine::forgotten_by`), in place, once; never another author's line or a reaction |
 //! | `sent_messages_get_their_id` | `complete_sent` delivers each effect and gives the line committed with it (`Commit::sent_lines`) its id and send time, the first record only, even after `complete`; a key with no line only completes its effect |
 //! | `listing_by_agent_and_due` | `list_for_agent` lists what an agent holds or was offered, never closed conversations; `due` lists what has a deadline passed; `list_open` lists the open ones |
 //! | `outbox_keeps_effects_until_completed` | a commit's effects are pending under the keys `conversation:version:index`, in order, claimed by their committer for its lease, until `complete` |
@@ -121,7 +121,7 @@ const CHECKS: [(&str, &str); 16] = [
     ),
     (
         "removed_messages_are_forgotten",
-        "`forget_message` turns a message's lines and its edits into the removal, once",
+        "`forget_message` turns the customer's lines of a message and its edits into the removal (`TranscriptLine::forgotten_by`), in place, once; never another author's line or a reaction",
     ),
     (
         "sent_messages_get_their_id",
@@ -469,40 +469,71 @@ async fn transcript_is_append_only_and_ordered<S: ConversationStore + ?Sized>(st
 }
 
 async fn removed_messages_are_forgotten<S: ConversationStore + ?Sized>(store: &S) {
+    use crate::conversation::ReactionLine;
+
     let run = unique("f");
     let c = new_conversation(&run, &run, "u");
-    let agent = Author::Agent(AgentId::from("alice"));
-    let sent = TranscriptLine {
-        at: at(1),
-        author: agent.clone(),
-        body: LineBody::Text("ok".into()),
-        mid: None,
+    let by = |author: Author, at_s: u64, body: LineBody, mid: Option<&str>| TranscriptLine {
+        at: at(at_s),
+        author,
+        body,
+        mid: mid.map(str::to_owned),
         reply_to: None,
         sent_at: None,
     };
-    let edit = TranscriptLine {
-        at: at(2),
-        author: Author::Customer,
-        body: LineBody::Edit {
-            of: "gone".into(),
-            text: "secret!".into(),
-            edit_count: 1,
-        },
-        mid: None,
-        reply_to: None,
-        sent_at: None,
+    let gone = LineBody::Text("my card is 4111".into());
+    let file = LineBody::File(crate::conversation::FileLine {
+        name: "card.png".into(),
+        kind: "image".into(),
+        url: None,
+        media_key: Some("k".into()),
+        size: None,
+        rejected: None,
+        media: crate::conversation::MediaState::Stored,
+    });
+    let edit = LineBody::Edit {
+        of: "gone".into(),
+        text: "secret!".into(),
+        edit_count: 1,
     };
+    let reaction = LineBody::Reaction(ReactionLine::new(Some("gone".into()), None, false));
+    let lines = vec![
+        // The message's lines (a text and a file), its edit: forgotten.
+        by(Author::Customer, 0, gone, Some("gone")),
+        by(Author::Customer, 0, file, Some("gone")),
+        by(Author::Customer, 2, edit, None),
+        // Not the customer's message, or not its words: kept.
+        line("stays"),
+        by(
+            Author::Agent(AgentId::from("alice")),
+            1,
+            LineBody::Text("ok".into()),
+            None,
+        ),
+        by(
+            Author::PageInbox,
+            1,
+            LineBody::Text("from the inbox".into()),
+            Some("gone"),
+        ),
+        by(Author::Customer, 3, reaction.clone(), None),
+    ];
     store
-        .commit(&create(
-            &c,
-            vec![line("gone"), line("stays"), sent.clone(), edit],
-            vec![],
-        ))
+        .commit(&create(&c, lines.clone(), vec![]))
         .await
         .unwrap();
+    let before = store.transcript(c.id()).await.unwrap();
+    let expected: Vec<TranscriptLine> = before
+        .iter()
+        .map(|l| l.forgotten_by("gone").unwrap_or_else(|| l.clone()))
+        .collect();
     let forgotten = store.forget_message(c.id(), "gone").await.unwrap();
     let removed = LineBody::Unsent { of: "gone".into() };
-    assert_eq!(forgotten.len(), 2, "the message and its edit");
+    assert_eq!(
+        forgotten.len(),
+        3,
+        "the message's two lines and its edit: {forgotten:?}"
+    );
     assert!(forgotten.iter().all(|l| l.body == removed));
     // Twice is once.
     assert!(
@@ -512,20 +543,15 @@ async fn removed_messages_are_forgotten<S: ConversationStore + ?Sized>(store: &S
             .unwrap()
             .is_empty()
     );
-    let lines = store.transcript(c.id()).await.unwrap();
-    let bodies: Vec<_> = lines
+    // Each line as `TranscriptLine::forgotten_by` has it, in place, with its time and author.
+    assert_eq!(store.transcript(c.id()).await.unwrap(), expected);
+    let kept: Vec<_> = expected
         .iter()
-        .map(|l| (l.mid.as_deref(), l.body.clone()))
+        .filter(|l| l.body != removed)
+        .map(|l| l.author.clone())
         .collect();
-    assert_eq!(
-        bodies,
-        [
-            (Some("gone"), removed.clone()),
-            (Some("stays"), LineBody::Text("stays".into())),
-            (None, sent.body.clone()),
-            (None, removed),
-        ]
-    );
+    assert_eq!(kept.len(), 4, "{expected:?}");
+    assert!(expected.iter().any(|l| l.body == reaction));
 }
 
 async fn sent_messages_get_their_id<S: ConversationStore + ?Sized>(store: &S) {
