@@ -416,10 +416,10 @@ async fn a_standby_start_sends_no_notice_and_waits_for_the_thread() {
         .store(store.clone())
         .router(router)
         .notifier(notifier.clone())
-        .config(ConversationConfig {
-            privacy_notice: Some("This conversation may be recorded.".into()),
-            ..ConversationConfig::default()
-        })
+        .config(
+            ConversationConfig::default()
+                .privacy_notice(Some("This conversation may be recorded.".into())),
+        )
         .build();
     let (headers, body) = signed(webhook().message(CUSTOMER, "m_1", "hi bot", t0()).standby());
     engine.handle_webhook(&headers, &body, t0()).await.unwrap();

@@ -407,10 +407,7 @@ fn auto_close_timers() {
 
 #[test]
 fn waiting_goes_back_to_the_same_agent_with_affinity() {
-    let with = ConversationConfig {
-        agent_affinity: true,
-        ..config()
-    };
+    let with = config().agent_affinity(true);
     let c = conversation(&State::Waiting { agent: a() });
     let (open, out) = transition(&c, message("m9"), t0(), &with).unwrap();
     assert_eq!(open.state(), &State::Open { offer: None });
@@ -429,10 +426,7 @@ fn waiting_goes_back_to_the_same_agent_with_affinity() {
 
 #[test]
 fn start_sends_and_records_the_privacy_notice() {
-    let cfg = ConversationConfig {
-        privacy_notice: Some("may be recorded".into()),
-        ..config()
-    };
+    let cfg = config().privacy_notice(Some("may be recorded".into()));
     let (c, out) = Conversation::start(
         ConversationId::from("c"),
         PageId::from("p"),
@@ -482,14 +476,12 @@ fn a_paused_thread_refuses_agent_sends_until_returned() {
 /// must give far-future deadlines, never a `SystemTime + Duration` overflow panic.
 #[test]
 fn huge_configured_durations_saturate_instead_of_panicking() {
-    let cfg = ConversationConfig {
-        offer_timeout: Duration::MAX,
-        reoffer_interval: Duration::MAX,
-        auto_close_open_active: Duration::MAX,
-        auto_close_wrap_up: Duration::MAX,
-        waiting_inactivity: Duration::MAX,
-        ..ConversationConfig::default()
-    };
+    let cfg = ConversationConfig::default()
+        .offer_timeout(Duration::MAX)
+        .reoffer_interval(Duration::MAX)
+        .auto_close_open_active(Duration::MAX)
+        .auto_close_wrap_up(Duration::MAX)
+        .waiting_inactivity(Duration::MAX);
     let thousand_years = Duration::from_secs(1000 * 365 * 24 * 3600);
     let far = t0() + thousand_years;
     let (c, _) = Conversation::start(

@@ -34,10 +34,7 @@ fn last_offer_to(channel: &Channel) -> Option<String> {
 
 #[tokio::test]
 async fn omnichannel_scenario_end_to_end() {
-    let config = ConversationConfig {
-        privacy_notice: Some(NOTICE.into()),
-        ..ConversationConfig::default()
-    };
+    let config = ConversationConfig::default().privacy_notice(Some(NOTICE.into()));
     let ch = Channel::new(&["alice", "bob", "carol"], config);
     let page = PageId::from(PAGE);
     let customer = UserId::from(CUSTOMER);

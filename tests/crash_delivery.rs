@@ -88,10 +88,7 @@ async fn serve<S: ConversationStore + MediaStore + 'static>(store: Arc<S>, graph
             .media(store)
             .router(Arc::new(InMemoryRouter::new()))
             .notifier(Arc::new(RecordingNotifier::new()))
-            .config(ConversationConfig {
-                privacy_notice: Some(NOTICE.into()),
-                ..ConversationConfig::default()
-            })
+            .config(ConversationConfig::default().privacy_notice(Some(NOTICE.into())))
             .instance("crash-delivery-child")
             .delivery(DeliveryConfig {
                 echo_grace: ECHO_GRACE,

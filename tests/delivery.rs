@@ -89,10 +89,7 @@ async fn desk(backend: Backend, timeout: Duration, delivery: DeliveryConfig) -> 
             .store(store.clone())
             .router(router)
             .notifier(notifier.clone())
-            .config(ConversationConfig {
-                privacy_notice: None,
-                ..ConversationConfig::default()
-            })
+            .config(ConversationConfig::default().privacy_notice(None))
             .delivery(delivery)
             .build(),
     );

@@ -454,5 +454,24 @@ async fn agent_desk_in_a_real_browser() {
     d.wait_text(".line.Customer .reactions", |t| !t.is_empty())
         .await;
 
+    // Hostile content stays text: a reaction and a link title that are markup, and a
+    // `javascript:` link, neither run nor linked.
+    let hostile = "<img src=x onerror=\"window.__xss=1\">";
+    sim(json!({"kind": "reaction", "mid": first_mid, "text": hostile})).await;
+    sim(json!({"kind": "link", "text": hostile, "url": "javascript:window.__xss=1"})).await;
+    d.wait_text("#transcript", |t| t.matches("<img src=x").count() >= 2)
+        .await;
+    let state = d
+        .call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({
+                "script": "return [typeof window.__xss, document.querySelectorAll('#transcript img:not(.sticker)').length, [...document.querySelectorAll('#transcript a')].filter((a) => /^\\s*javascript:/i.test(a.getAttribute('href') || '')).length];",
+                "args": []
+            })),
+        )
+        .await;
+    assert_eq!(state, json!(["undefined", 0, 0]), "nothing ran or linked");
+
     d.call(reqwest::Method::DELETE, "", None).await;
 }

@@ -116,10 +116,7 @@ async fn a_crash_between_saving_and_sending_loses_nothing() {
     use messenger_channel::store::SqliteStore;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("channel.db");
-    let config = ConversationConfig {
-        privacy_notice: Some(NOTICE.into()),
-        ..ConversationConfig::default()
-    };
+    let config = ConversationConfig::default().privacy_notice(Some(NOTICE.into()));
     let customer = "24012345678901234";
 
     // First process: the state is saved, then the send hangs and the process dies.
@@ -190,10 +187,7 @@ async fn an_echo_marks_a_send_delivered_so_recovery_does_not_repeat_it() {
     use messenger_channel::store::SqliteStore;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("channel.db");
-    let config = ConversationConfig {
-        privacy_notice: Some(NOTICE.into()),
-        ..ConversationConfig::default()
-    };
+    let config = ConversationConfig::default().privacy_notice(Some(NOTICE.into()));
     let customer = "24012345678901234";
 
     // The platform accepted the notice, then the process died before marking it done.

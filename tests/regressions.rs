@@ -295,10 +295,7 @@ fn a_standby_message_in_waiting_requests_no_offer_while_paused() {
 /// passed back, before agents start talking.
 #[test]
 fn a_standby_start_sends_the_privacy_notice_when_the_thread_comes_back() {
-    let cfg = ConversationConfig {
-        privacy_notice: Some("We record this chat.".into()),
-        ..ConversationConfig::default()
-    };
+    let cfg = ConversationConfig::default().privacy_notice(Some("We record this chat.".into()));
     let (mut c, first) = Conversation::start(
         ConversationId::new("c1"),
         PageId::from(PAGE),

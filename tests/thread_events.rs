@@ -299,10 +299,7 @@ async fn every_kind_reaches_the_transcript_on_postgres() {
 }
 
 async fn forgetting(store: Arc<dyn ConversationStore>) {
-    let config = ConversationConfig {
-        keep_unsent: false,
-        ..ConversationConfig::default()
-    };
+    let config = ConversationConfig::default().keep_unsent(false);
     let engine = engine(store.clone(), config);
     post(
         &engine,
@@ -453,6 +450,19 @@ async fn an_agent_reacts_through_the_outbox() {
     assert!(
         matches!(none, Err(EngineError::Send(SendError::Invalid(_)))),
         "{none:?}"
+    );
+    // A message id too long to keep, or no message of the customer's in this conversation.
+    let huge = engine
+        .react(&id, &alice, &"m".repeat(513), Some("x"), at(2))
+        .await;
+    assert!(
+        matches!(huge, Err(EngineError::Send(SendError::Invalid(_)))),
+        "{huge:?}"
+    );
+    let unknown = engine.react(&id, &alice, "m_nope", Some("x"), at(2)).await;
+    assert!(
+        matches!(&unknown, Err(EngineError::UnknownMessage(m)) if m == "m_nope"),
+        "{unknown:?}"
     );
     assert!(graph.reactions().is_empty());
 
@@ -775,10 +785,7 @@ async fn closed_conversation(
 /// with `keep_unsent` off the removal forgets the text there. Receipts change nothing, and no
 /// conversation is opened.
 async fn after_the_close(store: Arc<dyn ConversationStore>) {
-    let config = ConversationConfig {
-        keep_unsent: false,
-        ..ConversationConfig::default()
-    };
+    let config = ConversationConfig::default().keep_unsent(false);
     let engine = engine(store.clone(), config);
     let (id, before) = closed_conversation(&engine, &*store).await;
 
@@ -1032,10 +1039,7 @@ fn image(at_s: u64, mid: &str, url: &str) -> Value {
 }
 
 fn forgetful() -> ConversationConfig {
-    ConversationConfig {
-        keep_unsent: false,
-        ..ConversationConfig::default()
-    }
+    ConversationConfig::default().keep_unsent(false)
 }
 
 /// An engine that downloads customers' files into `media`, over `send`.
@@ -1369,4 +1373,207 @@ async fn the_pages_templates_and_files_are_readable() {
         graph.downloads().is_empty(),
         "the Page's file is not downloaded"
     );
+}
+
+/// The same reaction, edit and removal delivered again in another envelope (another body with
+/// other events, another entry time), and again after the inbox forgot them (past the dedup
+/// window, purged), are each one change: one line.
+#[tokio::test]
+async fn a_reaction_or_edit_delivered_again_in_another_envelope_applies_once() {
+    let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+    let (engine, _) = engine_and_send(store.clone(), ConversationConfig::default());
+    let reaction = from_customer(
+        at(1),
+        "reaction",
+        json!({"mid": "m_1", "action": "react", "emoji": "\u{1F44D}", "reaction": "like"}),
+    );
+    let edit = from_customer(
+        at(2),
+        "message_edit",
+        json!({"mid": "m_1", "text": "hello there", "num_edit": 1}),
+    );
+    let unsent = from_customer(at(3), "message", json!({"mid": "m_2", "is_deleted": true}));
+    post(
+        &engine,
+        &[
+            from_customer(at(0), "message", json!({"mid": "m_1", "text": "hello"})),
+            from_customer(at(0), "message", json!({"mid": "m_2", "text": "oops"})),
+            reaction.clone(),
+            edit.clone(),
+            unsent.clone(),
+        ],
+        at(3),
+    )
+    .await;
+    let once = open(&*store).await.1;
+    // Another body: the same events among others, under another entry time.
+    let other_envelope = |now: SystemTime| {
+        WebhookBody::new(PAGE)
+            .item(
+                from_customer(
+                    at(4),
+                    "message",
+                    json!({"mid": format!("m_{}", ms(now)), "text": "more"}),
+                ),
+                now,
+            )
+            .item(unsent.clone(), now)
+            .item(edit.clone(), now)
+            .item(reaction.clone(), now)
+            .sign(&AppSecret::new(SECRET).unwrap())
+            .into_parts()
+    };
+    let (h, b) = other_envelope(at(10));
+    let report = engine.handle_webhook(&h, &b, at(10)).await.unwrap();
+    assert_eq!((report.received, report.duplicates), (1, 3), "{report:?}");
+    // Long after: the inbox purged them, so they are new to it, and still recorded once.
+    let later = at(10) + messenger_channel::engine::DEFAULT_DEDUP_TTL + Duration::from_secs(60);
+    engine.apply_pending(later).await.unwrap();
+    let (h, b) = other_envelope(later);
+    let report = engine.handle_webhook(&h, &b, later).await.unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.received, 4, "forgotten by the inbox: {report:?}");
+    let lines = open(&*store).await.1;
+    let count = |body: &dyn Fn(&LineBody) -> bool| lines.iter().filter(|l| body(&l.body)).count();
+    assert_eq!(
+        count(&|b| matches!(b, LineBody::Reaction(_))),
+        1,
+        "{lines:?}"
+    );
+    assert_eq!(
+        count(&|b| matches!(b, LineBody::Edit { .. })),
+        1,
+        "{lines:?}"
+    );
+    assert_eq!(
+        count(&|b| matches!(b, LineBody::Unsent { .. })),
+        1,
+        "{lines:?}"
+    );
+    assert_eq!(lines.len(), once.len() + 2, "only the two new messages");
+}
+
+/// Echoes and whose they are. An echo of our own send (its `mc-effect:` key) adds no line;
+/// one from our app without the key (sent by another part of the app) is the app's line;
+/// with the app id configured, an echo carrying a key from another app (another deployment
+/// on the Page, a forgery) is that app's line, and completes nothing.
+#[tokio::test]
+async fn an_echo_is_ours_only_with_our_key_and_our_app() {
+    const OURS: u64 = 1_234_567;
+    let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+    let send = Arc::new(FakeSend::new());
+    let router = Arc::new(InMemoryRouter::new());
+    router.set_presence(&AgentId::from("alice"), Presence::Available);
+    let engine = Engine::builder(Webhook::new(&AppSecret::new(SECRET).unwrap()), send.clone())
+        .store(store.clone())
+        .router(router)
+        .app_id(AppId(OURS))
+        .build();
+    post(
+        &engine,
+        &[from_customer(
+            at(0),
+            "message",
+            json!({"mid": "m_1", "text": "hello?"}),
+        )],
+        at(0),
+    )
+    .await;
+    let id = open(&*store).await.0.conversation.id().clone();
+    let alice = AgentId::from("alice");
+    engine.accept(&id, &alice, at(1)).await.unwrap();
+    send.fail_sends(Some(SendError::Transport {
+        kind: messenger_channel::send::TransportKind::Timeout,
+        outcome_unknown: true,
+        message: "no answer".into(),
+    }));
+    engine
+        .send_text(&id, &alice, "on its way", at(2))
+        .await
+        .unwrap();
+    let key = store.pending(10).await.unwrap()[0].key.clone();
+    let metadata = format!("{}{key}", messenger_channel::engine::ECHO_KEY_PREFIX);
+    post(
+        &engine,
+        &[
+            // Staging, on the same Page, with a key of the same shape: not ours.
+            echo(
+                at(3),
+                json!({"mid": "m_staging", "is_echo": true, "app_id": 7_654_321,
+                       "metadata": metadata, "text": "staging says hi"}),
+            ),
+            // Our app, without a key: ours, but not this channel's send.
+            echo(
+                at(4),
+                json!({"mid": "m_app", "is_echo": true, "app_id": OURS, "text": "automated"}),
+            ),
+        ],
+        at(4),
+    )
+    .await;
+    assert_eq!(
+        store.pending(10).await.unwrap().len(),
+        1,
+        "another app's echo completes nothing"
+    );
+    // Ours, with its key: completes the send, and adds no line.
+    post(
+        &engine,
+        &[echo(
+            at(5),
+            json!({"mid": "m_ours", "is_echo": true, "app_id": OURS,
+                   "metadata": metadata, "text": "on its way"}),
+        )],
+        at(5),
+    )
+    .await;
+    assert!(store.pending(10).await.unwrap().is_empty());
+    let lines = open(&*store).await.1;
+    let others: Vec<_> = lines
+        .iter()
+        .filter(|l| l.author != Author::Customer && l.author != Author::System)
+        .map(|l| (l.author.clone(), l.body.clone(), l.mid.clone()))
+        .collect();
+    assert_eq!(
+        others,
+        [
+            (
+                Author::Agent(alice),
+                LineBody::Text("on its way".into()),
+                Some("m_ours".into())
+            ),
+            (
+                Author::App(AppId(7_654_321)),
+                LineBody::Text("staging says hi".into()),
+                Some("m_staging".into())
+            ),
+            (
+                Author::App(AppId(OURS)),
+                LineBody::Text("automated".into()),
+                Some("m_app".into())
+            ),
+        ]
+    );
+}
+
+/// A watermark past the event that carries it (a skewed or forged clock) counts only up to
+/// the event's time: it cannot mark later messages read.
+#[tokio::test]
+async fn a_watermark_is_never_past_its_event() {
+    let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+    let engine = engine(store.clone(), ConversationConfig::default());
+    post(
+        &engine,
+        &[
+            from_customer(at(0), "message", json!({"mid": "m_1", "text": "hi"})),
+            from_customer(at(20), "delivery", json!({"watermark": ms(at(500))})),
+            from_customer(at(21), "read", json!({"watermark": ms(at(900))})),
+        ],
+        at(30),
+    )
+    .await;
+    let c = open(&*store).await.0.conversation;
+    assert_eq!(c.delivered_until(), Some(at(20)));
+    assert_eq!(c.read_until(), Some(at(21)));
+    assert_eq!(c.message_status(Some(at(25))), MessageStatus::Sent);
 }

@@ -43,7 +43,7 @@ use messenger_channel::axum::WebhookRoutes;
 use messenger_channel::conversation::{
     Author, Conversation, ConversationConfig, Offer, TranscriptLine,
 };
-use messenger_channel::engine::{Delivery, Engine, EngineError};
+use messenger_channel::engine::{Delivery, Engine, EngineError, REACTION_MID_MAX_BYTES};
 use messenger_channel::ids::{AgentId, AppId, ConversationId, PageId};
 use messenger_channel::secret::{AppSecret, PageAccessToken, VerifyToken};
 use messenger_channel::send::{GraphClient, MediaKind, PageApi, SenderAction};
@@ -59,10 +59,11 @@ const SIM_PAGE: &str = "100000000000001";
 const SIM_CUSTOMER: &str = "5550000000000001";
 const SIM_SECRET: &str = "desk-simulation-secret";
 const SIM_VERIFY: &str = "desk-simulation";
-/// The longest message id the desk takes from a browser.
-const MID_MAX_BYTES: usize = 512;
 /// At most one typing indicator per conversation this often.
 const TYPING_EVERY: Duration = Duration::from_secs(5);
+/// At most one seen mark per conversation this often (a looping browser cannot spend the
+/// page's Graph budget).
+const SEEN_EVERY: Duration = Duration::from_secs(30);
 const PRIVACY_NOTICE: &str =
     "Hello! This conversation may be monitored, recorded and stored to help us serve you.";
 
@@ -142,8 +143,8 @@ struct Desk {
     mark_seen: bool,
     /// Whether the customer sees the agent typing.
     typing: bool,
-    /// When the typing indicator was last sent, by conversation.
-    typing_sent: Mutex<HashMap<String, Instant>>,
+    /// When a sender action (typing, seen) was last sent, by conversation and action.
+    actions_sent: Mutex<HashMap<(String, bool), Instant>>,
 }
 
 type Shared = Arc<Desk>;
@@ -154,7 +155,7 @@ fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
 
 fn engine_error(e: &EngineError) -> Response {
     let status = match e {
-        EngineError::NotFound(_) => StatusCode::NOT_FOUND,
+        EngineError::NotFound(_) | EngineError::UnknownMessage(_) => StatusCode::NOT_FOUND,
         EngineError::Send(_) => StatusCode::BAD_GATEWAY,
         EngineError::Store(_) | EngineError::Contention(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
@@ -245,9 +246,9 @@ async fn act(
     }
 }
 
-/// The agent reacts to a message of the conversation (or removes the reaction). The browser's
-/// message id is checked against the conversation's transcript; the engine checks that the
-/// agent holds the conversation and the emoji's length.
+/// The agent reacts to a customer's message of the conversation (or removes the reaction).
+/// The engine checks, in this order, that the agent holds the conversation, that the message
+/// is the customer's in it, and the emoji's length.
 async fn react(
     desk: &Desk,
     id: &ConversationId,
@@ -258,20 +259,10 @@ async fn react(
     let Some(mid) = a
         .mid
         .as_deref()
-        .filter(|m| !m.is_empty() && m.len() <= MID_MAX_BYTES)
+        .filter(|m| !m.is_empty() && m.len() <= REACTION_MID_MAX_BYTES)
     else {
         return error_response(StatusCode::BAD_REQUEST, "say which message to react to");
     };
-    match desk.store.transcript(id).await {
-        Ok(lines) if lines.iter().any(|l| l.mid.as_deref() == Some(mid)) => {}
-        Ok(_) => {
-            return error_response(
-                StatusCode::NOT_FOUND,
-                "no such message in this conversation",
-            );
-        }
-        Err(e) => return error_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
     let reaction = if add {
         Some(a.reaction.as_deref().unwrap_or(""))
     } else {
@@ -288,7 +279,8 @@ async fn react(
 }
 
 /// Marks the conversation seen, or shows the typing bubble, when configured, for the agent
-/// who holds it (typing at most once every [`TYPING_EVERY`]).
+/// who holds it (per conversation, typing at most once every [`TYPING_EVERY`], seen once
+/// every [`SEEN_EVERY`]).
 async fn sender_action(
     desk: &Desk,
     id: &ConversationId,
@@ -310,17 +302,22 @@ async fn sender_action(
     if let Err(refusal) = conversation.may_send(agent) {
         return error_response(StatusCode::FORBIDDEN, refusal.to_string());
     }
-    if action == SenderAction::TypingOn {
-        let mut sent = desk.typing_sent.lock().unwrap();
+    {
+        let typing = action == SenderAction::TypingOn;
+        let every = if typing { TYPING_EVERY } else { SEEN_EVERY };
+        let key = (id.as_str().to_owned(), typing);
+        let mut sent = desk.actions_sent.lock().unwrap();
         let now = Instant::now();
         if sent
-            .get(id.as_str())
-            .is_some_and(|at| now.duration_since(*at) < TYPING_EVERY)
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < every)
         {
             return axum::Json(json!({"ok": true, "sent": false})).into_response();
         }
-        sent.retain(|_, at| now.duration_since(*at) < TYPING_EVERY);
-        sent.insert(id.as_str().to_owned(), now);
+        sent.retain(|(_, t), at| {
+            now.duration_since(*at) < if *t { TYPING_EVERY } else { SEEN_EVERY }
+        });
+        sent.insert(key, now);
     }
     match desk
         .pages
@@ -520,6 +517,8 @@ struct SimSend {
     text: Option<String>,
     /// The message a reaction, reply, edit or removal is about.
     mid: Option<String>,
+    /// A shared link's URL (`link`).
+    url: Option<String>,
 }
 
 /// Posts a webhook body, signed, to this server's own `/webhook`, as Meta would.
@@ -605,7 +604,9 @@ fn sim_body(desk: &Desk, s: &SimSend, mid: &str, now: SystemTime) -> Option<Webh
         "link" => body.item(
             from_customer(
                 "message",
-                json!({"mid": mid, "attachments": [{"type": "fallback", "title": "Our shop", "url": "https://shop.example/item", "payload": null}]}),
+                json!({"mid": mid, "attachments": [{"type": "fallback",
+                    "title": text.unwrap_or_else(|| "Our shop".into()),
+                    "url": s.url.clone().unwrap_or_else(|| "https://shop.example/item".into()), "payload": null}]}),
             ),
             now,
         ),
@@ -931,10 +932,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .window(WindowConfig {
                 human_agent_tag: true,
             })
-            .config(ConversationConfig {
-                privacy_notice: Some(PRIVACY_NOTICE.into()),
-                ..ConversationConfig::default()
-            })
+            .config(ConversationConfig::default().privacy_notice(Some(PRIVACY_NOTICE.into())))
             .download_inbound(true)
             // One desk per data directory: after a restart it takes back at once what it
             // was delivering when it stopped.
@@ -953,7 +951,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pages: client,
         mark_seen: options.mark_seen,
         typing: options.typing,
-        typing_sent: Mutex::new(HashMap::new()),
+        actions_sent: Mutex::new(HashMap::new()),
     });
 
     let mut app = Router::new()

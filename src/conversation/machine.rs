@@ -307,6 +307,7 @@ impl Conversation {
             privacy_notice_sent: !standby && config.privacy_notice.is_some(),
             delivered_until: None,
             read_until: None,
+            recent_events: std::collections::VecDeque::new(),
         };
         let mut out = Transition::default();
         push_customer_lines(&mut out, first, now);
@@ -512,6 +513,17 @@ impl Conversation {
         at: SystemTime,
         config: &ConversationConfig,
     ) {
+        if let Some(digest) = event_digest(&event, at) {
+            // The same reaction, edit or removal again (a redelivery the inbox no longer
+            // knew): one change, already recorded.
+            if self.recent_events.contains(&digest) {
+                return;
+            }
+            if self.recent_events.len() >= super::RECENT_THREAD_EVENTS {
+                self.recent_events.pop_front();
+            }
+            self.recent_events.push_back(digest);
+        }
         match event {
             ThreadEvent::Reaction(reaction) => {
                 out.lines
@@ -546,11 +558,16 @@ impl Conversation {
                 lines,
                 reply_to,
             } => push_lines(out, &author, mid, reply_to, lines, at),
+            // A watermark is never past the event that carries it (nor past `now`, which `at`
+            // already is not): a watermark from a skewed or forged clock cannot mark later
+            // messages read.
             ThreadEvent::Delivered { watermark } => {
+                let watermark = watermark.min(at);
                 self.delivered_until =
                     Some(self.delivered_until.map_or(watermark, |w| w.max(watermark)));
             }
             ThreadEvent::Read { watermark } => {
+                let watermark = watermark.min(at);
                 self.read_until = Some(self.read_until.map_or(watermark, |w| w.max(watermark)));
             }
         }
@@ -781,6 +798,24 @@ impl Conversation {
         );
         true
     }
+}
+
+/// What names a reaction, an edit or a removal, whatever envelope it came in: the reaction
+/// (message, emoji or name, removed or not) at its time, the edit by its message and count,
+/// the removal by its message. `None` for other events (an outside reply has its own id,
+/// receipts are watermarks).
+fn event_digest(event: &ThreadEvent, at: SystemTime) -> Option<String> {
+    use sha2::Digest as _;
+    let name = match event {
+        ThreadEvent::Reaction(r) => serde_json::json!(["reaction", r, crate::time::millis(at)]),
+        ThreadEvent::Edit {
+            mid, edit_count, ..
+        } => serde_json::json!(["edit", mid, edit_count]),
+        ThreadEvent::Unsent { mid } => serde_json::json!(["unsent", mid]),
+        _ => return None,
+    };
+    let digest = sha2::Sha256::digest(name.to_string().as_bytes());
+    Some(crate::webhook::signature::to_hex(&digest[..8]))
 }
 
 /// When the agent who declined may be offered the conversation again.

@@ -162,9 +162,22 @@ pub const DEFAULT_AUTO_CLOSE_WRAP_UP: Duration = Duration::from_secs(24 * 3600);
 /// workstream; this crate's choice).
 pub const DEFAULT_WAITING_INACTIVITY: Duration = Duration::from_secs(24 * 3600);
 
-/// The lifecycle's settings.
+/// The lifecycle's settings: [`ConversationConfig::default`], then a setter per setting to
+/// change (the type is `#[non_exhaustive]`, so that settings can be added without breaking
+/// hosts).
+///
+/// ```
+/// use std::time::Duration;
+/// use messenger_channel::conversation::ConversationConfig;
+///
+/// let config = ConversationConfig::default()
+///     .offer_timeout(Duration::from_secs(30))
+///     .keep_unsent(false);
+/// assert!(!config.keep_unsent);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct ConversationConfig {
     /// How long an agent has to accept an offer.
     pub offer_timeout: Duration,
@@ -195,6 +208,64 @@ pub struct ConversationConfig {
     /// ([`crate::engine::DEFAULT_DEDUP_TTL`], 48 hours); and a message in an earlier
     /// conversation than the customer's most recent one.
     pub keep_unsent: bool,
+}
+
+impl ConversationConfig {
+    /// Sets [`Self::offer_timeout`]: How long an agent has to accept an offer.
+    #[must_use]
+    pub fn offer_timeout(mut self, offer_timeout: Duration) -> Self {
+        self.offer_timeout = offer_timeout;
+        self
+    }
+
+    /// Sets [`Self::reoffer_interval`]: How long before a declined conversation may be offered to the same agent again.
+    #[must_use]
+    pub fn reoffer_interval(mut self, reoffer_interval: Duration) -> Self {
+        self.reoffer_interval = reoffer_interval;
+        self
+    }
+
+    /// Sets [`Self::auto_close_open_active`]: Auto-close after this long in Open or Active without activity.
+    #[must_use]
+    pub fn auto_close_open_active(mut self, auto_close_open_active: Duration) -> Self {
+        self.auto_close_open_active = auto_close_open_active;
+        self
+    }
+
+    /// Sets [`Self::auto_close_wrap_up`]: Auto-close after this long in Wrap-up.
+    #[must_use]
+    pub fn auto_close_wrap_up(mut self, auto_close_wrap_up: Duration) -> Self {
+        self.auto_close_wrap_up = auto_close_wrap_up;
+        self
+    }
+
+    /// Sets [`Self::waiting_inactivity`]: Close a Waiting conversation after this long without activity.
+    #[must_use]
+    pub fn waiting_inactivity(mut self, waiting_inactivity: Duration) -> Self {
+        self.waiting_inactivity = waiting_inactivity;
+        self
+    }
+
+    /// Sets [`Self::agent_affinity`]: Offer a revived conversation to its previous agent first.
+    #[must_use]
+    pub fn agent_affinity(mut self, agent_affinity: bool) -> Self {
+        self.agent_affinity = agent_affinity;
+        self
+    }
+
+    /// Sets [`Self::privacy_notice`]: The privacy notice sent and recorded when a conversation starts (`None`: none).
+    #[must_use]
+    pub fn privacy_notice(mut self, privacy_notice: Option<String>) -> Self {
+        self.privacy_notice = privacy_notice;
+        self
+    }
+
+    /// Sets [`Self::keep_unsent`]: Whether a removed message's text is kept in the record.
+    #[must_use]
+    pub fn keep_unsent(mut self, keep_unsent: bool) -> Self {
+        self.keep_unsent = keep_unsent;
+        self
+    }
 }
 
 impl Default for ConversationConfig {
@@ -338,7 +409,16 @@ pub struct Conversation {
     /// The latest read watermark.
     #[serde(default)]
     read_until: Option<SystemTime>,
+    /// Digests of the latest reactions, edits and removals recorded
+    /// ([`RECENT_THREAD_EVENTS`] at most): one delivered again after the inbox forgot it (a
+    /// redelivery past the dedup window) is not recorded twice.
+    #[serde(default, skip_serializing_if = "std::collections::VecDeque::is_empty")]
+    recent_events: std::collections::VecDeque<String>,
 }
+
+/// How many reactions, edits and removals a conversation remembers, so that one delivered
+/// again long after (past the inbox's dedup window) is recorded once.
+pub const RECENT_THREAD_EVENTS: usize = 32;
 
 /// Conversations saved before the field existed sent their notice at the start.
 fn sent_by_default() -> bool {

@@ -4,10 +4,14 @@ use std::time::SystemTime;
 
 use super::{Delivery, Engine, EngineError};
 use crate::attachment::{AttachmentInfo, Direction};
-use crate::conversation::{Input, Outgoing, TransitionError};
+use crate::conversation::{Author, Input, Outgoing, TransitionError};
 use crate::ids::{AgentId, ConversationId};
 use crate::send::{Message, SendError, check_reaction};
 use crate::window::{Sender, check_window};
+
+/// The longest message id [`Engine::react`] takes (Messenger's ids are far shorter): it is kept
+/// in the outbox and the transcript.
+pub const REACTION_MID_MAX_BYTES: usize = 512;
 
 impl Engine {
     /// The agent accepts an offer.
@@ -192,14 +196,22 @@ impl Engine {
 
     /// The agent reacts to a message of the conversation with an emoji, or removes the page's
     /// reaction (`reaction` `None`): checked like a message (the agent holds the session, the
-    /// thread is not paused, the window is open), then committed (the send in the outbox:
-    /// durable, retried) and sent as Messenger's `sender_action` `react` / `unreact`. The
-    /// reaction's line is added to the transcript once it is sent, never for one that
-    /// failed (a failure adds its "Not delivered" notice only).
+    /// thread is not paused, the window is open), then checked to be the customer's message
+    /// in this conversation, then committed (the send in the outbox: durable, retried) and
+    /// sent as Messenger's `sender_action` `react` / `unreact`. The reaction's line is added
+    /// to the transcript once it is sent, never for one that failed (a failure adds its "Not
+    /// delivered" notice only).
+    ///
+    /// Returns what became of the first attempt: [`Delivery::Sent`] with an empty
+    /// `message_id` (a reaction is a sender action; the platform gives it no id), or
+    /// [`Delivery::Retrying`].
     ///
     /// # Errors
     /// As [`Engine::send_text`]; [`EngineError::Send`] with [`SendError::Invalid`] for an
-    /// empty message id or a reaction over [`crate::send::REACTION_MAX_CHARS`].
+    /// empty message id, one over [`REACTION_MID_MAX_BYTES`], or a reaction over
+    /// [`crate::send::REACTION_MAX_CHARS`]; [`EngineError::UnknownMessage`] when `mid` is no
+    /// message of the customer's in the conversation (checked after the agent's right to
+    /// send, so that an agent learns nothing of a conversation they may not act in).
     pub async fn react(
         &self,
         id: &ConversationId,
@@ -214,10 +226,27 @@ impl Engine {
             })
             .into());
         }
+        if mid.len() > REACTION_MID_MAX_BYTES {
+            return Err(SendError::from(crate::send::BuildError::TooLong {
+                field: "payload.message_id",
+                chars: mid.chars().count(),
+                max: REACTION_MID_MAX_BYTES,
+            })
+            .into());
+        }
         if let Some(reaction) = reaction {
             check_reaction(reaction).map_err(SendError::from)?;
         }
         self.check_send(id, agent, now).await?;
+        let customers = self
+            .store
+            .transcript(id)
+            .await?
+            .iter()
+            .any(|l| l.author == Author::Customer && l.mid.as_deref() == Some(mid));
+        if !customers {
+            return Err(EngineError::UnknownMessage(mid.to_owned()));
+        }
         let message = Outgoing::Reaction {
             mid: mid.to_owned(),
             reaction: reaction.map(str::to_owned),

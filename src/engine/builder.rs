@@ -7,6 +7,7 @@ use super::{DEFAULT_CONFLICT_RETRIES, DEFAULT_DEDUP_TTL, DeliveryConfig, Engine,
 use crate::agents::{AgentNotifier, AgentRouter, InMemoryRouter, RecordingNotifier};
 use crate::attachment::AttachmentPolicy;
 use crate::conversation::ConversationConfig;
+use crate::ids::AppId;
 use crate::send::SendApi;
 use crate::store::{ConversationStore, InMemoryStore, MediaStore};
 use crate::webhook::Webhook;
@@ -27,6 +28,7 @@ pub struct EngineBuilder {
     conflict_retries: u32,
     instance: Option<String>,
     delivery: DeliveryConfig,
+    app_id: Option<AppId>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -122,6 +124,16 @@ impl EngineBuilder {
         self
     }
 
+    /// The app id of this channel's Meta app. When set, an echo is this channel's own send
+    /// only if it carries its key and comes from this app; an echo with the key from another
+    /// app (another deployment on the same Page, a forgery) is recorded as that app's reply.
+    /// Default: unset (the key alone decides).
+    #[must_use]
+    pub fn app_id(mut self, app: AppId) -> Self {
+        self.app_id = Some(app);
+        self
+    }
+
     /// Builds the engine.
     pub fn build(self) -> Engine {
         Engine {
@@ -141,6 +153,7 @@ impl EngineBuilder {
             instance: self.instance.unwrap_or_else(random_instance),
             delivery: self.delivery,
             health: delivery::Health::default(),
+            app_id: self.app_id,
         }
     }
 }
@@ -180,6 +193,7 @@ impl Engine {
             conflict_retries: DEFAULT_CONFLICT_RETRIES,
             instance: None,
             delivery: DeliveryConfig::default(),
+            app_id: None,
         }
     }
 }

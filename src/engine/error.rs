@@ -45,6 +45,9 @@ pub enum EngineError {
     /// Files need a media store, and none is configured.
     #[error("sending files needs a media store")]
     NoMediaStore,
+    /// An agent's reaction names no message of the customer's in the conversation.
+    #[error("no message {0} of the customer in this conversation")]
+    UnknownMessage(String),
 }
 
 impl EngineError {

@@ -382,7 +382,9 @@ impl Engine {
             // The echo of a message this channel sent: its effect is delivered, whatever
             // happens to the instance that sent it.
             if let EventKind::Echo(echo) = &event.kind {
-                if let Some(key) = echo.metadata.and_then(|m| {
+                // With the app id configured, only an echo from this app is ours.
+                let from_us = self.app_id.is_none_or(|ours| echo.app_id == Some(ours));
+                if let Some(key) = echo.metadata.filter(|_| from_us).and_then(|m| {
                     m.decode()
                         .strip_prefix(super::ECHO_KEY_PREFIX)
                         .map(str::to_owned)

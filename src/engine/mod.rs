@@ -71,6 +71,7 @@ mod timers;
 #[cfg(feature = "worker")]
 mod worker;
 
+pub use agent::REACTION_MID_MAX_BYTES;
 pub use builder::EngineBuilder;
 use delivery::Outcome;
 pub use delivery::{
@@ -113,6 +114,8 @@ pub struct Engine {
     instance: String,
     delivery: DeliveryConfig,
     health: delivery::Health,
+    /// This channel's app ([`EngineBuilder::app_id`]): echoes from another app are never ours.
+    app_id: Option<crate::ids::AppId>,
 }
 
 impl std::fmt::Debug for Engine {
