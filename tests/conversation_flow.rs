@@ -10,7 +10,7 @@ use messenger_channel::agents::Notification;
 use messenger_channel::conversation::{Author, ConversationConfig, LineBody, State, StateKind};
 use messenger_channel::engine::{DeliveryError, EngineError};
 use messenger_channel::ids::AppId;
-use messenger_channel::ids::{AgentId, PageId, UserId};
+use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
 use messenger_channel::send::{MediaKind, SendError, Upload};
 use messenger_channel::store::{ConversationStore, MediaStore, StoreError};
 use messenger_channel::testing::t0;
@@ -590,7 +590,12 @@ struct Forgetful;
 
 #[async_trait::async_trait]
 impl MediaStore for Forgetful {
-    async fn put(&self, _: bytes::Bytes, _: Option<&str>) -> Result<String, StoreError> {
+    async fn put(
+        &self,
+        _: &ConversationId,
+        _: bytes::Bytes,
+        _: Option<&str>,
+    ) -> Result<String, StoreError> {
         Ok("forgotten".to_owned())
     }
 

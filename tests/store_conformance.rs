@@ -38,11 +38,12 @@ async fn filesystem_media_store() {
         .await
         .unwrap();
     let bytes = bytes::Bytes::from_static(b"%PDF-1.7 hello");
+    let id = messenger_channel::ids::ConversationId::from("c-1");
     let key = media
-        .put(bytes.clone(), Some("application/pdf"))
+        .put(&id, bytes.clone(), Some("application/pdf"))
         .await
         .unwrap();
-    assert_eq!(media.put(bytes.clone(), None).await.unwrap(), key);
+    assert_eq!(media.put(&id, bytes.clone(), None).await.unwrap(), key);
     // Reopened: still there.
     let again = messenger_channel::store::FsMediaStore::open(dir.path().join("media"))
         .await

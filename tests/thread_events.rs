@@ -1166,6 +1166,135 @@ async fn an_unsent_file_is_deleted_from_the_media_store() {
     );
 }
 
+/// Two customers send the same picture; one removes it with `keep_unsent` off: the other
+/// customer's copy stays (files are kept per conversation, never shared between two).
+#[tokio::test]
+async fn removing_a_file_leaves_another_customers_copy() {
+    const OTHER: &str = "24099999999999999";
+    let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+    let media = Arc::new(messenger_channel::store::InMemoryMediaStore::new());
+    let graph = Arc::new(FakeSend::new());
+    for url in ["https://cdn.example/a.png", "https://cdn.example/b.png"] {
+        graph.serve(url, png());
+    }
+    let engine = downloading(store.clone(), media.clone(), graph.clone(), forgetful());
+    let mut theirs = image(1, "m_other", "https://cdn.example/b.png");
+    theirs["sender"]["id"] = json!(OTHER);
+    post(
+        &engine,
+        &[image(0, "m_1", "https://cdn.example/a.png"), theirs],
+        at(1),
+    )
+    .await;
+    let (_, lines) = open(&*store).await;
+    let mine = media_keys(&lines);
+    let other = store
+        .find_open(&PageId::from(PAGE), &UserId::from(OTHER))
+        .await
+        .unwrap()
+        .expect("the other customer's conversation");
+    let other_keys = media_keys(&store.transcript(other.conversation.id()).await.unwrap());
+    assert_eq!((mine.len(), other_keys.len()), (1, 1));
+    assert_ne!(
+        mine[0], other_keys[0],
+        "the same bytes, a key per conversation"
+    );
+    post(
+        &engine,
+        &[from_customer(
+            at(2),
+            "message",
+            json!({"mid": "m_1", "is_deleted": true}),
+        )],
+        at(2),
+    )
+    .await;
+    engine.deliver_due(at(3)).await.unwrap();
+    assert!(media.get(&mine[0]).await.unwrap().is_none(), "removed");
+    assert_eq!(
+        media.get(&other_keys[0]).await.unwrap().map(|(b, _)| b),
+        Some(bytes::Bytes::from_static(PNG)),
+        "the other customer's copy stays"
+    );
+}
+
+/// A media store keyed as the built-in stores were before keys were per conversation: by the
+/// bytes' digest alone, so a key may be shared by several conversations.
+#[derive(Default)]
+struct DigestKeyed(std::sync::Mutex<std::collections::HashMap<String, bytes::Bytes>>);
+
+#[async_trait::async_trait]
+impl messenger_channel::store::MediaStore for DigestKeyed {
+    async fn put(
+        &self,
+        _: &messenger_channel::ids::ConversationId,
+        bytes: bytes::Bytes,
+        _: Option<&str>,
+    ) -> Result<String, messenger_channel::store::StoreError> {
+        use sha2::Digest as _;
+        let key = sha2::Sha256::digest(&bytes)
+            .iter()
+            .fold(String::new(), |mut k, b| {
+                use std::fmt::Write as _;
+                let _ = write!(k, "{b:02x}");
+                k
+            });
+        self.0.lock().unwrap().insert(key.clone(), bytes);
+        Ok(key)
+    }
+
+    async fn get(
+        &self,
+        key: &str,
+    ) -> Result<Option<(bytes::Bytes, Option<String>)>, messenger_channel::store::StoreError> {
+        Ok(self.0.lock().unwrap().get(key).map(|b| (b.clone(), None)))
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, messenger_channel::store::StoreError> {
+        Ok(self.0.lock().unwrap().remove(key).is_some())
+    }
+}
+
+/// A file kept under the bytes' digest alone (how files were kept before keys were per
+/// conversation) may be another conversation's too: a removal forgets the line, never the bytes.
+#[tokio::test]
+async fn a_file_kept_under_its_digest_alone_is_never_deleted() {
+    let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+    let media = Arc::new(DigestKeyed::default());
+    let graph = Arc::new(FakeSend::new());
+    graph.serve("https://cdn.example/a.png", png());
+    let engine = downloading(store.clone(), media.clone(), graph.clone(), forgetful());
+    post(
+        &engine,
+        &[image(0, "m_1", "https://cdn.example/a.png")],
+        at(1),
+    )
+    .await;
+    let (_, lines) = open(&*store).await;
+    let keys = media_keys(&lines);
+    assert_eq!(keys.len(), 1, "{lines:?}");
+    post(
+        &engine,
+        &[from_customer(
+            at(2),
+            "message",
+            json!({"mid": "m_1", "is_deleted": true}),
+        )],
+        at(2),
+    )
+    .await;
+    engine.deliver_due(at(3)).await.unwrap();
+    let (_, lines) = open(&*store).await;
+    assert!(
+        media_keys(&lines).is_empty(),
+        "the line is forgotten: {lines:?}"
+    );
+    assert!(
+        media.get(&keys[0]).await.unwrap().is_some(),
+        "the bytes may be shared: kept"
+    );
+}
+
 /// Downloads wait until the test lets them go.
 struct GatedSend {
     inner: Arc<FakeSend>,
@@ -1240,12 +1369,16 @@ async fn a_download_ending_after_the_removal_keeps_nothing() {
     second.deliver_due(at(2)).await.unwrap();
     gated.gate.add_permits(1);
     fetching.await.unwrap();
+    let (stored, lines) = open(&*store).await;
     let key = messenger_channel::store::InMemoryMediaStore::new()
-        .put(bytes::Bytes::from_static(PNG), None)
+        .put(
+            stored.conversation.id(),
+            bytes::Bytes::from_static(PNG),
+            None,
+        )
         .await
         .unwrap();
     assert!(media.get(&key).await.unwrap().is_none(), "nothing kept");
-    let (_, lines) = open(&*store).await;
     assert_eq!(
         lines
             .iter()

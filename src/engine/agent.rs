@@ -185,7 +185,7 @@ impl Engine {
         let safe_name = verdict.safe_name().to_owned();
         let media = self.media.as_ref().ok_or(EngineError::NoMediaStore)?;
         self.check_send(id, agent, now).await?;
-        let media_key = media.put(bytes, Some(mime)).await?;
+        let media_key = media.put(id, bytes, Some(mime)).await?;
         let message = Outgoing::File {
             media_key,
             name: safe_name,

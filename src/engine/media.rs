@@ -12,7 +12,7 @@ use crate::attachment::{
 };
 use crate::conversation::{Author, Conversation, FileLine, LineBody, MediaState, TranscriptLine};
 use crate::send::SendError;
-use crate::store::StoreError;
+use crate::store::{MediaStore, StoreError};
 
 impl Engine {
     /// Fetches a customer's file into the media store, checks it again with its real size and
@@ -78,7 +78,11 @@ impl Engine {
                     return self.settle(id, url, &file, Some(notice), now).await;
                 }
                 let key = media
-                    .put(downloaded.bytes.clone(), downloaded.content_type.as_deref())
+                    .put(
+                        id,
+                        downloaded.bytes.clone(),
+                        downloaded.content_type.as_deref(),
+                    )
                     .await?;
                 file.media_key = Some(key);
                 file.media = MediaState::Stored;
@@ -142,7 +146,7 @@ impl Engine {
             kept.dedup();
             for key in kept {
                 if !referenced(&lines, key, Some(mid)) {
-                    media.delete(key).await?;
+                    delete_own(media.as_ref(), key).await?;
                 }
             }
         }
@@ -165,7 +169,7 @@ impl Engine {
             // line refers to them.
             if let (Some(key), Some(media)) = (&file.media_key, &self.media) {
                 if !referenced(&self.store.transcript(id).await?, key, None) {
-                    media.delete(key).await?;
+                    delete_own(media.as_ref(), key).await?;
                 }
             }
             return Ok(Some(lines));
@@ -188,6 +192,19 @@ impl Engine {
 
 /// Whether a line refers to the file `key` (other than the lines of the message `removed`,
 /// which are being forgotten).
+/// Deletes a conversation's file, unless its key is the bytes' digest alone: built-in stores
+/// kept files under such keys before keys were per conversation, and one may be shared with
+/// another conversation.
+async fn delete_own(media: &dyn MediaStore, key: &str) -> Result<(), StoreError> {
+    if let Some((bytes, _)) = media.get(key).await? {
+        if crate::store::legacy_media_key(&bytes) == key {
+            return Ok(());
+        }
+    }
+    media.delete(key).await?;
+    Ok(())
+}
+
 fn referenced(lines: &[TranscriptLine], key: &str, removed: Option<&str>) -> bool {
     lines.iter().any(|l| {
         matches!(&l.body, LineBody::File(f) if f.media_key.as_deref() == Some(key))

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use super::{MediaStore, StoreError};
+use crate::ids::ConversationId;
 
 /// Files under a directory, named by the SHA-256 of their bytes (`ab/abcdef…`), with the
 /// content type beside them (`ab/abcdef….type`). Each file is written to a temporary name and
@@ -46,8 +47,13 @@ async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 
 #[async_trait::async_trait]
 impl MediaStore for FsMediaStore {
-    async fn put(&self, bytes: Bytes, content_type: Option<&str>) -> Result<String, StoreError> {
-        let key = super::media_key(&bytes);
+    async fn put(
+        &self,
+        conversation: &ConversationId,
+        bytes: Bytes,
+        content_type: Option<&str>,
+    ) -> Result<String, StoreError> {
+        let key = super::media_key(conversation, &bytes);
         let path = self.path(&key).expect("a digest is a valid key");
         if tokio::fs::try_exists(&path).await.map_err(io)? {
             return Ok(key);

@@ -710,8 +710,13 @@ impl InMemoryMediaStore {
 
 #[async_trait::async_trait]
 impl MediaStore for InMemoryMediaStore {
-    async fn put(&self, bytes: Bytes, content_type: Option<&str>) -> Result<String, StoreError> {
-        let key = super::media_key(&bytes);
+    async fn put(
+        &self,
+        conversation: &ConversationId,
+        bytes: Bytes,
+        content_type: Option<&str>,
+    ) -> Result<String, StoreError> {
+        let key = super::media_key(conversation, &bytes);
         lock(&self.files)
             .entry(key.clone())
             .or_insert((bytes, content_type.map(str::to_owned)));

@@ -63,8 +63,22 @@ pub enum StoreError {
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// The content address of a file: the lowercase hex SHA-256 of its bytes.
-pub(crate) fn media_key(bytes: &[u8]) -> String {
+/// The key of a file kept for a conversation: the lowercase hex SHA-256 of the conversation's
+/// id (length-prefixed) and the file's bytes. The same bytes kept for two conversations get two
+/// keys, so forgetting one conversation's file never takes another's.
+pub(crate) fn media_key(conversation: &ConversationId, bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let id = conversation.as_str().as_bytes();
+    let mut hash = sha2::Sha256::new();
+    hash.update((id.len() as u64).to_le_bytes());
+    hash.update(id);
+    hash.update(bytes);
+    crate::webhook::signature::to_hex(&hash.finalize())
+}
+
+/// The key built-in stores gave files before keys were per conversation (the bytes' digest
+/// alone); such a file may be shared by several conversations, so it is never deleted.
+pub(crate) fn legacy_media_key(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     crate::webhook::signature::to_hex(&sha2::Sha256::digest(bytes))
 }
@@ -440,12 +454,19 @@ pub trait ConversationStore: Send + Sync {
 /// Inbound files' bytes, under stable keys.
 ///
 /// Contract: `put` returns a key that `get` resolves to the same bytes and type, for as long as
-/// the host keeps the store or until `delete`; storing the same bytes twice may return the
-/// same key.
+/// the host keeps the store or until `delete`; storing the same bytes twice for one
+/// conversation may return the same key, but a key is never shared by two conversations
+/// (deleting one conversation's file must leave every other conversation's files).
 #[async_trait::async_trait]
 pub trait MediaStore: Send + Sync {
-    /// Stores a file; returns its key.
-    async fn put(&self, bytes: Bytes, content_type: Option<&str>) -> Result<String, StoreError>;
+    /// Stores a file kept for `conversation` (a customer's download or an agent's upload);
+    /// returns its key.
+    async fn put(
+        &self,
+        conversation: &ConversationId,
+        bytes: Bytes,
+        content_type: Option<&str>,
+    ) -> Result<String, StoreError>;
 
     /// A stored file and its type.
     async fn get(&self, key: &str) -> Result<Option<(Bytes, Option<String>)>, StoreError>;
@@ -453,9 +474,11 @@ pub trait MediaStore: Send + Sync {
     /// Deletes a file's bytes: the engine calls it when the customer removes a message whose
     /// file it kept and removals are forgotten
     /// ([`crate::conversation::ConversationConfig::keep_unsent`] off), once no line of the
-    /// conversation refers to the key any more. Returns whether there was a file. Keys are
-    /// the bytes' digest, so the same bytes kept for another conversation share the key and
-    /// go too. The default keeps the bytes and returns `false` (a store that cannot delete);
+    /// conversation refers to the key any more. Returns whether there was a file. Keys are per
+    /// conversation, so the same bytes kept for another conversation stay (files kept
+    /// before keys were per conversation, under the bytes' digest alone, may be shared, and
+    /// the engine never deletes them).
+    /// The default keeps the bytes and returns `false` (a store that cannot delete);
     /// the built-in stores delete.
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         let _ = key;

@@ -41,7 +41,7 @@
 //! | `concurrent_receives_record_once` | of concurrent `receive` calls with one key, exactly one records it |
 //! | `inbox_threads_oldest_first` | `inbox_threads` lists the threads with events pending and received by the time given, oldest first |
 //! | `inbox_failures_back_off_and_can_be_set_aside` | an event is named by its thread and key; `inbox_failed` counts attempts and leaves its thread out until the retry time; `inbox_dead` sets it aside, still a duplicate and never purged; `purge_inbox` forgets applied events only |
-//! | `media_round_trip` | `MediaStore::put` returns a key that `get` resolves to the same bytes and type, the same key for the same bytes; an unknown key is `None`; after `delete` says `true` the key resolves to nothing |
+//! | `media_round_trip` | `MediaStore::put` returns a key that `get` resolves to the same bytes and type, the same key for the same bytes of one conversation and another key for another conversation's; an unknown key is `None`; after `delete` says `true` the key resolves to nothing and the other conversation's copy stays |
 
 use std::any::Any;
 use std::future::Future;
@@ -165,7 +165,7 @@ const CHECKS: [(&str, &str); 16] = [
     ),
     (
         "media_round_trip",
-        "`MediaStore::put` returns a key that `get` resolves to the same bytes and type, the same key for the same bytes; an unknown key is `None`; after `delete` says `true` the key resolves to nothing",
+        "`MediaStore::put` returns a key that `get` resolves to the same bytes and type, the same key for the same bytes of one conversation and another key for another conversation's; an unknown key is `None`; after `delete` says `true` the key resolves to nothing and the other conversation's copy stays",
     ),
 ];
 
@@ -1269,24 +1269,43 @@ async fn inbox_failures_back_off_and_can_be_set_aside<S: ConversationStore + ?Si
 
 async fn media_round_trip(media: &dyn MediaStore) {
     let bytes = bytes::Bytes::from(unique("file-").into_bytes());
-    let key = media.put(bytes.clone(), Some("text/plain")).await.unwrap();
+    let one = ConversationId::from(unique("media-a-").as_str());
+    let other = ConversationId::from(unique("media-b-").as_str());
+    let key = media
+        .put(&one, bytes.clone(), Some("text/plain"))
+        .await
+        .unwrap();
     assert_eq!(
-        media.put(bytes.clone(), Some("text/plain")).await.unwrap(),
+        media
+            .put(&one, bytes.clone(), Some("text/plain"))
+            .await
+            .unwrap(),
         key,
-        "content-addressed"
+        "content-addressed within a conversation"
     );
+    let others = media
+        .put(&other, bytes.clone(), Some("text/plain"))
+        .await
+        .unwrap();
+    assert_ne!(others, key, "a key is never shared by two conversations");
     let (got, content_type) = media.get(&key).await.unwrap().unwrap();
     assert_eq!(
         (got, content_type.as_deref()),
         (bytes.clone(), Some("text/plain"))
     );
     assert!(media.get(&"0".repeat(64)).await.unwrap().is_none());
-    // A store that deletes (the default keeps the bytes and says `false`) deletes once.
+    // A store that deletes (the default keeps the bytes and says `false`) deletes once, and
+    // only that conversation's file.
     if media.delete(&key).await.unwrap() {
         assert!(media.get(&key).await.unwrap().is_none(), "deleted");
         assert!(!media.delete(&key).await.unwrap(), "deleted once");
         assert_eq!(
-            media.put(bytes.clone(), None).await.unwrap(),
+            media.get(&others).await.unwrap().map(|(b, _)| b),
+            Some(bytes.clone()),
+            "another conversation's copy stays"
+        );
+        assert_eq!(
+            media.put(&one, bytes.clone(), None).await.unwrap(),
             key,
             "kept again"
         );
@@ -1320,7 +1339,12 @@ mod tests {
         struct Forgetful;
         #[async_trait::async_trait]
         impl MediaStore for Forgetful {
-            async fn put(&self, _: bytes::Bytes, _: Option<&str>) -> Result<String, StoreError> {
+            async fn put(
+                &self,
+                _: &ConversationId,
+                _: bytes::Bytes,
+                _: Option<&str>,
+            ) -> Result<String, StoreError> {
                 Ok(unique("k"))
             }
             async fn get(

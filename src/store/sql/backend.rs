@@ -872,8 +872,13 @@ impl ConversationStore for Store {
 
 #[async_trait::async_trait]
 impl MediaStore for Store {
-    async fn put(&self, bytes: Bytes, content_type: Option<&str>) -> Result<String, StoreError> {
-        let key = crate::store::media_key(&bytes);
+    async fn put(
+        &self,
+        conversation: &ConversationId,
+        bytes: Bytes,
+        content_type: Option<&str>,
+    ) -> Result<String, StoreError> {
+        let key = crate::store::media_key(conversation, &bytes);
         sqlx::query(q::PUT_MEDIA)
             .bind(&key)
             .bind(content_type)

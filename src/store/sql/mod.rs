@@ -252,7 +252,11 @@ mod tests {
         let store = SqliteStore::from_pool(pool).await.unwrap();
         assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
         let key = store
-            .put(Bytes::from_static(b"abc"), Some("text/plain"))
+            .put(
+                &crate::ids::ConversationId::from("c"),
+                Bytes::from_static(b"abc"),
+                Some("text/plain"),
+            )
             .await
             .unwrap();
         assert_eq!(
