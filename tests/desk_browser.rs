@@ -1,24 +1,47 @@
-//! The agent desk end to end in a real, headless Chromium driven through chromedriver
-//! (WebDriver): two agents sign in, each in a tab; the simulated customer writes; the first
-//! agent's page shows the offer and rejects it; it moves to the second agent's page, where the
-//! test clicks Accept, sends a reply and a file, checks the simulated customer received both,
-//! then tries a blocked file and checks the error shown in the panel.
+//! The agent desk end to end: in a real, headless Chromium driven through chromedriver
+//! (`WebDriver`, with `fantoccini`), and with plain HTTP requests for what a browser must never
+//! be able to do.
+//!
+//! In the browser: two agents sign in, each in a browser session of their own (their own
+//! cookies); the simulated customer writes; the first agent's page shows the offer and
+//! rejects it; it moves to the second agent's page, where the test clicks Accept, sends a
+//! reply and a file, checks the simulated customer received both, tries blocked and hostile
+//! files (an SVG and an HTML page with script) and checks the errors shown in the panel, has
+//! the customer send the same hostile files and checks that opening them runs nothing; then
+//! everything else the customer does; a reload keeps the session; sign-out ends it.
+//!
+//! Over HTTP: every agent route answers 401 without a session, a cross-origin POST and a
+//! foreign Host header are refused, files are served with their safety headers, errors are
+//! JSON in words, sign-in is rate-limited, and real mode refuses to start without its
+//! credentials and has no default accounts.
 //!
 //! `.ci/run` installs Debian's `chromium` and `chromium-driver`; elsewhere, without
-//! `/usr/bin/chromedriver`, the test prints a loud skip message.
+//! `/usr/bin/chromedriver`, the browser test prints a loud skip message (the HTTP tests run
+//! everywhere).
 #![cfg(all(feature = "axum", feature = "sqlite", feature = "graph"))]
-// One scenario, told in order.
+// Scenarios, told in order.
 #![allow(clippy::too_many_lines)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// How long any one condition may take to come true on a loaded machine.
+const WAIT: Duration = Duration::from_secs(60);
+/// How often a condition is looked at again.
+const POLL: Duration = Duration::from_millis(100);
+
+/// An inbound policy that lets the hostile samples in (only `.exe` is blocked, content is
+/// not checked), so the test sees them served and proves they still never run. The
+/// outbound policy is the default one.
+const LAX_INBOUND_POLICY: &str =
+    "[inbound]\nblocked_extensions = [\"exe\"]\ncheck_content = false\n";
 
 /// Kills a child process when dropped, so a failing test leaves nothing running.
 struct Guard(Child);
@@ -39,7 +62,7 @@ fn free_port() -> u16 {
 }
 
 /// The desk example's binary, built by `cargo test` next to this test's.
-fn desk_binary() -> std::path::PathBuf {
+fn desk_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let target = exe.parent().unwrap().parent().unwrap();
     target
@@ -47,188 +70,815 @@ fn desk_binary() -> std::path::PathBuf {
         .join(format!("desk{}", std::env::consts::EXE_SUFFIX))
 }
 
-/// Starts the desk on a free port; returns its base URL.
-fn start_desk(data: &std::path::Path) -> (Guard, String) {
-    let mut child = Command::new(desk_binary())
+/// A running desk: its address, the simulation accounts' password, and an HTTP client.
+struct Desk {
+    _process: Guard,
+    base: String,
+    password: Option<String>,
+    http: reqwest::Client,
+}
+
+/// Starts the desk on a free port with `args`, reading what it prints until its last line.
+fn start_desk(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Desk {
+    let mut command = Command::new(desk_binary());
+    command
         .args(["--port", "0", "--data"])
         .arg(data)
+        .args(args)
         .env_remove("PAGE_ACCESS_TOKEN")
+        .env_remove("APP_SECRET")
+        .env_remove("VERIFY_TOKEN")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command
         .spawn()
         .expect("the desk example is built (cargo test builds examples)");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
+    let (mut base, mut password) = (None, None);
+    loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the desk stopped before it was ready"
+        );
+        if line.starts_with("Agent desk:") {
+            base = line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .map(|w| w.trim_end_matches('/').to_owned());
+        }
+        if let Some((_, p)) = line.split_once("password: ") {
+            password = Some(p.trim().to_owned());
+        }
+        if line.starts_with("Accounts:") {
+            break;
+        }
+    }
     // Keep reading, so the desk never writes into a closed pipe.
     std::thread::spawn(move || for _ in stdout.lines() {});
-    let base = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("the desk prints its address")
-        .trim_end_matches('/')
-        .to_owned();
-    (Guard(child), base)
+    Desk {
+        _process: Guard(child),
+        base: base.expect("the desk prints its address"),
+        password,
+        http: reqwest::Client::new(),
+    }
 }
 
-struct Driver {
-    http: reqwest::Client,
-    url: String,
+/// A signed-in agent over plain HTTP: the session cookie to send.
+struct Agent {
+    cookie: String,
 }
 
-impl Driver {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let response = self.try_call(method, path, body).await;
-        response.unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    /// A `WebDriver` command; `Err` with the driver's answer when it reports an error.
-    async fn try_call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, Value> {
-        let mut request = self.http.request(method, format!("{}{path}", self.url));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response: Value = request.send().await.unwrap().json().await.unwrap();
-        if response["value"].get("error").is_some() {
-            Err(response)
-        } else {
-            Ok(response["value"].clone())
-        }
-    }
-
-    async fn goto(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url})))
-            .await;
-    }
-
-    async fn find(&self, css: &str) -> Option<String> {
-        let response: Value = self
+impl Desk {
+    /// A JSON POST as the desk's own page makes it (its origin), with `cookie` if any.
+    fn post(&self, path: &str, body: &Value, cookie: Option<&Agent>) -> reqwest::RequestBuilder {
+        let mut request = self
             .http
-            .post(format!("{}/element", self.url))
-            .json(&json!({"using": "css selector", "value": css}))
+            .post(format!("{}{path}", self.base))
+            .header("origin", &self.base)
+            .json(body);
+        if let Some(agent) = cookie {
+            request = request.header("cookie", &agent.cookie);
+        }
+        request
+    }
+
+    fn get(&self, path: &str, cookie: Option<&Agent>) -> reqwest::RequestBuilder {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(agent) = cookie {
+            request = request.header("cookie", &agent.cookie);
+        }
+        request
+    }
+
+    async fn sign_in(&self, name: &str, password: &str) -> (reqwest::Response, Option<Agent>) {
+        let response = self
+            .post(
+                "/agent/signin",
+                &json!({"name": name, "password": password}),
+                None,
+            )
+            .send()
+            .await
+            .unwrap();
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|c| c.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .map(|c| Agent {
+                cookie: c.to_owned(),
+            });
+        (response, cookie)
+    }
+
+    async fn sim(&self, body: Value) -> Value {
+        let r: Value = self
+            .post("/sim/send", &body, None)
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        response["value"][ELEMENT].as_str().map(str::to_owned)
+        assert_eq!(r["status"], 200, "{r}");
+        r
     }
 
-    /// Waits (up to a generous deadline) for an element whose text satisfies `ok`.
-    async fn wait_text(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
+    async fn inbox(&self) -> Value {
+        self.get("/sim/inbox", None)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the simulated customer's inbox satisfies `ok`.
+    async fn wait_inbox(&self, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
         loop {
-            if let Some(id) = self.find(css).await {
-                // The page re-renders: an element found may be gone a moment later.
-                if let Ok(text) = self
-                    .try_call(reqwest::Method::GET, &format!("/element/{id}/text"), None)
-                    .await
-                {
-                    let text = text.as_str().unwrap_or("").to_owned();
-                    if ok(&text) {
-                        return text;
-                    }
-                }
+            let inbox = self.inbox().await;
+            if ok(&inbox) {
+                return inbox;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {css}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(
+                Instant::now() < deadline,
+                "the simulated customer never got {what}: {inbox}"
+            );
+            tokio::time::sleep(POLL).await;
         }
-    }
-
-    /// Opens a new tab and switches to it; returns the handle of the tab left.
-    async fn new_tab(&self) -> String {
-        let current = self.call(reqwest::Method::GET, "/window", None).await;
-        let tab = self
-            .call(
-                reqwest::Method::POST,
-                "/window/new",
-                Some(json!({"type": "tab"})),
-            )
-            .await;
-        self.switch(tab["handle"].as_str().unwrap()).await;
-        current.as_str().unwrap().to_owned()
-    }
-
-    async fn switch(&self, handle: &str) {
-        self.call(
-            reqwest::Method::POST,
-            "/window",
-            Some(json!({"handle": handle})),
-        )
-        .await;
-    }
-
-    /// Clicks the element, finding it again if the page re-rendered it meanwhile.
-    async fn click(&self, css: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(id) = self.find(css).await {
-                let clicked = self
-                    .try_call(
-                        reqwest::Method::POST,
-                        &format!("/element/{id}/click"),
-                        Some(json!({})),
-                    )
-                    .await;
-                if clicked.is_ok() {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "could not click {css}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn type_into(&self, css: &str, text: &str) {
-        let id = self.find(css).await.unwrap_or_else(|| panic!("no {css}"));
-        if !css.contains("file") {
-            self.call(
-                reqwest::Method::POST,
-                &format!("/element/{id}/clear"),
-                Some(json!({})),
-            )
-            .await;
-        }
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/value"),
-            Some(json!({"text": text})),
-        )
-        .await;
     }
 }
 
-async fn wait_inbox(http: &reqwest::Client, base: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let inbox: Value = http
-            .get(format!("{base}/sim/inbox"))
+/// Asserts a JSON error with `status`, and returns its words.
+async fn json_error(response: reqwest::Response, status: u16, what: &str) -> String {
+    assert_eq!(response.status().as_u16(), status, "{what}");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{what}: {content_type}"
+    );
+    let body: Value = response.json().await.unwrap();
+    let words = body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: {body}"))
+        .to_owned();
+    assert!(!words.is_empty(), "{what}");
+    words
+}
+
+fn lax_policy(dir: &Path) -> PathBuf {
+    let path = dir.join("lax-inbound.toml");
+    std::fs::write(&path, LAX_INBOUND_POLICY).unwrap();
+    path
+}
+
+// ---- Over HTTP ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desk_refuses_what_the_web_must_not_do() {
+    let work = tempfile::tempdir().unwrap();
+    let policy = lax_policy(work.path());
+    let desk = start_desk(
+        &work.path().join("data"),
+        &["--policy", policy.to_str().unwrap()],
+        &[],
+    );
+    let password = desk.password.clone().expect("simulation prints a password");
+
+    // The page: a strict policy, no inline script allowed but its own.
+    let page = desk.get("/", None).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'sha256-"), "{csp}");
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let info: Value = desk
+        .get("/desk/info", None)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["simulation"], true, "{info}");
+
+    // Every agent route without a session: 401, JSON.
+    for path in [
+        "/agent/me",
+        "/agent/conversations",
+        "/agent/events",
+        "/media/abc?conversation=c1",
+    ] {
+        let r = desk.get(path, None).send().await.unwrap();
+        json_error(r, 401, path).await;
+    }
+    for (path, body) in [
+        ("/agent/signout", json!({})),
+        ("/agent/presence", json!({"presence": "available"})),
+        ("/agent/accept", json!({"conversation": "c1"})),
+        ("/agent/reject", json!({"conversation": "c1"})),
+        ("/agent/send", json!({"conversation": "c1", "text": "hi"})),
+        ("/agent/end", json!({"conversation": "c1"})),
+        ("/agent/close", json!({"conversation": "c1"})),
+        ("/agent/revive", json!({"conversation": "c1"})),
+        (
+            "/agent/react",
+            json!({"conversation": "c1", "mid": "m", "reaction": "x"}),
+        ),
+        ("/agent/unreact", json!({"conversation": "c1", "mid": "m"})),
+        ("/agent/seen", json!({"conversation": "c1"})),
+        ("/agent/typing", json!({"conversation": "c1"})),
+        // A name in the body or the query no longer makes anyone an agent.
+        (
+            "/agent/send?agent=alice",
+            json!({"agent": "alice", "conversation": "c1", "text": "hi"}),
+        ),
+    ] {
+        let r = desk.post(path, &body, None).send().await.unwrap();
+        json_error(r, 401, path).await;
+    }
+    let upload = desk
+        .http
+        .post(format!(
+            "{}/agent/file?conversation=c1&name=a.txt",
+            desk.base
+        ))
+        .header("origin", &desk.base)
+        .header("x-desk-upload", "1")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    json_error(upload, 401, "/agent/file").await;
+
+    // Cross-origin writes: refused before anything else, signed in or not.
+    let (response, alice) = desk.sign_in("alice", &password).await;
+    assert_eq!(response.status(), 200);
+    let alice = alice.expect("a session cookie");
+    for path in [
+        "/agent/signin",
+        "/agent/presence",
+        "/agent/send",
+        "/sim/send",
+    ] {
+        let r = desk
+            .http
+            .post(format!("{}{path}", desk.base))
+            .header("origin", "http://rebind.evil.example")
+            .header("cookie", &alice.cookie)
+            .json(&json!({"name": "alice", "password": password, "presence": "busy"}))
+            .send()
+            .await
+            .unwrap();
+        json_error(r, 403, path).await;
+    }
+    // A "simple" request another site can send without a preflight: text/plain, no header.
+    let r = desk
+        .http
+        .post(format!(
+            "{}/agent/file?conversation=c1&name=a.txt",
+            desk.base
+        ))
+        .header("origin", "http://evil.example")
+        .header("content-type", "text/plain")
+        .header("cookie", &alice.cookie)
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    json_error(r, 403, "cross-origin upload").await;
+    let r = desk
+        .http
+        .post(format!(
+            "{}/agent/file?conversation=c1&name=a.txt",
+            desk.base
+        ))
+        .header("origin", &desk.base)
+        .header("content-type", "text/plain")
+        .header("cookie", &alice.cookie)
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    json_error(r, 403, "upload without the desk's header").await;
+    // No origin at all: refused too.
+    let r = desk
+        .http
+        .post(format!("{}/agent/presence", desk.base))
+        .header("cookie", &alice.cookie)
+        .json(&json!({"presence": "busy"}))
+        .send()
+        .await
+        .unwrap();
+    json_error(r, 403, "a write without an origin").await;
+    // The right origin but not JSON: 415, in words.
+    let r = desk
+        .http
+        .post(format!("{}/agent/presence", desk.base))
+        .header("origin", &desk.base)
+        .header("cookie", &alice.cookie)
+        .header("content-type", "text/plain")
+        .body("presence=busy")
+        .send()
+        .await
+        .unwrap();
+    json_error(r, 415, "text/plain").await;
+
+    // A foreign Host (DNS rebinding): 421, whatever the route.
+    for path in ["/", "/agent/me", "/agent/conversations", "/sim/inbox"] {
+        let r = desk
+            .get(path, Some(&alice))
+            .header("host", "rebind.evil.example")
+            .send()
+            .await
+            .unwrap();
+        json_error(r, 421, path).await;
+    }
+    let r = desk
+        .get("/agent/me", Some(&alice))
+        .header("host", "localhost:1")
+        .send()
+        .await
+        .unwrap();
+    json_error(r, 421, "another port").await;
+
+    // Errors in words with the right 4xx.
+    let r = desk
+        .post(
+            "/agent/presence",
+            &json!({"presence": "sleepy"}),
+            Some(&alice),
+        )
+        .send()
+        .await
+        .unwrap();
+    json_error(r, 400, "unknown presence").await;
+    let r = desk
+        .post(
+            "/agent/presence",
+            &json!({"presence": "available"}),
+            Some(&alice),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let me: Value = r.json().await.unwrap();
+    assert_eq!(me["presence"], "available", "{me}");
+    let r = desk
+        .post(
+            "/agent/send",
+            &json!({"conversation": "nope", "text": "  "}),
+            Some(&alice),
+        )
+        .send()
+        .await
+        .unwrap();
+    let words = json_error(r, 400, "empty reply").await;
+    assert!(words.contains("Write a message"), "{words}");
+    let r = desk
+        .post(
+            "/agent/accept",
+            &json!({"conversation": "nope"}),
+            Some(&alice),
+        )
+        .send()
+        .await
+        .unwrap();
+    json_error(r, 404, "unknown conversation").await;
+    let r = desk
+        .post("/agent/presence", &json!({"presence": 3}), Some(&alice))
+        .send()
+        .await
+        .unwrap();
+    json_error(r, 400, "a field of the wrong type").await;
+    let r = desk
+        .http
+        .post(format!("{}/agent/presence", desk.base))
+        .header("origin", &desk.base)
+        .header("cookie", &alice.cookie)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 100 * 1024])
+        .send()
+        .await
+        .unwrap();
+    json_error(r, 413, "a body over the limit").await;
+    let r = desk.get("/no/such/page", None).send().await.unwrap();
+    json_error(r, 404, "unknown address").await;
+
+    // The customer writes, with hostile files; alice (the only one available) accepts.
+    desk.sim(json!({"kind": "text", "text": "Hello"})).await;
+    let deadline = Instant::now() + WAIT;
+    let conversation = loop {
+        let list: Value = desk
+            .get("/agent/conversations", Some(&alice))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        if inbox["messages"].as_array().unwrap().iter().any(&ok) {
-            return inbox;
+        if let Some(id) = list["conversations"][0]["id"].as_str() {
+            break id.to_owned();
         }
+        assert!(Instant::now() < deadline, "no offer reached alice: {list}");
+        tokio::time::sleep(POLL).await;
+    };
+    let r = desk
+        .post(
+            "/agent/accept",
+            &json!({"conversation": conversation}),
+            Some(&alice),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // An action the state does not allow: words, no internal names.
+    let r = desk
+        .post(
+            "/agent/revive",
+            &json!({"conversation": conversation}),
+            Some(&alice),
+        )
+        .send()
+        .await
+        .unwrap();
+    let words = json_error(r, 409, "revive while active").await;
+    assert!(
+        !words.contains("Revive") && !words.contains("Active") && !words.contains("state"),
+        "{words}"
+    );
+    for kind in ["svg", "html", "picture", "file"] {
+        desk.sim(json!({"kind": kind})).await;
+    }
+    // The files, once kept: name -> media key.
+    let deadline = Instant::now() + WAIT;
+    let files = loop {
+        let list: Value = desk
+            .get("/agent/conversations", Some(&alice))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let files: Vec<(String, String)> = list["conversations"][0]["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|l| {
+                let f = &l["body"]["File"];
+                Some((
+                    f["name"].as_str()?.to_owned(),
+                    f["media_key"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        if files.len() == 4 {
+            break files;
+        }
+        assert!(Instant::now() < deadline, "the files were not kept: {list}");
+        tokio::time::sleep(POLL).await;
+    };
+    for (name, key) in &files {
+        let path = format!("/media/{key}?conversation={conversation}");
+        let r = desk.get(&path, Some(&alice)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{name}");
+        let header = |h: &str| {
+            r.headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        assert_eq!(header("x-content-type-options"), "nosniff", "{name}");
+        assert_eq!(header("content-security-policy"), "sandbox", "{name}");
+        let disposition = header("content-disposition");
         assert!(
-            Instant::now() < deadline,
-            "the simulated customer never received it: {inbox}"
+            disposition.ends_with(&format!("filename*=UTF-8''{name}")),
+            "{name}: {disposition}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if name == "photo.png" {
+            assert!(disposition.starts_with("inline"), "{disposition}");
+            assert_eq!(header("content-type"), "image/png");
+        } else {
+            assert!(
+                disposition.starts_with("attachment"),
+                "{name}: {disposition}"
+            );
+            assert_eq!(header("content-type"), "application/octet-stream", "{name}");
+        }
+        // Without a session, or for a conversation the file is not in: nothing.
+        let r = desk.get(&path, None).send().await.unwrap();
+        json_error(r, 401, "media without a session").await;
+    }
+    let (_, key) = &files[0];
+    let r = desk
+        .get(&format!("/media/{key}?conversation=other"), Some(&alice))
+        .send()
+        .await
+        .unwrap();
+    json_error(r, 404, "media of another conversation").await;
+
+    // Sign-in: wrong passwords say nothing about which part was wrong, and are limited.
+    let (r, none) = desk.sign_in("alice", "not the password").await;
+    assert!(none.is_none());
+    json_error(r, 401, "wrong password").await;
+    for _ in 0..5 {
+        let (r, _) = desk.sign_in("mallory", "guess").await;
+        json_error(r, 401, "unknown name").await;
+    }
+    let (r, _) = desk.sign_in("mallory", "guess").await;
+    let words = json_error(r, 429, "too many failures").await;
+    assert!(words.contains("Try again"), "{words}");
+    // The cookie: HttpOnly, SameSite=Strict, Path=/, not Secure over plain HTTP.
+    let (r, bob) = desk.sign_in("bob", &password).await;
+    let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age="] {
+        assert!(set_cookie.contains(part), "{set_cookie}");
+    }
+    assert!(!set_cookie.contains("Secure"), "{set_cookie}");
+    let bob = bob.unwrap();
+    let me: Value = desk
+        .get("/agent/me", Some(&bob))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["name"], "bob", "{me}");
+    // Sign-out ends the session for good.
+    let r = desk
+        .post("/agent/signout", &json!({}), Some(&bob))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = desk.get("/agent/me", Some(&bob)).send().await.unwrap();
+    json_error(r, 401, "after sign-out").await;
+    // Stored sessions are hashes: the cookie's value is nowhere in the data directory.
+    let token = alice.cookie.split_once('=').unwrap().1.to_owned();
+    for entry in std::fs::read_dir(work.path().join("data")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(!text.contains(&token), "{}", path.display());
+        }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_mode_needs_credentials_and_accounts() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    // Without credentials: refuses, naming what is missing.
+    let run = |env: &[(&str, &str)]| {
+        let mut command = Command::new(desk_binary());
+        command
+            .args(["--real", "--port", "0", "--data"])
+            .arg(&data)
+            .env_remove("PAGE_ACCESS_TOKEN")
+            .env_remove("APP_SECRET")
+            .env_remove("VERIFY_TOKEN");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("PAGE_ACCESS_TOKEN, APP_SECRET, VERIFY_TOKEN not set"),
+        "{stderr}"
+    );
+    let out = run(&[("PAGE_ACCESS_TOKEN", "t")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("(APP_SECRET, VERIFY_TOKEN not set)"),
+        "{stderr}"
+    );
+    let credentials = [
+        ("PAGE_ACCESS_TOKEN", "page-token"),
+        ("APP_SECRET", "app-secret"),
+        ("VERIFY_TOKEN", "verify"),
+    ];
+    // With credentials but no accounts: no default accounts, so it refuses too.
+    let out = run(&credentials);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("add-agent"), "{stderr}");
+
+    // An account, made with the subcommand; the password comes from standard input.
+    let mut add = Command::new(desk_binary())
+        .args([
+            "add-agent",
+            "carol",
+            "--role",
+            "supervisor",
+            "--capacity",
+            "3",
+            "--data",
+        ])
+        .arg(&data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long passphrase\n")
+        .unwrap();
+    let out = add.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = std::fs::read_to_string(data.join("agents.toml")).unwrap();
+    assert!(
+        file.contains("name = \"carol\"") && file.contains("role = \"supervisor\""),
+        "{file}"
+    );
+    assert!(file.contains("$argon2id$"), "{file}");
+    assert!(!file.contains("a long passphrase"), "{file}");
+
+    let desk = start_desk(&data, &["--real"], &credentials);
+    assert!(desk.password.is_none(), "real mode prints no password");
+    let info: Value = desk
+        .get("/desk/info", None)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["simulation"], false, "{info}");
+    // No simulation routes, and no demo accounts.
+    let r = desk.get("/sim/inbox", None).send().await.unwrap();
+    json_error(r, 404, "no simulation in real mode").await;
+    let (r, _) = desk.sign_in("alice", "anything at all").await;
+    json_error(r, 401, "no demo accounts in real mode").await;
+    let (r, carol) = desk.sign_in("carol", "a long passphrase").await;
+    assert_eq!(r.status(), 200);
+    let me: Value = desk
+        .get("/agent/me", Some(&carol.unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["role"], "supervisor", "{me}");
+    assert_eq!(me["capacity"], 3, "{me}");
+}
+
+// ---- In the browser ----
+
+/// A browser session of its own (its own profile, so its own cookies).
+async fn browser(driver: &str, profile: &Path, downloads: &Path) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("browserName".into(), json!("chrome"));
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     format!("--user-data-dir={}", profile.display())],
+            "prefs": {"download.default_directory": downloads.display().to_string(), "download.prompt_for_download": false}
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match ClientBuilder::new(connector.clone())
+            .capabilities(capabilities.clone())
+            .connect(driver)
+            .await
+        {
+            Ok(client) => return client,
+            // chromedriver may still be starting.
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no browser session: {e}");
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+}
+
+/// Waits for an element whose text satisfies `ok`; returns the text.
+async fn wait_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + WAIT;
+    let mut last = String::new();
+    loop {
+        // The page re-renders: an element found may be gone a moment later.
+        if let Ok(element) = c.find(Locator::Css(css)).await {
+            if let Ok(text) = element.text().await {
+                if ok(&text) {
+                    return text;
+                }
+                last = text;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {css}; it says: {last}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Clicks the element, finding it again if the page re-rendered it meanwhile.
+async fn click(c: &Client, css: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(element) = c.find(Locator::Css(css)).await {
+            if element.click().await.is_ok() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "could not click {css}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn type_into(c: &Client, css: &str, text: &str) {
+    let element = c
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"));
+    if !css.contains("file") {
+        element.clear().await.unwrap();
+    }
+    element.send_keys(text).await.unwrap();
+}
+
+/// Signs in on the page.
+async fn sign_in(c: &Client, base: &str, name: &str, password: &str) {
+    c.goto(&format!("{base}/")).await.unwrap();
+    wait_text(c, "#simulation", |t| t.contains("Simulation")).await;
+    type_into(c, "#agent-name", name).await;
+    type_into(c, "#password", password).await;
+    click(c, "#signin").await;
+    wait_text(c, "#status", |t| {
+        t.contains("Signed in as") && t.contains(&format!("({name},"))
+    })
+    .await;
+}
+
+/// What a script in the page answers (a promise is awaited).
+async fn page_eval(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![]).await.unwrap()
+}
+
+/// No alert is open: no hostile script ran in this browser.
+async fn assert_no_alert(c: &Client) {
+    match c.get_alert_text().await {
+        Err(e) if e.is_no_such_alert() => {}
+        Ok(text) => panic!("a script ran and opened an alert: {text}"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Uploads `path` as the agent and waits for the error the panel shows.
+async fn upload_refused(c: &Client, path: &Path, ok: impl Fn(&str) -> bool) -> String {
+    // A fresh error each time: clear the last one by sending nothing first.
+    page_eval(
+        c,
+        "document.getElementById('error').textContent = ''; return true;",
+    )
+    .await;
+    type_into(c, "#file", path.to_str().unwrap()).await;
+    click(c, "#attach").await;
+    wait_text(c, "#error", ok).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_desk_in_a_real_browser() {
-    if !std::path::Path::new(CHROMEDRIVER).exists() {
+    if !Path::new(CHROMEDRIVER).exists() {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must install chromium-driver"
@@ -239,7 +889,14 @@ async fn agent_desk_in_a_real_browser() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let (_desk, base) = start_desk(&work.path().join("data"));
+    let policy = lax_policy(work.path());
+    let desk = start_desk(
+        &work.path().join("data"),
+        &["--policy", policy.to_str().unwrap()],
+        &[],
+    );
+    let base = desk.base.clone();
+    let password = desk.password.clone().expect("simulation prints a password");
     let port = free_port();
     let _driver = Guard(
         Command::new(CHROMEDRIVER)
@@ -249,77 +906,31 @@ async fn agent_desk_in_a_real_browser() {
             .spawn()
             .unwrap(),
     );
-    let http = reqwest::Client::new();
-    let driver_url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http
-        .get(format!("{driver_url}/status"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let profile = work.path().join("profile");
-    let session: Value = http
-        .post(format!("{driver_url}/session"))
-        .json(&json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                     "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     format!("--user-data-dir={}", profile.display())]
-        }}}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = session["value"]["sessionId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{session}"));
-    let d = Driver {
-        http: http.clone(),
-        url: format!("{driver_url}/session/{id}"),
-    };
+    let driver = format!("http://127.0.0.1:{port}");
+    let downloads = work.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
 
-    // Two agents sign in, each in a tab of their own.
-    d.goto(&format!("{base}/")).await;
-    d.type_into("#agent-name", "alice").await;
-    d.click("#signin").await;
-    d.wait_text("#status", |t| t.contains("Signed in as alice"))
-        .await;
-    let alice_tab = d.new_tab().await;
-    let bob_tab = d.call(reqwest::Method::GET, "/window", None).await;
-    let bob_tab = bob_tab.as_str().unwrap().to_owned();
-    d.goto(&format!("{base}/")).await;
-    d.type_into("#agent-name", "bob").await;
-    d.click("#signin").await;
-    d.wait_text("#status", |t| t.contains("Signed in as bob"))
-        .await;
+    // Two agents sign in, each in a browser session of their own.
+    let alice = browser(&driver, &work.path().join("profile-alice"), &downloads).await;
+    let bob = browser(&driver, &work.path().join("profile-bob"), &downloads).await;
+    // A wrong password first: the page says so, in words.
+    alice.goto(&format!("{base}/")).await.unwrap();
+    type_into(&alice, "#agent-name", "alice").await;
+    type_into(&alice, "#password", "not the password").await;
+    click(&alice, "#signin").await;
+    wait_text(&alice, "#signin-error", |t| t.contains("do not match")).await;
+    sign_in(&alice, &base, "alice", &password).await;
+    sign_in(&bob, &base, "bob", &password).await;
 
     // The simulated customer writes; the offer appears with its countdown.
-    let sent: Value = http
-        .post(format!("{base}/sim/send"))
-        .json(&json!({"kind": "text", "text": "Hello, my parcel is late"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(sent["status"], 200, "{sent}");
+    let sent = desk
+        .sim(json!({"kind": "text", "text": "Hello, my parcel is late"}))
+        .await;
     // It is offered to alice first (least loaded, then by name); she rejects it, and the offer
     // moves to bob's screen.
-    d.switch(&alice_tab).await;
-    d.wait_text("#offers .offer", |t| t.contains("Accept within"))
-        .await;
-    d.click("#offers .offer .reject").await;
-    d.switch(&bob_tab).await;
-    let offer = d
-        .wait_text("#offers .offer", |t| t.contains("Accept within"))
-        .await;
+    wait_text(&alice, "#offers .offer", |t| t.contains("Accept within")).await;
+    click(&alice, "#offers .offer .reject").await;
+    let offer = wait_text(&bob, "#offers .offer", |t| t.contains("Accept within")).await;
     let seconds: u64 = offer
         .split("within ")
         .nth(1)
@@ -332,44 +943,151 @@ async fn agent_desk_in_a_real_browser() {
     assert!(seconds <= 120 && seconds > 60, "{offer}");
 
     // bob accepts, then replies.
-    d.click("#offers .offer .accept").await;
-    d.wait_text("#title", |t| t.contains("Active")).await;
-    d.wait_text("#transcript", |t| t.contains("Hello, my parcel is late"))
-        .await;
-    d.type_into("#reply", "We are looking into it").await;
-    d.click("#send").await;
-    wait_inbox(&http, &base, |m| m["text"] == "We are looking into it").await;
+    click(&bob, "#offers .offer .accept").await;
+    wait_text(&bob, "#title", |t| t.contains("Active")).await;
+    wait_text(&bob, "#transcript", |t| {
+        t.contains("Hello, my parcel is late")
+    })
+    .await;
+    type_into(&bob, "#reply", "We are looking into it").await;
+    click(&bob, "#send").await;
+    desk.wait_inbox("the reply", |i| {
+        i["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["text"] == "We are looking into it")
+    })
+    .await;
+    // An empty reply: refused in words, nothing sent.
+    type_into(&bob, "#reply", " ").await;
+    click(&bob, "#send").await;
+    wait_text(&bob, "#error", |t| {
+        t.contains("Write a message before sending")
+    })
+    .await;
 
     // A file.
     let png = work.path().join("label.png");
     std::fs::write(&png, include_bytes!("../examples/sample/logo.png")).unwrap();
-    d.type_into("#file", png.to_str().unwrap()).await;
-    d.click("#attach").await;
-    wait_inbox(&http, &base, |m| m["file"]["name"] == "label.png").await;
-    d.wait_text("#transcript", |t| t.contains("label.png"))
-        .await;
+    type_into(&bob, "#file", png.to_str().unwrap()).await;
+    click(&bob, "#attach").await;
+    desk.wait_inbox("label.png", |i| {
+        i["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["file"]["name"] == "label.png")
+    })
+    .await;
+    wait_text(&bob, "#transcript", |t| t.contains("label.png")).await;
 
     // A blocked file: the panel says why, and nothing leaves.
     let exe = work.path().join("tool.exe");
     std::fs::write(&exe, b"MZ\x90\x00\x03\x00\x00\x00").unwrap();
-    d.type_into("#file", exe.to_str().unwrap()).await;
-    d.click("#attach").await;
-    d.wait_text("#error", |t| t.contains("Files of type .exe are blocked"))
-        .await;
+    upload_refused(&bob, &exe, |t| t.contains("Files of type .exe are blocked")).await;
+    // Hostile files the agent tries to send: an SVG and an HTML page with script, and an SVG
+    // named like a picture. The policy refuses each (by name, and by content).
+    let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert('agent svg')\"><script>alert('agent svg')</script></svg>";
+    for (name, bytes) in [
+        ("drawing.svg", &svg[..]),
+        (
+            "page.html",
+            &b"<!doctype html><script>alert('agent html')</script>"[..],
+        ),
+        ("photo.png", &svg[..]),
+    ] {
+        let path = work.path().join("hostile").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        let error = upload_refused(&bob, &path, |t| !t.is_empty()).await;
+        assert!(!error.contains("HTTP"), "{name}: {error}");
+    }
+    let inbox = desk.inbox().await;
+    assert!(
+        inbox["messages"].as_array().unwrap().iter().all(|m| ![
+            "drawing.svg",
+            "page.html",
+            "photo.png"
+        ]
+        .contains(&m["file"]["name"].as_str().unwrap_or(""))),
+        "a hostile file left: {inbox}"
+    );
 
     // The customer sends an unsupported file: the agent sees Omnichannel's error.
-    http.post(format!("{base}/sim/send"))
-        .json(&json!({"kind": "unsupported"}))
-        .send()
-        .await
-        .unwrap();
-    d.wait_text("#transcript", |t| {
+    desk.sim(json!({"kind": "unsupported"})).await;
+    wait_text(&bob, "#transcript", |t| {
         t.contains("Customer sent an unsupported message type")
     })
     .await;
 
+    // The customer sends the hostile files (the lax inbound policy lets them in): the agent
+    // opens each, and nothing runs, in the desk's origin or anywhere.
+    desk.sim(json!({"kind": "svg"})).await;
+    desk.sim(json!({"kind": "html"})).await;
+    for name in ["drawing.svg", "page.html"] {
+        // Links name their file in their text.
+        let css = "#transcript a[href*='/media/']";
+        wait_text(&bob, "#transcript", |t| t.contains(name)).await;
+        let deadline = Instant::now() + WAIT;
+        let href = loop {
+            let links = bob.find_all(Locator::Css(css)).await.unwrap_or_default();
+            let mut found = None;
+            for link in links {
+                if link.text().await.unwrap_or_default().contains(name) {
+                    found = link.attr("href").await.ok().flatten();
+                }
+            }
+            if let Some(href) = found {
+                break href;
+            }
+            assert!(Instant::now() < deadline, "no link to {name} was kept");
+            tokio::time::sleep(POLL).await;
+        };
+        let url = if href.starts_with("http") {
+            href.clone()
+        } else {
+            format!("{base}{href}")
+        };
+        // Opened in a tab of its own, as the link does, and directly.
+        let back = bob.window().await.unwrap();
+        let tab = bob.new_window(true).await.unwrap();
+        bob.switch_to_window(tab.handle).await.unwrap();
+        bob.goto(&url).await.unwrap();
+        assert_no_alert(&bob).await;
+        bob.close_window().await.unwrap();
+        bob.switch_to_window(back).await.unwrap();
+        // And fetched by the page itself: the response carries the sandbox and nosniff.
+        let headers = page_eval(
+            &bob,
+            &format!(
+                "return fetch({href:?}).then(r => [r.headers.get('content-disposition'), r.headers.get('content-security-policy'), r.headers.get('x-content-type-options')]);"
+            ),
+        )
+        .await;
+        assert!(
+            headers[0]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("attachment; filename*=UTF-8''"),
+            "{name}: {headers}"
+        );
+        assert_eq!(headers[1], "sandbox", "{name}");
+        assert_eq!(headers[2], "nosniff", "{name}");
+    }
+    assert_no_alert(&bob).await;
+    wait_text(&bob, "#status", |t| t.contains("Signed in as")).await;
+
     // Everything the customer does reaches the agent's panel.
-    let inbox = wait_inbox(&http, &base, |m| m["text"] == "We are looking into it").await;
+    let inbox = desk
+        .wait_inbox("the reply", |i| {
+            i["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["text"] == "We are looking into it")
+        })
+        .await;
     let agent_mid = inbox["messages"]
         .as_array()
         .unwrap()
@@ -380,98 +1098,94 @@ async fn agent_desk_in_a_real_browser() {
         .unwrap()
         .to_owned();
     let first_mid = sent["mid"].as_str().unwrap().to_owned();
-    let sim = |body: Value| {
-        let http = http.clone();
-        let base = base.clone();
-        async move {
-            let r: Value = http
-                .post(format!("{base}/sim/send"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            assert_eq!(r["status"], 200, "{r}");
-            r
-        }
-    };
     // A reaction, shown on the agent's message it reacts to.
-    sim(json!({"kind": "reaction", "mid": agent_mid, "text": "\u{1F44D}"})).await;
-    d.wait_text(".line.Agent .reactions", |t| t.contains('\u{1F44D}'))
+    desk.sim(json!({"kind": "reaction", "mid": agent_mid, "text": "\u{1F44D}"}))
         .await;
+    wait_text(&bob, ".line.Agent .reactions", |t| t.contains('\u{1F44D}')).await;
     // A quoted reply.
-    sim(json!({"kind": "reply", "mid": agent_mid, "text": "Thanks, which box?"})).await;
-    d.wait_text(".line .quote", |t| t.contains("We are looking into it"))
+    desk.sim(json!({"kind": "reply", "mid": agent_mid, "text": "Thanks, which box?"}))
         .await;
+    wait_text(&bob, ".line .quote", |t| {
+        t.contains("We are looking into it")
+    })
+    .await;
     // An edit: the new text, marked edited, the earlier version kept.
-    let question = sim(json!({"kind": "text", "text": "Is it the red one?"})).await;
-    let question_mid = question["mid"].as_str().unwrap().to_owned();
-    d.wait_text("#transcript", |t| t.contains("Is it the red one?"))
+    let question = desk
+        .sim(json!({"kind": "text", "text": "Is it the red one?"}))
         .await;
-    sim(json!({"kind": "edit", "mid": question_mid, "text": "Is it the blue one?"})).await;
-    d.wait_text("#transcript", |t| {
+    let question_mid = question["mid"].as_str().unwrap().to_owned();
+    wait_text(&bob, "#transcript", |t| t.contains("Is it the red one?")).await;
+    desk.sim(json!({"kind": "edit", "mid": question_mid, "text": "Is it the blue one?"}))
+        .await;
+    wait_text(&bob, "#transcript", |t| {
         t.contains("Is it the blue one?") && t.contains("edited (1)")
     })
     .await;
     // A reply from the Page inbox, with its author.
-    sim(json!({"kind": "inbox", "text": "Hi, this is the shop"})).await;
-    d.wait_text("#transcript", |t| {
+    desk.sim(json!({"kind": "inbox", "text": "Hi, this is the shop"}))
+        .await;
+    wait_text(&bob, "#transcript", |t| {
         t.contains("Page inbox: Hi, this is the shop")
     })
     .await;
     // Read receipts on the agent's messages.
-    sim(json!({"kind": "read"})).await;
-    d.wait_text(".line.Agent .receipt", |t| t.contains("Read"))
-        .await;
+    desk.sim(json!({"kind": "read"})).await;
+    wait_text(&bob, ".line.Agent .receipt", |t| t.contains("Read")).await;
     // The agent reacts to the customer's first message.
-    d.click(&format!(".react[data-mid='{first_mid}']")).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let inbox: Value = http
-            .get(format!("{base}/sim/inbox"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let actions = inbox["actions"].as_array().unwrap();
+    click(&bob, &format!(".react[data-mid='{first_mid}']")).await;
+    desk.wait_inbox("the agent's reaction and the seen mark", |i| {
+        let actions = i["actions"].as_array().unwrap();
         let reacted = actions.iter().any(|a| {
             a["sender_action"] == "react" && a["payload"]["message_id"] == first_mid.as_str()
         });
-        let seen = actions.iter().any(|a| a["sender_action"] == "mark_seen");
-        if reacted && seen {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the agent's reaction (and the seen mark) never reached Messenger: {inbox}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    d.wait_text(".line.Customer .reactions", |t| !t.is_empty())
-        .await;
+        reacted && actions.iter().any(|a| a["sender_action"] == "mark_seen")
+    })
+    .await;
+    wait_text(&bob, ".line.Customer .reactions", |t| !t.is_empty()).await;
 
     // Hostile content stays text: a reaction and a link title that are markup, and a
     // `javascript:` link, neither run nor linked.
     let hostile = "<img src=x onerror=\"window.__xss=1\">";
-    sim(json!({"kind": "reaction", "mid": first_mid, "text": hostile})).await;
-    sim(json!({"kind": "link", "text": hostile, "url": "javascript:window.__xss=1"})).await;
-    d.wait_text("#transcript", |t| t.matches("<img src=x").count() >= 2)
+    desk.sim(json!({"kind": "reaction", "mid": first_mid, "text": hostile}))
         .await;
-    let state = d
-        .call(
-            reqwest::Method::POST,
-            "/execute/sync",
-            Some(json!({
-                "script": "return [typeof window.__xss, document.querySelectorAll('#transcript img:not(.sticker)').length, [...document.querySelectorAll('#transcript a')].filter((a) => /^\\s*javascript:/i.test(a.getAttribute('href') || '')).length];",
-                "args": []
-            })),
-        )
+    desk.sim(json!({"kind": "link", "text": hostile, "url": "javascript:window.__xss=1"}))
         .await;
+    wait_text(&bob, "#transcript", |t| {
+        t.matches("<img src=x").count() >= 2
+    })
+    .await;
+    let state = page_eval(
+        &bob,
+        "return [typeof window.__xss, document.querySelectorAll('#transcript img:not(.sticker)').length, [...document.querySelectorAll('#transcript a')].filter((a) => /^\\s*javascript:/i.test(a.getAttribute('href') || '')).length];",
+    )
+    .await;
     assert_eq!(state, json!(["undefined", 0, 0]), "nothing ran or linked");
 
-    d.call(reqwest::Method::DELETE, "", None).await;
+    // A reload keeps bob signed in, with his conversation.
+    bob.refresh().await.unwrap();
+    wait_text(&bob, "#status", |t| {
+        t.contains("Signed in as Bob (bob, agent)")
+    })
+    .await;
+    wait_text(&bob, "#transcript", |t| t.contains("Is it the blue one?")).await;
+
+    // alice signs out: the page shows the sign-in form, and her session is gone.
+    click(&alice, "#signout").await;
+    wait_text(&alice, "#signin-error", |t| t.contains("Signed out")).await;
+    let status = page_eval(&alice, "return fetch('/agent/me').then(r => r.status);").await;
+    assert_eq!(status, 401);
+    alice.refresh().await.unwrap();
+    wait_text(&alice, "#signin", |t| t.contains("Sign in")).await;
+    // bob is still signed in, in his own browser.
+    let status = page_eval(&bob, "return fetch('/agent/me').then(r => r.status);").await;
+    assert_eq!(status, 200);
+
+    // No hostile script ran anywhere: no alert, and the canary was never loaded.
+    assert_no_alert(&alice).await;
+    assert_no_alert(&bob).await;
+    let inbox = desk.inbox().await;
+    assert_eq!(inbox["canary"], json!([]), "a hostile file's script ran");
+
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
 }

@@ -1,16 +1,20 @@
 //! Run with: `cargo run --example desk`
 //!
-//! The agent desk: one process with the webhook endpoints, a web page for agents (sign in by
-//! name, presence, offers with their countdown, Accept and Reject, the transcript, text and
-//! files both ways, End and Close, the conversation list), on embedded defaults (SQLite in a
-//! data directory).
+//! The agent desk: one process with the webhook endpoints, a web page for agents (sign in,
+//! presence, offers with their countdown, Accept and Reject, the transcript, text and files
+//! both ways, End and Close, the conversation list), on embedded defaults (SQLite in a data
+//! directory).
 //!
-//! Without Facebook credentials it runs in simulation mode: a simulated customer page sends
-//! correctly signed webhooks to this server (text, a picture, a file, an unsupported file, a
-//! redelivered duplicate), and a local fake Graph endpoint receives the agents' sends and shows
-//! them to the simulated customer. With `PAGE_ACCESS_TOKEN`, `APP_SECRET` and `VERIFY_TOKEN`
-//! set (and a public HTTPS URL in front of `/webhook`), it runs against the real Messenger
-//! Platform.
+//! Without `--real` it runs in simulation mode (the page says so in a banner): a simulated
+//! customer page sends correctly signed webhooks to this server (text, a picture, a file, an
+//! unsupported file, a redelivered duplicate), and a local fake Graph endpoint receives the
+//! agents' sends and shows them to the simulated customer. Simulation has three demo
+//! accounts, agents `alice` and `bob` and supervisor `sam`, whose password is printed at
+//! start. With `--real` it runs against the real Messenger Platform and needs
+//! `PAGE_ACCESS_TOKEN`, `APP_SECRET` and `VERIFY_TOKEN` (it refuses to start without them,
+//! naming what is missing); its agents are the accounts of `agents.toml` in the data
+//! directory, made with `cargo run --example desk -- add-agent NAME --role agent --capacity
+//! 3` (the password is read from standard input).
 //!
 //! The panel shows everything the customer does: reactions on the message they react to,
 //! quoted replies, edits (the current text, "edited", the earlier versions on hover), removed
@@ -19,12 +23,27 @@
 //! message whether it was sent (✓), delivered (✓✓) or read. Agents react to the customer's
 //! messages with the buttons beside them.
 //!
-//! Options: `--port N` (default 8080; 0 picks a free port), `--data DIR` (default
-//! `desk-data`), `--policy FILE.toml` (the attachment policy; see
-//! `examples/policy.sample.toml`), `--mark-seen on|off` (default on: opening a conversation
-//! marks the customer's messages seen, `sender_action` `mark_seen`), `--typing on|off`
+//! Safe against the web: sessions in an `HttpOnly`, `SameSite=Strict` cookie, every agent
+//! route answers 401 without one, writes come from the desk's own origin as JSON, the Host
+//! header must name the desk, files are served as attachments under a sandbox policy, and the
+//! page has a strict Content Security Policy (see `web.rs`, `auth.rs`, `media.rs`).
+//!
+//! Options: `--real`; `--port N` (default 8080; 0 picks a free port) or `--agent-bind ADDR`
+//! (default `127.0.0.1:8080`) for the agent page; `--webhook-bind ADDR` to serve `/webhook`
+//! on a listener of its own (public, say, while the agent page stays on loopback);
+//! `--origin URL` (repeatable: the public address of the agent page behind a proxy, such as
+//! `https://desk.example.com`) and `--host NAME` (repeatable: another Host header value to
+//! answer to); `--data DIR` (default `desk-data`); `--accounts FILE` (default
+//! `DIR/agents.toml`); `--policy FILE.toml` (the attachment policy; see
+//! `examples/policy.sample.toml`); `--mark-seen on|off` (default on: opening a conversation
+//! marks the customer's messages seen, `sender_action` `mark_seen`); `--typing on|off`
 //! (default on: the customer sees the typing bubble while the agent types, `typing_on`, at
 //! most once every 5 s per conversation).
+
+mod auth;
+mod errors;
+mod media;
+mod web;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,19 +54,19 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use messenger_channel::agents::{AgentNotifier, InMemoryRouter, Presence};
 use messenger_channel::attachment::{AttachmentPolicy, PolicyConfig};
 use messenger_channel::axum::WebhookRoutes;
 use messenger_channel::conversation::{
-    Author, Conversation, ConversationConfig, Offer, TranscriptLine,
+    Author, Conversation, ConversationConfig, Offer, SendRefusal, TranscriptLine,
 };
-use messenger_channel::engine::{Delivery, Engine, EngineError, REACTION_MID_MAX_BYTES};
+use messenger_channel::engine::{Delivery, Engine, REACTION_MID_MAX_BYTES};
 use messenger_channel::ids::{AgentId, AppId, ConversationId, PageId};
 use messenger_channel::secret::{AppSecret, PageAccessToken, VerifyToken};
-use messenger_channel::send::{GraphClient, MediaKind, PageApi, SenderAction};
-use messenger_channel::store::{ConversationStore, MediaStore, SqliteStore};
+use messenger_channel::send::{GraphClient, MediaKind, PageApi, SenderAction, TEXT_MAX_CHARS};
+use messenger_channel::store::{ConversationStore, SqliteStore, StoreError};
 use messenger_channel::webhook::Webhook;
 use messenger_channel::webhook::WebhookBody;
 use messenger_channel::window::WindowConfig;
@@ -55,10 +74,17 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+use crate::auth::SignedIn;
+use crate::errors::engine_error;
+use crate::web::{JsonBody, error_response};
+
 const SIM_PAGE: &str = "100000000000001";
 const SIM_CUSTOMER: &str = "5550000000000001";
 const SIM_SECRET: &str = "desk-simulation-secret";
 const SIM_VERIFY: &str = "desk-simulation";
+/// The largest file an agent uploads (Messenger takes 25 MB; the attachment policy may say
+/// less).
+const FILE_MAX_BYTES: usize = 26 * 1024 * 1024;
 /// At most one typing indicator per conversation this often.
 const TYPING_EVERY: Duration = Duration::from_secs(5);
 /// At most one seen mark per conversation this often (a looping browser cannot spend the
@@ -125,15 +151,22 @@ struct Simulation {
     actions: Vec<Value>,
     /// The id of the customer's last simulated message.
     last_in: Option<String>,
+    /// Loads of `/sim/canary`: a hostile file's script ran somewhere (never, we hope).
+    canary: Vec<String>,
 }
 
 struct Desk {
     engine: Arc<Engine>,
+    /// Accounts, sessions and failed sign-ins.
+    auth: Arc<auth::Auth>,
     store: Arc<SqliteStore>,
     router: Arc<InMemoryRouter>,
     bus: Bus,
     /// `Some` in simulation mode.
     simulation: Option<Mutex<Simulation>>,
+    /// Where this desk's own `/webhook` is (the simulated customer posts there).
+    webhook_base: String,
+    /// The agent page's address (the simulated customer's files are there).
     base: String,
     secret: AppSecret,
     http: reqwest::Client,
@@ -149,74 +182,162 @@ struct Desk {
 
 type Shared = Arc<Desk>;
 
-fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"error": message.into()}))).into_response()
-}
-
-fn engine_error(e: &EngineError) -> Response {
-    let status = match e {
-        EngineError::NotFound(_) | EngineError::UnknownMessage(_) => StatusCode::NOT_FOUND,
-        EngineError::Send(_) => StatusCode::BAD_GATEWAY,
-        EngineError::Store(_) | EngineError::Contention(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
-    };
-    error_response(status, e.to_string())
-}
-
+/// What an agent's action names; who acts comes from the session.
 #[derive(Deserialize)]
 struct AgentAction {
-    agent: String,
     conversation: Option<String>,
     text: Option<String>,
-    presence: Option<String>,
     /// The message reacted to (`react`, `unreact`).
     mid: Option<String>,
     /// The emoji (`react`).
     reaction: Option<String>,
 }
 
-async fn agent_page() -> Html<&'static str> {
-    Html(include_str!("agent.html"))
+async fn agent_page() -> Response {
+    web::page(include_str!("agent.html"))
 }
 
-async fn customer_page() -> Html<&'static str> {
-    Html(include_str!("customer.html"))
+async fn customer_page() -> Response {
+    web::page(include_str!("customer.html"))
 }
 
-async fn sign_in(State(desk): State<Shared>, axum::Json(a): axum::Json<AgentAction>) -> Response {
-    let name = a.agent.trim();
-    if name.is_empty()
-        || name.len() > 40
-        || !name
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
-    {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            "an agent name is letters, digits, - and _",
-        );
+/// What the page needs before anyone signs in: whether this is a simulation.
+async fn desk_info(State(desk): State<Shared>) -> Response {
+    let demo: Vec<_> = if desk.simulation.is_some() {
+        auth::DEMO_ACCOUNTS.iter().map(|(name, ..)| *name).collect()
+    } else {
+        Vec::new()
+    };
+    axum::Json(json!({"simulation": desk.simulation.is_some(), "demo_accounts": demo}))
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    name: String,
+    password: String,
+}
+
+/// `POST /agent/signin {name, password}`: a session cookie, and the account.
+async fn sign_in(
+    State(desk): State<Shared>,
+    headers: HeaderMap,
+    JsonBody(s): JsonBody<SignIn>,
+) -> Response {
+    let (account, token) = match desk.auth.sign_in(&s.name, &s.password).await {
+        Ok(signed) => signed,
+        Err(e) => return e.response(),
+    };
+    let agent = AgentId::from(account.name.as_str());
+    desk.router.set_capacity(&agent, account.capacity);
+    let mut response = me_json(&desk, &account).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        auth::session_cookie(&token, served_over_https(&headers)),
+    );
+    response
+}
+
+/// Whether the page is served over HTTPS (behind a proxy that terminates TLS): the browser's
+/// `Origin` says so. The session cookie is then `Secure`.
+fn served_over_https(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .is_some_and(|o| o.starts_with("https://"))
+}
+
+/// `POST /agent/signout`: ends the session; an agent with no other session goes offline.
+async fn sign_out(State(desk): State<Shared>, who: SignedIn, headers: HeaderMap) -> Response {
+    match desk.auth.sessions.remove(&who.token, &who.account.name) {
+        Ok(others) => {
+            if !others {
+                desk.router.set_presence(&who.agent, Presence::Offline);
+            }
+        }
+        Err(e) => eprintln!("desk: could not save the sessions: {e}"),
     }
-    let presence = match a.presence.as_deref().unwrap_or("available") {
+    let mut response = axum::Json(json!({"ok": true})).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        auth::expired_cookie(served_over_https(&headers)),
+    );
+    response
+}
+
+fn presence_name(p: Presence) -> &'static str {
+    match p {
+        Presence::Available => "available",
+        Presence::Busy => "busy",
+        Presence::Away => "away",
+        Presence::DoNotDisturb => "dnd",
+        _ => "offline",
+    }
+}
+
+fn me_json(desk: &Desk, account: &auth::Account) -> axum::Json<Value> {
+    let agent = AgentId::from(account.name.as_str());
+    let presence = desk
+        .router
+        .agents()
+        .into_iter()
+        .find(|(id, ..)| *id == agent)
+        .map_or("offline", |(_, p, ..)| presence_name(p));
+    axum::Json(json!({
+        "name": account.name,
+        "display_name": account.display_name,
+        "role": account.role.as_str(),
+        "capacity": account.capacity,
+        "presence": presence,
+        "simulation": desk.simulation.is_some(),
+    }))
+}
+
+/// `GET /agent/me`: the signed-in agent.
+async fn me(State(desk): State<Shared>, who: SignedIn) -> Response {
+    me_json(&desk, &who.account).into_response()
+}
+
+#[derive(Deserialize)]
+struct PresenceChange {
+    presence: String,
+}
+
+/// `POST /agent/presence {presence}`: available, busy, away, dnd or offline.
+async fn presence(
+    State(desk): State<Shared>,
+    who: SignedIn,
+    JsonBody(p): JsonBody<PresenceChange>,
+) -> Response {
+    let presence = match p.presence.as_str() {
         "available" => Presence::Available,
         "busy" => Presence::Busy,
         "away" => Presence::Away,
         "dnd" => Presence::DoNotDisturb,
-        _ => Presence::Offline,
+        "offline" => Presence::Offline,
+        _ => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "Presence is available, busy, away, dnd or offline.",
+            );
+        }
     };
-    desk.router.set_presence(&AgentId::from(name), presence);
+    desk.router.set_capacity(&who.agent, who.account.capacity);
+    desk.router.set_presence(&who.agent, presence);
     // A new arrival may take what waits in the queue.
     let _ = desk.engine.tick(SystemTime::now()).await;
-    axum::Json(json!({"ok": true})).into_response()
+    me_json(&desk, &who.account).into_response()
 }
 
 async fn act(
     State(desk): State<Shared>,
+    who: SignedIn,
     Path(action): Path<String>,
-    axum::Json(a): axum::Json<AgentAction>,
+    JsonBody(a): JsonBody<AgentAction>,
 ) -> Response {
-    let agent = AgentId::from(a.agent.as_str());
+    let agent = who.agent;
     let Some(id) = a.conversation.as_deref().map(ConversationId::from) else {
-        return error_response(StatusCode::BAD_REQUEST, "no conversation given");
+        return error_response(StatusCode::BAD_REQUEST, "Say which conversation.");
     };
     let now = SystemTime::now();
     let result = match action.as_str() {
@@ -232,12 +353,23 @@ async fn act(
         "react" | "unreact" => return react(&desk, &id, &agent, &a, action == "react").await,
         "seen" => return sender_action(&desk, &id, &agent, SenderAction::MarkSeen).await,
         "typing" => return sender_action(&desk, &id, &agent, SenderAction::TypingOn).await,
-        "send" => desk
-            .engine
-            .send_text(&id, &agent, a.text.as_deref().unwrap_or(""), now)
-            .await
-            .map(Some),
-        _ => return error_response(StatusCode::NOT_FOUND, "no such action"),
+        "send" => {
+            let text = a.text.as_deref().unwrap_or("");
+            if text.trim().is_empty() {
+                return error_response(StatusCode::BAD_REQUEST, "Write a message before sending.");
+            }
+            if text.chars().count() > TEXT_MAX_CHARS {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    format!("A message holds at most {TEXT_MAX_CHARS} characters."),
+                );
+            }
+            desk.engine
+                .send_text(&id, &agent, text, now)
+                .await
+                .map(Some)
+        }
+        _ => return error_response(StatusCode::NOT_FOUND, "The desk has no such action."),
     };
     match result {
         Ok(None) => axum::Json(json!({"ok": true})).into_response(),
@@ -261,7 +393,7 @@ async fn react(
         .as_deref()
         .filter(|m| !m.is_empty() && m.len() <= REACTION_MID_MAX_BYTES)
     else {
-        return error_response(StatusCode::BAD_REQUEST, "say which message to react to");
+        return error_response(StatusCode::BAD_REQUEST, "Say which message to react to.");
     };
     let reaction = if add {
         Some(a.reaction.as_deref().unwrap_or(""))
@@ -296,11 +428,15 @@ async fn sender_action(
     }
     let conversation = match desk.store.load(id).await {
         Ok(Some(stored)) => stored.conversation,
-        Ok(None) => return error_response(StatusCode::NOT_FOUND, "no such conversation"),
-        Err(e) => return error_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Ok(None) => return error_response(StatusCode::NOT_FOUND, "There is no such conversation."),
+        Err(e) => return store_error(&e),
     };
     if let Err(refusal) = conversation.may_send(agent) {
-        return error_response(StatusCode::FORBIDDEN, refusal.to_string());
+        let words = match refusal {
+            SendRefusal::NotHolder { .. } => "Another agent holds this conversation.".to_owned(),
+            other => errors::capitalised(&other.to_string()),
+        };
+        return error_response(StatusCode::FORBIDDEN, words);
     }
     {
         let typing = action == SenderAction::TypingOn;
@@ -325,8 +461,24 @@ async fn sender_action(
         .await
     {
         Ok(()) => axum::Json(json!({"ok": true, "sent": true})).into_response(),
-        Err(e) => error_response(StatusCode::BAD_GATEWAY, e.to_string()),
+        Err(e) => {
+            eprintln!("desk: a sender action failed: {e}");
+            error_response(StatusCode::BAD_GATEWAY, "Messenger did not take it.")
+        }
     }
+}
+
+/// A store failure, logged; the agent reads that it may try again (or that there is no such
+/// conversation).
+fn store_error(e: &StoreError) -> Response {
+    if let StoreError::NotFound(_) = e {
+        return error_response(StatusCode::NOT_FOUND, "There is no such conversation.");
+    }
+    eprintln!("desk: the store failed: {e}");
+    error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The desk could not read or save this just now. Try again.",
+    )
 }
 
 /// What became of an agent's message, for the page.
@@ -346,17 +498,28 @@ fn delivery_response(delivery: &Delivery) -> Response {
 
 #[derive(Deserialize)]
 struct FileQuery {
-    agent: String,
     conversation: String,
     name: String,
     mime: Option<String>,
 }
 
+/// `POST /agent/file?conversation=&name=&mime=` with the file's bytes as the body (and the
+/// desk's upload header, checked with the origin in `web::check_writes`).
 async fn send_file(
     State(desk): State<Shared>,
-    Query(q): Query<FileQuery>,
+    who: SignedIn,
+    q: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Response {
+    let Ok(Query(q)) = q else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "Say which conversation and the file's name.",
+        );
+    };
+    if body.is_empty() {
+        return error_response(StatusCode::BAD_REQUEST, "The file is empty.");
+    }
     let mime = q.mime.filter(|m| !m.is_empty()).unwrap_or_else(|| {
         mime_guess::from_path(&q.name)
             .first_or_octet_stream()
@@ -367,7 +530,7 @@ async fn send_file(
         .engine
         .send_file(
             &ConversationId::from(q.conversation.as_str()),
-            &AgentId::from(q.agent.as_str()),
+            &who.agent,
             &q.name,
             &mime,
             body,
@@ -380,17 +543,12 @@ async fn send_file(
     }
 }
 
-#[derive(Deserialize)]
-struct AgentQuery {
-    agent: String,
-}
-
 /// The agent's conversations (offered, active, waiting, wrap-up) with their transcripts.
-async fn conversations(State(desk): State<Shared>, Query(q): Query<AgentQuery>) -> Response {
-    let agent = AgentId::from(q.agent.as_str());
+async fn conversations(State(desk): State<Shared>, who: SignedIn) -> Response {
+    let agent = who.agent;
     let listed = match desk.store.list_for_agent(&agent).await {
         Ok(l) => l,
-        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return store_error(&e),
     };
     let mut out = Vec::new();
     for stored in listed {
@@ -451,9 +609,9 @@ fn line_json(c: &Conversation, line: &TranscriptLine) -> Value {
     v
 }
 
-async fn events(State(desk): State<Shared>, Query(q): Query<AgentQuery>) -> impl IntoResponse {
+async fn events(State(desk): State<Shared>, who: SignedIn) -> impl IntoResponse {
     let rx = desk.bus.subscribe();
-    let agent = q.agent;
+    let agent = who.account.name;
     let stream = futures_util::stream::unfold((rx, agent), |(mut rx, agent)| async move {
         loop {
             match rx.recv().await {
@@ -471,29 +629,6 @@ async fn events(State(desk): State<Shared>, Query(q): Query<AgentQuery>) -> impl
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-async fn media(State(desk): State<Shared>, Path(key): Path<String>) -> Response {
-    match desk.store.get(&key).await {
-        Ok(Some((bytes, content_type))) => {
-            // Shown inline only when it is an image; everything else downloads.
-            let ct = content_type.unwrap_or_else(|| "application/octet-stream".into());
-            let disposition = if ct.starts_with("image/") {
-                "inline"
-            } else {
-                "attachment"
-            };
-            (
-                [
-                    (header::CONTENT_TYPE, ct),
-                    (header::CONTENT_DISPOSITION, disposition.to_owned()),
-                ],
-                bytes,
-            )
-                .into_response()
-        }
-        _ => StatusCode::NOT_FOUND.into_response(),
-    }
-}
-
 // ---- Simulation: the customer's side and the fake Graph API ----
 
 fn sim_files() -> HashMap<&'static str, (&'static str, &'static [u8])> {
@@ -501,6 +636,10 @@ fn sim_files() -> HashMap<&'static str, (&'static str, &'static [u8])> {
         ("photo.png", ("image/png", &include_bytes!("../sample/logo.png")[..])),
         ("invoice.pdf", ("application/pdf", &b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"[..])),
         ("setup.exe", ("application/octet-stream", &b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00\xb8\x00\x00\x00"[..])),
+        // Hostile files: were they ever run in the desk's origin, they would alert and load
+        // the canary (`/sim/canary`), which the simulation records.
+        ("drawing.svg", ("image/svg+xml", &b"<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert('svg')\"><script>alert('svg');new Image().src='/sim/canary?from=svg'</script><circle r=\"9\"/></svg>"[..])),
+        ("page.html", ("text/html", &b"<!doctype html><html><body><script>alert('html');new Image().src='/sim/canary?from=html'</script>Hello</body></html>"[..])),
     ])
 }
 
@@ -526,7 +665,7 @@ async fn deliver(desk: &Desk, body: &WebhookBody) -> Result<u16, String> {
     let signed = body.sign(&desk.secret);
     let response = desk
         .http
-        .post(format!("{}/webhook", desk.base))
+        .post(format!("{}/webhook", desk.webhook_base))
         .headers(signed.headers())
         .body(signed.body().to_vec())
         .send()
@@ -542,7 +681,7 @@ struct SimGraph {
 
 /// Sets how the simulated Graph API answers (`ok`, `down`, `token`); after `token`, the page
 /// resumes once the mode is `ok` again (as a host does after renewing a token).
-async fn sim_graph(State(desk): State<Shared>, axum::Json(g): axum::Json<SimGraph>) -> Response {
+async fn sim_graph(State(desk): State<Shared>, JsonBody(g): JsonBody<SimGraph>) -> Response {
     let Some(sim) = &desk.simulation else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -578,10 +717,12 @@ fn sim_body(desk: &Desk, s: &SimSend, mid: &str, now: SystemTime) -> Option<Webh
             text.as_deref().unwrap_or("Hello!"),
             now,
         ),
-        "picture" | "file" | "unsupported" => {
+        "picture" | "file" | "unsupported" | "svg" | "html" => {
             let (kind, name) = match s.kind.as_str() {
                 "picture" => (MediaKind::Image, "photo.png"),
                 "file" => (MediaKind::File, "invoice.pdf"),
+                "svg" => (MediaKind::Image, "drawing.svg"),
+                "html" => (MediaKind::File, "page.html"),
                 _ => (MediaKind::File, "setup.exe"),
             };
             let url = format!("{}/sim/files/{name}", desk.base);
@@ -646,7 +787,7 @@ fn sim_body(desk: &Desk, s: &SimSend, mid: &str, now: SystemTime) -> Option<Webh
     })
 }
 
-async fn sim_send(State(desk): State<Shared>, axum::Json(s): axum::Json<SimSend>) -> Response {
+async fn sim_send(State(desk): State<Shared>, JsonBody(s): JsonBody<SimSend>) -> Response {
     let Some(sim) = &desk.simulation else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -666,7 +807,7 @@ async fn sim_send(State(desk): State<Shared>, axum::Json(s): axum::Json<SimSend>
         let Some(body) = sim_body(&desk, &s, &mid, now) else {
             return error_response(
                 StatusCode::BAD_REQUEST,
-                "kind is text, picture, file, unsupported, sticker, location, link, reply, reaction, edit, unsend, read, inbox or redeliver",
+                "kind is text, picture, file, unsupported, svg, html, sticker, location, link, reply, reaction, edit, unsend, read, inbox or redeliver",
             );
         };
         let mut sim = sim.lock().unwrap();
@@ -683,11 +824,24 @@ async fn sim_send(State(desk): State<Shared>, axum::Json(s): axum::Json<SimSend>
     }
 }
 
+/// `GET /sim/canary?from=…`: what a hostile sample file's script would load, had it run.
+async fn sim_canary(
+    State(desk): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(sim) = &desk.simulation {
+        let from = q.get("from").cloned().unwrap_or_default();
+        eprintln!("desk: the canary was loaded (from {from}): a hostile file's script ran");
+        sim.lock().unwrap().canary.push(from);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
 async fn sim_inbox(State(desk): State<Shared>) -> Response {
     match &desk.simulation {
         Some(sim) => {
             let sim = sim.lock().unwrap();
-            axum::Json(json!({"messages": sim.inbox.clone(), "actions": sim.actions.clone()}))
+            axum::Json(json!({"messages": sim.inbox.clone(), "actions": sim.actions.clone(), "canary": sim.canary.clone()}))
                 .into_response()
         }
         None => StatusCode::NOT_FOUND.into_response(),
@@ -825,12 +979,21 @@ async fn fake_graph_messages(
 // ---- Start-up ----
 
 struct Options {
-    port: u16,
+    /// `--real`: the real Messenger Platform (credentials required).
+    real: bool,
+    agent_bind: String,
+    webhook_bind: Option<String>,
+    origins: Vec<String>,
+    hosts: Vec<String>,
     data: std::path::PathBuf,
+    accounts: Option<std::path::PathBuf>,
     policy: Option<String>,
     mark_seen: bool,
     typing: bool,
 }
+
+const USAGE: &str = "usage: desk [--real] [--port N | --agent-bind ADDR] [--webhook-bind ADDR] [--origin URL]... [--host NAME]... [--data DIR] [--accounts FILE] [--policy FILE.toml] [--mark-seen on|off] [--typing on|off]
+       desk add-agent NAME [--role agent|supervisor] [--capacity N] [--display-name TEXT] [--data DIR | --accounts FILE]   (password on standard input)";
 
 fn on_off(arg: &str, value: &str) -> Result<bool, String> {
     match value {
@@ -840,46 +1003,112 @@ fn on_off(arg: &str, value: &str) -> Result<bool, String> {
     }
 }
 
-fn options() -> Result<Options, String> {
+fn options(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
-        port: 8080,
+        real: false,
+        agent_bind: "127.0.0.1:8080".into(),
+        webhook_bind: None,
+        origins: Vec::new(),
+        hosts: Vec::new(),
         data: "desk-data".into(),
+        accounts: None,
         policy: None,
         mark_seen: true,
         typing: true,
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = args.iter();
     while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        let mut value = || {
+            args.next()
+                .cloned()
+                .ok_or_else(|| format!("{arg} needs a value"))
+        };
         match arg.as_str() {
+            "--real" => o.real = true,
             "--port" => {
-                o.port = value()?
+                let port: u16 = value()?
                     .parse()
                     .map_err(|_| "--port takes a number".to_owned())?;
+                o.agent_bind = format!("127.0.0.1:{port}");
             }
+            "--agent-bind" => o.agent_bind = value()?,
+            "--webhook-bind" => o.webhook_bind = Some(value()?),
+            "--origin" => {
+                let origin = value()?;
+                if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                    return Err(format!(
+                        "--origin takes a URL such as https://desk.example.com, not `{origin}`"
+                    ));
+                }
+                o.origins.push(origin);
+            }
+            "--host" => o.hosts.push(value()?),
             "--data" => o.data = value()?.into(),
+            "--accounts" => o.accounts = Some(value()?.into()),
             "--policy" => o.policy = Some(value()?),
-            "--mark-seen" => o.mark_seen = on_off(&arg, &value()?)?,
-            "--typing" => o.typing = on_off(&arg, &value()?)?,
-            "-h" | "--help" => {
-                return Err("usage: desk [--port N] [--data DIR] [--policy FILE.toml] [--mark-seen on|off] [--typing on|off]".into());
-            }
-            other => return Err(format!("unexpected argument `{other}`")),
+            "--mark-seen" => o.mark_seen = on_off(arg, &value()?)?,
+            "--typing" => o.typing = on_off(arg, &value()?)?,
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unexpected argument `{other}`\n{USAGE}")),
         }
     }
     Ok(o)
 }
 
-// Start-up reads top to bottom: options, stores, client, engine, routes, timer.
+/// The real mode's credentials, or what is missing.
+fn credentials() -> Result<(String, String, String), String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (
+        env("PAGE_ACCESS_TOKEN"),
+        env("APP_SECRET"),
+        env("VERIFY_TOKEN"),
+    ) {
+        (Some(token), Some(secret), Some(verify)) => Ok((token, secret, verify)),
+        (token, secret, verify) => {
+            let missing: Vec<_> = [
+                ("PAGE_ACCESS_TOKEN", token.is_none()),
+                ("APP_SECRET", secret.is_none()),
+                ("VERIFY_TOKEN", verify.is_none()),
+            ]
+            .iter()
+            .filter(|(_, m)| *m)
+            .map(|(k, _)| *k)
+            .collect();
+            Err(format!(
+                "--real needs {} in the environment ({} not set)",
+                "PAGE_ACCESS_TOKEN, APP_SECRET and VERIFY_TOKEN",
+                missing.join(", ")
+            ))
+        }
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("desk: {message}");
+    std::process::exit(2);
+}
+
+// Start-up reads top to bottom: options, stores, accounts, client, engine, routes, timer.
 #[allow(clippy::too_many_lines)]
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let options = match options() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("desk: {e}");
-            std::process::exit(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("add-agent") {
+        if let Err(e) = auth::add_agent(&args[1..]) {
+            fail(&e);
         }
+        return Ok(());
+    }
+    let options = options(&args).unwrap_or_else(|e| fail(&e));
+    let real = if options.real {
+        Some(credentials().unwrap_or_else(|e| fail(&e)))
+    } else {
+        if std::env::var_os("PAGE_ACCESS_TOKEN").is_some() {
+            eprintln!(
+                "desk: PAGE_ACCESS_TOKEN is set but --real is not given: running in simulation mode"
+            );
+        }
+        None
     };
     let policy = match &options.policy {
         None => AttachmentPolicy::default(),
@@ -888,20 +1117,60 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             AttachmentPolicy::from_config(config)?
         }
     };
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let real = match (
-        env("PAGE_ACCESS_TOKEN"),
-        env("APP_SECRET"),
-        env("VERIFY_TOKEN"),
-    ) {
-        (Some(token), Some(secret), Some(verify)) => Some((token, secret, verify)),
-        _ => None,
-    };
 
     std::fs::create_dir_all(&options.data)?;
     let store = Arc::new(SqliteStore::open(options.data.join("desk.db")).await?);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
-    let base = format!("http://{}", listener.local_addr()?);
+
+    // Accounts: the file's; in simulation also the demo accounts, with a password made now.
+    let accounts_path = options
+        .accounts
+        .clone()
+        .unwrap_or_else(|| options.data.join("agents.toml"));
+    let demo_password = match real {
+        Some(_) => None,
+        None => Some(auth::random_password(12)?),
+    };
+    let demo = match &demo_password {
+        Some(p) => auth::demo_accounts(p)?,
+        None => Vec::new(),
+    };
+    let accounts = auth::Accounts::open(accounts_path.clone(), demo).unwrap_or_else(|e| fail(&e));
+    if real.is_some() && accounts.count() == 0 {
+        fail(&format!(
+            "no agent accounts in {}: add one with `cargo run --example desk -- add-agent NAME` (the password is read from standard input)",
+            accounts_path.display()
+        ));
+    }
+    // Sessions of simulation and real mode are kept apart.
+    let sessions_file = if real.is_some() {
+        "sessions.json"
+    } else {
+        "sessions-simulation.json"
+    };
+    let sessions =
+        auth::Sessions::open(options.data.join(sessions_file)).unwrap_or_else(|e| fail(&e));
+    let auth = Arc::new(auth::Auth {
+        accounts,
+        sessions,
+        limiter: auth::Limiter::default(),
+    });
+
+    let listener = tokio::net::TcpListener::bind(&options.agent_bind).await?;
+    let agent_addr = listener.local_addr()?;
+    let base = format!("http://{agent_addr}");
+    let webhook_listener = match &options.webhook_bind {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+        None => None,
+    };
+    let webhook_base = match &webhook_listener {
+        Some(l) => format!("http://{}", l.local_addr()?),
+        None => base.clone(),
+    };
+    let allowed = Arc::new(web::Allowed::new(
+        agent_addr,
+        &options.origins,
+        &options.hosts,
+    ));
 
     let (secret, verify, client) = if let Some((token, secret, verify)) = &real {
         let secret = AppSecret::new(secret)?;
@@ -941,10 +1210,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let desk = Arc::new(Desk {
         engine: engine.clone(),
+        auth,
         store,
         router,
         bus,
         simulation: real.is_none().then(|| Mutex::new(Simulation::default())),
+        webhook_base: webhook_base.clone(),
         base: base.clone(),
         secret,
         http: reqwest::Client::new(),
@@ -954,47 +1225,84 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         actions_sent: Mutex::new(HashMap::new()),
     });
 
+    // Routes browsers write to take small JSON bodies; the file upload and the simulated
+    // Graph API (which receives the agents' files) take files.
+    let json_limit = axum::extract::DefaultBodyLimit::max(web::JSON_MAX_BYTES);
+    let file_limit = axum::extract::DefaultBodyLimit::max(FILE_MAX_BYTES);
     let mut app = Router::new()
         .route("/", get(agent_page))
-        .route("/agent/signin", post(sign_in))
-        .route("/agent/file", post(send_file))
+        .route("/desk/info", get(desk_info))
+        .route("/agent/signin", post(sign_in).layer(json_limit))
+        .route("/agent/signout", post(sign_out).layer(json_limit))
+        .route("/agent/me", get(me))
+        .route("/agent/presence", post(presence).layer(json_limit))
+        .route("/agent/file", post(send_file).layer(file_limit))
         .route("/agent/conversations", get(conversations))
         .route("/agent/events", get(events))
-        .route("/agent/{action}", post(act))
-        .route("/media/{key}", get(media));
+        .route("/agent/{action}", post(act).layer(json_limit))
+        .route("/media/{key}", get(media::media));
     if real.is_none() {
         app = app
             .route("/customer", get(customer_page))
-            .route("/sim/send", post(sim_send))
-            .route("/sim/graph", post(sim_graph))
+            .route("/sim/send", post(sim_send).layer(json_limit))
+            .route("/sim/graph", post(sim_graph).layer(json_limit))
             .route("/sim/inbox", get(sim_inbox))
+            .route("/sim/canary", get(sim_canary))
             .route("/sim/files/{name}", get(sim_file))
             .route("/sim/outbox/{n}", get(sim_outbox_file))
             .route(
                 "/fake-graph/{version}/{page}/messages",
-                post(fake_graph_messages),
+                post(fake_graph_messages).layer(file_limit),
             );
     }
+    let webhook = WebhookRoutes::new(engine.clone(), verify).router();
+    let mut app = app.with_state(desk);
+    let webhook_app = if webhook_listener.is_some() {
+        Some(
+            Router::new()
+                .nest("/webhook", webhook)
+                .layer(axum::middleware::from_fn(web::json_errors)),
+        )
+    } else {
+        app = app.nest("/webhook", webhook);
+        None
+    };
     let app = app
-        .layer(axum::extract::DefaultBodyLimit::max(30 * 1024 * 1024))
-        .with_state(desk)
-        .nest(
-            "/webhook",
-            WebhookRoutes::new(engine.clone(), verify).router(),
-        );
+        .layer(axum::middleware::from_fn_with_state(
+            allowed.clone(),
+            web::check_writes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            allowed.clone(),
+            web::check_host,
+        ))
+        .layer(axum::middleware::from_fn(web::json_errors));
 
     // The worker: deliveries from the outbox, retries, offers timing out, auto-close.
     let _worker = engine.start();
 
     println!("Agent desk: {base}/");
-    if real.is_none() {
+    if let Some(password) = &demo_password {
         println!(
-            "Simulated customer: {base}/customer   (simulation mode: no Facebook credentials set)"
+            "Simulated customer: {base}/customer   (simulation mode; start with --real for Messenger)"
         );
-    } else {
-        println!("Webhook: {base}/webhook (put a public HTTPS URL in front of it)");
+        println!(
+            "Simulation accounts: alice and bob (agents), sam (supervisor); password: {password}"
+        );
     }
-    println!("Data: {}   Stop with Ctrl-C.", options.data.display());
+    println!("Webhook: {webhook_base}/webhook (put a public HTTPS URL in front of it)");
+    println!(
+        "Accounts: {}   Data: {}   Stop with Ctrl-C.",
+        accounts_path.display(),
+        options.data.display()
+    );
+    if let (Some(listener), Some(webhook_app)) = (webhook_listener, webhook_app) {
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, webhook_app).await {
+                eprintln!("desk: the webhook listener stopped: {e}");
+            }
+        });
+    }
     axum::serve(listener, app).await?;
     Ok(())
 }

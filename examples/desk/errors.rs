@@ -1,0 +1,151 @@
+//! The engine's errors in words an agent understands, with the HTTP status that fits: no
+//! internal name (`AgentSend`, `WrapUp`) reaches the page. The full error goes to standard
+//! error for whoever runs the desk.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use messenger_channel::conversation::{InputKind, StateKind, TransitionError};
+use messenger_channel::engine::EngineError;
+
+use crate::web::error_response;
+
+/// What the conversation is doing, as an agent says it.
+fn state_words(state: StateKind) -> &'static str {
+    match state {
+        StateKind::Open => "it is waiting in the queue",
+        StateKind::Active => "it is in progress",
+        StateKind::Waiting => "its session is closed",
+        StateKind::WrapUp => "it has ended and is in wrap-up",
+        StateKind::Closed => "it is closed",
+        _ => "of its state",
+    }
+}
+
+/// What the agent tried, as an agent says it.
+fn action_words(input: InputKind) -> &'static str {
+    match input {
+        InputKind::Accept => "accept this conversation",
+        InputKind::Reject => "decline this conversation",
+        InputKind::AgentSend => "write in this conversation",
+        InputKind::End => "end this conversation",
+        InputKind::CloseSession => "close this conversation",
+        InputKind::Revive => "reopen this conversation",
+        _ => "do that",
+    }
+}
+
+fn transition_words(e: &TransitionError) -> (StatusCode, String) {
+    let conflict = StatusCode::CONFLICT;
+    match e {
+        TransitionError::Illegal { state, input } => (
+            conflict,
+            format!(
+                "You cannot {} now: {}.",
+                action_words(*input),
+                state_words(*state)
+            ),
+        ),
+        TransitionError::Closed { .. } => (
+            conflict,
+            "This conversation is closed. The customer's next message starts a new one.".into(),
+        ),
+        TransitionError::NotOfferedTo { .. } => (
+            conflict,
+            "This conversation is not offered to you (any more).".into(),
+        ),
+        TransitionError::OfferExpired { .. } => (
+            conflict,
+            "The offer ran out before you accepted it.".into(),
+        ),
+        TransitionError::OfferOutstanding { .. } => (
+            conflict,
+            "This conversation is being offered to an agent right now.".into(),
+        ),
+        TransitionError::RecentlyDeclined { .. } => (
+            conflict,
+            "You declined this conversation a moment ago.".into(),
+        ),
+        TransitionError::NotHolder { holder, .. } => (
+            StatusCode::FORBIDDEN,
+            match holder {
+                Some(_) => "Another agent holds this conversation.".into(),
+                None => "You do not hold this conversation.".into(),
+            },
+        ),
+        TransitionError::ThreadPaused => (
+            conflict,
+            "Another app or the Page inbox holds the Messenger thread: sending is paused until it is passed back.".into(),
+        ),
+        _ => (conflict, "That is not possible in this conversation now.".into()),
+    }
+}
+
+/// The response for an engine error.
+pub(crate) fn engine_error(e: &EngineError) -> Response {
+    eprintln!("desk: {e}");
+    let (status, words) = match e {
+        EngineError::Transition(t) => transition_words(t),
+        EngineError::NotFound(_) => (
+            StatusCode::NOT_FOUND,
+            "There is no such conversation.".into(),
+        ),
+        // These are written for agents already.
+        EngineError::Window(w) => (StatusCode::CONFLICT, capitalised(&w.to_string())),
+        EngineError::Attachment(v) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            capitalised(&v.to_string()),
+        ),
+        EngineError::Undelivered(u) => (StatusCode::BAD_GATEWAY, capitalised(&u.reason)),
+        EngineError::Send(_) => (
+            StatusCode::BAD_GATEWAY,
+            "Messenger did not take the message; the conversation shows what happened.".into(),
+        ),
+        EngineError::Store(_) | EngineError::Contention(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The desk could not save this just now. Try again.".into(),
+        ),
+        EngineError::NoMediaStore => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "This desk cannot send files.".into(),
+        ),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong in the desk. Try again.".into(),
+        ),
+    };
+    error_response(status, words)
+}
+
+/// `words` with a capital first letter.
+pub(crate) fn capitalised(words: &str) -> String {
+    let mut chars = words.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_internal_name_reaches_the_agent() {
+        let (status, words) = transition_words(&TransitionError::Illegal {
+            state: StateKind::Open,
+            input: InputKind::AgentSend,
+        });
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(
+            words,
+            "You cannot write in this conversation now: it is waiting in the queue."
+        );
+        let (_, words) = transition_words(&TransitionError::Illegal {
+            state: StateKind::WrapUp,
+            input: InputKind::Revive,
+        });
+        assert!(
+            !words.contains("WrapUp") && !words.contains("Revive"),
+            "{words}"
+        );
+    }
+}
