@@ -755,6 +755,29 @@ async fn real_mode_needs_credentials_and_accounts() {
     assert_eq!(me["capacity"], 3, "{me}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_can_listen_apart_from_the_agent_page() {
+    let work = tempfile::tempdir().unwrap();
+    let desk = start_desk(
+        &work.path().join("data"),
+        &["--webhook-bind", "127.0.0.1:0"],
+        &[],
+    );
+    // The agent page's listener has no webhook; the simulated customer's webhooks reach the
+    // other listener and are taken (200).
+    let r = desk
+        .get(
+            "/webhook?hub.mode=subscribe&hub.verify_token=desk-simulation&hub.challenge=1",
+            None,
+        )
+        .send()
+        .await
+        .unwrap();
+    json_error(r, 404, "no webhook on the agent listener").await;
+    let sent = desk.sim(json!({"kind": "text", "text": "Hello"})).await;
+    assert_eq!(sent["ok"], true, "{sent}");
+}
+
 // ---- In the browser ----
 
 /// A browser session of its own (its own profile, so its own cookies).
