@@ -168,7 +168,7 @@ impl Accounts {
                     loaded.0 = stamp;
                 }
                 Err(e) => {
-                    eprintln!("desk: the accounts file does not parse, kept the last one: {e}")
+                    eprintln!("desk: the accounts file does not parse, kept the last one: {e}");
                 }
             }
         }
