@@ -61,8 +61,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The desk example's binary, built by `cargo test` next to this test's.
+/// The desk example's binary, built by `cargo test` next to this test's
+/// (`MESSENGER_CHANNEL_DESK_BIN` names another, for a target directory that several
+/// checkouts share).
 fn desk_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("MESSENGER_CHANNEL_DESK_BIN") {
+        return path.into();
+    }
     let exe = std::env::current_exe().unwrap();
     let target = exe.parent().unwrap().parent().unwrap();
     target
@@ -96,13 +101,19 @@ fn start_desk(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Desk {
     let mut child = command
         .spawn()
         .expect("the desk example is built (cargo test builds examples)");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // Its lines, read on a thread of their own (and on after start-up, so the desk never
+    // writes into a closed pipe).
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (lines, printed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines() {
+            let _ = lines.send(line.unwrap_or_default());
+        }
+    });
     let (mut base, mut password) = (None, None);
     loop {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "the desk stopped before it was ready"
+        let line = printed.recv_timeout(WAIT).expect(
+            "the desk stopped or said nothing before it was ready (is it this tree's build?)",
         );
         if line.starts_with("Agent desk:") {
             base = line
@@ -117,8 +128,6 @@ fn start_desk(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Desk {
             break;
         }
     }
-    // Keep reading, so the desk never writes into a closed pipe.
-    std::thread::spawn(move || for _ in stdout.lines() {});
     Desk {
         _process: Guard(child),
         base: base.expect("the desk prints its address"),
