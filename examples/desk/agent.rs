@@ -1,0 +1,479 @@
+//! The agent's routes: the page, sign-in and sign-out, presence, the actions on a conversation
+//! (accept, reject, send, react, end, close, reopen, seen, typing), files, the conversation
+//! list and the event stream. Who acts is always the session's agent (`auth::SignedIn`).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use messenger_channel::agents::Presence;
+use messenger_channel::conversation::{Author, Conversation, SendRefusal, TranscriptLine};
+use messenger_channel::engine::{Delivery, REACTION_MID_MAX_BYTES};
+use messenger_channel::ids::{AgentId, ConversationId};
+use messenger_channel::send::{PageApi, SenderAction, TEXT_MAX_CHARS};
+use messenger_channel::store::{ConversationStore, StoreError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::auth::SignedIn;
+use crate::errors::engine_error;
+use crate::web::{JsonBody, error_response};
+use crate::{Desk, Shared, auth, errors, web};
+
+/// At most one typing indicator per conversation this often.
+pub(crate) const TYPING_EVERY: Duration = Duration::from_secs(5);
+
+/// At most one seen mark per conversation this often (a looping browser cannot spend the
+/// page's Graph budget).
+pub(crate) const SEEN_EVERY: Duration = Duration::from_secs(30);
+
+/// What an agent's action names; who acts comes from the session.
+#[derive(Deserialize)]
+pub(crate) struct AgentAction {
+    conversation: Option<String>,
+    text: Option<String>,
+    /// The message reacted to (`react`, `unreact`).
+    mid: Option<String>,
+    /// The emoji (`react`).
+    reaction: Option<String>,
+}
+
+pub(crate) async fn agent_page() -> Response {
+    web::page(include_str!("agent.html"))
+}
+
+/// What the page needs before anyone signs in: whether this is a simulation.
+pub(crate) async fn desk_info(State(desk): State<Shared>) -> Response {
+    let demo: Vec<_> = if desk.simulation.is_some() {
+        auth::DEMO_ACCOUNTS.iter().map(|(name, ..)| *name).collect()
+    } else {
+        Vec::new()
+    };
+    axum::Json(json!({"simulation": desk.simulation.is_some(), "demo_accounts": demo}))
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SignIn {
+    name: String,
+    password: String,
+}
+
+/// `POST /agent/signin {name, password}`: a session cookie, and the account.
+pub(crate) async fn sign_in(
+    State(desk): State<Shared>,
+    headers: HeaderMap,
+    JsonBody(s): JsonBody<SignIn>,
+) -> Response {
+    let (account, token) = match desk.auth.sign_in(&s.name, &s.password).await {
+        Ok(signed) => signed,
+        Err(e) => return e.response(),
+    };
+    let agent = AgentId::from(account.name.as_str());
+    desk.router.set_capacity(&agent, account.capacity);
+    let mut response = me_json(&desk, &account).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        auth::session_cookie(&token, served_over_https(&headers)),
+    );
+    response
+}
+
+/// Whether the page is served over HTTPS (behind a proxy that terminates TLS): the browser's
+/// `Origin` says so. The session cookie is then `Secure`.
+pub(crate) fn served_over_https(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .is_some_and(|o| o.starts_with("https://"))
+}
+
+/// `POST /agent/signout`: ends the session; an agent with no other session goes offline.
+pub(crate) async fn sign_out(
+    State(desk): State<Shared>,
+    who: SignedIn,
+    headers: HeaderMap,
+) -> Response {
+    match desk.auth.sessions.remove(&who.token, &who.account.name) {
+        Ok(others) => {
+            if !others {
+                desk.router.set_presence(&who.agent, Presence::Offline);
+            }
+        }
+        Err(e) => eprintln!("desk: could not save the sessions: {e}"),
+    }
+    let mut response = axum::Json(json!({"ok": true})).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        auth::expired_cookie(served_over_https(&headers)),
+    );
+    response
+}
+
+pub(crate) fn presence_name(p: Presence) -> &'static str {
+    match p {
+        Presence::Available => "available",
+        Presence::Busy => "busy",
+        Presence::Away => "away",
+        Presence::DoNotDisturb => "dnd",
+        _ => "offline",
+    }
+}
+
+pub(crate) fn me_json(desk: &Desk, account: &auth::Account) -> axum::Json<Value> {
+    let agent = AgentId::from(account.name.as_str());
+    let presence = desk
+        .router
+        .agents()
+        .into_iter()
+        .find(|(id, ..)| *id == agent)
+        .map_or("offline", |(_, p, ..)| presence_name(p));
+    axum::Json(json!({
+        "name": account.name,
+        "display_name": account.display_name,
+        "role": account.role.as_str(),
+        "capacity": account.capacity,
+        "presence": presence,
+        "simulation": desk.simulation.is_some(),
+    }))
+}
+
+/// `GET /agent/me`: the signed-in agent.
+pub(crate) async fn me(State(desk): State<Shared>, who: SignedIn) -> Response {
+    me_json(&desk, &who.account).into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PresenceChange {
+    presence: String,
+}
+
+/// `POST /agent/presence {presence}`: available, busy, away, dnd or offline.
+pub(crate) async fn presence(
+    State(desk): State<Shared>,
+    who: SignedIn,
+    JsonBody(p): JsonBody<PresenceChange>,
+) -> Response {
+    let presence = match p.presence.as_str() {
+        "available" => Presence::Available,
+        "busy" => Presence::Busy,
+        "away" => Presence::Away,
+        "dnd" => Presence::DoNotDisturb,
+        "offline" => Presence::Offline,
+        _ => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "Presence is available, busy, away, dnd or offline.",
+            );
+        }
+    };
+    desk.router.set_capacity(&who.agent, who.account.capacity);
+    desk.router.set_presence(&who.agent, presence);
+    // A new arrival may take what waits in the queue.
+    let _ = desk.engine.tick(SystemTime::now()).await;
+    me_json(&desk, &who.account).into_response()
+}
+
+pub(crate) async fn act(
+    State(desk): State<Shared>,
+    who: SignedIn,
+    Path(action): Path<String>,
+    JsonBody(a): JsonBody<AgentAction>,
+) -> Response {
+    let agent = who.agent;
+    let Some(id) = a.conversation.as_deref().map(ConversationId::from) else {
+        return error_response(StatusCode::BAD_REQUEST, "Say which conversation.");
+    };
+    let now = SystemTime::now();
+    let result = match action.as_str() {
+        "accept" => desk.engine.accept(&id, &agent, now).await.map(|()| None),
+        "reject" => desk.engine.reject(&id, &agent, now).await.map(|()| None),
+        "end" => desk.engine.end(&id, &agent, now).await.map(|()| None),
+        "close" => desk
+            .engine
+            .close_session(&id, &agent, now)
+            .await
+            .map(|()| None),
+        "revive" => desk.engine.revive(&id, &agent, now).await.map(|()| None),
+        "react" | "unreact" => return react(&desk, &id, &agent, &a, action == "react").await,
+        "seen" => return sender_action(&desk, &id, &agent, SenderAction::MarkSeen).await,
+        "typing" => return sender_action(&desk, &id, &agent, SenderAction::TypingOn).await,
+        "send" => {
+            let text = a.text.as_deref().unwrap_or("");
+            if text.trim().is_empty() {
+                return error_response(StatusCode::BAD_REQUEST, "Write a message before sending.");
+            }
+            if text.chars().count() > TEXT_MAX_CHARS {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    format!("A message holds at most {TEXT_MAX_CHARS} characters."),
+                );
+            }
+            desk.engine
+                .send_text(&id, &agent, text, now)
+                .await
+                .map(Some)
+        }
+        _ => return error_response(StatusCode::NOT_FOUND, "The desk has no such action."),
+    };
+    match result {
+        Ok(None) => axum::Json(json!({"ok": true})).into_response(),
+        Ok(Some(delivery)) => delivery_response(&delivery),
+        Err(e) => engine_error(&e),
+    }
+}
+
+/// The agent reacts to a customer's message of the conversation (or removes the reaction).
+/// The engine checks, in this order, that the agent holds the conversation, that the message
+/// is the customer's in it, and the emoji's length.
+pub(crate) async fn react(
+    desk: &Desk,
+    id: &ConversationId,
+    agent: &AgentId,
+    a: &AgentAction,
+    add: bool,
+) -> Response {
+    let Some(mid) = a
+        .mid
+        .as_deref()
+        .filter(|m| !m.is_empty() && m.len() <= REACTION_MID_MAX_BYTES)
+    else {
+        return error_response(StatusCode::BAD_REQUEST, "Say which message to react to.");
+    };
+    let reaction = if add {
+        Some(a.reaction.as_deref().unwrap_or(""))
+    } else {
+        None
+    };
+    match desk
+        .engine
+        .react(id, agent, mid, reaction, SystemTime::now())
+        .await
+    {
+        Ok(delivery) => delivery_response(&delivery),
+        Err(e) => engine_error(&e),
+    }
+}
+
+/// Marks the conversation seen, or shows the typing bubble, when configured, for the agent
+/// who holds it (per conversation, typing at most once every [`TYPING_EVERY`], seen once
+/// every [`SEEN_EVERY`]).
+pub(crate) async fn sender_action(
+    desk: &Desk,
+    id: &ConversationId,
+    agent: &AgentId,
+    action: SenderAction,
+) -> Response {
+    let enabled = match action {
+        SenderAction::MarkSeen => desk.mark_seen,
+        _ => desk.typing,
+    };
+    if !enabled {
+        return axum::Json(json!({"ok": true, "sent": false})).into_response();
+    }
+    let conversation = match desk.store.load(id).await {
+        Ok(Some(stored)) => stored.conversation,
+        Ok(None) => return error_response(StatusCode::NOT_FOUND, "There is no such conversation."),
+        Err(e) => return store_error(&e),
+    };
+    if let Err(refusal) = conversation.may_send(agent) {
+        let words = match refusal {
+            SendRefusal::NotHolder { .. } => "Another agent holds this conversation.".to_owned(),
+            other => errors::capitalised(&other.to_string()),
+        };
+        return error_response(StatusCode::FORBIDDEN, words);
+    }
+    {
+        let typing = action == SenderAction::TypingOn;
+        let every = if typing { TYPING_EVERY } else { SEEN_EVERY };
+        let key = (id.as_str().to_owned(), typing);
+        let mut sent = desk.actions_sent.lock().unwrap();
+        let now = Instant::now();
+        if sent
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < every)
+        {
+            return axum::Json(json!({"ok": true, "sent": false})).into_response();
+        }
+        sent.retain(|(_, t), at| {
+            now.duration_since(*at) < if *t { TYPING_EVERY } else { SEEN_EVERY }
+        });
+        sent.insert(key, now);
+    }
+    match desk
+        .pages
+        .sender_action(conversation.page(), conversation.customer(), action)
+        .await
+    {
+        Ok(()) => axum::Json(json!({"ok": true, "sent": true})).into_response(),
+        Err(e) => {
+            eprintln!("desk: a sender action failed: {e}");
+            error_response(StatusCode::BAD_GATEWAY, "Messenger did not take it.")
+        }
+    }
+}
+
+/// A store failure, logged; the agent reads that it may try again (or that there is no such
+/// conversation).
+pub(crate) fn store_error(e: &StoreError) -> Response {
+    if let StoreError::NotFound(_) = e {
+        return error_response(StatusCode::NOT_FOUND, "There is no such conversation.");
+    }
+    eprintln!("desk: the store failed: {e}");
+    error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The desk could not read or save this just now. Try again.",
+    )
+}
+
+/// What became of an agent's message, for the page.
+pub(crate) fn delivery_response(delivery: &Delivery) -> Response {
+    match delivery {
+        Delivery::Sent { message_id } => {
+            axum::Json(json!({"ok": true, "delivery": "sent", "message_id": message_id}))
+                .into_response()
+        }
+        Delivery::Retrying { reason, .. } => {
+            axum::Json(json!({"ok": true, "delivery": "retrying", "reason": reason}))
+                .into_response()
+        }
+        _ => axum::Json(json!({"ok": true})).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct FileQuery {
+    conversation: String,
+    name: String,
+    mime: Option<String>,
+}
+
+/// `POST /agent/file?conversation=&name=&mime=` with the file's bytes as the body (and the
+/// desk's upload header, checked with the origin in `web::check_writes`).
+pub(crate) async fn send_file(
+    State(desk): State<Shared>,
+    who: SignedIn,
+    q: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
+    body: Bytes,
+) -> Response {
+    let Ok(Query(q)) = q else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "Say which conversation and the file's name.",
+        );
+    };
+    if body.is_empty() {
+        return error_response(StatusCode::BAD_REQUEST, "The file is empty.");
+    }
+    let mime = q.mime.filter(|m| !m.is_empty()).unwrap_or_else(|| {
+        mime_guess::from_path(&q.name)
+            .first_or_octet_stream()
+            .essence_str()
+            .to_owned()
+    });
+    let result = desk
+        .engine
+        .send_file(
+            &ConversationId::from(q.conversation.as_str()),
+            &who.agent,
+            &q.name,
+            &mime,
+            body,
+            SystemTime::now(),
+        )
+        .await;
+    match result {
+        Ok(delivery) => delivery_response(&delivery),
+        Err(e) => engine_error(&e),
+    }
+}
+
+/// The agent's conversations (offered, active, waiting, wrap-up) with their transcripts.
+pub(crate) async fn conversations(State(desk): State<Shared>, who: SignedIn) -> Response {
+    let agent = who.agent;
+    let listed = match desk.store.list_for_agent(&agent).await {
+        Ok(l) => l,
+        Err(e) => return store_error(&e),
+    };
+    let mut out = Vec::new();
+    for stored in listed {
+        let c = stored.conversation;
+        let lines: Vec<Value> = desk
+            .store
+            .transcript(c.id())
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|l| line_json(&c, l))
+            .collect();
+        out.push(json!({
+            "id": c.id().as_str(),
+            "customer": c.customer().as_str(),
+            "state": format!("{:?}", c.state().kind()),
+            "paused": c.is_paused(),
+            "lines": lines,
+        }));
+    }
+    let agents: Vec<_> = desk
+        .router
+        .agents()
+        .into_iter()
+        .map(|(id, presence, load, capacity)| json!({"agent": id.as_str(), "presence": format!("{presence:?}"), "load": load, "capacity": capacity}))
+        .collect();
+    // Channel health: pages whose sends are stopped, and the outbox at a glance.
+    let attention: Vec<_> = desk
+        .engine
+        .pages_needing_attention()
+        .into_iter()
+        .map(|p| json!({"page": p.page, "reason": p.reason}))
+        .collect();
+    let outbox = match desk.store.outbox_stats().await {
+        Ok(stats) => json!({
+            "pending": stats.pending,
+            "failed": stats.failed,
+            "oldest_pending_seconds": stats
+                .oldest_pending
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .map_or(0, |d| d.as_secs()),
+        }),
+        Err(_) => serde_json::Value::Null,
+    };
+    axum::Json(
+        json!({"conversations": out, "agents": agents, "attention": attention, "outbox": outbox}),
+    )
+    .into_response()
+}
+
+/// A transcript line for the page; an agent's sent message says how far it got (sent,
+/// delivered, read), from the conversation's watermarks.
+pub(crate) fn line_json(c: &Conversation, line: &TranscriptLine) -> Value {
+    let mut v = serde_json::to_value(line).unwrap_or(Value::Null);
+    if matches!(line.author, Author::Agent(_)) && line.mid.is_some() {
+        v["receipt"] = json!(c.message_status(line.sent_at));
+    }
+    v
+}
+
+pub(crate) async fn events(State(desk): State<Shared>, who: SignedIn) -> impl IntoResponse {
+    let rx = desk.bus.subscribe();
+    let agent = who.account.name;
+    let stream = futures_util::stream::unfold((rx, agent), |(mut rx, agent)| async move {
+        loop {
+            match rx.recv().await {
+                Ok((to, data)) if to.as_deref().is_none_or(|t| t == agent) => {
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(SseEvent::default().data(data)),
+                        (rx, agent),
+                    ));
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,111 @@
+//! The command line: the options, and what real mode needs.
+
+pub(crate) struct Options {
+    /// `--real`: the real Messenger Platform (credentials required).
+    pub(crate) real: bool,
+    pub(crate) agent_bind: String,
+    pub(crate) webhook_bind: Option<String>,
+    pub(crate) origins: Vec<String>,
+    pub(crate) hosts: Vec<String>,
+    pub(crate) data: std::path::PathBuf,
+    pub(crate) accounts: Option<std::path::PathBuf>,
+    pub(crate) policy: Option<String>,
+    pub(crate) mark_seen: bool,
+    pub(crate) typing: bool,
+}
+
+const USAGE: &str = "usage: desk [--real] [--port N | --agent-bind ADDR] [--webhook-bind ADDR] [--origin URL]... [--host NAME]... [--data DIR] [--accounts FILE] [--policy FILE.toml] [--mark-seen on|off] [--typing on|off]
+       desk add-agent NAME [--role agent|supervisor] [--capacity N] [--display-name TEXT] [--data DIR | --accounts FILE]   (password on standard input)";
+
+fn on_off(arg: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{arg} takes on or off")),
+    }
+}
+
+pub(crate) fn options(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        real: false,
+        agent_bind: "127.0.0.1:8080".into(),
+        webhook_bind: None,
+        origins: Vec::new(),
+        hosts: Vec::new(),
+        data: "desk-data".into(),
+        accounts: None,
+        policy: None,
+        mark_seen: true,
+        typing: true,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .cloned()
+                .ok_or_else(|| format!("{arg} needs a value"))
+        };
+        match arg.as_str() {
+            "--real" => o.real = true,
+            "--port" => {
+                let port: u16 = value()?
+                    .parse()
+                    .map_err(|_| "--port takes a number".to_owned())?;
+                o.agent_bind = format!("127.0.0.1:{port}");
+            }
+            "--agent-bind" => o.agent_bind = value()?,
+            "--webhook-bind" => o.webhook_bind = Some(value()?),
+            "--origin" => {
+                let origin = value()?;
+                if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                    return Err(format!(
+                        "--origin takes a URL such as https://desk.example.com, not `{origin}`"
+                    ));
+                }
+                o.origins.push(origin);
+            }
+            "--host" => o.hosts.push(value()?),
+            "--data" => o.data = value()?.into(),
+            "--accounts" => o.accounts = Some(value()?.into()),
+            "--policy" => o.policy = Some(value()?),
+            "--mark-seen" => o.mark_seen = on_off(arg, &value()?)?,
+            "--typing" => o.typing = on_off(arg, &value()?)?,
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unexpected argument `{other}`\n{USAGE}")),
+        }
+    }
+    Ok(o)
+}
+
+/// The real mode's credentials, or what is missing.
+pub(crate) fn credentials() -> Result<(String, String, String), String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (
+        env("PAGE_ACCESS_TOKEN"),
+        env("APP_SECRET"),
+        env("VERIFY_TOKEN"),
+    ) {
+        (Some(token), Some(secret), Some(verify)) => Ok((token, secret, verify)),
+        (token, secret, verify) => {
+            let missing: Vec<_> = [
+                ("PAGE_ACCESS_TOKEN", token.is_none()),
+                ("APP_SECRET", secret.is_none()),
+                ("VERIFY_TOKEN", verify.is_none()),
+            ]
+            .iter()
+            .filter(|(_, m)| *m)
+            .map(|(k, _)| *k)
+            .collect();
+            Err(format!(
+                "--real needs {} in the environment ({} not set)",
+                "PAGE_ACCESS_TOKEN, APP_SECRET and VERIFY_TOKEN",
+                missing.join(", ")
+            ))
+        }
+    }
+}
+
+pub(crate) fn fail(message: &str) -> ! {
+    eprintln!("desk: {message}");
+    std::process::exit(2);
+}
