@@ -178,20 +178,18 @@ async fn receive(
             return retry_later(StatusCode::SERVICE_UNAVAILABLE);
         }
     };
-    let engine = routes.engine.clone();
-    let work = async move {
-        let report = engine
+    if routes.background {
+        // One drain per engine applies what every acknowledgement in flight recorded.
+        routes.engine.apply_in_background(receipt.threads);
+    } else {
+        let report = routes
+            .engine
             .apply_threads(&receipt.threads, SystemTime::now())
             .await;
         for (thread, e) in &report.failed {
             tracing::warn!(thread, error = %e, "recorded event not applied yet; the sweep retries it");
         }
         tracing::debug!(handled = report.handled, "webhook applied");
-    };
-    if routes.background {
-        tokio::spawn(work);
-    } else {
-        work.await;
     }
     text(StatusCode::OK, "EVENT_RECEIVED")
 }

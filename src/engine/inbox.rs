@@ -3,9 +3,9 @@
 //! only if it still was pending. Failures back off; an event that cannot be applied is set
 //! aside with a notice, so that it never blocks the customer's later messages.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use tracing::Instrument as _;
@@ -26,8 +26,8 @@ use crate::store::{InboxEvent, StoreError};
 /// failed or died).
 pub const INBOX_SWEEP_AFTER: Duration = Duration::from_secs(2);
 
-/// How many pending events of a thread are read at a time.
-const INBOX_PAGE: usize = 64;
+/// How many pending events (of all threads, in order of receipt) are read at a time.
+const INBOX_PAGE: usize = 256;
 
 /// How many times applying an event that fails on its own (it cannot be read, or the state
 /// machine refuses it) is tried before it is set aside (about 27 minutes of backoff in all),
@@ -53,13 +53,6 @@ pub struct ApplyReport {
     pub failed: Vec<(String, EngineError)>,
 }
 
-impl ApplyReport {
-    fn merge(&mut self, other: ApplyReport) {
-        self.handled += other.handled;
-        self.ignored += other.ignored;
-        self.failed.extend(other.failed);
-    }
-}
 /// How long a thread stays claimed by work in this process before other work may take it
 /// over (the first work is hung: a store or a host callback that never answers). Taking over
 /// is safe: an event is applied only by the commit that marks it applied.
@@ -70,6 +63,16 @@ pub(super) const CLAIM_LEASE: Duration = Duration::from_secs(60);
 pub(super) struct Claims {
     held: Mutex<HashMap<String, Held>>,
     next: AtomicU64,
+    /// Threads waiting for the background drain ([`Engine::apply_in_background`]).
+    backlog: Mutex<Backlog>,
+}
+
+/// The background drain's work: the threads received since it last looked, and whether it
+/// is running.
+#[derive(Debug, Default)]
+struct Backlog {
+    threads: HashSet<String>,
+    running: bool,
 }
 
 #[derive(Debug)]
@@ -83,6 +86,10 @@ struct Held {
 impl Claims {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn backlog(&self) -> std::sync::MutexGuard<'_, Backlog> {
+        self.backlog.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Claims `thread`; `None` (and the holder told to look again) when it is held, unless
@@ -171,12 +178,69 @@ impl Engine {
     /// Applies the pending events of these threads, each thread in order of receipt. A thread
     /// already being applied in this process is left to that work, which looks again before it
     /// lets go.
+    ///
+    /// The inbox is read in order of receipt, a page at a time, whatever the thread (the
+    /// store's index of pending events grows at its end); each page's events are grouped by
+    /// thread, and a thread's events are applied one after another. A thread whose event
+    /// fails, waits for a retry, or is being applied elsewhere is left alone for the rest of
+    /// the pass, so that none of its later events overtakes it.
     pub async fn apply_threads(&self, threads: &[String], now: SystemTime) -> ApplyReport {
         let mut report = ApplyReport::default();
-        for thread in threads {
-            report.merge(self.apply_thread(thread, now).await);
+        let mut wanted: HashSet<String> = threads.iter().cloned().collect();
+        while !wanted.is_empty() {
+            wanted = self.apply_pass(&wanted, now, &mut report).await;
         }
         report
+    }
+
+    /// Applies, in a background task, the pending events of these threads (typically a
+    /// [`super::Receipt::threads`] just acknowledged). One task per engine drains at a time:
+    /// threads handed over while it runs join its next pass, so that any number of
+    /// acknowledgements in flight cost one reader of the inbox and one writer of
+    /// applications, not one each. Failures are logged and left to [`Engine::tick`]'s sweep.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime (it spawns a task).
+    pub fn apply_in_background(self: &Arc<Self>, threads: Vec<String>) {
+        if threads.is_empty() {
+            return;
+        }
+        {
+            let mut backlog = self.claims.backlog();
+            backlog.threads.extend(threads);
+            if backlog.running {
+                return;
+            }
+            backlog.running = true;
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            // Lets the next hand-over start a drain if this task ends in a panic.
+            struct Stopped<'a>(&'a Claims);
+            impl Drop for Stopped<'_> {
+                fn drop(&mut self) {
+                    if std::thread::panicking() {
+                        self.0.backlog().running = false;
+                    }
+                }
+            }
+            let _stopped = Stopped(&engine.claims);
+            loop {
+                let threads: Vec<String> = {
+                    let mut backlog = engine.claims.backlog();
+                    if backlog.threads.is_empty() {
+                        backlog.running = false;
+                        return;
+                    }
+                    backlog.threads.drain().collect()
+                };
+                let report = engine.apply_threads(&threads, SystemTime::now()).await;
+                for (thread, e) in &report.failed {
+                    tracing::warn!(thread, error = %e, "recorded event not applied yet; the sweep retries it");
+                }
+                tracing::debug!(handled = report.handled, "inbox drained");
+            }
+        });
     }
 
     /// Applies events that a crash or a failure left in the inbox (received at least
@@ -197,58 +261,87 @@ impl Engine {
         Ok(report)
     }
 
-    async fn apply_thread(&self, thread: &str, now: SystemTime) -> ApplyReport {
-        let mut report = ApplyReport::default();
-        let Some(mut claim) = self.claims.claim(thread, now) else {
-            return report;
-        };
-        loop {
-            if let Err((event, e)) = self.apply_pending_of(thread, now, &mut report).await {
-                if let Some(event) = event {
-                    self.apply_failed(&event, &e, now).await;
-                }
-                tracing::warn!(thread, error = %e, "inbox event not applied; it stays pending");
-                report.failed.push((thread.to_owned(), e));
-                return report;
-            }
-            if claim.release_unless_more() {
-                return report;
-            }
-        }
-    }
-
-    /// Applies a thread's pending events until none is left; on failure, the event that
-    /// failed (if one did) and the error.
-    async fn apply_pending_of(
+    /// One pass over the inbox in order of receipt, applying the events of `wanted` threads;
+    /// returns the threads to look at again (events arrived for them while they were held
+    /// here, or another instance applied one of them meanwhile).
+    async fn apply_pass(
         &self,
-        thread: &str,
+        wanted: &HashSet<String>,
         now: SystemTime,
         report: &mut ApplyReport,
-    ) -> Result<(), (Option<InboxEvent>, EngineError)> {
+    ) -> HashSet<String> {
+        let mut held: HashMap<&str, Claim<'_>> = HashMap::new();
+        // Threads left alone for the rest of the pass.
+        let mut settled: HashSet<String> = HashSet::new();
+        let mut again = HashSet::new();
+        let mut after = 0;
         loop {
-            let pending = self
-                .store
-                .inbox(thread, INBOX_PAGE)
-                .await
-                .map_err(|e| (None, e.into()))?;
-            if pending.is_empty() {
-                return Ok(());
-            }
-            if pending[0].retry_at.is_some_and(|at| at > now) {
-                // Waiting to be tried again: the sweep takes it up when it is due.
-                return Ok(());
-            }
-            for event in pending {
+            let page = match self.store.inbox_pending(after, INBOX_PAGE).await {
+                Ok(page) => page,
+                Err(e) => {
+                    let thread = wanted
+                        .iter()
+                        .find(|t| !settled.contains(*t))
+                        .or_else(|| wanted.iter().next())
+                        .cloned()
+                        .unwrap_or_default();
+                    tracing::warn!(thread, error = %e, "inbox not read; its events stay pending");
+                    report.failed.push((thread, e.into()));
+                    return HashSet::new();
+                }
+            };
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = last.seq;
+            for event in page {
+                let Some(thread) = wanted.get(&event.thread) else {
+                    continue;
+                };
+                if settled.contains(thread) {
+                    continue;
+                }
+                if !held.contains_key(thread.as_str()) {
+                    let Some(claim) = self.claims.claim(thread, now) else {
+                        // Being applied by other work here, which looks again before it
+                        // lets go.
+                        settled.insert(thread.clone());
+                        continue;
+                    };
+                    held.insert(thread.as_str(), claim);
+                }
+                if event.retry_at.is_some_and(|at| at > now) {
+                    // Waiting to be tried again: the sweep takes it up when it is due.
+                    settled.insert(thread.clone());
+                    continue;
+                }
                 let span = tracing::debug_span!("apply", key = %event.key, seq = event.seq);
                 match self.apply_event(&event, now).instrument(span).await {
                     Ok(Applied::Handled) => report.handled += 1,
                     Ok(Applied::Ignored) => report.ignored += 1,
                     // Another instance is working on this thread: read it again.
-                    Ok(Applied::ByAnother) => break,
-                    Err(e) => return Err((Some(event), e)),
+                    Ok(Applied::ByAnother) => {
+                        settled.insert(thread.clone());
+                        again.insert(thread.clone());
+                    }
+                    Err(e) => {
+                        self.apply_failed(&event, &e, now).await;
+                        tracing::warn!(thread, error = %e, "inbox event not applied; it stays pending");
+                        report.failed.push((thread.clone(), e));
+                        settled.insert(thread.clone());
+                        again.remove(thread);
+                    }
                 }
             }
         }
+        // A thread whose events arrived while it was held here is looked at again (unless
+        // it failed: the sweep tries it after its backoff).
+        for (thread, mut claim) in held {
+            if !claim.release_unless_more() && !report.failed.iter().any(|(t, _)| t == thread) {
+                again.insert(thread.to_owned());
+            }
+        }
+        again
     }
 
     /// Records a failed attempt at an event: tried again after a backoff, and after
@@ -410,7 +503,10 @@ impl Engine {
     /// Whether `event` is still pending (it is the first pending event of its thread, since a
     /// thread's events are applied in order).
     async fn still_pending(&self, event: &InboxEvent) -> Result<bool, EngineError> {
-        let first = self.store.inbox(&event.thread, 1).await?;
+        let first = self
+            .store
+            .inbox_pending(event.seq.saturating_sub(1), 1)
+            .await?;
         Ok(first.first().is_some_and(|e| e.seq == event.seq))
     }
 

@@ -610,6 +610,23 @@ impl ConversationStore for InMemoryStore {
             .collect())
     }
 
+    async fn inbox_pending(&self, after: u64, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
+        let inner = lock(&self.inner);
+        Ok(inner
+            .inbox
+            .range(after.saturating_add(1)..)
+            .take(limit)
+            .map(|(_, e)| {
+                let retry = inner.inbox_retry.get(&e.seq);
+                InboxEvent {
+                    attempts: retry.map_or(0, |(n, _)| *n),
+                    retry_at: retry.map(|(_, at)| *at),
+                    ..e.clone()
+                }
+            })
+            .collect())
+    }
+
     async fn inbox_threads(
         &self,
         received_by: SystemTime,

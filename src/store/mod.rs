@@ -419,6 +419,27 @@ pub trait ConversationStore: Send + Sync {
     /// A thread's pending events, in order of receipt, at most `limit`.
     async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError>;
 
+    /// Pending events of every thread received after the event `after` (`0`: from the
+    /// first), in order of receipt, at most `limit`: how the engine drains the inbox, a page
+    /// at a time, grouping events by thread as it goes. The default merges
+    /// [`ConversationStore::inbox_threads`] and [`ConversationStore::inbox`]; stores with an
+    /// index of pending events in order of receipt do better.
+    async fn inbox_pending(&self, after: u64, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
+        let everything = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX) * 64);
+        let mut all = Vec::new();
+        for thread in self.inbox_threads(everything, usize::MAX).await? {
+            all.extend(
+                self.inbox(&thread, usize::MAX)
+                    .await?
+                    .into_iter()
+                    .filter(|e| e.seq > after),
+            );
+        }
+        all.sort_by_key(|e| e.seq);
+        all.truncate(limit);
+        Ok(all)
+    }
+
     /// Threads with events received at or before `received_by` and still pending, the oldest
     /// first, at most `limit` (for the sweep that applies what a crash or a failure left).
     /// A thread with an event waiting to be tried again after `received_by` is left out.

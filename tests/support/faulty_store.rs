@@ -207,6 +207,9 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
     async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
         self.around(self.inner.inbox(thread, limit)).await
     }
+    async fn inbox_pending(&self, after: u64, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
+        self.around(self.inner.inbox_pending(after, limit)).await
+    }
     async fn inbox_threads(
         &self,
         received_by: SystemTime,

@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use super::dialect::{
-    BACKFILL_AT_MS, BEGIN_WRITE, BLOB_TYPE, ID_TYPE, LOCK, NOW_MS, SCHEMA_LOCK, STORE_NAME,
+    BACKFILL_AT_MS, BEGIN_WRITE, BLOB_TYPE, GROUP_RECEIVE, ID_TYPE, LOCK, NOW_MS, SCHEMA_LOCK,
+    STORE_NAME,
 };
 use super::{Db, Store};
 use crate::conversation::{FileLine, LineBody, MediaState, TranscriptLine};
@@ -24,6 +25,36 @@ use crate::store::{
     PendingEffect, Retry, StoreError, Stored,
 };
 use crate::time::{from_millis, millis};
+
+/// Callers waiting to record their events in the receiver's next transaction (group commit,
+/// when the backend's `GROUP_RECEIVE` is on).
+#[derive(Default)]
+pub(super) struct Grouping {
+    state: std::sync::Mutex<Group>,
+}
+
+#[derive(Default)]
+struct Group {
+    queue: Vec<Received>,
+    /// Whether a receiver task is running (it takes the queue until it is empty).
+    running: bool,
+}
+
+/// One caller's events, and where its answer goes.
+struct Received {
+    events: Vec<NewInboxEvent>,
+    now: SystemTime,
+    keep: Duration,
+    done: tokio::sync::oneshot::Sender<Result<Vec<bool>, StoreError>>,
+}
+
+impl Grouping {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Group> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -47,7 +78,11 @@ impl Store {
         writer: sqlx::Pool<Db>,
     ) -> Result<Self, StoreError> {
         Self::migrate(&writer, MIGRATIONS.len()).await?;
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            group: std::sync::Arc::default(),
+        })
     }
 
     /// The connection pool.
@@ -224,6 +259,206 @@ impl Store {
         }
         tx.commit().await.map_err(from_sqlx)?;
         Ok(rewritten)
+    }
+
+
+    /// Records one caller's events in a transaction of their own.
+    async fn receive_alone(
+        &self,
+        events: &[NewInboxEvent],
+        now: SystemTime,
+        keep: Duration,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let fresh = Self::receive_in(&mut tx, events, now, keep).await?;
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(fresh)
+    }
+
+    /// Group commit: the caller's events join the next transaction of the store's receiver
+    /// task, with every other caller's that arrives while it waits for the writer. Each
+    /// caller gets its own answer (which of its events were new), once that transaction
+    /// has committed; if the group fails, each caller's events are tried again in a
+    /// transaction of their own, so that one caller's failure is nobody else's and no
+    /// caller is answered before its events are committed.
+    async fn receive_grouped(
+        &self,
+        events: &[NewInboxEvent],
+        now: SystemTime,
+        keep: Duration,
+    ) -> Result<Vec<bool>, StoreError> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut group = self.group.lock();
+            group.queue.push(Received {
+                events: events.to_vec(),
+                now,
+                keep,
+                done,
+            });
+            !std::mem::replace(&mut group.running, true)
+        };
+        if start {
+            let store = self.clone();
+            tokio::spawn(async move { store.receiver().await });
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Backend(
+                "the store's receiver stopped before answering".into(),
+            ))
+        })
+    }
+
+    /// The receiver task: while callers wait, takes the writer, then every caller queued by
+    /// then, and records them all in one transaction.
+    async fn receiver(&self) {
+        /// Lets the next caller start a receiver if this one ends in a panic.
+        struct Stopped<'a>(&'a Grouping);
+        impl Drop for Stopped<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    let mut group = self.0.lock();
+                    group.running = false;
+                    group.queue.clear();
+                }
+            }
+        }
+        let _stopped = Stopped(&self.group);
+        loop {
+            {
+                let mut group = self.group.lock();
+                if group.queue.is_empty() {
+                    group.running = false;
+                    return;
+                }
+            }
+            // Waiting for the writer is when the group forms.
+            let tx = self.write_tx().await;
+            let jobs = std::mem::take(&mut self.group.lock().queue);
+            let jobs = match tx {
+                Ok(tx) => match Self::receive_all(tx, &jobs).await {
+                    Ok(answers) => {
+                        for (job, answer) in jobs.into_iter().zip(answers) {
+                            // A caller that gave up (timed out) is told nothing; its events
+                            // are committed, and Meta's redelivery is a duplicate.
+                            let _ = job.done.send(Ok(answer));
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, callers = jobs.len(), "grouped receive failed; each caller on its own");
+                        jobs
+                    }
+                },
+                Err(e) => {
+                    tracing::debug!(error = %e, callers = jobs.len(), "grouped receive not begun; each caller on its own");
+                    jobs
+                }
+            };
+            for job in jobs {
+                let answer = self.receive_alone(&job.events, job.now, job.keep).await;
+                let _ = job.done.send(answer);
+            }
+        }
+    }
+
+    /// Records every job in `tx` and commits; the answers in the jobs' order.
+    async fn receive_all(
+        mut tx: sqlx::Transaction<'static, Db>,
+        jobs: &[Received],
+    ) -> Result<Vec<Vec<bool>>, StoreError> {
+        let mut answers = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            answers.push(Self::receive_in(&mut tx, &job.events, job.now, job.keep).await?);
+        }
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(answers)
+    }
+
+    /// Records received events inside a transaction; for each, whether it is new.
+    async fn receive_in(
+        tx: &mut sqlx::Transaction<'static, Db>,
+        events: &[NewInboxEvent],
+        now: SystemTime,
+        keep: Duration,
+    ) -> Result<Vec<bool>, StoreError> {
+        let now_ms = millis(now);
+        let forget_before =
+            now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+        // An event repeated in one call counts once, at its first place.
+        let name = |e: &NewInboxEvent| (e.key.clone(), e.thread.clone());
+        let mut first = HashSet::with_capacity(events.len());
+        let unique: Vec<&NewInboxEvent> = events.iter().filter(|e| first.insert(name(e))).collect();
+        let mut inserted: HashSet<(String, String)> = HashSet::with_capacity(unique.len());
+        for chunk in unique.chunks(INBOX_CHUNK) {
+            let mut insert = sqlx::QueryBuilder::<Db>::new(q::INBOX_INSERT_PREFIX);
+            insert.push_values(chunk, |mut row, e| {
+                row.push_bind(e.key.as_str())
+                    .push_bind(e.thread.as_str())
+                    .push_bind(e.body.as_str())
+                    .push_bind(now_ms)
+                    .push_bind(0_i64);
+            });
+            insert.push(" ON CONFLICT (key, thread) DO NOTHING RETURNING key, thread");
+            let rows: Vec<(String, String)> = insert
+                .build_query_as()
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(from_sqlx)?;
+            inserted.extend(rows);
+        }
+        // Seen before: a duplicate, unless it was applied and received longer ago than
+        // `keep` (then it is received again). One statement for all of them.
+        let seen: Vec<&NewInboxEvent> = unique
+            .iter()
+            .copied()
+            .filter(|e| !inserted.contains(&name(e)))
+            .collect();
+        for chunk in seen.chunks(INBOX_CHUNK) {
+            let mut forget = sqlx::QueryBuilder::<Db>::new(q::INBOX_FORGET_PREFIX);
+            forget
+                .push_bind(forget_before)
+                .push(" AND (key, thread) IN (");
+            for (i, e) in chunk.iter().enumerate() {
+                if i > 0 {
+                    forget.push(", ");
+                }
+                forget
+                    .push("(")
+                    .push_bind(e.key.as_str())
+                    .push(", ")
+                    .push_bind(e.thread.as_str())
+                    .push(")");
+            }
+            forget.push(") RETURNING key, thread");
+            let forgotten: Vec<(String, String)> = forget
+                .build_query_as()
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(from_sqlx)?;
+            for again in forgotten {
+                let Some(e) = chunk.iter().find(|e| name(e) == again) else {
+                    continue;
+                };
+                sqlx::query(q::INBOX_INSERT_ONE)
+                    .bind(e.key.as_str())
+                    .bind(e.thread.as_str())
+                    .bind(e.body.as_str())
+                    .bind(now_ms)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                inserted.insert(again);
+            }
+        }
+        let mut counted = HashSet::with_capacity(events.len());
+        Ok(events
+            .iter()
+            .map(|e| {
+                let n = name(e);
+                inserted.contains(&n) && counted.insert(n)
+            })
+            .collect())
     }
 
     #[allow(
@@ -710,85 +945,10 @@ impl ConversationStore for Store {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let now_ms = millis(now);
-        let forget_before =
-            now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
-        // An event repeated in one call counts once, at its first place.
-        let name = |e: &NewInboxEvent| (e.key.clone(), e.thread.clone());
-        let mut first = HashSet::with_capacity(events.len());
-        let unique: Vec<&NewInboxEvent> = events.iter().filter(|e| first.insert(name(e))).collect();
-        let mut tx = self.write_tx().await?;
-        let mut inserted: HashSet<(String, String)> = HashSet::with_capacity(unique.len());
-        for chunk in unique.chunks(INBOX_CHUNK) {
-            let mut insert = sqlx::QueryBuilder::<Db>::new(q::INBOX_INSERT_PREFIX);
-            insert.push_values(chunk, |mut row, e| {
-                row.push_bind(e.key.as_str())
-                    .push_bind(e.thread.as_str())
-                    .push_bind(e.body.as_str())
-                    .push_bind(now_ms)
-                    .push_bind(0_i64);
-            });
-            insert.push(" ON CONFLICT (key, thread) DO NOTHING RETURNING key, thread");
-            let rows: Vec<(String, String)> = insert
-                .build_query_as()
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(from_sqlx)?;
-            inserted.extend(rows);
+        if !GROUP_RECEIVE {
+            return self.receive_alone(events, now, keep).await;
         }
-        // Seen before: a duplicate, unless it was applied and received longer ago than
-        // `keep` (then it is received again). One statement for all of them.
-        let seen: Vec<&NewInboxEvent> = unique
-            .iter()
-            .copied()
-            .filter(|e| !inserted.contains(&name(e)))
-            .collect();
-        for chunk in seen.chunks(INBOX_CHUNK) {
-            let mut forget = sqlx::QueryBuilder::<Db>::new(q::INBOX_FORGET_PREFIX);
-            forget
-                .push_bind(forget_before)
-                .push(" AND (key, thread) IN (");
-            for (i, e) in chunk.iter().enumerate() {
-                if i > 0 {
-                    forget.push(", ");
-                }
-                forget
-                    .push("(")
-                    .push_bind(e.key.as_str())
-                    .push(", ")
-                    .push_bind(e.thread.as_str())
-                    .push(")");
-            }
-            forget.push(") RETURNING key, thread");
-            let forgotten: Vec<(String, String)> = forget
-                .build_query_as()
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(from_sqlx)?;
-            for again in forgotten {
-                let Some(e) = chunk.iter().find(|e| name(e) == again) else {
-                    continue;
-                };
-                sqlx::query(q::INBOX_INSERT_ONE)
-                    .bind(e.key.as_str())
-                    .bind(e.thread.as_str())
-                    .bind(e.body.as_str())
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(from_sqlx)?;
-                inserted.insert(again);
-            }
-        }
-        tx.commit().await.map_err(from_sqlx)?;
-        let mut counted = HashSet::with_capacity(events.len());
-        Ok(events
-            .iter()
-            .map(|e| {
-                let n = name(e);
-                inserted.contains(&n) && counted.insert(n)
-            })
-            .collect())
+        self.receive_grouped(events, now, keep).await
     }
 
     async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
@@ -804,6 +964,26 @@ impl ConversationStore for Store {
                 seq: u64::try_from(seq).unwrap_or(0),
                 key,
                 thread: thread.to_owned(),
+                body,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                retry_at: (retry_ms > 0).then(|| crate::time::from_millis(retry_ms)),
+            })
+            .collect())
+    }
+
+    async fn inbox_pending(&self, after: u64, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
+        let rows: Vec<(i64, String, String, String, i64, i64)> = sqlx::query_as(q::INBOX_PENDING)
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, key, thread, body, attempts, retry_ms)| InboxEvent {
+                seq: u64::try_from(seq).unwrap_or(0),
+                key,
+                thread,
                 body,
                 attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                 retry_at: (retry_ms > 0).then(|| crate::time::from_millis(retry_ms)),

@@ -38,7 +38,7 @@ use crate::conversation::{Conversation, State, TranscriptLine};
 use crate::ids::ConversationId;
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 use crate::time::from_millis;
 
@@ -79,7 +79,7 @@ fn columns(c: &Conversation) -> (&'static str, Option<&str>, i64) {
 
 /// Schema migrations, in order. Statements are separated by `;`. `{id}` and `{blob}` are
 /// replaced by each backend's types.
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     // 1: conversations, transcripts, outbox, dedup.
     "CREATE TABLE conversations (
         id TEXT PRIMARY KEY,
@@ -177,6 +177,13 @@ const MIGRATIONS: [&str; 8] = [
     ALTER TABLE transcript ADD COLUMN sent_mid TEXT;
     ALTER TABLE transcript ADD COLUMN sent_ms BIGINT;
     CREATE INDEX transcript_effect ON transcript (effect_key) WHERE effect_key IS NOT NULL",
+    // 9: pending events indexed in order of receipt, not by thread. An index led by the
+    // thread takes a page of its own for each thread a body touches (a 100-event body wrote
+    // four times the WAL of its rows); this one grows at its end, and the engine drains the
+    // inbox in order of receipt, grouping events by thread as it reads them. Older binaries
+    // refuse the database: they read a thread's pending events by the index dropped here.
+    "DROP INDEX inbox_pending;
+    CREATE INDEX inbox_due ON inbox (seq) WHERE applied = 0",
 ];
 
 /// A transcript row as read: its body, and the id and send time recorded since.

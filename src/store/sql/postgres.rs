@@ -14,6 +14,9 @@ mod dialect {
     pub(super) const BLOB_TYPE: &str = "BYTEA";
     /// Several workers claiming at once skip each other's rows instead of waiting.
     pub(super) const LOCK: &str = " FOR UPDATE SKIP LOCKED";
+    /// Each receive is a transaction of its own: the pool writes on several connections at once,
+    /// and the server groups the flushes of concurrent commits itself.
+    pub(super) const GROUP_RECEIVE: bool = false;
     pub(super) const BEGIN_WRITE: &str = "BEGIN";
     /// Instances migrating one database at once wait for each other on this lock.
     pub(super) const SCHEMA_LOCK: &str = "SELECT pg_advisory_xact_lock(7295318845091)";
@@ -36,6 +39,8 @@ pub struct PostgresStore {
     pool: sqlx::Pool<Db>,
     /// Writes: the same pool.
     writer: sqlx::Pool<Db>,
+    /// Receives waiting for the next grouped transaction.
+    group: std::sync::Arc<backend::Grouping>,
 }
 
 impl PostgresStore {

@@ -17,6 +17,9 @@ mod dialect {
     /// Claims need no row locks: every write goes through one connection.
     pub(super) const LOCK: &str = "";
     /// Takes the write lock at once, so a transaction never fails upgrading its lock.
+    /// Concurrent receives share one transaction: every write waits for the one writer anyway, so
+    /// the callers queued behind it are recorded together (group commit).
+    pub(super) const GROUP_RECEIVE: bool = true;
     pub(super) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
     /// `BEGIN IMMEDIATE` already serialises migrations.
     pub(super) const SCHEMA_LOCK: &str = "SELECT 1";
@@ -56,6 +59,8 @@ pub struct SqliteStore {
     /// Writes: one connection, so that writers queue in the process instead of in SQLite's
     /// busy handler (which sleeps).
     writer: sqlx::Pool<Db>,
+    /// Receives waiting for the next grouped transaction.
+    group: std::sync::Arc<backend::Grouping>,
 }
 
 impl SqliteStore {
