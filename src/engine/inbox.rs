@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use tracing::Instrument as _;
@@ -25,6 +25,20 @@ use crate::store::{InboxEvent, StoreError};
 /// before [`Engine::tick`]'s sweep applies it (that instance applies it at once unless it
 /// failed or died).
 pub const INBOX_SWEEP_AFTER: Duration = Duration::from_secs(2);
+
+/// How many passes over the inbox the background drain runs side by side, each for its
+/// share of the threads (`Engine::apply_in_background`).
+#[cfg(feature = "worker")]
+const DRAIN_SHARDS: usize = 4;
+
+/// The drain's shard of a thread.
+#[cfg(feature = "worker")]
+fn shard_of(thread: &str) -> usize {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    thread.hash(&mut h);
+    usize::try_from(h.finish() % DRAIN_SHARDS as u64).unwrap_or(0)
+}
 
 /// How many pending events (of all threads, in order of receipt) are read at a time.
 const INBOX_PAGE: usize = 256;
@@ -63,12 +77,14 @@ pub(super) const CLAIM_LEASE: Duration = Duration::from_secs(60);
 pub(super) struct Claims {
     held: Mutex<HashMap<String, Held>>,
     next: AtomicU64,
-    /// Threads waiting for the background drain ([`Engine::apply_in_background`]).
+    /// Threads waiting for the background drain (`Engine::apply_in_background`).
+    #[cfg(feature = "worker")]
     backlog: Mutex<Backlog>,
 }
 
 /// The background drain's work: the threads received since it last looked, and whether it
 /// is running.
+#[cfg(feature = "worker")]
 #[derive(Debug, Default)]
 struct Backlog {
     threads: HashSet<String>,
@@ -88,6 +104,7 @@ impl Claims {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    #[cfg(feature = "worker")]
     fn backlog(&self) -> std::sync::MutexGuard<'_, Backlog> {
         self.backlog.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -201,7 +218,9 @@ impl Engine {
     ///
     /// # Panics
     /// Outside a Tokio runtime (it spawns a task).
-    pub fn apply_in_background(self: &Arc<Self>, threads: Vec<String>) {
+    #[cfg(feature = "worker")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "worker")))]
+    pub fn apply_in_background(self: &std::sync::Arc<Self>, threads: Vec<String>) {
         if threads.is_empty() {
             return;
         }
@@ -234,11 +253,33 @@ impl Engine {
                     }
                     backlog.threads.drain().collect()
                 };
-                let report = engine.apply_threads(&threads, SystemTime::now()).await;
-                for (thread, e) in &report.failed {
-                    tracing::warn!(thread, error = %e, "recorded event not applied yet; the sweep retries it");
+                // Threads in a few shards, applied side by side: one conversation's commit
+                // waiting for the database does not hold up every other conversation's.
+                let mut shards: Vec<Vec<String>> = vec![Vec::new(); DRAIN_SHARDS];
+                for thread in threads {
+                    let shard = shard_of(&thread);
+                    shards[shard].push(thread);
                 }
-                tracing::debug!(handled = report.handled, "inbox drained");
+                let now = SystemTime::now();
+                let passes: Vec<_> = shards
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .map(|shard| {
+                        let engine = engine.clone();
+                        tokio::spawn(async move { engine.apply_threads(&shard, now).await })
+                    })
+                    .collect();
+                for pass in passes {
+                    match pass.await {
+                        Ok(report) => {
+                            for (thread, e) in &report.failed {
+                                tracing::warn!(thread, error = %e, "recorded event not applied yet; the sweep retries it");
+                            }
+                            tracing::debug!(handled = report.handled, "inbox drained");
+                        }
+                        Err(e) => tracing::error!(error = %e, "an inbox drain failed; the sweep retries its threads"),
+                    }
+                }
             }
         });
     }

@@ -362,14 +362,27 @@ impl Store {
         }
     }
 
-    /// Records every job in `tx` and commits; the answers in the jobs' order.
+    /// Records every job in `tx` and commits; the answers in the jobs' order. Jobs that keep
+    /// events as long as each other go into the same multi-row statements, at the latest
+    /// job's time: an event in two jobs is new to the first one only.
     async fn receive_all(
         mut tx: sqlx::Transaction<'static, Db>,
         jobs: &[Received],
     ) -> Result<Vec<Vec<bool>>, StoreError> {
         let mut answers = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            answers.push(Self::receive_in(&mut tx, &job.events, job.now, job.keep).await?);
+        if jobs.windows(2).all(|w| w[0].keep == w[1].keep) && !jobs.is_empty() {
+            let now = jobs.iter().map(|j| j.now).max().unwrap_or(SystemTime::UNIX_EPOCH);
+            let all: Vec<NewInboxEvent> = jobs.iter().flat_map(|j| j.events.iter().cloned()).collect();
+            let mut fresh = Self::receive_in(&mut tx, &all, now, jobs[0].keep)
+                .await?
+                .into_iter();
+            for job in jobs {
+                answers.push(fresh.by_ref().take(job.events.len()).collect());
+            }
+        } else {
+            for job in jobs {
+                answers.push(Self::receive_in(&mut tx, &job.events, job.now, job.keep).await?);
+            }
         }
         tx.commit().await.map_err(from_sqlx)?;
         Ok(answers)
