@@ -17,6 +17,8 @@ mod dialect {
     /// Each receive is a transaction of its own: the pool writes on several connections at once,
     /// and the server groups the flushes of concurrent commits itself.
     pub(super) const GROUP_RECEIVE: bool = false;
+    /// Write transactions run side by side.
+    pub(super) const SERIAL_WRITES: bool = false;
     pub(super) const BEGIN_WRITE: &str = "BEGIN";
     /// Instances migrating one database at once wait for each other on this lock.
     pub(super) const SCHEMA_LOCK: &str = "SELECT pg_advisory_xact_lock(7295318845091)";

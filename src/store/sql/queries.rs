@@ -105,6 +105,12 @@ pub(super) const INBOX_INSERT_PREFIX: &str =
 pub(super) const INBOX_FORGET_PREFIX: &str =
     "DELETE FROM inbox WHERE applied = 1 AND received_ms <= ";
 
+/// The last inbox row written.
+pub(super) const INBOX_LAST_SEQ: &str = "SELECT MAX(seq) FROM inbox";
+
+/// The keys of the inbox rows written after one.
+pub(super) const INBOX_SINCE: &str = "SELECT key, thread FROM inbox WHERE seq > $1";
+
 /// Inserts one inbox event.
 pub(super) const INBOX_INSERT_ONE: &str =
     "INSERT INTO inbox (key, thread, body, received_ms, applied) VALUES ($1, $2, $3, $4, 0)";

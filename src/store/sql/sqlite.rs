@@ -20,6 +20,8 @@ mod dialect {
     /// Concurrent receives share one transaction: every write waits for the one writer anyway, so
     /// the callers queued behind it are recorded together (group commit).
     pub(super) const GROUP_RECEIVE: bool = true;
+    /// A write transaction has the database to itself (SQLite has one writer at a time).
+    pub(super) const SERIAL_WRITES: bool = true;
     pub(super) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
     /// `BEGIN IMMEDIATE` already serialises migrations.
     pub(super) const SCHEMA_LOCK: &str = "SELECT 1";
