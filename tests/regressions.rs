@@ -147,8 +147,8 @@ impl ConversationStore for Outage {
     async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
         self.inner.inbox(thread, limit).await
     }
-    async fn inbox_pending(&self, after: u64, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
-        self.inner.inbox_pending(after, limit).await
+    async fn inbox_pending(&self, from: u64, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
+        self.inner.inbox_pending(from, limit).await
     }
     async fn inbox_threads(&self, by: SystemTime, limit: usize) -> Result<Vec<String>, StoreError> {
         self.inner.inbox_threads(by, limit).await

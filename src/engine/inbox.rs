@@ -277,7 +277,9 @@ impl Engine {
                             }
                             tracing::debug!(handled = report.handled, "inbox drained");
                         }
-                        Err(e) => tracing::error!(error = %e, "an inbox drain failed; the sweep retries its threads"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "an inbox drain failed; the sweep retries its threads")
+                        }
                     }
                 }
             }
@@ -315,9 +317,9 @@ impl Engine {
         // Threads left alone for the rest of the pass.
         let mut settled: HashSet<String> = HashSet::new();
         let mut again = HashSet::new();
-        let mut after = 0;
+        let mut from = 0;
         loop {
-            let page = match self.store.inbox_pending(after, INBOX_PAGE).await {
+            let page = match self.store.inbox_pending(from, INBOX_PAGE).await {
                 Ok(page) => page,
                 Err(e) => {
                     let thread = wanted
@@ -334,7 +336,7 @@ impl Engine {
             let Some(last) = page.last() else {
                 break;
             };
-            after = last.seq;
+            from = last.seq.saturating_add(1);
             for event in page {
                 let Some(thread) = wanted.get(&event.thread) else {
                     continue;
@@ -544,10 +546,7 @@ impl Engine {
     /// Whether `event` is still pending (it is the first pending event of its thread, since a
     /// thread's events are applied in order).
     async fn still_pending(&self, event: &InboxEvent) -> Result<bool, EngineError> {
-        let first = self
-            .store
-            .inbox_pending(event.seq.saturating_sub(1), 1)
-            .await?;
+        let first = self.store.inbox_pending(event.seq, 1).await?;
         Ok(first.first().is_some_and(|e| e.seq == event.seq))
     }
 

@@ -610,11 +610,11 @@ impl ConversationStore for InMemoryStore {
             .collect())
     }
 
-    async fn inbox_pending(&self, after: u64, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
+    async fn inbox_pending(&self, from: u64, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
         let inner = lock(&self.inner);
         Ok(inner
             .inbox
-            .range(after.saturating_add(1)..)
+            .range(from..)
             .take(limit)
             .map(|(_, e)| {
                 let retry = inner.inbox_retry.get(&e.seq);

@@ -419,12 +419,13 @@ pub trait ConversationStore: Send + Sync {
     /// A thread's pending events, in order of receipt, at most `limit`.
     async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError>;
 
-    /// Pending events of every thread received after the event `after` (`0`: from the
-    /// first), in order of receipt, at most `limit`: how the engine drains the inbox, a page
-    /// at a time, grouping events by thread as it goes. The default merges
+    /// Pending events of every thread from the place `from` in the order of receipt on
+    /// ([`InboxEvent::seq`] at least `from`; `0`: from the first), in that order, at most
+    /// `limit`: how the engine drains the inbox, a page at a time, grouping events by thread
+    /// as it goes. The default merges
     /// [`ConversationStore::inbox_threads`] and [`ConversationStore::inbox`]; stores with an
     /// index of pending events in order of receipt do better.
-    async fn inbox_pending(&self, after: u64, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
+    async fn inbox_pending(&self, from: u64, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
         let everything = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX) * 64);
         let mut all = Vec::new();
         for thread in self.inbox_threads(everything, usize::MAX).await? {
@@ -432,7 +433,7 @@ pub trait ConversationStore: Send + Sync {
                 self.inbox(&thread, usize::MAX)
                     .await?
                     .into_iter()
-                    .filter(|e| e.seq > after),
+                    .filter(|e| e.seq >= from),
             );
         }
         all.sort_by_key(|e| e.seq);

@@ -207,8 +207,8 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
     async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
         self.around(self.inner.inbox(thread, limit)).await
     }
-    async fn inbox_pending(&self, after: u64, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
-        self.around(self.inner.inbox_pending(after, limit)).await
+    async fn inbox_pending(&self, from: u64, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
+        self.around(self.inner.inbox_pending(from, limit)).await
     }
     async fn inbox_threads(
         &self,

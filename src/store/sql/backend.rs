@@ -261,7 +261,6 @@ impl Store {
         Ok(rewritten)
     }
 
-
     /// Records one caller's events in a transaction of their own.
     async fn receive_alone(
         &self,
@@ -371,8 +370,13 @@ impl Store {
     ) -> Result<Vec<Vec<bool>>, StoreError> {
         let mut answers = Vec::with_capacity(jobs.len());
         if jobs.windows(2).all(|w| w[0].keep == w[1].keep) && !jobs.is_empty() {
-            let now = jobs.iter().map(|j| j.now).max().unwrap_or(SystemTime::UNIX_EPOCH);
-            let all: Vec<NewInboxEvent> = jobs.iter().flat_map(|j| j.events.iter().cloned()).collect();
+            let now = jobs
+                .iter()
+                .map(|j| j.now)
+                .max()
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let all: Vec<NewInboxEvent> =
+                jobs.iter().flat_map(|j| j.events.iter().cloned()).collect();
             let mut fresh = Self::receive_in(&mut tx, &all, now, jobs[0].keep)
                 .await?
                 .into_iter();
@@ -1033,9 +1037,9 @@ impl ConversationStore for Store {
             .collect())
     }
 
-    async fn inbox_pending(&self, after: u64, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
+    async fn inbox_pending(&self, from: u64, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
         let rows: Vec<(i64, String, String, String, i64, i64)> = sqlx::query_as(q::INBOX_PENDING)
-            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .bind(i64::try_from(from).unwrap_or(i64::MAX))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await

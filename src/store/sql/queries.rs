@@ -118,8 +118,8 @@ pub(super) const INBOX_INSERT_ONE: &str =
 /// A thread's pending events, in order of receipt.
 pub(super) const INBOX_OF_THREAD: &str = "SELECT seq, key, body, attempts, retry_ms FROM inbox WHERE thread = $1 AND applied = 0 ORDER BY seq LIMIT $2";
 
-/// Pending events of every thread after a place in the order of receipt.
-pub(super) const INBOX_PENDING: &str = "SELECT seq, key, thread, body, attempts, retry_ms FROM inbox WHERE applied = 0 AND seq > $1 ORDER BY seq LIMIT $2";
+/// Pending events of every thread from a place in the order of receipt on.
+pub(super) const INBOX_PENDING: &str = "SELECT seq, key, thread, body, attempts, retry_ms FROM inbox WHERE applied = 0 AND seq >= $1 ORDER BY seq LIMIT $2";
 
 /// Threads with pending events received by a time and not waiting to be tried again.
 pub(super) const INBOX_THREADS: &str =
