@@ -278,7 +278,7 @@ impl Engine {
                             tracing::debug!(handled = report.handled, "inbox drained");
                         }
                         Err(e) => {
-                            tracing::error!(error = %e, "an inbox drain failed; the sweep retries its threads")
+                            tracing::error!(error = %e, "an inbox drain failed; the sweep retries its threads");
                         }
                     }
                 }

@@ -406,26 +406,14 @@ impl Store {
         insert
     }
 
-    /// Records received events inside a transaction; for each, whether it is new.
-    async fn receive_in(
+    /// Inserts the events that are not in the inbox yet: `None` when every one was new, else
+    /// the keys of those that were.
+    async fn insert_new(
         tx: &mut sqlx::Transaction<'static, Db>,
-        events: &[NewInboxEvent],
-        now: SystemTime,
-        keep: Duration,
-    ) -> Result<Vec<bool>, StoreError> {
-        let now_ms = millis(now);
-        let forget_before =
-            now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
-        // An event repeated in one call counts once, at its first place.
-        let name = |e: &NewInboxEvent| (e.key.clone(), e.thread.clone());
-        let mut first = HashSet::with_capacity(events.len());
-        let unique: Vec<&NewInboxEvent> = events
-            .iter()
-            .filter(|e| first.insert((e.key.as_str(), e.thread.as_str())))
-            .collect();
+        unique: &[&NewInboxEvent],
+        now_ms: i64,
+    ) -> Result<Option<HashSet<(String, String)>>, StoreError> {
         let insert = |chunk| Self::inbox_insert(chunk, now_ms);
-        // Whether every one was new (the common case); else the ones that were.
-        let mut all_new = false;
         let mut inserted: HashSet<(String, String)> = HashSet::new();
         if SERIAL_WRITES {
             // Nobody else writes during this transaction: the rows it inserted are those
@@ -445,15 +433,14 @@ impl Store {
                     .rows_affected();
             }
             if usize::try_from(added).is_ok_and(|n| n == unique.len()) {
-                all_new = true;
-            } else {
-                let rows: Vec<(String, String)> = sqlx::query_as(q::INBOX_SINCE)
-                    .bind(before.unwrap_or(0))
-                    .fetch_all(&mut **tx)
-                    .await
-                    .map_err(from_sqlx)?;
-                inserted.extend(rows);
+                return Ok(None);
             }
+            let rows: Vec<(String, String)> = sqlx::query_as(q::INBOX_SINCE)
+                .bind(before.unwrap_or(0))
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(from_sqlx)?;
+            inserted.extend(rows);
         } else {
             for chunk in unique.chunks(INBOX_CHUNK) {
                 let mut insert = insert(chunk);
@@ -466,13 +453,34 @@ impl Store {
                 inserted.extend(rows);
             }
         }
-        if all_new {
+        Ok(Some(inserted))
+    }
+
+    /// Records received events inside a transaction; for each, whether it is new.
+    async fn receive_in(
+        tx: &mut sqlx::Transaction<'static, Db>,
+        events: &[NewInboxEvent],
+        now: SystemTime,
+        keep: Duration,
+    ) -> Result<Vec<bool>, StoreError> {
+        let now_ms = millis(now);
+        let forget_before =
+            now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+        // An event repeated in one call counts once, at its first place.
+        let name = |e: &NewInboxEvent| (e.key.clone(), e.thread.clone());
+        let mut first = HashSet::with_capacity(events.len());
+        let unique: Vec<&NewInboxEvent> = events
+            .iter()
+            .filter(|e| first.insert((e.key.as_str(), e.thread.as_str())))
+            .collect();
+        let Some(mut inserted) = Self::insert_new(tx, &unique, now_ms).await? else {
+            // Every one was new (the common case).
             let mut counted = HashSet::with_capacity(events.len());
             return Ok(events
                 .iter()
                 .map(|e| counted.insert((e.key.as_str(), e.thread.as_str())))
                 .collect());
-        }
+        };
         // Seen before: a duplicate, unless it was applied and received longer ago than
         // `keep` (then it is received again). One statement for all of them.
         let seen: Vec<&NewInboxEvent> = unique
