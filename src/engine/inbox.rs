@@ -26,20 +26,6 @@ use crate::store::{InboxEvent, StoreError};
 /// failed or died).
 pub const INBOX_SWEEP_AFTER: Duration = Duration::from_secs(2);
 
-/// How many passes over the inbox the background drain runs side by side, each for its
-/// share of the threads (`Engine::apply_in_background`).
-#[cfg(feature = "worker")]
-const DRAIN_SHARDS: usize = 4;
-
-/// The drain's shard of a thread.
-#[cfg(feature = "worker")]
-fn shard_of(thread: &str) -> usize {
-    use std::hash::{Hash as _, Hasher as _};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    thread.hash(&mut h);
-    usize::try_from(h.finish() % DRAIN_SHARDS as u64).unwrap_or(0)
-}
-
 /// How many pending events (of all threads, in order of receipt) are read at a time.
 const INBOX_PAGE: usize = 256;
 
@@ -253,35 +239,11 @@ impl Engine {
                     }
                     backlog.threads.drain().collect()
                 };
-                // Threads in a few shards, applied side by side: one conversation's commit
-                // waiting for the database does not hold up every other conversation's.
-                let mut shards: Vec<Vec<String>> = vec![Vec::new(); DRAIN_SHARDS];
-                for thread in threads {
-                    let shard = shard_of(&thread);
-                    shards[shard].push(thread);
+                let report = engine.apply_threads(&threads, SystemTime::now()).await;
+                for (thread, e) in &report.failed {
+                    tracing::warn!(thread, error = %e, "recorded event not applied yet; the sweep retries it");
                 }
-                let now = SystemTime::now();
-                let passes: Vec<_> = shards
-                    .into_iter()
-                    .filter(|s| !s.is_empty())
-                    .map(|shard| {
-                        let engine = engine.clone();
-                        tokio::spawn(async move { engine.apply_threads(&shard, now).await })
-                    })
-                    .collect();
-                for pass in passes {
-                    match pass.await {
-                        Ok(report) => {
-                            for (thread, e) in &report.failed {
-                                tracing::warn!(thread, error = %e, "recorded event not applied yet; the sweep retries it");
-                            }
-                            tracing::debug!(handled = report.handled, "inbox drained");
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "an inbox drain failed; the sweep retries its threads");
-                        }
-                    }
-                }
+                tracing::debug!(handled = report.handled, "inbox drained");
             }
         });
     }
