@@ -16,7 +16,11 @@
 //! - **The inbox**: [`ConversationStore::receive`] inserts a webhook's events in one
 //!   transaction (`INSERT … ON CONFLICT (key) DO NOTHING RETURNING`), so the unique key is the
 //!   record of what was seen; a commit that applies an event marks it applied in the same
-//!   transaction, only if it was still pending.
+//!   transaction, only if it was still pending. Pending events are indexed in order of
+//!   receipt (the index grows at its end, whatever the thread), and read in that order
+//!   ([`ConversationStore::inbox_pending`]). On SQLite, concurrent receives share the
+//!   writer's next transaction (group commit), each answered only about its own events and
+//!   only once it has committed.
 //! - **The outbox**: effects are inserted already claimed by the committing instance (the
 //!   commit's [`super::Lease`]), with their attempt history (attempts, next attempt time, last
 //!   error). [`ConversationStore::claim_effects`] claims due rows that nobody holds in one
@@ -30,6 +34,7 @@
 //!
 //! [`ConversationStore`]: super::ConversationStore
 //! [`ConversationStore::receive`]: super::ConversationStore::receive
+//! [`ConversationStore::inbox_pending`]: super::ConversationStore::inbox_pending
 //! [`ConversationStore::claim_effects`]: super::ConversationStore::claim_effects
 //! [`MediaStore`]: super::MediaStore
 
@@ -315,6 +320,58 @@ mod tests {
         assert!(!claimed[0].interrupted);
         let stats = store.outbox_stats().await.unwrap();
         assert_eq!((stats.pending, stats.failed), (1, 0));
+    }
+
+    /// Concurrent receives share transactions (group commit), yet each caller is told about
+    /// its own events only: an event sent by several callers at once is new to exactly one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grouped_receives_answer_each_caller_for_its_own_events() {
+        use crate::store::NewInboxEvent;
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(SqliteStore::open(dir.path().join("g.db")).await.unwrap());
+        let event = |k: usize| NewInboxEvent {
+            key: format!("k{k}"),
+            thread: format!("t{}", k % 3),
+            body: "{}".into(),
+        };
+        let callers: Vec<_> = (0..16)
+            .map(|c| {
+                let store = store.clone();
+                // Each caller: two events of its own, and one shared with its neighbour.
+                let events = vec![event(100 + c), event(200 + c), event(c / 2)];
+                tokio::spawn(async move {
+                    let fresh = store
+                        .receive(&events, SystemTime::now(), Duration::from_secs(3600))
+                        .await
+                        .unwrap();
+                    (events, fresh)
+                })
+            })
+            .collect();
+        let mut new_by_key = std::collections::HashMap::new();
+        for caller in callers {
+            let (events, fresh) = caller.await.unwrap();
+            assert_eq!(fresh.len(), 3);
+            assert!(fresh[0] && fresh[1], "a caller's own events are new to it");
+            for (e, new) in events.iter().zip(fresh) {
+                *new_by_key.entry(e.key.clone()).or_insert(0) += usize::from(new);
+            }
+        }
+        assert_eq!(new_by_key.len(), 40);
+        assert!(new_by_key.values().all(|n| *n == 1), "{new_by_key:?}");
+        let pending = store.inbox_pending(0, 100).await.unwrap();
+        assert_eq!(pending.len(), 40);
+        assert!(pending.windows(2).all(|w| w[0].seq < w[1].seq));
+        // Received again: duplicates for everyone.
+        let again = store
+            .receive(
+                &[event(100), event(0)],
+                SystemTime::now(),
+                Duration::from_secs(3600),
+            )
+            .await
+            .unwrap();
+        assert_eq!(again, [false, false]);
     }
 
     #[tokio::test]
