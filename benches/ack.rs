@@ -645,7 +645,7 @@ fn cpu_per_body(posts: &[Post], mut work: impl FnMut(&Post)) -> Duration {
 
 /// WAL bytes written per body, with automatic checkpoints off, one body at a time (after as
 /// many bodies again, so that the indexes are past their first pages): the floor's insert,
-/// the crate's inbox insert, and the same with schema 7's index of pending events by thread.
+/// the crate's inbox insert, and the same with schema 8's index of pending events by thread.
 async fn wal_per_body(
     dir: &std::path::Path,
     webhook: &Webhook,
@@ -820,7 +820,7 @@ async fn breakdown(dir: &std::path::Path, texts: &[(String, String)], route: &[F
             wal_per_body(dir, &webhook, texts, events).await;
         println!(
             "    WAL written per body (no checkpoints, one at a time): floor {:.1} KiB, ConversationStore::receive {:.1} KiB, \
-             the same with schema 7's index inbox_pending (thread, seq) {:.1} KiB",
+             the same with schema 8's index inbox_pending (thread, seq) {:.1} KiB",
             count(floor_wal) / 1024.0,
             count(inbox_wal) / 1024.0,
             count(unindexed_wal) / 1024.0
