@@ -279,6 +279,22 @@ impl Engine {
         // Threads left alone for the rest of the pass.
         let mut settled: HashSet<String> = HashSet::new();
         let mut again = HashSet::new();
+        // The threads are held from before the first read: work that hangs holds them (for
+        // the claim lease), and a thread held by other work here is left to it (it looks
+        // again before it lets go).
+        for thread in wanted {
+            match self.claims.claim(thread, now) {
+                Some(claim) => {
+                    held.insert(thread.as_str(), claim);
+                }
+                None => {
+                    settled.insert(thread.clone());
+                }
+            }
+        }
+        if held.is_empty() {
+            return again;
+        }
         let mut from = 0;
         loop {
             let page = match self.store.inbox_pending(from, INBOX_PAGE).await {
@@ -305,15 +321,6 @@ impl Engine {
                 };
                 if settled.contains(thread) {
                     continue;
-                }
-                if !held.contains_key(thread.as_str()) {
-                    let Some(claim) = self.claims.claim(thread, now) else {
-                        // Being applied by other work here, which looks again before it
-                        // lets go.
-                        settled.insert(thread.clone());
-                        continue;
-                    };
-                    held.insert(thread.as_str(), claim);
                 }
                 if event.retry_at.is_some_and(|at| at > now) {
                     // Waiting to be tried again: the sweep takes it up when it is due.
