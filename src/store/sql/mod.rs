@@ -187,8 +187,8 @@ const MIGRATIONS: [&str; 9] = [
     // four times the WAL of its rows); this one grows at its end, and the engine drains the
     // inbox in order of receipt, grouping events by thread as it reads them. Older binaries
     // refuse the database: they read a thread's pending events by the index dropped here.
-    "DROP INDEX inbox_pending;
-    CREATE INDEX inbox_due ON inbox (seq) WHERE applied = 0",
+    "DROP INDEX IF EXISTS inbox_pending;
+    CREATE INDEX IF NOT EXISTS inbox_due ON inbox (seq) WHERE applied = 0",
 ];
 
 /// A transcript row as read: its body, and the id and send time recorded since.
