@@ -150,6 +150,18 @@ macro_rules! owned_id {
             }
         }
 
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
         impl From<&str> for $name {
             fn from(id: &str) -> Self {
                 Self(id.to_owned())
@@ -171,6 +183,15 @@ owned_id!(
 owned_id!(
     /// A conversation (work item), stable across restarts.
     ConversationId
+);
+owned_id!(
+    /// A queue of the work distribution ([`crate::routing::Queue`]): where a conversation
+    /// waits for an agent.
+    QueueId
+);
+owned_id!(
+    /// A skill agents have and queues require ([`crate::routing`]), such as `billing` or `fr`.
+    SkillId
 );
 
 impl fmt::Display for AppId {

@@ -68,7 +68,8 @@
 //! | [`send`] | the [`SendApi`](send::SendApi) trait (what the engine needs) and its extension [`PageApi`](send::PageApi) (typing, uploads, thread control, profiles), message builders within the platform's limits, typed Graph errors, the retry policy; `GraphClient` (feature `graph`) |
 //! | [`conversation`] | the lifecycle as a pure state machine; every transition in a table |
 //! | [`store`] | what the channel keeps: traits, in memory, on SQLite and PostgreSQL |
-//! | [`agents`] | how agents are found and told: the router and notifier traits, presence, in-memory versions |
+//! | [`routing`] | work distribution as pure decisions: queues (Push, Pick), routing rules, skills, who gets an offer |
+//! | [`agents`] | how agents are found and told: the router (capacity, presence, reservations; in memory or in the shared store) and notifier traits, in-memory versions |
 //! | [`engine`] | webhooks to transitions to effects, committed and delivered; what each answer guarantees |
 //! | `axum` | the webhook as a ready axum `Router` (feature `axum`) |
 //! | `testing` | for hosts' tests (feature `test-util`): signed webhook bodies, a fake `SendApi` that records, a manual clock, the store conformance suite |
@@ -104,6 +105,7 @@ pub mod axum;
 pub mod conversation;
 pub mod engine;
 pub mod ids;
+pub mod routing;
 pub mod secret;
 pub mod send;
 pub mod store;

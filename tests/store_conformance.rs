@@ -91,3 +91,36 @@ async fn postgres_backend() {
     let store = Arc::new(store);
     conformance::run(store.clone(), &*store).await;
 }
+
+/// The router contract (`conformance::run_router`): in memory, one router as both handles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_router() {
+    use messenger_channel::agents::{AgentRouter, InMemoryRouter};
+    let router: Arc<dyn AgentRouter> = Arc::new(InMemoryRouter::new());
+    conformance::run_router(router.clone(), router).await;
+}
+
+/// On SQLite: two stores (two pools) opened on one file.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_router() {
+    use messenger_channel::store::SqliteStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("channel.db");
+    let a = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let b = Arc::new(SqliteStore::open(&path).await.unwrap());
+    conformance::run_router(a, b).await;
+}
+
+/// On PostgreSQL: two stores (two pools) connected to one database.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_router() {
+    use messenger_channel::store::PostgresStore;
+    let Some(url) = support::postgres::postgres_url() else {
+        return;
+    };
+    let a = Arc::new(PostgresStore::connect(&url).await.unwrap());
+    let b = Arc::new(PostgresStore::connect(&url).await.unwrap());
+    conformance::run_router(a, b).await;
+}

@@ -2,45 +2,165 @@
 //!
 //! Each trait is small, object-safe (`async-trait`) and has a written contract.
 //!
-//! - [`AgentRouter`]: which agent gets an offer; agents' presence and capacity
-//!   ([`InMemoryRouter`] keeps them in memory, with [`Presence`]).
+//! - [`AgentRouter`]: agents' presence, skills and capacity, and the capacity reserved for
+//!   offers, picks and sessions. [`InMemoryRouter`] keeps them in one process; the SQL stores
+//!   (`store::SqliteStore`, `store::PostgresStore`) keep them in the shared database, so that
+//!   several instances never take an agent past capacity. Which agent gets an offer is
+//!   decided by [`crate::routing::choose_agent`], a pure function, on what the router reads.
 //! - [`AgentNotifier`]: how offers and updates reach agents' screens ([`RecordingNotifier`]
 //!   records them, as [`Notification`]s).
 
 mod memory;
 
-pub use memory::{
-    DEFAULT_AGENT_CAPACITY, InMemoryRouter, Notification, Presence, RecordingNotifier,
-};
+use std::time::SystemTime;
+
+pub use memory::{InMemoryRouter, Notification, RecordingNotifier};
+
+pub use crate::routing::{DEFAULT_AGENT_CAPACITY, Presence};
 
 use crate::conversation::{Conversation, Offer, TranscriptLine};
-use crate::ids::{AgentId, ConversationId, PageId};
+use crate::ids::{AgentId, ConversationId};
+use crate::routing::{AgentProfile, AgentStatus, Queue};
+use crate::store::StoreError;
 
-/// Choosing agents.
+/// What a Push offer needs decided: the queue, who not to offer it to, whom to prefer.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct OfferRequest<'a> {
+    /// The conversation's queue: its skills, matching and capacity units.
+    pub queue: &'a Queue,
+    /// Agents not to offer it to ([`Conversation::excluded_agents`]).
+    pub exclude: &'a [AgentId],
+    /// An agent to offer it to first if they qualify (agent affinity on revive).
+    pub prefer: Option<&'a AgentId>,
+}
+
+impl<'a> OfferRequest<'a> {
+    /// A request for `queue`, excluding `exclude`, preferring `prefer`.
+    pub fn new(queue: &'a Queue, exclude: &'a [AgentId], prefer: Option<&'a AgentId>) -> Self {
+        Self {
+            queue,
+            exclude,
+            prefer,
+        }
+    }
+}
+
+/// How long a reservation for an offer or a pick holds: made at `at`, it lapses at `until`
+/// unless ended, or turned into a session, before. A reservation whose instance crashed
+/// before its offer was saved frees the agent's capacity when it lapses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    /// Now, on the conversations' clock (the engine's `now`).
+    pub at: SystemTime,
+    /// When it lapses.
+    pub until: SystemTime,
+}
+
+/// What became of a pick ([`AgentRouter::reserve_pick`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PickOutcome {
+    /// The capacity is reserved: the conversation is the agent's to take.
+    Reserved,
+    /// Another agent holds the conversation (picked it, is offered it, or holds its session).
+    Taken,
+    /// The agent has not the capacity free.
+    AtCapacity,
+}
+
+/// Agents' presence and capacity, and what of it is reserved: for an outstanding offer, a pick
+/// under way, a session held; by conversation and agent.
 ///
-/// Contract: `pick` returns an available agent with free capacity, not in `exclude`, and
-/// `prefer` when that agent qualifies; `None` when nobody does. An outstanding offer reserves
-/// one unit of the agent's capacity from `pick` until `offer_ended`, so that accepting every
-/// outstanding offer never takes an agent past capacity. `session_started` and
-/// `session_released` keep the agent's load.
+/// Contract:
+/// - `reserve_offer` decides with [`crate::routing::choose_agent`] on the agents as they are
+///   and reserves the queue's units of the agent it returns, atomically: however many callers
+///   (instances on one database) reserve at once, no agent's reserved units exceed their
+///   capacity. `None` when nobody qualifies, or when someone holds the conversation (a
+///   session, a pick). Reserving an offer of a conversation again for the agent who holds
+///   one renews it, counted once (an offer whose instance crashed before saving it does
+///   not block the conversation). Offers of one conversation to several agents may be
+///   reserved at once; the conversation's state machine lets one be made, and the others
+///   end with `offer_ended`.
+/// - `reserve_pick` reserves for one agent, atomically, unless someone holds the
+///   conversation (a session, a pick, an offer: [`PickOutcome::Taken`]) or the agent has not
+///   the capacity free ([`PickOutcome::AtCapacity`]): of agents picking one conversation at
+///   once, exactly one gets it. Presence is not checked.
+/// - A reservation for an offer or a pick holds until [`Hold::until`], unless
+///   `session_started` turns it into a session (which holds until `session_released`) or
+///   `offer_ended` ends it. `session_started` never fails for capacity: an accepted offer,
+///   a pick, a revive always start their session.
+/// - Units in use are those of sessions and of reservations not lapsed at the `now` given.
+/// - `offer_ended` and `session_released` end only what they name (this conversation, this
+///   agent, this kind); calling them again changes nothing.
 #[async_trait::async_trait]
 pub trait AgentRouter: Send + Sync {
-    /// An agent for a conversation of `page`; reserves one unit of their capacity.
-    async fn pick(
+    /// Adds an agent, or updates their skills and capacity (their presence stays; a new
+    /// agent is [`Presence::Offline`]).
+    async fn upsert_agent(&self, profile: &AgentProfile) -> Result<(), StoreError>;
+
+    /// Sets an agent's presence (a new agent gets no skills and the default capacity).
+    async fn update_presence(&self, agent: &AgentId, presence: Presence) -> Result<(), StoreError>;
+
+    /// Every agent known, with presence and the capacity in use at `now`, in id order.
+    async fn agent_statuses(&self, now: SystemTime) -> Result<Vec<AgentStatus>, StoreError>;
+
+    /// One agent as [`AgentRouter::agent_statuses`] gives them.
+    async fn agent_status(
         &self,
-        page: &PageId<'_>,
-        exclude: &[AgentId],
-        prefer: Option<&AgentId>,
-    ) -> Option<AgentId>;
+        agent: &AgentId,
+        now: SystemTime,
+    ) -> Result<Option<AgentStatus>, StoreError> {
+        Ok(self
+            .agent_statuses(now)
+            .await?
+            .into_iter()
+            .find(|a| a.id() == agent))
+    }
 
-    /// An offer made after `pick` is over (or was never made): frees the reservation.
-    async fn offer_ended(&self, agent: &AgentId);
+    /// Chooses an agent for an offer of `conversation` and reserves the queue's units of
+    /// their capacity until `hold.until`.
+    async fn reserve_offer(
+        &self,
+        conversation: &ConversationId,
+        request: &OfferRequest<'_>,
+        hold: Hold,
+    ) -> Result<Option<AgentId>, StoreError>;
 
-    /// The agent took a session.
-    async fn session_started(&self, agent: &AgentId);
+    /// Reserves `units` of `agent`'s capacity for a pick of `conversation` until
+    /// `hold.until`.
+    async fn reserve_pick(
+        &self,
+        conversation: &ConversationId,
+        agent: &AgentId,
+        units: u32,
+        hold: Hold,
+    ) -> Result<PickOutcome, StoreError>;
 
-    /// The agent's session ended.
-    async fn session_released(&self, agent: &AgentId);
+    /// The agent holds the conversation's session: its reservation (if any) becomes the
+    /// session, of `units`.
+    async fn session_started(
+        &self,
+        conversation: &ConversationId,
+        agent: &AgentId,
+        units: u32,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// The offer (or pick) of the conversation to the agent is over: its reservation ends.
+    /// A session the agent holds in it stays.
+    async fn offer_ended(
+        &self,
+        conversation: &ConversationId,
+        agent: &AgentId,
+    ) -> Result<(), StoreError>;
+
+    /// The agent's session of the conversation ended: its capacity is free.
+    async fn session_released(
+        &self,
+        conversation: &ConversationId,
+        agent: &AgentId,
+    ) -> Result<(), StoreError>;
 }
 
 /// Delivering news to agents (a websocket, server-sent events, push, e-mail…).

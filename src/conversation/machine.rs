@@ -8,7 +8,7 @@ use super::{
     Input, InputKind, LineBody, MediaState, Offer, Outgoing, State, StateKind, ThreadEvent,
     TranscriptLine, Transition,
 };
-use crate::ids::{AgentId, ConversationId, PageId, UserId};
+use crate::ids::{AgentId, ConversationId, PageId, QueueId, UserId};
 use crate::time::saturating_add;
 
 /// An input the conversation cannot take in its state. Nothing was changed.
@@ -291,6 +291,21 @@ impl Conversation {
         now: SystemTime,
         config: &ConversationConfig,
     ) -> (Self, Transition) {
+        Self::start_in_queue(None, id, page, customer, first, now, config)
+    }
+
+    /// As [`Conversation::start`], in the queue the routing rules chose
+    /// ([`crate::routing::Routing::classify`]); `None` is the fallback queue. The machine
+    /// asks for an offer whatever the queue's mode: a host with a Pick queue makes none.
+    pub fn start_in_queue(
+        queue: Option<QueueId>,
+        id: ConversationId,
+        page: PageId<'static>,
+        customer: UserId<'static>,
+        first: Inbound,
+        now: SystemTime,
+        config: &ConversationConfig,
+    ) -> (Self, Transition) {
         let sent = first.time(now);
         let standby = first.standby;
         let conversation = Self {
@@ -308,6 +323,7 @@ impl Conversation {
             delivered_until: None,
             read_until: None,
             recent_events: std::collections::VecDeque::new(),
+            queue,
         };
         let mut out = Transition::default();
         push_customer_lines(&mut out, first, now);
@@ -386,6 +402,7 @@ impl Conversation {
             Input::OfferTo(agent) => self.offer_to(&mut out, agent, now, config)?,
             Input::Accept(agent) => self.accept(&mut out, &agent, now)?,
             Input::Reject(agent) => self.reject(&mut out, &agent, now, config)?,
+            Input::Pick(agent) => self.pick(&mut out, &agent, now)?,
             Input::AgentSend { agent, message } => {
                 self.may_send(&agent)?;
                 self.last_activity_at = now;
@@ -666,10 +683,12 @@ impl Conversation {
                 };
                 self.previous_agent = Some(agent.clone());
                 self.last_activity_at = now;
-                out.effect(Effect::OfferEnded {
+                // The session first: a router turns the offer's reservation into it, so the
+                // agent's capacity is never free in between for another instance to take.
+                out.effect(Effect::SessionStarted {
                     agent: agent.clone(),
                 });
-                out.effect(Effect::SessionStarted {
+                out.effect(Effect::OfferEnded {
                     agent: agent.clone(),
                 });
                 out.notice(now, format!("{agent} accepted the conversation"));
@@ -682,6 +701,36 @@ impl Conversation {
             other => Err(TransitionError::Illegal {
                 state: other.kind(),
                 input: InputKind::Accept,
+            }),
+        }
+    }
+
+    fn pick(
+        &mut self,
+        out: &mut Transition,
+        agent: &AgentId,
+        now: SystemTime,
+    ) -> Result<(), TransitionError> {
+        match &self.state {
+            State::Open { offer: Some(o) } => Err(TransitionError::OfferOutstanding {
+                agent: o.agent.clone(),
+            }),
+            State::Open { offer: None } if self.paused => Err(TransitionError::ThreadPaused),
+            State::Open { offer: None } => {
+                self.state = State::Active {
+                    agent: agent.clone(),
+                };
+                self.previous_agent = Some(agent.clone());
+                self.last_activity_at = now;
+                out.effect(Effect::SessionStarted {
+                    agent: agent.clone(),
+                });
+                out.notice(now, format!("{agent} picked the conversation"));
+                Ok(())
+            }
+            other => Err(TransitionError::Illegal {
+                state: other.kind(),
+                input: InputKind::Pick,
             }),
         }
     }
@@ -963,6 +1012,100 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn accepting_starts_the_session_before_the_offer_ends() {
+        let mut c = after(open(), t0(), vec![Input::OfferTo(a())]);
+        let out = c.apply(Input::Accept(a()), secs(1), &config()).unwrap();
+        assert_eq!(
+            out.effects,
+            [
+                Effect::SessionStarted { agent: a() },
+                Effect::OfferEnded { agent: a() }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_queued_conversation_is_picked_into_a_session() {
+        let mut c = open();
+        let out = c.apply(Input::Pick(b()), secs(3), &config()).unwrap();
+        assert_eq!(c.state(), &State::Active { agent: b() });
+        assert_eq!(c.previous_agent(), Some(&b()));
+        assert_eq!(c.last_activity_at(), secs(3));
+        assert_eq!(out.effects, [Effect::SessionStarted { agent: b() }]);
+        assert_eq!(notices(&out), ["bob picked the conversation"]);
+        assert_eq!(Input::Pick(b()).kind(), InputKind::Pick);
+    }
+
+    #[test]
+    fn only_a_conversation_waiting_in_the_queue_can_be_picked() {
+        let offered = after(open(), t0(), vec![Input::OfferTo(a())]);
+        assert_eq!(
+            offered.clone().apply(Input::Pick(b()), t0(), &config()),
+            Err(TransitionError::OfferOutstanding { agent: a() })
+        );
+        let paused = after(open(), t0(), vec![Input::ThreadTaken]);
+        assert_eq!(
+            paused.clone().apply(Input::Pick(b()), t0(), &config()),
+            Err(TransitionError::ThreadPaused)
+        );
+        for (c, state) in [
+            (active(&a()), StateKind::Active),
+            (
+                after(active(&a()), t0(), vec![Input::CloseSession(a())]),
+                StateKind::Waiting,
+            ),
+            (
+                after(active(&a()), t0(), vec![Input::End(a())]),
+                StateKind::WrapUp,
+            ),
+        ] {
+            let before = c.clone();
+            let mut c = c;
+            assert_eq!(
+                c.apply(Input::Pick(b()), t0(), &config()),
+                Err(TransitionError::Illegal {
+                    state,
+                    input: InputKind::Pick
+                })
+            );
+            assert_eq!(c, before, "nothing changed");
+        }
+        let mut closed = after(
+            active(&a()),
+            t0(),
+            vec![Input::End(a()), Input::CloseSession(a())],
+        );
+        assert_eq!(
+            closed.apply(Input::Pick(b()), t0(), &config()),
+            Err(TransitionError::Closed {
+                input: InputKind::Pick
+            })
+        );
+    }
+
+    #[test]
+    fn a_conversation_starts_in_its_queue() {
+        let (c, out) = Conversation::start_in_queue(
+            Some(QueueId::from("billing")),
+            ConversationId::from("c1"),
+            PageId::from("p"),
+            UserId::from("u"),
+            text("m0"),
+            t0(),
+            &config(),
+        );
+        assert_eq!(c.queue(), Some(&QueueId::from("billing")));
+        assert_eq!(requests(&out).len(), 1);
+        assert_eq!(open().queue(), None);
+        // Saved before queues existed: no queue, read as the fallback's.
+        let mut json: serde_json::Value = serde_json::to_value(&c).unwrap();
+        json.as_object_mut().unwrap().remove("queue");
+        let old: Conversation = serde_json::from_value(json).unwrap();
+        assert_eq!(old.queue(), None);
+        assert!(!serde_json::to_string(&open()).unwrap().contains("queue"));
     }
 
     #[test]

@@ -69,7 +69,8 @@
 //! | (none) | customer message on `standby` | Open, paused | transcript line; notice; no privacy notice and no offer until the thread is passed back |
 //! | Open | customer message | Open | transcript line; request an offer if none is outstanding and the thread is not held by another app |
 //! | Open, no offer | offer to agent A | Open, offer to A | notify A with the deadline (default 120 s). Refused if A declined within the re-offer interval |
-//! | Open, offer to A | A accepts before the deadline | Active (A) | offer ended; session started (capacity); notice |
+//! | Open, offer to A | A accepts before the deadline | Active (A) | session started (capacity; the offer's reservation becomes the session); offer ended; notice |
+//! | Open, no offer, not paused | A picks it (Pick mode) | Active (A) | session started (capacity); notice |
 //! | Open, offer to A | A rejects | Open | offer ended; notice; request an offer excluding A |
 //! | Open, offer to A | tick past the deadline | Open | withdraw the offer; offer ended; notice; request an offer excluding A |
 //! | Open | tick past auto-close | Closed | withdraw any offer (offer ended); notice |
@@ -146,7 +147,7 @@ use serde::{Deserialize, Serialize};
 pub use machine::{SendRefusal, TransitionError, transition};
 
 use crate::attachment::Rejection;
-use crate::ids::{AgentId, AppId, ConversationId, PageId, UserId};
+use crate::ids::{AgentId, AppId, ConversationId, PageId, QueueId, UserId};
 use crate::send::MediaKind;
 use crate::time::saturating_add;
 
@@ -414,6 +415,9 @@ pub struct Conversation {
     /// redelivery past the dedup window) is not recorded twice.
     #[serde(default, skip_serializing_if = "std::collections::VecDeque::is_empty")]
     recent_events: std::collections::VecDeque<String>,
+    /// The queue it was classified into (saved before queues existed: none, the fallback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    queue: Option<QueueId>,
 }
 
 /// How many reactions, edits and removals a conversation remembers, so that one delivered
@@ -439,6 +443,14 @@ impl Conversation {
     /// The customer's PSID.
     pub fn customer(&self) -> &UserId<'static> {
         &self.customer
+    }
+
+    /// The queue it was classified into when it started
+    /// ([`Conversation::start_in_queue`]); `None` for a conversation started with
+    /// [`Conversation::start`] or saved before queues existed, which belongs to the fallback
+    /// queue ([`crate::routing::Routing::queue`]).
+    pub fn queue(&self) -> Option<&QueueId> {
+        self.queue.as_ref()
     }
 
     /// The lifecycle state.
@@ -997,6 +1009,9 @@ pub enum Input {
     Accept(AgentId),
     /// The agent rejects the offer.
     Reject(AgentId),
+    /// The agent picks the conversation from its queue (Pick mode): it must wait in the
+    /// queue ([`Conversation::awaits_offer`]); the agent holds its session at once.
+    Pick(AgentId),
     /// The agent sends something: its line is written now, except a reaction's, which the
     /// engine writes once it is sent.
     AgentSend {
@@ -1092,6 +1107,8 @@ pub enum InputKind {
     Accept,
     /// [`Input::Reject`].
     Reject,
+    /// [`Input::Pick`].
+    Pick,
     /// [`Input::AgentSend`].
     AgentSend,
     /// [`Input::End`].
@@ -1118,6 +1135,7 @@ impl Input {
             Self::OfferTo(_) => InputKind::OfferTo,
             Self::Accept(_) => InputKind::Accept,
             Self::Reject(_) => InputKind::Reject,
+            Self::Pick(_) => InputKind::Pick,
             Self::AgentSend { .. } => InputKind::AgentSend,
             Self::End(_) => InputKind::End,
             Self::CloseSession(_) => InputKind::CloseSession,

@@ -1,4 +1,4 @@
-//! Configuring an [`Engine`]: stores, router, notifier, policies, delivery.
+//! Configuring an [`Engine`]: stores, router, routing, notifier, policies, delivery.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -8,6 +8,7 @@ use crate::agents::{AgentNotifier, AgentRouter, InMemoryRouter, RecordingNotifie
 use crate::attachment::AttachmentPolicy;
 use crate::conversation::ConversationConfig;
 use crate::ids::AppId;
+use crate::routing::Routing;
 use crate::send::SendApi;
 use crate::store::{ConversationStore, InMemoryStore, MediaStore};
 use crate::webhook::Webhook;
@@ -29,6 +30,7 @@ pub struct EngineBuilder {
     instance: Option<String>,
     delivery: DeliveryConfig,
     app_id: Option<AppId>,
+    routing: Routing,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -51,6 +53,16 @@ impl EngineBuilder {
     #[must_use]
     pub fn router(mut self, router: Arc<dyn AgentRouter>) -> Self {
         self.router = router;
+        self
+    }
+
+    /// Sets the queues and routing rules (default: [`Routing::default`], one Push queue for
+    /// every conversation). A conversation is classified into a queue when it starts; a
+    /// Push queue offers it to the best agent the router reserves; a Pick queue makes no
+    /// offer, and agents pick it ([`Engine::open_work`], [`Engine::pick`]).
+    #[must_use]
+    pub fn routing(mut self, routing: Routing) -> Self {
+        self.routing = routing;
         self
     }
 
@@ -154,6 +166,7 @@ impl EngineBuilder {
             delivery: self.delivery,
             health: delivery::Health::default(),
             app_id: self.app_id,
+            routing: self.routing,
         }
     }
 }
@@ -194,6 +207,7 @@ impl Engine {
             instance: None,
             delivery: DeliveryConfig::default(),
             app_id: None,
+            routing: Routing::default(),
         }
     }
 }

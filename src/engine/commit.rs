@@ -191,7 +191,9 @@ impl Engine {
                     // Another instance made an offer meanwhile, or the conversation moved on:
                     // the agent picked for it is free again.
                     if let Input::OfferTo(agent) = &input {
-                        self.router.offer_ended(agent).await;
+                        if let Err(e) = self.router.offer_ended(&id, agent).await {
+                            tracing::warn!(error = %e, "a reservation could not be ended; it lapses with the offer's countdown");
+                        }
                     }
                     match e {
                         EngineError::Transition(e) => {

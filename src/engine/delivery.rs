@@ -31,7 +31,7 @@ use super::{ECHO_KEY_PREFIX, Engine, EngineError};
 use crate::conversation::{
     Author, Conversation, Effect, Input, LineBody, Outgoing, State, TranscriptLine,
 };
-use crate::ids::{ConversationId, MessageId, PageId};
+use crate::ids::{AgentId, ConversationId, MessageId, PageId};
 use crate::send::{
     AttachmentSource, ErrorKind, MediaKind, Message, RetryDecision, RetryPolicy, SendError,
     SendRequest, Upload,
@@ -344,6 +344,17 @@ fn jitter(key: &str, attempts: u32) -> f64 {
     #[allow(clippy::cast_precision_loss)]
     let unit = (h.finish() >> 11) as f64 / (1u64 << 53) as f64;
     unit
+}
+
+/// How a change to the router's capacity settled: done, or tried again later.
+fn capacity_settled(done: Result<(), StoreError>, p: &PendingEffect, now: SystemTime) -> Settled {
+    match done {
+        Ok(()) => Settled::Delivered(None),
+        Err(e) => Settled::retry(
+            format!("the agent's capacity could not be updated yet: {e}"),
+            crate::time::saturating_add(now, fetch_backoff(p.attempts)),
+        ),
+    }
 }
 
 /// The wait before fetching an inbound file again: 2 s doubling, at most 10 minutes.
@@ -763,19 +774,8 @@ impl Engine {
                 }
             }
             Effect::RequestOffer { exclude, prefer } => {
-                // Still queued with no offer? (Another instance may have offered it since.)
-                if conversation.awaits_offer() {
-                    if let Some(agent) = self
-                        .router
-                        .pick(conversation.page(), exclude, prefer.as_ref())
-                        .await
-                    {
-                        queue.push_back((conversation.id().clone(), Input::OfferTo(agent)));
-                    }
-                    Settled::Delivered(None)
-                } else {
-                    Settled::Skipped
-                }
+                self.request_offer(conversation, exclude, prefer.as_ref(), p, now, queue)
+                    .await
             }
             Effect::NotifyOffer(offer) => {
                 // Only an offer still outstanding reaches the agent's screen.
@@ -793,16 +793,26 @@ impl Engine {
                 Settled::Delivered(None)
             }
             Effect::OfferEnded { agent } => {
-                self.router.offer_ended(agent).await;
-                Settled::Delivered(None)
+                let ended = self.router.offer_ended(conversation.id(), agent).await;
+                capacity_settled(ended, p, now)
             }
             Effect::SessionStarted { agent } => {
-                self.router.session_started(agent).await;
-                Settled::Delivered(None)
+                // Only a session still held: one delivered again after it ended must not
+                // take the agent's capacity back.
+                if conversation.state().session_agent() == Some(agent) {
+                    let units = self.queue_of(conversation).capacity_units;
+                    let started = self
+                        .router
+                        .session_started(conversation.id(), agent, units, now)
+                        .await;
+                    capacity_settled(started, p, now)
+                } else {
+                    Settled::Skipped
+                }
             }
             Effect::SessionReleased { agent } => {
-                self.router.session_released(agent).await;
-                Settled::Delivered(None)
+                let released = self.router.session_released(conversation.id(), agent).await;
+                capacity_settled(released, p, now)
             }
             Effect::ForgetMessage { mid } => match self.forget_message(conversation, mid).await {
                 Ok(lines) => {
@@ -817,6 +827,39 @@ impl Engine {
         };
         self.record(conversation, p, settled, now, recorded, deferred)
             .await
+    }
+
+    /// Asks the router for an agent to offer a queued conversation (the follow-up
+    /// [`Input::OfferTo`] goes to `queue`); a Pick queue makes no offer.
+    async fn request_offer(
+        &self,
+        conversation: &Conversation,
+        exclude: &[AgentId],
+        prefer: Option<&AgentId>,
+        p: &PendingEffect,
+        now: SystemTime,
+        queue: &mut VecDeque<(ConversationId, Input)>,
+    ) -> Settled {
+        // Still queued with no offer? (Another instance may have offered it since.)
+        if !conversation.awaits_offer() {
+            return Settled::Skipped;
+        }
+        // A Pick queue makes none: the conversation waits to be picked.
+        if !self.offers(conversation) {
+            return Settled::Delivered(None);
+        }
+        match self.reserve_offer(conversation, exclude, prefer, now).await {
+            Ok(reserved) => {
+                if let Some(agent) = reserved {
+                    queue.push_back((conversation.id().clone(), Input::OfferTo(agent)));
+                }
+                Settled::Delivered(None)
+            }
+            Err(e) => Settled::retry(
+                format!("no agent could be reserved yet: {e}"),
+                crate::time::saturating_add(now, fetch_backoff(p.attempts)),
+            ),
+        }
     }
 
     /// Writes how an effect settled; a store failure leaves it claimed.

@@ -42,6 +42,9 @@ pub enum EngineError {
     /// The store kept reporting conflicts.
     #[error("the conversation kept changing concurrently; gave up after {0} attempts")]
     Contention(u32),
+    /// The agent may not pick the conversation (Pick mode, [`Engine::pick`](super::Engine::pick)).
+    #[error(transparent)]
+    Pick(#[from] crate::routing::PickRefusal),
     /// Files need a media store, and none is configured.
     #[error("sending files needs a media store")]
     NoMediaStore,

@@ -19,6 +19,7 @@ use crate::conversation::{
     ThreadEvent, TranscriptLine, map_url,
 };
 use crate::ids::{AppId, PageId, UserId};
+use crate::routing::{StartFacts, ThreadReferral};
 use crate::store::{InboxEvent, StoreError};
 
 /// How long after its receipt a pending event is left to the instance that received it
@@ -423,6 +424,7 @@ impl Engine {
             customer,
             sent_ms,
             standby,
+            referral,
             kind,
         } = serde_json::from_str(&event.body)
             .map_err(|e| EngineError::Store(StoreError::Backend(Box::new(e))))?;
@@ -506,6 +508,7 @@ impl Engine {
             PageId::new(page),
             UserId::new(customer),
             inbound,
+            referral.as_ref(),
             event,
             now,
         )
@@ -528,6 +531,7 @@ impl Engine {
         page: PageId<'static>,
         customer: UserId<'static>,
         input: Input,
+        referral: Option<&ThreadReferral>,
         event: &InboxEvent,
         now: SystemTime,
     ) -> Result<Applied, EngineError> {
@@ -539,7 +543,13 @@ impl Engine {
                         // same on every instance that applies this event.
                         let seed = format!("{}:{}", event.key, event.seq);
                         let id = conversation_id(&page, &customer, &seed);
-                        let (c, transition) = Conversation::start(
+                        // Classified into a queue by what is known now.
+                        let facts = StartFacts::new(&page, &customer)
+                            .referral(referral)
+                            .first_text(first_text(inbound));
+                        let queue = self.routing.classify(&facts).id.clone();
+                        let (c, transition) = Conversation::start_in_queue(
+                            Some(queue),
                             id,
                             page.clone(),
                             customer.clone(),
@@ -704,6 +714,16 @@ enum Sender {
 }
 
 /// An input for something in the thread at the event's time.
+/// The text of a customer's first message, for routing rules: its first text line, or a
+/// postback's title.
+fn first_text(inbound: &Inbound) -> Option<&str> {
+    inbound.lines.iter().find_map(|l| match l {
+        LineBody::Text(text) => Some(text.as_str()),
+        LineBody::Postback { title, .. } => title.as_deref(),
+        _ => None,
+    })
+}
+
 fn thread_event(event: ThreadEvent, sent_ms: u64) -> Input {
     Input::Thread {
         event,

@@ -26,6 +26,7 @@ use tracing::Instrument as _;
 use super::{ApplyReport, Engine, EngineError};
 use crate::attachment::AttachmentInfo;
 use crate::conversation::{Inbound, Input};
+use crate::routing::ThreadReferral;
 use crate::store::{NewInboxEvent, SentMessage, StoreError};
 use crate::webhook::{AttachmentKind, Batch, Event, EventKind, ReactionAction};
 
@@ -56,6 +57,9 @@ pub(super) struct Queued {
     pub(super) sent_ms: u64,
     #[serde(default)]
     pub(super) standby: bool,
+    /// The referral a message or postback came with (an m.me link, an ad), for routing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) referral: Option<ThreadReferral>,
     #[serde(flatten)]
     pub(super) kind: QueuedKind,
 }
@@ -309,8 +313,29 @@ fn queued(event: &Event<'_>) -> Option<Queued> {
         customer,
         sent_ms: event.timestamp,
         standby: event.standby,
+        referral: referral(event),
         kind,
     })
+}
+
+/// The referral a message (an ad's, a shop's) or a postback (Get Started from an m.me
+/// link) came with.
+fn referral(event: &Event<'_>) -> Option<ThreadReferral> {
+    let owned =
+        |s: &Option<crate::webhook::JsonStr<'_>>| s.as_ref().map(|s| s.decode().into_owned());
+    let referral = match &event.kind {
+        EventKind::Message(m) => {
+            let value = m.referral.as_ref()?.to_value().ok()?;
+            let field = |name: &str| value.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+            ThreadReferral::new(field("ref"), field("source"), field("ad_id"))
+        }
+        EventKind::Postback(p) => {
+            let r = p.referral.as_ref()?;
+            ThreadReferral::new(owned(&r.ref_), owned(&r.source), owned(&r.ad_id))
+        }
+        _ => return None,
+    };
+    (!referral.is_empty()).then_some(referral)
 }
 impl Engine {
     /// Verifies, parses and records a webhook POST in the inbox, then applies its events.

@@ -34,11 +34,13 @@
 //! Order of work for one webhook: verify and parse; record the events the channel acts on in
 //! the store's inbox, in one transaction (the acknowledgement; redeliveries are recognised by
 //! their keys there); then, per thread (page and customer) in order of receipt: attachments
-//! checked against the policy; the conversation found or created and the transition applied;
+//! checked against the policy; the conversation found, or created in the queue the routing
+//! rules choose ([`EngineBuilder::routing`]), and the transition applied;
 //! the new state, its transcript lines, its effects (the outbox) and the inbox event's
 //! "applied" mark committed in one step (with a version check: a conflict reloads and retries);
-//! then the effects delivered (sends, offers, notifications, fetching inbound files) and marked
-//! done. A crash after the acknowledgement leaves the events in the inbox
+//! then the effects delivered (sends; offers, with the agent's capacity reserved through the
+//! router in a Push queue, none in a Pick queue; notifications; fetching inbound files) and
+//! marked done. A crash after the acknowledgement leaves the events in the inbox
 //! ([`Engine::apply_pending`]); effects not delivered at once (a crash, a failure to retry)
 //! stay in the outbox ([`Engine::deliver_due`], and the `delivery` module's table of
 //! outcomes); [`Engine::tick`] runs both, and the worker ([`Engine::start`]) runs `tick`. [`Engine::handle_webhook`] does
@@ -67,6 +69,7 @@ mod error;
 mod inbox;
 mod ingest;
 mod media;
+mod routing;
 mod timers;
 #[cfg(feature = "worker")]
 mod worker;
@@ -81,6 +84,7 @@ pub use delivery::{
 pub use error::EngineError;
 pub use inbox::{ApplyReport, INBOX_SWEEP_AFTER};
 pub use ingest::{Receipt, WebhookReport};
+pub use routing::OPEN_WORK_LIMIT;
 #[cfg(feature = "worker")]
 pub use worker::Worker;
 
@@ -116,6 +120,7 @@ pub struct Engine {
     health: delivery::Health,
     /// This channel's app ([`EngineBuilder::app_id`]): echoes from another app are never ours.
     app_id: Option<crate::ids::AppId>,
+    routing: crate::routing::Routing,
 }
 
 impl std::fmt::Debug for Engine {

@@ -61,11 +61,19 @@ impl Engine {
             }
         }
         // Conversations left in the queue without an offer get another chance.
+        // (Pick queues make no offer: their conversations wait to be picked.)
         for stored in self.store.list_queued().await? {
             let c = stored.conversation;
-            if c.awaits_offer() {
+            if c.awaits_offer() && self.offers(&c) {
                 let exclude: Vec<AgentId> = c.excluded_agents(now, &self.config).cloned().collect();
-                if let Some(agent) = self.router.pick(c.page(), &exclude, None).await {
+                let reserved = match self.reserve_offer(&c, &exclude, None, now).await {
+                    Ok(reserved) => reserved,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no agent could be reserved");
+                        None
+                    }
+                };
+                if let Some(agent) = reserved {
                     let mut outcome = Outcome::default();
                     self.drain(
                         VecDeque::from([(c.id().clone(), Input::OfferTo(agent))]),

@@ -30,7 +30,7 @@ pub use sql::SCHEMA_VERSION;
 pub use sql::SqliteStore;
 
 use crate::conversation::{Author, Conversation, Effect, FileLine, TranscriptLine};
-use crate::ids::{AgentId, ConversationId, PageId, UserId};
+use crate::ids::{AgentId, ConversationId, PageId, QueueId, UserId};
 
 /// How long an instance holds the effects it committed or claimed before
 /// [`ConversationStore::claim_effects`] hands them to another instance (the engine renews its
@@ -340,6 +340,20 @@ pub trait ConversationStore: Send + Sync {
             )
         });
         Ok(open)
+    }
+
+    /// Open conversations of `queue` waiting with no outstanding offer (`None`: those
+    /// stored with no queue), oldest first, at most `limit`: a Pick queue's open work. The
+    /// default filters [`ConversationStore::list_queued`]; stores with an index do better.
+    async fn list_queue(
+        &self,
+        queue: Option<&QueueId>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let mut queued = self.list_queued().await?;
+        queued.retain(|s| s.conversation.queue() == queue);
+        queued.truncate(limit);
+        Ok(queued)
     }
 
     /// Conversations with something due at or before `now` (offer deadline, auto-close).

@@ -42,6 +42,14 @@
 //! | `inbox_threads_oldest_first` | `inbox_threads` lists the threads with events pending and received by the time given, oldest first |
 //! | `inbox_failures_back_off_and_can_be_set_aside` | an event is named by its thread and key; `inbox_failed` counts attempts and leaves its thread out until the retry time; `inbox_dead` sets it aside, still a duplicate and never purged; `purge_inbox` forgets applied events only |
 //! | `media_round_trip` | `MediaStore::put` returns a key that `get` resolves to the same bytes and type, the same key for the same bytes of one conversation and another key for another conversation's; an unknown key is `None`; after `delete` says `true` the key resolves to nothing and the other conversation's copy stays |
+//!
+//! [`run_router`] holds an [`AgentRouter`](crate::agents::AgentRouter) to its contract the
+//! same way, through two handles on one backend (two connection pools on one database, or
+//! the same in-memory router twice), racing them; its checks are listed on it.
+
+mod router;
+
+pub use router::run_router;
 
 use std::any::Any;
 use std::future::Future;
@@ -174,7 +182,15 @@ async fn check<F>(name: &str, fut: F)
 where
     F: Future<Output = ()>,
 {
-    let contract = CHECKS
+    check_in(&CHECKS, "store", name, fut).await;
+}
+
+/// Runs the check `name` of the suite `suite`, whose contracts are in `checks`.
+async fn check_in<F>(checks: &[(&str, &str)], suite: &str, name: &str, fut: F)
+where
+    F: Future<Output = ()>,
+{
+    let contract = checks
         .iter()
         .find(|(n, _)| *n == name)
         .map_or("(not described)", |(_, c)| c);
@@ -189,7 +205,7 @@ where
     .await;
     if let Err(payload) = outcome {
         panic!(
-            "store conformance: {name} failed\n  the contract: {contract}\n  what failed: {}",
+            "{suite} conformance: {name} failed\n  the contract: {contract}\n  what failed: {}",
             panic_message(&*payload)
         );
     }

@@ -14,7 +14,7 @@ use super::dialect::{
 };
 use super::{Db, Store};
 use crate::conversation::{FileLine, LineBody, MediaState, TranscriptLine};
-use crate::ids::{AgentId, ConversationId, PageId, UserId};
+use crate::ids::{AgentId, ConversationId, PageId, QueueId, UserId};
 use crate::store::sql::queries as q;
 use crate::store::sql::{
     EFFECT_COLUMNS, EffectRow, INBOX_CHUNK, LineRow, MIGRATIONS, columns, from_json, from_sqlx,
@@ -639,6 +639,7 @@ impl ConversationStore for Store {
                     .bind(deadline)
                     .bind(millis(c.created_at()))
                     .bind(&body)
+                    .bind(c.queue().map(QueueId::as_str))
                     .execute(&mut *tx)
                     .await
                     .map_err(from_sqlx)?;
@@ -654,6 +655,7 @@ impl ConversationStore for Store {
                     .bind(deadline)
                     .bind(&body)
                     .bind(expected)
+                    .bind(c.queue().map(QueueId::as_str))
                     .execute(&mut *tx)
                     .await
                     .map_err(from_sqlx)?;
@@ -798,6 +800,31 @@ impl ConversationStore for Store {
 
     async fn list_queued(&self) -> Result<Vec<Stored>, StoreError> {
         self.list(q::QUEUED, None).await
+    }
+
+    async fn list_queue(
+        &self,
+        queue: Option<&QueueId>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(String, i64)> = match queue {
+            Some(queue) => {
+                sqlx::query_as(q::QUEUE_WAITING)
+                    .bind(queue.as_str())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => {
+                sqlx::query_as(q::NO_QUEUE_WAITING)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(from_sqlx)?;
+        rows.into_iter().map(Self::stored).collect()
     }
 
     async fn due(&self, now: SystemTime) -> Result<Vec<ConversationId>, StoreError> {

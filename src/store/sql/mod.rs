@@ -43,7 +43,7 @@ use crate::conversation::{Conversation, State, TranscriptLine};
 use crate::ids::ConversationId;
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 use crate::time::from_millis;
 
@@ -84,7 +84,7 @@ fn columns(c: &Conversation) -> (&'static str, Option<&str>, i64) {
 
 /// Schema migrations, in order. Statements are separated by `;`. `{id}` and `{blob}` are
 /// replaced by each backend's types.
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 10] = [
     // 1: conversations, transcripts, outbox, dedup.
     "CREATE TABLE conversations (
         id TEXT PRIMARY KEY,
@@ -189,6 +189,31 @@ const MIGRATIONS: [&str; 9] = [
     // refuse the database: they read a thread's pending events by the index dropped here.
     "DROP INDEX IF EXISTS inbox_pending;
     CREATE INDEX IF NOT EXISTS inbox_due ON inbox (seq) WHERE applied = 0",
+    // 10: work distribution. Each conversation's queue (older rows: none, the fallback), and
+    // a Pick queue's open work by queue. Agents' presence, skills and capacity, and what of
+    // their capacity is reserved, one row per conversation and agent: `kind` 0 an offer and
+    // 2 a pick (until `until_ms`), 1 a session; an agent's units in use are one sum. At most
+    // one pick per conversation (a unique partial index): of agents picking one at once,
+    // exactly one holds it.
+    "ALTER TABLE conversations ADD COLUMN queue TEXT;
+    CREATE INDEX conversations_queue ON conversations (queue, created_ms, id) WHERE closed = 0 AND agent IS NULL;
+    CREATE TABLE routing_agents (
+        agent TEXT PRIMARY KEY,
+        presence TEXT NOT NULL,
+        capacity BIGINT NOT NULL,
+        skills TEXT NOT NULL,
+        last_assigned_ms BIGINT
+    );
+    CREATE TABLE routing_work (
+        conversation TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        units BIGINT NOT NULL,
+        kind BIGINT NOT NULL,
+        until_ms BIGINT,
+        PRIMARY KEY (conversation, agent)
+    );
+    CREATE UNIQUE INDEX routing_work_one_pick ON routing_work (conversation) WHERE kind = 2;
+    CREATE INDEX routing_work_agent ON routing_work (agent)",
 ];
 
 /// A transcript row as read: its body, and the id and send time recorded since.

@@ -19,6 +19,8 @@ mod dialect {
     pub(super) const GROUP_RECEIVE: bool = false;
     /// Write transactions run side by side.
     pub(super) const SERIAL_WRITES: bool = false;
+    /// Reservations of one agent wait for each other on the agent's row.
+    pub(super) const ROW_LOCK: &str = " FOR UPDATE";
     pub(super) const BEGIN_WRITE: &str = "BEGIN";
     /// Instances migrating one database at once wait for each other on this lock.
     pub(super) const SCHEMA_LOCK: &str = "SELECT pg_advisory_xact_lock(7295318845091)";
@@ -33,6 +35,14 @@ mod dialect {
 )]
 #[path = "backend.rs"]
 mod backend;
+
+// The router's code, shared the same way.
+#[allow(
+    clippy::duplicate_mod,
+    reason = "one source for both backends, compiled with each backend's types"
+)]
+#[path = "router.rs"]
+mod router;
 
 /// The stores on PostgreSQL, for several instances sharing one database.
 #[derive(Clone)]

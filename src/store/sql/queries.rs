@@ -36,13 +36,13 @@ pub(super) const LOAD_MANY_PREFIX: &str = "SELECT body, version FROM conversatio
 pub(super) const MARK_APPLIED: &str = "UPDATE inbox SET applied = 1 WHERE seq = $1 AND applied = 0";
 
 /// A new conversation, at version 1.
-pub(super) const INSERT_CONVERSATION: &str = "INSERT INTO conversations (id, page, customer, state, agent, closed, version, deadline_ms, created_ms, body)
-                     VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9)";
+pub(super) const INSERT_CONVERSATION: &str = "INSERT INTO conversations (id, page, customer, state, agent, closed, version, deadline_ms, created_ms, body, queue)
+                     VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10)";
 
 /// A conversation, only at the version it was read at.
 pub(super) const UPDATE_CONVERSATION: &str =
     "UPDATE conversations SET state = $2, agent = $3, closed = $4, version = version + 1,
-                     deadline_ms = $5, body = $6 WHERE id = $1 AND version = $7";
+                     deadline_ms = $5, body = $6, queue = $8 WHERE id = $1 AND version = $7";
 
 /// Whether a conversation exists.
 pub(super) const CONVERSATION_EXISTS: &str = "SELECT 1 FROM conversations WHERE id = $1";
@@ -157,3 +157,75 @@ pub(super) const ALL_OPEN: &str =
 
 /// Conversations waiting for an offer, oldest first.
 pub(super) const QUEUED: &str = "SELECT body, version FROM conversations WHERE closed = 0 AND state = 'open' AND agent IS NULL ORDER BY created_ms, id";
+
+/// A queue's conversations waiting for an offer or a pick, oldest first.
+pub(super) const QUEUE_WAITING: &str = "SELECT body, version FROM conversations WHERE queue = $1 AND closed = 0 AND state = 'open' AND agent IS NULL ORDER BY created_ms, id LIMIT $2";
+
+/// Conversations of no queue (saved before queues existed) waiting, oldest first.
+pub(super) const NO_QUEUE_WAITING: &str = "SELECT body, version FROM conversations WHERE queue IS NULL AND closed = 0 AND state = 'open' AND agent IS NULL ORDER BY created_ms, id LIMIT $1";
+
+/// Adds an agent (offline), or updates their capacity and skills.
+pub(super) const UPSERT_AGENT: &str =
+    "INSERT INTO routing_agents (agent, presence, capacity, skills) VALUES ($1, 'offline', $2, $3)
+    ON CONFLICT (agent) DO UPDATE SET capacity = excluded.capacity, skills = excluded.skills";
+
+/// Sets an agent's presence (a new agent: the default capacity, no skills).
+pub(super) const UPSERT_PRESENCE: &str =
+    "INSERT INTO routing_agents (agent, presence, capacity, skills) VALUES ($1, $2, $3, '{}')
+    ON CONFLICT (agent) DO UPDATE SET presence = excluded.presence";
+
+/// Adds an agent unknown so far (offline, the default capacity, no skills).
+pub(super) const ENSURE_AGENT: &str = "INSERT INTO routing_agents (agent, presence, capacity, skills) VALUES ($1, 'offline', $2, '{}')
+    ON CONFLICT (agent) DO NOTHING";
+
+/// Agents with the units in use at `$1` (sessions, and reservations not lapsed) and the
+/// units of sessions; a condition and the order follow.
+pub(super) const AGENT_STATUSES: &str = "SELECT a.agent, a.presence, a.capacity, a.skills, a.last_assigned_ms,
+    CAST(COALESCE((SELECT SUM(w.units) FROM routing_work w WHERE w.agent = a.agent AND (w.kind = 1 OR w.until_ms > $1)), 0) AS BIGINT),
+    CAST(COALESCE((SELECT SUM(w.units) FROM routing_work w WHERE w.agent = a.agent AND w.kind = 1), 0) AS BIGINT)
+    FROM routing_agents a";
+
+/// Available agents as [`AGENT_STATUSES`] gives them, but for the units they hold of the
+/// conversation `$2` (an offer being made again counts once).
+pub(super) const AVAILABLE_AGENTS_EXCEPT: &str = "SELECT a.agent, a.presence, a.capacity, a.skills, a.last_assigned_ms,
+    CAST(COALESCE((SELECT SUM(w.units) FROM routing_work w WHERE w.agent = a.agent AND w.conversation <> $2 AND (w.kind = 1 OR w.until_ms > $1)), 0) AS BIGINT),
+    CAST(COALESCE((SELECT SUM(w.units) FROM routing_work w WHERE w.agent = a.agent AND w.kind = 1), 0) AS BIGINT)
+    FROM routing_agents a WHERE a.presence = 'available'";
+
+/// Whether anyone holds the conversation's session or a pick of it not lapsed at `$2`.
+pub(super) const CONVERSATION_HELD: &str = "SELECT CAST(1 AS BIGINT) FROM routing_work WHERE conversation = $1 AND (kind = 1 OR (kind = 2 AND until_ms > $2)) LIMIT 1";
+
+/// Whether anyone holds the conversation: a session, or a reservation not lapsed at `$2`.
+pub(super) const CONVERSATION_RESERVED: &str = "SELECT CAST(1 AS BIGINT) FROM routing_work WHERE conversation = $1 AND (kind = 1 OR until_ms > $2) LIMIT 1";
+
+/// An agent's row for a conversation: kind, and until when.
+pub(super) const WORK_OF: &str =
+    "SELECT kind, until_ms FROM routing_work WHERE conversation = $1 AND agent = $2";
+
+/// Forgets a conversation's lapsed reservations (an offer's or a pick's).
+pub(super) const DROP_LAPSED_WORK: &str =
+    "DELETE FROM routing_work WHERE conversation = $1 AND kind <> 1 AND until_ms <= $2";
+
+/// Renews an agent's offer of a conversation until `$3`.
+pub(super) const RENEW_OFFER: &str = "UPDATE routing_work SET until_ms = $3 WHERE conversation = $1 AND agent = $2 AND kind = 0 AND until_ms < $3";
+
+/// The units an agent has in use at `$2`.
+pub(super) const AGENT_UNITS_IN_USE: &str = "SELECT CAST(COALESCE(SUM(units), 0) AS BIGINT) FROM routing_work WHERE agent = $1 AND (kind = 1 OR until_ms > $2)";
+
+/// A reservation for an offer (`$4` = 0) or a pick (`$4` = 2), until `$5`.
+pub(super) const RESERVE_WORK: &str = "INSERT INTO routing_work (conversation, agent, units, kind, until_ms) VALUES ($1, $2, $3, $4, $5)";
+
+/// When an agent was last given work (never moved back).
+pub(super) const AGENT_ASSIGNED: &str = "UPDATE routing_agents SET last_assigned_ms = $2 WHERE agent = $1 AND (last_assigned_ms IS NULL OR last_assigned_ms < $2)";
+
+/// A session: the agent's reservation of the conversation becomes it, or it is added.
+pub(super) const START_SESSION: &str = "INSERT INTO routing_work (conversation, agent, units, kind, until_ms) VALUES ($1, $2, $3, 1, NULL)
+    ON CONFLICT (conversation, agent) DO UPDATE SET units = excluded.units, kind = 1, until_ms = NULL";
+
+/// Ends an agent's reservations (offer, pick) of a conversation.
+pub(super) const END_RESERVATION: &str =
+    "DELETE FROM routing_work WHERE conversation = $1 AND agent = $2 AND kind <> 1";
+
+/// Ends an agent's session of a conversation.
+pub(super) const END_SESSION: &str =
+    "DELETE FROM routing_work WHERE conversation = $1 AND agent = $2 AND kind = 1";

@@ -16,6 +16,8 @@ mod dialect {
     pub(super) const BLOB_TYPE: &str = "BLOB";
     /// Claims need no row locks: every write goes through one connection.
     pub(super) const LOCK: &str = "";
+    /// Reservations need no row lock either: `BEGIN IMMEDIATE` already serialises them.
+    pub(super) const ROW_LOCK: &str = "";
     /// Takes the write lock at once, so a transaction never fails upgrading its lock.
     /// Concurrent receives share one transaction: every write waits for the one writer anyway, so
     /// the callers queued behind it are recorded together (group commit).
@@ -52,6 +54,14 @@ fn is_busy(e: &StoreError) -> bool {
 
 #[path = "backend.rs"]
 mod backend;
+
+// The router's code, shared the same way.
+#[allow(
+    clippy::duplicate_mod,
+    reason = "one source for both backends, compiled with each backend's types"
+)]
+#[path = "router.rs"]
+mod router;
 
 /// The stores on SQLite: one file, created and migrated on first open, in WAL mode.
 #[derive(Clone)]

@@ -1,0 +1,187 @@
+//! Queues: where conversations wait, how their work is distributed, what they require of
+//! agents.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{QueueId, SkillId};
+
+/// The id of the queue an engine uses when the host configures none, and the queue of
+/// conversations stored before queues existed when the host keeps this name for its fallback.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// The capacity a conversation takes from an agent unless its queue says otherwise
+/// (Omnichannel's unit-based capacity).
+pub const DEFAULT_CAPACITY_UNITS: u32 = 1;
+
+/// How a queue's conversations reach agents (Omnichannel's work distribution mode, which a
+/// workstream cannot change once created).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DistributionMode {
+    /// The channel offers each conversation to the best available agent, who accepts or
+    /// rejects it ([`crate::routing::choose_agent`]).
+    #[default]
+    Push,
+    /// No offer is made: conversations wait in the queue, and eligible agents pick them
+    /// ([`crate::routing::may_pick`]); the first to pick one gets it.
+    Pick,
+}
+
+/// How a queue's required skills select agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SkillMatching {
+    /// Only agents with every required skill, each at its level or above.
+    Exact,
+    /// Every agent may get the work; the closest match first: the fewest required skills
+    /// missing, then the smallest total shortfall of levels (an exact match has neither).
+    Closest,
+    /// Skills are not looked at.
+    #[default]
+    None,
+}
+
+/// A skill a queue requires, at a level or above.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SkillRequirement {
+    /// The skill.
+    pub skill: SkillId,
+    /// The lowest level that meets it.
+    pub level: u8,
+}
+
+/// A queue: its distribution mode, the skills it requires and how they match, and the
+/// capacity each of its conversations takes from an agent.
+///
+/// ```
+/// use messenger_channel::ids::{QueueId, SkillId};
+/// use messenger_channel::routing::{DistributionMode, Queue, SkillMatching};
+///
+/// let billing = Queue::push(QueueId::from("billing"))
+///     .name("Billing (French)")
+///     .skill(SkillId::from("billing"), 3)
+///     .skill(SkillId::from("fr"), 1)
+///     .matching(SkillMatching::Exact)
+///     .capacity_units(2);
+/// assert_eq!(billing.mode, DistributionMode::Push);
+/// assert_eq!(billing.skills.len(), 2);
+/// assert_eq!(Queue::pick(QueueId::from("returns")).mode, DistributionMode::Pick);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Queue {
+    /// Its id.
+    pub id: QueueId,
+    /// A name to show (the id unless set).
+    pub name: String,
+    /// Push or Pick.
+    pub mode: DistributionMode,
+    /// The skills it requires, each at a level.
+    pub skills: Vec<SkillRequirement>,
+    /// How those skills select agents.
+    pub matching: SkillMatching,
+    /// The capacity one of its conversations takes from an agent.
+    pub capacity_units: u32,
+}
+
+impl Queue {
+    /// A queue with `mode`, no skills required, taking [`DEFAULT_CAPACITY_UNITS`].
+    pub fn new(id: QueueId, mode: DistributionMode) -> Self {
+        Self {
+            name: id.as_str().to_owned(),
+            id,
+            mode,
+            skills: Vec::new(),
+            matching: SkillMatching::None,
+            capacity_units: DEFAULT_CAPACITY_UNITS,
+        }
+    }
+
+    /// A Push queue.
+    pub fn push(id: QueueId) -> Self {
+        Self::new(id, DistributionMode::Push)
+    }
+
+    /// A Pick queue.
+    pub fn pick(id: QueueId) -> Self {
+        Self::new(id, DistributionMode::Pick)
+    }
+
+    /// The queue an engine uses when the host configures none: [`DEFAULT_QUEUE`], Push, no
+    /// skills.
+    pub fn fallback() -> Self {
+        Self::push(QueueId::from(DEFAULT_QUEUE))
+    }
+
+    /// Sets the name to show.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Requires a skill at `level` or above (set again, the level is replaced). With no
+    /// matching mode set yet, the queue matches [`SkillMatching::Exact`].
+    #[must_use]
+    pub fn skill(mut self, skill: SkillId, level: u8) -> Self {
+        match self.skills.iter_mut().find(|r| r.skill == skill) {
+            Some(r) => r.level = level,
+            None => self.skills.push(SkillRequirement { skill, level }),
+        }
+        if self.matching == SkillMatching::None {
+            self.matching = SkillMatching::Exact;
+        }
+        self
+    }
+
+    /// Sets how skills select agents.
+    #[must_use]
+    pub fn matching(mut self, matching: SkillMatching) -> Self {
+        self.matching = matching;
+        self
+    }
+
+    /// Sets the capacity one conversation takes (at least 1).
+    #[must_use]
+    pub fn capacity_units(mut self, units: u32) -> Self {
+        self.capacity_units = units.max(1);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_set_what_they_name() {
+        let q = Queue::pick(QueueId::from("q"));
+        assert_eq!(q.name, "q");
+        assert_eq!(q.matching, SkillMatching::None);
+        assert_eq!(q.capacity_units, DEFAULT_CAPACITY_UNITS);
+        let q = q
+            .skill(SkillId::from("a"), 2)
+            .skill(SkillId::from("a"), 4)
+            .capacity_units(0);
+        assert_eq!(q.matching, SkillMatching::Exact);
+        assert_eq!(
+            q.skills,
+            [SkillRequirement {
+                skill: SkillId::from("a"),
+                level: 4
+            }]
+        );
+        assert_eq!(q.capacity_units, 1);
+        let q = q
+            .matching(SkillMatching::Closest)
+            .skill(SkillId::from("b"), 1);
+        assert_eq!(q.matching, SkillMatching::Closest);
+        assert_eq!(q.skills.len(), 2);
+        assert_eq!(Queue::fallback().id, DEFAULT_QUEUE);
+        assert_eq!(Queue::fallback().mode, DistributionMode::Push);
+        assert_eq!(Queue::push(QueueId::from("x")).name("X").name, "X");
+        assert_eq!(DistributionMode::default(), DistributionMode::Push);
+    }
+}
