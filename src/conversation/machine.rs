@@ -1017,6 +1017,14 @@ mod tests {
     #[test]
     fn accepting_starts_the_session_before_the_offer_ends() {
         let mut c = after(open(), t0(), vec![Input::OfferTo(a())]);
+        assert_eq!(
+            c.clone().apply(Input::Accept(b()), secs(1), &config()),
+            Err(TransitionError::NotOfferedTo {
+                agent: b(),
+                offered_to: Some(a())
+            }),
+            "only the agent offered accepts"
+        );
         let out = c.apply(Input::Accept(a()), secs(1), &config()).unwrap();
         assert_eq!(
             out.effects,
