@@ -190,8 +190,6 @@ impl Engine {
     }
 }
 
-/// Whether a line refers to the file `key` (other than the lines of the message `removed`,
-/// which are being forgotten).
 /// Deletes a conversation's file, unless its key is the bytes' digest alone: built-in stores
 /// kept files under such keys before keys were per conversation, and one may be shared with
 /// another conversation.
@@ -205,6 +203,8 @@ async fn delete_own(media: &dyn MediaStore, key: &str) -> Result<(), StoreError>
     Ok(())
 }
 
+/// Whether a line refers to the file `key` (other than the lines of the message `removed`,
+/// which are being forgotten).
 fn referenced(lines: &[TranscriptLine], key: &str, removed: Option<&str>) -> bool {
     lines.iter().any(|l| {
         matches!(&l.body, LineBody::File(f) if f.media_key.as_deref() == Some(key))
