@@ -18,4 +18,7 @@ if [ -z "${MESSENGER_CHANNEL_TEST_POSTGRES:-}" ]; then
   export MESSENGER_CHANNEL_TEST_POSTGRES
   trap 'bash scripts/postgres.sh stop' EXIT
 fi
+# The desk's browser test runs the desk example's binary: build it first, so that
+# target/debug/examples/desk is this tree's (`cargo test` builds examples under hashed names only).
+cargo build --all-features --example desk
 cargo test --all-features "$@"
