@@ -61,35 +61,20 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The desk example's binary, built by `cargo test` next to this test's
+/// The desk example's binary, `target/debug/examples/desk`, which `scripts/test.sh` builds
 /// (`MESSENGER_CHANNEL_DESK_BIN` names another, for a target directory that several
 /// checkouts share).
 fn desk_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("MESSENGER_CHANNEL_DESK_BIN") {
         return path.into();
     }
-    // `scripts/test.sh` builds `examples/desk`; `cargo test` alone builds `examples/desk-HASH`.
-    // The newest of them is this tree's build.
+    // `scripts/test.sh` builds it first: `cargo test` alone writes the example only under
+    // hashed names, one of them the example's own unit tests.
     let exe = std::env::current_exe().unwrap();
-    let examples = exe.parent().unwrap().parent().unwrap().join("examples");
-    let suffix = std::env::consts::EXE_SUFFIX;
-    std::fs::read_dir(&examples)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(stem) = name.strip_suffix(suffix) else {
-                return false;
-            };
-            stem == "desk"
-                || stem
-                    .strip_prefix("desk-")
-                    .is_some_and(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        })
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .max()
-        .map_or_else(|| examples.join(format!("desk{suffix}")), |(_, path)| path)
+    let target = exe.parent().unwrap().parent().unwrap();
+    target
+        .join("examples")
+        .join(format!("desk{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// A running desk: its address, the simulation accounts' password, and an HTTP client.
