@@ -1155,6 +1155,29 @@ async fn agent_desk_in_a_real_browser() {
         t.contains("Is it the blue one?") && t.contains("edited (1)")
     })
     .await;
+    // A message with words and a picture, removed by the customer: both its lines are
+    // marked removed (the desk keeps what was removed, `keep_unsent` being on).
+    let captioned = desk
+        .sim(json!({"kind": "captioned", "text": "Here is my receipt"}))
+        .await;
+    let captioned_mid = captioned["mid"].as_str().unwrap().to_owned();
+    wait_text(&bob, "#transcript", |t| t.contains("Here is my receipt")).await;
+    desk.sim(json!({"kind": "unsend", "mid": captioned_mid}))
+        .await;
+    wait_text(&bob, "#transcript", |t| {
+        t.matches("removed by the customer").count() >= 2
+    })
+    .await;
+    let removed = page_eval(
+        &bob,
+        "return [...document.querySelectorAll('#transcript .line.removed')].map((l) => l.textContent.includes('Here is my receipt'));",
+    )
+    .await;
+    assert_eq!(
+        removed,
+        json!([true, false]),
+        "its words and its file marked"
+    );
     // A reply from the Page inbox, with its author.
     desk.sim(json!({"kind": "inbox", "text": "Hi, this is the shop"}))
         .await;

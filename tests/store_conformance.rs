@@ -15,7 +15,29 @@ use messenger_channel::testing::conformance;
 async fn memory_backend() {
     // As a host holds it: behind `dyn`.
     let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
-    conformance::run(store, &InMemoryMediaStore::new()).await;
+    let media = InMemoryMediaStore::new();
+    conformance::run(store, &media).await;
+    deletes(&media).await;
+}
+
+/// The built-in media stores delete (the suite accepts a store that cannot, as the trait's
+/// default): a conversation's file, once; the same bytes of another conversation stay.
+async fn deletes(media: &dyn messenger_channel::store::MediaStore) {
+    use messenger_channel::ids::ConversationId;
+    let bytes = bytes::Bytes::from_static(b"deleted once");
+    let (one, two) = (ConversationId::from("del-1"), ConversationId::from("del-2"));
+    let key = media.put(&one, bytes.clone(), None).await.unwrap();
+    let other = media.put(&two, bytes.clone(), None).await.unwrap();
+    assert!(
+        media.delete(&key).await.unwrap(),
+        "a built-in store deletes"
+    );
+    assert_eq!(media.get(&key).await.unwrap(), None);
+    assert!(!media.delete(&key).await.unwrap(), "once");
+    assert_eq!(
+        media.get(&other).await.unwrap().map(|(b, _)| b),
+        Some(bytes)
+    );
 }
 
 #[cfg(feature = "sqlite")]
@@ -27,6 +49,7 @@ async fn sqlite_backend() {
         .unwrap();
     let store = Arc::new(store);
     conformance::run(store.clone(), &*store).await;
+    deletes(&*store).await;
 }
 
 #[cfg(feature = "sqlite")]
@@ -63,6 +86,7 @@ async fn filesystem_media_store() {
         })
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    deletes(&again).await;
 }
 
 #[cfg(feature = "sqlite")]
@@ -90,6 +114,7 @@ async fn postgres_backend() {
         .unwrap();
     let store = Arc::new(store);
     conformance::run(store.clone(), &*store).await;
+    deletes(&*store).await;
 }
 
 /// The router contract (`conformance::run_router`): in memory, one router as both handles.

@@ -583,7 +583,12 @@ async fn receipts_compare_with_the_send_time_not_the_commit_time() {
     let sent = line(lines);
     assert!(sent.mid.is_some(), "delivered at last");
     assert_eq!(sent.at, at(100));
-    assert_eq!(sent.sent_at, Some(at(200)));
+    // The time the answer came, on the pass's clock: at(200) and what the pass took since.
+    let sent_at = sent.sent_at.expect("a send time");
+    assert!(
+        sent_at >= at(200) && sent_at < at(260),
+        "{sent_at:?} is the delivery's time"
+    );
     assert_eq!(stored.conversation.read_until(), Some(at(150)));
     assert_eq!(
         stored.conversation.message_status(sent.sent_at),
@@ -595,6 +600,28 @@ async fn receipts_compare_with_the_send_time_not_the_commit_time() {
         stored.conversation.message_status(Some(sent.at)),
         MessageStatus::Read
     );
+
+    // Its echo carries the platform's own time, which replaces the delivery's: receipts are
+    // on the platform's clock. (An echo is looked up by its metadata, the effect's key.)
+    let mid = sent.mid.clone().unwrap();
+    let key = graph
+        .sent()
+        .into_iter()
+        .rev()
+        .find_map(|r| r.body["message"]["metadata"].as_str().map(str::to_owned))
+        .expect("the send carried its key");
+    post(
+        &engine,
+        &[echo(
+            at(300),
+            json!({"mid": mid, "is_echo": true, "metadata": key, "text": "on its way"}),
+        )],
+        at(300),
+    )
+    .await;
+    let again = line(open(&*store).await.1);
+    assert_eq!(again.mid.as_deref(), Some(mid.as_str()));
+    assert_eq!(again.sent_at, Some(at(300)), "the echo's time wins");
 }
 
 /// The echo of the channel's own send (its metadata `mc-effect:` key) adds no line: the
@@ -645,7 +672,10 @@ async fn the_echo_of_our_own_send_is_no_page_inbox_line() {
         at(3),
     )
     .await;
-    let after = open(&*store).await.1;
+    let mut after = open(&*store).await.1;
+    // No line added; the echo's time (the platform's) replaced the delivery's.
+    assert_eq!(after[2].sent_at, Some(at(3)), "{after:?}");
+    after[2].sent_at = before[2].sent_at;
     assert_eq!(after, before, "our own echo adds no line");
     post(
         &engine,
@@ -1164,6 +1194,167 @@ async fn an_unsent_file_is_deleted_from_the_media_store() {
             .unwrap()
             .is_none()
     );
+}
+
+/// One pause in a media store call: armed, the next call waits there until released.
+#[derive(Default)]
+struct Gate {
+    armed: std::sync::atomic::AtomicBool,
+    entered: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+impl Gate {
+    async fn pass(&self) {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.entered.notify_one();
+            self.release.notified().await;
+        }
+    }
+}
+
+/// A media store that can pause right after a `put` or right before a `get`, to run a
+/// removal at the worst moment of a download of the same bytes.
+#[derive(Default)]
+struct GatedMedia {
+    inner: messenger_channel::store::InMemoryMediaStore,
+    after_put: Gate,
+    before_get: Gate,
+}
+
+#[async_trait::async_trait]
+impl messenger_channel::store::MediaStore for GatedMedia {
+    async fn put(
+        &self,
+        conversation: &messenger_channel::ids::ConversationId,
+        bytes: bytes::Bytes,
+        content_type: Option<&str>,
+    ) -> Result<String, messenger_channel::store::StoreError> {
+        let key = self.inner.put(conversation, bytes, content_type).await?;
+        self.after_put.pass().await;
+        Ok(key)
+    }
+
+    async fn get(
+        &self,
+        key: &str,
+    ) -> Result<Option<(bytes::Bytes, Option<String>)>, messenger_channel::store::StoreError> {
+        self.before_get.pass().await;
+        self.inner.get(key).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, messenger_channel::store::StoreError> {
+        self.inner.delete(key).await
+    }
+}
+
+/// The customer sends the same picture twice (`m_1`, `m_2`: one key in the conversation) and
+/// removes `m_1` while `m_2` is being downloaded, on another instance, with `keep_unsent` off.
+/// Whichever way the two interleave, `m_2`'s file stays: the removal deleting the bytes
+/// between the download's put and its line's update (the download puts them again), or
+/// after looking at the lines but before the download's line is written (the removal looks
+/// again and puts them back).
+#[tokio::test]
+async fn removing_a_file_while_the_same_bytes_download_keeps_them() {
+    for pause_in_removal in [false, true] {
+        let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+        let media = Arc::new(GatedMedia::default());
+        let graph = Arc::new(FakeSend::new());
+        for url in ["https://cdn.example/a.png", "https://cdn.example/b.png"] {
+            graph.serve(url, png());
+        }
+        let downloader = Arc::new(downloading(
+            store.clone(),
+            media.clone(),
+            graph.clone(),
+            forgetful(),
+        ));
+        let remover = downloading(store.clone(), media.clone(), graph.clone(), forgetful());
+        post(
+            &remover,
+            &[image(0, "m_1", "https://cdn.example/a.png")],
+            at(0),
+        )
+        .await;
+        let key = media_keys(&open(&*store).await.1)[0].clone();
+
+        let gate = if pause_in_removal {
+            &media.before_get
+        } else {
+            &media.after_put
+        };
+        gate.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let removal = || {
+            signed(&[from_customer(
+                at(2),
+                "message",
+                json!({"mid": "m_1", "is_deleted": true}),
+            )])
+        };
+        let download = signed(&[image(1, "m_2", "https://cdn.example/b.png")]);
+        if pause_in_removal {
+            // The removal looks at the lines (m_2 not kept yet) and pauses before deleting;
+            // the download then completes; the removal deletes, looks again, puts back.
+            let (h, b) = removal();
+            let removing = {
+                let store = store.clone();
+                let media = media.clone();
+                let graph = graph.clone();
+                tokio::spawn(async move {
+                    let remover = downloading(store, media, graph, forgetful());
+                    let report = remover.handle_webhook(&h, &b, at(2)).await.unwrap();
+                    assert!(report.failed.is_empty(), "{:?}", report.failed);
+                    remover.deliver_due(at(2)).await.unwrap();
+                })
+            };
+            gate.entered.notified().await;
+            let (h, b) = download;
+            let report = downloader.handle_webhook(&h, &b, at(1)).await.unwrap();
+            assert!(report.failed.is_empty(), "{:?}", report.failed);
+            downloader.deliver_due(at(1)).await.unwrap();
+            gate.release.notify_one();
+            removing.await.unwrap();
+        } else {
+            // The download puts the bytes (already there) and pauses before its line says
+            // so; the removal sees no line holding them and deletes; the download goes on.
+            let (h, b) = download;
+            let downloading_task = {
+                let downloader = downloader.clone();
+                tokio::spawn(async move {
+                    let report = downloader.handle_webhook(&h, &b, at(1)).await.unwrap();
+                    assert!(report.failed.is_empty(), "{:?}", report.failed);
+                    downloader.deliver_due(at(1)).await.unwrap();
+                })
+            };
+            gate.entered.notified().await;
+            let (h, b) = removal();
+            let report = remover.handle_webhook(&h, &b, at(2)).await.unwrap();
+            assert!(report.failed.is_empty(), "{:?}", report.failed);
+            remover.deliver_due(at(2)).await.unwrap();
+            gate.release.notify_one();
+            downloading_task.await.unwrap();
+        }
+        let lines = open(&*store).await.1;
+        let of_m_2: Vec<_> = lines
+            .iter()
+            .filter(|l| l.mid.as_deref() == Some("m_2"))
+            .collect();
+        assert!(
+            matches!(&of_m_2[..], [l] if matches!(&l.body, LineBody::File(f)
+                if f.media_key.as_deref() == Some(key.as_str()))),
+            "m_2 kept under the same key: {lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| matches!(&l.body, LineBody::Unsent { of } if of == "m_1")),
+            "m_1 forgotten: {lines:?}"
+        );
+        assert!(
+            media.inner.get(&key).await.unwrap().is_some(),
+            "the bytes m_2 refers to are kept (pause in removal: {pause_in_removal})"
+        );
+    }
 }
 
 /// Two customers send the same picture; one removes it with `keep_unsent` off: the other

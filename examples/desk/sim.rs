@@ -155,6 +155,15 @@ pub(crate) fn sim_body(
             let url = format!("{}/sim/files/{name}", desk.base);
             body.attachment(SIM_CUSTOMER, mid, kind, &url, now)
         }
+        // Words and a picture in one message: removing it removes both lines.
+        "captioned" => body.item(
+            from_customer(
+                "message",
+                json!({"mid": mid, "text": text.unwrap_or_else(|| "Here is my receipt".into()),
+                    "attachments": [{"type": "image", "payload": {"url": format!("{}/sim/files/photo.png", desk.base)}}]}),
+            ),
+            now,
+        ),
         "sticker" => body.item(
             from_customer(
                 "message",

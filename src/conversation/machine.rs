@@ -363,7 +363,7 @@ impl Conversation {
             return match input {
                 Input::Thread { event, at } if event.is_recorded_after_close() => {
                     let mut out = Transition::default();
-                    self.thread_event(&mut out, event, at.min(now), config);
+                    self.thread_event(&mut out, event, at, now, config);
                     Ok(out)
                 }
                 _ => Err(TransitionError::Closed {
@@ -398,7 +398,7 @@ impl Conversation {
                     }
                 }
             }
-            Input::Thread { event, at } => self.thread_event(&mut out, event, at.min(now), config),
+            Input::Thread { event, at } => self.thread_event(&mut out, event, at, now, config),
             Input::OfferTo(agent) => self.offer_to(&mut out, agent, now, config)?,
             Input::Accept(agent) => self.accept(&mut out, &agent, now)?,
             Input::Reject(agent) => self.reject(&mut out, &agent, now, config)?,
@@ -522,12 +522,15 @@ impl Conversation {
 
     /// Records what happened in the thread besides a customer's message. The lifecycle, the
     /// messaging window and the timers stay as they are: a reaction, an edit or a receipt is
-    /// not a message (Messenger opens the window on messages and postbacks).
+    /// not a message (Messenger opens the window on messages and postbacks). `at` is the
+    /// event's own time: it names the event (the same in every redelivery, whatever `now`
+    /// is), and is shown clamped to `now`.
     fn thread_event(
         &mut self,
         out: &mut Transition,
         event: ThreadEvent,
         at: SystemTime,
+        now: SystemTime,
         config: &ConversationConfig,
     ) {
         if let Some(digest) = event_digest(&event, at) {
@@ -541,6 +544,7 @@ impl Conversation {
             }
             self.recent_events.push_back(digest);
         }
+        let at = at.min(now);
         match event {
             ThreadEvent::Reaction(reaction) => {
                 out.lines
@@ -850,16 +854,20 @@ impl Conversation {
 }
 
 /// What names a reaction, an edit or a removal, whatever envelope it came in: the reaction
-/// (message, emoji or name, removed or not) at its time, the edit by its message and count,
-/// the removal by its message. `None` for other events (an outside reply has its own id,
+/// (message, emoji or name, removed or not) at its own time (never clamped: a clock behind
+/// the platform's must not name a redelivery anew), the edit by its message, count and text
+/// (a count the platform left out reads 0, and each edit still differs by its text), the
+/// removal by its message. `None` for other events (an outside reply has its own id,
 /// receipts are watermarks).
 fn event_digest(event: &ThreadEvent, at: SystemTime) -> Option<String> {
     use sha2::Digest as _;
     let name = match event {
         ThreadEvent::Reaction(r) => serde_json::json!(["reaction", r, crate::time::millis(at)]),
         ThreadEvent::Edit {
-            mid, edit_count, ..
-        } => serde_json::json!(["edit", mid, edit_count]),
+            mid,
+            edit_count,
+            text,
+        } => serde_json::json!(["edit", mid, edit_count, text]),
         ThreadEvent::Unsent { mid } => serde_json::json!(["unsent", mid]),
         _ => return None,
     };
@@ -992,6 +1000,59 @@ mod tests {
             agent: agent.clone(),
             message: Outgoing::Text("x".into()),
         }
+    }
+
+    /// Applies `event` at its time `at`, handled at `now`; the lines it added.
+    fn thread(c: &mut Conversation, event: ThreadEvent, at: SystemTime, now: SystemTime) -> usize {
+        c.apply(Input::Thread { event, at }, now, &config())
+            .unwrap()
+            .lines
+            .len()
+    }
+
+    /// A reaction stamped ahead of this instance's clock (the platform's clock runs ahead)
+    /// is named by its own time: delivered again later, once the clock has passed it, it is
+    /// the same reaction, recorded once. It is shown at the time it was handled.
+    #[test]
+    fn a_reaction_from_ahead_of_the_clock_is_recorded_once() {
+        let mut c = active(&a());
+        let like = ThreadEvent::Reaction(crate::conversation::ReactionLine::new(
+            Some("m0".into()),
+            Some("\u{1F44D}".into()),
+            false,
+        ));
+        let out = c
+            .apply(
+                Input::Thread {
+                    event: like.clone(),
+                    at: secs(50),
+                },
+                secs(10),
+                &config(),
+            )
+            .unwrap();
+        assert_eq!(out.lines.len(), 1);
+        assert_eq!(out.lines[0].at, secs(10), "shown no later than handled");
+        assert_eq!(thread(&mut c, like.clone(), secs(50), secs(20)), 0);
+        assert_eq!(thread(&mut c, like.clone(), secs(50), secs(90)), 0);
+        // The same emoji again at another time is another reaction.
+        assert_eq!(thread(&mut c, like, secs(60), secs(90)), 1);
+    }
+
+    /// Edits whose count the platform left out (it reads 0) differ by their text: each is
+    /// recorded, and each one delivered again is recorded once.
+    #[test]
+    fn edits_without_a_count_are_told_apart_by_their_text() {
+        let mut c = active(&a());
+        let edit = |text: &str| ThreadEvent::Edit {
+            mid: "m0".into(),
+            text: text.into(),
+            edit_count: 0,
+        };
+        assert_eq!(thread(&mut c, edit("hello"), secs(1), secs(1)), 1);
+        assert_eq!(thread(&mut c, edit("hello there"), secs(2), secs(2)), 1);
+        assert_eq!(thread(&mut c, edit("hello"), secs(1), secs(3)), 0);
+        assert_eq!(thread(&mut c, edit("hello there"), secs(2), secs(3)), 0);
     }
 
     fn notices(out: &Transition) -> Vec<&str> {

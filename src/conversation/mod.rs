@@ -206,8 +206,10 @@ pub struct ConversationConfig {
     ///
     /// What is not forgotten at once: the webhook events themselves, which the inbox keeps
     /// (their bodies included) until they are purged, the dedup window after their receipt
-    /// ([`crate::engine::DEFAULT_DEDUP_TTL`], 48 hours); and a message in an earlier
-    /// conversation than the customer's most recent one.
+    /// ([`crate::engine::DEFAULT_DEDUP_TTL`], 48 hours); a message in an earlier
+    /// conversation than the customer's most recent one; and, in transcripts recorded by
+    /// earlier versions of this crate (whose messages carried their id on their first line
+    /// only), a message's lines after its first (a file sent with words).
     pub keep_unsent: bool,
 }
 

@@ -243,15 +243,31 @@ pub(super) struct Done {
     sent: Option<SentMessage>,
 }
 
-/// Effects whose claim this instance lost while delivering a batch (see [`Engine::holding`]).
-#[derive(Default)]
-pub(super) struct Held(Mutex<std::collections::HashSet<String>>);
+/// Effects whose claim this instance lost while delivering a batch (see [`Engine::holding`]),
+/// and when the delivery began.
+pub(super) struct Held {
+    lost: Mutex<std::collections::HashSet<String>>,
+    began: std::time::Instant,
+}
 
 impl Held {
+    pub(super) fn new() -> Self {
+        Self {
+            lost: Mutex::default(),
+            began: std::time::Instant::now(),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
-        self.0
+        self.lost
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The time now, on the clock of a delivery that began at `now`: a send's answer may come
+    /// long after its pass began (a backlog), and receipts are compared with its time.
+    fn now(&self, now: SystemTime) -> SystemTime {
+        crate::time::saturating_add(now, self.began.elapsed())
     }
 }
 
@@ -471,7 +487,7 @@ impl Engine {
                 break;
             }
             let keys: Vec<String> = batch.iter().map(|p| p.key.clone()).collect();
-            let held = Held::default();
+            let held = Held::new();
             let (mut outcome, queue) = self
                 .holding(&keys, &held, self.deliver_claimed(batch, &held, now))
                 .await;
@@ -688,6 +704,7 @@ impl Engine {
                     conversation,
                     &p,
                     now,
+                    held,
                     queue,
                     &mut recorded,
                     outcome.deferred.as_mut(),
@@ -727,11 +744,13 @@ impl Engine {
     }
 
     /// Carries out one effect and records how it settled in the outbox.
+    #[allow(clippy::too_many_arguments)] // the run's state, threaded through one loop
     async fn settle_effect(
         &self,
         conversation: &Conversation,
         p: &PendingEffect,
         now: SystemTime,
+        held: &Held,
         queue: &mut VecDeque<(ConversationId, Input)>,
         recorded: &mut Vec<TranscriptLine>,
         deferred: Option<&mut Vec<Done>>,
@@ -825,7 +844,9 @@ impl Engine {
                 ),
             },
         };
-        self.record(conversation, p, settled, now, recorded, deferred)
+        // A send's time is when its answer came, not when the pass began.
+        let answered = held.now(now);
+        self.record(conversation, p, settled, now, answered, recorded, deferred)
             .await
     }
 
@@ -862,13 +883,16 @@ impl Engine {
         }
     }
 
-    /// Writes how an effect settled; a store failure leaves it claimed.
+    /// Writes how an effect settled; a store failure leaves it claimed. A send delivered is
+    /// recorded as sent at `answered`.
+    #[allow(clippy::too_many_arguments)] // the run's state, threaded through one loop
     async fn record(
         &self,
         conversation: &Conversation,
         p: &PendingEffect,
         settled: Settled,
         now: SystemTime,
+        answered: SystemTime,
         recorded: &mut Vec<TranscriptLine>,
         deferred: Option<&mut Vec<Done>>,
     ) -> Settled {
@@ -876,12 +900,12 @@ impl Engine {
             // Sends are deferred to the batch's one write (their echo protects them if it is
             // lost); effects with no echo are recorded at once. A sent message's id goes on its
             // line in the step that completes it (a customer's reaction or reply to it shows on
-            // it), with this pass's time: the send was just accepted, maybe long after it was
-            // written, and receipts are compared with it.
+            // it), with the time its answer came (receipts are compared with it); the echo's
+            // time, the platform's own, replaces it when the echo comes.
             Settled::Delivered(_) | Settled::Skipped => {
                 let sent = match (&settled, &p.effect) {
                     (Settled::Delivered(Some(mid)), Effect::Send { .. }) => {
-                        Some(SentMessage::new(p.key.clone(), mid.as_str(), now))
+                        Some(SentMessage::new(p.key.clone(), mid.as_str(), answered))
                     }
                     _ => None,
                 };

@@ -420,7 +420,7 @@ impl Engine {
                     let at = crate::time::from_millis(
                         i64::try_from(event.timestamp).unwrap_or(i64::MAX),
                     );
-                    echoes.push(SentMessage::new(key, echo.message.mid.as_str(), at));
+                    echoes.push(SentMessage::echoed(key, echo.message.mid.as_str(), at));
                     continue;
                 }
             }

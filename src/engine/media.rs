@@ -86,7 +86,20 @@ impl Engine {
                     .await?;
                 file.media_key = Some(key);
                 file.media = MediaState::Stored;
-                self.settle(id, url, &file, None, now).await
+                let settled = self.settle(id, url, &file, None, now).await?;
+                if !self.config.keep_unsent
+                    && settled.as_ref().is_some_and(|lines| !lines.is_empty())
+                {
+                    // The same bytes under the same key may have been deleted between the put
+                    // and the line's update, by the removal of another message of this
+                    // conversation that saw no line referring to them yet. Put once more,
+                    // now that the line refers to them: a removal that looks after this sees
+                    // the reference (see `delete_unreferenced`).
+                    media
+                        .put(id, downloaded.bytes, downloaded.content_type.as_deref())
+                        .await?;
+                }
+                Ok(settled)
             }
             Err(SendError::TooLarge { max }) => {
                 let v = Violation::TooLarge {
@@ -146,11 +159,39 @@ impl Engine {
             kept.dedup();
             for key in kept {
                 if !referenced(&lines, key, Some(mid)) {
-                    delete_own(media.as_ref(), key).await?;
+                    self.delete_unreferenced(media.as_ref(), id, key, Some(mid))
+                        .await?;
                 }
             }
         }
         self.store.forget_message(id, mid).await
+    }
+
+    /// Deletes the conversation's file `key`, which no line referred to (other than those of
+    /// the message `removed`) when the caller looked, and puts it back if a line has come to
+    /// refer to it meanwhile: a download of the same bytes for another message writes its
+    /// line first and puts the bytes again after (see `fetch_media`), so whichever of the two
+    /// looks last keeps them. Files under a digest-only key are never deleted
+    /// (`delete_own`).
+    async fn delete_unreferenced(
+        &self,
+        media: &dyn MediaStore,
+        id: &crate::ids::ConversationId,
+        key: &str,
+        removed: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let Some((bytes, content_type)) = delete_own(media, key).await? else {
+            return Ok(());
+        };
+        if referenced(&self.store.transcript(id).await?, key, removed) {
+            let back = media.put(id, bytes, content_type.as_deref()).await?;
+            if back != key {
+                // A host store whose keys are not the conversation and the bytes: the line
+                // still names the old key.
+                tracing::warn!(key, back, "a file put back came under another key");
+            }
+        }
+        Ok(())
     }
 
     /// Records a fetched file's outcome: its line updated, and a notice when given.
@@ -169,7 +210,8 @@ impl Engine {
             // line refers to them.
             if let (Some(key), Some(media)) = (&file.media_key, &self.media) {
                 if !referenced(&self.store.transcript(id).await?, key, None) {
-                    delete_own(media.as_ref(), key).await?;
+                    self.delete_unreferenced(media.as_ref(), id, key, None)
+                        .await?;
                 }
             }
             return Ok(Some(lines));
@@ -192,15 +234,19 @@ impl Engine {
 
 /// Deletes a conversation's file, unless its key is the bytes' digest alone: built-in stores
 /// kept files under such keys before keys were per conversation, and one may be shared with
-/// another conversation.
-async fn delete_own(media: &dyn MediaStore, key: &str) -> Result<(), StoreError> {
-    if let Some((bytes, _)) = media.get(key).await? {
-        if crate::store::legacy_media_key(&bytes) == key {
-            return Ok(());
-        }
+/// another conversation. Returns the file deleted, to put back if it turns out to be needed;
+/// `None` when there was none (or it was kept).
+async fn delete_own(
+    media: &dyn MediaStore,
+    key: &str,
+) -> Result<Option<(bytes::Bytes, Option<String>)>, StoreError> {
+    let Some(file) = media.get(key).await? else {
+        return Ok(None);
+    };
+    if crate::store::legacy_media_key(&file.0) == key {
+        return Ok(None);
     }
-    media.delete(key).await?;
-    Ok(())
+    Ok(media.delete(key).await?.then_some(file))
 }
 
 /// Whether a line refers to the file `key` (other than the lines of the message `removed`,

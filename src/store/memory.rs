@@ -45,7 +45,9 @@ struct StoreInner {
     inbox_dead: Vec<(InboxEvent, String)>,
     next_inbox: u64,
     /// The line each agent message was committed as, by its effect's key: the conversation
-    /// and the line's place in its transcript ([`Commit::sent_lines`]).
+    /// and the line's place in its transcript ([`Commit::sent_lines`]). Kept as long as the
+    /// transcript it points into (an echo may come long after the delivery, and its time
+    /// replaces the delivery's), like SQL stores' `effect_key` column.
     sent_lines: HashMap<String, (ConversationId, usize)>,
 }
 
@@ -368,10 +370,17 @@ impl ConversationStore for InMemoryStore {
                 .conversations
                 .get_mut(&id)
                 .and_then(|e| e.transcript.get_mut(at))
-                .filter(|l| l.mid.is_none())
             {
-                line.mid = Some(message.mid.clone());
-                line.sent_at = Some(message.at);
+                match &line.mid {
+                    None => {
+                        line.mid = Some(message.mid.clone());
+                        line.sent_at = Some(message.at);
+                    }
+                    Some(mid) if message.echoed && *mid == message.mid => {
+                        line.sent_at = Some(message.at);
+                    }
+                    Some(_) => {}
+                }
             }
         }
         Ok(())

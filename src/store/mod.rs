@@ -316,7 +316,8 @@ pub trait ConversationStore: Send + Sync {
     /// [`ConversationStore::complete`] does; one already failed stays failed); and the line
     /// committed with that effect ([`Commit::sent_lines`]) gets [`TranscriptLine::mid`] and
     /// [`TranscriptLine::sent_at`], unless it has an id already (the first record wins: the
-    /// delivery that got the id and the echo that carries it record the same message). The
+    /// delivery that got the id and the echo that carries it record the same message), except
+    /// that an [echoed](SentMessage::echoed) record of the same id replaces the time. The
     /// line is found by the effect's key, without reading the transcript, and gets its id
     /// even when the effect was completed before (an echo that comes after the delivery, or
     /// the other way round). A key with no line (an automated message, a reaction, an unknown
@@ -538,18 +539,33 @@ pub struct SentMessage {
     pub key: String,
     /// The platform's id for the message.
     pub mid: String,
-    /// When the platform took it: the time of the delivery that got `mid`, or the echo's
-    /// timestamp. Its line's [`TranscriptLine::sent_at`], which receipts are compared with.
+    /// When the platform took it: the time the delivery that got `mid` had its answer, or
+    /// the echo's timestamp. Its line's [`TranscriptLine::sent_at`], which receipts are
+    /// compared with.
     pub at: SystemTime,
+    /// Whether `at` is the platform's own time (an echo's timestamp). It then replaces the
+    /// time a delivery recorded for the same `mid`: read receipts carry the platform's
+    /// clock.
+    pub echoed: bool,
 }
 
 impl SentMessage {
-    /// The message of effect `key`, sent as `mid` at `at`.
+    /// The message of effect `key`, sent as `mid` at `at` by this instance's clock (the
+    /// delivery that got the id).
     pub fn new(key: impl Into<String>, mid: impl Into<String>, at: SystemTime) -> Self {
         Self {
             key: key.into(),
             mid: mid.into(),
             at,
+            echoed: false,
+        }
+    }
+
+    /// The message of effect `key`, sent as `mid` at `at` by the platform's clock (its echo).
+    pub fn echoed(key: impl Into<String>, mid: impl Into<String>, at: SystemTime) -> Self {
+        Self {
+            echoed: true,
+            ..Self::new(key, mid, at)
         }
     }
 }

@@ -570,6 +570,7 @@ async fn removed_messages_are_forgotten<S: ConversationStore + ?Sized>(store: &S
     assert!(expected.iter().any(|l| l.body == reaction));
 }
 
+#[allow(clippy::too_many_lines)] // one contract, step by step
 async fn sent_messages_get_their_id<S: ConversationStore + ?Sized>(store: &S) {
     use crate::conversation::Outgoing;
     use crate::store::SentMessage;
@@ -643,7 +644,17 @@ async fn sent_messages_get_their_id<S: ConversationStore + ?Sized>(store: &S) {
     // An effect completed before still gets its line's id (an echo after the delivery).
     store.complete(&key(3)).await.unwrap();
     store
-        .complete_sent(&[SentMessage::new(key(3), "m_3", at(6))])
+        .complete_sent(&[SentMessage::echoed(key(3), "m_3", at(6))])
+        .await
+        .unwrap();
+    // The echo's time (the platform's clock) replaces the delivery's for the same id; an
+    // echo with another id, or a later delivery's record, changes nothing.
+    store
+        .complete_sent(&[
+            SentMessage::echoed(key(2), "m_2", at(7)),
+            SentMessage::echoed(key(0), "m_other", at(8)),
+            SentMessage::new(key(3), "m_3", at(9)),
+        ])
         .await
         .unwrap();
     assert_eq!(
@@ -651,7 +662,7 @@ async fn sent_messages_get_their_id<S: ConversationStore + ?Sized>(store: &S) {
         [
             (Some("customer".to_owned()), None),
             some("m_0", 4),
-            some("m_2", 3),
+            some("m_2", 7),
             some("m_3", 6),
         ]
     );

@@ -774,13 +774,17 @@ impl ConversationStore for Store {
         }
         let mut tx = self.write_tx().await?;
         for message in sent {
-            sqlx::query(q::SENT_LINE)
-                .bind(&message.key)
-                .bind(&message.mid)
-                .bind(millis(message.at))
-                .execute(&mut *tx)
-                .await
-                .map_err(from_sqlx)?;
+            sqlx::query(if message.echoed {
+                q::SENT_LINE_ECHOED
+            } else {
+                q::SENT_LINE
+            })
+            .bind(&message.key)
+            .bind(&message.mid)
+            .bind(millis(message.at))
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
             sqlx::query(q::COMPLETE_EFFECT)
                 .bind(&message.key)
                 .execute(&mut *tx)

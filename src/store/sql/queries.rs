@@ -19,6 +19,10 @@ pub(super) const INSERT_LINE: &str =
 pub(super) const SENT_LINE: &str =
     "UPDATE transcript SET sent_mid = $2, sent_ms = $3 WHERE effect_key = $1 AND sent_mid IS NULL";
 
+/// Records an echoed message's id, or its time when its delivery recorded the id already
+/// (the platform's time wins).
+pub(super) const SENT_LINE_ECHOED: &str = "UPDATE transcript SET sent_mid = $2, sent_ms = $3 WHERE effect_key = $1 AND (sent_mid IS NULL OR sent_mid = $2)";
+
 /// A customer's open conversation on a page.
 pub(super) const FIND_OPEN: &str =
     "SELECT body, version FROM conversations WHERE page = $1 AND customer = $2 AND closed = 0";
