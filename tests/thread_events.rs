@@ -624,6 +624,108 @@ async fn receipts_compare_with_the_send_time_not_the_commit_time() {
     assert_eq!(again.sent_at, Some(at(300)), "the echo's time wins");
 }
 
+/// A `SendApi` whose every send takes at least `SLOW` (it waits, then sends through the fake).
+struct Slow(Arc<FakeSend>);
+
+const SLOW: Duration = Duration::from_millis(40);
+
+#[async_trait::async_trait]
+impl messenger_channel::send::SendApi for Slow {
+    async fn send(
+        &self,
+        page: &PageId<'_>,
+        request: &messenger_channel::send::SendRequest,
+    ) -> Result<messenger_channel::send::SendResponse, SendError> {
+        tokio::time::sleep(SLOW).await;
+        self.0.send(page, request).await
+    }
+
+    async fn download(
+        &self,
+        url: &str,
+        max_bytes: u64,
+    ) -> Result<messenger_channel::send::Media, SendError> {
+        self.0.download(url, max_bytes).await
+    }
+
+    async fn react(
+        &self,
+        page: &PageId<'_>,
+        user: &UserId<'_>,
+        message_id: &messenger_channel::ids::MessageId<'_>,
+        reaction: Option<&str>,
+    ) -> Result<(), SendError> {
+        self.0.react(page, user, message_id, reaction).await
+    }
+}
+
+/// A backlog sent in one pass (a tick at t=200, one effect per batch, each send taking at
+/// least `SLOW`): each message is recorded as sent when its answer came, counted from when
+/// the pass began, not from when its batch began: the third is at least three sends later.
+/// (The lower bounds hold however loaded the machine; the upper one is generous.)
+#[tokio::test]
+async fn a_backlog_is_recorded_as_sent_when_each_answer_came() {
+    let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+    let graph = Arc::new(FakeSend::new());
+    let router = Arc::new(InMemoryRouter::new());
+    router.set_presence(&AgentId::from("alice"), Presence::Available);
+    // One effect per batch: each batch's start is later than the pass's.
+    let delivery = messenger_channel::engine::DeliveryConfig {
+        batch: 1,
+        ..Default::default()
+    };
+    let engine = Engine::builder(
+        Webhook::new(&AppSecret::new(SECRET).unwrap()),
+        Arc::new(Slow(graph.clone())),
+    )
+    .store(store.clone())
+    .router(router)
+    .delivery(delivery)
+    .build();
+    post(
+        &engine,
+        &[from_customer(
+            at(0),
+            "message",
+            json!({"mid": "m_1", "text": "hello?"}),
+        )],
+        at(0),
+    )
+    .await;
+    let id = open(&*store).await.0.conversation.id().clone();
+    let alice = AgentId::from("alice");
+    engine.accept(&id, &alice, at(1)).await.unwrap();
+    graph.fail_sends(Some(SendError::Transport {
+        kind: messenger_channel::send::TransportKind::Connect,
+        outcome_unknown: false,
+        message: "Graph is down".into(),
+    }));
+    for text in ["one", "two", "three"] {
+        engine.send_text(&id, &alice, text, at(100)).await.unwrap();
+    }
+    graph.fail_sends(None);
+    engine.tick(at(200)).await.unwrap();
+    let lines = open(&*store).await.1;
+    let sent_at = |text: &str| {
+        lines
+            .iter()
+            .find(|l| l.body == LineBody::Text(text.into()))
+            .and_then(|l| l.sent_at)
+            .expect("sent")
+    };
+    // In the order they were sent (their retries' jitter decides it): the k-th answer came
+    // after k sends.
+    let mut times: Vec<SystemTime> = ["one", "two", "three"].map(sent_at).to_vec();
+    times.sort_unstable();
+    for (k, time) in (1_u32..).zip(times) {
+        let at_least = at(200) + SLOW * k;
+        assert!(
+            time >= at_least && time < at(260),
+            "answer {k}: {time:?}, at least {at_least:?}"
+        );
+    }
+}
+
 /// The echo of the channel's own send (its metadata `mc-effect:` key) adds no line: the
 /// agent's line is already there. An echo without that key (the Page inbox, even with the
 /// same text) is a reply from outside the channel and gets its own line.
@@ -896,6 +998,75 @@ async fn after_the_close(store: Arc<dyn ConversationStore>) {
         !serde_json::to_string(&lines).unwrap().contains("4111"),
         "nothing of the removed text is left"
     );
+}
+
+/// With `keep_unsent` off, a removal of a message from the customer's earlier conversation
+/// (a new one is open since) forgets it there: the removal is recorded in the open one, the
+/// text is gone from the earlier one.
+async fn removed_from_an_earlier_conversation(store: Arc<dyn ConversationStore>) {
+    let config = ConversationConfig::default().keep_unsent(false);
+    let engine = engine(store.clone(), config);
+    let (earlier, _) = closed_conversation(&engine, &*store).await;
+    post(
+        &engine,
+        &[from_customer(
+            at(20),
+            "message",
+            json!({"mid": "m_3", "text": "me again"}),
+        )],
+        at(20),
+    )
+    .await;
+    let (now_open, _) = open(&*store).await;
+    assert_ne!(now_open.conversation.id(), &earlier);
+    post(
+        &engine,
+        &[from_customer(
+            at(21),
+            "message",
+            json!({"mid": "m_1", "is_deleted": true}),
+        )],
+        at(21),
+    )
+    .await;
+    engine.deliver_due(at(22)).await.unwrap();
+    let old_lines = store.transcript(&earlier).await.unwrap();
+    assert!(
+        old_lines
+            .iter()
+            .all(|l| l.body != LineBody::Text("my card is 4111".into())),
+        "forgotten in the earlier conversation: {old_lines:?}"
+    );
+    assert!(
+        old_lines
+            .iter()
+            .any(|l| l.body == LineBody::Unsent { of: "m_1".into() }),
+        "{old_lines:?}"
+    );
+    assert!(
+        old_lines
+            .iter()
+            .any(|l| l.body == LineBody::Text("thanks".into())),
+        "the rest stays: {old_lines:?}"
+    );
+    let open_lines = open(&*store).await.1;
+    assert!(
+        open_lines
+            .iter()
+            .any(|l| matches!(&l.body, LineBody::Unsent { of } if of == "m_1")),
+        "the removal is recorded where the customer is: {open_lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_removal_reaches_an_earlier_conversation_in_memory() {
+    removed_from_an_earlier_conversation(Arc::new(InMemoryStore::new())).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_removal_reaches_an_earlier_conversation_on_sqlite() {
+    on_sqlite(removed_from_an_earlier_conversation).await;
 }
 
 #[tokio::test]
@@ -1196,17 +1367,27 @@ async fn an_unsent_file_is_deleted_from_the_media_store() {
     );
 }
 
-/// One pause in a media store call: armed, the next call waits there until released.
+/// One pause in a media store call: armed, the next call (after `skip` more) waits there
+/// until released.
 #[derive(Default)]
 struct Gate {
     armed: std::sync::atomic::AtomicBool,
+    skip: std::sync::atomic::AtomicUsize,
     entered: tokio::sync::Notify,
     release: tokio::sync::Notify,
 }
 
 impl Gate {
     async fn pass(&self) {
-        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.armed.load(SeqCst) {
+            return;
+        }
+        if self.skip.load(SeqCst) > 0 {
+            self.skip.fetch_sub(1, SeqCst);
+            return;
+        }
+        if self.armed.swap(false, SeqCst) {
             self.entered.notify_one();
             self.release.notified().await;
         }
@@ -1218,6 +1399,7 @@ impl Gate {
 #[derive(Default)]
 struct GatedMedia {
     inner: messenger_channel::store::InMemoryMediaStore,
+    before_put: Gate,
     after_put: Gate,
     before_get: Gate,
 }
@@ -1230,6 +1412,7 @@ impl messenger_channel::store::MediaStore for GatedMedia {
         bytes: bytes::Bytes,
         content_type: Option<&str>,
     ) -> Result<String, messenger_channel::store::StoreError> {
+        self.before_put.pass().await;
         let key = self.inner.put(conversation, bytes, content_type).await?;
         self.after_put.pass().await;
         Ok(key)
@@ -1355,6 +1538,63 @@ async fn removing_a_file_while_the_same_bytes_download_keeps_them() {
             "the bytes m_2 refers to are kept (pause in removal: {pause_in_removal})"
         );
     }
+}
+
+/// The customer removes a picture while its download, on another instance, has written its
+/// line and is about to put the bytes once more (which keeps them from a concurrent removal
+/// of identical bytes): the removal deletes them, the put brings them back, and the download
+/// then sees that no line refers to them and deletes them again. Nothing of a removed
+/// message stays with `keep_unsent` off.
+#[tokio::test]
+async fn a_picture_removed_while_its_download_ends_is_not_kept() {
+    let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+    let media = Arc::new(GatedMedia::default());
+    let graph = Arc::new(FakeSend::new());
+    graph.serve("https://cdn.example/a.png", png());
+    let downloader = Arc::new(downloading(
+        store.clone(),
+        media.clone(),
+        graph.clone(),
+        forgetful(),
+    ));
+    let remover = downloading(store.clone(), media.clone(), graph.clone(), forgetful());
+    // The download's first put goes through; its second (after the line) waits.
+    media
+        .before_put
+        .skip
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    media
+        .before_put
+        .armed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (h, b) = signed(&[image(0, "m_1", "https://cdn.example/a.png")]);
+    let downloading_task = {
+        let downloader = downloader.clone();
+        tokio::spawn(async move {
+            let report = downloader.handle_webhook(&h, &b, at(0)).await.unwrap();
+            assert!(report.failed.is_empty(), "{:?}", report.failed);
+            downloader.deliver_due(at(0)).await.unwrap();
+        })
+    };
+    media.before_put.entered.notified().await;
+    let key = media_keys(&open(&*store).await.1)[0].clone();
+    let (h, b) = signed(&[from_customer(
+        at(2),
+        "message",
+        json!({"mid": "m_1", "is_deleted": true}),
+    )]);
+    let report = remover.handle_webhook(&h, &b, at(2)).await.unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    remover.deliver_due(at(2)).await.unwrap();
+    assert!(media.inner.get(&key).await.unwrap().is_none(), "removed");
+    media.before_put.release.notify_one();
+    downloading_task.await.unwrap();
+    let lines = open(&*store).await.1;
+    assert!(media_keys(&lines).is_empty(), "{lines:?}");
+    assert!(
+        media.inner.get(&key).await.unwrap().is_none(),
+        "the bytes of the removed picture are not kept"
+    );
 }
 
 /// Two customers send the same picture; one removes it with `keep_unsent` off: the other

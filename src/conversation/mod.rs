@@ -199,15 +199,16 @@ pub struct ConversationConfig {
     /// Whether the text of a message the customer removes (unsends) is kept in the record.
     /// Kept (the default), agents see it marked "removed by the customer"; not kept, its
     /// lines (and its edits') are replaced by the notice that it was removed, in whichever
-    /// conversation holds them (the open one, or the customer's most recent one when none is
-    /// open), and the files kept for it are deleted from the media store
+    /// conversation holds them (the open one, the customer's most recent one, or one of the
+    /// customer's 50 most recent: [`crate::store::ConversationStore::history`]), and the
+    /// files kept for it are deleted from the media store
     /// ([`crate::store::MediaStore::delete`]), also when their download ends after the
     /// removal.
     ///
     /// What is not forgotten at once: the webhook events themselves, which the inbox keeps
     /// (their bodies included) until they are purged, the dedup window after their receipt
-    /// ([`crate::engine::DEFAULT_DEDUP_TTL`], 48 hours); a message in an earlier
-    /// conversation than the customer's most recent one; and, in transcripts recorded by
+    /// ([`crate::engine::DEFAULT_DEDUP_TTL`], 48 hours); a message in a conversation older
+    /// than the customer's 50 most recent; and, in transcripts recorded by
     /// earlier versions of this crate (whose messages carried their id on their first line
     /// only), a message's lines after its first (a file sent with words).
     pub keep_unsent: bool,

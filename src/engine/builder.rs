@@ -162,6 +162,7 @@ impl EngineBuilder {
             conflict_retries: self.conflict_retries,
             dedup_ttl: DEFAULT_DEDUP_TTL,
             claims: inbox::Claims::default(),
+            passes: super::delivery::Passes::default(),
             instance: self.instance.unwrap_or_else(random_instance),
             delivery: self.delivery,
             health: delivery::Health::default(),

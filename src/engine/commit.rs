@@ -156,7 +156,7 @@ impl Engine {
         } = committed;
         let keys: Vec<String> = pending.iter().map(|p| p.key.clone()).collect();
         let mut queue = VecDeque::new();
-        let held = Held::new();
+        let held = Held::new(self.passes.began(now));
         self.holding(
             &keys,
             &held,

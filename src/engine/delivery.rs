@@ -251,10 +251,11 @@ pub(super) struct Held {
 }
 
 impl Held {
-    pub(super) fn new() -> Self {
+    /// For a delivery on the clock of a pass whose `now` was taken at `began`.
+    pub(super) fn new(began: std::time::Instant) -> Self {
         Self {
             lost: Mutex::default(),
-            began: std::time::Instant::now(),
+            began,
         }
     }
 
@@ -268,6 +269,45 @@ impl Held {
     /// long after its pass began (a backlog), and receipts are compared with its time.
     fn now(&self, now: SystemTime) -> SystemTime {
         crate::time::saturating_add(now, self.began.elapsed())
+    }
+}
+
+/// When recent passes' `now` values were taken, on the monotonic clock: the engine takes its
+/// time as a parameter, and a pass (a tick: the inbox sweep, timers, then deliveries) may run
+/// long after its `now`. A send answered late in it is recorded at `now` plus the time since
+/// the pass began. A few passes are remembered (passes run concurrently rarely).
+#[derive(Default)]
+pub(super) struct Passes(Mutex<VecDeque<(SystemTime, std::time::Instant)>>);
+
+impl Passes {
+    /// How many passes are remembered.
+    const KEPT: usize = 8;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(SystemTime, std::time::Instant)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A pass at `now` begins (unless one at the same `now` began already).
+    pub(super) fn begin(&self, now: SystemTime) {
+        let mut passes = self.lock();
+        if passes.iter().all(|(t, _)| *t != now) {
+            if passes.len() >= Self::KEPT {
+                passes.pop_front();
+            }
+            passes.push_back((now, std::time::Instant::now()));
+        }
+    }
+
+    /// When the pass at `now` began; this instant when none did (a call made at once, such
+    /// as an agent's send).
+    pub(super) fn began(&self, now: SystemTime) -> std::time::Instant {
+        self.lock()
+            .iter()
+            .rev()
+            .find(|(t, _)| *t == now)
+            .map_or_else(std::time::Instant::now, |(_, began)| *began)
     }
 }
 
@@ -475,6 +515,7 @@ impl Engine {
     /// # Errors
     /// A store failure claiming effects; effects already claimed are left for the next pass.
     pub async fn deliver_due(&self, now: SystemTime) -> Result<DeliveryReport, EngineError> {
+        self.passes.begin(now);
         let mut total = DeliveryReport::default();
         loop {
             // Due by `now`, the pass's time: an effect rescheduled during the pass waits for
@@ -487,7 +528,7 @@ impl Engine {
                 break;
             }
             let keys: Vec<String> = batch.iter().map(|p| p.key.clone()).collect();
-            let held = Held::new();
+            let held = Held::new(self.passes.began(now));
             let (mut outcome, queue) = self
                 .holding(&keys, &held, self.deliver_claimed(batch, &held, now))
                 .await;

@@ -86,20 +86,8 @@ impl Engine {
                     .await?;
                 file.media_key = Some(key);
                 file.media = MediaState::Stored;
-                let settled = self.settle(id, url, &file, None, now).await?;
-                if !self.config.keep_unsent
-                    && settled.as_ref().is_some_and(|lines| !lines.is_empty())
-                {
-                    // The same bytes under the same key may have been deleted between the put
-                    // and the line's update, by the removal of another message of this
-                    // conversation that saw no line referring to them yet. Put once more,
-                    // now that the line refers to them: a removal that looks after this sees
-                    // the reference (see `delete_unreferenced`).
-                    media
-                        .put(id, downloaded.bytes, downloaded.content_type.as_deref())
-                        .await?;
-                }
-                Ok(settled)
+                self.settle_stored(media.as_ref(), id, url, &file, downloaded, now)
+                    .await
             }
             Err(SendError::TooLarge { max }) => {
                 let v = Violation::TooLarge {
@@ -131,11 +119,42 @@ impl Engine {
         }
     }
 
+    /// Records a file kept in the media store, and keeps it from a removal running at the
+    /// same time: the same bytes under the same key may have been deleted between the put
+    /// and the line's update, by the removal of another message of this conversation that
+    /// saw no line referring to them yet, so they are put once more now that the line refers
+    /// to them (a removal that looks after this sees the reference, see
+    /// `delete_unreferenced`); and if the customer removed this very message meanwhile (its
+    /// line is forgotten), they go again, since nothing refers to them.
+    async fn settle_stored(
+        &self,
+        media: &dyn MediaStore,
+        id: &crate::ids::ConversationId,
+        url: &str,
+        file: &FileLine,
+        downloaded: crate::send::Media,
+        now: SystemTime,
+    ) -> Result<Option<Vec<TranscriptLine>>, StoreError> {
+        let settled = self.settle(id, url, file, None, now).await?;
+        if self.config.keep_unsent || settled.as_ref().is_none_or(Vec::is_empty) {
+            return Ok(settled);
+        }
+        media
+            .put(id, downloaded.bytes, downloaded.content_type.as_deref())
+            .await?;
+        if let Some(key) = &file.media_key {
+            if !referenced(&self.store.transcript(id).await?, key, None) {
+                self.delete_unreferenced(media, id, key, None).await?;
+            }
+        }
+        Ok(settled)
+    }
+
     /// Forgets what the customer wrote in a removed message
-    /// ([`crate::conversation::ConversationConfig::keep_unsent`] off): the files kept for its
-    /// lines are deleted from the media store (unless another line of the conversation refers
-    /// to the same bytes), then its lines and edits become the removal. Each step can be
-    /// repeated, so a failure part-way is tried again whole. Returns the lines as updated.
+    /// ([`crate::conversation::ConversationConfig::keep_unsent`] off), in `conversation` (the
+    /// customer's open or latest one, where the removal is recorded), or else in the
+    /// customer's earlier conversation that holds it (the most recent [`HISTORY_SEARCHED`]),
+    /// whose agents are told. Returns `conversation`'s lines as updated.
     ///
     /// # Errors
     /// Store failures: tried again later.
@@ -144,27 +163,76 @@ impl Engine {
         conversation: &Conversation,
         mid: &str,
     ) -> Result<Vec<TranscriptLine>, StoreError> {
-        let id = conversation.id();
-        if let Some(media) = &self.media {
-            let lines = self.store.transcript(id).await?;
-            let mut kept: Vec<&str> = lines
-                .iter()
-                .filter(|l| l.forgotten_by(mid).is_some())
-                .filter_map(|l| match &l.body {
-                    LineBody::File(f) => f.media_key.as_deref(),
-                    _ => None,
-                })
-                .collect();
-            kept.sort_unstable();
-            kept.dedup();
+        let here = self.forget_in(conversation.id(), mid).await?;
+        if !here.is_empty() {
+            return Ok(here);
+        }
+        let earlier = self
+            .store
+            .history(
+                conversation.page(),
+                conversation.customer(),
+                HISTORY_SEARCHED,
+            )
+            .await?;
+        for older in earlier {
+            if older.conversation.id() == conversation.id() {
+                continue;
+            }
+            let lines = self.forget_in(older.conversation.id(), mid).await?;
+            if !lines.is_empty() {
+                self.notifier.updated(&older.conversation, &lines).await;
+                break;
+            }
+        }
+        Ok(here)
+    }
+
+    /// Forgets the message `mid` in the conversation `id`: the files kept for its
+    /// lines are deleted from the media store (unless another line of the conversation refers
+    /// to the same bytes), then its lines and edits become the removal, and its files are
+    /// looked at once more: one that another removal of the same bytes, running at the same
+    /// time, left because this message still held it, goes now. Each step can be repeated,
+    /// so a failure part-way is tried again whole. Returns the lines as updated.
+    ///
+    /// # Errors
+    /// Store failures: tried again later.
+    async fn forget_in(
+        &self,
+        id: &crate::ids::ConversationId,
+        mid: &str,
+    ) -> Result<Vec<TranscriptLine>, StoreError> {
+        let Some(media) = &self.media else {
+            return self.store.forget_message(id, mid).await;
+        };
+        let lines = self.store.transcript(id).await?;
+        let mut kept: Vec<&str> = lines
+            .iter()
+            .filter(|l| l.forgotten_by(mid).is_some())
+            .filter_map(|l| match &l.body {
+                LineBody::File(f) => f.media_key.as_deref(),
+                _ => None,
+            })
+            .collect();
+        kept.sort_unstable();
+        kept.dedup();
+        for key in &kept {
+            if !referenced(&lines, key, Some(mid)) {
+                self.delete_unreferenced(media.as_ref(), id, key, Some(mid))
+                    .await?;
+            }
+        }
+        let forgotten = self.store.forget_message(id, mid).await?;
+        if !kept.is_empty() {
+            let after = self.store.transcript(id).await?;
             for key in kept {
-                if !referenced(&lines, key, Some(mid)) {
-                    self.delete_unreferenced(media.as_ref(), id, key, Some(mid))
+                if !referenced(&after, key, None) {
+                    self.delete_unreferenced(media.as_ref(), id, key, None)
                         .await?;
                 }
             }
         }
-        self.store.forget_message(id, mid).await
+        Ok(forgotten)
     }
 
     /// Deletes the conversation's file `key`, which no line referred to (other than those of
@@ -231,6 +299,9 @@ impl Engine {
         Ok(Some(lines))
     }
 }
+
+/// How many of the customer's conversations a removal looks through for its message.
+pub(super) const HISTORY_SEARCHED: usize = 50;
 
 /// Deletes a conversation's file, unless its key is the bytes' digest alone: built-in stores
 /// kept files under such keys before keys were per conversation, and one may be shared with

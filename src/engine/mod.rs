@@ -121,6 +121,9 @@ pub struct Engine {
     /// This channel's app ([`EngineBuilder::app_id`]): echoes from another app are never ours.
     app_id: Option<crate::ids::AppId>,
     routing: crate::routing::Routing,
+    /// When each recent pass's `now` was taken, on this process's monotonic clock (see
+    /// [`Engine::pass_began`]).
+    passes: delivery::Passes,
 }
 
 impl std::fmt::Debug for Engine {

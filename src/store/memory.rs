@@ -161,6 +161,33 @@ impl ConversationStore for InMemoryStore {
             }))
     }
 
+    async fn history(
+        &self,
+        page: &PageId<'_>,
+        customer: &UserId<'_>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let inner = lock(&self.inner);
+        let mut all: Vec<Stored> = inner
+            .conversations
+            .values()
+            .filter(|e| {
+                e.conversation.page().as_str() == page.as_str()
+                    && e.conversation.customer().as_str() == customer.as_str()
+            })
+            .map(|e| Stored {
+                conversation: e.conversation.clone(),
+                version: e.version,
+            })
+            .collect();
+        all.sort_by(|a, b| {
+            (b.conversation.created_at(), b.conversation.id().as_str())
+                .cmp(&(a.conversation.created_at(), a.conversation.id().as_str()))
+        });
+        all.truncate(limit);
+        Ok(all)
+    }
+
     async fn find_latest(
         &self,
         page: &PageId<'_>,

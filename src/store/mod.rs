@@ -259,6 +259,24 @@ pub trait ConversationStore: Send + Sync {
         self.find_open(page, customer).await
     }
 
+    /// The customer's conversations on the page, the most recent first (as
+    /// [`ConversationStore::find_latest`] orders them), at most `limit`: the customer's
+    /// history, and where a removal of a message from an earlier conversation finds it. The
+    /// default has the most recent one only; the built-in stores have them all.
+    async fn history(
+        &self,
+        page: &PageId<'_>,
+        customer: &UserId<'_>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
+        Ok(self
+            .find_latest(page, customer)
+            .await?
+            .into_iter()
+            .take(limit)
+            .collect())
+    }
+
     /// A conversation by id.
     async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError>;
 

@@ -27,7 +27,7 @@
 //! | check | the contract |
 //! |---|---|
 //! | `stale_save_is_a_conflict` | `commit` with a stale `expected_version` fails with `Conflict` and overwrites nothing; updating a conversation never created fails with `NotFound` |
-//! | `one_open_conversation_per_customer` | at most one open conversation per page and customer: creating a second fails with `Conflict`; once the first is closed, a new one opens |
+//! | `one_open_conversation_per_customer` | at most one open conversation per page and customer: creating a second fails with `Conflict`; once the first is closed, a new one opens; `history` lists the customer's conversations on the page (open and closed, no other customer's), the first being `find_latest`'s, at most `limit` |
 //! | `concurrent_creates_make_one` | of concurrent creates for one page and customer, exactly one succeeds |
 //! | `transcript_is_append_only_and_ordered` | the transcript is append-only and read in order; a failed commit appends nothing; `append` to an unknown conversation fails with `NotFound` |
 //! | `removed_messages_are_forgotten` | `forget_message` turns the customer's lines of a message and its edits into the removal (`TranscriptLine::forgotten_by`), in place, once; never another author's line or a reaction |
@@ -117,7 +117,7 @@ const CHECKS: [(&str, &str); 16] = [
     ),
     (
         "one_open_conversation_per_customer",
-        "at most one open conversation per page and customer: creating a second fails with `Conflict`; once the first is closed, a new one opens",
+        "at most one open conversation per page and customer: creating a second fails with `Conflict`; once the first is closed, a new one opens; `history` lists the customer's conversations on the page (open and closed, no other customer's), the first being `find_latest`'s, at most `limit`",
     ),
     (
         "concurrent_creates_make_one",
@@ -418,11 +418,28 @@ async fn one_open_conversation_per_customer<S: ConversationStore + ?Sized>(store
         .await
         .unwrap();
     let open = store
-        .find_open(&PageId::new(page), &UserId::from("alice"))
+        .find_open(&PageId::new(page.clone()), &UserId::from("alice"))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(open.conversation.id(), second.id());
+    // The customer's history: both, the latest first; no other customer's.
+    let (page, alice) = (PageId::new(page), UserId::from("alice"));
+    let history = store.history(&page, &alice, 10).await.unwrap();
+    let mut ids: Vec<&str> = history
+        .iter()
+        .map(|s| s.conversation.id().as_str())
+        .collect();
+    let latest = store.find_latest(&page, &alice).await.unwrap().unwrap();
+    assert_eq!(
+        ids.first().copied(),
+        Some(latest.conversation.id().as_str())
+    );
+    ids.sort_unstable();
+    let mut expected = vec![first.id().as_str(), second.id().as_str()];
+    expected.sort_unstable();
+    assert_eq!(ids, expected);
+    assert_eq!(store.history(&page, &alice, 1).await.unwrap().len(), 1);
 }
 
 async fn concurrent_creates_make_one<S: ConversationStore + ?Sized + 'static>(store: Arc<S>) {

@@ -579,6 +579,22 @@ impl ConversationStore for Store {
         self.find(q::FIND_LATEST, page, customer).await
     }
 
+    async fn history(
+        &self,
+        page: &PageId<'_>,
+        customer: &UserId<'_>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(q::HISTORY)
+            .bind(page.as_str())
+            .bind(customer.as_str())
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        rows.into_iter().map(Self::stored).collect()
+    }
+
     async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError> {
         sqlx::query_as::<_, (String, i64)>(q::LOAD)
             .bind(id.as_str())

@@ -30,6 +30,9 @@ pub(super) const FIND_OPEN: &str =
 /// A customer's most recent conversation on a page, open or closed.
 pub(super) const FIND_LATEST: &str = "SELECT body, version FROM conversations WHERE page = $1 AND customer = $2 ORDER BY created_ms DESC, id DESC LIMIT 1";
 
+/// A customer's conversations on a page, the most recent first.
+pub(super) const HISTORY: &str = "SELECT body, version FROM conversations WHERE page = $1 AND customer = $2 ORDER BY created_ms DESC, id DESC LIMIT $3";
+
 /// A conversation by id.
 pub(super) const LOAD: &str = "SELECT body, version FROM conversations WHERE id = $1";
 
