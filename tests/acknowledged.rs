@@ -130,6 +130,78 @@ async fn burst(store: Arc<dyn ConversationStore>) {
     assert_eq!(mids, expected, "all 200, in timestamp order, once each");
 }
 
+/// Bodies each carrying one message of each of 6 customers, 16 bodies in flight, applied
+/// by the route's drain with the default concurrency (threads applied at once): every
+/// customer's messages recorded once each, in the order of their timestamps.
+async fn interleaved(store: Arc<dyn ConversationStore>) {
+    const CUSTOMERS: u64 = 6;
+    const EACH: u64 = 40;
+    let engine = engine(store.clone());
+    let url = serve(WebhookRoutes::new(engine, VerifyToken::new("v").unwrap())).await;
+    let http = reqwest::Client::new();
+    let customer = |c: u64| format!("2400000000000{c:04}");
+    let bodies: Vec<_> = (0..EACH)
+        .map(|i| {
+            signed((0..CUSTOMERS).fold(webhook(), |body, c| {
+                body.message(
+                    &customer(c),
+                    &format!("m_{c}_{i:03}"),
+                    "hello",
+                    t0() + Duration::from_millis(i),
+                )
+            }))
+        })
+        .collect();
+    let queue = Arc::new(std::sync::Mutex::new(bodies.into_iter()));
+    let mut workers = Vec::new();
+    for _ in 0..16 {
+        let (queue, http, url) = (queue.clone(), http.clone(), url.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().unwrap().next();
+                let Some(body) = next else { return };
+                assert_eq!(post(&http, &url, &body).await.status().as_u16(), 200);
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    for c in 0..CUSTOMERS {
+        let mids = customer_lines(&*store, &customer(c), 40).await;
+        let expected: Vec<String> = (0..EACH).map(|i| format!("m_{c}_{i:03}")).collect();
+        assert_eq!(mids, expected, "customer {c}: all, in order, once each");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interleaved_customers_are_each_recorded_in_order_in_memory() {
+    interleaved(Arc::new(InMemoryStore::new())).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interleaved_customers_are_each_recorded_in_order_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = messenger_channel::store::SqliteStore::open(dir.path().join("c.db"))
+        .await
+        .unwrap();
+    interleaved(Arc::new(store)).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interleaved_customers_are_each_recorded_in_order_on_postgres() {
+    let Some(url) = support::postgres::postgres_url() else {
+        return;
+    };
+    let url = support::postgres::fresh_postgres_database(&url, "mc_interleaved").await;
+    let store = messenger_channel::store::PostgresStore::connect(&url)
+        .await
+        .unwrap();
+    interleaved(Arc::new(store)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_for_one_customer_is_recorded_whole_in_memory() {
     burst(Arc::new(InMemoryStore::new())).await;

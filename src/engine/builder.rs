@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::{DEFAULT_CONFLICT_RETRIES, DEFAULT_DEDUP_TTL, DeliveryConfig, Engine, delivery, inbox};
+use super::{DEFAULT_APPLY_CONCURRENCY, DEFAULT_CONFLICT_RETRIES, DEFAULT_DEDUP_TTL, DeliveryConfig, Engine, delivery, inbox};
 use crate::agents::{AgentNotifier, AgentRouter, InMemoryRouter, RecordingNotifier};
 use crate::attachment::AttachmentPolicy;
 use crate::conversation::ConversationConfig;
@@ -27,6 +27,7 @@ pub struct EngineBuilder {
     config: ConversationConfig,
     download_inbound: bool,
     conflict_retries: u32,
+    apply_concurrency: usize,
     instance: Option<String>,
     delivery: DeliveryConfig,
     app_id: Option<AppId>,
@@ -117,6 +118,15 @@ impl EngineBuilder {
         self
     }
 
+    /// Sets how many threads (customers) a pass over the inbox applies at once (default
+    /// [`DEFAULT_APPLY_CONCURRENCY`]; at least 1). A thread's events are always applied one
+    /// after another, in order of receipt, whatever this is.
+    #[must_use]
+    pub fn apply_concurrency(mut self, threads: usize) -> Self {
+        self.apply_concurrency = threads.max(1);
+        self
+    }
+
     /// Names this instance in the outbox's claims. Give each instance sharing a database its
     /// own stable name (a host name, a pod name): an instance that starts again under the name
     /// it had takes back at once the effects it held when it stopped, instead of waiting for
@@ -160,6 +170,7 @@ impl EngineBuilder {
             config: self.config,
             download_inbound: self.download_inbound,
             conflict_retries: self.conflict_retries,
+            apply_concurrency: self.apply_concurrency,
             dedup_ttl: DEFAULT_DEDUP_TTL,
             claims: inbox::Claims::default(),
             passes: super::delivery::Passes::default(),
@@ -205,6 +216,7 @@ impl Engine {
             config: ConversationConfig::default(),
             download_inbound: false,
             conflict_retries: DEFAULT_CONFLICT_RETRIES,
+            apply_concurrency: DEFAULT_APPLY_CONCURRENCY,
             instance: None,
             delivery: DeliveryConfig::default(),
             app_id: None,

@@ -178,6 +178,18 @@ enum Applied {
     /// Another instance applied it first.
     ByAnother,
 }
+/// How one thread fared in a lane of a pass ([`Engine::apply_lane`]).
+struct ThreadOutcome {
+    thread: String,
+    handled: usize,
+    ignored: usize,
+    /// Left alone for the rest of the pass.
+    settled: bool,
+    /// To be looked at again (another instance applied one of its events meanwhile).
+    again: bool,
+    failed: Option<EngineError>,
+}
+
 impl Engine {
     /// Applies the pending events of these threads, each thread in order of receipt. A thread
     /// already being applied in this process is left to that work, which looks again before it
@@ -316,6 +328,10 @@ impl Engine {
                 break;
             };
             from = last.seq.saturating_add(1);
+            // The page's events of each wanted thread, in order; threads in lanes applied at
+            // the same time, each lane's threads one after another.
+            let mut groups: Vec<(String, Vec<InboxEvent>)> = Vec::new();
+            let mut group_of: HashMap<String, usize> = HashMap::new();
             for event in page {
                 let Some(thread) = wanted.get(&event.thread) else {
                     continue;
@@ -323,27 +339,36 @@ impl Engine {
                 if settled.contains(thread) {
                     continue;
                 }
-                if event.retry_at.is_some_and(|at| at > now) {
-                    // Waiting to be tried again: the sweep takes it up when it is due.
-                    settled.insert(thread.clone());
-                    continue;
+                let at = *group_of.entry(thread.clone()).or_insert_with(|| {
+                    groups.push((thread.clone(), Vec::new()));
+                    groups.len() - 1
+                });
+                groups[at].1.push(event);
+            }
+            let lanes = self.apply_concurrency.max(1).min(groups.len().max(1));
+            let mut lane_groups: Vec<Vec<(String, Vec<InboxEvent>)>> =
+                (0..lanes).map(|_| Vec::new()).collect();
+            for (i, group) in groups.into_iter().enumerate() {
+                lane_groups[i % lanes].push(group);
+            }
+            let outcomes = futures_util::future::join_all(
+                lane_groups
+                    .into_iter()
+                    .map(|lane| self.apply_lane(lane, now)),
+            )
+            .await;
+            for outcome in outcomes.into_iter().flatten() {
+                report.handled += outcome.handled;
+                report.ignored += outcome.ignored;
+                if outcome.settled {
+                    settled.insert(outcome.thread.clone());
                 }
-                let span = tracing::debug_span!("apply", key = %event.key, seq = event.seq);
-                match self.apply_event(&event, now).instrument(span).await {
-                    Ok(Applied::Handled) => report.handled += 1,
-                    Ok(Applied::Ignored) => report.ignored += 1,
-                    // Another instance is working on this thread: read it again.
-                    Ok(Applied::ByAnother) => {
-                        settled.insert(thread.clone());
-                        again.insert(thread.clone());
-                    }
-                    Err(e) => {
-                        self.apply_failed(&event, &e, now).await;
-                        tracing::warn!(thread, error = %e, "inbox event not applied; it stays pending");
-                        report.failed.push((thread.clone(), e));
-                        settled.insert(thread.clone());
-                        again.remove(thread);
-                    }
+                if outcome.again {
+                    again.insert(outcome.thread.clone());
+                }
+                if let Some(e) = outcome.failed {
+                    again.remove(&outcome.thread);
+                    report.failed.push((outcome.thread, e));
                 }
             }
         }
@@ -355,6 +380,54 @@ impl Engine {
             }
         }
         again
+    }
+
+    /// Applies each thread's events of one lane, in order, one thread after another; a
+    /// thread stops at its first event that fails, waits for a retry, or is being applied by
+    /// another instance.
+    async fn apply_lane(
+        &self,
+        lane: Vec<(String, Vec<InboxEvent>)>,
+        now: SystemTime,
+    ) -> Vec<ThreadOutcome> {
+        let mut outcomes = Vec::with_capacity(lane.len());
+        for (thread, events) in lane {
+            let mut outcome = ThreadOutcome {
+                thread,
+                handled: 0,
+                ignored: 0,
+                settled: false,
+                again: false,
+                failed: None,
+            };
+            for event in events {
+                if event.retry_at.is_some_and(|at| at > now) {
+                    // Waiting to be tried again: the sweep takes it up when it is due.
+                    outcome.settled = true;
+                    break;
+                }
+                let span = tracing::debug_span!("apply", key = %event.key, seq = event.seq);
+                match self.apply_event(&event, now).instrument(span).await {
+                    Ok(Applied::Handled) => outcome.handled += 1,
+                    Ok(Applied::Ignored) => outcome.ignored += 1,
+                    // Another instance is working on this thread: read it again.
+                    Ok(Applied::ByAnother) => {
+                        outcome.settled = true;
+                        outcome.again = true;
+                        break;
+                    }
+                    Err(e) => {
+                        self.apply_failed(&event, &e, now).await;
+                        tracing::warn!(thread = outcome.thread, error = %e, "inbox event not applied; it stays pending");
+                        outcome.settled = true;
+                        outcome.failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            outcomes.push(outcome);
+        }
+        outcomes
     }
 
     /// Records a failed attempt at an event: tried again after a backoff, and after

@@ -100,6 +100,11 @@ pub const ECHO_KEY_PREFIX: &str = "mc-effect:";
 /// redelivery).
 pub const DEFAULT_CONFLICT_RETRIES: u32 = 32;
 
+/// How many threads (customers) a pass over the inbox applies at once, by default: each
+/// thread's events one after another, in order of receipt. On a database served over the
+/// network (PostgreSQL) the round trips of one thread's commit overlap with another's.
+pub const DEFAULT_APPLY_CONCURRENCY: usize = 4;
+
 /// The channel's engine. Cheap to share (`Arc<Engine>`); every method takes `now`.
 pub struct Engine {
     webhook: Webhook,
@@ -113,6 +118,8 @@ pub struct Engine {
     config: ConversationConfig,
     download_inbound: bool,
     conflict_retries: u32,
+    /// How many threads a pass over the inbox applies at once ([`EngineBuilder::apply_concurrency`]).
+    apply_concurrency: usize,
     dedup_ttl: Duration,
     claims: inbox::Claims,
     instance: String,
