@@ -131,12 +131,20 @@ async fn burst(store: Arc<dyn ConversationStore>) {
 }
 
 /// Bodies each carrying one message of each of 6 customers, 16 bodies in flight, applied
-/// by the route's drain with the default concurrency (threads applied at once): every
-/// customer's messages recorded once each, in the order of their timestamps.
+/// by the route's drain four threads at once (the default is one, which the burst tests
+/// cover): every customer's messages recorded once each, in the order of their timestamps.
 async fn interleaved(store: Arc<dyn ConversationStore>) {
     const CUSTOMERS: u64 = 6;
     const EACH: u64 = 40;
-    let engine = engine(store.clone());
+    let router = Arc::new(InMemoryRouter::new());
+    router.set_presence(&AgentId::from("alice"), Presence::Available);
+    let engine = Arc::new(
+        Engine::builder(Webhook::new(&secret()), Arc::new(FakeSend::new()))
+            .store(store.clone())
+            .router(router)
+            .apply_concurrency(4)
+            .build(),
+    );
     let url = serve(WebhookRoutes::new(engine, VerifyToken::new("v").unwrap())).await;
     let http = reqwest::Client::new();
     let customer = |c: u64| format!("2400000000000{c:04}");

@@ -3,7 +3,10 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::{DEFAULT_APPLY_CONCURRENCY, DEFAULT_CONFLICT_RETRIES, DEFAULT_DEDUP_TTL, DeliveryConfig, Engine, delivery, inbox};
+use super::{
+    DEFAULT_APPLY_CONCURRENCY, DEFAULT_CONFLICT_RETRIES, DEFAULT_DEDUP_TTL, DeliveryConfig, Engine,
+    delivery, inbox,
+};
 use crate::agents::{AgentNotifier, AgentRouter, InMemoryRouter, RecordingNotifier};
 use crate::attachment::AttachmentPolicy;
 use crate::conversation::ConversationConfig;

@@ -100,10 +100,12 @@ pub const ECHO_KEY_PREFIX: &str = "mc-effect:";
 /// redelivery).
 pub const DEFAULT_CONFLICT_RETRIES: u32 = 32;
 
-/// How many threads (customers) a pass over the inbox applies at once, by default: each
-/// thread's events one after another, in order of receipt. On a database served over the
-/// network (PostgreSQL) the round trips of one thread's commit overlap with another's.
-pub const DEFAULT_APPLY_CONCURRENCY: usize = 4;
+/// How many threads (customers) a pass over the inbox applies at once, by default: one. Each
+/// thread's events are applied one after another, in order of receipt, whatever the setting
+/// ([`EngineBuilder::apply_concurrency`]); on PostgreSQL, several threads at once apply a
+/// backlog faster, at the cost of acknowledgements competing with more writers (see the
+/// README's measurements).
+pub const DEFAULT_APPLY_CONCURRENCY: usize = 1;
 
 /// The channel's engine. Cheap to share (`Arc<Engine>`); every method takes `now`.
 pub struct Engine {
