@@ -149,8 +149,10 @@ pub(super) struct QueuedFile {
 /// Shapes, from Meta's Send API reference and peers' fixtures: `button` (`text`, `buttons`),
 /// `generic` and `list` (`elements[]` with `title`, `subtitle`, `default_action`, `buttons`),
 /// `media` (`elements[]` with `media_type`, `url`, `buttons`), `receipt` (`recipient_name`,
-/// `elements[]` with `title`, `subtitle`) and others with the same parts. Fields of another
-/// shape are skipped.
+/// `elements[]` with `title`, `subtitle`) and others with the same parts; and a product a
+/// customer shares from a shop (`product.elements[]` with `title`, `subtitle` (its price),
+/// `image_url`, `retailer_id`, as in Meta's messages reference and restfb's fixtures), whose
+/// link is its image. Fields of another shape are skipped.
 pub(super) fn template_text(payload: &serde_json::Value) -> (Option<String>, Option<String>) {
     use serde_json::Value;
     let text = |v: &Value, key: &str| {
@@ -183,17 +185,17 @@ pub(super) fn template_text(payload: &serde_json::Value) -> (Option<String>, Opt
     if let Some(b) = buttons(payload, &mut link) {
         lines.push(b);
     }
-    for element in payload
-        .get("elements")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    let products = template_elements(payload.get("product"));
+    let is_product = !products.is_empty();
+    for element in template_elements(Some(payload)).iter().chain(products) {
         if link.is_none() {
             link = element
                 .get("default_action")
                 .and_then(|a| text(a, "url"))
                 .or_else(|| text(element, "url"));
+            if is_product && link.is_none() {
+                link = text(element, "image_url");
+            }
         }
         let words: Vec<String> = [text(element, "title"), text(element, "subtitle")]
             .into_iter()
@@ -211,6 +213,14 @@ pub(super) fn template_text(payload: &serde_json::Value) -> (Option<String>, Opt
         }
     }
     ((!lines.is_empty()).then(|| lines.join("\n")), link)
+}
+
+/// A template's (or a shared product's) `elements`, or none.
+fn template_elements(owner: Option<&serde_json::Value>) -> &[serde_json::Value] {
+    owner
+        .and_then(|o| o.get("elements"))
+        .and_then(serde_json::Value::as_array)
+        .map_or(&[], Vec::as_slice)
 }
 
 /// The files of a message, as the inbox keeps them.

@@ -431,7 +431,8 @@ fn read_item<'a>(
                     Ok(())
                 }
                 "user_ref" => {
-                    sender_user_ref = lenient_str(r, "sender.user_ref")?;
+                    // A string, or a number in older payloads (restfb's chat-plugin postback).
+                    sender_user_ref = lenient(r, |r| r.id("sender.user_ref").map(Some))?;
                     Ok(())
                 }
                 _ => r.skip().map(drop),
@@ -490,7 +491,8 @@ fn read_item<'a>(
                 EventKind::AccountLinking(read_account_linking(r)?),
             )?,
             _ => {
-                if unknown_key.is_none() && r.peek()? == b'{' {
+                // An event is an object, or (`message_request: "accept"`) a string.
+                if unknown_key.is_none() && matches!(r.peek()?, b'{' | b'"') {
                     unknown_key = Some(key.to_owned());
                 }
                 r.skip()?;
@@ -608,7 +610,11 @@ fn read_message<'a>(r: &mut Reader<'a>) -> Result<EventKind<'a>, Fail> {
             "attachments" => {
                 if !r.null()? {
                     r.array("message.attachments", |r, _| {
-                        attachments.push(read_attachment(r)?);
+                        // An empty object (`[{}]`, as tock's tests send) says nothing: no
+                        // attachment. One with fields but no `type` stays an error.
+                        if let Some(a) = read_attachment(r)? {
+                            attachments.push(a);
+                        }
                         Ok(())
                     })?;
                 }
@@ -671,8 +677,9 @@ fn attachment_kind(s: JsonStr<'_>) -> AttachmentKind<'_> {
     }
 }
 
-fn read_attachment<'a>(r: &mut Reader<'a>) -> Result<Attachment<'a>, Fail> {
+fn read_attachment<'a>(r: &mut Reader<'a>) -> Result<Option<Attachment<'a>>, Fail> {
     let mut kind = None;
+    let mut empty = true;
     let mut a = Attachment {
         kind: AttachmentKind::File,
         url: None,
@@ -682,9 +689,16 @@ fn read_attachment<'a>(r: &mut Reader<'a>) -> Result<Attachment<'a>, Fail> {
         payload: None,
     };
     r.object("message.attachments[]", |r, key| {
+        empty = false;
         match key {
             "type" => kind = Some(attachment_kind(r.str("message.attachments[].type")?)),
-            "url" => a.url = lenient_str(r, "message.attachments[].url")?,
+            // `URL`: the fallback shape of Meta's older reference, which messenger4j's and
+            // bottender's tests keep (`"URL": …, "payload": null`).
+            "url" | "URL" => {
+                if let Some(url) = lenient_str(r, "message.attachments[].url")? {
+                    a.url.get_or_insert(url);
+                }
+            }
             "title" => a.title = lenient_str(r, "message.attachments[].title")?,
             "payload" => {
                 if r.null()? {
@@ -734,8 +748,11 @@ fn read_attachment<'a>(r: &mut Reader<'a>) -> Result<Attachment<'a>, Fail> {
         }
         Ok(())
     })?;
+    if empty {
+        return Ok(None);
+    }
     a.kind = kind.ok_or_else(|| shape("message.attachments[].type", Problem::Missing))?;
-    Ok(a)
+    Ok(Some(a))
 }
 
 fn read_coordinates(r: &mut Reader<'_>) -> Result<Coordinates, Fail> {
