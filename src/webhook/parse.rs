@@ -431,8 +431,7 @@ fn read_item<'a>(
                     Ok(())
                 }
                 "user_ref" => {
-                    // A string, or a number in older payloads (restfb's chat-plugin postback).
-                    sender_user_ref = lenient(r, |r| r.id("sender.user_ref").map(Some))?;
+                    sender_user_ref = lenient_str(r, "sender.user_ref")?;
                     Ok(())
                 }
                 _ => r.skip().map(drop),
