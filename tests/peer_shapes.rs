@@ -4,8 +4,8 @@
 //! then handled by an engine (a `FakeSend` and an `InMemoryStore`, twice, as Meta redelivers).
 //!
 //! For each body: what every item parses to (an event kind, or the field of its item error),
-//! and the lines an agent reads in the customer's conversation. A body the channel does not
-//! act on opens no conversation. "The customer sent an unsupported message type" appears only
+//! and the lines an agent reads in the customer's conversation, opened by a first message of
+//! theirs. A body the channel does not act on adds no line. "The customer sent an unsupported message type" appears only
 //! where the customer did send something the channel cannot show.
 //!
 //! The bodies are the peers' test data, reproduced as fixtures: restfb's
@@ -30,6 +30,8 @@ use messenger_channel::webhook::signature::sign_sha256;
 use messenger_channel::webhook::{EventKind, Webhook};
 
 const SECRET: &str = "peer-shapes-secret";
+/// The customer's first message, before each body.
+const OPENING: &str = "hello, this is the customer";
 
 /// One body and what an agent should read of it.
 struct Case {
@@ -38,7 +40,8 @@ struct Case {
     body: &'static str,
     /// Each item: its event kind, or `err FIELD` for an item error.
     items: &'static [&'static str],
-    /// The customer's conversation, line by line ([`render`]); empty when the body opens none.
+    /// The lines the body adds to the customer's conversation ([`render`]), after a first
+    /// message of theirs; empty when it adds none (or has no customer).
     lines: &'static [&'static str],
 }
 
@@ -119,9 +122,12 @@ fn cases() -> Vec<Case> {
                 "link template: product name — product price as a string <https://scontent.xx.fbcdn.net/v/andSoOn.png>"
             ]
         ),
-        // Left (PEERS.md): a message with nothing in it opens no conversation, so the agent
-        // does not learn that the customer sent something Messenger could not pass on.
-        case!("restfb-isunsupported", ["message"], []),
+        // Something Messenger could not pass on: the agent learns the customer wrote.
+        case!(
+            "restfb-isunsupported",
+            ["message"],
+            ["notice: Error: Customer sent an unsupported message type (unsupported)."]
+        ),
         case!(
             "restfb-button-template",
             ["message"],
@@ -137,12 +143,22 @@ fn cases() -> Vec<Case> {
             ["message"],
             ["location -: https://www.openstreetmap.org/?mlat=12.34&mlon=43.21#map=17/12.34/43.21"]
         ),
-        // Edits, removals and reactions of messages the channel never saw open no
-        // conversation (tests/thread_events.rs shows them in one).
-        case!("restfb-message-edits", ["message_edit"], []),
-        case!("restfb-isdeleted", ["message"], []),
-        case!("restfb-reaction-1", ["reaction"], []),
-        case!("restfb-reaction-2", ["reaction"], []),
+        case!(
+            "restfb-message-edits",
+            ["message_edit"],
+            ["edit mid.1457764197618:41d102a3e1ae206a38 #37: hello, world!"]
+        ),
+        case!("restfb-isdeleted", ["message"], ["unsent message_id"]),
+        case!(
+            "restfb-reaction-1",
+            ["reaction"],
+            ["reaction original_message_id: \u{1F622}"]
+        ),
+        case!(
+            "restfb-reaction-2",
+            ["reaction"],
+            ["reaction original_message_id: - (removed)"]
+        ),
         case!("restfb-reply-1", ["message"], ["text: hello, world!"]),
         case!("restfb-reply-2", ["message"], ["text: hello, world!"]),
         case!(
@@ -183,8 +199,14 @@ fn cases() -> Vec<Case> {
                 "location -: https://www.openstreetmap.org/?mlat=52.3765533&mlon=9.7389123#map=17/52.3765533/9.7389123"
             ]
         ),
-        // The Page's own message, to a customer with no open conversation: nothing to show.
-        case!("messenger4j-template-echo", ["echo"], []),
+        // Another app's receipt, as the agent reads it.
+        case!(
+            "messenger4j-template-echo",
+            ["echo"],
+            [
+                "link template: Samsung Gear VR — Frost White\nOculus Rift — Includes: headset, sensor, remote <->"
+            ]
+        ),
         case!("messenger4j-delivery-without-mids", ["delivery"], []),
         case!(
             "messenger4j-postback-ad-referral",
@@ -266,7 +288,7 @@ fn engine(store: Arc<dyn ConversationStore>) -> Engine {
     .build()
 }
 
-fn headers(body: &[u8]) -> http::HeaderMap {
+fn headers_for(body: &[u8]) -> http::HeaderMap {
     let mut headers = http::HeaderMap::new();
     let signature = sign_sha256(&AppSecret::new(SECRET).unwrap(), body);
     headers.insert("x-hub-signature-256", signature.parse().unwrap());
@@ -276,7 +298,7 @@ fn headers(body: &[u8]) -> http::HeaderMap {
 /// What an agent reads of one body: its items, and the customer's conversation.
 async fn read(case: &Case) -> (Vec<String>, Vec<String>) {
     let body = case.body.as_bytes();
-    let headers = headers(body);
+    let headers = headers_for(body);
     let webhook = Webhook::new(&AppSecret::new(SECRET).unwrap());
     let batch = webhook
         .verify_and_parse(&headers, body)
@@ -297,6 +319,19 @@ async fn read(case: &Case) -> (Vec<String>, Vec<String>) {
     let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
     let engine = engine(store.clone());
     let now = t0();
+    // The customer wrote first, so that what the body adds to a conversation (a reaction,
+    // an edit, the Page's reply) shows, and what it does not add is seen to add nothing.
+    if let Some((page, customer)) = &thread {
+        let opening = serde_json::json!({"object": "page", "entry": [{"id": page, "time": 1,
+            "messaging": [{"sender": {"id": customer}, "recipient": {"id": page},
+                "timestamp": 1, "message": {"mid": "m_opening", "text": OPENING}}]}]})
+        .to_string();
+        let report = engine
+            .handle_webhook(&headers_for(opening.as_bytes()), opening.as_bytes(), now)
+            .await
+            .unwrap();
+        assert_eq!(report.handled, 1, "{}: the opening message", case.name);
+    }
     let first = engine.handle_webhook(&headers, body, now).await.unwrap();
     assert!(first.failed.is_empty(), "{}: {:?}", case.name, first.failed);
     let again = engine.handle_webhook(&headers, body, now).await.unwrap();
@@ -318,6 +353,13 @@ async fn read(case: &Case) -> (Vec<String>, Vec<String>) {
             .iter()
             .map(|l| render(&l.body))
             .collect();
+        assert_eq!(
+            lines.first().map(String::as_str),
+            Some(format!("text: {OPENING}").as_str()),
+            "{}",
+            case.name
+        );
+        lines.remove(0);
     }
     (items, lines)
 }
@@ -333,11 +375,16 @@ async fn every_peer_body_reads_as_the_customer_sent_it() {
                 case.name
             ));
         }
-        // The notice is for what cannot be read: a file the policy refuses, a location
-        // without coordinates (see PEERS.md).
+        // The notice is for what cannot be read: a message Messenger flags unsupported, a
+        // file the policy refuses, a location without coordinates (see PEERS.md).
         let unsupported = lines.iter().any(|l| l.contains(UNSUPPORTED_INBOUND_NOTICE));
         if unsupported
-            && !["messenger4j-attachments", "gem-location-string-coordinates"].contains(&case.name)
+            && ![
+                "restfb-isunsupported",
+                "messenger4j-attachments",
+                "gem-location-string-coordinates",
+            ]
+            .contains(&case.name)
         {
             wrong.push(format!("{}: reads as unsupported: {lines:?}", case.name));
         }
@@ -379,7 +426,7 @@ fn fixed_shapes_keep_their_fields() {
         let case = cases().into_iter().find(|c| c.name == name).unwrap();
         let body = case.body.as_bytes();
         let batch = Webhook::new(&AppSecret::new(SECRET).unwrap())
-            .verify_and_parse(&headers(body), body)
+            .verify_and_parse(&headers_for(body), body)
             .unwrap();
         batch.into_items().into_iter().next().unwrap().unwrap()
     };

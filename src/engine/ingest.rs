@@ -141,6 +141,23 @@ pub(super) struct QueuedFile {
     pub(super) template: Option<String>,
 }
 
+impl QueuedFile {
+    /// What stands for the content of a message that has none the channel can read: no
+    /// file, no link; its lines are the unsupported-message notice.
+    fn unsupported() -> Self {
+        Self {
+            kind: "unsupported".to_owned(),
+            name: None,
+            url: None,
+            title: None,
+            sticker_id: None,
+            coordinates: None,
+            sticker: false,
+            template: None,
+        }
+    }
+}
+
 /// What a template says (a bot's or the Page's message with buttons or cards), one part a
 /// line: its `text`, each element's title and subtitle (`title — subtitle`), and the buttons'
 /// titles (`[Title]`, on the line of what they belong to); with its first link (a `web_url`
@@ -278,12 +295,21 @@ fn queued(event: &Event<'_>) -> Option<Queued> {
         EventKind::Message(m) if m.is_deleted => QueuedKind::Unsent {
             mid: m.mid.as_str().to_owned(),
         },
-        EventKind::Message(m) => QueuedKind::Message {
-            mid: m.mid.as_str().to_owned(),
-            text: m.text.as_ref().map(owned),
-            files: queued_files(&m.attachments),
-            reply_to: m.reply_to.as_ref().map(|r| r.as_str().to_owned()),
-        },
+        EventKind::Message(m) => {
+            let mut files = queued_files(&m.attachments);
+            // A message with neither text nor attachment is one Messenger could not pass on
+            // (`is_unsupported: true`, in restfb's fixtures): the agent is told the customer
+            // wrote, with the unsupported-message notice, rather than nothing.
+            if m.text.is_none() && files.is_empty() {
+                files.push(QueuedFile::unsupported());
+            }
+            QueuedKind::Message {
+                mid: m.mid.as_str().to_owned(),
+                text: m.text.as_ref().map(owned),
+                files,
+                reply_to: m.reply_to.as_ref().map(|r| r.as_str().to_owned()),
+            }
+        }
         // An echo this channel did not send (ours carry a key, and were taken out before).
         EventKind::Echo(e) => QueuedKind::Outside {
             mid: e.message.mid.as_str().to_owned(),
