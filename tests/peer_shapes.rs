@@ -13,7 +13,8 @@
 //! whole; items of bottender's `MessengerEvent.spec.ts` / `MessengerConnector.spec.ts`, fbmq's
 //! `tests/test_events.py`, the facebook-messenger gem's `spec/.../incoming/*_spec.rb` (Ruby
 //! hashes written as JSON) and tock's `WebhookDeserializationTest.kt` put in an entry of
-//! their page; Meta's examples from its messages reference.
+//! their page; Meta's examples from its messages reference. botbuilder's Facebook adapter
+//! tests post bodies without Meta's envelope; those are refused whole (see [`refused`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -27,7 +28,7 @@ use messenger_channel::secret::AppSecret;
 use messenger_channel::store::{ConversationStore, InMemoryStore};
 use messenger_channel::testing::FakeSend;
 use messenger_channel::webhook::signature::sign_sha256;
-use messenger_channel::webhook::{EventKind, Webhook};
+use messenger_channel::webhook::{EventKind, ParseError, Webhook, WebhookError};
 
 const SECRET: &str = "peer-shapes-secret";
 /// The customer's first message, before each body.
@@ -271,6 +272,37 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// Bodies refused whole, and why: botbuilder's Facebook adapter tests (botkit's
+/// `packages/botbuilder-adapter-facebook/tests/FacebookAdapter.tests.js`) post bodies with no
+/// `object`, entries with no `id` and items with no `timestamp`, which Meta never sends; a
+/// receiver answers 400 rather than guess whose page they are for.
+fn refused() -> Vec<(&'static str, &'static str, ParseError)> {
+    vec![
+        (
+            "botbuilder-message-sticker",
+            include_str!("fixtures/webhook/peers/botbuilder-message-sticker.json"),
+            ParseError::MissingObject,
+        ),
+        (
+            "botbuilder-read",
+            include_str!("fixtures/webhook/peers/botbuilder-read.json"),
+            ParseError::MissingObject,
+        ),
+    ]
+}
+
+#[test]
+fn bodies_without_the_envelope_are_refused_whole() {
+    for (name, body, error) in refused() {
+        let body = body.as_bytes();
+        let refused = Webhook::new(&AppSecret::new(SECRET).unwrap())
+            .verify_and_parse(&headers_for(body), body)
+            .unwrap_err();
+        assert_eq!(refused, WebhookError::Parse(error), "{name}");
+        assert_eq!(refused.status(), 400, "{name}");
+    }
+}
+
 fn t0() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_718_000_000)
 }
@@ -396,7 +428,11 @@ async fn every_peer_body_reads_as_the_customer_sent_it() {
 fn every_fixture_has_a_case_and_every_case_a_row_in_peers_md() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/webhook");
     let peers_md = std::fs::read_to_string(dir.join("PEERS.md")).unwrap();
-    let names: Vec<&str> = cases().iter().map(|c| c.name).collect();
+    let names: Vec<&str> = cases()
+        .iter()
+        .map(|c| c.name)
+        .chain(refused().iter().map(|r| r.0))
+        .collect();
     let mut files: Vec<String> = std::fs::read_dir(dir.join("peers"))
         .unwrap()
         .map(|e| {
