@@ -70,6 +70,7 @@
 //! | [`store`] | what the channel keeps: traits, in memory, on SQLite and PostgreSQL |
 //! | [`routing`] | work distribution as pure decisions: queues (Push, Pick), routing rules, skills, who gets an offer |
 //! | [`agents`] | how agents are found and told: the router (capacity, presence, reservations; in memory or in the shared store) and notifier traits, in-memory versions |
+//! | [`texts`] | what the crate says to agents in their language: a catalogue with English and Spanish, and room for a host's language |
 //! | [`engine`] | webhooks to transitions to effects, committed and delivered; what each answer guarantees |
 //! | `axum` | the webhook as a ready axum `Router` (feature `axum`) |
 //! | `testing` | for hosts' tests (feature `test-util`): signed webhook bodies, a fake `SendApi` that records, a manual clock, the store conformance suite |
@@ -112,6 +113,7 @@ pub mod store;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
+pub mod texts;
 mod time;
 pub mod webhook;
 pub mod window;

@@ -100,12 +100,15 @@ fn start_desk(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Desk {
     for (k, v) in env {
         command.env(k, v);
     }
-    let mut child = command
-        .spawn()
-        .expect("the desk example is built (cargo test builds examples)");
+    // Guarded at once: a desk that fails to start is killed with the panic.
+    let mut process = Guard(
+        command
+            .spawn()
+            .expect("the desk example is built (cargo test builds examples)"),
+    );
     // Its lines, read on a thread of their own (and on after start-up, so the desk never
     // writes into a closed pipe).
-    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let stdout = BufReader::new(process.0.stdout.take().unwrap());
     let (lines, printed) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in stdout.lines() {
@@ -131,7 +134,7 @@ fn start_desk(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Desk {
         }
     }
     Desk {
-        _process: Guard(child),
+        _process: process,
         base: base.expect("the desk prints its address"),
         password,
         http: reqwest::Client::new(),
@@ -793,6 +796,11 @@ async fn the_webhook_can_listen_apart_from_the_agent_page() {
 
 /// A browser session of its own (its own profile, so its own cookies).
 async fn browser(driver: &str, profile: &Path, downloads: &Path) -> Client {
+    browser_in(driver, profile, downloads, "en-US,en").await
+}
+
+/// A browser session whose `Accept-Language` is `languages`.
+async fn browser_in(driver: &str, profile: &Path, downloads: &Path, languages: &str) -> Client {
     let mut capabilities = serde_json::Map::new();
     capabilities.insert("browserName".into(), json!("chrome"));
     capabilities.insert(
@@ -801,8 +809,10 @@ async fn browser(driver: &str, profile: &Path, downloads: &Path) -> Client {
             "binary": CHROMIUM,
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                      "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1280,860", format!("--lang={}", languages.split(',').next().unwrap_or("en")),
                      format!("--user-data-dir={}", profile.display())],
-            "prefs": {"download.default_directory": downloads.display().to_string(), "download.prompt_for_download": false}
+            "prefs": {"download.default_directory": downloads.display().to_string(), "download.prompt_for_download": false,
+                      "intl.accept_languages": languages}
         }),
     );
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -870,6 +880,56 @@ async fn type_into(c: &Client, css: &str, text: &str) {
     element.send_keys(text).await.unwrap();
 }
 
+/// Saves what the browser shows as `NAME.png` in the directory `MESSENGER_CHANNEL_SCREENSHOTS`
+/// names, when it is set (`scripts/screenshots.sh` makes the README's pictures so).
+async fn screenshot(c: &Client, name: &str) {
+    let Some(dir) = std::env::var_os("MESSENGER_CHANNEL_SCREENSHOTS") else {
+        return;
+    };
+    let png = c.screenshot().await.unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+}
+
+/// Skips a browser test (loudly) where there is no chromedriver; CI must have it.
+fn no_browser() -> bool {
+    if Path::new(CHROMEDRIVER).exists() {
+        return false;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must install chromium-driver"
+    );
+    eprintln!(
+        "\n*** SKIPPED: the browser test needs {CHROMEDRIVER} (apt-get install chromium chromium-driver) ***\n"
+    );
+    true
+}
+
+/// Starts chromedriver on a free port; its address.
+fn chromedriver() -> (Guard, String) {
+    let port = free_port();
+    let driver = Guard(
+        Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    (driver, format!("http://127.0.0.1:{port}"))
+}
+
+/// The seconds an offer's countdown shows.
+fn countdown(offer: &str, within: &str) -> u64 {
+    offer
+        .split(within)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no countdown in {offer}"))
+}
+
 /// Signs in on the page.
 async fn sign_in(c: &Client, base: &str, name: &str, password: &str) {
     c.goto(&format!("{base}/")).await.unwrap();
@@ -886,6 +946,22 @@ async fn sign_in(c: &Client, base: &str, name: &str, password: &str) {
 /// What a script in the page answers (a promise is awaited).
 async fn page_eval(c: &Client, script: &str) -> Value {
     c.execute(script, vec![]).await.unwrap()
+}
+
+/// Waits until a script in the page answers `expected`.
+async fn wait_eval(c: &Client, script: &str, expected: &Value) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = c.execute(script, vec![]).await.unwrap_or(Value::Null);
+        if got == *expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {script} to be {expected}; it is {got}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// No alert is open: no hostile script ran in this browser.
@@ -949,6 +1025,8 @@ async fn agent_desk_in_a_real_browser() {
     let bob = browser(&driver, &work.path().join("profile-bob"), &downloads).await;
     // A wrong password first: the page says so, in words.
     alice.goto(&format!("{base}/")).await.unwrap();
+    wait_text(&alice, "#simulation", |t| t.contains("Simulation")).await;
+    screenshot(&alice, "desk-sign-in").await;
     type_into(&alice, "#agent-name", "alice").await;
     type_into(&alice, "#password", "not the password").await;
     click(&alice, "#signin").await;
@@ -1199,6 +1277,32 @@ async fn agent_desk_in_a_real_browser() {
     })
     .await;
     wait_text(&bob, ".line.Customer .reactions", |t| !t.is_empty()).await;
+    // Every line says when; pictures are previewed; files download under their names; the
+    // buttons are those an active conversation allows.
+    let page = page_eval(
+        &bob,
+        "return [[...document.querySelectorAll('#transcript .line')].every((l) => /\\d\\d:\\d\\d/.test(l.querySelector('.time').textContent)), \
+                 [...document.querySelectorAll('#transcript img.preview')].map((i) => i.alt), \
+                 [...document.querySelectorAll('#transcript a[download]')].map((a) => a.getAttribute('download')), \
+                 ['send', 'attach', 'end', 'close', 'revive'].map((id) => document.getElementById(id).disabled), \
+                 document.getElementById('title').textContent];",
+    )
+    .await;
+    assert_eq!(page[0], true, "a line without its time: {page}");
+    assert!(
+        page[1].as_array().unwrap().contains(&json!("label.png")),
+        "{page}"
+    );
+    assert!(
+        page[2].as_array().unwrap().contains(&json!("label.png")),
+        "{page}"
+    );
+    assert_eq!(page[3], json!([false, false, false, false, true]), "{page}");
+    assert!(
+        page[4].as_str().unwrap().contains("Facebook user ·0001"),
+        "{page}"
+    );
+    screenshot(&bob, "desk-conversation").await;
 
     // Hostile content stays text: a reaction and a link title that are markup, and a
     // `javascript:` link, neither run nor linked.
@@ -1211,9 +1315,10 @@ async fn agent_desk_in_a_real_browser() {
         t.matches("<img src=x").count() >= 2
     })
     .await;
+    // (Pictures the desk keeps are previewed, class `preview`; no other image is made.)
     let state = page_eval(
         &bob,
-        "return [typeof window.__xss, document.querySelectorAll('#transcript img:not(.sticker)').length, [...document.querySelectorAll('#transcript a')].filter((a) => /^\\s*javascript:/i.test(a.getAttribute('href') || '')).length];",
+        "return [typeof window.__xss, document.querySelectorAll('#transcript img:not(.sticker):not(.preview)').length, [...document.querySelectorAll('#transcript a')].filter((a) => /^\\s*javascript:/i.test(a.getAttribute('href') || '')).length];",
     )
     .await;
     assert_eq!(state, json!(["undefined", 0, 0]), "nothing ran or linked");
@@ -1245,4 +1350,296 @@ async fn agent_desk_in_a_real_browser() {
 
     alice.close().await.unwrap();
     bob.close().await.unwrap();
+}
+
+/// Phase two of the desk: it survives a reload mid-offer (the same offer, what is left of its
+/// countdown) and a restart (presence, capacity in use and the agent's conversation come
+/// back; the open page says it lost the desk, then reconnects by itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desk_survives_reloads_and_restarts() {
+    if no_browser() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let desk = start_desk(&data, &[], &[]);
+    let base = desk.base.clone();
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    let password = desk.password.clone().expect("simulation prints a password");
+    let (_driver, driver) = chromedriver();
+    let downloads = work.path().join("downloads");
+    let alice = browser(&driver, &work.path().join("profile-alice"), &downloads).await;
+    sign_in(&alice, &base, "alice", &password).await;
+
+    // An offer, then a reload mid-offer: the same offer, its countdown going on.
+    desk.sim(json!({"kind": "text", "text": "Where is my order?"}))
+        .await;
+    let before = wait_text(&alice, "#offers .offer", |t| t.contains("Accept within")).await;
+    let left = countdown(&before, "within ");
+    alice.refresh().await.unwrap();
+    wait_text(&alice, "#status", |t| t.contains("Signed in as Alice")).await;
+    let after = wait_text(&alice, "#offers .offer", |t| t.contains("Accept within")).await;
+    assert!(
+        after.contains("Facebook user ·0001"),
+        "the offer names the customer: {after}"
+    );
+    let still = countdown(&after, "within ");
+    assert!(
+        still <= left && still > 0,
+        "the countdown goes on: {left} then {still}"
+    );
+
+    // Accepted and answered; presence set to Busy.
+    click(&alice, "#offers .offer .accept").await;
+    wait_text(&alice, "#title", |t| t.contains("Active")).await;
+    type_into(&alice, "#reply", "It left the warehouse today").await;
+    click(&alice, "#send").await;
+    desk.wait_inbox("the reply", |i| {
+        i["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["text"] == "It left the warehouse today")
+    })
+    .await;
+    alice
+        .find(Locator::Css("#presence"))
+        .await
+        .unwrap()
+        .select_by_value("busy")
+        .await
+        .unwrap();
+    wait_text(&alice, "#agents", |t| t.contains("alice: Busy 1/10")).await;
+
+    // The desk stops: the open page says so.
+    drop(desk);
+    wait_text(&alice, "#connection", |t| {
+        t.contains("Connection to the desk lost")
+    })
+    .await;
+    // What the page holds now is marked, to tell it from what the new desk sends.
+    page_eval(&alice, "data.stale = true; return true;").await;
+
+    // It starts again on the same data and port: the page reconnects by itself, and the
+    // presence, the capacity in use and the conversation are as they were.
+    let desk = start_desk(&data, &["--port", &port], &[]);
+    assert_eq!(desk.base, base);
+    // What the page shows now comes from the new desk: the banner goes when the event stream
+    // is back, and a fresh list is fetched then (the list's time is the new desk's).
+    wait_eval(
+        &alice,
+        "return getComputedStyle(document.getElementById('connection')).display;",
+        &json!("none"),
+    )
+    .await;
+    wait_eval(
+        &alice,
+        "return !data.stale && document.getElementById('agents').textContent;",
+        &json!("alice: Busy 1/10"),
+    )
+    .await;
+    wait_text(&alice, "#title", |t| t.contains("Active")).await;
+    wait_text(&alice, "#transcript", |t| {
+        t.contains("Where is my order?") && t.contains("It left the warehouse today")
+    })
+    .await;
+    let presence = page_eval(&alice, "return document.getElementById('presence').value;").await;
+    assert_eq!(presence, "busy");
+    // A reload after the restart shows the same.
+    alice.refresh().await.unwrap();
+    wait_text(&alice, "#agents", |t| t.contains("alice: Busy 1/10")).await;
+    wait_text(&alice, "#transcript", |t| {
+        t.contains("It left the warehouse today")
+    })
+    .await;
+    // And the customer's next message reaches the agent who holds the conversation.
+    desk.sim(json!({"kind": "text", "text": "Thank you!"}))
+        .await;
+    wait_text(&alice, "#transcript", |t| t.contains("Thank you!")).await;
+
+    // Ending it: only the actions wrap-up allows are enabled; closing it moves it to the
+    // closed list, where it can still be read.
+    click(&alice, "#end").await;
+    wait_text(&alice, "#title", |t| t.contains("Wrap-up")).await;
+    let enabled = page_eval(
+        &alice,
+        "return ['send', 'attach', 'end', 'close', 'revive'].map((id) => !document.getElementById(id).disabled);",
+    )
+    .await;
+    assert_eq!(enabled, json!([false, false, false, true, false]));
+    click(&alice, "#close").await;
+    wait_text(&alice, "#closed", |t| t.contains("Facebook user ·0001")).await;
+    click(&alice, "#closed li").await;
+    wait_text(&alice, "#title", |t| t.contains("Closed")).await;
+    wait_text(&alice, "#transcript", |t| t.contains("Thank you!")).await;
+    wait_text(&alice, "#readonly", |t| t.contains("Read only")).await;
+
+    // The customer writes again: a new conversation (alice is available again), whose
+    // earlier one is readable.
+    alice
+        .find(Locator::Css("#presence"))
+        .await
+        .unwrap()
+        .select_by_value("available")
+        .await
+        .unwrap();
+    wait_text(&alice, "#agents", |t| t.contains("alice: Available 0/10")).await;
+    desk.sim(json!({"kind": "text", "text": "One more question"}))
+        .await;
+    wait_text(&alice, "#offers .offer", |t| t.contains("Accept within")).await;
+    click(&alice, "#offers .offer .accept").await;
+    wait_text(&alice, "#transcript", |t| t.contains("One more question")).await;
+    wait_text(&alice, "#history", |t| t.contains("Closed")).await;
+    click(&alice, "#history li").await;
+    wait_text(&alice, "#transcript", |t| t.contains("Where is my order?")).await;
+    alice.close().await.unwrap();
+}
+
+/// The desk in Spanish, for an account whose language is `es`, with the queue view: the
+/// offer, the states, the errors (a refused attachment, from the crate's catalogue) and the
+/// crate's notices, in Spanish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spanish_desk_and_the_queue() {
+    if no_browser() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    // A Spanish-speaking agent, made with the subcommand.
+    let mut add = Command::new(desk_binary())
+        .args([
+            "add-agent",
+            "lucia",
+            "--display-name",
+            "Lucía",
+            "--language",
+            "es",
+            "--capacity",
+            "2",
+            "--data",
+        ])
+        .arg(&data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"una clave bastante larga\n")
+        .unwrap();
+    let out = add.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let desk = start_desk(&data, &[], &[]);
+    let base = desk.base.clone();
+    let (_driver, driver) = chromedriver();
+    let downloads = work.path().join("downloads");
+    // The browser asks for Spanish too: the sign-in page is Spanish before anyone signs in.
+    let lucia = browser_in(
+        &driver,
+        &work.path().join("profile-lucia"),
+        &downloads,
+        "es-ES,es",
+    )
+    .await;
+    lucia.goto(&format!("{base}/")).await.unwrap();
+    wait_text(&lucia, "#simulation", |t| t.contains("Simulación")).await;
+    wait_text(&lucia, "#signin", |t| t.contains("Iniciar sesión")).await;
+    type_into(&lucia, "#agent-name", "lucia").await;
+    type_into(&lucia, "#password", "una clave bastante larga").await;
+    click(&lucia, "#signin").await;
+    wait_text(&lucia, "#status", |t| {
+        t.contains("Sesión iniciada como Lucía (lucia, agente)")
+    })
+    .await;
+
+    // Three customers write; Lucía takes two (her capacity), the third waits in the queue.
+    for (customer, text) in [
+        ("5550000000004821", "Hola, ¿dónde está mi pedido?"),
+        ("5550000000007316", "Quiero cambiar la dirección"),
+    ] {
+        desk.sim(json!({"kind": "text", "text": text, "customer": customer}))
+            .await;
+        let offer = wait_text(&lucia, "#offers .offer", |t| t.contains("Acepte en")).await;
+        assert!(
+            offer.contains(&format!("Usuario de Facebook ·{}", &customer[12..])),
+            "{offer}"
+        );
+        click(&lucia, "#offers .offer .accept").await;
+        wait_text(&lucia, "#conversations", |t| {
+            t.contains(&format!("·{} — Activa", &customer[12..]))
+        })
+        .await;
+    }
+    desk.sim(
+        json!({"kind": "text", "text": "¿Tienen la talla M?", "customer": "5550000000009054"}),
+    )
+    .await;
+    wait_text(&lucia, "#queue", |t| {
+        t.contains("Usuario de Facebook ·9054") && t.contains("esperando")
+    })
+    .await;
+    wait_text(&lucia, "#queue-title", |t| t.contains("Cola (1 en espera)")).await;
+    let offers = page_eval(
+        &lucia,
+        "return document.querySelectorAll('#offers .offer').length;",
+    )
+    .await;
+    assert_eq!(offers, 0, "no offer past her capacity");
+    screenshot(&lucia, "desk-queue-es").await;
+
+    // A conversation in Spanish: a reply, an empty reply and a refused file (the crate's
+    // words), the crate's notices, the customer's refused file.
+    click(&lucia, "#conversations li").await;
+    wait_text(&lucia, "#title", |t| t.contains("Conversación con")).await;
+    type_into(&lucia, "#reply", "Lo reviso ahora mismo").await;
+    click(&lucia, "#send").await;
+    desk.wait_inbox("the reply", |i| {
+        i["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["text"] == "Lo reviso ahora mismo")
+    })
+    .await;
+    type_into(&lucia, "#reply", " ").await;
+    click(&lucia, "#send").await;
+    wait_text(&lucia, "#error", |t| {
+        t.contains("Escriba un mensaje antes de enviar")
+    })
+    .await;
+    let exe = work.path().join("herramienta.exe");
+    std::fs::write(&exe, b"MZ\x90\x00\x03\x00\x00\x00").unwrap();
+    upload_refused(&lucia, &exe, |t| {
+        t.contains("Los archivos de tipo .exe están bloqueados")
+    })
+    .await;
+    wait_text(&lucia, "#transcript", |t| {
+        t.contains("lucia aceptó la conversación") && t.contains("Cliente: ")
+    })
+    .await;
+    // The customer's refused file: Omnichannel's error and the policy's reason, in Spanish.
+    desk.sim(json!({"kind": "unsupported", "customer": "5550000000004821"}))
+        .await;
+    wait_text(&lucia, "#transcript", |t| {
+        t.contains("el cliente envió un tipo de mensaje no admitido (setup.exe)")
+            && t.contains("Los archivos de tipo .exe están bloqueados")
+    })
+    .await;
+    // Over HTTP too, for a Spanish browser that is not signed in.
+    let r = desk
+        .get("/agent/me", None)
+        .header("accept-language", "es")
+        .send()
+        .await
+        .unwrap();
+    let words = json_error(r, 401, "not signed in, in Spanish").await;
+    assert!(words.contains("Inicie sesión de nuevo"), "{words}");
+    screenshot(&lucia, "desk-conversation-es").await;
+    lucia.close().await.unwrap();
 }

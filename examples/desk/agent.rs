@@ -9,12 +9,17 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use messenger_channel::agents::Presence;
-use messenger_channel::conversation::{Author, Conversation, SendRefusal, TranscriptLine};
+use messenger_channel::agents::{AgentRouter, Presence};
+use messenger_channel::conversation::{
+    Author, Conversation, LineBody, SendRefusal, State as ConversationState, StateKind,
+    TranscriptLine,
+};
 use messenger_channel::engine::{Delivery, REACTION_MID_MAX_BYTES};
 use messenger_channel::ids::{AgentId, ConversationId};
+use messenger_channel::routing::AgentProfile;
 use messenger_channel::send::{PageApi, SenderAction, TEXT_MAX_CHARS};
 use messenger_channel::store::{ConversationStore, StoreError};
+use messenger_channel::texts::{Catalogue, Language};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -22,7 +27,10 @@ use tokio::sync::broadcast;
 use crate::auth::SignedIn;
 use crate::errors::engine_error;
 use crate::web::{JsonBody, error_response};
-use crate::{Desk, Shared, auth, errors, web};
+use crate::{Desk, Shared, auth, errors, unix_ms, web};
+
+/// The most waiting conversations the queue view lists (it says how many there are).
+pub(crate) const QUEUE_SHOWN: usize = 200;
 
 /// At most one typing indicator per conversation this often.
 pub(crate) const TYPING_EVERY: Duration = Duration::from_secs(5);
@@ -73,9 +81,11 @@ pub(crate) async fn sign_in(
         Ok(signed) => signed,
         Err(e) => return e.response(),
     };
-    let agent = AgentId::from(account.name.as_str());
-    desk.router.set_capacity(&agent, account.capacity);
-    let mut response = me_json(&desk, &account).into_response();
+    // The agent's capacity is the account's (their presence, kept in the store, stays).
+    if let Err(e) = register(&desk, &account).await {
+        return store_error(&e);
+    }
+    let mut response = me_json(&desk, &account).await;
     response.headers_mut().insert(
         header::SET_COOKIE,
         auth::session_cookie(&token, served_over_https(&headers)),
@@ -101,7 +111,13 @@ pub(crate) async fn sign_out(
     match desk.auth.sessions.remove(&who.token, &who.account.name) {
         Ok(others) => {
             if !others {
-                desk.router.set_presence(&who.agent, Presence::Offline);
+                if let Err(e) = desk
+                    .store
+                    .update_presence(&who.agent, Presence::Offline)
+                    .await
+                {
+                    eprintln!("desk: could not save the presence: {e}");
+                }
             }
         }
         Err(e) => eprintln!("desk: could not save the sessions: {e}"),
@@ -124,14 +140,21 @@ pub(crate) fn presence_name(p: Presence) -> &'static str {
     }
 }
 
-pub(crate) fn me_json(desk: &Desk, account: &auth::Account) -> axum::Json<Value> {
+/// Adds the account's agent to the router (kept in the store), or updates their capacity;
+/// their presence stays what it was.
+pub(crate) async fn register(desk: &Desk, account: &auth::Account) -> Result<(), StoreError> {
+    let profile =
+        AgentProfile::new(AgentId::from(account.name.as_str())).capacity(account.capacity);
+    desk.store.upsert_agent(&profile).await
+}
+
+/// The signed-in agent, with the presence the store keeps.
+pub(crate) async fn me_json(desk: &Desk, account: &auth::Account) -> Response {
     let agent = AgentId::from(account.name.as_str());
-    let presence = desk
-        .router
-        .agents()
-        .into_iter()
-        .find(|(id, ..)| *id == agent)
-        .map_or("offline", |(_, p, ..)| presence_name(p));
+    let presence = match desk.store.agent_status(&agent, SystemTime::now()).await {
+        Ok(status) => status.map_or("offline", |s| presence_name(s.presence)),
+        Err(e) => return store_error(&e),
+    };
     axum::Json(json!({
         "name": account.name,
         "display_name": account.display_name,
@@ -140,11 +163,12 @@ pub(crate) fn me_json(desk: &Desk, account: &auth::Account) -> axum::Json<Value>
         "presence": presence,
         "simulation": desk.simulation.is_some(),
     }))
+    .into_response()
 }
 
 /// `GET /agent/me`: the signed-in agent.
 pub(crate) async fn me(State(desk): State<Shared>, who: SignedIn) -> Response {
-    me_json(&desk, &who.account).into_response()
+    me_json(&desk, &who.account).await
 }
 
 #[derive(Deserialize)]
@@ -171,11 +195,15 @@ pub(crate) async fn presence(
             );
         }
     };
-    desk.router.set_capacity(&who.agent, who.account.capacity);
-    desk.router.set_presence(&who.agent, presence);
+    if let Err(e) = register(&desk, &who.account).await {
+        return store_error(&e);
+    }
+    if let Err(e) = desk.store.update_presence(&who.agent, presence).await {
+        return store_error(&e);
+    }
     // A new arrival may take what waits in the queue.
     let _ = desk.engine.tick(SystemTime::now()).await;
-    me_json(&desk, &who.account).into_response()
+    me_json(&desk, &who.account).await
 }
 
 pub(crate) async fn act(
@@ -199,9 +227,15 @@ pub(crate) async fn act(
             .await
             .map(|()| None),
         "revive" => desk.engine.revive(&id, &agent, now).await.map(|()| None),
-        "react" | "unreact" => return react(&desk, &id, &agent, &a, action == "react").await,
-        "seen" => return sender_action(&desk, &id, &agent, SenderAction::MarkSeen).await,
-        "typing" => return sender_action(&desk, &id, &agent, SenderAction::TypingOn).await,
+        "react" | "unreact" => {
+            return react(&desk, &id, &agent, &a, action == "react", &who.lang).await;
+        }
+        "seen" => {
+            return sender_action(&desk, &id, &agent, SenderAction::MarkSeen, &who.lang).await;
+        }
+        "typing" => {
+            return sender_action(&desk, &id, &agent, SenderAction::TypingOn, &who.lang).await;
+        }
         "send" => {
             let text = a.text.as_deref().unwrap_or("");
             if text.trim().is_empty() {
@@ -223,7 +257,7 @@ pub(crate) async fn act(
     match result {
         Ok(None) => axum::Json(json!({"ok": true})).into_response(),
         Ok(Some(delivery)) => delivery_response(&delivery),
-        Err(e) => engine_error(&e),
+        Err(e) => engine_error(&e, &who.lang),
     }
 }
 
@@ -236,6 +270,7 @@ pub(crate) async fn react(
     agent: &AgentId,
     a: &AgentAction,
     add: bool,
+    lang: &Language,
 ) -> Response {
     let Some(mid) = a
         .mid
@@ -255,7 +290,7 @@ pub(crate) async fn react(
         .await
     {
         Ok(delivery) => delivery_response(&delivery),
-        Err(e) => engine_error(&e),
+        Err(e) => engine_error(&e, lang),
     }
 }
 
@@ -267,6 +302,7 @@ pub(crate) async fn sender_action(
     id: &ConversationId,
     agent: &AgentId,
     action: SenderAction,
+    lang: &Language,
 ) -> Response {
     let enabled = match action {
         SenderAction::MarkSeen => desk.mark_seen,
@@ -283,7 +319,7 @@ pub(crate) async fn sender_action(
     if let Err(refusal) = conversation.may_send(agent) {
         let words = match refusal {
             SendRefusal::NotHolder { .. } => "Another agent holds this conversation.".to_owned(),
-            other => errors::capitalised(&other.to_string()),
+            other => errors::capitalised(&other.text(lang)),
         };
         return error_response(StatusCode::FORBIDDEN, words);
     }
@@ -388,48 +424,146 @@ pub(crate) async fn send_file(
         .await;
     match result {
         Ok(delivery) => delivery_response(&delivery),
-        Err(e) => engine_error(&e),
+        Err(e) => engine_error(&e, &who.lang),
     }
 }
 
-/// The agent's conversations (offered, active, waiting, wrap-up) with their transcripts.
+/// The most closed conversations, and of a customer's earlier ones, listed.
+const HISTORY_MAX: i64 = 50;
+
+/// What the page shows of a customer: no name until the profile is fetched (another
+/// phase), so the last digits of their id ("Facebook user ·1234", worded by the page).
+pub(crate) fn customer_tail(c: &Conversation) -> String {
+    let id = c.customer().as_str();
+    let digits: Vec<char> = id.chars().rev().take(4).collect();
+    digits.into_iter().rev().collect()
+}
+
+/// A conversation's summary for lists: id, customer, state, times, the offer outstanding.
+pub(crate) fn summary_json(c: &Conversation, now: SystemTime) -> Value {
+    let (offer, holder) = match c.state() {
+        ConversationState::Open { offer: Some(o) } => (
+            json!({"agent": o.agent.as_str(), "expires_at": unix_ms(o.expires_at)}),
+            None,
+        ),
+        ConversationState::Waiting { agent } => (Value::Null, Some(agent.as_str())),
+        state => (Value::Null, state.session_agent().map(AgentId::as_str)),
+    };
+    json!({
+        "id": c.id().as_str(),
+        "customer": c.customer().as_str(),
+        "customer_tail": customer_tail(c),
+        "state": format!("{:?}", c.state().kind()),
+        "paused": c.is_paused(),
+        "created_at": unix_ms(c.created_at()),
+        "last_activity_at": unix_ms(c.last_activity_at()),
+        "waiting_seconds": now.duration_since(c.created_at()).map_or(0, |d| d.as_secs()),
+        "offer": offer,
+        "holder": holder,
+        "previous_agent": c.previous_agent().map(AgentId::as_str),
+    })
+}
+
+/// A conversation with its transcript, for the page.
+pub(crate) async fn conversation_json(
+    desk: &Desk,
+    c: &Conversation,
+    now: SystemTime,
+    lang: &Language,
+) -> Result<Value, StoreError> {
+    let lines = desk.store.transcript(c.id()).await?;
+    let mut v = summary_json(c, now);
+    v["lines"] = Value::Array(lines_json(c, &lines, lang));
+    Ok(v)
+}
+
+/// Conversations by the ids an SQL query selects (`$1`: `bind`), newest first.
+async fn select(desk: &Desk, sql: &str, binds: &[&str]) -> Result<Vec<Conversation>, StoreError> {
+    let mut query = sqlx::query_as::<_, (String,)>(sql);
+    for b in binds {
+        query = query.bind((*b).to_owned());
+    }
+    let rows = query
+        .fetch_all(desk.store.pool())
+        .await
+        .map_err(|e| StoreError::Backend(Box::new(e)))?;
+    let mut out = Vec::new();
+    for (id,) in rows {
+        if let Some(stored) = desk.store.load(&ConversationId::from(id.as_str())).await? {
+            out.push(stored.conversation);
+        }
+    }
+    Ok(out)
+}
+
+/// `GET /agent/conversations`: the agent's conversations (offered, active, waiting,
+/// wrap-up) with their transcripts; the queue (waiting conversations and for how long);
+/// the agent's recently closed conversations; the agents; the channel's health.
 pub(crate) async fn conversations(State(desk): State<Shared>, who: SignedIn) -> Response {
-    let agent = who.agent;
+    let agent = who.agent.clone();
+    let now = SystemTime::now();
     let listed = match desk.store.list_for_agent(&agent).await {
         Ok(l) => l,
         Err(e) => return store_error(&e),
     };
     let mut out = Vec::new();
     for stored in listed {
-        let c = stored.conversation;
-        let lines: Vec<Value> = desk
-            .store
-            .transcript(c.id())
-            .await
-            .unwrap_or_default()
-            .iter()
-            .map(|l| line_json(&c, l))
-            .collect();
-        out.push(json!({
-            "id": c.id().as_str(),
-            "customer": c.customer().as_str(),
-            "state": format!("{:?}", c.state().kind()),
-            "paused": c.is_paused(),
-            "lines": lines,
-        }));
+        match conversation_json(&desk, &stored.conversation, now, &who.lang).await {
+            Ok(v) => out.push(v),
+            Err(e) => return store_error(&e),
+        }
     }
-    let agents: Vec<_> = desk
-        .router
-        .agents()
-        .into_iter()
-        .map(|(id, presence, load, capacity)| json!({"agent": id.as_str(), "presence": format!("{presence:?}"), "load": load, "capacity": capacity}))
+    // The queue: every conversation waiting for an agent, offered or not, oldest first.
+    let mut queue: Vec<Conversation> = match desk.store.list_open().await {
+        Ok(open) => open
+            .into_iter()
+            .map(|s| s.conversation)
+            .filter(|c| c.state().kind() == StateKind::Open)
+            .collect(),
+        Err(e) => return store_error(&e),
+    };
+    queue.sort_by_key(Conversation::created_at);
+    let queue_count = queue.len();
+    let queue: Vec<Value> = queue
+        .iter()
+        .take(QUEUE_SHOWN)
+        .map(|c| summary_json(c, now))
         .collect();
+    // Closed: the agent's latest.
+    let closed = match select(
+        &desk,
+        &format!(
+            "SELECT id FROM conversations WHERE closed <> 0 AND body LIKE '%' || $1 || '%' ORDER BY created_ms DESC LIMIT {HISTORY_MAX}"
+        ),
+        &[&format!("\"previous_agent\":\"{}\"", agent.as_str())],
+    )
+    .await
+    {
+        Ok(closed) => closed
+            .iter()
+            .filter(|c| c.previous_agent() == Some(&agent))
+            .map(|c| summary_json(c, now))
+            .collect::<Vec<_>>(),
+        Err(e) => return store_error(&e),
+    };
+    let agents: Vec<_> = match desk.store.agent_statuses(now).await {
+        Ok(all) => all
+            .into_iter()
+            .map(|a| {
+                json!({"agent": a.id().as_str(), "presence": presence_name(a.presence), "load": a.used, "capacity": a.profile.capacity})
+            })
+            .collect(),
+        Err(e) => return store_error(&e),
+    };
     // Channel health: pages whose sends are stopped, and the outbox at a glance.
     let attention: Vec<_> = desk
         .engine
         .pages_needing_attention()
         .into_iter()
-        .map(|p| json!({"page": p.page, "reason": p.reason}))
+        .map(|p| {
+            let text = Catalogue::builtin().translate(&p.reason, &who.lang);
+            json!({"page": p.page, "reason": p.reason, "reason_text": text})
+        })
         .collect();
     let outbox = match desk.store.outbox_stats().await {
         Ok(stats) => json!({
@@ -437,25 +571,113 @@ pub(crate) async fn conversations(State(desk): State<Shared>, who: SignedIn) -> 
             "failed": stats.failed,
             "oldest_pending_seconds": stats
                 .oldest_pending
-                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .and_then(|t| now.duration_since(t).ok())
                 .map_or(0, |d| d.as_secs()),
         }),
         Err(_) => serde_json::Value::Null,
     };
-    axum::Json(
-        json!({"conversations": out, "agents": agents, "attention": attention, "outbox": outbox}),
-    )
+    axum::Json(json!({
+        "conversations": out,
+        "queue": queue,
+        "queue_count": queue_count,
+        "closed": closed,
+        "agents": agents,
+        "attention": attention,
+        "outbox": outbox,
+        "now": unix_ms(now),
+    }))
     .into_response()
 }
 
-/// A transcript line for the page; an agent's sent message says how far it got (sent,
-/// delivered, read), from the conversation's watermarks.
-pub(crate) fn line_json(c: &Conversation, line: &TranscriptLine) -> Value {
-    let mut v = serde_json::to_value(line).unwrap_or(Value::Null);
-    if matches!(line.author, Author::Agent(_)) && line.mid.is_some() {
-        v["receipt"] = json!(c.message_status(line.sent_at));
+#[derive(Deserialize)]
+pub(crate) struct ConversationQuery {
+    id: String,
+}
+
+/// `GET /agent/conversation?id=`: one conversation, closed or not, with its transcript, and
+/// the customer's other conversations (newest first), for reading.
+pub(crate) async fn conversation(
+    State(desk): State<Shared>,
+    who: SignedIn,
+    q: Result<Query<ConversationQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = q else {
+        return error_response(StatusCode::BAD_REQUEST, "Say which conversation.");
+    };
+    let now = SystemTime::now();
+    let c = match desk.store.load(&ConversationId::from(q.id.as_str())).await {
+        Ok(Some(stored)) => stored.conversation,
+        Ok(None) => return error_response(StatusCode::NOT_FOUND, "There is no such conversation."),
+        Err(e) => return store_error(&e),
+    };
+    let mut v = match conversation_json(&desk, &c, now, &who.lang).await {
+        Ok(v) => v,
+        Err(e) => return store_error(&e),
+    };
+    let history = match select(
+        &desk,
+        &format!(
+            "SELECT id FROM conversations WHERE page = $1 AND customer = $2 AND id <> $3 ORDER BY created_ms DESC LIMIT {HISTORY_MAX}"
+        ),
+        &[c.page().as_str(), c.customer().as_str(), c.id().as_str()],
+    )
+    .await
+    {
+        Ok(h) => h.iter().map(|c| summary_json(c, now)).collect::<Vec<_>>(),
+        Err(e) => return store_error(&e),
+    };
+    v["history"] = Value::Array(history);
+    axum::Json(v).into_response()
+}
+
+/// A transcript for the page: each line with its time in milliseconds; an agent's message
+/// says how far it got: sent, delivered, read (from the conversation's watermarks), failed
+/// (a "Not delivered" notice answers it), or still sending (no id yet).
+pub(crate) fn lines_json(
+    c: &Conversation,
+    lines: &[TranscriptLine],
+    lang: &Language,
+) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::with_capacity(lines.len());
+    // Agent messages not sent yet, oldest first: a failure notice answers the oldest.
+    let mut unsent: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
+    for line in lines {
+        let mut v = serde_json::to_value(line).unwrap_or(Value::Null);
+        v["at_ms"] = json!(unix_ms(line.at));
+        // The crate's notices and refusals are stored in English: in the agent's language.
+        match &line.body {
+            LineBody::Notice(n) if *lang != Language::ENGLISH => {
+                v["notice"] = json!(Catalogue::builtin().translate(n, lang));
+            }
+            LineBody::File(f) => {
+                if let Some(r) = &f.rejected {
+                    v["rejected_text"] = json!(r.text(lang));
+                }
+            }
+            _ => {}
+        }
+        if matches!(line.author, Author::Agent(_)) && !is_reaction(line) {
+            if line.mid.is_some() {
+                v["receipt"] = json!(c.message_status(line.sent_at));
+            } else {
+                v["receipt"] = json!("sending");
+                unsent.push_back(out.len());
+            }
+        }
+        if line.author == Author::System
+            && matches!(&line.body, LineBody::Notice(n) if n.starts_with("Not delivered"))
+        {
+            if let Some(i) = unsent.pop_front() {
+                out[i]["receipt"] = json!("failed");
+            }
+        }
+        out.push(v);
     }
-    v
+    out
+}
+
+fn is_reaction(line: &TranscriptLine) -> bool {
+    matches!(line.body, LineBody::Reaction(_))
 }
 
 pub(crate) async fn events(State(desk): State<Shared>, who: SignedIn) -> impl IntoResponse {

@@ -87,6 +87,9 @@ pub(crate) struct Account {
     pub(crate) capacity: u32,
     /// The argon2 hash of the password (PHC string).
     pub(crate) password_hash: String,
+    /// The desk's language for this agent (`en`, `es`); none: the browser's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) language: Option<String>,
 }
 
 /// The accounts file: `[[agent]]` tables.
@@ -491,6 +494,8 @@ pub(crate) struct SignedIn {
     pub(crate) agent: AgentId,
     pub(crate) account: Account,
     pub(crate) token: String,
+    /// The agent's language: the account's, else the browser's.
+    pub(crate) lang: messenger_channel::texts::Language,
 }
 
 impl FromRequestParts<Shared> for SignedIn {
@@ -507,21 +512,32 @@ impl FromRequestParts<Shared> for SignedIn {
         let name = desk.auth.sessions.agent(&token).ok_or_else(unauthorized)?;
         // An account removed from the file ends its sessions.
         let account = desk.auth.accounts.get(&name).ok_or_else(unauthorized)?;
+        let lang = crate::i18n::language(Some(&account), &parts.headers);
         Ok(Self {
             agent: AgentId::from(name.as_str()),
             account,
             token,
+            lang,
         })
     }
 }
 
 // ---- The add-agent command ----
 
+/// A language the desk speaks, for `--language`.
+fn desk_language(lang: &str) -> Result<String, String> {
+    if crate::i18n::LANGUAGES.iter().any(|l| l.as_str() == lang) {
+        Ok(lang.to_owned())
+    } else {
+        Err("--language takes en or es".to_owned())
+    }
+}
+
 /// `desk add-agent NAME [--role agent|supervisor] [--capacity N] [--display-name TEXT]
 /// [--data DIR | --accounts FILE]`: creates or updates an account; the password is the first
 /// line of standard input.
 pub(crate) fn add_agent(args: &[String]) -> Result<(), String> {
-    let usage = "usage: desk add-agent NAME [--role agent|supervisor] [--capacity N] [--display-name TEXT] [--data DIR | --accounts FILE]  (the password is read from standard input)";
+    let usage = "usage: desk add-agent NAME [--role agent|supervisor] [--capacity N] [--display-name TEXT] [--language en|es] [--data DIR | --accounts FILE]  (the password is read from standard input)";
     let mut args = args.iter();
     let name = args.next().ok_or(usage)?.clone();
     if !valid_name(&name) {
@@ -531,6 +547,7 @@ pub(crate) fn add_agent(args: &[String]) -> Result<(), String> {
     }
     let (mut role, mut capacity, mut display, mut data, mut file) =
         (None, None, None, PathBuf::from("desk-data"), None);
+    let mut language = None;
     while let Some(arg) = args.next() {
         let mut value = || {
             args.next()
@@ -551,6 +568,7 @@ pub(crate) fn add_agent(args: &[String]) -> Result<(), String> {
                 );
             }
             "--display-name" => display = Some(value()?),
+            "--language" => language = Some(desk_language(&value()?)?),
             "--data" => data = PathBuf::from(value()?),
             "--accounts" => file = Some(PathBuf::from(value()?)),
             "-h" | "--help" => return Err(usage.to_owned()),
@@ -583,6 +601,7 @@ pub(crate) fn add_agent(args: &[String]) -> Result<(), String> {
         if let Some(d) = display {
             a.display_name = d;
         }
+        a.language = language.or(a.language.take());
         a.password_hash = password_hash;
         a.clone()
     } else {
@@ -592,6 +611,7 @@ pub(crate) fn add_agent(args: &[String]) -> Result<(), String> {
             role: role.unwrap_or(Role::Agent),
             capacity: capacity.unwrap_or(DEFAULT_CAPACITY),
             password_hash,
+            language,
         };
         accounts.push(a.clone());
         a
@@ -629,6 +649,7 @@ pub(crate) fn demo_accounts(password: &str) -> Result<Vec<Account>, String> {
             role: *role,
             capacity: DEFAULT_CAPACITY,
             password_hash: hash.clone(),
+            language: None,
         })
         .collect())
 }
@@ -646,6 +667,7 @@ mod tests {
             role: Role::Agent,
             capacity: 1,
             password_hash: hash,
+            language: None,
         };
         assert!(verify(Some(&account), "correct horse"));
         assert!(!verify(Some(&account), "correct horsE"));

@@ -6,11 +6,22 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use messenger_channel::conversation::{InputKind, StateKind, TransitionError};
 use messenger_channel::engine::EngineError;
+use messenger_channel::texts::{Catalogue, Language};
 
 use crate::web::error_response;
 
 /// What the conversation is doing, as an agent says it.
-fn state_words(state: StateKind) -> &'static str {
+fn state_words(state: StateKind, lang: &Language) -> &'static str {
+    if *lang == Language::SPANISH {
+        return match state {
+            StateKind::Open => "está esperando en la cola",
+            StateKind::Active => "está en curso",
+            StateKind::Waiting => "su sesión está cerrada",
+            StateKind::WrapUp => "ha finalizado y está en cierre",
+            StateKind::Closed => "está cerrada",
+            _ => "por su estado",
+        };
+    }
     match state {
         StateKind::Open => "it is waiting in the queue",
         StateKind::Active => "it is in progress",
@@ -22,7 +33,18 @@ fn state_words(state: StateKind) -> &'static str {
 }
 
 /// What the agent tried, as an agent says it.
-fn action_words(input: InputKind) -> &'static str {
+fn action_words(input: InputKind, lang: &Language) -> &'static str {
+    if *lang == Language::SPANISH {
+        return match input {
+            InputKind::Accept => "aceptar esta conversación",
+            InputKind::Reject => "rechazar esta conversación",
+            InputKind::AgentSend => "escribir en esta conversación",
+            InputKind::End => "finalizar esta conversación",
+            InputKind::CloseSession => "cerrar esta conversación",
+            InputKind::Revive => "reabrir esta conversación",
+            _ => "hacer eso",
+        };
+    }
     match input {
         InputKind::Accept => "accept this conversation",
         InputKind::Reject => "decline this conversation",
@@ -34,15 +56,23 @@ fn action_words(input: InputKind) -> &'static str {
     }
 }
 
-fn transition_words(e: &TransitionError) -> (StatusCode, String) {
+fn transition_words(e: &TransitionError, lang: &Language) -> (StatusCode, String) {
     let conflict = StatusCode::CONFLICT;
     match e {
+        TransitionError::Illegal { state, input } if *lang == Language::SPANISH => (
+            conflict,
+            format!(
+                "No puede {} ahora: {}.",
+                action_words(*input, lang),
+                state_words(*state, lang)
+            ),
+        ),
         TransitionError::Illegal { state, input } => (
             conflict,
             format!(
                 "You cannot {} now: {}.",
-                action_words(*input),
-                state_words(*state)
+                action_words(*input, lang),
+                state_words(*state, lang)
             ),
         ),
         TransitionError::Closed { .. } => (
@@ -80,22 +110,25 @@ fn transition_words(e: &TransitionError) -> (StatusCode, String) {
     }
 }
 
-/// The response for an engine error.
-pub(crate) fn engine_error(e: &EngineError) -> Response {
+/// The response for an engine error, in the agent's language (the desk's own words are
+/// translated on the way out, `i18n::localise`; the crate's come from its catalogue here).
+pub(crate) fn engine_error(e: &EngineError, lang: &Language) -> Response {
     eprintln!("desk: {e}");
     let (status, words) = match e {
-        EngineError::Transition(t) => transition_words(t),
+        EngineError::Transition(t) => transition_words(t, lang),
         EngineError::NotFound(_) => (
             StatusCode::NOT_FOUND,
             "There is no such conversation.".into(),
         ),
         // These are written for agents already.
         EngineError::Window(w) => (StatusCode::CONFLICT, capitalised(&w.to_string())),
-        EngineError::Attachment(v) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            capitalised(&v.to_string()),
+        EngineError::Attachment(v) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, capitalised(&v.text(lang)))
+        }
+        EngineError::Undelivered(u) => (
+            StatusCode::BAD_GATEWAY,
+            capitalised(&Catalogue::builtin().translate(&u.reason, lang)),
         ),
-        EngineError::Undelivered(u) => (StatusCode::BAD_GATEWAY, capitalised(&u.reason)),
         EngineError::Send(_) => (
             StatusCode::BAD_GATEWAY,
             "Messenger did not take the message; the conversation shows what happened.".into(),
@@ -130,19 +163,36 @@ mod tests {
 
     #[test]
     fn no_internal_name_reaches_the_agent() {
-        let (status, words) = transition_words(&TransitionError::Illegal {
-            state: StateKind::Open,
-            input: InputKind::AgentSend,
-        });
+        let (status, words) = transition_words(
+            &TransitionError::Illegal {
+                state: StateKind::Open,
+                input: InputKind::AgentSend,
+            },
+            &Language::ENGLISH,
+        );
         assert_eq!(status, StatusCode::CONFLICT);
         assert_eq!(
             words,
             "You cannot write in this conversation now: it is waiting in the queue."
         );
-        let (_, words) = transition_words(&TransitionError::Illegal {
-            state: StateKind::WrapUp,
-            input: InputKind::Revive,
-        });
+        let (_, words) = transition_words(
+            &TransitionError::Illegal {
+                state: StateKind::WrapUp,
+                input: InputKind::Revive,
+            },
+            &Language::SPANISH,
+        );
+        assert_eq!(
+            words,
+            "No puede reabrir esta conversación ahora: ha finalizado y está en cierre."
+        );
+        let (_, words) = transition_words(
+            &TransitionError::Illegal {
+                state: StateKind::WrapUp,
+                input: InputKind::Revive,
+            },
+            &Language::ENGLISH,
+        );
         assert!(
             !words.contains("WrapUp") && !words.contains("Revive"),
             "{words}"

@@ -48,6 +48,7 @@
 mod agent;
 mod auth;
 mod errors;
+mod i18n;
 mod media;
 mod options;
 mod sim;
@@ -59,7 +60,7 @@ use std::time::{Instant, SystemTime};
 
 use axum::Router;
 use axum::routing::{get, post};
-use messenger_channel::agents::{AgentNotifier, InMemoryRouter};
+use messenger_channel::agents::AgentNotifier;
 use messenger_channel::attachment::{AttachmentPolicy, PolicyConfig};
 use messenger_channel::axum::WebhookRoutes;
 use messenger_channel::conversation::{Conversation, ConversationConfig, Offer, TranscriptLine};
@@ -74,7 +75,8 @@ use serde_json::json;
 use tokio::sync::broadcast;
 
 use crate::agent::{
-    act, agent_page, conversations, desk_info, events, me, presence, send_file, sign_in, sign_out,
+    act, agent_page, conversation, conversations, desk_info, events, me, presence, send_file,
+    sign_in, sign_out,
 };
 use crate::options::{credentials, fail, options};
 use crate::sim::{
@@ -135,7 +137,6 @@ struct Desk {
     /// Accounts, sessions and failed sign-ins.
     auth: Arc<auth::Auth>,
     store: Arc<SqliteStore>,
-    router: Arc<InMemoryRouter>,
     bus: Bus,
     /// `Some` in simulation mode.
     simulation: Option<Mutex<Simulation>>,
@@ -259,12 +260,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let client = Arc::new(client);
     let (bus, _) = broadcast::channel(1024);
-    let router = Arc::new(InMemoryRouter::new());
     let engine = Arc::new(
         Engine::builder(Webhook::new(&secret), client.clone())
             .store(store.clone())
             .media(store.clone())
-            .router(router.clone())
+            // Presence, capacity and offers live in the store: they survive a restart.
+            .router(store.clone())
             .notifier(Arc::new(DeskNotifier { bus: bus.clone() }))
             .attachment_policy(policy)
             .window(WindowConfig {
@@ -281,7 +282,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         engine: engine.clone(),
         auth,
         store,
-        router,
         bus,
         simulation: real.is_none().then(|| Mutex::new(Simulation::default())),
         webhook_base: webhook_base.clone(),
@@ -301,12 +301,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut app = Router::new()
         .route("/", get(agent_page))
         .route("/desk/info", get(desk_info))
+        .route("/desk/texts", get(i18n::texts))
         .route("/agent/signin", post(sign_in).layer(json_limit))
         .route("/agent/signout", post(sign_out).layer(json_limit))
         .route("/agent/me", get(me))
         .route("/agent/presence", post(presence).layer(json_limit))
         .route("/agent/file", post(send_file).layer(file_limit))
         .route("/agent/conversations", get(conversations))
+        .route("/agent/conversation", get(conversation))
         .route("/agent/events", get(events))
         .route("/agent/{action}", post(act).layer(json_limit))
         .route("/media/{key}", get(media::media));
@@ -325,6 +327,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
     }
     let webhook = WebhookRoutes::new(engine.clone(), verify).router();
+    let speaks = desk.clone();
     let mut app = app.with_state(desk);
     let webhook_app = if webhook_listener.is_some() {
         Some(
@@ -345,7 +348,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             allowed.clone(),
             web::check_host,
         ))
-        .layer(axum::middleware::from_fn(web::json_errors));
+        .layer(axum::middleware::from_fn(web::json_errors))
+        // Every error in the agent's language (outermost: it sees every JSON error).
+        .layer(axum::middleware::from_fn_with_state(speaks, i18n::localise));
 
     // The worker: deliveries from the outbox, retries, offers timing out, auto-close.
     let _worker = engine.start();

@@ -15,7 +15,7 @@ pub(crate) struct Options {
 }
 
 const USAGE: &str = "usage: desk [--real] [--port N | --agent-bind ADDR] [--webhook-bind ADDR] [--origin URL]... [--host NAME]... [--data DIR] [--accounts FILE] [--policy FILE.toml] [--mark-seen on|off] [--typing on|off]
-       desk add-agent NAME [--role agent|supervisor] [--capacity N] [--display-name TEXT] [--data DIR | --accounts FILE]   (password on standard input)";
+       desk add-agent NAME [--role agent|supervisor] [--capacity N] [--display-name TEXT] [--language en|es] [--data DIR | --accounts FILE]   (password on standard input)";
 
 fn on_off(arg: &str, value: &str) -> Result<bool, String> {
     match value {

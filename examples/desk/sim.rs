@@ -77,6 +77,9 @@ pub(crate) struct SimSend {
     mid: Option<String>,
     /// A shared link's URL (`link`).
     url: Option<String>,
+    /// Another simulated customer's id (digits; `text` and the customer's events), to fill
+    /// the queue.
+    customer: Option<String>,
 }
 
 /// Posts a webhook body, signed, to this server's own `/webhook`, as Meta would.
@@ -131,15 +134,21 @@ pub(crate) fn sim_body(
     let about = s.mid.clone().unwrap_or_default();
     let text = s.text.clone();
     let body = WebhookBody::new(SIM_PAGE);
+    let customer = s
+        .customer
+        .as_deref()
+        .filter(|c| !c.is_empty() && c.len() <= 20 && c.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or(SIM_CUSTOMER);
     // The customer's other events, as Meta's JSON.
     let from_customer = |key: &str, value: Value| {
-        let mut item = json!({"sender": {"id": SIM_CUSTOMER}, "recipient": {"id": SIM_PAGE}, "timestamp": now_ms});
+        let mut item =
+            json!({"sender": {"id": customer}, "recipient": {"id": SIM_PAGE}, "timestamp": now_ms});
         item[key] = value;
         item
     };
     Some(match s.kind.as_str() {
         "text" => body.message(
-            SIM_CUSTOMER,
+            customer,
             mid,
             text.as_deref().unwrap_or("Hello!"),
             now,
@@ -153,7 +162,7 @@ pub(crate) fn sim_body(
                 _ => (MediaKind::File, "setup.exe"),
             };
             let url = format!("{}/sim/files/{name}", desk.base);
-            body.attachment(SIM_CUSTOMER, mid, kind, &url, now)
+            body.attachment(customer, mid, kind, &url, now)
         }
         // Words and a picture in one message: removing it removes both lines.
         "captioned" => body.item(

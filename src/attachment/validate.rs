@@ -7,6 +7,7 @@ use super::name::{
 };
 use super::policy::{AttachmentPolicy, Direction, DirectionPolicy};
 use super::sniff::markup;
+use crate::texts::{Catalogue, Language, Text, TextId};
 
 /// What the Omnichannel agent panel shows when a customer's attachment is refused.
 pub const UNSUPPORTED_INBOUND_NOTICE: &str = "Error: Customer sent an unsupported message type";
@@ -154,6 +155,62 @@ impl Violation {
     }
 }
 
+impl Violation {
+    /// The sentence, with its facts, for a [`crate::texts::Catalogue`]. Rendered in English
+    /// it is this violation's `Display`.
+    pub fn to_text(&self) -> Text {
+        match self {
+            Self::DirectionDisabled {
+                direction: Direction::Inbound,
+            } => Text::new(TextId::AttachmentsOffInbound),
+            Self::DirectionDisabled {
+                direction: Direction::Outbound,
+            } => Text::new(TextId::AttachmentsOffOutbound),
+            Self::UnsupportedType { kind } => Text::new(TextId::UnsupportedKind).arg("kind", kind),
+            Self::TooLarge { size, max } => Text::new(TextId::TooLarge)
+                .arg("size", human_size(*size))
+                .arg("max", human_size(*max)),
+            Self::ExtensionBlocked { extension } => {
+                Text::new(TextId::ExtensionBlocked).arg("extension", extension)
+            }
+            Self::ExtensionNotAllowed { extension, allowed } => {
+                let list = allowed
+                    .iter()
+                    .map(|e| format!(".{e}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                match extension {
+                    Some(ext) => Text::new(TextId::ExtensionNotAllowed)
+                        .arg("extension", ext)
+                        .arg("allowed", list),
+                    None => Text::new(TextId::NoExtensionNotAllowed).arg("allowed", list),
+                }
+            }
+            Self::MimeNotAllowed { mime: Some(mime) } => {
+                Text::new(TextId::MimeNotAllowed).arg("mime", mime)
+            }
+            Self::MimeNotAllowed { mime: None } => Text::new(TextId::MimeUnknown),
+            Self::DeceptiveName { reason } => Text::recognise(&self.to_string())
+                .filter(|t| t.id() != TextId::DeceptiveName)
+                .unwrap_or_else(|| Text::new(TextId::DeceptiveName).arg("reason", *reason)),
+            Self::ContentBlocked {
+                detected,
+                extension,
+            } => Text::new(TextId::ContentBlocked)
+                .arg("detected", detected)
+                .arg("extension", extension),
+            Self::ContentMismatch { claimed, detected } => Text::new(TextId::ContentMismatch)
+                .arg("claimed", claimed)
+                .arg("detected", detected),
+        }
+    }
+
+    /// What an agent reads, in `language` (the built-in catalogue; English is `Display`).
+    pub fn text(&self, language: &Language) -> String {
+        Catalogue::builtin().render(&self.to_text(), language)
+    }
+}
+
 /// `5 MB`, `7.2 MB`, `800 KB`, `12 bytes`.
 fn human_size(bytes: u64) -> String {
     const KB: u128 = 1024;
@@ -279,6 +336,14 @@ impl Rejection {
 impl From<&Violation> for Rejection {
     fn from(v: &Violation) -> Self {
         Self::new(v.code(), v.to_string())
+    }
+}
+
+impl Rejection {
+    /// What an agent reads, in `language`: the stored English sentence, translated when it is
+    /// one of the crate's ([`crate::texts::Catalogue::translate`]).
+    pub fn text(&self, language: &Language) -> String {
+        Catalogue::builtin().translate(&self.message, language)
     }
 }
 
@@ -607,6 +672,72 @@ fn display_name(name: Option<&str>, declared: Option<&mime::Mime>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn english_text_is_display_and_spanish_differs() {
+        use crate::texts::Language;
+        let all = [
+            Violation::DirectionDisabled {
+                direction: Direction::Inbound,
+            },
+            Violation::DirectionDisabled {
+                direction: Direction::Outbound,
+            },
+            Violation::UnsupportedType {
+                kind: "template".into(),
+            },
+            Violation::TooLarge {
+                size: 30 * 1024 * 1024,
+                max: 25 * 1024 * 1024,
+            },
+            Violation::ExtensionBlocked {
+                extension: "exe".into(),
+            },
+            Violation::ExtensionNotAllowed {
+                extension: Some("zip".into()),
+                allowed: vec!["pdf".into(), "png".into()],
+            },
+            Violation::ExtensionNotAllowed {
+                extension: None,
+                allowed: vec!["pdf".into()],
+            },
+            Violation::MimeNotAllowed {
+                mime: Some("text/html".into()),
+            },
+            Violation::MimeNotAllowed { mime: None },
+            Violation::DeceptiveName {
+                reason: "it holds characters that reorder or hide text",
+            },
+            Violation::DeceptiveName {
+                reason: "it hides an .exe extension before the last one",
+            },
+            Violation::DeceptiveName {
+                reason: "it hides a blocked extension before the last one",
+            },
+            Violation::DeceptiveName {
+                reason: "something else",
+            },
+            Violation::ContentBlocked {
+                detected: "application/x-msdownload".into(),
+                extension: "exe".into(),
+            },
+            Violation::ContentMismatch {
+                claimed: "image/png".into(),
+                detected: "image/svg+xml".into(),
+            },
+        ];
+        for v in &all {
+            assert_eq!(v.text(&Language::ENGLISH), v.to_string(), "{v:?}");
+            assert_ne!(v.text(&Language::SPANISH), v.to_string(), "{v:?}");
+            let r = Rejection::from(v);
+            assert_eq!(r.text(&Language::ENGLISH), r.message);
+            assert_eq!(
+                r.text(&Language::SPANISH),
+                v.text(&Language::SPANISH),
+                "{v:?}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

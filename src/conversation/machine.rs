@@ -127,6 +127,32 @@ pub enum SendRefusal {
     ThreadPaused,
 }
 
+impl SendRefusal {
+    /// The sentence, with its facts, for a [`crate::texts::Catalogue`]. Rendered in English
+    /// it is this refusal's `Display`.
+    pub fn to_text(&self) -> crate::texts::Text {
+        use crate::texts::{Text, TextId};
+        match self {
+            Self::Closed => Text::new(TextId::SendClosed),
+            Self::NoSession { state } => Text::new(match state {
+                StateKind::Open => TextId::SendInQueue,
+                StateKind::Waiting => TextId::SendWaiting,
+                StateKind::WrapUp => TextId::SendWrapUp,
+                StateKind::Active | StateKind::Closed => TextId::SendNoSession,
+            }),
+            Self::NotHolder { agent, holder } => Text::new(TextId::SendNotHolder)
+                .arg("holder", holder.as_str())
+                .arg("agent", agent.as_str()),
+            Self::ThreadPaused => Text::new(TextId::SendThreadPaused),
+        }
+    }
+
+    /// What an agent reads, in `language` (the built-in catalogue; English is `Display`).
+    pub fn text(&self, language: &crate::texts::Language) -> String {
+        crate::texts::Catalogue::builtin().render(&self.to_text(), language)
+    }
+}
+
 /// [`SendRefusal::NoSession`]'s message, by state.
 fn no_session(state: StateKind) -> &'static str {
     match state {
