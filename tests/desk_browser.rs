@@ -1352,6 +1352,9 @@ async fn agent_desk_in_a_real_browser() {
     bob.close().await.unwrap();
 }
 
+/// The receipt mark of the agent's line "Anything else?".
+const HELD_BACK_RECEIPT: &str = "return [...document.querySelectorAll('#transcript .line.Agent')].filter((l) => l.textContent.includes('Anything else?')).map((l) => l.querySelector('.receipt').className).join();";
+
 /// Phase two of the desk: it survives a reload mid-offer (the same offer, what is left of its
 /// countdown) and a restart (presence, capacity in use and the agent's conversation come
 /// back; the open page says it lost the desk, then reconnects by itself).
@@ -1457,6 +1460,19 @@ async fn the_desk_survives_reloads_and_restarts() {
         .await;
     wait_text(&alice, "#transcript", |t| t.contains("Thank you!")).await;
 
+    // The page's token stops working: the page-health banner says so, and the reply waits,
+    // marked as not sent yet (it fails once the conversation is closed, below).
+    let r = desk
+        .post("/sim/graph", &json!({"mode": "token"}), None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    type_into(&alice, "#reply", "Anything else?").await;
+    click(&alice, "#send").await;
+    wait_text(&alice, "#attention", |t| t.contains("needs attention")).await;
+    wait_eval(&alice, HELD_BACK_RECEIPT, &json!("receipt sending")).await;
+
     // Ending it: only the actions wrap-up allows are enabled; closing it moves it to the
     // closed list, where it can still be read.
     click(&alice, "#end").await;
@@ -1473,6 +1489,25 @@ async fn the_desk_survives_reloads_and_restarts() {
     wait_text(&alice, "#title", |t| t.contains("Closed")).await;
     wait_text(&alice, "#transcript", |t| t.contains("Thank you!")).await;
     wait_text(&alice, "#readonly", |t| t.contains("Read only")).await;
+    // The token works again: the reply held back is not sent to a closed conversation, and
+    // its line says so; the banner goes.
+    let r = desk
+        .post("/sim/graph", &json!({"mode": "ok"}), None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    wait_text(&alice, "#transcript", |t| {
+        t.contains("Not delivered: the conversation was closed")
+    })
+    .await;
+    wait_eval(&alice, HELD_BACK_RECEIPT, &json!("receipt failed")).await;
+    wait_eval(
+        &alice,
+        "return getComputedStyle(document.getElementById('attention')).display;",
+        &json!("none"),
+    )
+    .await;
 
     // The customer writes again: a new conversation (alice is available again), whose
     // earlier one is readable.

@@ -64,7 +64,7 @@ use messenger_channel::agents::AgentNotifier;
 use messenger_channel::attachment::{AttachmentPolicy, PolicyConfig};
 use messenger_channel::axum::WebhookRoutes;
 use messenger_channel::conversation::{Conversation, ConversationConfig, Offer, TranscriptLine};
-use messenger_channel::engine::Engine;
+use messenger_channel::engine::{DeliveryConfig, Engine};
 use messenger_channel::ids::{AgentId, ConversationId};
 use messenger_channel::secret::{AppSecret, PageAccessToken, VerifyToken};
 use messenger_channel::send::GraphClient;
@@ -260,6 +260,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let client = Arc::new(client);
     let (bus, _) = broadcast::channel(1024);
+    // A simulated page whose token was broken and fixed (`/sim/graph`) sends again within
+    // seconds; a real one is checked again every 30 s, the default.
+    let mut delivery = DeliveryConfig::default();
+    if real.is_none() {
+        delivery.attention_recheck = std::time::Duration::from_secs(2);
+    }
     let engine = Arc::new(
         Engine::builder(Webhook::new(&secret), client.clone())
             .store(store.clone())
@@ -273,6 +279,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .config(ConversationConfig::default().privacy_notice(Some(PRIVACY_NOTICE.into())))
             .download_inbound(true)
+            .delivery(delivery)
             // One desk per data directory: after a restart it takes back at once what it
             // was delivering when it stopped.
             .instance("desk")
