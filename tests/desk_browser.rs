@@ -1081,7 +1081,7 @@ async fn agent_desk_in_a_real_browser() {
 
     // A file.
     let png = work.path().join("label.png");
-    std::fs::write(&png, include_bytes!("../examples/sample/logo.png")).unwrap();
+    std::fs::write(&png, include_bytes!("../examples/sample/photo.png")).unwrap();
     type_into(&bob, "#file", png.to_str().unwrap()).await;
     click(&bob, "#attach").await;
     desk.wait_inbox("label.png", |i| {
@@ -1293,6 +1293,12 @@ async fn agent_desk_in_a_real_browser() {
         page[1].as_array().unwrap().contains(&json!("label.png")),
         "{page}"
     );
+    wait_eval(
+        &bob,
+        "return [...document.querySelectorAll('#transcript img.preview')].filter((i) => i.alt === 'label.png' && i.complete).map((i) => i.naturalWidth).join();",
+        &json!("160"),
+    )
+    .await;
     assert!(
         page[2].as_array().unwrap().contains(&json!("label.png")),
         "{page}"
@@ -1665,6 +1671,15 @@ async fn the_spanish_desk_and_the_queue() {
         t.contains("el cliente envió un tipo de mensaje no admitido (setup.exe)")
             && t.contains("Los archivos de tipo .exe están bloqueados")
     })
+    .await;
+    // The customer's picture, previewed (the desk keeps a copy, and serves it inline).
+    desk.sim(json!({"kind": "picture", "customer": "5550000000004821"}))
+        .await;
+    wait_eval(
+        &lucia,
+        "const i = document.querySelector('#transcript img.preview'); return !!i && i.complete && i.naturalWidth;",
+        &json!(160),
+    )
     .await;
     // Over HTTP too, for a Spanish browser that is not signed in.
     let r = desk

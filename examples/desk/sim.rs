@@ -52,7 +52,7 @@ pub(crate) async fn customer_page() -> Response {
 
 pub(crate) fn sim_files() -> HashMap<&'static str, (&'static str, &'static [u8])> {
     HashMap::from([
-        ("photo.png", ("image/png", &include_bytes!("../sample/logo.png")[..])),
+        ("photo.png", ("image/png", &include_bytes!("../sample/photo.png")[..])),
         ("invoice.pdf", ("application/pdf", &b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"[..])),
         ("setup.exe", ("application/octet-stream", &b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00\xb8\x00\x00\x00"[..])),
         // Hostile files: were they ever run in the desk's origin, they would alert and load
