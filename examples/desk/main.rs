@@ -14,7 +14,7 @@
 //! `PAGE_ACCESS_TOKEN`, `APP_SECRET` and `VERIFY_TOKEN` (it refuses to start without them,
 //! naming what is missing); its agents are the accounts of `agents.toml` in the data
 //! directory, made with `cargo run --example desk -- add-agent NAME --role agent --capacity
-//! 3` (the password is read from standard input).
+//! 3 --language en` (the password is read from standard input).
 //!
 //! The panel shows everything the customer does: reactions on the message they react to,
 //! quoted replies, edits (the current text, "edited", the earlier versions on hover), removed
@@ -28,10 +28,19 @@
 //! header must name the desk, files are served as attachments under a sandbox policy, and the
 //! page has a strict Content Security Policy (see `web.rs`, `auth.rs`, `media.rs`).
 //!
+//! Survives reloads and restarts: presence, capacity in use and pending offers live in the
+//! store (the SQLite store is the engine's router), so the page shows the same offers (with
+//! what is left of their countdown), conversations and presence after a reload or a restart;
+//! it says when its event stream is cut, and reconnects by itself. It also shows the queue
+//! (who waits, for how long), the agent's closed conversations and the customer's earlier
+//! ones, and the page-health banner. It speaks English and Spanish: the account's
+//! `language` (`add-agent NAME --language es`), else the browser's `Accept-Language`.
+//!
 //! The files: `main.rs` (wiring: stores, engine, routes), `options.rs` (the command line),
 //! `auth.rs` (accounts, sessions, `add-agent`), `web.rs` (Host, Origin, JSON-only writes, JSON
 //! errors, the pages' policy), `agent.rs` (the agent's routes), `errors.rs` (engine errors in
-//! agent words), `media.rs` (files), `sim.rs` (the simulated customer and Graph API).
+//! agent words), `i18n.rs` (the desk's words in English and Spanish), `media.rs` (files),
+//! `sim.rs` (the simulated customer and Graph API).
 //!
 //! Options: `--real`; `--port N` (default 8080; 0 picks a free port) or `--agent-bind ADDR`
 //! (default `127.0.0.1:8080`) for the agent page; `--webhook-bind ADDR` to serve `/webhook`
