@@ -429,7 +429,7 @@ pub(crate) async fn send_file(
 }
 
 /// The most closed conversations, and of a customer's earlier ones, listed.
-const HISTORY_MAX: i64 = 50;
+const HISTORY_MAX: usize = 50;
 
 /// What the page shows of a customer: no name until the profile is fetched (another
 /// phase), so the last digits of their id ("Facebook user ·1234", worded by the page).
@@ -614,16 +614,19 @@ pub(crate) async fn conversation(
         Ok(v) => v,
         Err(e) => return store_error(&e),
     };
-    let history = match select(
-        &desk,
-        &format!(
-            "SELECT id FROM conversations WHERE page = $1 AND customer = $2 AND id <> $3 ORDER BY created_ms DESC LIMIT {HISTORY_MAX}"
-        ),
-        &[c.page().as_str(), c.customer().as_str(), c.id().as_str()],
-    )
-    .await
+    // The customer's other conversations on the page, newest first.
+    let history = match desk
+        .store
+        .history(c.page(), c.customer(), HISTORY_MAX + 1)
+        .await
     {
-        Ok(h) => h.iter().map(|c| summary_json(c, now)).collect::<Vec<_>>(),
+        Ok(h) => h
+            .iter()
+            .map(|s| &s.conversation)
+            .filter(|o| o.id() != c.id())
+            .take(HISTORY_MAX)
+            .map(|o| summary_json(o, now))
+            .collect::<Vec<_>>(),
         Err(e) => return store_error(&e),
     };
     v["history"] = Value::Array(history);
