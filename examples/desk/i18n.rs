@@ -76,10 +76,14 @@ pub(crate) fn tr(lang: &Language, english: &str) -> String {
 /// Every JSON error the desk answers (`{"error": …}`) in the request's language: the
 /// desk's own words from [`ERRORS`], the crate's from its catalogue.
 pub(crate) async fn localise(State(desk): State<Shared>, request: Request, next: Next) -> Response {
-    let lang = request_language(&desk, request.headers());
+    let headers = request.headers().clone();
     let response = next.run(request).await;
     let status = response.status();
-    if lang == Language::ENGLISH || !(status.is_client_error() || status.is_server_error()) {
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let lang = request_language(&desk, &headers);
+    if lang == Language::ENGLISH {
         return response;
     }
     let (mut parts, body) = response.into_parts();
