@@ -1001,8 +1001,9 @@ async fn after_the_close(store: Arc<dyn ConversationStore>) {
 }
 
 /// With `keep_unsent` off, a removal of a message from the customer's earlier conversation
-/// (a new one is open since) forgets it there: the removal is recorded in the open one, the
-/// text is gone from the earlier one.
+/// (a new one is open since, where the customer's edit of it is) forgets it everywhere: the
+/// removal is recorded in the open one, the text is gone from the earlier one, the edit from
+/// the open one.
 async fn removed_from_an_earlier_conversation(store: Arc<dyn ConversationStore>) {
     let config = ConversationConfig::default().keep_unsent(false);
     let engine = engine(store.clone(), config);
@@ -1019,17 +1020,29 @@ async fn removed_from_an_earlier_conversation(store: Arc<dyn ConversationStore>)
     .await;
     let (now_open, _) = open(&*store).await;
     assert_ne!(now_open.conversation.id(), &earlier);
+    // The customer edits the old message first: the edit is recorded where the customer is
+    // now, the message stays in the earlier conversation; the removal forgets both.
     post(
         &engine,
         &[from_customer(
             at(21),
-            "message",
-            json!({"mid": "m_1", "is_deleted": true}),
+            "message_edit",
+            json!({"mid": "m_1", "text": "my card is 4111 1111", "num_edit": 1}),
         )],
         at(21),
     )
     .await;
-    engine.deliver_due(at(22)).await.unwrap();
+    post(
+        &engine,
+        &[from_customer(
+            at(22),
+            "message",
+            json!({"mid": "m_1", "is_deleted": true}),
+        )],
+        at(22),
+    )
+    .await;
+    engine.deliver_due(at(23)).await.unwrap();
     let old_lines = store.transcript(&earlier).await.unwrap();
     assert!(
         old_lines
@@ -1055,6 +1068,11 @@ async fn removed_from_an_earlier_conversation(store: Arc<dyn ConversationStore>)
             .iter()
             .any(|l| matches!(&l.body, LineBody::Unsent { of } if of == "m_1")),
         "the removal is recorded where the customer is: {open_lines:?}"
+    );
+    assert!(
+        open_lines.iter().all(|l| !matches!(&l.body,
+            LineBody::Edit { text, .. } if text.contains("4111"))),
+        "the edit is forgotten too: {open_lines:?}"
     );
 }
 

@@ -272,42 +272,69 @@ impl Held {
     }
 }
 
-/// When recent passes' `now` values were taken, on the monotonic clock: the engine takes its
-/// time as a parameter, and a pass (a tick: the inbox sweep, timers, then deliveries) may run
-/// long after its `now`. A send answered late in it is recorded at `now` plus the time since
-/// the pass began. A few passes are remembered (passes run concurrently rarely).
+/// The passes running now (a tick: the inbox sweep, timers, then deliveries; or a
+/// `deliver_due`), each with its `now` and when it began on the monotonic clock: the engine
+/// takes its time as a parameter, and a pass may run long after its `now`. A send answered
+/// late in it is recorded at `now` plus the time since the pass began. A pass is forgotten
+/// when it ends ([`PassGuard`]), so a `now` used again later (a manual clock) starts afresh.
 #[derive(Default)]
-pub(super) struct Passes(Mutex<VecDeque<(SystemTime, std::time::Instant)>>);
+pub(super) struct Passes(Mutex<Vec<Pass>>);
+
+/// A running pass: its `now`, when it began, and how many callers run it (a tick's
+/// deliveries are a pass within the tick, at the same `now`).
+struct Pass {
+    now: SystemTime,
+    began: std::time::Instant,
+    running: usize,
+}
+
+/// Ends a pass when dropped.
+pub(super) struct PassGuard<'a> {
+    passes: &'a Passes,
+    now: SystemTime,
+}
+
+impl Drop for PassGuard<'_> {
+    fn drop(&mut self) {
+        let mut passes = self.passes.lock();
+        if let Some(i) = passes.iter().position(|p| p.now == self.now) {
+            passes[i].running -= 1;
+            if passes[i].running == 0 {
+                passes.swap_remove(i);
+            }
+        }
+    }
+}
 
 impl Passes {
-    /// How many passes are remembered.
-    const KEPT: usize = 8;
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(SystemTime, std::time::Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Pass>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A pass at `now` begins (unless one at the same `now` began already).
-    pub(super) fn begin(&self, now: SystemTime) {
+    /// A pass at `now` begins (or joins the one running at the same `now`), until the guard
+    /// is dropped.
+    pub(super) fn begin(&self, now: SystemTime) -> PassGuard<'_> {
         let mut passes = self.lock();
-        if passes.iter().all(|(t, _)| *t != now) {
-            if passes.len() >= Self::KEPT {
-                passes.pop_front();
-            }
-            passes.push_back((now, std::time::Instant::now()));
+        match passes.iter_mut().find(|p| p.now == now) {
+            Some(pass) => pass.running += 1,
+            None => passes.push(Pass {
+                now,
+                began: std::time::Instant::now(),
+                running: 1,
+            }),
         }
+        PassGuard { passes: self, now }
     }
 
-    /// When the pass at `now` began; this instant when none did (a call made at once, such
-    /// as an agent's send).
+    /// When the pass running at `now` began; this instant when none is (a call made at
+    /// once, such as an agent's send).
     pub(super) fn began(&self, now: SystemTime) -> std::time::Instant {
         self.lock()
             .iter()
-            .rev()
-            .find(|(t, _)| *t == now)
-            .map_or_else(std::time::Instant::now, |(_, began)| *began)
+            .find(|p| p.now == now)
+            .map_or_else(std::time::Instant::now, |p| p.began)
     }
 }
 
@@ -515,7 +542,7 @@ impl Engine {
     /// # Errors
     /// A store failure claiming effects; effects already claimed are left for the next pass.
     pub async fn deliver_due(&self, now: SystemTime) -> Result<DeliveryReport, EngineError> {
-        self.passes.begin(now);
+        let _pass = self.passes.begin(now);
         let mut total = DeliveryReport::default();
         loop {
             // Due by `now`, the pass's time: an effect rescheduled during the pass waits for

@@ -152,9 +152,10 @@ impl Engine {
 
     /// Forgets what the customer wrote in a removed message
     /// ([`crate::conversation::ConversationConfig::keep_unsent`] off), in `conversation` (the
-    /// customer's open or latest one, where the removal is recorded), or else in the
-    /// customer's earlier conversation that holds it (the most recent [`HISTORY_SEARCHED`]),
-    /// whose agents are told. Returns `conversation`'s lines as updated.
+    /// customer's open or latest one, where the removal is recorded) and in every earlier
+    /// conversation of the customer's that holds some of it (the most recent
+    /// [`HISTORY_SEARCHED`]; an edit may be in a later conversation than the message), whose
+    /// agents are told. Returns `conversation`'s lines as updated.
     ///
     /// # Errors
     /// Store failures: tried again later.
@@ -164,9 +165,6 @@ impl Engine {
         mid: &str,
     ) -> Result<Vec<TranscriptLine>, StoreError> {
         let here = self.forget_in(conversation.id(), mid).await?;
-        if !here.is_empty() {
-            return Ok(here);
-        }
         let earlier = self
             .store
             .history(
@@ -182,7 +180,6 @@ impl Engine {
             let lines = self.forget_in(older.conversation.id(), mid).await?;
             if !lines.is_empty() {
                 self.notifier.updated(&older.conversation, &lines).await;
-                break;
             }
         }
         Ok(here)

@@ -131,7 +131,7 @@ pub struct Engine {
     app_id: Option<crate::ids::AppId>,
     routing: crate::routing::Routing,
     /// When each recent pass's `now` was taken, on this process's monotonic clock (see
-    /// [`Engine::pass_began`]).
+    /// `delivery::Passes`).
     passes: delivery::Passes,
 }
 

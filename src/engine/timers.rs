@@ -20,7 +20,7 @@ impl Engine {
     /// Store failures; conversations that fail are skipped and retried at the next tick.
     pub async fn tick(&self, now: SystemTime) -> Result<usize, EngineError> {
         // Sends answered late in the pass are recorded at `now` plus the time since here.
-        self.passes.begin(now);
+        let _pass = self.passes.begin(now);
         // Each step runs even when an earlier one failed; the first failure is returned.
         let mut first_error = None;
         match self.apply_pending(now).await {
