@@ -357,6 +357,13 @@ pub enum Notification {
         /// The agent.
         agent: AgentId,
     },
+    /// An invitation to consult.
+    Consult {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The agent invited.
+        agent: AgentId,
+    },
     /// A conversation changed.
     Updated {
         /// The conversation.
@@ -403,6 +410,13 @@ impl AgentNotifier for RecordingNotifier {
     async fn withdraw(&self, conversation: &ConversationId, agent: &AgentId) {
         lock(&self.log).push(Notification::Withdraw {
             conversation: conversation.clone(),
+            agent: agent.clone(),
+        });
+    }
+
+    async fn consult(&self, conversation: &Conversation, agent: &AgentId) {
+        lock(&self.log).push(Notification::Consult {
+            conversation: conversation.id().clone(),
             agent: agent.clone(),
         });
     }

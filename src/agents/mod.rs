@@ -177,6 +177,13 @@ pub trait AgentNotifier: Send + Sync {
 
     /// A conversation changed (state or transcript).
     async fn updated(&self, conversation: &Conversation, lines: &[TranscriptLine]);
+
+    /// The agent was invited to consult in the conversation (internal notes only;
+    /// [`Conversation::consultants`]). The default does nothing: [`AgentNotifier::updated`]
+    /// tells of the invitation too, by its internal line.
+    async fn consult(&self, conversation: &Conversation, agent: &AgentId) {
+        let _ = (conversation, agent);
+    }
 }
 
 #[cfg(test)]

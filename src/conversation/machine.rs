@@ -4,9 +4,10 @@
 use std::time::SystemTime;
 
 use super::{
-    Author, CloseReason, Conversation, ConversationConfig, Declined, Effect, FileLine, Inbound,
-    Input, InputKind, LineBody, MediaState, Offer, Outgoing, State, StateKind, ThreadEvent,
-    TranscriptLine, Transition,
+    Author, AutomatedTrigger, CloseReason, Conversation, ConversationConfig, Declined, Effect,
+    FileLine, Inbound, Input, InputKind, Internal, LineBody, MediaState, NoteAuthor, Offer,
+    Outgoing, State, StateKind, ThreadEvent, Transfer, TranscriptLine, Transition,
+    TransferTarget,
 };
 use crate::ids::{AgentId, ConversationId, PageId, QueueId, UserId};
 use crate::time::saturating_add;
@@ -73,6 +74,19 @@ pub enum TransitionError {
     /// passed back.
     #[error("another app holds the Messenger thread; sending is paused until it is passed back")]
     ThreadPaused,
+    /// The agent already takes part (holds the session, or is consulted): a transfer to
+    /// oneself, a second invitation.
+    #[error("agent {agent} already takes part in this conversation")]
+    AlreadyTakesPart {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The agent is not consulted in this conversation.
+    #[error("agent {agent} is not consulted in this conversation")]
+    NotConsulted {
+        /// The agent.
+        agent: AgentId,
+    },
 }
 
 /// Why an agent may not send in a conversation now ([`Conversation::may_send`]).
@@ -226,6 +240,15 @@ impl Transition {
         self.effects.push(effect);
     }
 
+    /// Sends an automated message (no agent: never `HUMAN_AGENT`) and records it.
+    fn automated(&mut self, now: SystemTime, trigger: AutomatedTrigger, text: String) {
+        self.notice(now, text.clone());
+        self.effect(Effect::Send {
+            agent: None,
+            message: Outgoing::Automated { trigger, text },
+        });
+    }
+
     /// Sends the privacy notice and records it.
     fn privacy_notice(&mut self, now: SystemTime, text: &str) {
         self.effect(Effect::Send {
@@ -350,6 +373,10 @@ impl Conversation {
             read_until: None,
             recent_events: std::collections::VecDeque::new(),
             queue,
+            transfer: None,
+            consultants: Vec::new(),
+            queued_at: None,
+            told_no_agent: false,
         };
         let mut out = Transition::default();
         push_customer_lines(&mut out, first, now);
@@ -429,6 +456,75 @@ impl Conversation {
             Input::Accept(agent) => self.accept(&mut out, &agent, now)?,
             Input::Reject(agent) => self.reject(&mut out, &agent, now, config)?,
             Input::Pick(agent) => self.pick(&mut out, &agent, now)?,
+            Input::Transfer { agent, to, note } => {
+                self.transfer_to(&mut out, agent, to, note, now, config)?;
+            }
+            Input::Consult { agent, consultant } => {
+                self.require_holder(&agent, StateKind::Active, input_kind)?;
+                if consultant == agent || self.consultants.contains(&consultant) {
+                    return Err(TransitionError::AlreadyTakesPart { agent: consultant });
+                }
+                self.consultants.push(consultant.clone());
+                out.lines.push(line(
+                    now,
+                    Author::Agent(agent),
+                    LineBody::Internal(Internal::ConsultInvited {
+                        consultant: consultant.clone(),
+                    }),
+                ));
+                out.effect(Effect::ConsultInvited { agent: consultant });
+            }
+            Input::LeaveConsult(agent) => {
+                let Some(at) = self.consultants.iter().position(|c| *c == agent) else {
+                    return Err(TransitionError::NotConsulted { agent });
+                };
+                self.consultants.remove(at);
+                out.lines.push(line(
+                    now,
+                    Author::Agent(agent),
+                    LineBody::Internal(Internal::ConsultLeft),
+                ));
+            }
+            Input::Note { author, text } => {
+                if let NoteAuthor::Agent(agent) = &author {
+                    self.may_note(agent)?;
+                }
+                out.lines.push(line(
+                    now,
+                    author.into(),
+                    LineBody::Internal(Internal::Note(text)),
+                ));
+            }
+            Input::Assign { supervisor, agent } => {
+                self.assign(&mut out, supervisor, agent, now)?;
+            }
+            Input::ForceClose { supervisor } => {
+                self.close(&mut out, CloseReason::Supervisor);
+                self.last_activity_at = now;
+                out.lines.push(line(
+                    now,
+                    Author::Supervisor(supervisor),
+                    LineBody::Internal(Internal::ForceClosed),
+                ));
+            }
+            Input::CloseOutsideHours => match &self.state {
+                State::Open { .. } => {
+                    self.close(&mut out, CloseReason::OutsideHours);
+                    out.notice(now, "closed: it started outside the queue's operating hours");
+                }
+                other => {
+                    return Err(TransitionError::Illegal {
+                        state: other.kind(),
+                        input: input_kind,
+                    });
+                }
+            },
+            Input::Automated { trigger, text } => {
+                out.automated(now, trigger, text);
+                if trigger == AutomatedTrigger::NoAgentAvailable {
+                    self.told_no_agent = true;
+                }
+            }
             Input::AgentSend { agent, message } => {
                 self.may_send(&agent)?;
                 self.last_activity_at = now;
@@ -513,7 +609,157 @@ impl Conversation {
                 }
             },
         }
+        // A consult lasts as long as the session it was made in.
+        if !self.consultants.is_empty() && self.state.kind() != StateKind::Active {
+            self.consultants.clear();
+            out.notice(now, "the consult ended with the session");
+        }
         Ok(out)
+    }
+
+    /// Whether `agent` may write an internal note: they hold (or held, Waiting) its session,
+    /// or are consulted.
+    fn may_note(&self, agent: &AgentId) -> Result<(), TransitionError> {
+        let holder = match &self.state {
+            State::Active { agent } | State::WrapUp { agent } | State::Waiting { agent } => {
+                Some(agent)
+            }
+            _ => None,
+        };
+        if holder == Some(agent) || self.consultants.contains(agent) {
+            Ok(())
+        } else {
+            Err(TransitionError::NotHolder {
+                agent: agent.clone(),
+                holder: holder.cloned(),
+            })
+        }
+    }
+
+    /// The holder transfers the Active conversation: their session ends; an agent is
+    /// offered it, or the queue routes it.
+    fn transfer_to(
+        &mut self,
+        out: &mut Transition,
+        agent: AgentId,
+        to: TransferTarget,
+        note: Option<String>,
+        now: SystemTime,
+        config: &ConversationConfig,
+    ) -> Result<(), TransitionError> {
+        self.require_holder(&agent, StateKind::Active, InputKind::Transfer)?;
+        if to == TransferTarget::Agent(agent.clone()) {
+            return Err(TransitionError::AlreadyTakesPart { agent });
+        }
+        out.effect(Effect::SessionReleased {
+            agent: agent.clone(),
+        });
+        out.lines.push(line(
+            now,
+            Author::Agent(agent.clone()),
+            LineBody::Internal(Internal::Transferred {
+                to: to.clone(),
+                note: note.clone(),
+            }),
+        ));
+        self.last_activity_at = now;
+        self.queued_at = Some(now);
+        self.transfer = Some(Transfer {
+            from: agent.clone(),
+            to: to.clone(),
+            note,
+            at: now,
+        });
+        self.prune_declined(now, config);
+        match to {
+            TransferTarget::Agent(target) => {
+                let offer = Offer {
+                    agent: target,
+                    offered_at: now,
+                    expires_at: saturating_add(now, config.offer_timeout),
+                };
+                self.state = State::Open {
+                    offer: Some(offer.clone()),
+                };
+                out.effect(Effect::NotifyOffer(offer));
+            }
+            TransferTarget::Queue(queue) => {
+                self.queue = Some(queue);
+                self.state = State::Open { offer: None };
+                // Not offered back to the agent who transferred it, for the re-offer interval.
+                self.declined.push(Declined { agent, at: now });
+                if !self.paused {
+                    self.request_offer(out, None, now, config);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A supervisor assigns the Open conversation to an agent.
+    fn assign(
+        &mut self,
+        out: &mut Transition,
+        supervisor: AgentId,
+        agent: AgentId,
+        now: SystemTime,
+    ) -> Result<(), TransitionError> {
+        let State::Open { offer } = &self.state else {
+            return Err(TransitionError::Illegal {
+                state: self.state.kind(),
+                input: InputKind::Assign,
+            });
+        };
+        let offered = offer.as_ref().map(|o| o.agent.clone());
+        // The session first, as for an accepted offer: a reservation of the same agent
+        // becomes it.
+        out.effect(Effect::SessionStarted {
+            agent: agent.clone(),
+        });
+        if let Some(offered) = offered {
+            if offered != agent {
+                out.effect(Effect::WithdrawOffer {
+                    agent: offered.clone(),
+                });
+            }
+            out.effect(Effect::OfferEnded { agent: offered });
+        }
+        self.state = State::Active {
+            agent: agent.clone(),
+        };
+        self.previous_agent = Some(agent.clone());
+        self.last_activity_at = now;
+        self.transfer = None;
+        out.lines.push(line(
+            now,
+            Author::Supervisor(supervisor),
+            LineBody::Internal(Internal::Assigned { agent }),
+        ));
+        Ok(())
+    }
+
+    /// Closes the conversation, undoing what its state held (an offer, a session).
+    fn close(&mut self, out: &mut Transition, reason: CloseReason) {
+        out.effects
+            .retain(|e| !matches!(e, Effect::RequestOffer { .. }));
+        match &self.state {
+            State::Open { offer: Some(o) } => {
+                out.effect(Effect::WithdrawOffer {
+                    agent: o.agent.clone(),
+                });
+                out.effect(Effect::OfferEnded {
+                    agent: o.agent.clone(),
+                });
+            }
+            State::Active { agent } | State::WrapUp { agent } => {
+                out.effect(Effect::SessionReleased {
+                    agent: agent.clone(),
+                });
+            }
+            _ => {}
+        }
+        self.transfer = None;
+        self.state = State::Closed { reason };
     }
 
     fn prune_declined(&mut self, now: SystemTime, config: &ConversationConfig) {
@@ -644,6 +890,7 @@ impl Conversation {
             let prefer = config.agent_affinity.then(|| agent.clone());
             self.prune_declined(now, config);
             self.state = State::Open { offer: None };
+            self.queued_at = Some(now);
             out.notice(
                 now,
                 "the customer wrote again; the conversation is back in the queue",
@@ -721,7 +968,11 @@ impl Conversation {
                 out.effect(Effect::OfferEnded {
                     agent: agent.clone(),
                 });
-                out.notice(now, format!("{agent} accepted the conversation"));
+                if self.transfer.take().is_some() {
+                    out.notice(now, format!("{agent} accepted the transfer"));
+                } else {
+                    out.notice(now, format!("{agent} accepted the conversation"));
+                }
                 Ok(())
             }
             State::Open { offer } => Err(TransitionError::NotOfferedTo {
@@ -755,6 +1006,7 @@ impl Conversation {
                 out.effect(Effect::SessionStarted {
                     agent: agent.clone(),
                 });
+                self.transfer = None;
                 out.notice(now, format!("{agent} picked the conversation"));
                 Ok(())
             }
@@ -784,6 +1036,7 @@ impl Conversation {
                     agent: agent.clone(),
                 });
                 out.notice(now, format!("{agent} declined the conversation"));
+                self.transfer_lapsed(out, agent, now);
                 self.request_offer(out, None, now, config);
                 Ok(())
             }
@@ -817,6 +1070,7 @@ impl Conversation {
                     agent: agent.clone(),
                 });
                 out.notice(now, format!("the offer to {agent} timed out"));
+                self.transfer_lapsed(out, &agent, now);
                 self.request_offer(out, None, now, config);
             }
         }
@@ -832,25 +1086,7 @@ impl Conversation {
             return;
         }
         // Closing: undo what the state held.
-        out.effects
-            .retain(|e| !matches!(e, Effect::RequestOffer { .. }));
-        match &self.state {
-            State::Open { offer: Some(o) } => {
-                out.effect(Effect::WithdrawOffer {
-                    agent: o.agent.clone(),
-                });
-                out.effect(Effect::OfferEnded {
-                    agent: o.agent.clone(),
-                });
-            }
-            State::Active { agent } | State::WrapUp { agent } => {
-                out.effect(Effect::SessionReleased {
-                    agent: agent.clone(),
-                });
-            }
-            _ => {}
-        }
-        self.state = State::Closed { reason };
+        self.close(out, reason);
         out.notice(
             now,
             if reason == CloseReason::Inactivity {
@@ -859,6 +1095,17 @@ impl Conversation {
                 "closed automatically"
             },
         );
+    }
+
+    /// A transfer to `agent` that they declined or let lapse: the conversation is an
+    /// ordinary one of its queue again (the transferring agent's).
+    fn transfer_lapsed(&mut self, out: &mut Transition, agent: &AgentId, now: SystemTime) {
+        if let Some(t) = &self.transfer {
+            if t.to == TransferTarget::Agent(agent.clone()) {
+                self.transfer = None;
+                out.notice(now, "the transfer was not taken; the conversation is back in its queue");
+            }
+        }
     }
 
     /// Pauses or resumes; whether that changed anything.

@@ -308,6 +308,11 @@ pub enum CloseReason {
     AutoClose,
     /// Waiting without activity for the configured time.
     Inactivity,
+    /// A supervisor force-closed it ([`Input::ForceClose`]).
+    Supervisor,
+    /// It started outside its queue's operating hours, in a queue that closes such
+    /// conversations ([`Input::CloseOutsideHours`]).
+    OutsideHours,
 }
 
 /// Where a conversation is in its lifecycle.
@@ -421,6 +426,19 @@ pub struct Conversation {
     /// The queue it was classified into (saved before queues existed: none, the fallback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     queue: Option<QueueId>,
+    /// The transfer under way, from when an agent transfers it until someone accepts it (or,
+    /// for a transfer to an agent, until that agent declines or lets it lapse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    transfer: Option<Transfer>,
+    /// Agents consulted by the session's holder: internal notes only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    consultants: Vec<AgentId>,
+    /// When it last went (back) to the queue; saved before the field existed: its start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    queued_at: Option<SystemTime>,
+    /// Whether the customer was told that no agent is available yet (once per conversation).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    told_no_agent: bool,
 }
 
 /// How many reactions, edits and removals a conversation remembers, so that one delivered
@@ -454,6 +472,33 @@ impl Conversation {
     /// queue ([`crate::routing::Routing::queue`]).
     pub fn queue(&self) -> Option<&QueueId> {
         self.queue.as_ref()
+    }
+
+    /// The transfer under way: set when the holder transfers the conversation
+    /// ([`Input::Transfer`]), until an agent takes it (accepts, picks, is assigned it), or, for
+    /// a transfer to an agent, until that agent declines it or lets it lapse. A notifier shows
+    /// an offer of a transferred conversation as a transfer (with its note).
+    pub fn transfer(&self) -> Option<&Transfer> {
+        self.transfer.as_ref()
+    }
+
+    /// The agents consulted in the session ([`Input::Consult`]): they read the conversation
+    /// and write internal notes; the customer sees nothing of them. The consult ends when
+    /// the session does (the conversation leaves Active).
+    pub fn consultants(&self) -> &[AgentId] {
+        &self.consultants
+    }
+
+    /// When the conversation last went to the queue (started, came back from Waiting, was
+    /// transferred): what a queue's wait times count from.
+    pub fn queued_since(&self) -> SystemTime {
+        self.queued_at.unwrap_or(self.created_at)
+    }
+
+    /// Whether the customer was told that no agent is available yet
+    /// ([`AutomatedTrigger::NoAgentAvailable`]; once per conversation).
+    pub fn told_no_agent(&self) -> bool {
+        self.told_no_agent
     }
 
     /// The lifecycle state.
@@ -581,6 +626,8 @@ pub enum Author {
     PageInbox,
     /// Another app that sent on the page, outside the channel (its echo's app id).
     App(AppId),
+    /// A supervisor (an internal note, an assignment, a forced close).
+    Supervisor(AgentId),
 }
 
 /// The app id Meta gives the Page inbox (and the Business Suite inbox) in echoes and thread
@@ -696,6 +743,150 @@ pub enum LineBody {
         /// A map link: `https://www.openstreetmap.org/?mlat=…&mlon=…`.
         map_url: String,
     },
+    /// For agents and supervisors only: a note, a transfer, a consult. Never sent to the
+    /// customer (no [`Outgoing`] reads as one).
+    Internal(Internal),
+}
+
+impl LineBody {
+    /// Whether the line is internal ([`LineBody::Internal`]): shown to agents and
+    /// supervisors, never to the customer.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Self::Internal(_))
+    }
+}
+
+/// An internal line: agents and supervisors read it; the customer never does.
+///
+/// ```
+/// use messenger_channel::conversation::{Internal, TransferTarget};
+/// use messenger_channel::ids::{AgentId, QueueId};
+///
+/// let line = Internal::Transferred {
+///     to: TransferTarget::Queue(QueueId::from("billing")),
+///     note: Some("asks for a refund".into()),
+/// };
+/// assert_eq!(line.to_string(), "transferred to queue billing: asks for a refund");
+/// assert_eq!(Internal::Note("VIP".into()).to_string(), "VIP");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Internal {
+    /// A note by an agent or a supervisor (its line's author).
+    Note(String),
+    /// The holder (its line's author) transferred the conversation.
+    Transferred {
+        /// Where to.
+        to: TransferTarget,
+        /// The note for whoever takes it.
+        note: Option<String>,
+    },
+    /// The holder (its line's author) invited an agent to consult.
+    ConsultInvited {
+        /// The agent consulted.
+        consultant: AgentId,
+    },
+    /// The consulted agent (its line's author) left the consult.
+    ConsultLeft,
+    /// A supervisor (its line's author) assigned the conversation to an agent.
+    Assigned {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// A supervisor (its line's author) closed the conversation.
+    ForceClosed,
+}
+
+impl std::fmt::Display for Internal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Note(text) => f.write_str(text),
+            Self::Transferred { to, note } => {
+                write!(f, "transferred to {to}")?;
+                match note {
+                    Some(note) => write!(f, ": {note}"),
+                    None => Ok(()),
+                }
+            }
+            Self::ConsultInvited { consultant } => write!(f, "invited {consultant} to consult"),
+            Self::ConsultLeft => f.write_str("left the consult"),
+            Self::Assigned { agent } => write!(f, "assigned the conversation to {agent}"),
+            Self::ForceClosed => f.write_str("closed the conversation"),
+        }
+    }
+}
+
+/// Where a transfer goes ([`Input::Transfer`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum TransferTarget {
+    /// To one agent, who is offered it (with the offer's countdown).
+    Agent(AgentId),
+    /// To a queue, which routes it as a new conversation of its own.
+    Queue(QueueId),
+}
+
+impl std::fmt::Display for TransferTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Agent(agent) => write!(f, "{agent}"),
+            Self::Queue(queue) => write!(f, "queue {queue}"),
+        }
+    }
+}
+
+/// A transfer under way ([`Conversation::transfer`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Transfer {
+    /// The agent who transferred it.
+    pub from: AgentId,
+    /// Where to.
+    pub to: TransferTarget,
+    /// The note for whoever takes it.
+    pub note: Option<String>,
+    /// When.
+    pub at: SystemTime,
+}
+
+/// Who writes an internal note ([`Input::Note`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum NoteAuthor {
+    /// An agent: the one who holds (or held) the session, or one consulted.
+    Agent(AgentId),
+    /// A supervisor, on any conversation.
+    Supervisor(AgentId),
+}
+
+impl From<NoteAuthor> for Author {
+    fn from(author: NoteAuthor) -> Self {
+        match author {
+            NoteAuthor::Agent(agent) => Self::Agent(agent),
+            NoteAuthor::Supervisor(agent) => Self::Supervisor(agent),
+        }
+    }
+}
+
+/// What an automated message answers (Omnichannel's automated-message triggers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AutomatedTrigger {
+    /// A new conversation.
+    Greeting,
+    /// An agent took the conversation (accepted, picked, was assigned it).
+    AgentJoined,
+    /// The agent ended the conversation.
+    AgentEnded,
+    /// The conversation was transferred.
+    Transferred,
+    /// No agent is available yet; the customer's place in the queue.
+    NoAgentAvailable,
+    /// The conversation started outside its queue's operating hours.
+    OutsideOperatingHours,
+    /// The conversation closed: the post-conversation survey link.
+    Survey,
 }
 
 /// A reaction in the transcript.
@@ -886,6 +1077,13 @@ pub enum Outgoing {
     },
     /// The privacy notice (automated).
     PrivacyNotice(String),
+    /// An automated message of the conversation's queue (never `HUMAN_AGENT`).
+    Automated {
+        /// What it answers.
+        trigger: AutomatedTrigger,
+        /// Its text.
+        text: String,
+    },
     /// An agent's reaction to a message (`sender_action` `react`), or its removal
     /// (`unreact`, when `reaction` is `None`).
     Reaction {
@@ -902,7 +1100,9 @@ impl Outgoing {
     pub fn line_body(&self) -> LineBody {
         match self {
             Self::Text(text) => LineBody::Text(text.clone()),
-            Self::PrivacyNotice(text) => LineBody::Notice(text.clone()),
+            Self::PrivacyNotice(text) | Self::Automated { text, .. } => {
+                LineBody::Notice(text.clone())
+            }
             Self::Reaction { mid, reaction } => LineBody::Reaction(ReactionLine::new(
                 Some(mid.clone()),
                 reaction.clone(),
@@ -984,6 +1184,11 @@ pub enum Effect {
         /// The agent.
         agent: AgentId,
     },
+    /// Tell an agent they were invited to consult ([`Input::Consult`]).
+    ConsultInvited {
+        /// The agent consulted.
+        agent: AgentId,
+    },
     /// Forget what the customer wrote in a message they removed
     /// ([`ConversationConfig::keep_unsent`] off): its lines (and its edits') are replaced in
     /// the transcript by the notice that it was removed.
@@ -1029,6 +1234,57 @@ pub enum Input {
     CloseSession(AgentId),
     /// The agent revives a Waiting conversation.
     Revive(AgentId),
+    /// The holder transfers the Active conversation, with a note: their session ends, and
+    /// it is offered to the agent named (whatever their presence and capacity: the holder
+    /// chose them), or goes to the queue named, which routes it as its own.
+    Transfer {
+        /// The agent who holds it.
+        agent: AgentId,
+        /// Where to.
+        to: TransferTarget,
+        /// The note for whoever takes it.
+        note: Option<String>,
+    },
+    /// The holder invites another agent to consult: internal notes only.
+    Consult {
+        /// The agent who holds it.
+        agent: AgentId,
+        /// The agent invited.
+        consultant: AgentId,
+    },
+    /// A consulted agent leaves the consult.
+    LeaveConsult(AgentId),
+    /// An internal note, for agents and supervisors only.
+    Note {
+        /// Who writes it.
+        author: NoteAuthor,
+        /// What.
+        text: String,
+    },
+    /// A supervisor assigns the Open conversation to an agent: the agent holds its session
+    /// at once (any outstanding offer is withdrawn).
+    Assign {
+        /// The supervisor.
+        supervisor: AgentId,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// A supervisor closes the conversation, whatever its state.
+    ForceClose {
+        /// The supervisor.
+        supervisor: AgentId,
+    },
+    /// The conversation started outside its queue's operating hours, in a queue that closes
+    /// such conversations: it closes (it must be Open).
+    CloseOutsideHours,
+    /// An automated message of the conversation's queue: sent (never `HUMAN_AGENT`) and
+    /// recorded.
+    Automated {
+        /// What it answers.
+        trigger: AutomatedTrigger,
+        /// Its text.
+        text: String,
+    },
     /// Time passed: fire whatever is due.
     Tick,
     /// Another app or the Page inbox took the thread.
@@ -1120,6 +1376,22 @@ pub enum InputKind {
     CloseSession,
     /// [`Input::Revive`].
     Revive,
+    /// [`Input::Transfer`].
+    Transfer,
+    /// [`Input::Consult`].
+    Consult,
+    /// [`Input::LeaveConsult`].
+    LeaveConsult,
+    /// [`Input::Note`].
+    Note,
+    /// [`Input::Assign`].
+    Assign,
+    /// [`Input::ForceClose`].
+    ForceClose,
+    /// [`Input::CloseOutsideHours`].
+    CloseOutsideHours,
+    /// [`Input::Automated`].
+    Automated,
     /// [`Input::Tick`].
     Tick,
     /// [`Input::ThreadTaken`].
@@ -1143,6 +1415,14 @@ impl Input {
             Self::End(_) => InputKind::End,
             Self::CloseSession(_) => InputKind::CloseSession,
             Self::Revive(_) => InputKind::Revive,
+            Self::Transfer { .. } => InputKind::Transfer,
+            Self::Consult { .. } => InputKind::Consult,
+            Self::LeaveConsult(_) => InputKind::LeaveConsult,
+            Self::Note { .. } => InputKind::Note,
+            Self::Assign { .. } => InputKind::Assign,
+            Self::ForceClose { .. } => InputKind::ForceClose,
+            Self::CloseOutsideHours => InputKind::CloseOutsideHours,
+            Self::Automated { .. } => InputKind::Automated,
             Self::Tick => InputKind::Tick,
             Self::ThreadTaken => InputKind::ThreadTaken,
             Self::ThreadReturned => InputKind::ThreadReturned,

@@ -875,6 +875,15 @@ impl Engine {
                     Settled::Skipped
                 }
             }
+            Effect::ConsultInvited { agent } => {
+                // Only a consult still under way reaches the agent's screen.
+                if conversation.consultants().contains(agent) {
+                    self.notifier.consult(conversation, agent).await;
+                    Settled::Delivered(None)
+                } else {
+                    Settled::Skipped
+                }
+            }
             Effect::WithdrawOffer { agent } => {
                 self.notifier.withdraw(conversation.id(), agent).await;
                 Settled::Delivered(None)
@@ -1021,8 +1030,16 @@ impl Engine {
                     reply_to: None,
                     sent_at: None,
                 };
-                // Agent messages get a line; an automated one is recorded in the outbox only.
-                let lines = if matches!(&p.effect, Effect::Send { agent: Some(_), .. }) {
+                // Agent messages and a queue's automated messages get a line; the privacy
+                // notice is recorded in the outbox only.
+                let lines = if matches!(
+                    &p.effect,
+                    Effect::Send { agent: Some(_), .. }
+                        | Effect::Send {
+                            message: Outgoing::Automated { .. },
+                            ..
+                        }
+                ) {
                     vec![line]
                 } else {
                     Vec::new()
@@ -1108,7 +1125,9 @@ impl Engine {
                 unconfirmed: false,
             });
         }
-        if conversation.is_closed() {
+        // An automated message is sent whatever became of the conversation since: the one
+        // its close produced (the survey link) is sent once it is closed.
+        if conversation.is_closed() && !matches!(message, Outgoing::Automated { .. }) {
             return Ok(Settled::Failed(Undelivered {
                 reason:
                     "Not delivered: the conversation was closed before the message could be sent."
@@ -1350,7 +1369,9 @@ impl Engine {
         message: &Outgoing,
     ) -> Result<Result<Message, DeliveryError>, StoreError> {
         Ok(match message {
-            Outgoing::Text(text) | Outgoing::PrivacyNotice(text) => {
+            Outgoing::Text(text)
+            | Outgoing::PrivacyNotice(text)
+            | Outgoing::Automated { text, .. } => {
                 Message::text(text).map_err(|e| DeliveryError::Send(e.into()))
             }
             // Sent as a sender action, not a message (`attempt_react`).

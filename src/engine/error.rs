@@ -51,6 +51,10 @@ pub enum EngineError {
     /// An agent's reaction names no message of the customer's in the conversation.
     #[error("no message {0} of the customer in this conversation")]
     UnknownMessage(String),
+    /// A transfer names a queue the engine's routing does not have
+    /// ([`Engine::transfer_to_queue`](super::Engine::transfer_to_queue)).
+    #[error("no queue {0}")]
+    UnknownQueue(crate::ids::QueueId),
 }
 
 impl EngineError {

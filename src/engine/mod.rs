@@ -70,7 +70,9 @@ mod inbox;
 mod ingest;
 mod media;
 mod routing;
+mod supervise;
 mod timers;
+mod transfer;
 #[cfg(feature = "worker")]
 mod worker;
 
@@ -85,6 +87,7 @@ pub use error::EngineError;
 pub use inbox::{ApplyReport, INBOX_SWEEP_AFTER};
 pub use ingest::{Receipt, WebhookReport};
 pub use routing::OPEN_WORK_LIMIT;
+pub use supervise::{ActiveItem, QueueOverview, Supervisor, WaitingItem};
 #[cfg(feature = "worker")]
 pub use worker::Worker;
 
