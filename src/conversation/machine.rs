@@ -240,13 +240,24 @@ impl Transition {
         self.effects.push(effect);
     }
 
-    /// Sends an automated message (no agent: never `HUMAN_AGENT`) and records it.
-    fn automated(&mut self, now: SystemTime, trigger: AutomatedTrigger, text: String) {
+    /// Adds an automated message: sent with no agent (never `HUMAN_AGENT`), ahead of any
+    /// request for an offer (so that a greeting goes before what the offer leads to), and
+    /// recorded as a notice. The engine adds a queue's automated messages to the transitions
+    /// that call for them ([`crate::routing::after_transition`]).
+    pub fn add_automated(&mut self, now: SystemTime, trigger: AutomatedTrigger, text: String) {
         self.notice(now, text.clone());
-        self.effect(Effect::Send {
+        let send = Effect::Send {
             agent: None,
             message: Outgoing::Automated { trigger, text },
-        });
+        };
+        match self
+            .effects
+            .iter()
+            .position(|e| matches!(e, Effect::RequestOffer { .. }))
+        {
+            Some(at) => self.effects.insert(at, send),
+            None => self.effects.push(send),
+        }
     }
 
     /// Sends the privacy notice and records it.
@@ -520,7 +531,7 @@ impl Conversation {
                 }
             },
             Input::Automated { trigger, text } => {
-                out.automated(now, trigger, text);
+                out.add_automated(now, trigger, text);
                 if trigger == AutomatedTrigger::NoAgentAvailable {
                     self.told_no_agent = true;
                 }

@@ -9,8 +9,11 @@ use tracing::Instrument as _;
 
 use super::delivery::Held;
 use super::{Engine, EngineError, Outcome};
-use crate::conversation::{Conversation, Input, TranscriptLine, Transition};
-use crate::ids::ConversationId;
+use crate::conversation::{
+    Conversation, Effect, Input, State, TranscriptLine, Transition, TransitionError,
+};
+use crate::ids::{ConversationId, QueueId};
+use crate::routing::{after_transition, on_start};
 use crate::store::{Commit, PendingEffect, StoreError};
 
 /// A state change as saved: the conversation after it, the effects waiting in the outbox
@@ -86,6 +89,51 @@ impl Engine {
         })
     }
 
+    /// Adds the automated messages of the conversation's queue that a transition calls for
+    /// ([`crate::routing::after_transition`]).
+    fn automate(
+        &self,
+        before: &State,
+        before_queue: Option<&QueueId>,
+        input: &Input,
+        after: &Conversation,
+        transition: &mut Transition,
+        now: SystemTime,
+    ) {
+        let from = self.routing.queue(before_queue);
+        let to = self.queue_of(after);
+        for (trigger, text) in after_transition(from, to, before, input, after) {
+            transition.add_automated(now, trigger, text);
+        }
+    }
+
+    /// A new conversation's automated message (the greeting, or outside its queue's
+    /// operating hours that message), and its close when the queue closes such
+    /// conversations ([`crate::routing::on_start`]).
+    ///
+    /// # Errors
+    /// The machine's refusal to close (it cannot happen to a conversation just started).
+    pub(super) fn automate_start(
+        &self,
+        started: &mut Conversation,
+        transition: &mut Transition,
+        now: SystemTime,
+    ) -> Result<(), TransitionError> {
+        let (message, close) = on_start(self.queue_of(started), started, now);
+        if let Some((trigger, text)) = message {
+            transition.add_automated(now, trigger, text);
+        }
+        if close {
+            transition
+                .effects
+                .retain(|e| !matches!(e, Effect::RequestOffer { .. }));
+            let closed = started.apply(Input::CloseOutsideHours, now, &self.config)?;
+            transition.lines.extend(closed.lines);
+            transition.effects.extend(closed.effects);
+        }
+        Ok(())
+    }
+
     /// Loads a conversation, applies one input and commits, retrying on conflicts.
     pub(super) async fn apply(
         &self,
@@ -101,8 +149,18 @@ impl Engine {
                 .await?
                 .ok_or_else(|| EngineError::NotFound(id.clone()))?;
             let mut conversation = stored.conversation;
-            let from = conversation.state().kind();
-            let transition = conversation.apply(input.clone(), now, &self.config)?;
+            let before = conversation.state().clone();
+            let before_queue = conversation.queue().cloned();
+            let from = before.kind();
+            let mut transition = conversation.apply(input.clone(), now, &self.config)?;
+            self.automate(
+                &before,
+                before_queue.as_ref(),
+                input,
+                &conversation,
+                &mut transition,
+                now,
+            );
             tracing::debug!(
                 ?from,
                 to = ?conversation.state().kind(),

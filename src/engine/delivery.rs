@@ -29,7 +29,7 @@ use tracing::Instrument as _;
 
 use super::{ECHO_KEY_PREFIX, Engine, EngineError};
 use crate::conversation::{
-    Author, Conversation, Effect, Input, LineBody, Outgoing, State, TranscriptLine,
+    Author, AutomatedTrigger, Conversation, Effect, Input, LineBody, Outgoing, State, TranscriptLine,
 };
 use crate::ids::{AgentId, ConversationId, MessageId, PageId};
 use crate::send::{
@@ -942,14 +942,23 @@ impl Engine {
         if !conversation.awaits_offer() {
             return Settled::Skipped;
         }
+        // Outside its queue's operating hours it waits: offers are asked for again at each
+        // tick, and made once the queue opens.
+        if !self.queue_of(conversation).is_open(now) {
+            return Settled::Delivered(None);
+        }
         // A Pick queue makes none: the conversation waits to be picked.
         if !self.offers(conversation) {
+            self.tell_no_agent(conversation, queue).await;
             return Settled::Delivered(None);
         }
         match self.reserve_offer(conversation, exclude, prefer, now).await {
             Ok(reserved) => {
-                if let Some(agent) = reserved {
-                    queue.push_back((conversation.id().clone(), Input::OfferTo(agent)));
+                match reserved {
+                    Some(agent) => {
+                        queue.push_back((conversation.id().clone(), Input::OfferTo(agent)));
+                    }
+                    None => self.tell_no_agent(conversation, queue).await,
                 }
                 Settled::Delivered(None)
             }
@@ -957,6 +966,44 @@ impl Engine {
                 format!("no agent could be reserved yet: {e}"),
                 crate::time::saturating_add(now, fetch_backoff(p.attempts)),
             ),
+        }
+    }
+
+    /// No agent took a queued conversation: the customer is told once, with their place in
+    /// the queue, when the queue has that automated message (a follow-up
+    /// [`Input::Automated`] for `queue`). A store failure leaves it untold.
+    async fn tell_no_agent(
+        &self,
+        conversation: &Conversation,
+        queue: &mut VecDeque<(ConversationId, Input)>,
+    ) {
+        let messages = &self.queue_of(conversation).messages;
+        if conversation.told_no_agent() || messages.no_agent_available.is_none() {
+            return;
+        }
+        let waiting = match self
+            .store
+            .list_queue(conversation.queue(), super::OPEN_WORK_LIMIT)
+            .await
+        {
+            Ok(waiting) => waiting,
+            Err(e) => {
+                tracing::warn!(error = %e, "the queue could not be read for the customer's place in it");
+                return;
+            }
+        };
+        let mine = (conversation.queued_since(), conversation.id());
+        let ahead = waiting
+            .iter()
+            .map(|s| &s.conversation)
+            .filter(|c| (c.queued_since(), c.id()) < mine)
+            .count();
+        let trigger = AutomatedTrigger::NoAgentAvailable;
+        if let Some(text) = messages.render(trigger, None, Some(ahead + 1)) {
+            queue.push_back((
+                conversation.id().clone(),
+                Input::Automated { trigger, text },
+            ));
         }
     }
 

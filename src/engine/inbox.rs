@@ -621,7 +621,7 @@ impl Engine {
                             .referral(referral)
                             .first_text(first_text(inbound));
                         let queue = self.routing.classify(&facts).id.clone();
-                        let (c, transition) = Conversation::start_in_queue(
+                        let (mut c, mut transition) = Conversation::start_in_queue(
                             Some(queue),
                             id,
                             page.clone(),
@@ -630,6 +630,7 @@ impl Engine {
                             now,
                             &self.config,
                         );
+                        self.automate_start(&mut c, &mut transition, now)?;
                         (c, transition, None)
                     }
                     (None, Input::Thread { event: e, .. }) if e.is_recorded_after_close() => {

@@ -66,7 +66,7 @@ impl Engine {
         // (Pick queues make no offer: their conversations wait to be picked.)
         for stored in self.store.list_queued().await? {
             let c = stored.conversation;
-            if c.awaits_offer() && self.offers(&c) {
+            if c.awaits_offer() && self.offers(&c) && self.queue_of(&c).is_open(now) {
                 let exclude: Vec<AgentId> = c.excluded_agents(now, &self.config).cloned().collect();
                 let reserved = match self.reserve_offer(&c, &exclude, None, now).await {
                     Ok(reserved) => reserved,

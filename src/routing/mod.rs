@@ -45,14 +45,24 @@
 //! | [`Routing`]: queues and rules together | `config.rs` |
 //! | [`Presence`], [`AgentProfile`], [`AgentStatus`] | `agent.rs` |
 //! | [`choose_agent`] (Push), [`may_pick`] (Pick), [`skill_distance`] | `decide.rs` |
+//! | [`OperatingHours`]: is a queue open at `t` | `hours.rs` |
+//! | [`AutomatedMessages`], [`on_start`], [`after_transition`]: which automated message a step calls for | `automated.rs` |
 
 mod agent;
+mod automated;
 mod config;
 mod decide;
+mod hours;
 mod queue;
 mod rules;
 
 pub use agent::{AgentProfile, AgentStatus, DEFAULT_AGENT_CAPACITY, Presence};
+pub use automated::{
+    AGENT_NAME, AutomatedMessages, OutsideHours, QUEUE_POSITION, after_transition, on_start,
+};
+pub use hours::{HoursError, OperatingHours, Shift};
+/// The calendar types [`OperatingHours`] takes (from `jiff`).
+pub use jiff::civil::{Date, Time, Weekday};
 pub use config::Routing;
 pub use decide::{
     PickRefusal, SkillDistance, choose_agent, may_offer, may_pick, skill_distance, skills_allow,

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::automated::{AutomatedMessages, OutsideHours};
+use super::hours::OperatingHours;
 use crate::ids::{QueueId, SkillId};
 
 /// The id of the queue an engine uses when the host configures none, and the queue of
@@ -84,6 +86,15 @@ pub struct Queue {
     pub matching: SkillMatching,
     /// The capacity one of its conversations takes from an agent.
     pub capacity_units: u32,
+    /// Its automated messages (none unless set).
+    #[serde(default)]
+    pub messages: AutomatedMessages,
+    /// When it is open; `None` (the default): always.
+    #[serde(default)]
+    pub hours: Option<OperatingHours>,
+    /// What becomes of a conversation that starts while it is closed.
+    #[serde(default)]
+    pub outside_hours: OutsideHours,
 }
 
 impl Queue {
@@ -96,6 +107,9 @@ impl Queue {
             skills: Vec::new(),
             matching: SkillMatching::None,
             capacity_units: DEFAULT_CAPACITY_UNITS,
+            messages: AutomatedMessages::default(),
+            hours: None,
+            outside_hours: OutsideHours::Wait,
         }
     }
 
@@ -141,6 +155,27 @@ impl Queue {
     pub fn matching(mut self, matching: SkillMatching) -> Self {
         self.matching = matching;
         self
+    }
+
+    /// Sets its automated messages.
+    #[must_use]
+    pub fn messages(mut self, messages: AutomatedMessages) -> Self {
+        self.messages = messages;
+        self
+    }
+
+    /// Sets its operating hours, and what becomes of a conversation that starts outside
+    /// them.
+    #[must_use]
+    pub fn hours(mut self, hours: OperatingHours, outside: OutsideHours) -> Self {
+        self.hours = Some(hours);
+        self.outside_hours = outside;
+        self
+    }
+
+    /// Whether it is open at `now`: always, with no operating hours.
+    pub fn is_open(&self, now: std::time::SystemTime) -> bool {
+        self.hours.as_ref().is_none_or(|h| h.is_open(now))
     }
 
     /// Sets the capacity one conversation takes (at least 1).
