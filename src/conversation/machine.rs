@@ -1975,4 +1975,417 @@ mod tests {
         assert_eq!(paused.state(), &State::Open { offer: None });
         assert!(requests(&out).is_empty());
     }
+
+    fn c() -> AgentId {
+        AgentId::from("cy")
+    }
+
+    fn transfer(from: &AgentId, to: TransferTarget, note: Option<&str>) -> Input {
+        Input::Transfer {
+            agent: from.clone(),
+            to,
+            note: note.map(str::to_owned),
+        }
+    }
+
+    fn sends(out: &Transition) -> usize {
+        out.effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Send { .. }))
+            .count()
+    }
+
+    fn internal_lines(out: &Transition) -> Vec<(Author, Internal)> {
+        out.lines
+            .iter()
+            .filter_map(|l| match &l.body {
+                LineBody::Internal(i) => Some((l.author.clone(), i.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_transfer_to_an_agent_offers_it_and_releases_the_session() {
+        let (offered, out) = transition(
+            &active(&a()),
+            transfer(&a(), TransferTarget::Agent(b()), Some("vip")),
+            secs(5),
+            &config(),
+        )
+        .unwrap();
+        let offer = Offer {
+            agent: b(),
+            offered_at: secs(5),
+            expires_at: secs(5) + config().offer_timeout,
+        };
+        assert_eq!(
+            out.effects,
+            [
+                Effect::SessionReleased { agent: a() },
+                Effect::NotifyOffer(offer.clone())
+            ]
+        );
+        assert_eq!(sends(&out), 0, "nothing reaches the customer");
+        assert_eq!(
+            internal_lines(&out),
+            [(
+                Author::Agent(a()),
+                Internal::Transferred {
+                    to: TransferTarget::Agent(b()),
+                    note: Some("vip".into())
+                }
+            )]
+        );
+        assert_eq!(offered.state(), &State::Open { offer: Some(offer) });
+        assert_eq!(offered.queued_since(), secs(5));
+        assert_eq!(offered.last_activity_at(), secs(5));
+        let t = offered.transfer().unwrap();
+        assert_eq!((&t.from, t.at), (&a(), secs(5)));
+        // Accepted: b holds the session, the transfer is over.
+        let (taken, out) = transition(&offered, Input::Accept(b()), secs(6), &config()).unwrap();
+        assert_eq!(taken.state(), &State::Active { agent: b() });
+        assert_eq!(taken.transfer(), None);
+        assert_eq!(notices(&out), ["bob accepted the transfer"]);
+        // Declined: back in the queue, which offers it to another.
+        let (back, out) = transition(&offered, Input::Reject(b()), secs(6), &config()).unwrap();
+        assert_eq!(back.state(), &State::Open { offer: None });
+        assert_eq!(back.transfer(), None);
+        assert_eq!(requests(&out), [(vec![b()], None)]);
+        assert_eq!(
+            notices(&out),
+            [
+                "bob declined the conversation",
+                "the transfer was not taken; the conversation is back in its queue"
+            ]
+        );
+        // Lapsed: the same, with the offer withdrawn.
+        let lapse = secs(5) + config().offer_timeout;
+        let (back, out) = transition(&offered, Input::Tick, lapse, &config()).unwrap();
+        assert_eq!(back.transfer(), None);
+        assert!(out.effects.contains(&Effect::WithdrawOffer { agent: b() }));
+        assert_eq!(requests(&out), [(vec![b()], None)]);
+        // A plain offer declined keeps no transfer and says nothing of one.
+        let plain = after(open(), t0(), vec![Input::OfferTo(b())]);
+        let (_, out) = transition(&plain, Input::Reject(b()), secs(1), &config()).unwrap();
+        assert_eq!(notices(&out), ["bob declined the conversation"]);
+        // A transfer to an agent declined by another agent than the target is kept.
+        let mut other = offered.clone();
+        other.transfer.as_mut().unwrap().to = TransferTarget::Agent(c());
+        let (kept, _) = transition(&other, Input::Reject(b()), secs(6), &config()).unwrap();
+        assert!(kept.transfer().is_some());
+    }
+
+    #[test]
+    fn a_transfer_to_a_queue_requeues_it_without_the_transferring_agent() {
+        let (queued, out) = transition(
+            &active(&a()),
+            transfer(&a(), TransferTarget::Queue(QueueId::from("billing")), None),
+            secs(5),
+            &config(),
+        )
+        .unwrap();
+        assert_eq!(queued.queue(), Some(&QueueId::from("billing")));
+        assert_eq!(queued.state(), &State::Open { offer: None });
+        assert_eq!(out.effects[0], Effect::SessionReleased { agent: a() });
+        assert_eq!(requests(&out), [(vec![a()], None)]);
+        assert_eq!(sends(&out), 0);
+        assert_eq!(queued.excluded_agents(secs(5), &config()).collect::<Vec<_>>(), [&a()]);
+        // Offered, accepted: the transfer is over.
+        let taken = after(queued.clone(), secs(6), vec![Input::OfferTo(b()), Input::Accept(b())]);
+        assert_eq!(taken.transfer(), None);
+        // Picked: over too.
+        let (picked, _) = transition(&queued, Input::Pick(c()), secs(6), &config()).unwrap();
+        assert_eq!(picked.transfer(), None);
+        // While the thread is held by another app, no offer is asked for.
+        let mut paused = active(&a());
+        paused.paused = true;
+        let (_, out) = transition(
+            &paused,
+            transfer(&a(), TransferTarget::Queue(QueueId::from("billing")), None),
+            secs(5),
+            &config(),
+        )
+        .unwrap();
+        assert!(requests(&out).is_empty());
+    }
+
+    #[test]
+    fn only_the_holder_transfers_an_active_conversation_to_someone_else() {
+        let to_b = || transfer(&a(), TransferTarget::Agent(b()), None);
+        assert_eq!(
+            transition(&open(), to_b(), secs(1), &config()).unwrap_err(),
+            TransitionError::Illegal {
+                state: StateKind::Open,
+                input: InputKind::Transfer
+            }
+        );
+        assert_eq!(
+            transition(&active(&b()), to_b(), secs(1), &config()).unwrap_err(),
+            TransitionError::NotHolder {
+                agent: a(),
+                holder: Some(b())
+            }
+        );
+        assert_eq!(
+            transition(
+                &active(&a()),
+                transfer(&a(), TransferTarget::Agent(a()), None),
+                secs(1),
+                &config()
+            )
+            .unwrap_err(),
+            TransitionError::AlreadyTakesPart { agent: a() }
+        );
+        let wrap_up = after(active(&a()), t0(), vec![Input::End(a())]);
+        assert!(transition(&wrap_up, to_b(), secs(1), &config()).is_err());
+    }
+
+    #[test]
+    fn a_consult_is_internal_and_ends_with_the_session() {
+        let consult = Input::Consult {
+            agent: a(),
+            consultant: b(),
+        };
+        let (consulted, out) = transition(&active(&a()), consult.clone(), secs(1), &config()).unwrap();
+        assert_eq!(consulted.consultants(), [b()]);
+        assert_eq!(out.effects, [Effect::ConsultInvited { agent: b() }]);
+        assert_eq!(
+            internal_lines(&out),
+            [(Author::Agent(a()), Internal::ConsultInvited { consultant: b() })]
+        );
+        // Twice, or oneself: refused. Not the holder, or not Active: refused.
+        assert_eq!(
+            transition(&consulted, consult.clone(), secs(2), &config()).unwrap_err(),
+            TransitionError::AlreadyTakesPart { agent: b() }
+        );
+        let me = Input::Consult {
+            agent: a(),
+            consultant: a(),
+        };
+        assert!(transition(&consulted, me, secs(2), &config()).is_err());
+        assert!(transition(&active(&c()), consult.clone(), secs(2), &config()).is_err());
+        assert!(transition(&open(), consult, secs(2), &config()).is_err());
+        // Notes: the holder and the consultant; not a third agent; a supervisor always.
+        let note = |author: NoteAuthor| Input::Note {
+            author,
+            text: "check the order".into(),
+        };
+        for who in [NoteAuthor::Agent(a()), NoteAuthor::Agent(b()), NoteAuthor::Supervisor(c())] {
+            let (_, out) = transition(&consulted, note(who.clone()), secs(2), &config()).unwrap();
+            assert_eq!(
+                internal_lines(&out),
+                [(who.into(), Internal::Note("check the order".into()))]
+            );
+            assert!(out.effects.is_empty());
+        }
+        assert_eq!(
+            transition(&consulted, note(NoteAuthor::Agent(c())), secs(2), &config()).unwrap_err(),
+            TransitionError::NotHolder {
+                agent: c(),
+                holder: Some(a())
+            }
+        );
+        assert_eq!(
+            transition(&open(), note(NoteAuthor::Agent(a())), secs(2), &config()).unwrap_err(),
+            TransitionError::NotHolder {
+                agent: a(),
+                holder: None
+            }
+        );
+        // The holder may still write while it waits, or in wrap-up.
+        let waiting = after(active(&a()), t0(), vec![Input::CloseSession(a())]);
+        assert!(transition(&waiting, note(NoteAuthor::Agent(a())), secs(2), &config()).is_ok());
+        // Leaving.
+        let (left, out) = transition(&consulted, Input::LeaveConsult(b()), secs(3), &config()).unwrap();
+        assert!(left.consultants().is_empty());
+        assert_eq!(internal_lines(&out), [(Author::Agent(b()), Internal::ConsultLeft)]);
+        assert_eq!(
+            transition(&left, Input::LeaveConsult(b()), secs(3), &config()).unwrap_err(),
+            TransitionError::NotConsulted { agent: b() }
+        );
+        // The session ends (End, close, transfer, auto-close): so does the consult.
+        for input in [
+            Input::End(a()),
+            Input::CloseSession(a()),
+            transfer(&a(), TransferTarget::Agent(b()), None),
+        ] {
+            let (next, out) = transition(&consulted, input, secs(4), &config()).unwrap();
+            assert!(next.consultants().is_empty());
+            assert!(notices(&out).contains(&"the consult ended with the session"));
+        }
+        let far = secs(4) + config().auto_close_open_active;
+        let (closed, _) = transition(&consulted, Input::Tick, far, &config()).unwrap();
+        assert!(closed.consultants().is_empty());
+        // Nothing of it was sent.
+        let (_, out) = transition(&consulted, Input::LeaveConsult(b()), secs(3), &config()).unwrap();
+        assert_eq!(sends(&out), 0);
+    }
+
+    #[test]
+    fn a_supervisor_assigns_an_open_conversation() {
+        let assign = |agent: AgentId| Input::Assign {
+            supervisor: c(),
+            agent,
+        };
+        let (assigned, out) = transition(&open(), assign(a()), secs(1), &config()).unwrap();
+        assert_eq!(assigned.state(), &State::Active { agent: a() });
+        assert_eq!(assigned.previous_agent(), Some(&a()));
+        assert_eq!(out.effects, [Effect::SessionStarted { agent: a() }]);
+        assert_eq!(
+            internal_lines(&out),
+            [(Author::Supervisor(c()), Internal::Assigned { agent: a() })]
+        );
+        // With an offer to another agent: withdrawn; to the same agent: it becomes the session.
+        let offered = after(open(), t0(), vec![Input::OfferTo(b())]);
+        let (_, out) = transition(&offered, assign(a()), secs(1), &config()).unwrap();
+        assert_eq!(
+            out.effects,
+            [
+                Effect::SessionStarted { agent: a() },
+                Effect::WithdrawOffer { agent: b() },
+                Effect::OfferEnded { agent: b() }
+            ]
+        );
+        let (_, out) = transition(&offered, assign(b()), secs(1), &config()).unwrap();
+        assert_eq!(
+            out.effects,
+            [
+                Effect::SessionStarted { agent: b() },
+                Effect::OfferEnded { agent: b() }
+            ]
+        );
+        assert_eq!(
+            transition(&active(&a()), assign(b()), secs(1), &config()).unwrap_err(),
+            TransitionError::Illegal {
+                state: StateKind::Active,
+                input: InputKind::Assign
+            }
+        );
+    }
+
+    #[test]
+    fn a_forced_close_undoes_what_the_state_held() {
+        let close = || Input::ForceClose { supervisor: c() };
+        let (closed, out) = transition(&active(&a()), close(), secs(1), &config()).unwrap();
+        assert_eq!(closed.state(), &State::Closed { reason: CloseReason::Supervisor });
+        assert_eq!(out.effects, [Effect::SessionReleased { agent: a() }]);
+        assert_eq!(internal_lines(&out), [(Author::Supervisor(c()), Internal::ForceClosed)]);
+        let offered = after(open(), t0(), vec![Input::OfferTo(b())]);
+        let (_, out) = transition(&offered, close(), secs(1), &config()).unwrap();
+        assert_eq!(
+            out.effects,
+            [Effect::WithdrawOffer { agent: b() }, Effect::OfferEnded { agent: b() }]
+        );
+        let waiting = after(active(&a()), t0(), vec![Input::CloseSession(a())]);
+        let (_, out) = transition(&waiting, close(), secs(1), &config()).unwrap();
+        assert!(out.effects.is_empty());
+        assert!(transition(&closed, close(), secs(2), &config()).is_err());
+    }
+
+    #[test]
+    fn outside_hours_only_an_open_conversation_closes() {
+        let (closed, out) = transition(&open(), Input::CloseOutsideHours, secs(1), &config()).unwrap();
+        assert_eq!(closed.state(), &State::Closed { reason: CloseReason::OutsideHours });
+        assert_eq!(notices(&out), ["closed: it started outside the queue's operating hours"]);
+        assert_eq!(
+            transition(&active(&a()), Input::CloseOutsideHours, secs(1), &config()).unwrap_err(),
+            TransitionError::Illegal {
+                state: StateKind::Active,
+                input: InputKind::CloseOutsideHours
+            }
+        );
+    }
+
+    #[test]
+    fn an_automated_message_is_sent_without_an_agent_and_recorded() {
+        let input = |trigger| Input::Automated {
+            trigger,
+            text: "all busy".into(),
+        };
+        let (told, out) = transition(
+            &open(),
+            input(AutomatedTrigger::NoAgentAvailable),
+            secs(1),
+            &config(),
+        )
+        .unwrap();
+        assert!(told.told_no_agent());
+        assert!(!open().told_no_agent());
+        assert_eq!(
+            out.effects,
+            [Effect::Send {
+                agent: None,
+                message: Outgoing::Automated {
+                    trigger: AutomatedTrigger::NoAgentAvailable,
+                    text: "all busy".into()
+                }
+            }]
+        );
+        assert_eq!(notices(&out), ["all busy"]);
+        let (other, _) =
+            transition(&open(), input(AutomatedTrigger::Greeting), secs(1), &config()).unwrap();
+        assert!(!other.told_no_agent());
+        // Added to a transition, it goes before a request for an offer.
+        let (_, mut started) = started(text("m0"), &config());
+        started.add_automated(t0(), AutomatedTrigger::Greeting, "hello".into());
+        assert!(matches!(started.effects[0], Effect::Send { agent: None, .. }));
+        assert!(matches!(started.effects[1], Effect::RequestOffer { .. }));
+        let mut empty = Transition::default();
+        empty.add_automated(t0(), AutomatedTrigger::Survey, "bye".into());
+        assert_eq!(empty.effects.len(), 1);
+        assert_eq!(
+            Outgoing::Automated {
+                trigger: AutomatedTrigger::Survey,
+                text: "bye".into()
+            }
+            .line_body(),
+            LineBody::Notice("bye".into())
+        );
+    }
+
+    #[test]
+    fn new_fields_are_not_saved_until_used() {
+        let saved = serde_json::to_value(active(&a())).unwrap();
+        for key in ["transfer", "consultants", "queued_at", "told_no_agent"] {
+            assert!(saved.get(key).is_none(), "{key}");
+        }
+        let back: Conversation = serde_json::from_value(saved).unwrap();
+        assert_eq!(back, active(&a()));
+        assert_eq!(back.queued_since(), back.created_at());
+        let consulted = after(
+            active(&a()),
+            t0(),
+            vec![Input::Consult {
+                agent: a(),
+                consultant: b(),
+            }],
+        );
+        let json = serde_json::to_value(&consulted).unwrap();
+        assert_eq!(serde_json::from_value::<Conversation>(json).unwrap(), consulted);
+    }
+
+    #[test]
+    fn internal_lines_read_for_agents() {
+        assert!(LineBody::Internal(Internal::ConsultLeft).is_internal());
+        assert!(!LineBody::Notice("x".into()).is_internal());
+        let cases = [
+            (Internal::Note("n".into()), "n"),
+            (
+                Internal::Transferred {
+                    to: TransferTarget::Agent(b()),
+                    note: None,
+                },
+                "transferred to bob",
+            ),
+            (Internal::ConsultInvited { consultant: b() }, "invited bob to consult"),
+            (Internal::ConsultLeft, "left the consult"),
+            (Internal::Assigned { agent: b() }, "assigned the conversation to bob"),
+            (Internal::ForceClosed, "closed the conversation"),
+        ];
+        for (line, words) in cases {
+            assert_eq!(line.to_string(), words);
+        }
+        assert_eq!(Author::from(NoteAuthor::Supervisor(c())), Author::Supervisor(c()));
+    }
 }

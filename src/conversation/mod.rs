@@ -87,6 +87,17 @@
 //! | Wrap-up | tick past auto-close (1 d) | Closed | session released; notice |
 //! | any but Closed | another app (or the Page inbox) takes the thread | same, paused | notice; agents cannot send while paused |
 //! | any but Closed | the thread is passed back | same, resumed | notice; the privacy notice if it was never sent; in Open with no offer, request an offer |
+//! | Active (A) | A transfers to agent B, with a note | Open, offer to B | session released; internal line; notify B (the transfer: [`Conversation::transfer`]) with the offer's countdown |
+//! | Active (A) | A transfers to queue Q, with a note | Open in Q | session released; internal line; request an offer excluding A |
+//! | Open, transfer offered to B | B declines, or the offer lapses | Open | as any offer; the transfer is over (notice); request an offer in its queue |
+//! | Active (A) | A invites C to consult | Active | internal line; tell C |
+//! | any but Closed | C leaves the consult | same | internal line |
+//! | any but Closed | an internal note (the holder, a consultant, a supervisor) | same | internal line |
+//! | Active (A) | A's session ends (End, close, transfer, auto-close) | … | the consult ends too (notice) |
+//! | Open | a supervisor assigns it to A | Active (A) | session started; any offer withdrawn (offer ended); internal line |
+//! | any but Closed | a supervisor force-closes it | Closed | withdraw any offer, release any session; internal line |
+//! | Open | it started outside its queue's operating hours, in a queue that closes then | Closed | notice |
+//! | any but Closed | an automated message | same | sent (no agent) and recorded |
 //! | Closed | anything | — | error: closed conversations never change |
 //!
 //! Any other pair is a [`TransitionError`] naming the state and the input.
@@ -96,6 +107,10 @@
 //! messages are still recorded, but agent sends are refused ([`SendRefusal::ThreadPaused`];
 //! [`TransitionError::ThreadPaused`] from the machine), as the platform would refuse them too.
 //! No offer is requested while paused. When the thread is passed back, it resumes where it was.
+//!
+//! **Internal lines.** Transfers, consults, notes and supervisors' actions are written as
+//! [`LineBody::Internal`] lines: for agents and supervisors only. No [`Outgoing`] message
+//! reads as one, so nothing internal is ever sent to the customer.
 //!
 //! # Deadlines
 //!

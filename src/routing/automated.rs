@@ -185,3 +185,182 @@ pub fn after_transition(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::conversation::{ConversationConfig, Inbound, LineBody, TransferTarget};
+    use crate::ids::{AgentId, ConversationId, PageId, QueueId, UserId};
+    use crate::routing::{OperatingHours, Time, Weekday};
+
+    fn t0() -> SystemTime {
+        // Monday 10 June 2024, 06:13:20 UTC.
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_718_000_000)
+    }
+
+    fn all() -> AutomatedMessages {
+        [
+            (AutomatedTrigger::Greeting, "hello"),
+            (AutomatedTrigger::AgentJoined, "{AgentName} joined"),
+            (AutomatedTrigger::AgentEnded, "ended"),
+            (AutomatedTrigger::Transferred, "transferred"),
+            (AutomatedTrigger::NoAgentAvailable, "number {QueuePosition}"),
+            (AutomatedTrigger::OutsideOperatingHours, "closed"),
+            (AutomatedTrigger::Survey, "survey"),
+        ]
+        .into_iter()
+        .fold(AutomatedMessages::default(), |m, (t, text)| m.set(t, text))
+    }
+
+    fn queue() -> Queue {
+        Queue::push(QueueId::from("q")).messages(all())
+    }
+
+    fn start(standby: bool) -> Conversation {
+        Conversation::start(
+            ConversationId::from("c"),
+            PageId::from("p"),
+            UserId::from("u"),
+            Inbound::new(None, vec![LineBody::Text("hi".into())]).on_standby(standby),
+            t0(),
+            &ConversationConfig::default(),
+        )
+        .0
+    }
+
+    fn step(c: &Conversation, input: Input) -> (State, Conversation) {
+        let before = c.state().clone();
+        let mut next = c.clone();
+        next.apply(input, t0(), &ConversationConfig::default()).unwrap();
+        (before, next)
+    }
+
+    fn triggers(from: &Queue, before: &State, input: &Input, after: &Conversation) -> Vec<String> {
+        after_transition(from, &queue(), before, input, after)
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect()
+    }
+
+    #[test]
+    fn texts_are_set_got_and_filled() {
+        let m = all();
+        for (t, text) in [
+            (AutomatedTrigger::Greeting, "hello"),
+            (AutomatedTrigger::AgentJoined, "{AgentName} joined"),
+            (AutomatedTrigger::AgentEnded, "ended"),
+            (AutomatedTrigger::Transferred, "transferred"),
+            (AutomatedTrigger::NoAgentAvailable, "number {QueuePosition}"),
+            (AutomatedTrigger::OutsideOperatingHours, "closed"),
+            (AutomatedTrigger::Survey, "survey"),
+        ] {
+            assert_eq!(m.get(t), Some(text));
+            assert_eq!(AutomatedMessages::default().get(t), None);
+            assert_eq!(AutomatedMessages::default().render(t, Some("a"), Some(1)), None);
+        }
+        assert_eq!(m.render(AutomatedTrigger::AgentJoined, Some("Ada"), None).unwrap(), "Ada joined");
+        assert_eq!(
+            m.render(AutomatedTrigger::AgentJoined, None, None).unwrap(),
+            "{AgentName} joined"
+        );
+        assert_eq!(
+            m.render(AutomatedTrigger::NoAgentAvailable, None, Some(3)).unwrap(),
+            "number 3"
+        );
+        assert_eq!(
+            m.render(AutomatedTrigger::NoAgentAvailable, Some("x"), None).unwrap(),
+            "number {QueuePosition}"
+        );
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(serde_json::from_value::<AutomatedMessages>(json).unwrap(), m);
+        assert_eq!(OutsideHours::default(), OutsideHours::Wait);
+    }
+
+    #[test]
+    fn a_start_greets_or_says_it_is_closed() {
+        let c = start(false);
+        assert_eq!(
+            on_start(&queue(), &c, t0()),
+            (Some((AutomatedTrigger::Greeting, "hello".to_owned())), false)
+        );
+        // Nothing over a thread another app holds; nothing when not configured.
+        assert_eq!(on_start(&queue(), &start(true), t0()), (None, false));
+        assert_eq!(on_start(&Queue::push(QueueId::from("q")), &c, t0()), (None, false));
+        // Closed on Mondays at 06:13 UTC (08:13 in Paris): wait, or close.
+        let hours = OperatingHours::new("Europe/Paris").unwrap().shift(
+            Weekday::Monday,
+            Time::constant(9, 0, 0, 0),
+            Time::constant(17, 0, 0, 0),
+        );
+        let waits = queue().hours(hours.clone(), OutsideHours::Wait);
+        let closed = Some((AutomatedTrigger::OutsideOperatingHours, "closed".to_owned()));
+        assert_eq!(on_start(&waits, &c, t0()), (closed.clone(), false));
+        let closes = queue().hours(hours.clone(), OutsideHours::Close);
+        assert_eq!(on_start(&closes, &c, t0()), (closed, true));
+        // A closing queue with no message closes all the same.
+        let silent = Queue::push(QueueId::from("q")).hours(hours, OutsideHours::Close);
+        assert_eq!(on_start(&silent, &c, t0()), (None, true));
+        // An hour later it is open: the greeting.
+        let open_at = t0() + Duration::from_secs(3600);
+        assert_eq!(on_start(&closes, &c, open_at).1, false);
+        assert!(closes.is_open(open_at) && !closes.is_open(t0()));
+        assert!(queue().is_open(t0()));
+    }
+
+    #[test]
+    fn each_step_calls_for_its_trigger() {
+        let q = queue();
+        let (ada, bob) = (AgentId::from("ada"), AgentId::from("bob"));
+        let open = start(false);
+        // An offer: nothing. Accepted: joined, by name.
+        let (before, offered) = step(&open, Input::OfferTo(ada.clone()));
+        assert!(triggers(&q, &before, &Input::OfferTo(ada.clone()), &offered).is_empty());
+        let accept = Input::Accept(ada.clone());
+        let (before, active) = step(&offered, accept.clone());
+        assert_eq!(triggers(&q, &before, &accept, &active), ["ada joined"]);
+        // Picked, assigned: joined.
+        let pick = Input::Pick(bob.clone());
+        let (before, picked) = step(&open, pick.clone());
+        assert_eq!(triggers(&q, &before, &pick, &picked), ["bob joined"]);
+        let assign = Input::Assign { supervisor: bob.clone(), agent: ada.clone() };
+        let (before, assigned) = step(&open, assign.clone());
+        assert_eq!(triggers(&q, &before, &assign, &assigned), ["ada joined"]);
+        // Revived (the same agent, back): nothing.
+        let (_, waiting) = step(&active, Input::CloseSession(ada.clone()));
+        let revive = Input::Revive(ada.clone());
+        let (before, revived) = step(&waiting, revive.clone());
+        assert!(triggers(&q, &before, &revive, &revived).is_empty());
+        // Accept when already Active cannot happen; joined needs a state that was not Active.
+        assert!(triggers(&q, active.state(), &accept, &active).is_empty());
+        // Transferred: the queue it leaves says it.
+        let leaving = Queue::push(QueueId::from("from"))
+            .messages(AutomatedMessages::default().set(AutomatedTrigger::Transferred, "bye from q1"));
+        let to_bob = Input::Transfer {
+            agent: ada.clone(),
+            to: TransferTarget::Agent(bob.clone()),
+            note: None,
+        };
+        let (before, moved) = step(&active, to_bob.clone());
+        assert_eq!(triggers(&leaving, &before, &to_bob, &moved), ["bye from q1"]);
+        assert_eq!(triggers(&q, &before, &to_bob, &moved), ["transferred"]);
+        // Ended; closed: the survey.
+        let end = Input::End(ada.clone());
+        let (before, wrap_up) = step(&active, end.clone());
+        assert_eq!(triggers(&q, &before, &end, &wrap_up), ["ended"]);
+        let close = Input::CloseSession(ada.clone());
+        let (before, closed) = step(&wrap_up, close.clone());
+        assert_eq!(triggers(&q, &before, &close, &closed), ["survey"]);
+        let force = Input::ForceClose { supervisor: bob.clone() };
+        let (before, forced) = step(&open, force.clone());
+        assert_eq!(triggers(&q, &before, &force, &forced), ["survey"]);
+        // Not after an outside-hours close, nor for a conversation closed before.
+        let (before, outside) = step(&open, Input::CloseOutsideHours);
+        assert!(triggers(&q, &before, &Input::CloseOutsideHours, &outside).is_empty());
+        assert!(triggers(&q, closed.state(), &Input::Tick, &closed).is_empty());
+        // Nothing configured: nothing.
+        let bare = Queue::push(QueueId::from("q"));
+        assert!(after_transition(&bare, &bare, &before, &force, &forced).is_empty());
+    }
+}

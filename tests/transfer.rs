@@ -1,0 +1,649 @@
+//! Transfer, consult, supervisors and automated messages through the webhook: a transfer to
+//! an agent accepted, declined or left to lapse; to a queue; a consult; a supervisor's
+//! assignment, forced close and overview; each automated trigger, the window refusing one,
+//! and operating hours in a zone other than UTC with a holiday. Nothing internal is ever
+//! sent to the customer.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use messenger_channel::agents::{
+    AgentRouter as _, InMemoryRouter, Notification, Presence, RecordingNotifier,
+};
+use messenger_channel::conversation::{
+    Author, AutomatedTrigger, CloseReason, Conversation, Internal, LineBody, State,
+    TranscriptLine, TransferTarget, TransitionError,
+};
+use messenger_channel::engine::{Engine, EngineError, Supervisor};
+use messenger_channel::ids::{AgentId, PageId, QueueId, UserId};
+use messenger_channel::routing::{
+    AutomatedMessages, Condition, Date, OperatingHours, OutsideHours, Queue, Routing,
+    RoutingRules, Time,
+};
+use messenger_channel::store::{ConversationStore, InMemoryStore};
+use messenger_channel::testing::{FakeSend, t0};
+use messenger_channel::webhook::Webhook;
+use support::channel::{PAGE, secret, signed, webhook};
+
+fn secs(n: u64) -> SystemTime {
+    t0() + Duration::from_secs(n)
+}
+
+fn agent(name: &str) -> AgentId {
+    AgentId::from(name)
+}
+
+fn q(name: &str) -> QueueId {
+    QueueId::from(name)
+}
+
+/// Every automated message, each naming its trigger.
+fn messages() -> AutomatedMessages {
+    AutomatedMessages::default()
+        .set(AutomatedTrigger::Greeting, "Hello! We will be with you shortly.")
+        .set(AutomatedTrigger::AgentJoined, "{AgentName} joined the conversation.")
+        .set(AutomatedTrigger::AgentEnded, "The agent ended the conversation.")
+        .set(AutomatedTrigger::Transferred, "We are transferring you.")
+        .set(
+            AutomatedTrigger::NoAgentAvailable,
+            "All agents are busy; you are number {QueuePosition} in the queue.",
+        )
+        .set(
+            AutomatedTrigger::OutsideOperatingHours,
+            "We are closed; we open at 9:00.",
+        )
+        .set(
+            AutomatedTrigger::Survey,
+            "Tell us how we did: https://example.com/survey",
+        )
+}
+
+const TRIGGERS: [AutomatedTrigger; 7] = [
+    AutomatedTrigger::Greeting,
+    AutomatedTrigger::AgentJoined,
+    AutomatedTrigger::AgentEnded,
+    AutomatedTrigger::Transferred,
+    AutomatedTrigger::NoAgentAvailable,
+    AutomatedTrigger::OutsideOperatingHours,
+    AutomatedTrigger::Survey,
+];
+
+/// Every text [`messages`] can send, for agents ada, bob and cy, at places 1 to 3.
+fn automated_texts() -> Vec<String> {
+    let mut texts = Vec::new();
+    for trigger in TRIGGERS {
+        for name in ["ada", "bob", "cy"] {
+            for position in 1..=3 {
+                texts.extend(messages().render(trigger, Some(name), Some(position)));
+            }
+        }
+    }
+    texts
+}
+
+struct Desk {
+    engine: Arc<Engine>,
+    store: Arc<dyn ConversationStore>,
+    router: Arc<InMemoryRouter>,
+    notifier: Arc<RecordingNotifier>,
+    send: Arc<FakeSend>,
+}
+
+fn desk(routing: Routing, agents: &[&str]) -> Desk {
+    let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+    let router = Arc::new(InMemoryRouter::new());
+    for name in agents {
+        router.set_presence(&agent(name), Presence::Available);
+    }
+    let notifier = Arc::new(RecordingNotifier::new());
+    let send = Arc::new(FakeSend::new());
+    let engine = Engine::builder(Webhook::new(&secret()), send.clone())
+        .store(store.clone())
+        .router(router.clone())
+        .notifier(notifier.clone())
+        .routing(routing)
+        .build();
+    Desk {
+        engine: Arc::new(engine),
+        store,
+        router,
+        notifier,
+        send,
+    }
+}
+
+/// Two Push queues, `general` (the fallback) and `billing` (for "invoice").
+fn two_queues() -> Routing {
+    Routing::new(Queue::push(q("general")))
+        .add_queue(Queue::push(q("billing")))
+        .rules(
+            RoutingRules::new(q("general"))
+                .when(Condition::Keywords(vec!["invoice".into()]), q("billing")),
+        )
+}
+
+impl Desk {
+    async fn write(&self, customer: &str, mid: &str, text: &str, at: SystemTime) {
+        let (h, b) = signed(webhook().message(customer, mid, text, at));
+        let report = self.engine.handle_webhook(&h, &b, at).await.unwrap();
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+    }
+
+    async fn open(&self, customer: &str) -> Conversation {
+        self.store
+            .find_open(&PageId::from(PAGE), &UserId::new(customer.to_owned()))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no open conversation for {customer}"))
+            .conversation
+    }
+
+    async fn latest(&self, customer: &str) -> Conversation {
+        self.store
+            .find_latest(&PageId::from(PAGE), &UserId::new(customer.to_owned()))
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation
+    }
+
+    async fn transcript(&self, c: &Conversation) -> Vec<TranscriptLine> {
+        self.store.transcript(c.id()).await.unwrap()
+    }
+
+    /// The offers notified since the last call: (agent, whether it is a transfer).
+    fn offers(&self) -> Vec<(String, bool)> {
+        self.notifier
+            .take()
+            .into_iter()
+            .filter_map(|n| match n {
+                Notification::Offer { offer, .. } => Some((offer.agent.as_str().to_owned(), false)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A customer's conversation Active with `holder` (offered to them first).
+    async fn active_with(&self, customer: &str, holder: &str, at: SystemTime) -> Conversation {
+        self.write(customer, &format!("m_{customer}"), "hello", at)
+            .await;
+        let c = self.open(customer).await;
+        let offered = self.offers();
+        assert_eq!(offered, [(holder.to_owned(), false)]);
+        self.engine.accept(c.id(), &agent(holder), at).await.unwrap();
+        self.open(customer).await
+    }
+
+    fn sent_texts(&self) -> Vec<String> {
+        self.send.texts()
+    }
+}
+
+fn internal(lines: &[TranscriptLine]) -> Vec<(Author, Internal)> {
+    lines
+        .iter()
+        .filter_map(|l| match &l.body {
+            LineBody::Internal(i) => Some((l.author.clone(), i.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn notices(lines: &[TranscriptLine]) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| match &l.body {
+            LineBody::Notice(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_transfer_to_an_agent_accepted_moves_the_session() {
+    let d = desk(two_queues(), &["ada", "bob"]);
+    let c = d.active_with("c1", "ada", secs(1)).await;
+    assert_eq!(d.router.load(&agent("ada")), 1);
+
+    d.engine
+        .transfer_to_agent(c.id(), &agent("ada"), &agent("bob"), Some("wants a refund"), secs(2))
+        .await
+        .unwrap();
+    let moved = d.open("c1").await;
+    let transfer = moved.transfer().expect("a transfer under way");
+    assert_eq!(transfer.from, agent("ada"));
+    assert_eq!(transfer.to, TransferTarget::Agent(agent("bob")));
+    assert_eq!(transfer.note.as_deref(), Some("wants a refund"));
+    assert!(matches!(moved.state(), State::Open { offer: Some(o) } if o.agent == agent("bob")));
+    assert_eq!(d.router.load(&agent("ada")), 0, "ada's session released");
+    assert_eq!(d.offers(), [("bob".to_owned(), false)]);
+
+    d.engine.accept(c.id(), &agent("bob"), secs(3)).await.unwrap();
+    let taken = d.open("c1").await;
+    assert_eq!(taken.state(), &State::Active { agent: agent("bob") });
+    assert!(taken.transfer().is_none());
+    assert_eq!(d.router.load(&agent("bob")), 1, "bob's session taken");
+    let lines = d.transcript(&taken).await;
+    assert_eq!(
+        internal(&lines),
+        [(
+            Author::Agent(agent("ada")),
+            Internal::Transferred {
+                to: TransferTarget::Agent(agent("bob")),
+                note: Some("wants a refund".into())
+            }
+        )]
+    );
+    assert!(notices(&lines).contains(&"bob accepted the transfer".to_owned()));
+    // bob may write; ada may not.
+    d.engine.send_text(c.id(), &agent("bob"), "hi, bob here", secs(4)).await.unwrap();
+    assert!(d.engine.send_text(c.id(), &agent("ada"), "me too", secs(4)).await.is_err());
+}
+
+#[tokio::test]
+async fn a_transfer_declined_or_lapsed_goes_back_to_the_queue() {
+    let d = desk(two_queues(), &["ada", "bob", "cy"]);
+    let c = d.active_with("c1", "ada", secs(1)).await;
+    d.engine
+        .transfer_to_agent(c.id(), &agent("ada"), &agent("bob"), None, secs(2))
+        .await
+        .unwrap();
+    assert_eq!(d.offers(), [("bob".to_owned(), false)]);
+    // bob declines: it is an ordinary conversation of its queue again, offered to another.
+    d.engine.reject(c.id(), &agent("bob"), secs(3)).await.unwrap();
+    let back = d.open("c1").await;
+    assert!(back.transfer().is_none());
+    assert_eq!(back.queue(), Some(&q("general")));
+    let offered = d.offers();
+    assert_eq!(offered.len(), 1);
+    assert_ne!(offered[0].0, "bob", "bob declined");
+    let next = agent(&offered[0].0);
+    assert!(notices(&d.transcript(&back).await)
+        .contains(&"the transfer was not taken; the conversation is back in its queue".to_owned()));
+
+    // Taken again, transferred again, and left to lapse.
+    d.engine.accept(c.id(), &next, secs(4)).await.unwrap();
+    d.engine
+        .transfer_to_agent(c.id(), &next, &agent("bob"), None, secs(5))
+        .await
+        .unwrap();
+    assert_eq!(d.offers(), [("bob".to_owned(), false)]);
+    let lapse = secs(5) + d.engine.config().offer_timeout;
+    d.engine.tick(lapse).await.unwrap();
+    let lapsed = d.open("c1").await;
+    assert!(lapsed.transfer().is_none());
+    assert!(
+        d.notifier.take().iter().any(|n| matches!(n, Notification::Withdraw { agent, .. } if *agent == self::agent("bob"))),
+        "bob's transfer notification is withdrawn"
+    );
+    assert_eq!(d.router.load(&agent("bob")), 0);
+    assert_eq!(d.router.load(&next), 0);
+}
+
+#[tokio::test]
+async fn a_transfer_to_a_queue_is_routed_by_that_queue() {
+    let d = desk(two_queues(), &["ada", "bob"]);
+    let c = d.active_with("c1", "ada", secs(1)).await;
+    let unknown = d
+        .engine
+        .transfer_to_queue(c.id(), &agent("ada"), &q("nowhere"), None, secs(2))
+        .await;
+    assert!(matches!(unknown, Err(EngineError::UnknownQueue(ref queue)) if *queue == q("nowhere")));
+    d.engine
+        .transfer_to_queue(c.id(), &agent("ada"), &q("billing"), Some("invoice 42"), secs(2))
+        .await
+        .unwrap();
+    let moved = d.open("c1").await;
+    assert_eq!(moved.queue(), Some(&q("billing")));
+    assert_eq!(
+        moved.transfer().map(|t| &t.to),
+        Some(&TransferTarget::Queue(q("billing")))
+    );
+    // Offered to bob, not back to ada.
+    assert_eq!(d.offers(), [("bob".to_owned(), false)]);
+    assert_eq!(moved.excluded_agents(secs(2), d.engine.config()).collect::<Vec<_>>(), [&agent("ada")]);
+    d.engine.accept(c.id(), &agent("bob"), secs(3)).await.unwrap();
+    assert!(d.open("c1").await.transfer().is_none());
+    // Only the holder transfers, and only an Active conversation.
+    let err = d
+        .engine
+        .transfer_to_queue(c.id(), &agent("ada"), &q("general"), None, secs(4))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Transition(TransitionError::NotHolder { .. })));
+    let err = d
+        .engine
+        .transfer_to_agent(c.id(), &agent("bob"), &agent("bob"), None, secs(4))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Transition(TransitionError::AlreadyTakesPart { .. })));
+}
+
+#[tokio::test]
+async fn a_consulted_agent_writes_notes_leaves_or_takes_over() {
+    let d = desk(two_queues(), &["ada"]);
+    let c = d.active_with("c1", "ada", secs(1)).await;
+    d.engine.consult(c.id(), &agent("ada"), &agent("bob"), secs(2)).await.unwrap();
+    assert!(d.notifier.take().iter().any(|n| matches!(
+        n,
+        Notification::Consult { agent, .. } if *agent == self::agent("bob")
+    )));
+    assert_eq!(d.open("c1").await.consultants(), [agent("bob")]);
+    d.engine.add_note(c.id(), &agent("bob"), "ask for the order number", secs(3)).await.unwrap();
+    d.engine.add_note(c.id(), &agent("ada"), "done", secs(4)).await.unwrap();
+    // Someone taking no part may not write; the consultant may not send to the customer.
+    assert!(d.engine.add_note(c.id(), &agent("cy"), "hi", secs(4)).await.is_err());
+    assert!(d.engine.send_text(c.id(), &agent("bob"), "hello", secs(4)).await.is_err());
+    // Invited twice, or the holder themself: refused.
+    assert!(d.engine.consult(c.id(), &agent("ada"), &agent("bob"), secs(4)).await.is_err());
+    assert!(d.engine.consult(c.id(), &agent("ada"), &agent("ada"), secs(4)).await.is_err());
+
+    d.engine.leave_consult(c.id(), &agent("bob"), secs(5)).await.unwrap();
+    assert!(d.open("c1").await.consultants().is_empty());
+    assert!(d.engine.leave_consult(c.id(), &agent("bob"), secs(5)).await.is_err());
+    assert!(d.engine.add_note(c.id(), &agent("bob"), "again", secs(5)).await.is_err());
+
+    // Consulted again, bob takes over by transfer.
+    d.engine.consult(c.id(), &agent("ada"), &agent("bob"), secs(6)).await.unwrap();
+    d.engine
+        .transfer_to_agent(c.id(), &agent("ada"), &agent("bob"), Some("yours"), secs(7))
+        .await
+        .unwrap();
+    assert!(d.open("c1").await.consultants().is_empty(), "the consult ends with the session");
+    d.engine.accept(c.id(), &agent("bob"), secs(8)).await.unwrap();
+    assert_eq!(d.open("c1").await.state(), &State::Active { agent: agent("bob") });
+
+    let lines = d.transcript(&c).await;
+    let internal = internal(&lines);
+    assert_eq!(
+        internal,
+        [
+            (Author::Agent(agent("ada")), Internal::ConsultInvited { consultant: agent("bob") }),
+            (Author::Agent(agent("bob")), Internal::Note("ask for the order number".into())),
+            (Author::Agent(agent("ada")), Internal::Note("done".into())),
+            (Author::Agent(agent("bob")), Internal::ConsultLeft),
+            (Author::Agent(agent("ada")), Internal::ConsultInvited { consultant: agent("bob") }),
+            (
+                Author::Agent(agent("ada")),
+                Internal::Transferred {
+                    to: TransferTarget::Agent(agent("bob")),
+                    note: Some("yours".into())
+                }
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn nothing_internal_is_ever_sent_to_the_customer() {
+    let secret_words = "INTERNAL-ONLY";
+    let routing = Routing::new(Queue::push(q("general")).messages(messages()))
+        .add_queue(Queue::push(q("billing")).messages(messages()));
+    let d = desk(routing, &["ada", "bob"]);
+    let c = d.active_with("c1", "ada", secs(1)).await;
+    let sam = Supervisor::new(agent("sam"));
+    d.engine.consult(c.id(), &agent("ada"), &agent("bob"), secs(2)).await.unwrap();
+    d.engine.add_note(c.id(), &agent("bob"), &format!("{secret_words} consult"), secs(3)).await.unwrap();
+    d.engine.add_note(c.id(), &agent("ada"), &format!("{secret_words} holder"), secs(3)).await.unwrap();
+    d.engine.supervisor_note(&sam, c.id(), &format!("{secret_words} supervisor"), secs(3)).await.unwrap();
+    d.engine.leave_consult(c.id(), &agent("bob"), secs(4)).await.unwrap();
+    d.engine
+        .transfer_to_queue(c.id(), &agent("ada"), &q("billing"), Some(&format!("{secret_words} queue")), secs(5))
+        .await
+        .unwrap();
+    d.engine.accept(c.id(), &agent("bob"), secs(6)).await.unwrap();
+    d.engine
+        .transfer_to_agent(c.id(), &agent("bob"), &agent("ada"), Some(&format!("{secret_words} agent")), secs(7))
+        .await
+        .unwrap();
+    d.engine.reject(c.id(), &agent("ada"), secs(8)).await.unwrap();
+    d.engine.force_close(&sam, c.id(), secs(9)).await.unwrap();
+
+    let lines = d.transcript(&c).await;
+    assert!(internal(&lines).len() >= 7, "{lines:#?}");
+    let sent = d.send.sent();
+    assert!(!sent.is_empty(), "automated messages were sent");
+    for s in &sent {
+        let body = s.body.to_string();
+        assert!(!body.contains(secret_words), "an internal line was sent: {body}");
+        // Every text sent is an automated message of the queues (no agent wrote any).
+        let text = s.text().unwrap_or_default().to_owned();
+        assert!(automated_texts().contains(&text), "{text}");
+        // Automated: never HUMAN_AGENT.
+        assert_ne!(s.body["tag"], "HUMAN_AGENT", "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_supervisor_assigns_an_open_conversation() {
+    // A Pick queue: no offers; the supervisor assigns.
+    let routing = Routing::new(Queue::pick(q("general")));
+    let d = desk(routing, &["ada"]);
+    let sam = Supervisor::new(agent("sam"));
+    d.write("c1", "m1", "hello", secs(1)).await;
+    let c = d.open("c1").await;
+    d.engine.assign(&sam, c.id(), &agent("ada"), secs(2)).await.unwrap();
+    let assigned = d.open("c1").await;
+    assert_eq!(assigned.state(), &State::Active { agent: agent("ada") });
+    assert_eq!(d.router.load(&agent("ada")), 1);
+    assert_eq!(
+        internal(&d.transcript(&c).await),
+        [(Author::Supervisor(agent("sam")), Internal::Assigned { agent: agent("ada") })]
+    );
+    // Only an Open conversation is assigned.
+    let err = d.engine.assign(&sam, c.id(), &agent("bob"), secs(3)).await.unwrap_err();
+    assert!(matches!(err, EngineError::Transition(TransitionError::Illegal { .. })));
+
+    // A Push queue with an offer outstanding to ada: assigned to bob, ada's offer withdrawn.
+    let d = desk(Routing::new(Queue::push(q("general"))), &["ada"]);
+    d.write("c2", "m2", "hello", secs(1)).await;
+    let c = d.open("c2").await;
+    assert_eq!(d.offers(), [("ada".to_owned(), false)]);
+    d.engine.assign(&sam, c.id(), &agent("bob"), secs(2)).await.unwrap();
+    assert_eq!(d.open("c2").await.state(), &State::Active { agent: agent("bob") });
+    assert!(d.notifier.take().iter().any(|n| matches!(n, Notification::Withdraw { agent, .. } if *agent == self::agent("ada"))));
+    assert_eq!(d.router.load(&agent("bob")), 1);
+    assert_eq!(d.router.load(&agent("ada")), 0);
+    let ada = d.router.agent_status(&agent("ada"), secs(2)).await.unwrap().unwrap();
+    assert_eq!(ada.used, 0, "ada's reservation ended");
+}
+
+#[tokio::test]
+async fn a_supervisor_force_closes_and_sees_every_queue() {
+    let routing = two_queues();
+    let d = desk(routing, &["ada"]);
+    let sam = Supervisor::new(agent("sam"));
+    let c1 = d.active_with("c1", "ada", secs(1)).await;
+    d.engine.consult(c1.id(), &agent("ada"), &agent("bob"), secs(2)).await.unwrap();
+    // ada is busy now: the next ones wait (ada has capacity; make her Away).
+    d.router.set_presence(&agent("ada"), Presence::Away);
+    d.write("c2", "m2", "my invoice", secs(10)).await;
+    d.write("c3", "m3", "hello", secs(20)).await;
+    d.write("c4", "m4", "another invoice", secs(30)).await;
+
+    let overview = d.engine.queue_overview(secs(100)).await.unwrap();
+    let names: Vec<&str> = overview.iter().map(|o| o.queue.as_str()).collect();
+    assert_eq!(names, ["billing", "general"]);
+    let billing = &overview[0];
+    let waited: Vec<Duration> = billing.waiting.iter().map(|w| w.waited).collect();
+    assert_eq!(waited, [Duration::from_secs(90), Duration::from_secs(70)], "longest first");
+    assert!(billing.active.is_empty());
+    let general = &overview[1];
+    assert_eq!(general.waiting.len(), 1);
+    assert_eq!(general.waiting[0].waited, Duration::from_secs(80));
+    assert_eq!(general.waiting[0].offered_to, None);
+    assert_eq!(general.active.len(), 1);
+    assert_eq!(general.active[0].agent, agent("ada"));
+    assert_eq!(general.active[0].consultants, [agent("bob")]);
+
+    // Force-closed: the session released, the consult over; closed for good.
+    d.engine.force_close(&sam, c1.id(), secs(101)).await.unwrap();
+    let closed = d.latest("c1").await;
+    assert_eq!(closed.state(), &State::Closed { reason: CloseReason::Supervisor });
+    assert!(closed.consultants().is_empty());
+    assert_eq!(d.router.load(&agent("ada")), 0);
+    assert!(d.engine.force_close(&sam, c1.id(), secs(102)).await.is_err());
+    assert!(d.engine.supervisor_note(&sam, c1.id(), "late", secs(102)).await.is_err());
+    // A waiting one too.
+    let c3 = d.open("c3").await;
+    d.engine.supervisor_note(&sam, c3.id(), "spam?", secs(103)).await.unwrap();
+    d.engine.force_close(&sam, c3.id(), secs(104)).await.unwrap();
+    let overview = d.engine.queue_overview(secs(105)).await.unwrap();
+    assert!(overview[1].waiting.is_empty() && overview[1].active.is_empty());
+    assert_eq!(
+        internal(&d.transcript(&c3).await),
+        [
+            (Author::Supervisor(agent("sam")), Internal::Note("spam?".into())),
+            (Author::Supervisor(agent("sam")), Internal::ForceClosed),
+        ]
+    );
+}
+
+/// The queue `general` with every automated message.
+fn with_messages() -> Routing {
+    Routing::new(Queue::push(q("general")).messages(messages()))
+        .add_queue(Queue::push(q("billing")).messages(messages().set(AutomatedTrigger::Transferred, "billing says bye")))
+}
+
+#[tokio::test]
+async fn automated_messages_follow_the_conversation() {
+    let d = desk(with_messages(), &["ada", "bob"]);
+    let c = d.active_with("c1", "ada", secs(1)).await;
+    // Greeting, then ada joined (by her name).
+    assert_eq!(
+        d.sent_texts(),
+        ["Hello! We will be with you shortly.", "ada joined the conversation."]
+    );
+    // Transferred (the queue it leaves says it), then bob joined.
+    d.engine.transfer_to_agent(c.id(), &agent("ada"), &agent("bob"), None, secs(2)).await.unwrap();
+    d.engine.accept(c.id(), &agent("bob"), secs(3)).await.unwrap();
+    // Ended, then the survey when it closes.
+    d.engine.end(c.id(), &agent("bob"), secs(4)).await.unwrap();
+    d.engine.close_session(c.id(), &agent("bob"), secs(5)).await.unwrap();
+    assert_eq!(
+        d.sent_texts()[2..],
+        [
+            "We are transferring you.",
+            "bob joined the conversation.",
+            "The agent ended the conversation.",
+            "Tell us how we did: https://example.com/survey",
+        ]
+    );
+    // Each is recorded, and each went without a tag (automation, in the window).
+    let lines = d.transcript(&c).await;
+    for text in d.sent_texts() {
+        assert!(notices(&lines).contains(&text), "{text} recorded");
+    }
+    for s in d.send.sent() {
+        assert_eq!(s.body["messaging_type"], "RESPONSE", "{}", s.body);
+    }
+
+    // A transfer to a queue: the queue it leaves says it.
+    d.notifier.take();
+    let c2 = d.active_with("c2", "ada", secs(10)).await;
+    let before = d.sent_texts().len();
+    d.engine.transfer_to_queue(c2.id(), &agent("ada"), &q("billing"), None, secs(11)).await.unwrap();
+    assert_eq!(d.sent_texts()[before], "We are transferring you.");
+}
+
+#[tokio::test]
+async fn no_agent_available_tells_the_place_in_the_queue_once() {
+    let d = desk(with_messages(), &[]);
+    d.write("c1", "m1", "hello", secs(1)).await;
+    d.write("c2", "m2", "hello", secs(2)).await;
+    d.write("c2", "m3", "anyone?", secs(3)).await;
+    assert_eq!(
+        d.sent_texts(),
+        [
+            "Hello! We will be with you shortly.",
+            "All agents are busy; you are number 1 in the queue.",
+            "Hello! We will be with you shortly.",
+            "All agents are busy; you are number 2 in the queue.",
+        ]
+    );
+    assert!(d.open("c2").await.told_no_agent());
+    // Later ticks do not tell again.
+    d.engine.tick(secs(60)).await.unwrap();
+    assert_eq!(d.sent_texts().len(), 4);
+}
+
+#[tokio::test]
+async fn a_window_refusal_of_an_automated_message_is_recorded() {
+    let d = desk(with_messages(), &["ada"]);
+    let c = d.active_with("c1", "ada", secs(1)).await;
+    // 25 hours after the customer's last message, the automated "ended" message may not be
+    // sent (24 hours for automation).
+    let late = secs(1) + Duration::from_secs(25 * 3600);
+    d.engine.end(c.id(), &agent("ada"), late).await.unwrap();
+    assert!(!d.sent_texts().contains(&"The agent ended the conversation.".to_owned()));
+    let notices = notices(&d.transcript(&c).await);
+    assert!(notices.contains(&"The agent ended the conversation.".to_owned()), "recorded as written");
+    assert!(
+        notices.iter().any(|n| n.starts_with("Not delivered:") && n.contains("24")),
+        "{notices:#?}"
+    );
+}
+
+/// Paris, weekdays 09:00 to 18:00; Monday 10 June 2024 (t0's date) is a holiday.
+/// t0 is 08:13:20 on that Monday in Paris (06:13:20 UTC).
+fn paris_hours() -> OperatingHours {
+    OperatingHours::new("Europe/Paris")
+        .unwrap()
+        .weekdays(Time::constant(9, 0, 0, 0), Time::constant(18, 0, 0, 0))
+        .holiday(Date::constant(2024, 6, 10))
+}
+
+#[tokio::test]
+async fn outside_operating_hours_a_conversation_waits_for_the_queue_to_open() {
+    let routing = Routing::new(
+        Queue::push(q("general"))
+            .messages(messages())
+            .hours(paris_hours(), OutsideHours::Wait),
+    );
+    let d = desk(routing, &["ada"]);
+    d.write("c1", "m1", "hello", secs(0)).await;
+    assert_eq!(d.sent_texts(), ["We are closed; we open at 9:00."]);
+    assert!(d.offers().is_empty());
+    // 11:13 in Paris, a weekday, but the holiday: still closed.
+    d.engine.tick(secs(3 * 3600)).await.unwrap();
+    assert!(d.offers().is_empty());
+    assert!(d.open("c1").await.awaits_offer());
+    // Tuesday 11 June, 09:00 in Paris (07:00 UTC): the queue opens and offers it.
+    let tuesday_nine = secs(24 * 3600 - (6 * 3600 + 13 * 60 + 20) + 7 * 3600);
+    d.engine.tick(tuesday_nine - Duration::from_secs(1)).await.unwrap();
+    assert!(d.offers().is_empty(), "08:59:59 in Paris");
+    d.engine.tick(tuesday_nine).await.unwrap();
+    assert_eq!(d.offers(), [("ada".to_owned(), false)]);
+}
+
+#[tokio::test]
+async fn outside_operating_hours_a_queue_may_close_the_conversation() {
+    let routing = Routing::new(
+        Queue::push(q("general"))
+            .messages(messages())
+            .hours(paris_hours(), OutsideHours::Close),
+    );
+    let d = desk(routing, &["ada"]);
+    d.write("c1", "m1", "hello", secs(0)).await;
+    let c = d.latest("c1").await;
+    assert_eq!(c.state(), &State::Closed { reason: CloseReason::OutsideHours });
+    // The outside-hours message is sent even though it closed; no survey for it.
+    assert_eq!(d.sent_texts(), ["We are closed; we open at 9:00."]);
+    assert!(d.offers().is_empty());
+    // The customer's next message starts a new conversation (closed again, outside hours).
+    d.write("c1", "m2", "hello?", secs(60)).await;
+    let again = d.latest("c1").await;
+    assert_ne!(again.id(), c.id());
+    assert_eq!(d.sent_texts().len(), 2);
+}
+
+#[tokio::test]
+async fn with_nothing_configured_nothing_automated_is_sent() {
+    let d = desk(Routing::default(), &["ada"]);
+    let c = d.active_with("c1", "ada", secs(1)).await;
+    d.engine.end(c.id(), &agent("ada"), secs(2)).await.unwrap();
+    d.engine.close_session(c.id(), &agent("ada"), secs(3)).await.unwrap();
+    assert!(d.send.sent().is_empty());
+}
