@@ -13,14 +13,14 @@ use messenger_channel::agents::{
     AgentRouter as _, InMemoryRouter, Notification, Presence, RecordingNotifier,
 };
 use messenger_channel::conversation::{
-    Author, AutomatedTrigger, CloseReason, Conversation, Internal, LineBody, State,
-    TranscriptLine, TransferTarget, TransitionError,
+    Author, AutomatedTrigger, CloseReason, Conversation, Internal, LineBody, State, TranscriptLine,
+    TransferTarget, TransitionError,
 };
 use messenger_channel::engine::{Engine, EngineError, Supervisor};
 use messenger_channel::ids::{AgentId, PageId, QueueId, UserId};
 use messenger_channel::routing::{
-    AutomatedMessages, Condition, Date, OperatingHours, OutsideHours, Queue, Routing,
-    RoutingRules, Time,
+    AutomatedMessages, Condition, Date, OperatingHours, OutsideHours, Queue, Routing, RoutingRules,
+    Time,
 };
 use messenger_channel::store::{ConversationStore, InMemoryStore};
 use messenger_channel::testing::{FakeSend, t0};
@@ -42,9 +42,18 @@ fn q(name: &str) -> QueueId {
 /// Every automated message, each naming its trigger.
 fn messages() -> AutomatedMessages {
     AutomatedMessages::default()
-        .set(AutomatedTrigger::Greeting, "Hello! We will be with you shortly.")
-        .set(AutomatedTrigger::AgentJoined, "{AgentName} joined the conversation.")
-        .set(AutomatedTrigger::AgentEnded, "The agent ended the conversation.")
+        .set(
+            AutomatedTrigger::Greeting,
+            "Hello! We will be with you shortly.",
+        )
+        .set(
+            AutomatedTrigger::AgentJoined,
+            "{AgentName} joined the conversation.",
+        )
+        .set(
+            AutomatedTrigger::AgentEnded,
+            "The agent ended the conversation.",
+        )
         .set(AutomatedTrigger::Transferred, "We are transferring you.")
         .set(
             AutomatedTrigger::NoAgentAvailable,
@@ -153,13 +162,13 @@ impl Desk {
         self.store.transcript(c.id()).await.unwrap()
     }
 
-    /// The offers notified since the last call: (agent, whether it is a transfer).
-    fn offers(&self) -> Vec<(String, bool)> {
+    /// The agents offered a conversation since the last call.
+    fn offers(&self) -> Vec<String> {
         self.notifier
             .take()
             .into_iter()
             .filter_map(|n| match n {
-                Notification::Offer { offer, .. } => Some((offer.agent.as_str().to_owned(), false)),
+                Notification::Offer { offer, .. } => Some(offer.agent.as_str().to_owned()),
                 _ => None,
             })
             .collect()
@@ -171,8 +180,11 @@ impl Desk {
             .await;
         let c = self.open(customer).await;
         let offered = self.offers();
-        assert_eq!(offered, [(holder.to_owned(), false)]);
-        self.engine.accept(c.id(), &agent(holder), at).await.unwrap();
+        assert_eq!(offered, [holder]);
+        self.engine
+            .accept(c.id(), &agent(holder), at)
+            .await
+            .unwrap();
         self.open(customer).await
     }
 
@@ -208,7 +220,13 @@ async fn a_transfer_to_an_agent_accepted_moves_the_session() {
     assert_eq!(d.router.load(&agent("ada")), 1);
 
     d.engine
-        .transfer_to_agent(c.id(), &agent("ada"), &agent("bob"), Some("wants a refund"), secs(2))
+        .transfer_to_agent(
+            c.id(),
+            &agent("ada"),
+            &agent("bob"),
+            Some("wants a refund"),
+            secs(2),
+        )
         .await
         .unwrap();
     let moved = d.open("c1").await;
@@ -218,11 +236,19 @@ async fn a_transfer_to_an_agent_accepted_moves_the_session() {
     assert_eq!(transfer.note.as_deref(), Some("wants a refund"));
     assert!(matches!(moved.state(), State::Open { offer: Some(o) } if o.agent == agent("bob")));
     assert_eq!(d.router.load(&agent("ada")), 0, "ada's session released");
-    assert_eq!(d.offers(), [("bob".to_owned(), false)]);
+    assert_eq!(d.offers(), ["bob"]);
 
-    d.engine.accept(c.id(), &agent("bob"), secs(3)).await.unwrap();
+    d.engine
+        .accept(c.id(), &agent("bob"), secs(3))
+        .await
+        .unwrap();
     let taken = d.open("c1").await;
-    assert_eq!(taken.state(), &State::Active { agent: agent("bob") });
+    assert_eq!(
+        taken.state(),
+        &State::Active {
+            agent: agent("bob")
+        }
+    );
     assert!(taken.transfer().is_none());
     assert_eq!(d.router.load(&agent("bob")), 1, "bob's session taken");
     let lines = d.transcript(&taken).await;
@@ -238,8 +264,16 @@ async fn a_transfer_to_an_agent_accepted_moves_the_session() {
     );
     assert!(notices(&lines).contains(&"bob accepted the transfer".to_owned()));
     // bob may write; ada may not.
-    d.engine.send_text(c.id(), &agent("bob"), "hi, bob here", secs(4)).await.unwrap();
-    assert!(d.engine.send_text(c.id(), &agent("ada"), "me too", secs(4)).await.is_err());
+    d.engine
+        .send_text(c.id(), &agent("bob"), "hi, bob here", secs(4))
+        .await
+        .unwrap();
+    assert!(
+        d.engine
+            .send_text(c.id(), &agent("ada"), "me too", secs(4))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -250,18 +284,24 @@ async fn a_transfer_declined_or_lapsed_goes_back_to_the_queue() {
         .transfer_to_agent(c.id(), &agent("ada"), &agent("bob"), None, secs(2))
         .await
         .unwrap();
-    assert_eq!(d.offers(), [("bob".to_owned(), false)]);
+    assert_eq!(d.offers(), ["bob"]);
     // bob declines: it is an ordinary conversation of its queue again, offered to another.
-    d.engine.reject(c.id(), &agent("bob"), secs(3)).await.unwrap();
+    d.engine
+        .reject(c.id(), &agent("bob"), secs(3))
+        .await
+        .unwrap();
     let back = d.open("c1").await;
     assert!(back.transfer().is_none());
     assert_eq!(back.queue(), Some(&q("general")));
     let offered = d.offers();
     assert_eq!(offered.len(), 1);
-    assert_ne!(offered[0].0, "bob", "bob declined");
-    let next = agent(&offered[0].0);
-    assert!(notices(&d.transcript(&back).await)
-        .contains(&"the transfer was not taken; the conversation is back in its queue".to_owned()));
+    assert_ne!(offered[0], "bob", "bob declined");
+    let next = agent(&offered[0]);
+    assert!(
+        notices(&d.transcript(&back).await).contains(
+            &"the transfer was not taken; the conversation is back in its queue".to_owned()
+        )
+    );
 
     // Taken again, transferred again, and left to lapse.
     d.engine.accept(c.id(), &next, secs(4)).await.unwrap();
@@ -269,13 +309,15 @@ async fn a_transfer_declined_or_lapsed_goes_back_to_the_queue() {
         .transfer_to_agent(c.id(), &next, &agent("bob"), None, secs(5))
         .await
         .unwrap();
-    assert_eq!(d.offers(), [("bob".to_owned(), false)]);
+    assert_eq!(d.offers(), ["bob"]);
     let lapse = secs(5) + d.engine.config().offer_timeout;
     d.engine.tick(lapse).await.unwrap();
     let lapsed = d.open("c1").await;
     assert!(lapsed.transfer().is_none());
     assert!(
-        d.notifier.take().iter().any(|n| matches!(n, Notification::Withdraw { agent, .. } if *agent == self::agent("bob"))),
+        d.notifier.take().iter().any(
+            |n| matches!(n, Notification::Withdraw { agent, .. } if *agent == self::agent("bob"))
+        ),
         "bob's transfer notification is withdrawn"
     );
     assert_eq!(d.router.load(&agent("bob")), 0);
@@ -292,7 +334,13 @@ async fn a_transfer_to_a_queue_is_routed_by_that_queue() {
         .await;
     assert!(matches!(unknown, Err(EngineError::UnknownQueue(ref queue)) if *queue == q("nowhere")));
     d.engine
-        .transfer_to_queue(c.id(), &agent("ada"), &q("billing"), Some("invoice 42"), secs(2))
+        .transfer_to_queue(
+            c.id(),
+            &agent("ada"),
+            &q("billing"),
+            Some("invoice 42"),
+            secs(2),
+        )
         .await
         .unwrap();
     let moved = d.open("c1").await;
@@ -302,9 +350,17 @@ async fn a_transfer_to_a_queue_is_routed_by_that_queue() {
         Some(&TransferTarget::Queue(q("billing")))
     );
     // Offered to bob, not back to ada.
-    assert_eq!(d.offers(), [("bob".to_owned(), false)]);
-    assert_eq!(moved.excluded_agents(secs(2), d.engine.config()).collect::<Vec<_>>(), [&agent("ada")]);
-    d.engine.accept(c.id(), &agent("bob"), secs(3)).await.unwrap();
+    assert_eq!(d.offers(), ["bob"]);
+    assert_eq!(
+        moved
+            .excluded_agents(secs(2), d.engine.config())
+            .collect::<Vec<_>>(),
+        [&agent("ada")]
+    );
+    d.engine
+        .accept(c.id(), &agent("bob"), secs(3))
+        .await
+        .unwrap();
     assert!(d.open("c1").await.transfer().is_none());
     // Only the holder transfers, and only an Active conversation.
     let err = d
@@ -312,59 +368,134 @@ async fn a_transfer_to_a_queue_is_routed_by_that_queue() {
         .transfer_to_queue(c.id(), &agent("ada"), &q("general"), None, secs(4))
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::Transition(TransitionError::NotHolder { .. })));
+    assert!(matches!(
+        err,
+        EngineError::Transition(TransitionError::NotHolder { .. })
+    ));
     let err = d
         .engine
         .transfer_to_agent(c.id(), &agent("bob"), &agent("bob"), None, secs(4))
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::Transition(TransitionError::AlreadyTakesPart { .. })));
+    assert!(matches!(
+        err,
+        EngineError::Transition(TransitionError::AlreadyTakesPart { .. })
+    ));
 }
 
 #[tokio::test]
 async fn a_consulted_agent_writes_notes_leaves_or_takes_over() {
     let d = desk(two_queues(), &["ada"]);
     let c = d.active_with("c1", "ada", secs(1)).await;
-    d.engine.consult(c.id(), &agent("ada"), &agent("bob"), secs(2)).await.unwrap();
+    d.engine
+        .consult(c.id(), &agent("ada"), &agent("bob"), secs(2))
+        .await
+        .unwrap();
     assert!(d.notifier.take().iter().any(|n| matches!(
         n,
         Notification::Consult { agent, .. } if *agent == self::agent("bob")
     )));
     assert_eq!(d.open("c1").await.consultants(), [agent("bob")]);
-    d.engine.add_note(c.id(), &agent("bob"), "ask for the order number", secs(3)).await.unwrap();
-    d.engine.add_note(c.id(), &agent("ada"), "done", secs(4)).await.unwrap();
+    d.engine
+        .add_note(c.id(), &agent("bob"), "ask for the order number", secs(3))
+        .await
+        .unwrap();
+    d.engine
+        .add_note(c.id(), &agent("ada"), "done", secs(4))
+        .await
+        .unwrap();
     // Someone taking no part may not write; the consultant may not send to the customer.
-    assert!(d.engine.add_note(c.id(), &agent("cy"), "hi", secs(4)).await.is_err());
-    assert!(d.engine.send_text(c.id(), &agent("bob"), "hello", secs(4)).await.is_err());
+    assert!(
+        d.engine
+            .add_note(c.id(), &agent("cy"), "hi", secs(4))
+            .await
+            .is_err()
+    );
+    assert!(
+        d.engine
+            .send_text(c.id(), &agent("bob"), "hello", secs(4))
+            .await
+            .is_err()
+    );
     // Invited twice, or the holder themself: refused.
-    assert!(d.engine.consult(c.id(), &agent("ada"), &agent("bob"), secs(4)).await.is_err());
-    assert!(d.engine.consult(c.id(), &agent("ada"), &agent("ada"), secs(4)).await.is_err());
+    assert!(
+        d.engine
+            .consult(c.id(), &agent("ada"), &agent("bob"), secs(4))
+            .await
+            .is_err()
+    );
+    assert!(
+        d.engine
+            .consult(c.id(), &agent("ada"), &agent("ada"), secs(4))
+            .await
+            .is_err()
+    );
 
-    d.engine.leave_consult(c.id(), &agent("bob"), secs(5)).await.unwrap();
+    d.engine
+        .leave_consult(c.id(), &agent("bob"), secs(5))
+        .await
+        .unwrap();
     assert!(d.open("c1").await.consultants().is_empty());
-    assert!(d.engine.leave_consult(c.id(), &agent("bob"), secs(5)).await.is_err());
-    assert!(d.engine.add_note(c.id(), &agent("bob"), "again", secs(5)).await.is_err());
+    assert!(
+        d.engine
+            .leave_consult(c.id(), &agent("bob"), secs(5))
+            .await
+            .is_err()
+    );
+    assert!(
+        d.engine
+            .add_note(c.id(), &agent("bob"), "again", secs(5))
+            .await
+            .is_err()
+    );
 
     // Consulted again, bob takes over by transfer.
-    d.engine.consult(c.id(), &agent("ada"), &agent("bob"), secs(6)).await.unwrap();
+    d.engine
+        .consult(c.id(), &agent("ada"), &agent("bob"), secs(6))
+        .await
+        .unwrap();
     d.engine
         .transfer_to_agent(c.id(), &agent("ada"), &agent("bob"), Some("yours"), secs(7))
         .await
         .unwrap();
-    assert!(d.open("c1").await.consultants().is_empty(), "the consult ends with the session");
-    d.engine.accept(c.id(), &agent("bob"), secs(8)).await.unwrap();
-    assert_eq!(d.open("c1").await.state(), &State::Active { agent: agent("bob") });
+    assert!(
+        d.open("c1").await.consultants().is_empty(),
+        "the consult ends with the session"
+    );
+    d.engine
+        .accept(c.id(), &agent("bob"), secs(8))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.open("c1").await.state(),
+        &State::Active {
+            agent: agent("bob")
+        }
+    );
 
     let lines = d.transcript(&c).await;
     let internal = internal(&lines);
     assert_eq!(
         internal,
         [
-            (Author::Agent(agent("ada")), Internal::ConsultInvited { consultant: agent("bob") }),
-            (Author::Agent(agent("bob")), Internal::Note("ask for the order number".into())),
+            (
+                Author::Agent(agent("ada")),
+                Internal::ConsultInvited {
+                    consultant: agent("bob")
+                }
+            ),
+            (
+                Author::Agent(agent("bob")),
+                Internal::Note("ask for the order number".into())
+            ),
             (Author::Agent(agent("ada")), Internal::Note("done".into())),
             (Author::Agent(agent("bob")), Internal::ConsultLeft),
-            (Author::Agent(agent("ada")), Internal::ConsultInvited { consultant: agent("bob") }),
+            (
+                Author::Agent(agent("ada")),
+                Internal::ConsultInvited {
+                    consultant: agent("bob")
+                }
+            ),
             (
                 Author::Agent(agent("ada")),
                 Internal::Transferred {
@@ -384,21 +515,64 @@ async fn nothing_internal_is_ever_sent_to_the_customer() {
     let d = desk(routing, &["ada", "bob"]);
     let c = d.active_with("c1", "ada", secs(1)).await;
     let sam = Supervisor::new(agent("sam"));
-    d.engine.consult(c.id(), &agent("ada"), &agent("bob"), secs(2)).await.unwrap();
-    d.engine.add_note(c.id(), &agent("bob"), &format!("{secret_words} consult"), secs(3)).await.unwrap();
-    d.engine.add_note(c.id(), &agent("ada"), &format!("{secret_words} holder"), secs(3)).await.unwrap();
-    d.engine.supervisor_note(&sam, c.id(), &format!("{secret_words} supervisor"), secs(3)).await.unwrap();
-    d.engine.leave_consult(c.id(), &agent("bob"), secs(4)).await.unwrap();
     d.engine
-        .transfer_to_queue(c.id(), &agent("ada"), &q("billing"), Some(&format!("{secret_words} queue")), secs(5))
+        .consult(c.id(), &agent("ada"), &agent("bob"), secs(2))
         .await
         .unwrap();
-    d.engine.accept(c.id(), &agent("bob"), secs(6)).await.unwrap();
     d.engine
-        .transfer_to_agent(c.id(), &agent("bob"), &agent("ada"), Some(&format!("{secret_words} agent")), secs(7))
+        .add_note(
+            c.id(),
+            &agent("bob"),
+            &format!("{secret_words} consult"),
+            secs(3),
+        )
         .await
         .unwrap();
-    d.engine.reject(c.id(), &agent("ada"), secs(8)).await.unwrap();
+    d.engine
+        .add_note(
+            c.id(),
+            &agent("ada"),
+            &format!("{secret_words} holder"),
+            secs(3),
+        )
+        .await
+        .unwrap();
+    d.engine
+        .supervisor_note(&sam, c.id(), &format!("{secret_words} supervisor"), secs(3))
+        .await
+        .unwrap();
+    d.engine
+        .leave_consult(c.id(), &agent("bob"), secs(4))
+        .await
+        .unwrap();
+    d.engine
+        .transfer_to_queue(
+            c.id(),
+            &agent("ada"),
+            &q("billing"),
+            Some(&format!("{secret_words} queue")),
+            secs(5),
+        )
+        .await
+        .unwrap();
+    d.engine
+        .accept(c.id(), &agent("bob"), secs(6))
+        .await
+        .unwrap();
+    d.engine
+        .transfer_to_agent(
+            c.id(),
+            &agent("bob"),
+            &agent("ada"),
+            Some(&format!("{secret_words} agent")),
+            secs(7),
+        )
+        .await
+        .unwrap();
+    d.engine
+        .reject(c.id(), &agent("ada"), secs(8))
+        .await
+        .unwrap();
     d.engine.force_close(&sam, c.id(), secs(9)).await.unwrap();
 
     let lines = d.transcript(&c).await;
@@ -407,7 +581,10 @@ async fn nothing_internal_is_ever_sent_to_the_customer() {
     assert!(!sent.is_empty(), "automated messages were sent");
     for s in &sent {
         let body = s.body.to_string();
-        assert!(!body.contains(secret_words), "an internal line was sent: {body}");
+        assert!(
+            !body.contains(secret_words),
+            "an internal line was sent: {body}"
+        );
         // Every text sent is an automated message of the queues (no agent wrote any).
         let text = s.text().unwrap_or_default().to_owned();
         assert!(automated_texts().contains(&text), "{text}");
@@ -424,29 +601,64 @@ async fn a_supervisor_assigns_an_open_conversation() {
     let sam = Supervisor::new(agent("sam"));
     d.write("c1", "m1", "hello", secs(1)).await;
     let c = d.open("c1").await;
-    d.engine.assign(&sam, c.id(), &agent("ada"), secs(2)).await.unwrap();
+    d.engine
+        .assign(&sam, c.id(), &agent("ada"), secs(2))
+        .await
+        .unwrap();
     let assigned = d.open("c1").await;
-    assert_eq!(assigned.state(), &State::Active { agent: agent("ada") });
+    assert_eq!(
+        assigned.state(),
+        &State::Active {
+            agent: agent("ada")
+        }
+    );
     assert_eq!(d.router.load(&agent("ada")), 1);
     assert_eq!(
         internal(&d.transcript(&c).await),
-        [(Author::Supervisor(agent("sam")), Internal::Assigned { agent: agent("ada") })]
+        [(
+            Author::Supervisor(agent("sam")),
+            Internal::Assigned {
+                agent: agent("ada")
+            }
+        )]
     );
     // Only an Open conversation is assigned.
-    let err = d.engine.assign(&sam, c.id(), &agent("bob"), secs(3)).await.unwrap_err();
-    assert!(matches!(err, EngineError::Transition(TransitionError::Illegal { .. })));
+    let err = d
+        .engine
+        .assign(&sam, c.id(), &agent("bob"), secs(3))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        EngineError::Transition(TransitionError::Illegal { .. })
+    ));
 
     // A Push queue with an offer outstanding to ada: assigned to bob, ada's offer withdrawn.
     let d = desk(Routing::new(Queue::push(q("general"))), &["ada"]);
     d.write("c2", "m2", "hello", secs(1)).await;
     let c = d.open("c2").await;
-    assert_eq!(d.offers(), [("ada".to_owned(), false)]);
-    d.engine.assign(&sam, c.id(), &agent("bob"), secs(2)).await.unwrap();
-    assert_eq!(d.open("c2").await.state(), &State::Active { agent: agent("bob") });
-    assert!(d.notifier.take().iter().any(|n| matches!(n, Notification::Withdraw { agent, .. } if *agent == self::agent("ada"))));
+    assert_eq!(d.offers(), ["ada"]);
+    d.engine
+        .assign(&sam, c.id(), &agent("bob"), secs(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.open("c2").await.state(),
+        &State::Active {
+            agent: agent("bob")
+        }
+    );
+    assert!(d.notifier.take().iter().any(
+        |n| matches!(n, Notification::Withdraw { agent, .. } if *agent == self::agent("ada"))
+    ));
     assert_eq!(d.router.load(&agent("bob")), 1);
     assert_eq!(d.router.load(&agent("ada")), 0);
-    let ada = d.router.agent_status(&agent("ada"), secs(2)).await.unwrap().unwrap();
+    let ada = d
+        .router
+        .agent_status(&agent("ada"), secs(2))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ada.used, 0, "ada's reservation ended");
 }
 
@@ -456,7 +668,10 @@ async fn a_supervisor_force_closes_and_sees_every_queue() {
     let d = desk(routing, &["ada"]);
     let sam = Supervisor::new(agent("sam"));
     let c1 = d.active_with("c1", "ada", secs(1)).await;
-    d.engine.consult(c1.id(), &agent("ada"), &agent("bob"), secs(2)).await.unwrap();
+    d.engine
+        .consult(c1.id(), &agent("ada"), &agent("bob"), secs(2))
+        .await
+        .unwrap();
     // ada is busy now: the next ones wait (ada has capacity; make her Away).
     d.router.set_presence(&agent("ada"), Presence::Away);
     d.write("c2", "m2", "my invoice", secs(10)).await;
@@ -468,7 +683,11 @@ async fn a_supervisor_force_closes_and_sees_every_queue() {
     assert_eq!(names, ["billing", "general"]);
     let billing = &overview[0];
     let waited: Vec<Duration> = billing.waiting.iter().map(|w| w.waited).collect();
-    assert_eq!(waited, [Duration::from_secs(90), Duration::from_secs(70)], "longest first");
+    assert_eq!(
+        waited,
+        [Duration::from_secs(90), Duration::from_secs(70)],
+        "longest first"
+    );
     assert!(billing.active.is_empty());
     let general = &overview[1];
     assert_eq!(general.waiting.len(), 1);
@@ -479,23 +698,50 @@ async fn a_supervisor_force_closes_and_sees_every_queue() {
     assert_eq!(general.active[0].consultants, [agent("bob")]);
 
     // Force-closed: the session released, the consult over; closed for good.
-    d.engine.force_close(&sam, c1.id(), secs(101)).await.unwrap();
+    d.engine
+        .force_close(&sam, c1.id(), secs(101))
+        .await
+        .unwrap();
     let closed = d.latest("c1").await;
-    assert_eq!(closed.state(), &State::Closed { reason: CloseReason::Supervisor });
+    assert_eq!(
+        closed.state(),
+        &State::Closed {
+            reason: CloseReason::Supervisor
+        }
+    );
     assert!(closed.consultants().is_empty());
     assert_eq!(d.router.load(&agent("ada")), 0);
-    assert!(d.engine.force_close(&sam, c1.id(), secs(102)).await.is_err());
-    assert!(d.engine.supervisor_note(&sam, c1.id(), "late", secs(102)).await.is_err());
+    assert!(
+        d.engine
+            .force_close(&sam, c1.id(), secs(102))
+            .await
+            .is_err()
+    );
+    assert!(
+        d.engine
+            .supervisor_note(&sam, c1.id(), "late", secs(102))
+            .await
+            .is_err()
+    );
     // A waiting one too.
     let c3 = d.open("c3").await;
-    d.engine.supervisor_note(&sam, c3.id(), "spam?", secs(103)).await.unwrap();
-    d.engine.force_close(&sam, c3.id(), secs(104)).await.unwrap();
+    d.engine
+        .supervisor_note(&sam, c3.id(), "spam?", secs(103))
+        .await
+        .unwrap();
+    d.engine
+        .force_close(&sam, c3.id(), secs(104))
+        .await
+        .unwrap();
     let overview = d.engine.queue_overview(secs(105)).await.unwrap();
     assert!(overview[1].waiting.is_empty() && overview[1].active.is_empty());
     assert_eq!(
         internal(&d.transcript(&c3).await),
         [
-            (Author::Supervisor(agent("sam")), Internal::Note("spam?".into())),
+            (
+                Author::Supervisor(agent("sam")),
+                Internal::Note("spam?".into())
+            ),
             (Author::Supervisor(agent("sam")), Internal::ForceClosed),
         ]
     );
@@ -503,8 +749,10 @@ async fn a_supervisor_force_closes_and_sees_every_queue() {
 
 /// The queue `general` with every automated message.
 fn with_messages() -> Routing {
-    Routing::new(Queue::push(q("general")).messages(messages()))
-        .add_queue(Queue::push(q("billing")).messages(messages().set(AutomatedTrigger::Transferred, "billing says bye")))
+    Routing::new(Queue::push(q("general")).messages(messages())).add_queue(
+        Queue::push(q("billing"))
+            .messages(messages().set(AutomatedTrigger::Transferred, "billing says bye")),
+    )
 }
 
 #[tokio::test]
@@ -514,14 +762,26 @@ async fn automated_messages_follow_the_conversation() {
     // Greeting, then ada joined (by her name).
     assert_eq!(
         d.sent_texts(),
-        ["Hello! We will be with you shortly.", "ada joined the conversation."]
+        [
+            "Hello! We will be with you shortly.",
+            "ada joined the conversation."
+        ]
     );
     // Transferred (the queue it leaves says it), then bob joined.
-    d.engine.transfer_to_agent(c.id(), &agent("ada"), &agent("bob"), None, secs(2)).await.unwrap();
-    d.engine.accept(c.id(), &agent("bob"), secs(3)).await.unwrap();
+    d.engine
+        .transfer_to_agent(c.id(), &agent("ada"), &agent("bob"), None, secs(2))
+        .await
+        .unwrap();
+    d.engine
+        .accept(c.id(), &agent("bob"), secs(3))
+        .await
+        .unwrap();
     // Ended, then the survey when it closes.
     d.engine.end(c.id(), &agent("bob"), secs(4)).await.unwrap();
-    d.engine.close_session(c.id(), &agent("bob"), secs(5)).await.unwrap();
+    d.engine
+        .close_session(c.id(), &agent("bob"), secs(5))
+        .await
+        .unwrap();
     assert_eq!(
         d.sent_texts()[2..],
         [
@@ -544,7 +804,10 @@ async fn automated_messages_follow_the_conversation() {
     d.notifier.take();
     let c2 = d.active_with("c2", "ada", secs(10)).await;
     let before = d.sent_texts().len();
-    d.engine.transfer_to_queue(c2.id(), &agent("ada"), &q("billing"), None, secs(11)).await.unwrap();
+    d.engine
+        .transfer_to_queue(c2.id(), &agent("ada"), &q("billing"), None, secs(11))
+        .await
+        .unwrap();
     assert_eq!(d.sent_texts()[before], "We are transferring you.");
 }
 
@@ -577,11 +840,19 @@ async fn a_window_refusal_of_an_automated_message_is_recorded() {
     // sent (24 hours for automation).
     let late = secs(1) + Duration::from_secs(25 * 3600);
     d.engine.end(c.id(), &agent("ada"), late).await.unwrap();
-    assert!(!d.sent_texts().contains(&"The agent ended the conversation.".to_owned()));
-    let notices = notices(&d.transcript(&c).await);
-    assert!(notices.contains(&"The agent ended the conversation.".to_owned()), "recorded as written");
     assert!(
-        notices.iter().any(|n| n.starts_with("Not delivered:") && n.contains("24")),
+        !d.sent_texts()
+            .contains(&"The agent ended the conversation.".to_owned())
+    );
+    let notices = notices(&d.transcript(&c).await);
+    assert!(
+        notices.contains(&"The agent ended the conversation.".to_owned()),
+        "recorded as written"
+    );
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.starts_with("Not delivered:") && n.contains("24")),
         "{notices:#?}"
     );
 }
@@ -612,10 +883,13 @@ async fn outside_operating_hours_a_conversation_waits_for_the_queue_to_open() {
     assert!(d.open("c1").await.awaits_offer());
     // Tuesday 11 June, 09:00 in Paris (07:00 UTC): the queue opens and offers it.
     let tuesday_nine = secs(24 * 3600 - (6 * 3600 + 13 * 60 + 20) + 7 * 3600);
-    d.engine.tick(tuesday_nine - Duration::from_secs(1)).await.unwrap();
+    d.engine
+        .tick(tuesday_nine - Duration::from_secs(1))
+        .await
+        .unwrap();
     assert!(d.offers().is_empty(), "08:59:59 in Paris");
     d.engine.tick(tuesday_nine).await.unwrap();
-    assert_eq!(d.offers(), [("ada".to_owned(), false)]);
+    assert_eq!(d.offers(), ["ada"]);
 }
 
 #[tokio::test]
@@ -628,7 +902,12 @@ async fn outside_operating_hours_a_queue_may_close_the_conversation() {
     let d = desk(routing, &["ada"]);
     d.write("c1", "m1", "hello", secs(0)).await;
     let c = d.latest("c1").await;
-    assert_eq!(c.state(), &State::Closed { reason: CloseReason::OutsideHours });
+    assert_eq!(
+        c.state(),
+        &State::Closed {
+            reason: CloseReason::OutsideHours
+        }
+    );
     // The outside-hours message is sent even though it closed; no survey for it.
     assert_eq!(d.sent_texts(), ["We are closed; we open at 9:00."]);
     assert!(d.offers().is_empty());
@@ -644,6 +923,104 @@ async fn with_nothing_configured_nothing_automated_is_sent() {
     let d = desk(Routing::default(), &["ada"]);
     let c = d.active_with("c1", "ada", secs(1)).await;
     d.engine.end(c.id(), &agent("ada"), secs(2)).await.unwrap();
-    d.engine.close_session(c.id(), &agent("ada"), secs(3)).await.unwrap();
+    d.engine
+        .close_session(c.id(), &agent("ada"), secs(3))
+        .await
+        .unwrap();
     assert!(d.send.sent().is_empty());
+}
+
+/// Transfer, consult and supervision on SQLite as store and router: the queue column follows
+/// a transfer, capacity follows the session, and the overview reads the database.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn transfer_and_supervision_on_sqlite() {
+    use messenger_channel::agents::AgentRouter;
+    use messenger_channel::store::SqliteStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("channel.db"))
+            .await
+            .unwrap(),
+    );
+    for name in ["ada", "bob"] {
+        store
+            .update_presence(&agent(name), Presence::Available)
+            .await
+            .unwrap();
+    }
+    let send = Arc::new(FakeSend::new());
+    let engine = Engine::builder(Webhook::new(&secret()), send.clone())
+        .store(store.clone())
+        .router(store.clone())
+        .routing(with_messages())
+        .build();
+    let used = |name: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .agent_status(&agent(name), secs(10))
+                .await
+                .unwrap()
+                .map_or(0, |s| s.used)
+        }
+    };
+    let (h, b) = signed(webhook().message("c1", "m1", "hello", secs(1)));
+    engine.handle_webhook(&h, &b, secs(1)).await.unwrap();
+    let c = store
+        .find_open(&PageId::from(PAGE), &UserId::from("c1"))
+        .await
+        .unwrap()
+        .unwrap()
+        .conversation;
+    let State::Open { offer: Some(offer) } = c.state() else {
+        panic!("offered: {:?}", c.state());
+    };
+    let first = offer.agent.clone();
+    let second = if first == agent("ada") {
+        agent("bob")
+    } else {
+        agent("ada")
+    };
+    engine.accept(c.id(), &first, secs(2)).await.unwrap();
+    engine
+        .consult(c.id(), &first, &second, secs(3))
+        .await
+        .unwrap();
+    engine
+        .add_note(c.id(), &second, "a note", secs(4))
+        .await
+        .unwrap();
+    engine
+        .transfer_to_queue(c.id(), &first, &q("billing"), Some("billing"), secs(5))
+        .await
+        .unwrap();
+    // The billing queue lists it, and offered it to the other agent.
+    let stored = store.load(c.id()).await.unwrap().unwrap().conversation;
+    assert_eq!(stored.queue(), Some(&q("billing")));
+    assert!(matches!(stored.state(), State::Open { offer: Some(o) } if o.agent == second));
+    engine.accept(c.id(), &second, secs(6)).await.unwrap();
+    assert_eq!(
+        used(if first == agent("ada") { "ada" } else { "bob" }).await,
+        0
+    );
+    let overview = engine.queue_overview(secs(10)).await.unwrap();
+    let billing = overview.iter().find(|o| o.queue == q("billing")).unwrap();
+    assert_eq!(billing.active.len(), 1);
+    assert_eq!(billing.active[0].agent, second);
+    engine
+        .force_close(&Supervisor::new(agent("sam")), c.id(), secs(7))
+        .await
+        .unwrap();
+    assert_eq!(used("ada").await + used("bob").await, 0);
+    let lines = store.transcript(c.id()).await.unwrap();
+    assert_eq!(internal(&lines).len(), 4, "{lines:#?}");
+    for s in send.sent() {
+        assert!(!s.body.to_string().contains("a note"));
+    }
+    assert_eq!(
+        send.texts().last().map(String::as_str),
+        Some("Tell us how we did: https://example.com/survey")
+    );
 }

@@ -6,8 +6,7 @@ use std::time::SystemTime;
 use super::{
     Author, AutomatedTrigger, CloseReason, Conversation, ConversationConfig, Declined, Effect,
     FileLine, Inbound, Input, InputKind, Internal, LineBody, MediaState, NoteAuthor, Offer,
-    Outgoing, State, StateKind, ThreadEvent, Transfer, TranscriptLine, Transition,
-    TransferTarget,
+    Outgoing, State, StateKind, ThreadEvent, TranscriptLine, Transfer, TransferTarget, Transition,
 };
 use crate::ids::{AgentId, ConversationId, PageId, QueueId, UserId};
 use crate::time::saturating_add;
@@ -521,7 +520,10 @@ impl Conversation {
             Input::CloseOutsideHours => match &self.state {
                 State::Open { .. } => {
                     self.close(&mut out, CloseReason::OutsideHours);
-                    out.notice(now, "closed: it started outside the queue's operating hours");
+                    out.notice(
+                        now,
+                        "closed: it started outside the queue's operating hours",
+                    );
                 }
                 other => {
                     return Err(TransitionError::Illegal {
@@ -1114,7 +1116,10 @@ impl Conversation {
         if let Some(t) = &self.transfer {
             if t.to == TransferTarget::Agent(agent.clone()) {
                 self.transfer = None;
-                out.notice(now, "the transfer was not taken; the conversation is back in its queue");
+                out.notice(
+                    now,
+                    "the transfer was not taken; the conversation is back in its queue",
+                );
             }
         }
     }
@@ -2090,9 +2095,18 @@ mod tests {
         assert_eq!(out.effects[0], Effect::SessionReleased { agent: a() });
         assert_eq!(requests(&out), [(vec![a()], None)]);
         assert_eq!(sends(&out), 0);
-        assert_eq!(queued.excluded_agents(secs(5), &config()).collect::<Vec<_>>(), [&a()]);
+        assert_eq!(
+            queued
+                .excluded_agents(secs(5), &config())
+                .collect::<Vec<_>>(),
+            [&a()]
+        );
         // Offered, accepted: the transfer is over.
-        let taken = after(queued.clone(), secs(6), vec![Input::OfferTo(b()), Input::Accept(b())]);
+        let taken = after(
+            queued.clone(),
+            secs(6),
+            vec![Input::OfferTo(b()), Input::Accept(b())],
+        );
         assert_eq!(taken.transfer(), None);
         // Picked: over too.
         let (picked, _) = transition(&queued, Input::Pick(c()), secs(6), &config()).unwrap();
@@ -2147,12 +2161,16 @@ mod tests {
             agent: a(),
             consultant: b(),
         };
-        let (consulted, out) = transition(&active(&a()), consult.clone(), secs(1), &config()).unwrap();
+        let (consulted, out) =
+            transition(&active(&a()), consult.clone(), secs(1), &config()).unwrap();
         assert_eq!(consulted.consultants(), [b()]);
         assert_eq!(out.effects, [Effect::ConsultInvited { agent: b() }]);
         assert_eq!(
             internal_lines(&out),
-            [(Author::Agent(a()), Internal::ConsultInvited { consultant: b() })]
+            [(
+                Author::Agent(a()),
+                Internal::ConsultInvited { consultant: b() }
+            )]
         );
         // Twice, or oneself: refused. Not the holder, or not Active: refused.
         assert_eq!(
@@ -2171,7 +2189,11 @@ mod tests {
             author,
             text: "check the order".into(),
         };
-        for who in [NoteAuthor::Agent(a()), NoteAuthor::Agent(b()), NoteAuthor::Supervisor(c())] {
+        for who in [
+            NoteAuthor::Agent(a()),
+            NoteAuthor::Agent(b()),
+            NoteAuthor::Supervisor(c()),
+        ] {
             let (_, out) = transition(&consulted, note(who.clone()), secs(2), &config()).unwrap();
             assert_eq!(
                 internal_lines(&out),
@@ -2197,9 +2219,13 @@ mod tests {
         let waiting = after(active(&a()), t0(), vec![Input::CloseSession(a())]);
         assert!(transition(&waiting, note(NoteAuthor::Agent(a())), secs(2), &config()).is_ok());
         // Leaving.
-        let (left, out) = transition(&consulted, Input::LeaveConsult(b()), secs(3), &config()).unwrap();
+        let (left, out) =
+            transition(&consulted, Input::LeaveConsult(b()), secs(3), &config()).unwrap();
         assert!(left.consultants().is_empty());
-        assert_eq!(internal_lines(&out), [(Author::Agent(b()), Internal::ConsultLeft)]);
+        assert_eq!(
+            internal_lines(&out),
+            [(Author::Agent(b()), Internal::ConsultLeft)]
+        );
         assert_eq!(
             transition(&left, Input::LeaveConsult(b()), secs(3), &config()).unwrap_err(),
             TransitionError::NotConsulted { agent: b() }
@@ -2218,7 +2244,8 @@ mod tests {
         let (closed, _) = transition(&consulted, Input::Tick, far, &config()).unwrap();
         assert!(closed.consultants().is_empty());
         // Nothing of it was sent.
-        let (_, out) = transition(&consulted, Input::LeaveConsult(b()), secs(3), &config()).unwrap();
+        let (_, out) =
+            transition(&consulted, Input::LeaveConsult(b()), secs(3), &config()).unwrap();
         assert_eq!(sends(&out), 0);
     }
 
@@ -2268,14 +2295,25 @@ mod tests {
     fn a_forced_close_undoes_what_the_state_held() {
         let close = || Input::ForceClose { supervisor: c() };
         let (closed, out) = transition(&active(&a()), close(), secs(1), &config()).unwrap();
-        assert_eq!(closed.state(), &State::Closed { reason: CloseReason::Supervisor });
+        assert_eq!(
+            closed.state(),
+            &State::Closed {
+                reason: CloseReason::Supervisor
+            }
+        );
         assert_eq!(out.effects, [Effect::SessionReleased { agent: a() }]);
-        assert_eq!(internal_lines(&out), [(Author::Supervisor(c()), Internal::ForceClosed)]);
+        assert_eq!(
+            internal_lines(&out),
+            [(Author::Supervisor(c()), Internal::ForceClosed)]
+        );
         let offered = after(open(), t0(), vec![Input::OfferTo(b())]);
         let (_, out) = transition(&offered, close(), secs(1), &config()).unwrap();
         assert_eq!(
             out.effects,
-            [Effect::WithdrawOffer { agent: b() }, Effect::OfferEnded { agent: b() }]
+            [
+                Effect::WithdrawOffer { agent: b() },
+                Effect::OfferEnded { agent: b() }
+            ]
         );
         let waiting = after(active(&a()), t0(), vec![Input::CloseSession(a())]);
         let (_, out) = transition(&waiting, close(), secs(1), &config()).unwrap();
@@ -2285,9 +2323,18 @@ mod tests {
 
     #[test]
     fn outside_hours_only_an_open_conversation_closes() {
-        let (closed, out) = transition(&open(), Input::CloseOutsideHours, secs(1), &config()).unwrap();
-        assert_eq!(closed.state(), &State::Closed { reason: CloseReason::OutsideHours });
-        assert_eq!(notices(&out), ["closed: it started outside the queue's operating hours"]);
+        let (closed, out) =
+            transition(&open(), Input::CloseOutsideHours, secs(1), &config()).unwrap();
+        assert_eq!(
+            closed.state(),
+            &State::Closed {
+                reason: CloseReason::OutsideHours
+            }
+        );
+        assert_eq!(
+            notices(&out),
+            ["closed: it started outside the queue's operating hours"]
+        );
         assert_eq!(
             transition(&active(&a()), Input::CloseOutsideHours, secs(1), &config()).unwrap_err(),
             TransitionError::Illegal {
@@ -2323,13 +2370,21 @@ mod tests {
             }]
         );
         assert_eq!(notices(&out), ["all busy"]);
-        let (other, _) =
-            transition(&open(), input(AutomatedTrigger::Greeting), secs(1), &config()).unwrap();
+        let (other, _) = transition(
+            &open(),
+            input(AutomatedTrigger::Greeting),
+            secs(1),
+            &config(),
+        )
+        .unwrap();
         assert!(!other.told_no_agent());
         // Added to a transition, it goes before a request for an offer.
         let (_, mut started) = started(text("m0"), &config());
         started.add_automated(t0(), AutomatedTrigger::Greeting, "hello".into());
-        assert!(matches!(started.effects[0], Effect::Send { agent: None, .. }));
+        assert!(matches!(
+            started.effects[0],
+            Effect::Send { agent: None, .. }
+        ));
         assert!(matches!(started.effects[1], Effect::RequestOffer { .. }));
         let mut empty = Transition::default();
         empty.add_automated(t0(), AutomatedTrigger::Survey, "bye".into());
@@ -2362,7 +2417,10 @@ mod tests {
             }],
         );
         let json = serde_json::to_value(&consulted).unwrap();
-        assert_eq!(serde_json::from_value::<Conversation>(json).unwrap(), consulted);
+        assert_eq!(
+            serde_json::from_value::<Conversation>(json).unwrap(),
+            consulted
+        );
     }
 
     #[test]
@@ -2378,14 +2436,23 @@ mod tests {
                 },
                 "transferred to bob",
             ),
-            (Internal::ConsultInvited { consultant: b() }, "invited bob to consult"),
+            (
+                Internal::ConsultInvited { consultant: b() },
+                "invited bob to consult",
+            ),
             (Internal::ConsultLeft, "left the consult"),
-            (Internal::Assigned { agent: b() }, "assigned the conversation to bob"),
+            (
+                Internal::Assigned { agent: b() },
+                "assigned the conversation to bob",
+            ),
             (Internal::ForceClosed, "closed the conversation"),
         ];
         for (line, words) in cases {
             assert_eq!(line.to_string(), words);
         }
-        assert_eq!(Author::from(NoteAuthor::Supervisor(c())), Author::Supervisor(c()));
+        assert_eq!(
+            Author::from(NoteAuthor::Supervisor(c())),
+            Author::Supervisor(c())
+        );
     }
 }

@@ -29,7 +29,8 @@ use tracing::Instrument as _;
 
 use super::{ECHO_KEY_PREFIX, Engine, EngineError};
 use crate::conversation::{
-    Author, AutomatedTrigger, Conversation, Effect, Input, LineBody, Outgoing, State, TranscriptLine,
+    Author, AutomatedTrigger, Conversation, Effect, Input, LineBody, Outgoing, State,
+    TranscriptLine,
 };
 use crate::ids::{AgentId, ConversationId, MessageId, PageId};
 use crate::send::{

@@ -118,9 +118,8 @@ impl Engine {
         }
         let mut all: Vec<QueueOverview> = queues.into_values().collect();
         for q in &mut all {
-            q.waiting.sort_by(|a, b| {
-                (a.since, &a.conversation).cmp(&(b.since, &b.conversation))
-            });
+            q.waiting
+                .sort_by(|a, b| (a.since, &a.conversation).cmp(&(b.since, &b.conversation)));
             q.active.sort_by(|a, b| a.conversation.cmp(&b.conversation));
         }
         Ok(all)

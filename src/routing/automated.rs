@@ -131,7 +131,9 @@ pub fn on_start(
         return (None, false);
     }
     if queue.is_open(now) {
-        let greeting = queue.messages.render(AutomatedTrigger::Greeting, None, None);
+        let greeting = queue
+            .messages
+            .render(AutomatedTrigger::Greeting, None, None);
         (greeting.map(|t| (AutomatedTrigger::Greeting, t)), false)
     } else {
         let text = queue
@@ -233,7 +235,8 @@ mod tests {
     fn step(c: &Conversation, input: Input) -> (State, Conversation) {
         let before = c.state().clone();
         let mut next = c.clone();
-        next.apply(input, t0(), &ConversationConfig::default()).unwrap();
+        next.apply(input, t0(), &ConversationConfig::default())
+            .unwrap();
         (before, next)
     }
 
@@ -258,23 +261,35 @@ mod tests {
         ] {
             assert_eq!(m.get(t), Some(text));
             assert_eq!(AutomatedMessages::default().get(t), None);
-            assert_eq!(AutomatedMessages::default().render(t, Some("a"), Some(1)), None);
+            assert_eq!(
+                AutomatedMessages::default().render(t, Some("a"), Some(1)),
+                None
+            );
         }
-        assert_eq!(m.render(AutomatedTrigger::AgentJoined, Some("Ada"), None).unwrap(), "Ada joined");
+        assert_eq!(
+            m.render(AutomatedTrigger::AgentJoined, Some("Ada"), None)
+                .unwrap(),
+            "Ada joined"
+        );
         assert_eq!(
             m.render(AutomatedTrigger::AgentJoined, None, None).unwrap(),
             "{AgentName} joined"
         );
         assert_eq!(
-            m.render(AutomatedTrigger::NoAgentAvailable, None, Some(3)).unwrap(),
+            m.render(AutomatedTrigger::NoAgentAvailable, None, Some(3))
+                .unwrap(),
             "number 3"
         );
         assert_eq!(
-            m.render(AutomatedTrigger::NoAgentAvailable, Some("x"), None).unwrap(),
+            m.render(AutomatedTrigger::NoAgentAvailable, Some("x"), None)
+                .unwrap(),
             "number {QueuePosition}"
         );
         let json = serde_json::to_value(&m).unwrap();
-        assert_eq!(serde_json::from_value::<AutomatedMessages>(json).unwrap(), m);
+        assert_eq!(
+            serde_json::from_value::<AutomatedMessages>(json).unwrap(),
+            m
+        );
         assert_eq!(OutsideHours::default(), OutsideHours::Wait);
     }
 
@@ -283,11 +298,17 @@ mod tests {
         let c = start(false);
         assert_eq!(
             on_start(&queue(), &c, t0()),
-            (Some((AutomatedTrigger::Greeting, "hello".to_owned())), false)
+            (
+                Some((AutomatedTrigger::Greeting, "hello".to_owned())),
+                false
+            )
         );
         // Nothing over a thread another app holds; nothing when not configured.
         assert_eq!(on_start(&queue(), &start(true), t0()), (None, false));
-        assert_eq!(on_start(&Queue::push(QueueId::from("q")), &c, t0()), (None, false));
+        assert_eq!(
+            on_start(&Queue::push(QueueId::from("q")), &c, t0()),
+            (None, false)
+        );
         // Closed on Mondays at 06:13 UTC (08:13 in Paris): wait, or close.
         let hours = OperatingHours::new("Europe/Paris").unwrap().shift(
             Weekday::Monday,
@@ -324,7 +345,10 @@ mod tests {
         let pick = Input::Pick(bob.clone());
         let (before, picked) = step(&open, pick.clone());
         assert_eq!(triggers(&q, &before, &pick, &picked), ["bob joined"]);
-        let assign = Input::Assign { supervisor: bob.clone(), agent: ada.clone() };
+        let assign = Input::Assign {
+            supervisor: bob.clone(),
+            agent: ada.clone(),
+        };
         let (before, assigned) = step(&open, assign.clone());
         assert_eq!(triggers(&q, &before, &assign, &assigned), ["ada joined"]);
         // Revived (the same agent, back): nothing.
@@ -335,15 +359,19 @@ mod tests {
         // Accept when already Active cannot happen; joined needs a state that was not Active.
         assert!(triggers(&q, active.state(), &accept, &active).is_empty());
         // Transferred: the queue it leaves says it.
-        let leaving = Queue::push(QueueId::from("from"))
-            .messages(AutomatedMessages::default().set(AutomatedTrigger::Transferred, "bye from q1"));
+        let leaving = Queue::push(QueueId::from("from")).messages(
+            AutomatedMessages::default().set(AutomatedTrigger::Transferred, "bye from q1"),
+        );
         let to_bob = Input::Transfer {
             agent: ada.clone(),
             to: TransferTarget::Agent(bob.clone()),
             note: None,
         };
         let (before, moved) = step(&active, to_bob.clone());
-        assert_eq!(triggers(&leaving, &before, &to_bob, &moved), ["bye from q1"]);
+        assert_eq!(
+            triggers(&leaving, &before, &to_bob, &moved),
+            ["bye from q1"]
+        );
         assert_eq!(triggers(&q, &before, &to_bob, &moved), ["transferred"]);
         // Ended; closed: the survey.
         let end = Input::End(ada.clone());
@@ -352,7 +380,9 @@ mod tests {
         let close = Input::CloseSession(ada.clone());
         let (before, closed) = step(&wrap_up, close.clone());
         assert_eq!(triggers(&q, &before, &close, &closed), ["survey"]);
-        let force = Input::ForceClose { supervisor: bob.clone() };
+        let force = Input::ForceClose {
+            supervisor: bob.clone(),
+        };
         let (before, forced) = step(&open, force.clone());
         assert_eq!(triggers(&q, &before, &force, &forced), ["survey"]);
         // Not after an outside-hours close, nor for a conversation closed before.

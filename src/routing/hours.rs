@@ -155,8 +155,7 @@ impl OperatingHours {
     /// Whether the queue is open at `at` (see [the module docs](self) for the rules). A
     /// time outside what the calendar can name (beyond the year 9999) is closed.
     pub fn is_open(&self, at: SystemTime) -> bool {
-        jiff::Timestamp::try_from(at)
-            .is_ok_and(|ts| self.is_open_local(self.tz.to_datetime(ts)))
+        jiff::Timestamp::try_from(at).is_ok_and(|ts| self.is_open_local(self.tz.to_datetime(ts)))
     }
 
     /// Whether the queue is open at the local date and time `local`.
@@ -165,10 +164,7 @@ impl OperatingHours {
         if self.holidays.contains(&date) {
             return false;
         }
-        let yesterday = date
-            .yesterday()
-            .ok()
-            .filter(|d| !self.holidays.contains(d));
+        let yesterday = date.yesterday().ok().filter(|d| !self.holidays.contains(d));
         self.shifts.iter().any(|s| {
             (s.day == date.weekday() && s.covers_first_day(time))
                 || yesterday.is_some_and(|y| s.day == y.weekday() && s.covers_next_day(time))
@@ -328,9 +324,11 @@ mod tests {
     fn daylight_saving_changes_count_wall_clock_time() {
         // New York springs forward on Sunday 8 March 2026 (02:00 -> 03:00) and falls back
         // on Sunday 1 November (02:00 -> 01:00).
-        let h = OperatingHours::new("America/New_York")
-            .unwrap()
-            .shift(Weekday::Sunday, t(1, 0), t(4, 0));
+        let h = OperatingHours::new("America/New_York").unwrap().shift(
+            Weekday::Sunday,
+            t(1, 0),
+            t(4, 0),
+        );
         let spring_open = instant("America/New_York", 2026, 3, 8, 1, 0);
         // 01:59 local, then 03:00 local one minute later: both open; 04:00 closes, two
         // hours after it opened.
@@ -347,9 +345,10 @@ mod tests {
 
     #[test]
     fn a_shift_ending_where_it_starts_lasts_a_day() {
-        let h = OperatingHours::new("Asia/Kolkata")
-            .unwrap()
-            .shift(Weekday::Monday, t(0, 0), t(0, 0));
+        let h =
+            OperatingHours::new("Asia/Kolkata")
+                .unwrap()
+                .shift(Weekday::Monday, t(0, 0), t(0, 0));
         // Monday 7 December 2026, all day; Tuesday not.
         assert!(h.is_open(instant("Asia/Kolkata", 2026, 12, 7, 0, 0)));
         assert!(h.is_open(instant("Asia/Kolkata", 2026, 12, 7, 23, 59)));
@@ -364,7 +363,11 @@ mod tests {
         let far = SystemTime::UNIX_EPOCH + Duration::from_secs(400_000_000_000);
         assert!(!h.is_open(far));
         // Never open with no shift.
-        assert!(!OperatingHours::new("UTC").unwrap().is_open(SystemTime::UNIX_EPOCH));
+        assert!(
+            !OperatingHours::new("UTC")
+                .unwrap()
+                .is_open(SystemTime::UNIX_EPOCH)
+        );
     }
 
     #[test]

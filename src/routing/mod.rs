@@ -60,13 +60,13 @@ pub use agent::{AgentProfile, AgentStatus, DEFAULT_AGENT_CAPACITY, Presence};
 pub use automated::{
     AGENT_NAME, AutomatedMessages, OutsideHours, QUEUE_POSITION, after_transition, on_start,
 };
-pub use hours::{HoursError, OperatingHours, Shift};
-/// The calendar types [`OperatingHours`] takes (from `jiff`).
-pub use jiff::civil::{Date, Time, Weekday};
 pub use config::Routing;
 pub use decide::{
     PickRefusal, SkillDistance, choose_agent, may_offer, may_pick, skill_distance, skills_allow,
 };
+pub use hours::{HoursError, OperatingHours, Shift};
+/// The calendar types [`OperatingHours`] takes (from `jiff`).
+pub use jiff::civil::{Date, Time, Weekday};
 pub use queue::{
     DEFAULT_CAPACITY_UNITS, DEFAULT_QUEUE, DistributionMode, Queue, SkillMatching, SkillRequirement,
 };
