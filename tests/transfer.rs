@@ -384,6 +384,7 @@ async fn a_transfer_to_a_queue_is_routed_by_that_queue() {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one consult, start to end
 async fn a_consulted_agent_writes_notes_leaves_or_takes_over() {
     let d = desk(two_queues(), &["ada"]);
     let c = d.active_with("c1", "ada", secs(1)).await;

@@ -114,7 +114,7 @@ impl Engine {
             let Some(overview) = queues.get_mut(&queue) else {
                 continue;
             };
-            place(overview, c, now);
+            place(overview, &c, now);
         }
         let mut all: Vec<QueueOverview> = queues.into_values().collect();
         for q in &mut all {
@@ -182,7 +182,7 @@ impl Engine {
 }
 
 /// Puts a conversation in its queue's overview.
-fn place(overview: &mut QueueOverview, c: Conversation, now: SystemTime) {
+fn place(overview: &mut QueueOverview, c: &Conversation, now: SystemTime) {
     match c.state() {
         State::Open { offer } => {
             let since = c.queued_since();

@@ -316,16 +316,16 @@ mod tests {
             Time::constant(17, 0, 0, 0),
         );
         let waits = queue().hours(hours.clone(), OutsideHours::Wait);
-        let closed = Some((AutomatedTrigger::OutsideOperatingHours, "closed".to_owned()));
-        assert_eq!(on_start(&waits, &c, t0()), (closed.clone(), false));
+        let message = Some((AutomatedTrigger::OutsideOperatingHours, "closed".to_owned()));
+        assert_eq!(on_start(&waits, &c, t0()), (message.clone(), false));
         let closes = queue().hours(hours.clone(), OutsideHours::Close);
-        assert_eq!(on_start(&closes, &c, t0()), (closed, true));
+        assert_eq!(on_start(&closes, &c, t0()), (message, true));
         // A closing queue with no message closes all the same.
         let silent = Queue::push(QueueId::from("q")).hours(hours, OutsideHours::Close);
         assert_eq!(on_start(&silent, &c, t0()), (None, true));
         // An hour later it is open: the greeting.
         let open_at = t0() + Duration::from_secs(3600);
-        assert_eq!(on_start(&closes, &c, open_at).1, false);
+        assert!(!on_start(&closes, &c, open_at).1);
         assert!(closes.is_open(open_at) && !closes.is_open(t0()));
         assert!(queue().is_open(t0()));
     }

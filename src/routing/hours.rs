@@ -1,13 +1,5 @@
 //! Operating hours: when a queue's agents work, in the queue's IANA time zone, with
 //! holidays. Pure: "is it open at `t`" reads no clock.
-//!
-//! The rules, on local (wall-clock) time in the zone:
-//! - a shift runs on a weekday from `start` to `end`; an `end` at or before `start` runs past
-//!   midnight into the next day (an `end` equal to `start`: 24 hours);
-//! - a holiday closes its whole local date, and the shift that starts on it (also the part
-//!   past midnight); a shift that starts the day before runs until midnight;
-//! - across a daylight-saving change, wall-clock times count: a shift from 01:00 to 04:00 on
-//!   the night clocks go forward lasts two hours.
 
 use std::collections::BTreeSet;
 use std::time::SystemTime;
@@ -58,6 +50,14 @@ impl Shift {
 }
 
 /// When a queue is open: weekly shifts and holidays in an IANA time zone.
+///
+/// The rules, on local (wall-clock) time in the zone:
+/// - a shift runs on a weekday from `start` to `end`; an `end` at or before `start` runs past
+///   midnight into the next day (an `end` equal to `start`: 24 hours);
+/// - a holiday closes its whole local date, and the shift that starts on it (also the part
+///   past midnight); a shift that starts the day before runs until midnight;
+/// - across a daylight-saving change, wall-clock times count: a shift from 01:00 to 04:00 on
+///   the night clocks go forward lasts two hours.
 ///
 /// ```
 /// use std::time::SystemTime;
@@ -152,7 +152,7 @@ impl OperatingHours {
         self.holidays.iter()
     }
 
-    /// Whether the queue is open at `at` (see [the module docs](self) for the rules). A
+    /// Whether the queue is open at `at` (see [`OperatingHours`] for the rules). A
     /// time outside what the calendar can name (beyond the year 9999) is closed.
     pub fn is_open(&self, at: SystemTime) -> bool {
         jiff::Timestamp::try_from(at).is_ok_and(|ts| self.is_open_local(self.tz.to_datetime(ts)))
