@@ -169,7 +169,9 @@ pub trait AgentRouter: Send + Sync {
 /// channel (it logs its own errors).
 #[async_trait::async_trait]
 pub trait AgentNotifier: Send + Sync {
-    /// A conversation is offered to an agent, until `offer.expires_at`.
+    /// A conversation is offered to an agent, until `offer.expires_at`. An offer of a
+    /// transferred conversation has [`Conversation::transfer`] set: show it as a transfer
+    /// (Omnichannel's transfer notification), with who transferred it and the note.
     async fn offer(&self, conversation: &Conversation, offer: &Offer);
 
     /// An offer lapsed: remove it from the agent's screen.
