@@ -70,6 +70,7 @@
 //! | [`store`] | what the channel keeps: traits, in memory, on SQLite and PostgreSQL |
 //! | [`routing`] | work distribution as pure decisions: queues (Push, Pick), routing rules, skills, who gets an offer |
 //! | [`agents`] | how agents are found and told: the router (capacity, presence, reservations; in memory or in the shared store) and notifier traits, in-memory versions |
+//! | [`profile`] | who is writing: the customer's name and picture from the Graph user profile, kept in the store and refreshed, with a fallback name |
 //! | [`texts`] | what the crate says to agents in their language: a catalogue with English and Spanish, and room for a host's language |
 //! | [`engine`] | webhooks to transitions to effects, committed and delivered; what each answer guarantees |
 //! | `axum` | the webhook as a ready axum `Router` (feature `axum`) |
@@ -106,6 +107,7 @@ pub mod axum;
 pub mod conversation;
 pub mod engine;
 pub mod ids;
+pub mod profile;
 pub mod routing;
 pub mod secret;
 pub mod send;

@@ -1042,7 +1042,12 @@ async fn agent_desk_in_a_real_browser() {
     // moves to bob's screen.
     wait_text(&alice, "#offers .offer", |t| t.contains("Accept within")).await;
     click(&alice, "#offers .offer .reject").await;
-    let offer = wait_text(&bob, "#offers .offer", |t| t.contains("Accept within")).await;
+    // The offer names the customer: the name from the profile (fetched once, off the
+    // webhook's path), not the fallback.
+    let offer = wait_text(&bob, "#offers .offer", |t| {
+        t.contains("Accept within") && t.contains("Dana Reyes")
+    })
+    .await;
     let seconds: u64 = offer
         .split("within ")
         .nth(1)
@@ -1304,9 +1309,21 @@ async fn agent_desk_in_a_real_browser() {
         "{page}"
     );
     assert_eq!(page[3], json!([false, false, false, false, true]), "{page}");
-    assert!(
-        page[4].as_str().unwrap().contains("Facebook user ·0001"),
-        "{page}"
+    assert!(page[4].as_str().unwrap().contains("Dana Reyes"), "{page}");
+    // The picture: an https URL in an <img> without a referrer (on a `.invalid` host, so it
+    // is hidden when it fails to load).
+    let picture = page_eval(
+        &bob,
+        "return [...document.querySelectorAll('#title img.avatar')].map((i) => [i.getAttribute('src'), i.referrerPolicy]);",
+    )
+    .await;
+    assert_eq!(
+        picture,
+        json!([[
+            "https://profile-pictures.invalid/dana-reyes.jpg",
+            "no-referrer"
+        ]]),
+        "{picture}"
     );
     screenshot(&bob, "desk-conversation").await;
 
@@ -1387,10 +1404,13 @@ async fn the_desk_survives_reloads_and_restarts() {
     let left = countdown(&before, "within ");
     alice.refresh().await.unwrap();
     wait_text(&alice, "#status", |t| t.contains("Signed in as Alice")).await;
-    let after = wait_text(&alice, "#offers .offer", |t| t.contains("Accept within")).await;
+    let after = wait_text(&alice, "#offers .offer", |t| {
+        t.contains("Accept within") && t.contains("Dana Reyes")
+    })
+    .await;
     assert!(
-        after.contains("Facebook user ·0001"),
-        "the offer names the customer: {after}"
+        after.contains("Dana Reyes"),
+        "the offer names the customer (the profile kept in the store): {after}"
     );
     let still = countdown(&after, "within ");
     assert!(
@@ -1490,7 +1510,7 @@ async fn the_desk_survives_reloads_and_restarts() {
     .await;
     assert_eq!(enabled, json!([false, false, false, true, false]));
     click(&alice, "#close").await;
-    wait_text(&alice, "#closed", |t| t.contains("Facebook user ·0001")).await;
+    wait_text(&alice, "#closed", |t| t.contains("Dana Reyes")).await;
     click(&alice, "#closed li").await;
     wait_text(&alice, "#title", |t| t.contains("Closed")).await;
     wait_text(&alice, "#transcript", |t| t.contains("Thank you!")).await;

@@ -149,3 +149,36 @@ async fn postgres_router() {
     let b = Arc::new(PostgresStore::connect(&url).await.unwrap());
     conformance::run_router(a, b).await;
 }
+
+/// The profile store contract (`conformance::run_profiles`): customers' names and pictures,
+/// in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_profiles() {
+    use messenger_channel::profile::ProfileStore;
+    let store: Arc<dyn ProfileStore> = Arc::new(InMemoryStore::new());
+    conformance::run_profiles(store).await;
+}
+
+/// On SQLite.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = messenger_channel::store::SqliteStore::open(dir.path().join("channel.db"))
+        .await
+        .unwrap();
+    conformance::run_profiles(Arc::new(store)).await;
+}
+
+/// On PostgreSQL.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_profiles() {
+    let Some(url) = support::postgres::postgres_url() else {
+        return;
+    };
+    let store = messenger_channel::store::PostgresStore::connect(&url)
+        .await
+        .unwrap();
+    conformance::run_profiles(Arc::new(store)).await;
+}

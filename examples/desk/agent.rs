@@ -2,6 +2,7 @@
 //! (accept, reject, send, react, end, close, reopen, seen, typing), files, the conversation
 //! list and the event stream. Who acts is always the session's agent (`auth::SignedIn`).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
@@ -16,6 +17,7 @@ use messenger_channel::conversation::{
 };
 use messenger_channel::engine::{Delivery, REACTION_MID_MAX_BYTES};
 use messenger_channel::ids::{AgentId, ConversationId};
+use messenger_channel::profile::Profiles;
 use messenger_channel::routing::AgentProfile;
 use messenger_channel::send::{PageApi, SenderAction, TEXT_MAX_CHARS};
 use messenger_channel::store::{ConversationStore, StoreError};
@@ -431,8 +433,9 @@ pub(crate) async fn send_file(
 /// The most closed conversations, and of a customer's earlier ones, listed.
 const HISTORY_MAX: usize = 50;
 
-/// What the page shows of a customer: no name until the profile is fetched (another
-/// phase), so the last digits of their id ("Facebook user ·1234", worded by the page).
+/// What the page shows of a customer without a name (the page lacks the permission, or the
+/// profile is not in yet): the last digits of their id ("Facebook user ·1234", worded by the
+/// page).
 pub(crate) fn customer_tail(c: &Conversation) -> String {
     let id = c.customer().as_str();
     let digits: Vec<char> = id.chars().rev().take(4).collect();
@@ -464,6 +467,51 @@ pub(crate) fn summary_json(c: &Conversation, now: SystemTime) -> Value {
     })
 }
 
+/// Fetches the customer's profile in the background when it is missing or stale, and tells
+/// the pages when what is kept changed (a failure that may pass changes nothing, so it tells
+/// nothing and is asked again later).
+pub(crate) fn fetch_profile(profiles: &Arc<Profiles>, bus: &crate::Bus, c: &Conversation) {
+    let (profiles, bus) = (profiles.clone(), bus.clone());
+    let page = c.page().clone().into_owned();
+    let customer = c.customer().clone().into_owned();
+    let id = c.id().clone();
+    tokio::spawn(async move {
+        let now = SystemTime::now();
+        let Ok(before) = profiles.cached(&page, &customer).await else {
+            return;
+        };
+        if !profiles.needs_fetch(before.as_ref(), now) {
+            return;
+        }
+        if profiles.get(&page, &customer, now).await.is_err() {
+            return;
+        }
+        if profiles.cached(&page, &customer).await.ok().flatten() != before {
+            let event = json!({"type": "updated", "conversation": id.as_str()});
+            let _ = bus.send((None, event.to_string()));
+        }
+    });
+}
+
+/// A conversation's summary with who is writing: the customer's name and picture as kept
+/// (`customer_name`, `customer_picture`: `null` when unknown); a profile missing or stale is
+/// fetched in the background.
+pub(crate) async fn summary(desk: &Desk, c: &Conversation, now: SystemTime) -> Value {
+    let mut v = summary_json(c, now);
+    let kept = desk
+        .profiles
+        .cached(c.page(), c.customer())
+        .await
+        .ok()
+        .flatten();
+    if desk.profiles.needs_fetch(kept.as_ref(), now) {
+        fetch_profile(&desk.profiles, &desk.bus, c);
+    }
+    v["customer_name"] = json!(kept.as_ref().and_then(|p| p.name.as_deref()));
+    v["customer_picture"] = json!(kept.as_ref().and_then(|p| p.picture_url.as_deref()));
+    v
+}
+
 /// A conversation with its transcript, for the page.
 pub(crate) async fn conversation_json(
     desk: &Desk,
@@ -472,7 +520,7 @@ pub(crate) async fn conversation_json(
     lang: &Language,
 ) -> Result<Value, StoreError> {
     let lines = desk.store.transcript(c.id()).await?;
-    let mut v = summary_json(c, now);
+    let mut v = summary(desk, c, now).await;
     v["lines"] = Value::Array(lines_json(c, &lines, lang));
     Ok(v)
 }
@@ -524,11 +572,11 @@ pub(crate) async fn conversations(State(desk): State<Shared>, who: SignedIn) -> 
     };
     queue.sort_by_key(Conversation::created_at);
     let queue_count = queue.len();
-    let queue: Vec<Value> = queue
-        .iter()
-        .take(QUEUE_SHOWN)
-        .map(|c| summary_json(c, now))
-        .collect();
+    let mut shown = Vec::new();
+    for c in queue.iter().take(QUEUE_SHOWN) {
+        shown.push(summary(&desk, c, now).await);
+    }
+    let queue = shown;
     // Closed: the agent's latest.
     let closed = match select(
         &desk,
@@ -539,13 +587,14 @@ pub(crate) async fn conversations(State(desk): State<Shared>, who: SignedIn) -> 
     )
     .await
     {
-        Ok(closed) => closed
-            .iter()
-            .filter(|c| c.previous_agent() == Some(&agent))
-            .map(|c| summary_json(c, now))
-            .collect::<Vec<_>>(),
+        Ok(closed) => closed,
         Err(e) => return store_error(&e),
     };
+    let mut shown = Vec::new();
+    for c in closed.iter().filter(|c| c.previous_agent() == Some(&agent)) {
+        shown.push(summary(&desk, c, now).await);
+    }
+    let closed = shown;
     let agents: Vec<_> = match desk.store.agent_statuses(now).await {
         Ok(all) => all
             .into_iter()

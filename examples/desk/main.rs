@@ -16,6 +16,15 @@
 //! directory, made with `cargo run --example desk -- add-agent NAME --role agent --capacity
 //! 3 --language en` (the password is read from standard input).
 //!
+//! Who is writing: each customer's name and picture come from the Graph user profile, asked
+//! once when their conversation is first offered or listed (never on the webhook's path),
+//! kept in the desk's database and asked again after 7 days; a page without the permission
+//! shows "Facebook user ·1234" (the last digits of the customer's id). The picture is shown
+//! only from an `https` URL (the page's policy allows `https:` images, which run no script),
+//! without a referrer; one that fails to load is hidden. The simulated customer is "Dana
+//! Reyes", whose picture is on a `.invalid` host (so simulation never reaches Facebook's CDN:
+//! the picture is hidden, the name shown); other simulated customers have no profile.
+//!
 //! The panel shows everything the customer does: reactions on the message they react to,
 //! quoted replies, edits (the current text, "edited", the earlier versions on hover), removed
 //! messages (kept and marked "removed by the customer", the default), replies from the Page
@@ -75,6 +84,7 @@ use messenger_channel::axum::WebhookRoutes;
 use messenger_channel::conversation::{Conversation, ConversationConfig, Offer, TranscriptLine};
 use messenger_channel::engine::{DeliveryConfig, Engine};
 use messenger_channel::ids::{AgentId, ConversationId};
+use messenger_channel::profile::Profiles;
 use messenger_channel::secret::{AppSecret, PageAccessToken, VerifyToken};
 use messenger_channel::send::GraphClient;
 use messenger_channel::store::SqliteStore;
@@ -89,8 +99,8 @@ use crate::agent::{
 };
 use crate::options::{credentials, fail, options};
 use crate::sim::{
-    SIM_SECRET, SIM_VERIFY, Simulation, customer_page, fake_graph_messages, sim_canary, sim_file,
-    sim_graph, sim_inbox, sim_outbox_file, sim_send,
+    SIM_SECRET, SIM_VERIFY, Simulation, customer_page, fake_graph_messages, fake_graph_profile,
+    sim_canary, sim_file, sim_graph, sim_inbox, sim_outbox_file, sim_send,
 };
 
 /// The largest file an agent uploads (Messenger takes 25 MB; the attachment policy may say
@@ -116,16 +126,20 @@ type Bus = broadcast::Sender<(Option<String>, String)>;
 /// Tells agents' pages what changed.
 struct DeskNotifier {
     bus: Bus,
+    profiles: Arc<Profiles>,
 }
 
 #[async_trait::async_trait]
 impl AgentNotifier for DeskNotifier {
     async fn offer(&self, conversation: &Conversation, offer: &Offer) {
         let expires = unix_ms(offer.expires_at);
-        let event = json!({"type": "offer", "conversation": conversation.id().as_str(), "customer": conversation.customer().as_str(), "expires_at": expires});
+        let event = json!({"type": "offer", "conversation": conversation.id().as_str(), "customer": conversation.customer().as_str(), "customer_tail": agent::customer_tail(conversation), "expires_at": expires});
         let _ = self
             .bus
             .send((Some(offer.agent.as_str().to_owned()), event.to_string()));
+        // Who is writing: fetched once for a new customer, off the webhook's path; the pages
+        // read it again when it is in.
+        agent::fetch_profile(&self.profiles, &self.bus, conversation);
     }
 
     async fn withdraw(&self, conversation: &ConversationId, agent: &AgentId) {
@@ -157,6 +171,8 @@ struct Desk {
     http: reqwest::Client,
     /// The Graph client, for sender actions (seen marks, typing).
     pages: Arc<GraphClient>,
+    /// Customers' names and pictures (the Graph user profile, kept in the store).
+    profiles: Arc<Profiles>,
     /// Whether opening a conversation marks it seen.
     mark_seen: bool,
     /// Whether the customer sees the agent typing.
@@ -269,6 +285,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let client = Arc::new(client);
     let (bus, _) = broadcast::channel(1024);
+    // Customers' names and pictures: asked once, kept in the desk's database for 7 days (the
+    // default), and asked again after that.
+    let profiles = Arc::new(Profiles::new(client.clone(), store.clone()));
     // A simulated page whose token was broken and fixed (`/sim/graph`) sends again within
     // seconds; a real one is checked again every 30 s, the default.
     let mut delivery = DeliveryConfig::default();
@@ -281,7 +300,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .media(store.clone())
             // Presence, capacity and offers live in the store: they survive a restart.
             .router(store.clone())
-            .notifier(Arc::new(DeskNotifier { bus: bus.clone() }))
+            .notifier(Arc::new(DeskNotifier {
+                bus: bus.clone(),
+                profiles: profiles.clone(),
+            }))
             .attachment_policy(policy)
             .window(WindowConfig {
                 human_agent_tag: true,
@@ -305,6 +327,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         secret,
         http: reqwest::Client::new(),
         pages: client,
+        profiles,
         mark_seen: options.mark_seen,
         typing: options.typing,
         actions_sent: Mutex::new(HashMap::new()),
@@ -340,7 +363,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .route(
                 "/fake-graph/{version}/{page}/messages",
                 post(fake_graph_messages).layer(file_limit),
-            );
+            )
+            .route("/fake-graph/{version}/{user}", get(fake_graph_profile));
     }
     let webhook = WebhookRoutes::new(engine.clone(), verify).router();
     let speaks = desk.clone();

@@ -20,6 +20,10 @@ use crate::{Desk, Shared, unix_ms, web};
 
 const SIM_PAGE: &str = "100000000000001";
 const SIM_CUSTOMER: &str = "5550000000000001";
+/// The simulated customer's profile: a name, and a picture on a host that never resolves
+/// (`.invalid`), so that simulation never reaches Facebook's CDN.
+const SIM_CUSTOMER_NAME: (&str, &str) = ("Dana", "Reyes");
+const SIM_CUSTOMER_PICTURE: &str = "https://profile-pictures.invalid/dana-reyes.jpg";
 /// The app secret the simulated customer signs with (simulation only; `--real` needs the real
 /// one).
 pub(crate) const SIM_SECRET: &str = "desk-simulation-secret";
@@ -422,4 +426,32 @@ pub(crate) async fn fake_graph_messages(
         let _ = deliver(&desk2, &echo).await;
     });
     axum::Json(json!({"recipient_id": SIM_CUSTOMER, "message_id": mid})).into_response()
+}
+
+/// The fake Graph API's user profile (`GET /{version}/{psid}?fields=…`): the simulated
+/// customer's name and picture; for any other customer, the refusal a page without the
+/// permission gets (code 230), so the desk shows its fallback name.
+pub(crate) async fn fake_graph_profile(
+    State(desk): State<Shared>,
+    Path((_version, user)): Path<(String, String)>,
+) -> Response {
+    if desk.simulation.is_none() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if user != SIM_CUSTOMER {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": {"message": "(#230) Requires pages_messaging permission to manage the object", "type": "OAuthException", "code": 230}})),
+        )
+            .into_response();
+    }
+    let (first, last) = SIM_CUSTOMER_NAME;
+    axum::Json(json!({
+        "first_name": first,
+        "last_name": last,
+        "name": format!("{first} {last}"),
+        "profile_pic": SIM_CUSTOMER_PICTURE,
+        "id": user,
+    }))
+    .into_response()
 }

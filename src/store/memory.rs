@@ -13,6 +13,7 @@ use super::{
 };
 use crate::conversation::{Conversation, FileLine, LineBody, MediaState, State, TranscriptLine};
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
+use crate::profile::{CustomerProfile, ProfileStore};
 
 /// Whether the line is a file at `url` still being fetched.
 fn pending_file(line: &TranscriptLine, url: &str) -> bool {
@@ -102,6 +103,8 @@ struct Entry {
 #[derive(Default)]
 pub struct InMemoryStore {
     inner: Mutex<StoreInner>,
+    /// Customers' profiles ([`ProfileStore`]), by page and customer.
+    profiles: Mutex<HashMap<(String, String), CustomerProfile>>,
 }
 
 impl std::fmt::Debug for InMemoryStore {
@@ -782,5 +785,34 @@ impl MediaStore for InMemoryMediaStore {
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         Ok(lock(&self.files).remove(key).is_some())
+    }
+}
+
+#[async_trait::async_trait]
+impl ProfileStore for InMemoryStore {
+    async fn profile(
+        &self,
+        page: &PageId<'_>,
+        customer: &UserId<'_>,
+    ) -> Result<Option<CustomerProfile>, StoreError> {
+        let key = (page.as_str().to_owned(), customer.as_str().to_owned());
+        Ok(lock(&self.profiles).get(&key).cloned())
+    }
+
+    async fn save_profile(
+        &self,
+        page: &PageId<'_>,
+        customer: &UserId<'_>,
+        profile: &CustomerProfile,
+    ) -> Result<(), StoreError> {
+        let key = (page.as_str().to_owned(), customer.as_str().to_owned());
+        let mut profiles = lock(&self.profiles);
+        match profiles.get(&key) {
+            Some(kept) if kept.fetched_at > profile.fetched_at => {}
+            _ => {
+                profiles.insert(key, profile.clone());
+            }
+        }
+        Ok(())
     }
 }

@@ -43,12 +43,17 @@
 //! | `inbox_failures_back_off_and_can_be_set_aside` | an event is named by its thread and key; `inbox_failed` counts attempts and leaves its thread out until the retry time; `inbox_dead` sets it aside, still a duplicate and never purged; `purge_inbox` forgets applied events only |
 //! | `media_round_trip` | `MediaStore::put` returns a key that `get` resolves to the same bytes and type, the same key for the same bytes of one conversation and another key for another conversation's; an unknown key is `None`; after `delete` says `true` the key resolves to nothing and the other conversation's copy stays |
 //!
+//! [`run_profiles`] holds a [`ProfileStore`](crate::profile::ProfileStore) (customers' names
+//! and pictures) to its contract; its checks are listed on it.
+//!
 //! [`run_router`] holds an [`AgentRouter`](crate::agents::AgentRouter) to its contract the
 //! same way, through two handles on one backend (two connection pools on one database, or
 //! the same in-memory router twice), racing them; its checks are listed on it.
 
+mod profiles;
 mod router;
 
+pub use profiles::run_profiles;
 pub use router::run_router;
 
 use std::any::Any;

@@ -6,9 +6,9 @@
 //! | item | what it is |
 //! |---|---|
 //! | [`WebhookBody`] | a webhook POST body as Meta sends it (messages, files, postbacks, echoes, thread control, `standby`), signed into a [`SignedBody`]: the bytes and the `X-Hub-Signature-256` header |
-//! | [`FakeSend`] | a [`SendApi`](crate::send::SendApi) that records every message ([`Sent`]) and download, serves files from a map, and fails, or hangs, on demand |
+//! | [`FakeSend`] | a [`SendApi`](crate::send::SendApi) that records every message ([`Sent`]) and download, serves files from a map, and fails, or hangs, on demand; as a [`PageApi`](crate::send::PageApi) it serves user profiles and records the other calls |
 //! | [`TestClock`] | a manual clock: `now()`, `advance(d)`; the crate takes `now` as a parameter, so a test passes `clock.now()` |
-//! | [`conformance::run`] | every check of the [`ConversationStore`](crate::store::ConversationStore) and [`MediaStore`](crate::store::MediaStore) contracts, against a host's own backend |
+//! | [`conformance::run`] | every check of the [`ConversationStore`](crate::store::ConversationStore) and [`MediaStore`](crate::store::MediaStore) contracts, against a host's own backend; [`conformance::run_profiles`] the [`ProfileStore`](crate::profile::ProfileStore) contract |
 //!
 //! Enable the feature for tests only:
 //!

@@ -6,8 +6,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 
-use crate::ids::{MessageId, PageId, UserId};
-use crate::send::{Media, SendApi, SendError, SendRequest, SendResponse, Upload, reaction_body};
+use crate::ids::{AppId, MessageId, PageId, UserId};
+use crate::send::{
+    AttachmentSource, GraphError, Media, MediaKind, PageApi, SendApi, SendError, SendRequest,
+    SendResponse, SenderAction, Upload, UserProfile, reaction_body,
+};
 
 /// One message [`FakeSend`] accepted.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +97,10 @@ pub struct FakeSend {
     files: Mutex<HashMap<String, Media>>,
     download_error: Mutex<Option<SendError>>,
     downloads: Mutex<Vec<String>>,
+    profiles: Mutex<HashMap<String, UserProfile>>,
+    profile_error: Mutex<Option<SendError>>,
+    /// The [`PageApi`] calls, in order, as words.
+    page_calls: Mutex<Vec<String>>,
 }
 
 impl FakeSend {
@@ -155,6 +162,39 @@ impl FakeSend {
     /// The URLs asked for so far, in order, failed downloads included.
     pub fn downloads(&self) -> Vec<String> {
         lock(&self.downloads).clone()
+    }
+
+    /// Serves `profile` as the user profile of `user` ([`PageApi::user_profile`]). A user
+    /// without one is refused as a page without the permission would be (Graph code 230).
+    pub fn serve_profile(&self, user: &str, profile: UserProfile) {
+        lock(&self.profiles).insert(user.to_owned(), profile);
+    }
+
+    /// With `Some(error)`, every [`PageApi::user_profile`] call fails with it until called
+    /// again with `None`.
+    pub fn fail_profiles(&self, error: Option<SendError>) {
+        *lock(&self.profile_error) = error;
+    }
+
+    /// The [`PageApi`] calls so far, in order, as words: `user_profile 2401…`,
+    /// `sender_action typing_on 2401…`, `upload image`, `pass_thread_control 2401… 263902037430900`,
+    /// `take_thread_control 2401…`, `request_thread_control 2401…`,
+    /// `release_thread_control 2401…`, `thread_owner 2401…`.
+    pub fn page_calls(&self) -> Vec<String> {
+        lock(&self.page_calls).clone()
+    }
+
+    /// How many times the profile of `user` was asked for.
+    pub fn profile_requests(&self, user: &str) -> usize {
+        let call = format!("user_profile {user}");
+        lock(&self.page_calls)
+            .iter()
+            .filter(|c| **c == call)
+            .count()
+    }
+
+    fn page_call(&self, call: String) {
+        lock(&self.page_calls).push(call);
     }
 
     async fn hang_now(&self) {
@@ -232,6 +272,119 @@ impl SendApi for FakeSend {
     }
 }
 
+/// The page's other calls, recorded ([`FakeSend::page_calls`]); user profiles come from
+/// [`FakeSend::serve_profile`].
+#[async_trait::async_trait]
+impl PageApi for FakeSend {
+    async fn sender_action(
+        &self,
+        _page: &PageId<'_>,
+        user: &UserId<'_>,
+        action: SenderAction,
+    ) -> Result<(), SendError> {
+        self.page_call(format!(
+            "sender_action {} {}",
+            action.as_str(),
+            user.as_str()
+        ));
+        Ok(())
+    }
+
+    async fn upload_attachment(
+        &self,
+        _page: &PageId<'_>,
+        kind: MediaKind,
+        _source: &AttachmentSource,
+    ) -> Result<String, SendError> {
+        let kind = kind.as_str();
+        let n = {
+            let mut calls = lock(&self.page_calls);
+            calls.push(format!("upload {kind}"));
+            calls.iter().filter(|c| c.starts_with("upload ")).count()
+        };
+        Ok(format!("attachment_{n}"))
+    }
+
+    async fn pass_thread_control(
+        &self,
+        _page: &PageId<'_>,
+        user: &UserId<'_>,
+        target_app: AppId,
+        _metadata: Option<&str>,
+    ) -> Result<(), SendError> {
+        self.page_call(format!(
+            "pass_thread_control {} {target_app}",
+            user.as_str()
+        ));
+        Ok(())
+    }
+
+    async fn take_thread_control(
+        &self,
+        _page: &PageId<'_>,
+        user: &UserId<'_>,
+        _metadata: Option<&str>,
+    ) -> Result<(), SendError> {
+        self.page_call(format!("take_thread_control {}", user.as_str()));
+        Ok(())
+    }
+
+    async fn request_thread_control(
+        &self,
+        _page: &PageId<'_>,
+        user: &UserId<'_>,
+        _metadata: Option<&str>,
+    ) -> Result<(), SendError> {
+        self.page_call(format!("request_thread_control {}", user.as_str()));
+        Ok(())
+    }
+
+    async fn release_thread_control(
+        &self,
+        _page: &PageId<'_>,
+        user: &UserId<'_>,
+    ) -> Result<(), SendError> {
+        self.page_call(format!("release_thread_control {}", user.as_str()));
+        Ok(())
+    }
+
+    /// No app owns a thread in the fake.
+    async fn thread_owner(
+        &self,
+        _page: &PageId<'_>,
+        user: &UserId<'_>,
+    ) -> Result<Option<AppId>, SendError> {
+        self.page_call(format!("thread_owner {}", user.as_str()));
+        Ok(None)
+    }
+
+    async fn user_profile(
+        &self,
+        _page: &PageId<'_>,
+        user: &UserId<'_>,
+    ) -> Result<UserProfile, SendError> {
+        self.page_call(format!("user_profile {}", user.as_str()));
+        if let Some(e) = lock(&self.profile_error).clone() {
+            return Err(e);
+        }
+        let profile = lock(&self.profiles).get(user.as_str()).cloned();
+        profile.ok_or_else(|| {
+            let body = serde_json::json!({"error": {
+                "message": "(#230) Requires pages_messaging permission to manage the object",
+                "type": "OAuthException",
+                "code": 230,
+            }});
+            GraphError::from_value(400, &body).map_or(
+                SendError::UnexpectedResponse {
+                    status: 400,
+                    snippet: "no profile".into(),
+                },
+                SendError::Graph,
+            )
+        })
+    }
+}
+
 /// A test double is read after a failed assertion elsewhere: a poisoned lock still holds
 /// what was recorded.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -242,5 +395,5 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
-    static_assertions::assert_impl_all!(FakeSend: Send, Sync, SendApi);
+    static_assertions::assert_impl_all!(FakeSend: Send, Sync, SendApi, PageApi);
 }

@@ -43,7 +43,7 @@ use crate::conversation::{Conversation, State, TranscriptLine};
 use crate::ids::ConversationId;
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 use crate::time::from_millis;
 
@@ -84,7 +84,7 @@ fn columns(c: &Conversation) -> (&'static str, Option<&str>, i64) {
 
 /// Schema migrations, in order. Statements are separated by `;`. `{id}` and `{blob}` are
 /// replaced by each backend's types.
-const MIGRATIONS: [&str; 10] = [
+const MIGRATIONS: [&str; 11] = [
     // 1: conversations, transcripts, outbox, dedup.
     "CREATE TABLE conversations (
         id TEXT PRIMARY KEY,
@@ -214,6 +214,16 @@ const MIGRATIONS: [&str; 10] = [
     );
     CREATE UNIQUE INDEX routing_work_one_pick ON routing_work (conversation) WHERE kind = 2;
     CREATE INDEX routing_work_agent ON routing_work (agent)",
+    // 11: customers' profiles (`ProfileStore`): name and picture by page and customer, and
+    // when they were fetched (a refusal is kept too, with neither).
+    "CREATE TABLE customer_profiles (
+        page TEXT NOT NULL,
+        customer TEXT NOT NULL,
+        name TEXT,
+        picture_url TEXT,
+        fetched_ms BIGINT NOT NULL,
+        PRIMARY KEY (page, customer)
+    )",
 ];
 
 /// A transcript row as read: its body, and the id and send time recorded since.

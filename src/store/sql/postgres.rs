@@ -44,6 +44,14 @@ mod backend;
 #[path = "router.rs"]
 mod router;
 
+// Customers' profiles, shared the same way.
+#[allow(
+    clippy::duplicate_mod,
+    reason = "one source for both backends, compiled with each backend's types"
+)]
+#[path = "profiles.rs"]
+mod profiles;
+
 /// The stores on PostgreSQL, for several instances sharing one database.
 #[derive(Clone)]
 pub struct PostgresStore {

@@ -63,6 +63,14 @@ mod backend;
 #[path = "router.rs"]
 mod router;
 
+// Customers' profiles, shared the same way.
+#[allow(
+    clippy::duplicate_mod,
+    reason = "one source for both backends, compiled with each backend's types"
+)]
+#[path = "profiles.rs"]
+mod profiles;
+
 /// The stores on SQLite: one file, created and migrated on first open, in WAL mode.
 #[derive(Clone)]
 pub struct SqliteStore {
