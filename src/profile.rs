@@ -35,7 +35,7 @@
 //! is `https` and at most [`PROFILE_PICTURE_URL_MAX_CHARS`] long. Failures are logged with the
 //! page and the error's class, never with a URL or a token.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -217,7 +217,7 @@ pub struct Profiles {
 
 #[derive(Default)]
 struct FetchState {
-    running: HashMap<(String, String), ()>,
+    running: HashSet<(String, String)>,
     failed: HashMap<(String, String), SystemTime>,
 }
 
@@ -305,10 +305,10 @@ impl Profiles {
                 now.duration_since(*at)
                     .map_or(true, |d| d < self.retry_after_failure)
             });
-            if recently_failed || state.running.contains_key(&key) {
+            if recently_failed || state.running.contains(&key) {
                 return Ok(fallback(kept));
             }
-            state.running.insert(key.clone(), ());
+            state.running.insert(key.clone());
         }
         let fetched = self.api.user_profile(page, customer).await;
         let outcome = match fetched {
@@ -322,18 +322,14 @@ impl Profiles {
                 Err(())
             }
         };
-        let result = match outcome {
-            Ok(profile) => {
-                let saved = self.store.save_profile(page, customer, &profile).await;
-                self.finish(&key, None);
-                saved.map(|()| profile)
-            }
-            Err(()) => {
-                self.finish(&key, Some(now));
-                Ok(fallback(kept))
-            }
-        };
-        result
+        if let Ok(profile) = outcome {
+            let saved = self.store.save_profile(page, customer, &profile).await;
+            self.finish(&key, None);
+            saved.map(|()| profile)
+        } else {
+            self.finish(&key, Some(now));
+            Ok(fallback(kept))
+        }
     }
 
     fn finish(&self, key: &(String, String), failed_at: Option<SystemTime>) {

@@ -114,6 +114,7 @@ impl std::fmt::Debug for InMemoryStore {
             .field("conversations", &inner.conversations.len())
             .field("pending_effects", &inner.outbox.len())
             .field("pending_events", &inner.inbox.len())
+            .field("profiles", &lock(&self.profiles).len())
             .finish()
     }
 }
