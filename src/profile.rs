@@ -9,23 +9,37 @@
 //! missing or stale, once, and keeps what it got.
 //!
 //! ```
+//! # #[cfg(feature = "test-util")]
+//! # fn main() {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(demo()).unwrap();
+//! # }
+//! # #[cfg(not(feature = "test-util"))]
+//! # fn main() {}
+//! # #[cfg(feature = "test-util")]
 //! # async fn demo() -> Result<(), messenger_channel::store::StoreError> {
 //! use std::sync::Arc;
 //! use std::time::SystemTime;
 //! use messenger_channel::ids::{PageId, UserId};
 //! use messenger_channel::profile::{Profiles, fallback_name};
+//! use messenger_channel::send::UserProfile;
 //! use messenger_channel::store::InMemoryStore;
-//! # #[cfg(feature = "test-util")] {
 //! use messenger_channel::testing::FakeSend;
 //!
 //! let api = Arc::new(FakeSend::new());
-//! let profiles = Profiles::new(api, Arc::new(InMemoryStore::new()));
-//! let (page, customer) = (PageId::from("104987654321098"), UserId::from("24012345678901234"));
-//! // The fake serves no profile: the page "lacks the permission", so the fallback is shown.
-//! let profile = profiles.get(&page, &customer, SystemTime::now()).await?;
-//! assert_eq!(profile.display_name(&customer), "Facebook user ·1234");
-//! assert_eq!(fallback_name(&customer), "Facebook user ·1234");
-//! # }
+//! let profiles = Profiles::new(api.clone(), Arc::new(InMemoryStore::new()));
+//! let page = PageId::from("104987654321098");
+//! let (ada, bob) = (UserId::from("24012345678901234"), UserId::from("24012345678905678"));
+//! api.serve_profile(ada.as_str(), UserProfile { name: Some("Ada Lovelace".into()), ..UserProfile::default() });
+//!
+//! // Fetched once, then kept.
+//! let profile = profiles.get(&page, &ada, SystemTime::now()).await?;
+//! assert_eq!(profile.display_name(&ada), "Ada Lovelace");
+//! assert!(profiles.cached(&page, &ada).await?.is_some());
+//!
+//! // No profile for bob: the page "lacks the permission", so the fallback is shown.
+//! let profile = profiles.get(&page, &bob, SystemTime::now()).await?;
+//! assert_eq!(profile.display_name(&bob), "Facebook user ·5678");
+//! assert_eq!(fallback_name(&bob), "Facebook user ·5678");
 //! # Ok(())
 //! # }
 //! ```
@@ -337,6 +351,11 @@ impl Profiles {
         state.running.remove(key);
         match failed_at {
             Some(at) => {
+                // Failures whose wait is over are forgotten, so the map stays small.
+                let wait = self.retry_after_failure;
+                state
+                    .failed
+                    .retain(|_, t| at.duration_since(*t).is_ok_and(|d| d < wait));
                 state.failed.insert(key.clone(), at);
             }
             None => {
