@@ -97,11 +97,7 @@ impl Engine {
         agent: &AgentId,
         now: SystemTime,
     ) -> Result<(), EngineError> {
-        let stored = self
-            .store
-            .load(id)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(id.clone()))?;
+        let stored = self.load_existing(id).await?;
         let c = stored.conversation;
         c.may_send(agent).map_err(TransitionError::from)?;
         check_window(

@@ -34,6 +34,17 @@ pub(super) enum Attempt<T> {
 }
 
 impl Engine {
+    /// The stored conversation `id`; [`EngineError::NotFound`] when there is none.
+    pub(super) async fn load_existing(
+        &self,
+        id: &ConversationId,
+    ) -> Result<crate::store::Stored, EngineError> {
+        self.store
+            .load(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(id.clone()))
+    }
+
     /// Runs `attempt` until it is done, at most [`super::EngineBuilder::conflict_retries`]
     /// times. Each conflict means a concurrent writer succeeded, so this bounds how many
     /// writers on one conversation are absorbed before [`EngineError::Contention`].
@@ -143,11 +154,7 @@ impl Engine {
     ) -> Result<Committed, EngineError> {
         let span = tracing::debug_span!("transition", conversation = %id, input = ?input.kind());
         self.retrying_conflicts(|| async {
-            let stored = self
-                .store
-                .load(id)
-                .await?
-                .ok_or_else(|| EngineError::NotFound(id.clone()))?;
+            let stored = self.load_existing(id).await?;
             let mut conversation = stored.conversation;
             let before = conversation.state().clone();
             let before_queue = conversation.queue().cloned();

@@ -118,11 +118,7 @@ impl Engine {
         agent: &AgentId,
         now: SystemTime,
     ) -> Result<(), EngineError> {
-        let stored = self
-            .store
-            .load(id)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(id.clone()))?;
+        let stored = self.load_existing(id).await?;
         let conversation = stored.conversation;
         let queue = self.queue_of(&conversation);
         if queue.mode != DistributionMode::Pick {
