@@ -52,6 +52,18 @@ struct StoreInner {
     sent_lines: HashMap<String, (ConversationId, usize)>,
 }
 
+impl StoreInner {
+    /// An inbox event as read: with its failed attempts and when it is tried again.
+    fn with_retry(&self, e: &InboxEvent) -> InboxEvent {
+        let retry = self.inbox_retry.get(&e.seq);
+        InboxEvent {
+            attempts: retry.map_or(0, |(n, _)| *n),
+            retry_at: retry.map(|(_, at)| *at),
+            ..e.clone()
+        }
+    }
+}
+
 struct OutboxRow {
     effect: PendingEffect,
     holder: Option<(String, SystemTime)>,
@@ -197,22 +209,7 @@ impl ConversationStore for InMemoryStore {
         page: &PageId<'_>,
         customer: &UserId<'_>,
     ) -> Result<Option<Stored>, StoreError> {
-        let inner = lock(&self.inner);
-        Ok(inner
-            .conversations
-            .values()
-            .filter(|e| {
-                e.conversation.page().as_str() == page.as_str()
-                    && e.conversation.customer().as_str() == customer.as_str()
-            })
-            .max_by(|a, b| {
-                (a.conversation.created_at(), a.conversation.id().as_str())
-                    .cmp(&(b.conversation.created_at(), b.conversation.id().as_str()))
-            })
-            .map(|e| Stored {
-                conversation: e.conversation.clone(),
-                version: e.version,
-            }))
+        Ok(self.history(page, customer, 1).await?.pop())
     }
 
     async fn load(&self, id: &ConversationId) -> Result<Option<Stored>, StoreError> {
@@ -639,14 +636,7 @@ impl ConversationStore for InMemoryStore {
             .values()
             .filter(|e| e.thread == thread)
             .take(limit)
-            .map(|e| {
-                let retry = inner.inbox_retry.get(&e.seq);
-                InboxEvent {
-                    attempts: retry.map_or(0, |(n, _)| *n),
-                    retry_at: retry.map(|(_, at)| *at),
-                    ..e.clone()
-                }
-            })
+            .map(|e| inner.with_retry(e))
             .collect())
     }
 
@@ -656,14 +646,7 @@ impl ConversationStore for InMemoryStore {
             .inbox
             .range(from..)
             .take(limit)
-            .map(|(_, e)| {
-                let retry = inner.inbox_retry.get(&e.seq);
-                InboxEvent {
-                    attempts: retry.map_or(0, |(n, _)| *n),
-                    retry_at: retry.map(|(_, at)| *at),
-                    ..e.clone()
-                }
-            })
+            .map(|(_, e)| inner.with_retry(e))
             .collect())
     }
 
