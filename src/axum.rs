@@ -20,16 +20,18 @@
 //!
 //! The POST handler reads the raw body (refusing more than the webhook's size limit with 413),
 //! checks the signature (401 when missing, 403 when wrong, before anything is parsed), checks
-//! that the body is a webhook (400 otherwise), and records its events in the store's inbox in
-//! one transaction ([`Engine::receive_batch`]).
+//! that the body is a webhook (400 otherwise), and records the body as it came, in one insert
+//! ([`Engine::record_webhook`]).
 //!
-//! **What a 200 means:** every event of the body that the channel acts on is durably recorded
-//! (committed to the store) and will be applied, by this instance or, after a crash, by any
-//! instance's [`Engine::tick`]. When the events could not be recorded the answer is 503 with
-//! `Retry-After`, and Meta delivers the body again. Recording waits for no download, send or
-//! other conversation; the events are then applied in a background task
-//! ([`WebhookRoutes::in_background`] applies them before answering instead, for tests and simple
-//! hosts; the answer is still 200 if applying fails, since the events are recorded).
+//! **What a 200 means:** the body is durably recorded (committed to the store), and every
+//! event in it that the channel acts on will be unpacked into the inbox and applied, by this
+//! instance or, after a crash, by any instance's [`Engine::tick`]. When the body could not be
+//! recorded the answer is 503 with `Retry-After`, and Meta delivers it again. Recording waits
+//! for no download, send or other conversation; the body's events are then unpacked and
+//! applied in a background task ([`Engine::unpack_in_background`]).
+//! [`WebhookRoutes::in_background`]`(false)` records the events in the inbox
+//! ([`Engine::receive_batch`]) and applies them before answering instead, for tests and simple
+//! hosts; the answer is still 200 if applying fails, since the events are recorded.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -41,7 +43,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineError};
 use crate::secret::VerifyToken;
 use crate::webhook::challenge::verify_subscription;
 
@@ -148,8 +150,48 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if routes.background {
+        record(&routes, &headers, &body).await
+    } else {
+        receive_and_apply(&routes, &headers, &body).await
+    }
+}
+
+/// The acknowledgement is the commit: 200 only once the body is recorded as it came (one
+/// insert); its events are unpacked into the inbox and applied after the answer.
+async fn record(routes: &Arc<WebhookRoutes>, headers: &HeaderMap, body: &Bytes) -> Response {
+    let recorded = tokio::time::timeout(
+        routes.record_timeout,
+        routes
+            .engine
+            .record_webhook(headers, body, SystemTime::now()),
+    )
+    .await;
+    match recorded {
+        Ok(Ok(())) => {
+            // One drain per engine unpacks and applies what every acknowledgement recorded.
+            routes.engine.unpack_in_background();
+            text(StatusCode::OK, "EVENT_RECEIVED")
+        }
+        // Not authentic or not a webhook: refused, nothing recorded.
+        Ok(Err(EngineError::Webhook(e))) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            text(status, e.to_string())
+        }
+        Ok(Err(e)) => not_recorded(&e),
+        Err(_) => timed_out(routes),
+    }
+}
+
+/// Without the background drain: the events are recorded in the inbox, then applied before
+/// the answer (which is 200 once they are recorded, whatever applying them did).
+async fn receive_and_apply(
+    routes: &Arc<WebhookRoutes>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
     // Authentic and well formed, or refused before anything is handled.
-    let batch = match routes.engine.webhook().verify_and_parse(&headers, &body) {
+    let batch = match routes.engine.webhook().verify_and_parse(headers, body) {
         Ok(batch) => batch,
         Err(e) => {
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -164,32 +206,30 @@ async fn receive(
     .await;
     let receipt = match recorded {
         Ok(Ok(receipt)) => receipt,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "webhook not recorded; answering 503 so that Meta retries");
-            let status =
-                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            return retry_later(status);
-        }
-        Err(_) => {
-            tracing::error!(
-                timeout_ms = u64::try_from(routes.record_timeout.as_millis()).unwrap_or(u64::MAX),
-                "webhook not recorded in time; answering 503 so that Meta retries"
-            );
-            return retry_later(StatusCode::SERVICE_UNAVAILABLE);
-        }
+        Ok(Err(e)) => return not_recorded(&e),
+        Err(_) => return timed_out(routes),
     };
-    if routes.background {
-        // One drain per engine applies what every acknowledgement in flight recorded.
-        routes.engine.apply_in_background(receipt.threads);
-    } else {
-        let report = routes
-            .engine
-            .apply_threads(&receipt.threads, SystemTime::now())
-            .await;
-        for (thread, e) in &report.failed {
-            tracing::warn!(thread, error = %e, "recorded event not applied yet; the sweep retries it");
-        }
-        tracing::debug!(handled = report.handled, "webhook applied");
+    let report = routes
+        .engine
+        .apply_threads(&receipt.threads, SystemTime::now())
+        .await;
+    for (thread, e) in &report.failed {
+        tracing::warn!(thread, error = %e, "recorded event not applied yet; the sweep retries it");
     }
+    tracing::debug!(handled = report.handled, "webhook applied");
     text(StatusCode::OK, "EVENT_RECEIVED")
+}
+
+fn not_recorded(e: &EngineError) -> Response {
+    tracing::error!(error = %e, "webhook not recorded; answering 503 so that Meta retries");
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    retry_later(status)
+}
+
+fn timed_out(routes: &WebhookRoutes) -> Response {
+    tracing::error!(
+        timeout_ms = u64::try_from(routes.record_timeout.as_millis()).unwrap_or(u64::MAX),
+        "webhook not recorded in time; answering 503 so that Meta retries"
+    );
+    retry_later(StatusCode::SERVICE_UNAVAILABLE)
 }

@@ -144,6 +144,25 @@ impl ConversationStore for Outage {
     ) -> Result<Vec<bool>, StoreError> {
         self.inner.receive(e, now, keep).await
     }
+    async fn record_webhook(&self, body: &[u8], now: SystemTime) -> Result<(), StoreError> {
+        self.inner.record_webhook(body, now).await
+    }
+    async fn webhooks(
+        &self,
+        by: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<messenger_channel::store::RecordedWebhook>, StoreError> {
+        self.inner.webhooks(by, limit).await
+    }
+    async fn unpack_webhook(
+        &self,
+        seq: u64,
+        e: &[NewInboxEvent],
+        now: SystemTime,
+        keep: Duration,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.inner.unpack_webhook(seq, e, now, keep).await
+    }
     async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
         self.inner.inbox(thread, limit).await
     }

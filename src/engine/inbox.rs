@@ -75,6 +75,8 @@ pub(super) struct Claims {
 #[derive(Debug, Default)]
 struct Backlog {
     threads: HashSet<String>,
+    /// Recorded webhook bodies may be waiting to be unpacked.
+    webhooks: bool,
     running: bool,
 }
 
@@ -223,9 +225,27 @@ impl Engine {
         if threads.is_empty() {
             return;
         }
+        self.drain_in_background(|backlog| backlog.threads.extend(threads));
+    }
+
+    /// Unpacks recorded webhook bodies ([`Engine::record_webhook`]) and applies their events,
+    /// in the background drain of [`Engine::apply_in_background`]: what the webhook route
+    /// does after answering 200. Failures are logged and left to [`Engine::tick`]'s sweep.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime (it spawns a task).
+    #[cfg(feature = "worker")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "worker")))]
+    pub fn unpack_in_background(self: &std::sync::Arc<Self>) {
+        self.drain_in_background(|backlog| backlog.webhooks = true);
+    }
+
+    /// Hands work to the background drain, starting it unless it runs.
+    #[cfg(feature = "worker")]
+    fn drain_in_background(self: &std::sync::Arc<Self>, add: impl FnOnce(&mut Backlog)) {
         {
             let mut backlog = self.claims.backlog();
-            backlog.threads.extend(threads);
+            add(&mut backlog);
             if backlog.running {
                 return;
             }
@@ -244,14 +264,31 @@ impl Engine {
             }
             let _stopped = Stopped(&engine.claims);
             loop {
-                let threads: Vec<String> = {
+                let (mut threads, unpack): (Vec<String>, bool) = {
                     let mut backlog = engine.claims.backlog();
-                    if backlog.threads.is_empty() {
+                    if backlog.threads.is_empty() && !backlog.webhooks {
                         backlog.running = false;
                         return;
                     }
-                    backlog.threads.drain().collect()
+                    (
+                        backlog.threads.drain().collect(),
+                        std::mem::take(&mut backlog.webhooks),
+                    )
                 };
+                if unpack {
+                    let now = SystemTime::now();
+                    match engine.unpack_webhooks(now, now).await {
+                        Ok(unpacked) => {
+                            threads.extend(unpacked.threads);
+                            if unpacked.more && unpacked.bodies > 0 {
+                                engine.claims.backlog().webhooks = true;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "recorded webhooks not unpacked yet; the sweep retries them");
+                        }
+                    }
+                }
                 let report = engine.apply_threads(&threads, SystemTime::now()).await;
                 for (thread, e) in &report.failed {
                     tracing::warn!(thread, error = %e, "recorded event not applied yet; the sweep retries it");
@@ -271,7 +308,22 @@ impl Engine {
         let by = now
             .checked_sub(INBOX_SWEEP_AFTER)
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        let threads = self.store.inbox_threads(by, 256).await?;
+        // Bodies recorded and not unpacked (their instance died or failed): into the inbox
+        // first, in order of receipt, and their threads applied with the rest.
+        let mut unpacked = Vec::new();
+        loop {
+            let page = self.unpack_webhooks(by, now).await?;
+            unpacked.extend(page.threads);
+            if !page.more || page.bodies == 0 {
+                break;
+            }
+        }
+        let mut threads = self.store.inbox_threads(by, 256).await?;
+        for thread in unpacked {
+            if !threads.contains(&thread) {
+                threads.push(thread);
+            }
+        }
         let report = self.apply_threads(&threads, now).await;
         if let Some(before) = now.checked_sub(self.dedup_ttl) {
             self.store.purge_inbox(before).await?;

@@ -1,21 +1,30 @@
 //! Ingest: verified webhooks into the durable inbox (the acknowledgement), then applied to
 //! conversations one thread at a time, in order of receipt.
 //!
-//! **Why an inbox.** A webhook is acknowledged (200) once its events are durably recorded, and
-//! only then; recording is one multi-row insert in one transaction per body, whatever the
-//! number of events, so it is cheap, and [`Engine::receive`] waits for no download, send, or
-//! other conversation's work (applying comes after, in [`Engine::apply_threads`]). The unique key of each inbox row is the record of what was seen, so
-//! dedup is written in the same transaction as the event it guards ("seen iff saved"). A
-//! thread's events are then applied one after another, in order of receipt: in one process
-//! by a per-thread claim (a burst of bodies for one customer never contends with itself);
-//! across instances by the optimistic version check and the commit that marks the event
-//! applied only if it still was pending (an event is applied exactly once). Events a crash or
-//! a failure leaves pending are applied by [`Engine::tick`]'s sweep.
+//! **Why an inbox.** A webhook is acknowledged (200) once it is durably recorded, and only
+//! then. The axum route records the verified body as it came, in one insert
+//! ([`Engine::record_webhook`]), and answers; its background drain then unpacks the body into
+//! the inbox ([`Engine::unpack_webhooks`]: the events and the body's removal in one
+//! transaction). [`Engine::receive`] records the events in the inbox directly, one multi-row
+//! insert in one transaction per body. Either way the answer waits for no download, send, or
+//! other conversation's work (applying comes after, in [`Engine::apply_threads`]). The unique
+//! key of each inbox row is the record of what was seen, so dedup is written in the same
+//! transaction as the event it guards ("seen iff saved"), and a body unpacked twice records
+//! each event once. A thread's events are then applied one after another, in order of
+//! receipt: in one process by a per-thread claim (a burst of bodies for one customer never
+//! contends with itself); across instances by the optimistic version check and the commit
+//! that marks the event applied only if it still was pending (an event is applied exactly
+//! once). Bodies and events a crash or a failure leaves behind are unpacked and applied by
+//! [`Engine::tick`]'s sweep.
 //!
-//! **Parsed once.** [`Engine::handle_webhook`] and [`Engine::receive`] take the raw bytes and
-//! verify and parse them; a host that has verified and parsed the body already (the axum
-//! route, `axum::WebhookRoutes`, which must refuse a bad request before anything is
-//! recorded) hands its [`Batch`] to [`Engine::receive_batch`], so no body is parsed twice.
+//! **Why the body, for the route.** One row per body instead of one per event, with no
+//! secondary index, makes the answer cheaper than inserting the events themselves (the README's
+//! Performance section measures it against the database's floor).
+//!
+//! **Parsed once before the answer.** [`Engine::handle_webhook`], [`Engine::receive`] and
+//! [`Engine::record_webhook`] take the raw bytes and verify and parse them; a host that has
+//! verified and parsed the body already hands its [`Batch`] to [`Engine::receive_batch`], so
+//! no body is parsed twice before the answer.
 
 use std::collections::HashSet;
 use std::time::SystemTime;
@@ -432,12 +441,22 @@ impl Engine {
         now: SystemTime,
         span: &tracing::Span,
     ) -> Result<Receipt, EngineError> {
-        let mut receipt = Receipt::default();
-        let mut events = Vec::new();
-        let mut echoes = Vec::new();
+        let prepared = self.prepare(batch)?;
+        span.record("events", prepared.events.len());
+        let fresh = self
+            .store
+            .receive(&prepared.events, now, self.dedup_ttl)
+            .await?;
+        self.store.complete_sent(&prepared.echoes).await?;
+        Ok(prepared.receipt(&fresh))
+    }
+
+    /// Reads a batch's items into inbox events and echoes of this channel's sends.
+    fn prepare(&self, batch: &Batch<'_>) -> Result<Prepared, StoreError> {
+        let mut prepared = Prepared::default();
         for item in batch.items() {
             let Ok(event) = item else {
-                receipt.malformed += 1;
+                prepared.malformed += 1;
                 continue;
             };
             // The echo of a message this channel sent: its effect is delivered, whatever
@@ -456,15 +475,17 @@ impl Engine {
                     let at = crate::time::from_millis(
                         i64::try_from(event.timestamp).unwrap_or(i64::MAX),
                     );
-                    echoes.push(SentMessage::echoed(key, echo.message.mid.as_str(), at));
+                    prepared
+                        .echoes
+                        .push(SentMessage::echoed(key, echo.message.mid.as_str(), at));
                     continue;
                 }
             }
             match queued(event) {
                 Some(q) => {
-                    let body = serde_json::to_string(&q)
-                        .map_err(|e| EngineError::Store(StoreError::Backend(Box::new(e))))?;
-                    events.push(NewInboxEvent {
+                    let body =
+                        serde_json::to_string(&q).map_err(|e| StoreError::Backend(Box::new(e)))?;
+                    prepared.events.push(NewInboxEvent {
                         // The event's time first: keys arrive roughly in order, so the store's
                         // unique index grows at its end. Meta delivers an event again
                         // unchanged, time included.
@@ -477,14 +498,148 @@ impl Engine {
                         body,
                     });
                 }
-                None => receipt.ignored += 1,
+                None => prepared.ignored += 1,
             }
         }
-        span.record("events", events.len());
-        let fresh = self.store.receive(&events, now, self.dedup_ttl).await?;
+        Ok(prepared)
+    }
+
+    /// Verifies a webhook POST and records its body as it came, in one insert, without
+    /// reading its events into the inbox: the acknowledgement step of the webhook route
+    /// (`axum::WebhookRoutes`). `Ok` means the body is durably recorded: answer 200. Its
+    /// events reach the inbox when [`Engine::unpack_webhooks`] unpacks it (the route's
+    /// background drain, [`Engine::unpack_in_background`], does at once; [`Engine::tick`]'s
+    /// sweep does what a crash or a failure left).
+    ///
+    /// # Errors
+    /// [`EngineError::Webhook`] when the request is not authentic or not a webhook (nothing
+    /// is recorded); [`EngineError::Store`] when the body could not be recorded. Answer with
+    /// [`EngineError::status`] (a 5xx makes Meta deliver the body again).
+    pub async fn record_webhook(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<(), EngineError> {
+        let span = tracing::debug_span!("record_webhook", body_len = body.len());
+        async {
+            // Authentic and well formed, or refused before anything is recorded.
+            let batch = self.webhook.verify_and_parse(headers, body)?;
+            if batch.items().is_empty() {
+                return Ok(());
+            }
+            self.store.record_webhook(body, now).await?;
+            tracing::debug!(items = batch.items().len(), "webhook body recorded");
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Unpacks recorded webhook bodies ([`Engine::record_webhook`]) received at or before
+    /// `received_by` into the inbox, oldest first, each in a transaction of its own, at
+    /// most a page of them per call; returns the threads with new events (to apply next)
+    /// and whether more bodies may be waiting.
+    ///
+    /// # Errors
+    /// [`EngineError::Store`] when the bodies could not be read or one could not be
+    /// unpacked; it and the later ones stay recorded, and a later call unpacks them.
+    pub async fn unpack_webhooks(
+        &self,
+        received_by: SystemTime,
+        now: SystemTime,
+    ) -> Result<Unpacked, EngineError> {
+        let mut unpacked = Unpacked::default();
+        let bodies = self.store.webhooks(received_by, WEBHOOK_PAGE).await?;
+        unpacked.more = bodies.len() == WEBHOOK_PAGE;
         let mut threads = HashSet::new();
-        for (event, new) in events.iter().zip(fresh) {
-            if new {
+        for recorded in bodies {
+            let span = tracing::debug_span!(
+                "unpack_webhook",
+                seq = recorded.seq,
+                events = tracing::field::Empty
+            );
+            let _entered = span.enter();
+            // Verified and parsed when it was recorded; the same limits apply.
+            let batch = match crate::webhook::parse_with_limits(
+                &recorded.body,
+                &self.webhook.limits(),
+            ) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    // Only a binary older than the one that recorded it could refuse it:
+                    // kept for the version that reads it, and the rest go on.
+                    tracing::error!(seq = recorded.seq, error = %e, "recorded webhook body not readable; kept");
+                    unpacked.unreadable += 1;
+                    continue;
+                }
+            };
+            let prepared = self.prepare(&batch)?;
+            span.record("events", prepared.events.len());
+            // Echoes first: a crash after them unpacks the body again, and they mark the
+            // same effects delivered again.
+            self.store.complete_sent(&prepared.echoes).await?;
+            let fresh = self
+                .store
+                .unpack_webhook(recorded.seq, &prepared.events, now, self.dedup_ttl)
+                .instrument(span.clone())
+                .await?;
+            let receipt = prepared.receipt(&fresh);
+            unpacked.bodies += 1;
+            unpacked.received += receipt.received;
+            unpacked.duplicates += receipt.duplicates;
+            for thread in receipt.threads {
+                if threads.insert(thread.clone()) {
+                    unpacked.threads.push(thread);
+                }
+            }
+        }
+        Ok(unpacked)
+    }
+}
+
+/// How many recorded webhook bodies [`Engine::unpack_webhooks`] reads at a time.
+const WEBHOOK_PAGE: usize = 64;
+
+/// What [`Engine::unpack_webhooks`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Unpacked {
+    /// Bodies unpacked (and forgotten).
+    pub bodies: usize,
+    /// New events recorded in the inbox.
+    pub received: usize,
+    /// Events recorded before (redeliveries, or a body unpacked by another instance too).
+    pub duplicates: usize,
+    /// Bodies this binary could not read (kept).
+    pub unreadable: usize,
+    /// The threads with new events, to apply next ([`Engine::apply_threads`]).
+    pub threads: Vec<String>,
+    /// A whole page was read: more bodies may be waiting.
+    pub more: bool,
+}
+
+/// A batch read for the inbox, before it is recorded.
+#[derive(Debug, Default)]
+struct Prepared {
+    events: Vec<NewInboxEvent>,
+    echoes: Vec<SentMessage>,
+    ignored: usize,
+    malformed: usize,
+}
+
+impl Prepared {
+    /// The receipt once the store said which events were new (`fresh`, in order).
+    fn receipt(&self, fresh: &[bool]) -> Receipt {
+        let mut receipt = Receipt {
+            ignored: self.ignored,
+            malformed: self.malformed,
+            echoes: self.echoes.len(),
+            ..Receipt::default()
+        };
+        let mut threads = HashSet::new();
+        for (event, new) in self.events.iter().zip(fresh) {
+            if *new {
                 receipt.received += 1;
                 if threads.insert(event.thread.as_str()) {
                     receipt.threads.push(event.thread.clone());
@@ -493,8 +648,6 @@ impl Engine {
                 receipt.duplicates += 1;
             }
         }
-        self.store.complete_sent(&echoes).await?;
-        receipt.echoes += echoes.len();
         tracing::debug!(
             received = receipt.received,
             duplicates = receipt.duplicates,
@@ -512,7 +665,7 @@ impl Engine {
                     .increment(n as u64);
             }
         }
-        Ok(receipt)
+        receipt
     }
 }
 

@@ -85,7 +85,7 @@ pub use delivery::{
 };
 pub use error::EngineError;
 pub use inbox::{ApplyReport, INBOX_SWEEP_AFTER};
-pub use ingest::{Receipt, WebhookReport};
+pub use ingest::{Receipt, Unpacked, WebhookReport};
 pub use routing::OPEN_WORK_LIMIT;
 pub use supervise::{ActiveItem, QueueOverview, Supervisor, WaitingItem};
 #[cfg(feature = "worker")]

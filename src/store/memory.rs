@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::{
     Commit, ConversationStore, InboxEvent, Lease, MediaStore, NewInboxEvent, OutboxStats,
-    PendingEffect, Retry, StoreError, Stored,
+    PendingEffect, RecordedWebhook, Retry, StoreError, Stored,
 };
 use crate::conversation::{Conversation, FileLine, LineBody, MediaState, State, TranscriptLine};
 use crate::ids::{AgentId, ConversationId, PageId, UserId};
@@ -45,6 +45,9 @@ struct StoreInner {
     /// Events given up on, with the error.
     inbox_dead: Vec<(InboxEvent, String)>,
     next_inbox: u64,
+    /// Recorded webhook bodies not unpacked yet, by sequence number.
+    webhooks: BTreeMap<u64, RecordedWebhook>,
+    next_webhook: u64,
     /// The line each agent message was committed as, by its effect's key: the conversation
     /// and the line's place in its transcript ([`Commit::sent_lines`]). Kept as long as the
     /// transcript it points into (an echo may come long after the delivery, and its time
@@ -53,6 +56,44 @@ struct StoreInner {
 }
 
 impl StoreInner {
+    /// Records received events; for each, whether it is new.
+    fn receive(&mut self, events: &[NewInboxEvent], now: SystemTime, keep: Duration) -> Vec<bool> {
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            let id = (e.thread.clone(), e.key.clone());
+            let seen = self
+                .inbox_keys
+                .get(&id)
+                .is_some_and(|k| k.remembered(now, keep));
+            if seen {
+                out.push(false);
+                continue;
+            }
+            let seq = self.next_inbox;
+            self.next_inbox += 1;
+            self.inbox.insert(
+                seq,
+                InboxEvent {
+                    seq,
+                    key: e.key.clone(),
+                    thread: e.thread.clone(),
+                    body: e.body.clone(),
+                    attempts: 0,
+                    retry_at: None,
+                },
+            );
+            self.inbox_keys.insert(
+                id,
+                InboxKey {
+                    received: now,
+                    applied: false,
+                },
+            );
+            out.push(true);
+        }
+        out
+    }
+
     /// An inbox event as read: with its failed attempts and when it is tried again.
     fn with_retry(&self, e: &InboxEvent) -> InboxEvent {
         let retry = self.inbox_retry.get(&e.seq);
@@ -592,41 +633,45 @@ impl ConversationStore for InMemoryStore {
         now: SystemTime,
         keep: Duration,
     ) -> Result<Vec<bool>, StoreError> {
+        Ok(lock(&self.inner).receive(events, now, keep))
+    }
+
+    async fn record_webhook(&self, body: &[u8], now: SystemTime) -> Result<(), StoreError> {
         let mut inner = lock(&self.inner);
-        let mut out = Vec::with_capacity(events.len());
-        for e in events {
-            let id = (e.thread.clone(), e.key.clone());
-            let seen = inner
-                .inbox_keys
-                .get(&id)
-                .is_some_and(|k| k.remembered(now, keep));
-            if seen {
-                out.push(false);
-                continue;
-            }
-            let seq = inner.next_inbox;
-            inner.next_inbox += 1;
-            inner.inbox.insert(
-                seq,
-                InboxEvent {
-                    seq,
-                    key: e.key.clone(),
-                    thread: e.thread.clone(),
-                    body: e.body.clone(),
-                    attempts: 0,
-                    retry_at: None,
-                },
-            );
-            inner.inbox_keys.insert(
-                id,
-                InboxKey {
-                    received: now,
-                    applied: false,
-                },
-            );
-            out.push(true);
-        }
-        Ok(out)
+        inner.next_webhook += 1;
+        let seq = inner.next_webhook;
+        inner.webhooks.insert(
+            seq,
+            RecordedWebhook::new(seq, Bytes::copy_from_slice(body), now),
+        );
+        Ok(())
+    }
+
+    async fn webhooks(
+        &self,
+        received_by: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<RecordedWebhook>, StoreError> {
+        Ok(lock(&self.inner)
+            .webhooks
+            .values()
+            .filter(|w| w.received_at <= received_by)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn unpack_webhook(
+        &self,
+        seq: u64,
+        events: &[NewInboxEvent],
+        now: SystemTime,
+        keep: Duration,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut inner = lock(&self.inner);
+        let fresh = inner.receive(events, now, keep);
+        inner.webhooks.remove(&seq);
+        Ok(fresh)
     }
 
     async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {

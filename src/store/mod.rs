@@ -172,6 +172,30 @@ pub struct NewInboxEvent {
     pub body: String,
 }
 
+/// A verified webhook body, kept as it came until its events are recorded in the inbox
+/// ([`ConversationStore::record_webhook`], [`ConversationStore::unpack_webhook`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordedWebhook {
+    /// Its place in the order of receipt (increasing).
+    pub seq: u64,
+    /// The body's bytes, exactly as they were signed.
+    pub body: Bytes,
+    /// When it was recorded.
+    pub received_at: SystemTime,
+}
+
+impl RecordedWebhook {
+    /// A recorded body (for stores outside this crate).
+    pub fn new(seq: u64, body: Bytes, received_at: SystemTime) -> Self {
+        Self {
+            seq,
+            body,
+            received_at,
+        }
+    }
+}
+
 /// A received event waiting in the inbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboxEvent {
@@ -444,6 +468,31 @@ pub trait ConversationStore: Send + Sync {
     /// it is new (`false`: a duplicate). An event repeated within one call counts once.
     async fn receive(
         &self,
+        events: &[NewInboxEvent],
+        now: SystemTime,
+        keep: Duration,
+    ) -> Result<Vec<bool>, StoreError>;
+
+    /// Records a verified webhook body as it came, in one insert, to be unpacked into the
+    /// inbox later (by [`ConversationStore::unpack_webhook`]): what the webhook route answers
+    /// 200 for. Durable when it returns `Ok`.
+    async fn record_webhook(&self, body: &[u8], now: SystemTime) -> Result<(), StoreError>;
+
+    /// Recorded webhook bodies not unpacked yet, received at or before `received_by`, in
+    /// order of receipt, at most `limit`.
+    async fn webhooks(
+        &self,
+        received_by: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<RecordedWebhook>, StoreError>;
+
+    /// Unpacks the recorded body `seq`: records its events as
+    /// [`ConversationStore::receive`] does and forgets the body, all or nothing, in one
+    /// transaction; for each event, whether it is new. A body already unpacked (by another
+    /// instance) is not there any more: its events are duplicates then.
+    async fn unpack_webhook(
+        &self,
+        seq: u64,
         events: &[NewInboxEvent],
         now: SystemTime,
         keep: Duration,

@@ -41,6 +41,7 @@
 //! | `concurrent_receives_record_once` | of concurrent `receive` calls with one key, exactly one records it |
 //! | `inbox_threads_oldest_first` | `inbox_threads` lists the threads with events pending and received by the time given, oldest first |
 //! | `inbox_failures_back_off_and_can_be_set_aside` | an event is named by its thread and key; `inbox_failed` counts attempts and leaves its thread out until the retry time; `inbox_dead` sets it aside, still a duplicate and never purged; `purge_inbox` forgets applied events only |
+//! | `webhooks_are_kept_until_unpacked` | `record_webhook` keeps a body byte for byte (also when many record at once); `webhooks` lists those received by a time, in order of receipt, at most `limit`; `unpack_webhook` records the events as `receive` does and forgets the body in one step; unpacking it again finds every event a duplicate |
 //! | `media_round_trip` | `MediaStore::put` returns a key that `get` resolves to the same bytes and type, the same key for the same bytes of one conversation and another key for another conversation's; an unknown key is `None`; after `delete` says `true` the key resolves to nothing and the other conversation's copy stays |
 //!
 //! [`run_profiles`] holds a [`ProfileStore`](crate::profile::ProfileStore) (customers' names
@@ -110,12 +111,13 @@ where
         concurrent_receives_record_once(store.clone()),
         inbox_threads_oldest_first(s),
         inbox_failures_back_off_and_can_be_set_aside(s),
+        webhooks_are_kept_until_unpacked(store.clone()),
         media_round_trip(media),
     );
 }
 
 /// Each check's name and the contract it holds the store to, as in the module docs' table.
-const CHECKS: [(&str, &str); 16] = [
+const CHECKS: [(&str, &str); 17] = [
     (
         "stale_save_is_a_conflict",
         "`commit` with a stale `expected_version` fails with `Conflict` and overwrites nothing; updating a conversation never created fails with `NotFound`",
@@ -175,6 +177,10 @@ const CHECKS: [(&str, &str); 16] = [
     (
         "inbox_failures_back_off_and_can_be_set_aside",
         "an event is named by its thread and key; `inbox_failed` counts attempts and leaves its thread out until the retry time; `inbox_dead` sets it aside, still a duplicate and never purged; `purge_inbox` forgets applied events only",
+    ),
+    (
+        "webhooks_are_kept_until_unpacked",
+        "`record_webhook` keeps a body byte for byte (also when many record at once); `webhooks` lists those received by a time, in order of receipt, at most `limit`; `unpack_webhook` records the events as `receive` does and forgets the body in one step; unpacking it again finds every event a duplicate",
     ),
     (
         "media_round_trip",
@@ -1187,6 +1193,126 @@ async fn concurrent_receives_record_once<S: ConversationStore + ?Sized + 'static
     }
     assert_eq!(shared, 1, "exactly one call records the shared key");
     assert_eq!(store.inbox(&run, 100).await.unwrap().len(), 13);
+}
+
+/// `n` bodies named after `run` recorded at once.
+async fn record_at_once<S: ConversationStore + ?Sized + 'static>(
+    store: &Arc<S>,
+    run: &str,
+    n: usize,
+) {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let (store, body) = (store.clone(), format!("{run}-c{i}"));
+        tasks.push(tokio::spawn(async move {
+            store
+                .record_webhook(body.as_bytes(), t0() + Duration::from_secs(20))
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+async fn webhooks_are_kept_until_unpacked<S: ConversationStore + ?Sized + 'static>(store: Arc<S>) {
+    let run = unique("webhooks");
+    let keep = Duration::from_secs(3600);
+    let far = t0() + Duration::from_secs(86_400);
+    // Other checks' and hosts' rows may share the table: only this run's are looked at.
+    let mine = |all: Vec<crate::store::RecordedWebhook>| -> Vec<crate::store::RecordedWebhook> {
+        all.into_iter()
+            .filter(|w| w.body.starts_with(run.as_bytes()))
+            .collect()
+    };
+    // Bytes as they came, not only UTF-8.
+    let first: Vec<u8> = [run.as_bytes(), b"-1 \xff\x00 {}"].concat();
+    let second: Vec<u8> = [run.as_bytes(), b"-2"].concat();
+    store.record_webhook(&first, t0()).await.unwrap();
+    store
+        .record_webhook(&second, t0() + Duration::from_secs(10))
+        .await
+        .unwrap();
+    let by_then = mine(
+        store
+            .webhooks(t0() + Duration::from_secs(5), usize::MAX)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        by_then.iter().map(|w| w.body.to_vec()).collect::<Vec<_>>(),
+        std::slice::from_ref(&first),
+        "only the bodies received by the time"
+    );
+    record_at_once(&store, &run, 8).await;
+    let all = mine(store.webhooks(far, usize::MAX).await.unwrap());
+    assert_eq!(all.len(), 10, "every body recorded, also at once");
+    assert_eq!(all[0].body.to_vec(), first, "byte for byte, oldest first");
+    assert_eq!(all[1].body.to_vec(), second);
+    assert_eq!(all[1].received_at, t0() + Duration::from_secs(10));
+    assert!(
+        all.windows(2).all(|w| w[0].seq < w[1].seq),
+        "in order of receipt"
+    );
+    assert_eq!(store.webhooks(far, 1).await.unwrap().len(), 1, "limit");
+    let thread = format!("{run}-t");
+    let (a, b) = (format!("{run}-a"), format!("{run}-b"));
+    let fresh = store
+        .unpack_webhook(
+            all[0].seq,
+            &[inbox_event(&a, &thread), inbox_event(&b, &thread)],
+            t0(),
+            keep,
+        )
+        .await
+        .unwrap();
+    assert_eq!(fresh, [true, true]);
+    let left = mine(store.webhooks(far, usize::MAX).await.unwrap());
+    assert_eq!(left.len(), 9, "the unpacked body is forgotten");
+    assert!(left.iter().all(|w| w.seq != all[0].seq));
+    assert_eq!(
+        store
+            .inbox(&thread, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.key.as_str())
+            .collect::<Vec<_>>(),
+        [a.as_str(), b.as_str()],
+        "its events are in the inbox, in order"
+    );
+    assert_eq!(
+        store
+            .unpack_webhook(all[0].seq, &[inbox_event(&a, &thread)], t0(), keep)
+            .await
+            .unwrap(),
+        [false],
+        "unpacked twice (two instances): duplicates"
+    );
+    assert_eq!(
+        store
+            .unpack_webhook(
+                all[1].seq,
+                &[
+                    inbox_event(&b, &thread),
+                    inbox_event(&format!("{run}-c"), &thread)
+                ],
+                t0(),
+                keep,
+            )
+            .await
+            .unwrap(),
+        [false, true],
+        "an event redelivered in another body is a duplicate"
+    );
+    for w in &all[2..] {
+        assert_eq!(
+            store.unpack_webhook(w.seq, &[], t0(), keep).await.unwrap(),
+            Vec::<bool>::new()
+        );
+    }
+    assert!(mine(store.webhooks(far, usize::MAX).await.unwrap()).is_empty());
 }
 
 async fn inbox_threads_oldest_first<S: ConversationStore + ?Sized>(store: &S) {

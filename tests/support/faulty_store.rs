@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use messenger_channel::conversation::{FileLine, TranscriptLine};
 use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
 use messenger_channel::store::{
-    Commit, ConversationStore, InboxEvent, Lease, NewInboxEvent, OutboxStats, PendingEffect, Retry,
-    StoreError, Stored,
+    Commit, ConversationStore, InboxEvent, Lease, NewInboxEvent, OutboxStats, PendingEffect,
+    RecordedWebhook, Retry, StoreError, Stored,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +203,26 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
         keep: Duration,
     ) -> Result<Vec<bool>, StoreError> {
         self.around(self.inner.receive(events, now, keep)).await
+    }
+    async fn record_webhook(&self, body: &[u8], now: SystemTime) -> Result<(), StoreError> {
+        self.around(self.inner.record_webhook(body, now)).await
+    }
+    async fn webhooks(
+        &self,
+        received_by: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<RecordedWebhook>, StoreError> {
+        self.around(self.inner.webhooks(received_by, limit)).await
+    }
+    async fn unpack_webhook(
+        &self,
+        seq: u64,
+        events: &[NewInboxEvent],
+        now: SystemTime,
+        keep: Duration,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.around(self.inner.unpack_webhook(seq, events, now, keep))
+            .await
     }
     async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
         self.around(self.inner.inbox(thread, limit)).await

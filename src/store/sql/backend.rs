@@ -22,7 +22,7 @@ use crate::store::sql::{
 };
 use crate::store::{
     Commit, ConversationStore, InboxEvent, Lease, MediaStore, NewInboxEvent, OutboxStats,
-    PendingEffect, Retry, StoreError, Stored,
+    PendingEffect, RecordedWebhook, Retry, StoreError, Stored,
 };
 use crate::time::{from_millis, millis};
 
@@ -40,9 +40,11 @@ struct Group {
     running: bool,
 }
 
-/// One caller's events, and where its answer goes.
+/// One caller's events (or webhook body), and where its answer goes.
 struct Received {
     events: Vec<NewInboxEvent>,
+    /// A webhook body to record as it came ([`ConversationStore::record_webhook`]).
+    webhook: Option<Vec<u8>>,
     now: SystemTime,
     keep: Duration,
     done: tokio::sync::oneshot::Sender<Result<Vec<bool>, StoreError>>,
@@ -265,13 +267,34 @@ impl Store {
     async fn receive_alone(
         &self,
         events: &[NewInboxEvent],
+        webhook: Option<&[u8]>,
         now: SystemTime,
         keep: Duration,
     ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.write_tx().await?;
+        if let Some(body) = webhook {
+            Self::record_in(&mut tx, &[body], now).await?;
+        }
         let fresh = Self::receive_in(&mut tx, events, now, keep).await?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok(fresh)
+    }
+
+    /// Records webhook bodies inside a transaction, in their order.
+    async fn record_in(
+        tx: &mut sqlx::Transaction<'static, Db>,
+        bodies: &[&[u8]],
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let now_ms = millis(now);
+        for chunk in bodies.chunks(INBOX_CHUNK) {
+            let mut insert = sqlx::QueryBuilder::<Db>::new(q::WEBHOOK_INSERT_PREFIX);
+            insert.push_values(chunk, |mut row, body| {
+                row.push_bind(*body).push_bind(now_ms);
+            });
+            insert.build().execute(&mut **tx).await.map_err(from_sqlx)?;
+        }
+        Ok(())
     }
 
     /// Group commit: the caller's events join the next transaction of the store's receiver
@@ -283,6 +306,7 @@ impl Store {
     async fn receive_grouped(
         &self,
         events: &[NewInboxEvent],
+        webhook: Option<&[u8]>,
         now: SystemTime,
         keep: Duration,
     ) -> Result<Vec<bool>, StoreError> {
@@ -291,6 +315,7 @@ impl Store {
             let mut group = self.group.lock();
             group.queue.push(Received {
                 events: events.to_vec(),
+                webhook: webhook.map(<[u8]>::to_vec),
                 now,
                 keep,
                 done,
@@ -355,7 +380,9 @@ impl Store {
                 }
             };
             for job in jobs {
-                let answer = self.receive_alone(&job.events, job.now, job.keep).await;
+                let answer = self
+                    .receive_alone(&job.events, job.webhook.as_deref(), job.now, job.keep)
+                    .await;
                 let _ = job.done.send(answer);
             }
         }
@@ -369,7 +396,18 @@ impl Store {
         jobs: &[Received],
     ) -> Result<Vec<Vec<bool>>, StoreError> {
         let mut answers = Vec::with_capacity(jobs.len());
-        if jobs.windows(2).all(|w| w[0].keep == w[1].keep) && !jobs.is_empty() {
+        let bodies: Vec<&[u8]> = jobs.iter().filter_map(|j| j.webhook.as_deref()).collect();
+        if !bodies.is_empty() {
+            let latest = jobs
+                .iter()
+                .map(|j| j.now)
+                .max()
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            Self::record_in(&mut tx, &bodies, latest).await?;
+        }
+        // Jobs that record only a body have no events (nor a meaningful `keep`).
+        let receiving: Vec<&Received> = jobs.iter().filter(|j| !j.events.is_empty()).collect();
+        if receiving.windows(2).all(|w| w[0].keep == w[1].keep) && !receiving.is_empty() {
             let now = jobs
                 .iter()
                 .map(|j| j.now)
@@ -377,7 +415,7 @@ impl Store {
                 .unwrap_or(SystemTime::UNIX_EPOCH);
             let all: Vec<NewInboxEvent> =
                 jobs.iter().flat_map(|j| j.events.iter().cloned()).collect();
-            let mut fresh = Self::receive_in(&mut tx, &all, now, jobs[0].keep)
+            let mut fresh = Self::receive_in(&mut tx, &all, now, receiving[0].keep)
                 .await?
                 .into_iter();
             for job in jobs {
@@ -463,6 +501,9 @@ impl Store {
         now: SystemTime,
         keep: Duration,
     ) -> Result<Vec<bool>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let now_ms = millis(now);
         let forget_before =
             now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
@@ -1067,9 +1108,71 @@ impl ConversationStore for Store {
             return Ok(Vec::new());
         }
         if !GROUP_RECEIVE {
-            return self.receive_alone(events, now, keep).await;
+            return self.receive_alone(events, None, now, keep).await;
         }
-        self.receive_grouped(events, now, keep).await
+        self.receive_grouped(events, None, now, keep).await
+    }
+
+    async fn record_webhook(&self, body: &[u8], now: SystemTime) -> Result<(), StoreError> {
+        if GROUP_RECEIVE {
+            // Joins the next group commit, with the receives and records waiting for it.
+            self.receive_grouped(&[], Some(body), now, Duration::ZERO)
+                .await
+                .map(drop)
+        } else {
+            // One statement is a transaction of its own.
+            let mut insert = sqlx::QueryBuilder::<Db>::new(q::WEBHOOK_INSERT_PREFIX);
+            insert.push_values([body], |mut row, body| {
+                row.push_bind(body).push_bind(millis(now));
+            });
+            insert
+                .build()
+                .execute(&self.writer)
+                .await
+                .map_err(from_sqlx)?;
+            Ok(())
+        }
+    }
+
+    async fn webhooks(
+        &self,
+        received_by: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<RecordedWebhook>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>, i64)> = sqlx::query_as(q::WEBHOOKS_DUE)
+            .bind(millis(received_by))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, body, received_ms)| {
+                RecordedWebhook::new(
+                    u64::try_from(seq).unwrap_or(0),
+                    Bytes::from(body),
+                    from_millis(received_ms),
+                )
+            })
+            .collect())
+    }
+
+    async fn unpack_webhook(
+        &self,
+        seq: u64,
+        events: &[NewInboxEvent],
+        now: SystemTime,
+        keep: Duration,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let fresh = Self::receive_in(&mut tx, events, now, keep).await?;
+        sqlx::query(q::WEBHOOK_DELETE)
+            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(fresh)
     }
 
     async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {

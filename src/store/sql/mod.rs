@@ -43,7 +43,7 @@ use crate::conversation::{Conversation, State, TranscriptLine};
 use crate::ids::ConversationId;
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 use crate::time::from_millis;
 
@@ -84,7 +84,7 @@ fn columns(c: &Conversation) -> (&'static str, Option<&str>, i64) {
 
 /// Schema migrations, in order. Statements are separated by `;`. `{id}` and `{blob}` are
 /// replaced by each backend's types.
-const MIGRATIONS: [&str; 11] = [
+const MIGRATIONS: [&str; 12] = [
     // 1: conversations, transcripts, outbox, dedup.
     "CREATE TABLE conversations (
         id TEXT PRIMARY KEY,
@@ -223,6 +223,14 @@ const MIGRATIONS: [&str; 11] = [
         picture_url TEXT,
         fetched_ms BIGINT NOT NULL,
         PRIMARY KEY (page, customer)
+    )",
+    // 12: webhook bodies recorded as they came, one row per POST (what the webhook route
+    // answers 200 for), until their events are unpacked into the inbox and the row deleted.
+    // Older binaries refuse the database: they would not unpack these.
+    "CREATE TABLE webhooks (
+        seq {id},
+        body {blob} NOT NULL,
+        received_ms BIGINT NOT NULL
     )",
 ];
 

@@ -118,6 +118,16 @@ pub(super) const INBOX_LAST_SEQ: &str = "SELECT MAX(seq) FROM inbox";
 /// The keys of the inbox rows written after one.
 pub(super) const INBOX_SINCE: &str = "SELECT key, thread FROM inbox WHERE seq > $1";
 
+/// Records webhook bodies (the rows follow).
+pub(super) const WEBHOOK_INSERT_PREFIX: &str = "INSERT INTO webhooks (body, received_ms) ";
+
+/// Recorded webhook bodies received by a time, in order of receipt.
+pub(super) const WEBHOOKS_DUE: &str =
+    "SELECT seq, body, received_ms FROM webhooks WHERE received_ms <= $1 ORDER BY seq LIMIT $2";
+
+/// Forgets an unpacked webhook body.
+pub(super) const WEBHOOK_DELETE: &str = "DELETE FROM webhooks WHERE seq = $1";
+
 /// Inserts one inbox event.
 pub(super) const INBOX_INSERT_ONE: &str =
     "INSERT INTO inbox (key, thread, body, received_ms, applied) VALUES ($1, $2, $3, $4, 0)";
