@@ -732,7 +732,9 @@ pub(crate) fn lines_json(
             }
             _ => {}
         }
-        if matches!(line.author, Author::Agent(_)) && !is_reaction(line) {
+        // Internal lines are never sent: no receipt.
+        if matches!(line.author, Author::Agent(_)) && !is_reaction(line) && !line.body.is_internal()
+        {
             if line.mid.is_some() {
                 v["receipt"] = json!(c.message_status(line.sent_at));
             } else {
