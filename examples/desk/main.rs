@@ -45,11 +45,20 @@
 //! ones, and the page-health banner. It speaks English and Spanish: the account's
 //! `language` (`add-agent NAME --language es`), else the browser's `Accept-Language`.
 //!
+//! Working together: in simulation a first message about buying or prices goes to the Pick
+//! queue "Sales", whose open conversations agents see with their wait and pick; the holder of a
+//! conversation transfers it to an agent (who gets the transfer notification, with who and the
+//! note) or to a queue, or invites an agent to consult (internal notes only); internal notes
+//! are marked and never sent. A supervisor sees every queue's waiting and active conversations,
+//! watches any conversation live, assigns a waiting one and force-closes any; the supervisor's
+//! routes answer 403 to an agent.
+//!
 //! The files: `main.rs` (wiring: stores, engine, routes), `options.rs` (the command line),
 //! `auth.rs` (accounts, sessions, `add-agent`), `web.rs` (Host, Origin, JSON-only writes, JSON
-//! errors, the pages' policy), `agent.rs` (the agent's routes), `errors.rs` (engine errors in
-//! agent words), `i18n.rs` (the desk's words in English and Spanish), `media.rs` (files),
-//! `sim.rs` (the simulated customer and Graph API).
+//! errors, the pages' policy), `agent.rs` (the agent's routes), `work.rs` (Pick, transfer,
+//! consult, internal notes), `supervise.rs` (the supervisor's routes), `errors.rs` (engine
+//! errors in agent words), `i18n.rs` (the desk's words in English and Spanish), `media.rs`
+//! (files), `sim.rs` (the simulated customer and Graph API).
 //!
 //! Options: `--real`; `--port N` (default 8080; 0 picks a free port) or `--agent-bind ADDR`
 //! (default `127.0.0.1:8080`) for the agent page; `--webhook-bind ADDR` to serve `/webhook`
