@@ -1788,9 +1788,10 @@ async fn the_spanish_desk_and_the_queue() {
 
 /// Working together, in three browser sessions: alice picks a conversation from the Pick
 /// queue; bob transfers one to alice with a note (her page shows the transfer notification,
-/// she accepts, the transcript shows the internal transfer line); internal notes stay
-/// internal; sam, the supervisor, sees every queue, watches the conversation live while the
-/// customer writes, and force-closes it; alice is refused the supervisor's routes.
+/// she accepts, the transcript shows the internal transfer line); alice consults bob, who
+/// writes an internal note and leaves; internal lines never reach the customer; alice is
+/// refused the supervisor's routes; sam, the supervisor, sees every queue, assigns a waiting
+/// conversation to bob, watches one live while the customer writes, and force-closes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pick_transfer_and_a_supervisor_in_the_browser() {
     if no_browser() {
@@ -1905,7 +1906,7 @@ async fn pick_transfer_and_a_supervisor_in_the_browser() {
     assert!(offer.contains("Accept within"), "{offer}");
     screenshot(&alice, "desk-transfer").await;
     click(&alice, "#offers .offer .accept").await;
-    click(&alice, "#conversations li[data-id]:last-child").await;
+    // Accepted, it is the conversation shown.
     wait_text(&alice, "#title", |t| {
         t.contains("Dana Reyes") && t.contains("Active")
     })
@@ -1929,9 +1930,50 @@ async fn pick_transfer_and_a_supervisor_in_the_browser() {
     let inbox = desk.inbox().await;
     let sent = inbox.to_string();
     assert!(
-        !sent.contains("VIP") && !sent.contains("Parcel 1234"),
+        !sent.contains("VIP") && !sent.contains("Parcel 1234") && !sent.contains("Refund"),
         "an internal line reached the customer: {inbox}"
     );
+
+    // Consult: alice invites bob, who reads the conversation under Consulting and writes
+    // internal notes only, then leaves.
+    click(&alice, "#consult").await;
+    wait_eval(
+        &alice,
+        "return [...document.querySelectorAll('#consult-agent option')].map(o => o.value).includes('bob');",
+        &json!(true),
+    )
+    .await;
+    page_eval(
+        &alice,
+        "document.getElementById('consult-agent').value = 'bob'; return true;",
+    )
+    .await;
+    click(&alice, "#consult-confirm").await;
+    wait_text(&bob, "#consulting", |t| {
+        t.contains("Dana Reyes — with alice")
+    })
+    .await;
+    click(&bob, "#consulting li[data-id]").await;
+    wait_text(&bob, "#consult-info", |t| t.contains("You are consulted")).await;
+    wait_eval(
+        &bob,
+        "return ['send', 'reply', 'transfer', 'end', 'leave', 'add-note'].map(id => document.getElementById(id).disabled);",
+        &json!([true, true, true, true, false, false]),
+    )
+    .await;
+    type_into(&bob, "#note", "Refund approved last week").await;
+    click(&bob, "#add-note").await;
+    wait_text(&alice, "#transcript", |t| {
+        t.contains("Agent alice: invited bob to consult")
+            && t.contains("Agent bob: Refund approved last week")
+    })
+    .await;
+    click(&bob, "#leave").await;
+    wait_text(&bob, "#consulting", |t| t.contains("None yet.")).await;
+    wait_text(&alice, "#transcript", |t| {
+        t.contains("Agent bob: left the consult")
+    })
+    .await;
 
     // A plain agent is refused the supervisor's routes, from her own page too.
     let status = page_eval(
@@ -1960,6 +2002,24 @@ async fn pick_transfer_and_a_supervisor_in_the_browser() {
     })
     .await;
     assert!(overview.contains("Watch"), "{overview}");
+    // Assign: another customer waits in the Sales queue; sam gives the conversation to bob.
+    desk.sim(json!({"kind": "text", "text": "I would like to buy a helmet", "customer": "5550000000003333"}))
+        .await;
+    wait_text(&sam, "#supervisor", |t| {
+        t.contains("Sales: 1 waiting, 1 active") && t.contains("·3333 — waiting")
+    })
+    .await;
+    page_eval(
+        &sam,
+        "const li = [...document.querySelectorAll('#supervisor li')].find(li => li.textContent.includes('·3333')); const s = li.querySelector('select.assign-agent'); s.value = 'bob'; s.dispatchEvent(new Event('change')); li.querySelector('button.assign').click(); return true;",
+    )
+    .await;
+    wait_text(&bob, "#conversations", |t| t.contains("·3333 — Active")).await;
+    wait_text(&sam, "#supervisor", |t| {
+        t.contains("Sales: 0 waiting, 2 active") && t.contains("·3333 — Active — with bob")
+    })
+    .await;
+
     // Watch Dana's conversation live: read only (internal notes only), the internal lines
     // shown.
     page_eval(
@@ -2008,6 +2068,18 @@ async fn pick_transfer_and_a_supervisor_in_the_browser() {
     )
     .await;
     wait_text(&alice, "#conversations", |t| !t.contains("Dana Reyes")).await;
+    let inbox = desk.inbox().await.to_string();
+    for internal in [
+        "VIP",
+        "Parcel 1234",
+        "Refund approved",
+        "closed the conversation",
+    ] {
+        assert!(
+            !inbox.contains(internal),
+            "{internal} reached the customer: {inbox}"
+        );
+    }
     assert_no_alert(&sam).await;
     for c in [alice, bob, sam] {
         c.close().await.unwrap();

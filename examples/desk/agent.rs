@@ -258,7 +258,7 @@ pub(crate) async fn act(
     };
     match result {
         Ok(None) => axum::Json(json!({"ok": true})).into_response(),
-        Ok(Some(delivery)) => delivery_response(&delivery),
+        Ok(Some(delivery)) => delivery_response(&delivery, &who.lang),
         Err(e) => engine_error(&e, &who.lang),
     }
 }
@@ -291,7 +291,7 @@ pub(crate) async fn react(
         .react(id, agent, mid, reaction, SystemTime::now())
         .await
     {
-        Ok(delivery) => delivery_response(&delivery),
+        Ok(delivery) => delivery_response(&delivery, lang),
         Err(e) => engine_error(&e, lang),
     }
 }
@@ -368,14 +368,16 @@ pub(crate) fn store_error(e: &StoreError) -> Response {
     )
 }
 
-/// What became of an agent's message, for the page.
-pub(crate) fn delivery_response(delivery: &Delivery) -> Response {
+/// What became of an agent's message, for the page (why it is not sent yet, in the agent's
+/// language).
+pub(crate) fn delivery_response(delivery: &Delivery, lang: &Language) -> Response {
     match delivery {
         Delivery::Sent { message_id } => {
             axum::Json(json!({"ok": true, "delivery": "sent", "message_id": message_id}))
                 .into_response()
         }
         Delivery::Retrying { reason, .. } => {
+            let reason = crate::i18n::tr(lang, reason);
             axum::Json(json!({"ok": true, "delivery": "retrying", "reason": reason}))
                 .into_response()
         }
@@ -425,7 +427,7 @@ pub(crate) async fn send_file(
         )
         .await;
     match result {
-        Ok(delivery) => delivery_response(&delivery),
+        Ok(delivery) => delivery_response(&delivery, &who.lang),
         Err(e) => engine_error(&e, &who.lang),
     }
 }

@@ -66,7 +66,8 @@ pub(crate) fn tr(lang: &Language, english: &str) -> String {
                 .strip_prefix(before)
                 .and_then(|rest| rest.strip_suffix(after))
             {
-                return es.replacen("{}", middle, 1);
+                // What fills the gap may be words of the catalogue too ("Waiting: {reason}").
+                return es.replacen("{}", &tr(lang, middle), 1);
             }
         }
     }
@@ -604,6 +605,31 @@ pub(crate) const ERRORS: &[(&str, &str)] = &[
         "The customer has not written to the page, so no messaging window is open",
         "El cliente no ha escrito a la página, así que no hay ninguna ventana de mensajería abierta",
     ),
+    // Why a message is not sent yet (`Delivery::Retrying`).
+    (
+        "The message is saved and will be sent shortly.",
+        "El mensaje está guardado y se enviará en breve.",
+    ),
+    (
+        "Messenger is limiting this page's sends; it will be sent again shortly.",
+        "Messenger está limitando los envíos de esta página; se enviará de nuevo en breve.",
+    ),
+    (
+        "Messenger could not be reached; it will be sent again shortly.",
+        "No se pudo contactar con Messenger; se enviará de nuevo en breve.",
+    ),
+    (
+        "Messenger failed for now; it will be sent again shortly.",
+        "Messenger falló por ahora; se enviará de nuevo en breve.",
+    ),
+    (
+        "the previous attempt was interrupted",
+        "el intento anterior se interrumpió",
+    ),
+    (
+        "Messenger did not answer in time",
+        "Messenger no respondió a tiempo",
+    ),
     // The page-health reasons (`PageAttention::reason`).
     (
         "the page's access token is invalid or expired; an administrator must renew it.",
@@ -637,6 +663,19 @@ pub(crate) const ERRORS: &[(&str, &str)] = &[
         "The 7-day human-agent window closed {} ago; wait for the customer to write again",
         "La ventana de 7 días para agentes humanos se cerró hace {}; espere a que el cliente vuelva a escribir",
     ),
+    (
+        "Waiting: {} Messages are sent once it is fixed.",
+        "En espera: {} Los mensajes se envían cuando se resuelva.",
+    ),
+    (
+        "Waiting: {} Reactions are sent once it is fixed.",
+        "En espera: {} Las reacciones se envían cuando se resuelva.",
+    ),
+    (
+        "Checking: {}; waiting for Messenger to confirm the message.",
+        "Comprobando: {}; esperando a que Messenger confirme el mensaje.",
+    ),
+    ("Waiting: {}", "En espera: {}"),
     (
         "the page or app lacks a permission Messenger requires; an administrator must grant it{}.",
         "a la página o a la aplicación le falta un permiso que Messenger exige; un administrador debe concederlo{}.",
@@ -921,6 +960,20 @@ mod tests {
             "Los archivos de tipo .exe están bloqueados."
         );
         assert_eq!(tr(&Language::ENGLISH, "Sign in first."), "Sign in first.");
+        assert_eq!(
+            tr(
+                &es,
+                "Waiting: the page's access token is invalid or expired; an administrator must renew it. Messages are sent once it is fixed."
+            ),
+            "En espera: el token de acceso de la página no es válido o caducó; un administrador debe renovarlo. Los mensajes se envían cuando se resuelva."
+        );
+        assert_eq!(
+            tr(
+                &es,
+                "The 24-hour window closed 3 d 4 h ago, and this page is not allowed to use the HUMAN_AGENT tag; wait for the customer to write again"
+            ),
+            "La ventana de 24 horas se cerró hace 3 d 4 h y esta página no puede usar la etiqueta HUMAN_AGENT; espere a que el cliente vuelva a escribir"
+        );
     }
 
     #[test]
