@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --all-features --example desk
 MESSENGER_CHANNEL_SCREENSHOTS="$PWD/docs" cargo test --all-features --test desk_browser -- \
-  agent_desk_in_a_real_browser the_spanish_desk_and_the_queue
+  agent_desk_in_a_real_browser the_spanish_desk_and_the_queue pick_transfer_and_a_supervisor_in_the_browser
 ls -l docs/desk-*.png

@@ -300,6 +300,8 @@ async fn the_desk_refuses_what_the_web_must_not_do() {
         "/agent/conversations",
         "/agent/events",
         "/media/abc?conversation=c1",
+        "/supervisor/overview",
+        "/supervisor/conversation?id=c1",
     ] {
         let r = desk.get(path, None).send().await.unwrap();
         json_error(r, 401, path).await;
@@ -320,6 +322,26 @@ async fn the_desk_refuses_what_the_web_must_not_do() {
         ("/agent/unreact", json!({"conversation": "c1", "mid": "m"})),
         ("/agent/seen", json!({"conversation": "c1"})),
         ("/agent/typing", json!({"conversation": "c1"})),
+        ("/agent/pick", json!({"conversation": "c1"})),
+        (
+            "/agent/transfer",
+            json!({"conversation": "c1", "agent": "bob", "text": "n"}),
+        ),
+        (
+            "/agent/consult",
+            json!({"conversation": "c1", "agent": "bob"}),
+        ),
+        ("/agent/leave", json!({"conversation": "c1"})),
+        ("/agent/note", json!({"conversation": "c1", "text": "n"})),
+        (
+            "/supervisor/assign",
+            json!({"conversation": "c1", "agent": "bob"}),
+        ),
+        ("/supervisor/close", json!({"conversation": "c1"})),
+        (
+            "/supervisor/note",
+            json!({"conversation": "c1", "text": "n"}),
+        ),
         // A name in the body or the query no longer makes anyone an agent.
         (
             "/agent/send?agent=alice",
@@ -484,6 +506,56 @@ async fn the_desk_refuses_what_the_web_must_not_do() {
         .await
         .unwrap();
     json_error(r, 400, "a field of the wrong type").await;
+    // A plain agent on the supervisor's routes: 403, whatever the request says.
+    for path in ["/supervisor/overview", "/supervisor/conversation?id=c1"] {
+        let r = desk.get(path, Some(&alice)).send().await.unwrap();
+        let words = json_error(r, 403, path).await;
+        assert!(words.contains("Only supervisors"), "{words}");
+    }
+    for path in [
+        "/supervisor/assign",
+        "/supervisor/close",
+        "/supervisor/note",
+    ] {
+        let body =
+            json!({"conversation": "c1", "agent": "alice", "text": "n", "role": "supervisor"});
+        let r = desk.post(path, &body, Some(&alice)).send().await.unwrap();
+        json_error(r, 403, path).await;
+    }
+    // Ids are checked before they reach the engine.
+    for (path, body, status) in [
+        ("/agent/pick", json!({"conversation": "../../etc"}), 400),
+        ("/agent/pick", json!({"conversation": "x".repeat(65)}), 400),
+        (
+            "/agent/pick",
+            json!({"conversation": "feedfeedfeedfeedfeedfeed"}),
+            404,
+        ),
+        (
+            "/agent/consult",
+            json!({"conversation": "c1", "agent": "mallory"}),
+            404,
+        ),
+        ("/agent/transfer", json!({"conversation": "c1"}), 400),
+        (
+            "/agent/transfer",
+            json!({"conversation": "c1", "queue": "nope"}),
+            404,
+        ),
+        (
+            "/agent/note",
+            json!({"conversation": "c1", "text": "  "}),
+            400,
+        ),
+        (
+            "/agent/note",
+            json!({"conversation": "c1", "text": "n".repeat(2001)}),
+            400,
+        ),
+    ] {
+        let r = desk.post(path, &body, Some(&alice)).send().await.unwrap();
+        json_error(r, status, path).await;
+    }
     let r = desk
         .http
         .post(format!("{}/agent/presence", desk.base))
@@ -1712,4 +1784,304 @@ async fn the_spanish_desk_and_the_queue() {
     assert!(words.contains("Inicie sesión de nuevo"), "{words}");
     screenshot(&lucia, "desk-conversation-es").await;
     lucia.close().await.unwrap();
+}
+
+/// Working together, in three browser sessions: alice picks a conversation from the Pick
+/// queue; bob transfers one to alice with a note (her page shows the transfer notification,
+/// she accepts, the transcript shows the internal transfer line); alice consults bob, who
+/// writes an internal note and leaves; internal lines never reach the customer; alice is
+/// refused the supervisor's routes; sam, the supervisor, sees every queue, assigns a waiting
+/// conversation to bob, watches one live while the customer writes, and force-closes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pick_transfer_and_a_supervisor_in_the_browser() {
+    if no_browser() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let desk = start_desk(&work.path().join("data"), &[], &[]);
+    let base = desk.base.clone();
+    let password = desk.password.clone().expect("simulation prints a password");
+    let (_driver, driver) = chromedriver();
+    let downloads = work.path().join("downloads");
+    let alice = browser(&driver, &work.path().join("profile-alice"), &downloads).await;
+    let bob = browser(&driver, &work.path().join("profile-bob"), &downloads).await;
+    sign_in(&alice, &base, "alice", &password).await;
+    sign_in(&bob, &base, "bob", &password).await;
+
+    // Pick: a customer asks about prices, so the conversation waits in the Sales queue
+    // (Pick): offered to nobody, listed to both agents with its wait, picked by alice.
+    desk.sim(json!({"kind": "text", "text": "What is the price of the red bike?", "customer": "5550000000002222"}))
+        .await;
+    for page in [&alice, &bob] {
+        wait_text(page, "#pick", |t| {
+            t.contains("·2222") && t.contains("in Sales") && t.contains("waiting")
+        })
+        .await;
+        wait_text(page, "#pick-title", |t| t.contains("Open work items (1)")).await;
+    }
+    assert_eq!(
+        page_eval(
+            &alice,
+            "return document.querySelectorAll('#offers .offer').length;"
+        )
+        .await,
+        0,
+        "a Pick queue offers nothing"
+    );
+    wait_eval(
+        &alice,
+        "return document.querySelector('#pick li button.pick').disabled;",
+        &json!(false),
+    )
+    .await;
+    screenshot(&alice, "desk-pick").await;
+    click(&alice, "#pick li button.pick").await;
+    wait_text(&alice, "#conversations", |t| t.contains("·2222 — Active")).await;
+    wait_text(&alice, "#title", |t| {
+        t.contains("·2222") && t.contains("Active")
+    })
+    .await;
+    wait_text(&alice, "#transcript", |t| {
+        t.contains("What is the price of the red bike?")
+    })
+    .await;
+    // Gone from every Pick list.
+    for page in [&alice, &bob] {
+        wait_text(page, "#pick", |t| t.contains("Nothing to pick.")).await;
+    }
+
+    // Transfer: Dana writes; the least loaded agent, bob, is offered it and accepts.
+    desk.sim(json!({"kind": "text", "text": "Hello, my parcel is late"}))
+        .await;
+    wait_text(&bob, "#offers .offer", |t| t.contains("Dana Reyes")).await;
+    click(&bob, "#offers .offer .accept").await;
+    wait_text(&bob, "#title", |t| {
+        t.contains("Dana Reyes") && t.contains("Active")
+    })
+    .await;
+    // The buttons say what is possible: bob holds it, so he may transfer and consult, and
+    // there is nothing to leave.
+    wait_eval(
+        &bob,
+        "return ['transfer', 'consult', 'leave', 'add-note'].map(id => document.getElementById(id).disabled);",
+        &json!([false, false, true, false]),
+    )
+    .await;
+    // An internal note first: marked as internal, never sent.
+    type_into(&bob, "#note", "Parcel 1234 left the depot on Monday").await;
+    click(&bob, "#add-note").await;
+    wait_text(&bob, "#transcript .line.internal", |t| {
+        t.contains("Internal") && t.contains("Parcel 1234 left the depot on Monday")
+    })
+    .await;
+    // The dialog: to alice, with a note.
+    click(&bob, "#transfer").await;
+    wait_eval(
+        &bob,
+        "return getComputedStyle(document.getElementById('transfer-dialog')).display;",
+        &json!("flex"),
+    )
+    .await;
+    wait_eval(
+        &bob,
+        "return [...document.querySelectorAll('#transfer-target option')].map(o => o.value).includes('agent:alice');",
+        &json!(true),
+    )
+    .await;
+    page_eval(
+        &bob,
+        "document.getElementById('transfer-target').value = 'agent:alice'; return true;",
+    )
+    .await;
+    type_into(&bob, "#transfer-note", "VIP, wants a refund").await;
+    click(&bob, "#transfer-confirm").await;
+    // bob no longer holds it.
+    wait_text(&bob, "#conversations", |t| !t.contains("Dana Reyes")).await;
+    // alice gets Omnichannel's transfer notification: who, and the note, with the countdown.
+    let offer = wait_text(&alice, "#offers .offer", |t| {
+        t.contains("Dana Reyes") && t.contains("Transferred to you by bob")
+    })
+    .await;
+    assert!(offer.contains("Note: VIP, wants a refund"), "{offer}");
+    assert!(offer.contains("Accept within"), "{offer}");
+    screenshot(&alice, "desk-transfer").await;
+    click(&alice, "#offers .offer .accept").await;
+    // Accepted, it is the conversation shown.
+    wait_text(&alice, "#title", |t| {
+        t.contains("Dana Reyes") && t.contains("Active")
+    })
+    .await;
+    wait_text(&alice, "#transcript", |t| {
+        t.contains("Agent bob: transferred the conversation to alice — note: VIP, wants a refund")
+            && t.contains("Parcel 1234 left the depot on Monday")
+    })
+    .await;
+    // The transfer line is marked internal; nothing internal reached the customer.
+    let internal = page_eval(
+        &alice,
+        "return [...document.querySelectorAll('#transcript .line.internal')].map(l => l.textContent).join('\\n');",
+    )
+    .await;
+    let internal = internal.as_str().unwrap_or("").to_owned();
+    assert!(
+        internal.contains("transferred the conversation to alice"),
+        "{internal}"
+    );
+    let inbox = desk.inbox().await;
+    let sent = inbox.to_string();
+    assert!(
+        !sent.contains("VIP") && !sent.contains("Parcel 1234") && !sent.contains("Refund"),
+        "an internal line reached the customer: {inbox}"
+    );
+
+    // Consult: alice invites bob, who reads the conversation under Consulting and writes
+    // internal notes only, then leaves.
+    click(&alice, "#consult").await;
+    wait_eval(
+        &alice,
+        "return [...document.querySelectorAll('#consult-agent option')].map(o => o.value).includes('bob');",
+        &json!(true),
+    )
+    .await;
+    page_eval(
+        &alice,
+        "document.getElementById('consult-agent').value = 'bob'; return true;",
+    )
+    .await;
+    click(&alice, "#consult-confirm").await;
+    wait_text(&bob, "#consulting", |t| {
+        t.contains("Dana Reyes — with alice")
+    })
+    .await;
+    click(&bob, "#consulting li[data-id]").await;
+    wait_text(&bob, "#consult-info", |t| t.contains("You are consulted")).await;
+    wait_eval(
+        &bob,
+        "return ['send', 'reply', 'transfer', 'end', 'leave', 'add-note'].map(id => document.getElementById(id).disabled);",
+        &json!([true, true, true, true, false, false]),
+    )
+    .await;
+    type_into(&bob, "#note", "Refund approved last week").await;
+    click(&bob, "#add-note").await;
+    wait_text(&alice, "#transcript", |t| {
+        t.contains("Agent alice: invited bob to consult")
+            && t.contains("Agent bob: Refund approved last week")
+    })
+    .await;
+    click(&bob, "#leave").await;
+    wait_text(&bob, "#consulting", |t| t.contains("None yet.")).await;
+    wait_text(&alice, "#transcript", |t| {
+        t.contains("Agent bob: left the consult")
+    })
+    .await;
+
+    // A plain agent is refused the supervisor's routes, from her own page too.
+    let status = page_eval(
+        &alice,
+        "return Promise.all([fetch('/supervisor/overview').then(r => r.status), fetch('/supervisor/close', {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({conversation: 'c1'})}).then(r => r.status)]);",
+    )
+    .await;
+    assert_eq!(status, json!([403, 403]));
+    assert_eq!(
+        page_eval(
+            &alice,
+            "return getComputedStyle(document.getElementById('supervisor-section')).display;"
+        )
+        .await,
+        "none"
+    );
+
+    // The supervisor: every queue's work, with who holds what.
+    let sam = browser(&driver, &work.path().join("profile-sam"), &downloads).await;
+    sign_in(&sam, &base, "sam", &password).await;
+    let overview = wait_text(&sam, "#supervisor", |t| {
+        t.contains("General: 0 waiting, 1 active")
+            && t.contains("Sales: 0 waiting, 1 active")
+            && t.contains("Dana Reyes — Active — with alice")
+            && t.contains("·2222 — Active — with alice")
+    })
+    .await;
+    assert!(overview.contains("Watch"), "{overview}");
+    // Assign: another customer waits in the Sales queue; sam gives the conversation to bob.
+    desk.sim(json!({"kind": "text", "text": "I would like to buy a helmet", "customer": "5550000000003333"}))
+        .await;
+    wait_text(&sam, "#supervisor", |t| {
+        t.contains("Sales: 1 waiting, 1 active") && t.contains("·3333 — waiting")
+    })
+    .await;
+    page_eval(
+        &sam,
+        "const li = [...document.querySelectorAll('#supervisor li')].find(li => li.textContent.includes('·3333')); const s = li.querySelector('select.assign-agent'); s.value = 'bob'; s.dispatchEvent(new Event('change')); li.querySelector('button.assign').click(); return true;",
+    )
+    .await;
+    wait_text(&bob, "#conversations", |t| t.contains("·3333 — Active")).await;
+    wait_text(&sam, "#supervisor", |t| {
+        t.contains("Sales: 0 waiting, 2 active") && t.contains("·3333 — Active — with bob")
+    })
+    .await;
+
+    // Watch Dana's conversation live: read only (internal notes only), the internal lines
+    // shown.
+    page_eval(
+        &sam,
+        "[...document.querySelectorAll('#supervisor li')].find(li => li.textContent.includes('Dana Reyes')).querySelector('button.watch').click(); return true;",
+    )
+    .await;
+    wait_text(&sam, "#watching", |t| t.contains("Watching live")).await;
+    wait_text(&sam, "#transcript", |t| {
+        t.contains("Hello, my parcel is late")
+            && t.contains("transferred the conversation to alice")
+    })
+    .await;
+    wait_eval(
+        &sam,
+        "return ['send', 'reply', 'end', 'transfer', 'force-close', 'add-note'].map(id => document.getElementById(id).disabled);",
+        &json!([true, true, true, true, false, false]),
+    )
+    .await;
+    // The customer writes: it appears on the supervisor's screen as it comes.
+    desk.sim(json!({"kind": "text", "text": "Any news about my parcel?"}))
+        .await;
+    wait_text(&sam, "#transcript", |t| {
+        t.contains("Any news about my parcel?")
+    })
+    .await;
+    screenshot(&sam, "desk-supervisor").await;
+    // Force close: the conversation is closed for everyone, and says who closed it.
+    click(&sam, "#force-close").await;
+    wait_text(&sam, "#title", |t| {
+        t.contains("Dana Reyes") && t.contains("Closed")
+    })
+    .await;
+    wait_text(&sam, "#transcript", |t| {
+        t.contains("Supervisor sam: closed the conversation")
+    })
+    .await;
+    wait_text(&sam, "#supervisor", |t| {
+        t.contains("General: 0 waiting, 0 active") && !t.contains("Dana Reyes")
+    })
+    .await;
+    wait_eval(
+        &sam,
+        "return document.getElementById('force-close').disabled;",
+        &json!(true),
+    )
+    .await;
+    wait_text(&alice, "#conversations", |t| !t.contains("Dana Reyes")).await;
+    let inbox = desk.inbox().await.to_string();
+    for internal in [
+        "VIP",
+        "Parcel 1234",
+        "Refund approved",
+        "closed the conversation",
+    ] {
+        assert!(
+            !inbox.contains(internal),
+            "{internal} reached the customer: {inbox}"
+        );
+    }
+    assert_no_alert(&sam).await;
+    for c in [alice, bob, sam] {
+        c.close().await.unwrap();
+    }
 }

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use messenger_channel::agents::{AgentRouter, Presence};
 use messenger_channel::conversation::{
     Author, Conversation, LineBody, SendRefusal, State as ConversationState, StateKind,
-    TranscriptLine,
+    TranscriptLine, TransferTarget,
 };
 use messenger_channel::engine::{Delivery, REACTION_MID_MAX_BYTES};
 use messenger_channel::ids::{AgentId, ConversationId};
@@ -29,7 +29,7 @@ use tokio::sync::broadcast;
 use crate::auth::SignedIn;
 use crate::errors::engine_error;
 use crate::web::{JsonBody, error_response};
-use crate::{Desk, Shared, auth, errors, unix_ms, web};
+use crate::{Desk, Shared, auth, errors, unix_ms, web, work};
 
 /// The most waiting conversations the queue view lists (it says how many there are).
 pub(crate) const QUEUE_SHOWN: usize = 200;
@@ -258,7 +258,7 @@ pub(crate) async fn act(
     };
     match result {
         Ok(None) => axum::Json(json!({"ok": true})).into_response(),
-        Ok(Some(delivery)) => delivery_response(&delivery),
+        Ok(Some(delivery)) => delivery_response(&delivery, &who.lang),
         Err(e) => engine_error(&e, &who.lang),
     }
 }
@@ -291,7 +291,7 @@ pub(crate) async fn react(
         .react(id, agent, mid, reaction, SystemTime::now())
         .await
     {
-        Ok(delivery) => delivery_response(&delivery),
+        Ok(delivery) => delivery_response(&delivery, lang),
         Err(e) => engine_error(&e, lang),
     }
 }
@@ -368,14 +368,16 @@ pub(crate) fn store_error(e: &StoreError) -> Response {
     )
 }
 
-/// What became of an agent's message, for the page.
-pub(crate) fn delivery_response(delivery: &Delivery) -> Response {
+/// What became of an agent's message, for the page (why it is not sent yet, in the agent's
+/// language).
+pub(crate) fn delivery_response(delivery: &Delivery, lang: &Language) -> Response {
     match delivery {
         Delivery::Sent { message_id } => {
             axum::Json(json!({"ok": true, "delivery": "sent", "message_id": message_id}))
                 .into_response()
         }
         Delivery::Retrying { reason, .. } => {
+            let reason = crate::i18n::tr(lang, reason);
             axum::Json(json!({"ok": true, "delivery": "retrying", "reason": reason}))
                 .into_response()
         }
@@ -425,7 +427,7 @@ pub(crate) async fn send_file(
         )
         .await;
     match result {
-        Ok(delivery) => delivery_response(&delivery),
+        Ok(delivery) => delivery_response(&delivery, &who.lang),
         Err(e) => engine_error(&e, &who.lang),
     }
 }
@@ -442,7 +444,20 @@ pub(crate) fn customer_tail(c: &Conversation) -> String {
     digits.into_iter().rev().collect()
 }
 
-/// A conversation's summary for lists: id, customer, state, times, the offer outstanding.
+/// A transfer under way: who transferred it, their note, and to which queue (none: to an
+/// agent); `null` when none.
+pub(crate) fn transfer_json(c: &Conversation) -> Value {
+    c.transfer().map_or(Value::Null, |t| {
+        let queue = match &t.to {
+            TransferTarget::Queue(q) => Some(q.as_str()),
+            _ => None,
+        };
+        json!({"from": t.from.as_str(), "note": t.note, "queue": queue})
+    })
+}
+
+/// A conversation's summary for lists: id, customer, state, times, the offer outstanding,
+/// the transfer under way and the agents consulted.
 pub(crate) fn summary_json(c: &Conversation, now: SystemTime) -> Value {
     let (offer, holder) = match c.state() {
         ConversationState::Open { offer: Some(o) } => (
@@ -464,6 +479,8 @@ pub(crate) fn summary_json(c: &Conversation, now: SystemTime) -> Value {
         "offer": offer,
         "holder": holder,
         "previous_agent": c.previous_agent().map(AgentId::as_str),
+        "transfer": transfer_json(c),
+        "consultants": c.consultants().iter().map(AgentId::as_str).collect::<Vec<_>>(),
     })
 }
 
@@ -561,15 +578,20 @@ pub(crate) async fn conversations(State(desk): State<Shared>, who: SignedIn) -> 
             Err(e) => return store_error(&e),
         }
     }
-    // The queue: every conversation waiting for an agent, offered or not, oldest first.
-    let mut queue: Vec<Conversation> = match desk.store.list_open().await {
-        Ok(open) => open
-            .into_iter()
-            .map(|s| s.conversation)
-            .filter(|c| c.state().kind() == StateKind::Open)
-            .collect(),
+    let open: Vec<Conversation> = match desk.store.list_open().await {
+        Ok(open) => open.into_iter().map(|s| s.conversation).collect(),
         Err(e) => return store_error(&e),
     };
+    // Consults, Pick and the queues to transfer to.
+    let together = match work::together(&desk, &open, &agent, now, &who.lang).await {
+        Ok(v) => v,
+        Err(e) => return engine_error(&e, &who.lang),
+    };
+    // The queue: every conversation waiting for an agent, offered or not, oldest first.
+    let mut queue: Vec<Conversation> = open
+        .into_iter()
+        .filter(|c| c.state().kind() == StateKind::Open)
+        .collect();
     queue.sort_by_key(Conversation::created_at);
     let queue_count = queue.len();
     let mut shown = Vec::new();
@@ -610,7 +632,8 @@ pub(crate) async fn conversations(State(desk): State<Shared>, who: SignedIn) -> 
         .pages_needing_attention()
         .into_iter()
         .map(|p| {
-            let text = Catalogue::builtin().translate(&p.reason, &who.lang);
+            // In the agent's language: the desk's catalogue has the reasons.
+            let text = crate::i18n::tr(&who.lang, &p.reason);
             json!({"page": p.page, "reason": p.reason, "reason_text": text})
         })
         .collect();
@@ -627,6 +650,9 @@ pub(crate) async fn conversations(State(desk): State<Shared>, who: SignedIn) -> 
     };
     axum::Json(json!({
         "conversations": out,
+        "consulting": together["consulting"],
+        "pick": together["pick"],
+        "queues": together["queues"],
         "queue": queue,
         "queue_count": queue_count,
         "closed": closed,
@@ -708,7 +734,9 @@ pub(crate) fn lines_json(
             }
             _ => {}
         }
-        if matches!(line.author, Author::Agent(_)) && !is_reaction(line) {
+        // Internal lines are never sent: no receipt.
+        if matches!(line.author, Author::Agent(_)) && !is_reaction(line) && !line.body.is_internal()
+        {
             if line.mid.is_some() {
                 v["receipt"] = json!(c.message_status(line.sent_at));
             } else {

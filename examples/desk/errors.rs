@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use messenger_channel::conversation::{InputKind, StateKind, TransitionError};
 use messenger_channel::engine::EngineError;
+use messenger_channel::routing::PickRefusal;
 use messenger_channel::texts::{Catalogue, Language};
 
 use crate::web::error_response;
@@ -42,6 +43,13 @@ fn action_words(input: InputKind, lang: &Language) -> &'static str {
             InputKind::End => "finalizar esta conversación",
             InputKind::CloseSession => "cerrar esta conversación",
             InputKind::Revive => "reabrir esta conversación",
+            InputKind::Pick => "tomar esta conversación",
+            InputKind::Transfer => "transferir esta conversación",
+            InputKind::Consult => "consultar a otro agente en esta conversación",
+            InputKind::LeaveConsult => "dejar la consulta",
+            InputKind::Note => "escribir una nota interna aquí",
+            InputKind::Assign => "asignar esta conversación",
+            InputKind::ForceClose => "forzar el cierre de esta conversación",
             _ => "hacer eso",
         };
     }
@@ -52,6 +60,13 @@ fn action_words(input: InputKind, lang: &Language) -> &'static str {
         InputKind::End => "end this conversation",
         InputKind::CloseSession => "close this conversation",
         InputKind::Revive => "reopen this conversation",
+        InputKind::Pick => "pick this conversation",
+        InputKind::Transfer => "transfer this conversation",
+        InputKind::Consult => "consult another agent in this conversation",
+        InputKind::LeaveConsult => "leave the consult",
+        InputKind::Note => "write an internal note here",
+        InputKind::Assign => "assign this conversation",
+        InputKind::ForceClose => "force-close this conversation",
         _ => "do that",
     }
 }
@@ -102,6 +117,14 @@ fn transition_words(e: &TransitionError, lang: &Language) -> (StatusCode, String
                 None => "You do not hold this conversation.".into(),
             },
         ),
+        TransitionError::AlreadyTakesPart { .. } => (
+            conflict,
+            "That agent already takes part in this conversation.".into(),
+        ),
+        TransitionError::NotConsulted { .. } => (
+            StatusCode::FORBIDDEN,
+            "You are not consulted in this conversation.".into(),
+        ),
         TransitionError::ThreadPaused => (
             conflict,
             "Another app or the Page inbox holds the Messenger thread: sending is paused until it is passed back.".into(),
@@ -120,8 +143,11 @@ pub(crate) fn engine_error(e: &EngineError, lang: &Language) -> Response {
             StatusCode::NOT_FOUND,
             "There is no such conversation.".into(),
         ),
-        // These are written for agents already.
+        // These are written for agents already (in English: the desk's catalogue has them
+        // in Spanish, `i18n::ERRORS`).
         EngineError::Window(w) => (StatusCode::CONFLICT, capitalised(&w.to_string())),
+        EngineError::Pick(p) => pick_words(p),
+        EngineError::UnknownQueue(_) => (StatusCode::NOT_FOUND, "There is no such queue.".into()),
         EngineError::Attachment(v) => {
             (StatusCode::UNPROCESSABLE_ENTITY, capitalised(&v.text(lang)))
         }
@@ -147,6 +173,32 @@ pub(crate) fn engine_error(e: &EngineError, lang: &Language) -> Response {
         ),
     };
     error_response(status, words)
+}
+
+/// Why the agent may not pick the conversation.
+fn pick_words(p: &PickRefusal) -> (StatusCode, String) {
+    match p {
+        PickRefusal::NotAPickQueue { .. } => (
+            StatusCode::CONFLICT,
+            "This conversation's queue offers its conversations; it cannot be picked.".into(),
+        ),
+        PickRefusal::SkillsMissing { .. } => (
+            StatusCode::FORBIDDEN,
+            "You do not have the skills this queue requires.".into(),
+        ),
+        PickRefusal::Taken => (
+            StatusCode::CONFLICT,
+            "Another agent took this conversation first.".into(),
+        ),
+        PickRefusal::AtCapacity { .. } => (
+            StatusCode::CONFLICT,
+            "You have no capacity free for another conversation.".into(),
+        ),
+        _ => (
+            StatusCode::CONFLICT,
+            "That is not possible in this conversation now.".into(),
+        ),
+    }
 }
 
 /// `words` with a capital first letter.

@@ -66,7 +66,8 @@ pub(crate) fn tr(lang: &Language, english: &str) -> String {
                 .strip_prefix(before)
                 .and_then(|rest| rest.strip_suffix(after))
             {
-                return es.replacen("{}", middle, 1);
+                // What fills the gap may be words of the catalogue too ("Waiting: {reason}").
+                return es.replacen("{}", &tr(lang, middle), 1);
             }
         }
     }
@@ -297,6 +298,109 @@ pub(crate) const PAGE: &[(&str, &str, &str)] = &[
         "Choose a file first.",
         "Elija primero un archivo.",
     ),
+    ("pick", "Pick", "Tomar"),
+    (
+        "pick_count",
+        "Open work items ({n})",
+        "Elementos de trabajo abiertos ({n})",
+    ),
+    ("pick_empty", "Nothing to pick.", "Nada que tomar."),
+    ("in_queue", "in {queue}", "en {queue}"),
+    ("transfer", "Transfer", "Transferir"),
+    ("transfer_title", "Transfer to", "Transferir a"),
+    ("target_agent", "Agent {name}", "Agente {name}"),
+    ("target_queue", "Queue {name}", "Cola {name}"),
+    (
+        "transfer_note",
+        "Note for whoever takes it",
+        "Nota para quien la tome",
+    ),
+    ("cancel", "Cancel", "Cancelar"),
+    (
+        "transfer_from",
+        "Transferred to you by {agent}",
+        "Transferida a usted por {agent}",
+    ),
+    ("transfer_note_is", "Note: {note}", "Nota: {note}"),
+    (
+        "transferred_mark",
+        "(transferred by {agent})",
+        "(transferida por {agent})",
+    ),
+    ("consult", "Consult", "Consultar"),
+    ("consult_title", "Invite to consult", "Invitar a consultar"),
+    ("invite", "Invite", "Invitar"),
+    ("consulting", "Consulting", "En consulta"),
+    ("leave_consult", "Leave consult", "Dejar la consulta"),
+    (
+        "consult_only_notes",
+        "You are consulted: you write internal notes only; the customer sees nothing of them.",
+        "Le han consultado: solo escribe notas internas; el cliente no ve nada de ellas.",
+    ),
+    ("consulted", "consulted: {agents}", "consultados: {agents}"),
+    (
+        "note_placeholder",
+        "Internal note (agents and supervisors only)",
+        "Nota interna (solo agentes y supervisores)",
+    ),
+    ("add_note", "Add note", "Añadir nota"),
+    ("internal", "Internal", "Interno"),
+    (
+        "author_supervisor",
+        "Supervisor {name}",
+        "Supervisor {name}",
+    ),
+    (
+        "internal_transferred_agent",
+        "transferred the conversation to {to}",
+        "transfirió la conversación a {to}",
+    ),
+    (
+        "internal_transferred_queue",
+        "transferred the conversation to queue {to}",
+        "transfirió la conversación a la cola {to}",
+    ),
+    (
+        "internal_with_note",
+        "{text} — note: {note}",
+        "{text} — nota: {note}",
+    ),
+    (
+        "internal_consult_invited",
+        "invited {agent} to consult",
+        "invitó a {agent} a consultar",
+    ),
+    (
+        "internal_consult_left",
+        "left the consult",
+        "dejó la consulta",
+    ),
+    (
+        "internal_assigned",
+        "assigned the conversation to {agent}",
+        "asignó la conversación a {agent}",
+    ),
+    (
+        "internal_force_closed",
+        "closed the conversation",
+        "cerró la conversación",
+    ),
+    ("supervisor_view", "Supervisor: queues", "Supervisor: colas"),
+    (
+        "sup_queue",
+        "{name}: {waiting} waiting, {active} active",
+        "{name}: {waiting} en espera, {active} activas",
+    ),
+    ("held_by", "with {agent}", "con {agent}"),
+    ("watch", "Watch", "Observar"),
+    ("assign", "Assign", "Asignar"),
+    ("choose_agent", "Agent…", "Agente…"),
+    ("force_close", "Force close", "Forzar cierre"),
+    (
+        "watching",
+        "Watching live, read only: internal notes only.",
+        "Observando en directo, solo lectura: solo notas internas.",
+    ),
     (
         "simulation_banner",
         "Simulation: no messages reach Messenger. Sign in as {accounts} with the password the desk printed when it started; the simulated customer is at /customer.",
@@ -305,7 +409,7 @@ pub(crate) const PAGE: &[(&str, &str, &str)] = &[
 ];
 
 /// The desk's own error words, English and Spanish (`{}`: a value kept as it is).
-const ERRORS: &[(&str, &str)] = &[
+pub(crate) const ERRORS: &[(&str, &str)] = &[
     (
         "Another agent holds this conversation.",
         "Otro agente tiene esta conversación.",
@@ -431,6 +535,10 @@ const ERRORS: &[(&str, &str)] = &[
         "Este escritorio no puede enviar archivos.",
     ),
     (
+        "This desk does not answer to that host name. Open it at the address it printed, or start it with --origin.",
+        "Este escritorio no responde a ese nombre de host. Ábralo en la dirección que mostró al arrancar, o inícielo con --origin.",
+    ),
+    (
         "This file is not in that conversation.",
         "Este archivo no está en esa conversación.",
     ),
@@ -455,6 +563,78 @@ const ERRORS: &[(&str, &str)] = &[
         "You do not hold this conversation.",
         "Usted no tiene esta conversación.",
     ),
+    ("Say which agent.", "Indique el agente."),
+    ("There is no such agent.", "No existe ese agente."),
+    ("There is no such queue.", "No existe esa cola."),
+    ("Write a note first.", "Escriba primero una nota."),
+    (
+        "Say whom to transfer to: an agent or a queue.",
+        "Indique a quién transferir: un agente o una cola.",
+    ),
+    (
+        "Only supervisors can do this.",
+        "Solo los supervisores pueden hacer esto.",
+    ),
+    (
+        "That agent already takes part in this conversation.",
+        "Ese agente ya participa en esta conversación.",
+    ),
+    (
+        "You are not consulted in this conversation.",
+        "No le han consultado en esta conversación.",
+    ),
+    (
+        "This conversation's queue offers its conversations; it cannot be picked.",
+        "La cola de esta conversación la ofrece a los agentes; no se puede tomar.",
+    ),
+    (
+        "You do not have the skills this queue requires.",
+        "No tiene las habilidades que requiere esta cola.",
+    ),
+    (
+        "Another agent took this conversation first.",
+        "Otro agente tomó esta conversación antes.",
+    ),
+    (
+        "You have no capacity free for another conversation.",
+        "No tiene capacidad libre para otra conversación.",
+    ),
+    // The messaging window's refusals (`messenger_channel::window::WindowDenial`), as the
+    // desk shows them (capitalised).
+    (
+        "The customer has not written to the page, so no messaging window is open",
+        "El cliente no ha escrito a la página, así que no hay ninguna ventana de mensajería abierta",
+    ),
+    // Why a message is not sent yet (`Delivery::Retrying`).
+    (
+        "The message is saved and will be sent shortly.",
+        "El mensaje está guardado y se enviará en breve.",
+    ),
+    (
+        "Messenger is limiting this page's sends; it will be sent again shortly.",
+        "Messenger está limitando los envíos de esta página; se enviará de nuevo en breve.",
+    ),
+    (
+        "Messenger could not be reached; it will be sent again shortly.",
+        "No se pudo contactar con Messenger; se enviará de nuevo en breve.",
+    ),
+    (
+        "Messenger failed for now; it will be sent again shortly.",
+        "Messenger falló por ahora; se enviará de nuevo en breve.",
+    ),
+    (
+        "the previous attempt was interrupted",
+        "el intento anterior se interrumpió",
+    ),
+    (
+        "Messenger did not answer in time",
+        "Messenger no respondió a tiempo",
+    ),
+    // The page-health reasons (`PageAttention::reason`).
+    (
+        "the page's access token is invalid or expired; an administrator must renew it.",
+        "el token de acceso de la página no es válido o caducó; un administrador debe renovarlo.",
+    ),
     (
         "A message holds at most {} characters.",
         "Un mensaje admite como máximo {} caracteres.",
@@ -467,11 +647,294 @@ const ERRORS: &[(&str, &str)] = &[
         "A field is missing or has the wrong type: {}",
         "Falta un campo o tiene un tipo incorrecto: {}",
     ),
+    (
+        "A note holds at most {} characters.",
+        "Una nota admite como máximo {} caracteres.",
+    ),
+    (
+        "The 24-hour window closed {} ago; automated messages can only be sent within 24 hours of the customer's last message",
+        "La ventana de 24 horas se cerró hace {}; los mensajes automáticos solo se pueden enviar en las 24 horas siguientes al último mensaje del cliente",
+    ),
+    (
+        "The 24-hour window closed {} ago, and this page is not allowed to use the HUMAN_AGENT tag; wait for the customer to write again",
+        "La ventana de 24 horas se cerró hace {} y esta página no puede usar la etiqueta HUMAN_AGENT; espere a que el cliente vuelva a escribir",
+    ),
+    (
+        "The 7-day human-agent window closed {} ago; wait for the customer to write again",
+        "La ventana de 7 días para agentes humanos se cerró hace {}; espere a que el cliente vuelva a escribir",
+    ),
+    (
+        "Waiting: {} Messages are sent once it is fixed.",
+        "En espera: {} Los mensajes se envían cuando se resuelva.",
+    ),
+    (
+        "Waiting: {} Reactions are sent once it is fixed.",
+        "En espera: {} Las reacciones se envían cuando se resuelva.",
+    ),
+    (
+        "Checking: {}; waiting for Messenger to confirm the message.",
+        "Comprobando: {}; esperando a que Messenger confirme el mensaje.",
+    ),
+    ("Waiting: {}", "En espera: {}"),
+    (
+        "the page or app lacks a permission Messenger requires; an administrator must grant it{}.",
+        "a la página o a la aplicación le falta un permiso que Messenger exige; un administrador debe concederlo{}.",
+    ),
+    (
+        "Messenger has restricted the page; an administrator must check the page's quality and policy status{}.",
+        "Messenger ha restringido la página; un administrador debe revisar la calidad y el estado de cumplimiento de la página{}.",
+    ),
 ];
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+
+    /// The page, whose words are looked up by key.
+    const HTML: &str = include_str!("agent.html");
+    /// The desk's Rust files that write words for agents (this one's tests aside), and the
+    /// crate's files whose words the desk shows as they are (window refusals, page health).
+    const SOURCES: &[(&str, &str)] = &[
+        ("agent.rs", include_str!("agent.rs")),
+        ("auth.rs", include_str!("auth.rs")),
+        ("errors.rs", include_str!("errors.rs")),
+        ("main.rs", include_str!("main.rs")),
+        ("media.rs", include_str!("media.rs")),
+        ("options.rs", include_str!("options.rs")),
+        ("sim.rs", include_str!("sim.rs")),
+        ("supervise.rs", include_str!("supervise.rs")),
+        ("web.rs", include_str!("web.rs")),
+        ("work.rs", include_str!("work.rs")),
+    ];
+    const CRATE_SOURCES: &[(&str, &str)] = &[
+        ("window.rs", include_str!("../../src/window.rs")),
+        ("delivery.rs", include_str!("../../src/engine/delivery.rs")),
+    ];
+    /// Sentences not for agents, which need no translation: what the desk prints for whoever
+    /// runs it, the privacy notice the customer gets, the simulated Graph API's own error.
+    const NOT_FOR_AGENTS: &[&str] = &[
+        "Error validating access token: Session has expired.",
+        "Accounts: {}   Data: {}   Stop with Ctrl-C.",
+        "Hello! This conversation may be monitored, recorded and stored to help us serve you.",
+    ];
+
+    /// Sentences `errors.rs` composes from parts in each language itself.
+    const COMPOSED: &[&str] = &["You cannot {} now: {}.", "No puede {} ahora: {}."];
+
+    /// The string literals of Rust source (comments and char literals skipped), with each
+    /// `{name}` or `{}` of a format string as `{}`, up to its tests.
+    fn literals(source: &str) -> Vec<String> {
+        let source = source.split("#[cfg(test)]").next().unwrap_or(source);
+        let chars: Vec<char> = source.chars().collect();
+        let (mut out, mut i) = (Vec::new(), 0);
+        while i < chars.len() {
+            match chars[i] {
+                '/' if chars.get(i + 1) == Some(&'/') => {
+                    while i < chars.len() && chars[i] != '\n' {
+                        i += 1;
+                    }
+                }
+                '\'' if chars.get(i + 1) == Some(&'\\') => {
+                    i += 2;
+                    while i < chars.len() && chars[i] != '\'' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                '\'' if chars.get(i + 2) == Some(&'\'') => i += 3,
+                '"' => {
+                    let mut text = String::new();
+                    i += 1;
+                    while i < chars.len() && chars[i] != '"' {
+                        if chars[i] == '\\' {
+                            i += 1;
+                            match chars.get(i) {
+                                Some('n') => text.push('\n'),
+                                // A line continuation: the next line's leading spaces go.
+                                Some('\n') => {
+                                    while chars.get(i + 1).is_some_and(|c| c.is_whitespace()) {
+                                        i += 1;
+                                    }
+                                }
+                                Some(c) => text.push(*c),
+                                None => {}
+                            }
+                        } else {
+                            text.push(chars[i]);
+                        }
+                        i += 1;
+                    }
+                    out.push(placeholders(&text));
+                    i += 1;
+                }
+                _ => i += 1,
+            }
+        }
+        out
+    }
+
+    /// `{name}` (a format argument) as `{}`.
+    fn placeholders(text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find('{') {
+            out.push_str(&rest[..start]);
+            match rest[start..].find('}') {
+                Some(end)
+                    if rest[start + 1..start + end]
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                {
+                    out.push_str("{}");
+                    rest = &rest[start + end + 1..];
+                }
+                _ => {
+                    out.push('{');
+                    rest = &rest[start + 1..];
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Whether `words` are in [`ERRORS`] (exactly, or as a pattern with a `{}`), first letter
+    /// case aside.
+    fn in_errors(words: &str) -> bool {
+        let capital = crate::errors::capitalised(words);
+        ERRORS.iter().any(|(en, _)| *en == words || *en == capital)
+    }
+
+    /// What the page looks up: keys (`data-t="key"`, `t("key")`) and key prefixes
+    /// (`t("state_" + c.state)`).
+    fn page_keys() -> (BTreeSet<String>, BTreeSet<String>) {
+        let (mut keys, mut prefixes) = (BTreeSet::new(), BTreeSet::new());
+        // Its script's comment lines aside.
+        let html: String = HTML
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let html = html.as_str();
+        for attribute in ["data-t=\"", "data-t-placeholder=\""] {
+            for (at, _) in html.match_indices(attribute) {
+                let rest = &html[at + attribute.len()..];
+                keys.insert(rest[..rest.find('"').unwrap()].to_owned());
+            }
+        }
+        for (at, _) in html.match_indices("t(") {
+            let before = html[..at].chars().next_back().unwrap_or(' ');
+            if before.is_ascii_alphanumeric() || before == '_' || before == '.' {
+                continue;
+            }
+            // The first argument: up to the call's first comma or closing parenthesis.
+            let rest = &html[at + 2..];
+            let end = rest.find([',', ')']).unwrap_or(rest.len());
+            let argument = &rest[..end];
+            let mut parts = argument.split('"');
+            parts.next();
+            while let (Some(literal), Some(after)) = (parts.next(), parts.next()) {
+                if after.trim_start().starts_with('+') {
+                    prefixes.insert(literal.to_owned());
+                } else {
+                    keys.insert(literal.to_owned());
+                }
+            }
+        }
+        (keys, prefixes)
+    }
+
+    #[test]
+    fn every_text_the_page_uses_is_in_the_catalogue_and_none_is_unused() {
+        let (keys, prefixes) = page_keys();
+        assert!(keys.len() > 50, "the page's keys were not found: {keys:?}");
+        let known: BTreeSet<&str> = PAGE.iter().map(|(k, ..)| *k).collect();
+        let missing: Vec<&String> = keys
+            .iter()
+            .filter(|k| !known.contains(k.as_str()))
+            .chain(
+                prefixes
+                    .iter()
+                    .filter(|p| !known.iter().any(|k| k.starts_with(p.as_str()))),
+            )
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "the page uses these, which the catalogue lacks: {missing:?}"
+        );
+        let unused: Vec<&str> = known
+            .into_iter()
+            .filter(|k| !keys.contains(*k) && !prefixes.iter().any(|p| k.starts_with(p.as_str())))
+            .collect();
+        assert!(
+            unused.is_empty(),
+            "in the catalogue, never used by the page: {unused:?}"
+        );
+    }
+
+    #[test]
+    fn every_page_text_has_the_same_placeholders_in_both_languages() {
+        let names = |s: &str| -> BTreeSet<String> {
+            s.split('{')
+                .skip(1)
+                .filter_map(|p| p.split_once('}').map(|(n, _)| n.to_owned()))
+                .collect()
+        };
+        for (key, en, es) in PAGE {
+            assert_eq!(names(en), names(es), "{key}");
+        }
+        for (en, es) in ERRORS {
+            assert_eq!(en.matches("{}").count(), es.matches("{}").count(), "{en}");
+            assert!(!es.is_empty(), "{en}");
+        }
+    }
+
+    #[test]
+    fn every_error_the_desk_writes_is_in_the_catalogue_and_none_is_unused() {
+        let desk: Vec<(&str, String)> = SOURCES
+            .iter()
+            .flat_map(|(file, source)| literals(source).into_iter().map(move |l| (*file, l)))
+            .collect();
+        // A sentence for agents: a capital, a space, a full stop; not a doc test or a path.
+        let english_only: Vec<String> = desk
+            .iter()
+            .filter(|(_, words)| {
+                words.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                    && words.contains(' ')
+                    && words.ends_with('.')
+                    && !NOT_FOR_AGENTS.contains(&words.as_str())
+                    && !COMPOSED.contains(&words.as_str())
+                    && !in_errors(words)
+                    && Catalogue::builtin().translate(words, &Language::SPANISH) == *words
+            })
+            .map(|(file, words)| format!("{file}: {words}"))
+            .collect();
+        assert!(
+            english_only.is_empty(),
+            "the desk writes these, which the catalogue has in English only: {english_only:#?}"
+        );
+        let crate_words: Vec<String> = CRATE_SOURCES
+            .iter()
+            .flat_map(|(_, source)| literals(source))
+            .collect();
+        let unused: Vec<&str> = ERRORS
+            .iter()
+            .map(|(en, _)| *en)
+            .filter(|en| {
+                !desk
+                    .iter()
+                    .map(|(_, l)| l)
+                    .chain(&crate_words)
+                    .any(|l| l == en || crate::errors::capitalised(l) == *en)
+            })
+            .collect();
+        assert!(
+            unused.is_empty(),
+            "in the catalogue, written by nothing: {unused:#?}"
+        );
+    }
 
     #[test]
     fn every_page_text_has_both_languages_and_one_key() {
@@ -497,6 +960,20 @@ mod tests {
             "Los archivos de tipo .exe están bloqueados."
         );
         assert_eq!(tr(&Language::ENGLISH, "Sign in first."), "Sign in first.");
+        assert_eq!(
+            tr(
+                &es,
+                "Waiting: the page's access token is invalid or expired; an administrator must renew it. Messages are sent once it is fixed."
+            ),
+            "En espera: el token de acceso de la página no es válido o caducó; un administrador debe renovarlo. Los mensajes se envían cuando se resuelva."
+        );
+        assert_eq!(
+            tr(
+                &es,
+                "The 24-hour window closed 3 d 4 h ago, and this page is not allowed to use the HUMAN_AGENT tag; wait for the customer to write again"
+            ),
+            "La ventana de 24 horas se cerró hace 3 d 4 h y esta página no puede usar la etiqueta HUMAN_AGENT; espere a que el cliente vuelva a escribir"
+        );
     }
 
     #[test]

@@ -45,11 +45,20 @@
 //! ones, and the page-health banner. It speaks English and Spanish: the account's
 //! `language` (`add-agent NAME --language es`), else the browser's `Accept-Language`.
 //!
+//! Working together: in simulation a first message about buying or prices goes to the Pick
+//! queue "Sales", whose open conversations agents see with their wait and pick; the holder of a
+//! conversation transfers it to an agent (who gets the transfer notification, with who and the
+//! note) or to a queue, or invites an agent to consult (internal notes only); internal notes
+//! are marked and never sent. A supervisor sees every queue's waiting and active conversations,
+//! watches any conversation live, assigns a waiting one and force-closes any; the supervisor's
+//! routes answer 403 to an agent.
+//!
 //! The files: `main.rs` (wiring: stores, engine, routes), `options.rs` (the command line),
 //! `auth.rs` (accounts, sessions, `add-agent`), `web.rs` (Host, Origin, JSON-only writes, JSON
-//! errors, the pages' policy), `agent.rs` (the agent's routes), `errors.rs` (engine errors in
-//! agent words), `i18n.rs` (the desk's words in English and Spanish), `media.rs` (files),
-//! `sim.rs` (the simulated customer and Graph API).
+//! errors, the pages' policy), `agent.rs` (the agent's routes), `work.rs` (Pick, transfer,
+//! consult, internal notes), `supervise.rs` (the supervisor's routes), `errors.rs` (engine
+//! errors in agent words), `i18n.rs` (the desk's words in English and Spanish), `media.rs`
+//! (files), `sim.rs` (the simulated customer and Graph API).
 //!
 //! Options: `--real`; `--port N` (default 8080; 0 picks a free port) or `--agent-bind ADDR`
 //! (default `127.0.0.1:8080`) for the agent page; `--webhook-bind ADDR` to serve `/webhook`
@@ -70,7 +79,9 @@ mod i18n;
 mod media;
 mod options;
 mod sim;
+mod supervise;
 mod web;
+mod work;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -83,8 +94,9 @@ use messenger_channel::attachment::{AttachmentPolicy, PolicyConfig};
 use messenger_channel::axum::WebhookRoutes;
 use messenger_channel::conversation::{Conversation, ConversationConfig, Offer, TranscriptLine};
 use messenger_channel::engine::{DeliveryConfig, Engine};
-use messenger_channel::ids::{AgentId, ConversationId};
+use messenger_channel::ids::{AgentId, ConversationId, QueueId};
 use messenger_channel::profile::Profiles;
+use messenger_channel::routing::{Condition, Queue, Routing, RoutingRules};
 use messenger_channel::secret::{AppSecret, PageAccessToken, VerifyToken};
 use messenger_channel::send::GraphClient;
 use messenger_channel::store::SqliteStore;
@@ -106,6 +118,22 @@ use crate::sim::{
 /// The largest file an agent uploads (Messenger takes 25 MB; the attachment policy may say
 /// less).
 const FILE_MAX_BYTES: usize = 26 * 1024 * 1024;
+
+/// The simulation's Pick queue: a customer whose first message speaks of buying or prices
+/// waits there until an agent picks the conversation; every other one is offered (Push).
+const SIM_PICK_QUEUE: &str = "sales";
+const SIM_PICK_WORDS: [&str; 6] = ["buy", "price", "prices", "sales", "comprar", "precio"];
+
+/// The simulation's routing: the default Push queue, and a Pick queue, "Sales".
+fn simulation_routing() -> Routing {
+    let sales = QueueId::from(SIM_PICK_QUEUE);
+    Routing::new(Queue::fallback().name("General"))
+        .add_queue(Queue::pick(sales.clone()).name("Sales"))
+        .rules(RoutingRules::new(Queue::fallback().id).when(
+            Condition::Keywords(SIM_PICK_WORDS.iter().map(|w| (*w).to_owned()).collect()),
+            sales,
+        ))
+}
 
 const PRIVACY_NOTICE: &str =
     "Hello! This conversation may be monitored, recorded and stored to help us serve you.";
@@ -133,7 +161,8 @@ struct DeskNotifier {
 impl AgentNotifier for DeskNotifier {
     async fn offer(&self, conversation: &Conversation, offer: &Offer) {
         let expires = unix_ms(offer.expires_at);
-        let event = json!({"type": "offer", "conversation": conversation.id().as_str(), "customer": conversation.customer().as_str(), "customer_tail": agent::customer_tail(conversation), "expires_at": expires});
+        // A transfer shows as Omnichannel's transfer notification: who, and their note.
+        let event = json!({"type": "offer", "conversation": conversation.id().as_str(), "customer": conversation.customer().as_str(), "customer_tail": agent::customer_tail(conversation), "expires_at": expires, "transfer": agent::transfer_json(conversation)});
         let _ = self
             .bus
             .send((Some(offer.agent.as_str().to_owned()), event.to_string()));
@@ -152,6 +181,13 @@ impl AgentNotifier for DeskNotifier {
     async fn updated(&self, conversation: &Conversation, _lines: &[TranscriptLine]) {
         let event = json!({"type": "updated", "conversation": conversation.id().as_str()});
         let _ = self.bus.send((None, event.to_string()));
+    }
+
+    async fn consult(&self, conversation: &Conversation, agent: &AgentId) {
+        let event = json!({"type": "consult", "conversation": conversation.id().as_str()});
+        let _ = self
+            .bus
+            .send((Some(agent.as_str().to_owned()), event.to_string()));
     }
 }
 
@@ -294,8 +330,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if real.is_none() {
         delivery.attention_recheck = std::time::Duration::from_secs(2);
     }
+    let mut builder = Engine::builder(Webhook::new(&secret), client.clone());
+    if real.is_none() {
+        builder = builder.routing(simulation_routing());
+    }
     let engine = Arc::new(
-        Engine::builder(Webhook::new(&secret), client.clone())
+        builder
             .store(store.clone())
             .media(store.clone())
             // Presence, capacity and offers live in the store: they survive a restart.
@@ -349,6 +389,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/agent/conversations", get(conversations))
         .route("/agent/conversation", get(conversation))
         .route("/agent/events", get(events))
+        .route("/agent/pick", post(work::pick).layer(json_limit))
+        .route("/agent/transfer", post(work::transfer).layer(json_limit))
+        .route("/agent/consult", post(work::consult).layer(json_limit))
+        .route("/agent/leave", post(work::leave).layer(json_limit))
+        .route("/agent/note", post(work::note).layer(json_limit))
+        .route("/supervisor/overview", get(supervise::overview))
+        .route("/supervisor/conversation", get(supervise::watch))
+        .route(
+            "/supervisor/assign",
+            post(supervise::assign).layer(json_limit),
+        )
+        .route(
+            "/supervisor/close",
+            post(supervise::force_close).layer(json_limit),
+        )
+        .route("/supervisor/note", post(supervise::note).layer(json_limit))
         .route("/agent/{action}", post(act).layer(json_limit))
         .route("/media/{key}", get(media::media));
     if real.is_none() {

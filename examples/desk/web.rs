@@ -100,9 +100,9 @@ pub(crate) async fn check_host(
     }
 }
 
-/// Routes a browser writes to: the agent's and the simulated customer's.
+/// Routes a browser writes to: the agent's, the supervisor's and the simulated customer's.
 fn browser_route(path: &str) -> bool {
-    path.starts_with("/agent/") || path.starts_with("/sim/")
+    path.starts_with("/agent/") || path.starts_with("/supervisor/") || path.starts_with("/sim/")
 }
 
 /// State-changing requests: a browser's must come from an allowed origin (403) and be JSON
