@@ -713,6 +713,26 @@ async fn the_desk_refuses_what_the_web_must_not_do() {
         .await
         .unwrap();
     assert_eq!(me["name"], "bob", "{me}");
+    // Bob never worked on alice's conversation: neither it nor its files are his to read; the
+    // supervisor reads both.
+    let (_, media_key) = &files[0];
+    let reads = [
+        format!("/agent/conversation?id={conversation}"),
+        format!("/media/{media_key}?conversation={conversation}"),
+    ];
+    for path in &reads {
+        let r = desk.get(path, Some(&bob)).send().await.unwrap();
+        let words = json_error(r, 403, path).await;
+        assert!(words.contains("only conversations you work on"), "{words}");
+        let r = desk.get(path, Some(&alice)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "alice reads {path}");
+    }
+    let (_, sam) = desk.sign_in("sam", &password).await;
+    let sam = sam.unwrap();
+    for path in &reads {
+        let r = desk.get(path, Some(&sam)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "the supervisor reads {path}");
+    }
     // Sign-out ends the session for good.
     let r = desk
         .post("/agent/signout", &json!({}), Some(&bob))

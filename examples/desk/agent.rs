@@ -433,7 +433,11 @@ pub(crate) async fn send_file(
 }
 
 /// The most closed conversations, and of a customer's earlier ones, listed.
-const HISTORY_MAX: usize = 50;
+pub(crate) const HISTORY_MAX: usize = 50;
+
+/// The refusal of a conversation (or a file of one) the agent does not work on.
+pub(crate) const NOT_YOURS: &str =
+    "You can open only conversations you work on, or their customer's earlier ones.";
 
 /// What the page shows of a customer without a name (the page lacks the permission, or the
 /// profile is not in yet): the last digits of their id ("Facebook user ·1234", worded by the
@@ -685,6 +689,15 @@ pub(crate) async fn conversation(
         Ok(None) => return error_response(StatusCode::NOT_FOUND, "There is no such conversation."),
         Err(e) => return store_error(&e),
     };
+    let readable = match desk.store.transcript(c.id()).await {
+        Ok(lines) => crate::access::may_read(&desk, &who, &c, &lines).await,
+        Err(e) => Err(e),
+    };
+    match readable {
+        Ok(true) => {}
+        Ok(false) => return error_response(StatusCode::FORBIDDEN, NOT_YOURS),
+        Err(e) => return store_error(&e),
+    }
     let mut v = match conversation_json(&desk, &c, now, &who.lang).await {
         Ok(v) => v,
         Err(e) => return store_error(&e),

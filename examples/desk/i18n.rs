@@ -576,6 +576,10 @@ pub(crate) const ERRORS: &[(&str, &str)] = &[
         "Solo los supervisores pueden hacer esto.",
     ),
     (
+        "You can open only conversations you work on, or their customer's earlier ones.",
+        "Solo puede abrir las conversaciones en las que trabaja, o las anteriores de su cliente.",
+    ),
+    (
         "That agent already takes part in this conversation.",
         "Ese agente ya participa en esta conversación.",
     ),

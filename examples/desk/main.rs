@@ -72,6 +72,7 @@
 //! (default on: the customer sees the typing bubble while the agent types, `typing_on`, at
 //! most once every 5 s per conversation).
 
+mod access;
 mod agent;
 mod auth;
 mod errors;

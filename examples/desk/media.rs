@@ -28,7 +28,7 @@ pub(crate) struct MediaQuery {
 /// `GET /media/{key}?conversation=ID`.
 pub(crate) async fn media(
     State(desk): State<Shared>,
-    _agent: SignedIn,
+    who: SignedIn,
     Path(key): Path<String>,
     Query(q): Query<MediaQuery>,
 ) -> Response {
@@ -49,6 +49,25 @@ pub(crate) async fn media(
             );
         }
     };
+    // And the conversation one the agent may read.
+    let readable = match desk.store.load(&id).await {
+        Ok(Some(stored)) => {
+            crate::access::may_read(&desk, &who, &stored.conversation, &lines).await
+        }
+        Ok(None) => Ok(false),
+        Err(e) => Err(e),
+    };
+    match readable {
+        Ok(true) => {}
+        Ok(false) => return error_response(StatusCode::FORBIDDEN, crate::agent::NOT_YOURS),
+        Err(e) => {
+            eprintln!("desk: reading a conversation: {e}");
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The desk could not read this conversation. Try again.",
+            );
+        }
+    }
     // The file must be one of the conversation's: its line gives its name.
     let Some(name) = lines.iter().find_map(|l| match &l.body {
         LineBody::File(f) if f.media_key.as_deref() == Some(key.as_str()) => Some(f.name.clone()),
