@@ -190,6 +190,11 @@ owned_id!(
     QueueId
 );
 owned_id!(
+    /// The host's record of a customer (a contact or account in its CRM), linked to a
+    /// conversation ([`crate::engine::Engine::link_customer_record`]).
+    CustomerRecordId
+);
+owned_id!(
     /// A skill agents have and queues require ([`crate::routing`]), such as `billing` or `fr`.
     SkillId
 );

@@ -1025,3 +1025,73 @@ async fn transfer_and_supervision_on_sqlite() {
         Some("Tell us how we did: https://example.com/survey")
     );
 }
+
+/// The host links a conversation to its record of the customer; the holder relinks it; the
+/// link is kept with the conversation and written as internal lines; bad ids change nothing.
+#[tokio::test]
+async fn a_conversation_is_linked_to_the_hosts_customer_record() {
+    use messenger_channel::ids::CustomerRecordId;
+    let d = desk(two_queues(), &["ada", "bob"]);
+    let c = d.active_with("c1", "ada", secs(1)).await;
+    d.engine
+        .link_customer_record(c.id(), None, Some("contact-42".into()), secs(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.open("c1").await.customer_record(),
+        Some(&CustomerRecordId::from("contact-42"))
+    );
+    let refused = d
+        .engine
+        .link_customer_record(c.id(), Some(&agent("bob")), Some("x".into()), secs(3))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, EngineError::Transition(_)), "{refused:?}");
+    for bad in ["", "a\u{7}b"] {
+        let refused = d
+            .engine
+            .link_customer_record(c.id(), None, Some(bad.into()), secs(3))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, EngineError::InvalidCustomerRecord(_)),
+            "{refused:?}"
+        );
+    }
+    d.engine
+        .link_customer_record(
+            c.id(),
+            Some(&agent("ada")),
+            Some("account-7".into()),
+            secs(4),
+        )
+        .await
+        .unwrap();
+    let linked = d.open("c1").await;
+    assert_eq!(
+        linked.customer_record(),
+        Some(&CustomerRecordId::from("account-7"))
+    );
+    let lines = d.store.transcript(linked.id()).await.unwrap();
+    assert_eq!(
+        internal(&lines)
+            .into_iter()
+            .filter(|(_, i)| matches!(i, Internal::RecordLinked { .. }))
+            .collect::<Vec<_>>(),
+        [
+            (
+                Author::System,
+                Internal::RecordLinked {
+                    record: Some("contact-42".into())
+                }
+            ),
+            (
+                Author::Agent(agent("ada")),
+                Internal::RecordLinked {
+                    record: Some("account-7".into())
+                }
+            )
+        ]
+    );
+    assert!(d.send.sent().is_empty(), "nothing reaches the customer");
+}

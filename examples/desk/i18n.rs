@@ -385,6 +385,16 @@ pub(crate) const PAGE: &[(&str, &str, &str)] = &[
         "closed the conversation",
         "cerró la conversación",
     ),
+    (
+        "internal_record_linked",
+        "linked the customer record {record}",
+        "vinculó el registro de cliente {record}",
+    ),
+    (
+        "internal_record_unlinked",
+        "unlinked the customer record",
+        "desvinculó el registro de cliente",
+    ),
     ("supervisor_view", "Supervisor: queues", "Supervisor: colas"),
     (
         "sup_queue",

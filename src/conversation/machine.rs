@@ -387,6 +387,7 @@ impl Conversation {
             consultants: Vec::new(),
             queued_at: None,
             told_no_agent: false,
+            customer_record: None,
         };
         let mut out = Transition::default();
         push_customer_lines(&mut out, first, now);
@@ -504,6 +505,19 @@ impl Conversation {
                     author.into(),
                     LineBody::Internal(Internal::Note(text)),
                 ));
+            }
+            Input::LinkRecord { by, record } => {
+                if let Some(agent) = &by {
+                    self.may_note(agent)?;
+                }
+                if self.customer_record != record {
+                    self.customer_record.clone_from(&record);
+                    out.lines.push(line(
+                        now,
+                        by.map_or(Author::System, Author::Agent),
+                        LineBody::Internal(Internal::RecordLinked { record }),
+                    ));
+                }
             }
             Input::Assign { supervisor, agent } => {
                 self.assign(&mut out, supervisor, agent, now)?;
@@ -2420,6 +2434,85 @@ mod tests {
         assert_eq!(
             serde_json::from_value::<Conversation>(json).unwrap(),
             consulted
+        );
+    }
+
+    #[test]
+    fn a_customer_record_is_linked_by_the_host_or_a_participant() {
+        use crate::ids::CustomerRecordId;
+        let link = |by: Option<AgentId>, record: Option<&str>| Input::LinkRecord {
+            by,
+            record: record.map(CustomerRecordId::from),
+        };
+        // The host links a conversation still waiting for an agent.
+        let (open, _) = started(
+            Inbound::new(Some("m_1".into()), vec![LineBody::Text("hi".into())]),
+            &config(),
+        );
+        let (linked, out) =
+            transition(&open, link(None, Some("contact-42")), secs(1), &config()).unwrap();
+        assert_eq!(
+            linked.customer_record(),
+            Some(&CustomerRecordId::from("contact-42"))
+        );
+        assert_eq!(
+            internal_lines(&out),
+            [(
+                Author::System,
+                Internal::RecordLinked {
+                    record: Some("contact-42".into())
+                }
+            )]
+        );
+        assert!(out.effects.is_empty(), "nothing reaches the customer");
+        // The same record again: nothing changes, nothing is written.
+        let (_, again) =
+            transition(&linked, link(None, Some("contact-42")), secs(2), &config()).unwrap();
+        assert!(again.lines.is_empty());
+        // The holder relinks and unlinks; another agent may not.
+        let held = active(&a());
+        assert_eq!(
+            transition(&held, link(Some(b()), Some("x")), secs(1), &config()).unwrap_err(),
+            TransitionError::NotHolder {
+                agent: b(),
+                holder: Some(a())
+            }
+        );
+        let (held, out) = transition(
+            &held,
+            link(Some(a()), Some("account-7")),
+            secs(1),
+            &config(),
+        )
+        .unwrap();
+        assert_eq!(
+            held.customer_record(),
+            Some(&CustomerRecordId::from("account-7"))
+        );
+        assert_eq!(internal_lines(&out)[0].0, Author::Agent(a()));
+        let (held, out) = transition(&held, link(Some(a()), None), secs(2), &config()).unwrap();
+        assert_eq!(held.customer_record(), None);
+        assert_eq!(
+            internal_lines(&out),
+            [(Author::Agent(a()), Internal::RecordLinked { record: None })]
+        );
+        assert_eq!(
+            Internal::RecordLinked { record: None }.to_string(),
+            "unlinked the customer record"
+        );
+        // Closed conversations never change.
+        let (closed, _) = transition(
+            &held,
+            Input::ForceClose { supervisor: c() },
+            secs(3),
+            &config(),
+        )
+        .unwrap();
+        assert_eq!(
+            transition(&closed, link(None, Some("late")), secs(4), &config()).unwrap_err(),
+            TransitionError::Closed {
+                input: InputKind::LinkRecord
+            }
         );
     }
 

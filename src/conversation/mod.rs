@@ -162,7 +162,7 @@ use serde::{Deserialize, Serialize};
 pub use machine::{SendRefusal, TransitionError, transition};
 
 use crate::attachment::Rejection;
-use crate::ids::{AgentId, AppId, ConversationId, PageId, QueueId, UserId};
+use crate::ids::{AgentId, AppId, ConversationId, CustomerRecordId, PageId, QueueId, UserId};
 use crate::send::MediaKind;
 use crate::time::saturating_add;
 
@@ -454,6 +454,9 @@ pub struct Conversation {
     /// Whether the customer was told that no agent is available yet (once per conversation).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     told_no_agent: bool,
+    /// The host's record of the customer this conversation is linked to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    customer_record: Option<CustomerRecordId>,
 }
 
 /// How many reactions, edits and removals a conversation remembers, so that one delivered
@@ -502,6 +505,12 @@ impl Conversation {
     /// the session does (the conversation leaves Active).
     pub fn consultants(&self) -> &[AgentId] {
         &self.consultants
+    }
+
+    /// The host's record of the customer (a contact or account in its CRM) the conversation
+    /// is linked to ([`Input::LinkRecord`]); `None` until one is linked.
+    pub fn customer_record(&self) -> Option<&CustomerRecordId> {
+        self.customer_record.as_ref()
     }
 
     /// When the conversation last went to the queue (started, came back from Waiting, was
@@ -810,6 +819,12 @@ pub enum Internal {
     },
     /// A supervisor (its line's author) closed the conversation.
     ForceClosed,
+    /// The conversation was linked to the host's record of the customer (`None`: unlinked),
+    /// by its line's author (the channel itself for the host).
+    RecordLinked {
+        /// The record.
+        record: Option<CustomerRecordId>,
+    },
 }
 
 impl std::fmt::Display for Internal {
@@ -827,6 +842,8 @@ impl std::fmt::Display for Internal {
             Self::ConsultLeft => f.write_str("left the consult"),
             Self::Assigned { agent } => write!(f, "assigned the conversation to {agent}"),
             Self::ForceClosed => f.write_str("closed the conversation"),
+            Self::RecordLinked { record: Some(r) } => write!(f, "linked the customer record {r}"),
+            Self::RecordLinked { record: None } => f.write_str("unlinked the customer record"),
         }
     }
 }
@@ -1276,6 +1293,15 @@ pub enum Input {
         /// What.
         text: String,
     },
+    /// Links the conversation to the host's record of the customer (or unlinks it, with
+    /// `None`): by the host, or by an agent who holds it or consults in it. Allowed in every
+    /// state but Closed; a change is recorded as an internal line.
+    LinkRecord {
+        /// Who links it: `None` for the host itself.
+        by: Option<AgentId>,
+        /// The record, or `None` to unlink.
+        record: Option<CustomerRecordId>,
+    },
     /// A supervisor assigns the Open conversation to an agent: the agent holds its session
     /// at once (any outstanding offer is withdrawn).
     Assign {
@@ -1399,6 +1425,8 @@ pub enum InputKind {
     LeaveConsult,
     /// [`Input::Note`].
     Note,
+    /// [`Input::LinkRecord`].
+    LinkRecord,
     /// [`Input::Assign`].
     Assign,
     /// [`Input::ForceClose`].
@@ -1434,6 +1462,7 @@ impl Input {
             Self::Consult { .. } => InputKind::Consult,
             Self::LeaveConsult(_) => InputKind::LeaveConsult,
             Self::Note { .. } => InputKind::Note,
+            Self::LinkRecord { .. } => InputKind::LinkRecord,
             Self::Assign { .. } => InputKind::Assign,
             Self::ForceClose { .. } => InputKind::ForceClose,
             Self::CloseOutsideHours => InputKind::CloseOutsideHours,

@@ -55,6 +55,10 @@ pub enum EngineError {
     /// ([`Engine::transfer_to_queue`](super::Engine::transfer_to_queue)).
     #[error("no queue {0}")]
     UnknownQueue(crate::ids::QueueId),
+    /// A customer record id the engine does not accept
+    /// ([`Engine::link_customer_record`](super::Engine::link_customer_record)): why.
+    #[error("the customer record id is not accepted: {0}")]
+    InvalidCustomerRecord(&'static str),
 }
 
 impl EngineError {

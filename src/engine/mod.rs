@@ -69,6 +69,7 @@ mod error;
 mod inbox;
 mod ingest;
 mod media;
+mod record;
 mod routing;
 mod supervise;
 mod timers;
@@ -86,6 +87,7 @@ pub use delivery::{
 pub use error::EngineError;
 pub use inbox::{ApplyReport, INBOX_SWEEP_AFTER};
 pub use ingest::{Receipt, Unpacked, WebhookReport};
+pub use record::CUSTOMER_RECORD_MAX_BYTES;
 pub use routing::OPEN_WORK_LIMIT;
 pub use supervise::{ActiveItem, QueueOverview, Supervisor, WaitingItem};
 #[cfg(feature = "worker")]
