@@ -237,7 +237,7 @@ async fn drained(engine: &Engine) -> bool {
     let waiting = Instant::now();
     let mut swept = false;
     // Bodies recorded and not unpacked yet, or events unpacked and not applied yet.
-    while !engine.store().webhooks(far, 1).await.unwrap().is_empty()
+    while !engine.store().webhooks(0, 1).await.unwrap().is_empty()
         || !engine
             .store()
             .inbox_threads(far, 1)

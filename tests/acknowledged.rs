@@ -688,3 +688,113 @@ async fn the_background_route_loses_nothing_under_a_fault_at_every_call_on_sqlit
     )
     .await;
 }
+
+/// An engine over `store` with the webhook's limits given.
+fn engine_with(
+    store: Arc<dyn ConversationStore>,
+    limits: messenger_channel::webhook::Limits,
+) -> Arc<Engine> {
+    let router = Arc::new(InMemoryRouter::new());
+    router.set_presence(&AgentId::from("alice"), Presence::Available);
+    Arc::new(
+        Engine::builder(
+            Webhook::new(&secret()).with_limits(limits),
+            Arc::new(FakeSend::new()),
+        )
+        .store(store)
+        .router(router)
+        .notifier(Arc::new(RecordingNotifier::new()))
+        .config(ConversationConfig::default())
+        .build(),
+    )
+}
+
+/// Bodies recorded by an instance with larger limits (a rolling deploy that lowers them), and
+/// one that cannot be read at all, never block the bodies after them: every readable body is
+/// unpacked and applied; the unreadable one is kept and passed over.
+#[tokio::test]
+async fn bodies_recorded_under_other_limits_or_unreadable_never_block_later_ones() {
+    let store = Arc::new(InMemoryStore::new());
+    let old = engine_with(store.clone(), messenger_channel::webhook::Limits::default());
+    let new = engine_with(
+        store.clone(),
+        messenger_channel::webhook::Limits {
+            max_body_bytes: 2_000,
+            ..messenger_channel::webhook::Limits::default()
+        },
+    );
+    let now = std::time::SystemTime::now();
+    let other = "2401999000111";
+    let long = "x".repeat(3_000);
+    for i in 0..70_u64 {
+        let (h, b) = signed(webhook().message(
+            other,
+            &format!("m_big{i}"),
+            &long,
+            t0() + Duration::from_secs(i),
+        ));
+        old.record_webhook(&h, &b, now).await.unwrap();
+    }
+    // Bytes no parser reads (a store's corruption, a future format): kept, passed over.
+    store.record_webhook(b"{not a webhook", now).await.unwrap();
+    let (h, b) = signed(webhook().message(
+        CUSTOMER,
+        "m_small",
+        "hello",
+        t0() + Duration::from_secs(100),
+    ));
+    assert!(b.len() < 2_000);
+    new.record_webhook(&h, &b, now).await.unwrap();
+    let later = now + Duration::from_secs(3_600);
+    // A sweep unpacks a few pages at most; the next ones go on.
+    for _ in 0..3 {
+        let swept = new.apply_pending(later).await.unwrap();
+        assert!(swept.unpacking.is_none(), "{:?}", swept.unpacking);
+    }
+    assert_eq!(lines_now(&*store, CUSTOMER).await, ["m_small"]);
+    assert_eq!(lines_now(&*store, other).await.len(), 70);
+    let left = store.webhooks(0, 100).await.unwrap();
+    assert_eq!(left.len(), 1, "only the unreadable body is kept");
+    assert_eq!(&left[0].body[..], b"{not a webhook");
+    let unpacked = new.unpack_webhooks(None, later).await;
+    assert_eq!((unpacked.bodies, unpacked.unreadable), (0, 1));
+    assert!(unpacked.failed.is_none());
+}
+
+/// Clocks disagree: a body recorded by an instance whose clock is ahead is not overtaken by a
+/// later one. The drain unpacks every body in order of receipt, whatever its time; the sweep
+/// stops at the first body received after its cut-off.
+#[tokio::test]
+async fn a_body_from_a_clock_ahead_is_not_overtaken() {
+    let store = Arc::new(InMemoryStore::new());
+    let e = engine(store.clone());
+    let now = std::time::SystemTime::now();
+    let first = signed(webhook().message(CUSTOMER, "m_1", "first", t0() + Duration::from_secs(1)));
+    let second =
+        signed(webhook().message(CUSTOMER, "m_2", "second", t0() + Duration::from_secs(2)));
+    e.record_webhook(&first.0, &first.1, now + Duration::from_secs(5))
+        .await
+        .unwrap();
+    e.record_webhook(&second.0, &second.1, now).await.unwrap();
+    // The sweep's cut-off is before the first body's time: it unpacks neither.
+    let swept = e
+        .unpack_webhooks(Some(now + Duration::from_secs(1)), now)
+        .await;
+    assert_eq!(swept.bodies, 0);
+    assert_eq!(store.webhooks(0, 10).await.unwrap().len(), 2);
+    // The drain: both, in order of receipt.
+    let drained = e.unpack_webhooks(None, now).await;
+    assert_eq!(drained.bodies, 2);
+    let keys: Vec<String> = store
+        .inbox_pending(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|ev| ev.key)
+        .collect();
+    assert_eq!(keys.len(), 2);
+    assert!(
+        keys[0].contains("m_1") && keys[1].contains("m_2"),
+        "{keys:?}"
+    );
+}

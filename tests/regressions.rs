@@ -149,10 +149,10 @@ impl ConversationStore for Outage {
     }
     async fn webhooks(
         &self,
-        by: SystemTime,
+        after: u64,
         limit: usize,
     ) -> Result<Vec<messenger_channel::store::RecordedWebhook>, StoreError> {
-        self.inner.webhooks(by, limit).await
+        self.inner.webhooks(after, limit).await
     }
     async fn unpack_webhook(
         &self,

@@ -52,7 +52,14 @@ pub struct ApplyReport {
     /// Threads whose next event could not be applied, with the error. The event stays in the
     /// inbox, and the thread's later events wait behind it; the sweep tries again.
     pub failed: Vec<(String, EngineError)>,
+    /// Why the sweep ([`Engine::apply_pending`]) could not unpack every recorded webhook
+    /// body due: they stay recorded, and the next sweep tries again.
+    pub unpacking: Option<EngineError>,
 }
+
+/// How many pages of recorded webhook bodies one sweep unpacks at most
+/// ([`super::WEBHOOK_PAGE`] each).
+const SWEEP_UNPACK_PAGES: usize = 4;
 
 /// How long a thread stays claimed by work in this process before other work may take it
 /// over (the first work is hung: a store or a host callback that never answers). Taking over
@@ -276,17 +283,14 @@ impl Engine {
                     )
                 };
                 if unpack {
-                    let now = SystemTime::now();
-                    match engine.unpack_webhooks(now, now).await {
-                        Ok(unpacked) => {
-                            threads.extend(unpacked.threads);
-                            if unpacked.more && unpacked.bodies > 0 {
-                                engine.claims.backlog().webhooks = true;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "recorded webhooks not unpacked yet; the sweep retries them");
-                        }
+                    // Every recorded body, whenever it was received (another instance's
+                    // clock may be ahead of this one's).
+                    let unpacked = engine.unpack_webhooks(None, SystemTime::now()).await;
+                    threads.extend(unpacked.threads);
+                    if let Some(e) = &unpacked.failed {
+                        tracing::warn!(error = %e, "recorded webhooks not unpacked yet; the sweep retries them");
+                    } else if unpacked.more {
+                        engine.claims.backlog().webhooks = true;
                     }
                 }
                 let report = engine.apply_threads(&threads, SystemTime::now()).await;
@@ -309,12 +313,19 @@ impl Engine {
             .checked_sub(INBOX_SWEEP_AFTER)
             .unwrap_or(SystemTime::UNIX_EPOCH);
         // Bodies recorded and not unpacked (their instance died or failed): into the inbox
-        // first, in order of receipt, and their threads applied with the rest.
+        // first, the oldest first, at most a few pages per sweep (the timers and deliveries
+        // of this tick wait for it), and their threads applied with the rest. A failure is
+        // reported and the sweep goes on with what is in the inbox.
         let mut unpacked = Vec::new();
-        loop {
-            let page = self.unpack_webhooks(by, now).await?;
+        let mut unpacking = None;
+        for _ in 0..SWEEP_UNPACK_PAGES {
+            let page = self.unpack_webhooks(Some(by), now).await;
             unpacked.extend(page.threads);
-            if !page.more || page.bodies == 0 {
+            if page.failed.is_some() {
+                unpacking = page.failed;
+                break;
+            }
+            if !page.more {
                 break;
             }
         }
@@ -324,7 +335,8 @@ impl Engine {
                 threads.push(thread);
             }
         }
-        let report = self.apply_threads(&threads, now).await;
+        let mut report = self.apply_threads(&threads, now).await;
+        report.unpacking = unpacking;
         if let Some(before) = now.checked_sub(self.dedup_ttl) {
             self.store.purge_inbox(before).await?;
         }

@@ -536,73 +536,114 @@ impl Engine {
         .await
     }
 
-    /// Unpacks recorded webhook bodies ([`Engine::record_webhook`]) received at or before
-    /// `received_by` into the inbox, oldest first, each in a transaction of its own, at
-    /// most a page of them per call; returns the threads with new events (to apply next)
-    /// and whether more bodies may be waiting.
+    /// Unpacks recorded webhook bodies ([`Engine::record_webhook`]) into the inbox, in order
+    /// of receipt, each in a transaction of its own, at most [`WEBHOOK_PAGE`] of them per
+    /// call: with `received_by`, only the oldest ones received by then (it stops at the
+    /// first body received later, so that no body overtakes an earlier one). Returns the
+    /// threads with new events (to apply next), whether more bodies may be waiting, and the
+    /// store failure that stopped it, if any (the body it hit and the later ones stay
+    /// recorded; a later call unpacks them).
     ///
-    /// # Errors
-    /// [`EngineError::Store`] when the bodies could not be read or one could not be
-    /// unpacked; it and the later ones stay recorded, and a later call unpacks them.
+    /// A body was verified and parsed when it was recorded; it is read again without this
+    /// engine's size and depth limits (another instance, configured otherwise, may have
+    /// recorded it). One that cannot be read at all is kept for the administrator
+    /// ([`Unpacked::unreadable`]) and passed over: it never blocks later bodies.
     pub async fn unpack_webhooks(
         &self,
-        received_by: SystemTime,
+        received_by: Option<SystemTime>,
         now: SystemTime,
-    ) -> Result<Unpacked, EngineError> {
+    ) -> Unpacked {
         let mut unpacked = Unpacked::default();
-        let bodies = self.store.webhooks(received_by, WEBHOOK_PAGE).await?;
-        unpacked.more = bodies.len() == WEBHOOK_PAGE;
         let mut threads = HashSet::new();
-        for recorded in bodies {
-            let span = tracing::debug_span!(
-                "unpack_webhook",
-                seq = recorded.seq,
-                events = tracing::field::Empty
-            );
-            let _entered = span.enter();
-            // Verified and parsed when it was recorded; the same limits apply.
-            let batch = match crate::webhook::parse_with_limits(
-                &recorded.body,
-                &self.webhook.limits(),
-            ) {
-                Ok(batch) => batch,
+        let unbounded = crate::webhook::Limits {
+            max_body_bytes: usize::MAX,
+            max_depth: crate::webhook::MAX_DEPTH_CEILING,
+        };
+        let mut after = 0;
+        loop {
+            let page = match self.store.webhooks(after, WEBHOOK_PAGE).await {
+                Ok(page) => page,
                 Err(e) => {
-                    // Only a binary older than the one that recorded it could refuse it:
-                    // kept for the version that reads it, and the rest go on.
-                    tracing::error!(seq = recorded.seq, error = %e, "recorded webhook body not readable; kept");
-                    unpacked.unreadable += 1;
-                    continue;
+                    unpacked.failed = Some(e.into());
+                    return unpacked;
                 }
             };
-            let prepared = self.prepare(&batch)?;
-            span.record("events", prepared.events.len());
-            // Echoes first: a crash after them unpacks the body again, and they mark the
-            // same effects delivered again.
-            self.store.complete_sent(&prepared.echoes).await?;
-            let fresh = self
-                .store
-                .unpack_webhook(recorded.seq, &prepared.events, now, self.dedup_ttl)
-                .instrument(span.clone())
-                .await?;
-            let receipt = prepared.receipt(&fresh);
-            unpacked.bodies += 1;
-            unpacked.received += receipt.received;
-            unpacked.duplicates += receipt.duplicates;
-            for thread in receipt.threads {
-                if threads.insert(thread.clone()) {
-                    unpacked.threads.push(thread);
+            let last_page = page.len() < WEBHOOK_PAGE;
+            for recorded in page {
+                after = recorded.seq;
+                if received_by.is_some_and(|by| recorded.received_at > by) {
+                    return unpacked;
+                }
+                if unpacked.bodies == WEBHOOK_PAGE {
+                    unpacked.more = true;
+                    return unpacked;
+                }
+                let span = tracing::debug_span!(
+                    "unpack_webhook",
+                    seq = recorded.seq,
+                    events = tracing::field::Empty
+                );
+                let batch = match crate::webhook::parse_with_limits(&recorded.body, &unbounded) {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        tracing::error!(parent: &span, seq = recorded.seq, error = %e, "recorded webhook body not readable; kept, and passed over");
+                        metrics::counter!("messenger_channel_webhook_bodies_unreadable_total")
+                            .increment(1);
+                        unpacked.unreadable += 1;
+                        continue;
+                    }
+                };
+                match self.unpack_one(&recorded, &batch, now, &span).await {
+                    Ok(receipt) => {
+                        unpacked.bodies += 1;
+                        unpacked.received += receipt.received;
+                        unpacked.duplicates += receipt.duplicates;
+                        for thread in receipt.threads {
+                            if threads.insert(thread.clone()) {
+                                unpacked.threads.push(thread);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(parent: &span, error = %e, "recorded webhook body not unpacked yet");
+                        unpacked.failed = Some(e);
+                        return unpacked;
+                    }
                 }
             }
+            if last_page {
+                return unpacked;
+            }
         }
-        Ok(unpacked)
+    }
+
+    /// Unpacks one recorded body: echoes first (a crash after them unpacks the body again,
+    /// and they mark the same effects delivered again), then its events and its removal in
+    /// one transaction.
+    async fn unpack_one(
+        &self,
+        recorded: &crate::store::RecordedWebhook,
+        batch: &Batch<'_>,
+        now: SystemTime,
+        span: &tracing::Span,
+    ) -> Result<Receipt, EngineError> {
+        let prepared = self.prepare(batch)?;
+        span.record("events", prepared.events.len());
+        self.store.complete_sent(&prepared.echoes).await?;
+        let fresh = self
+            .store
+            .unpack_webhook(recorded.seq, &prepared.events, now, self.dedup_ttl)
+            .instrument(span.clone())
+            .await?;
+        Ok(prepared.receipt(&fresh))
     }
 }
 
-/// How many recorded webhook bodies [`Engine::unpack_webhooks`] reads at a time.
-const WEBHOOK_PAGE: usize = 64;
+/// How many recorded webhook bodies [`Engine::unpack_webhooks`] unpacks in one call.
+pub const WEBHOOK_PAGE: usize = 64;
 
 /// What [`Engine::unpack_webhooks`] did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct Unpacked {
     /// Bodies unpacked (and forgotten).
@@ -611,12 +652,14 @@ pub struct Unpacked {
     pub received: usize,
     /// Events recorded before (redeliveries, or a body unpacked by another instance too).
     pub duplicates: usize,
-    /// Bodies this binary could not read (kept).
+    /// Bodies that could not be read at all (kept, passed over).
     pub unreadable: usize,
     /// The threads with new events, to apply next ([`Engine::apply_threads`]).
     pub threads: Vec<String>,
-    /// A whole page was read: more bodies may be waiting.
+    /// It stopped after a full page: more bodies may be waiting.
     pub more: bool,
+    /// The store failure that stopped it: the body it hit and the later ones stay recorded.
+    pub failed: Option<EngineError>,
 }
 
 /// A batch read for the inbox, before it is recorded.

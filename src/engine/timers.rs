@@ -28,6 +28,10 @@ impl Engine {
                 for (thread, e) in &swept.failed {
                     tracing::warn!(thread, error = %e, "inbox sweep: an event is still pending");
                 }
+                if let Some(e) = swept.unpacking {
+                    tracing::warn!(error = %e, "inbox sweep: recorded webhook bodies not unpacked yet");
+                    first_error = Some(e);
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "inbox sweep failed");

@@ -647,17 +647,12 @@ impl ConversationStore for InMemoryStore {
         Ok(())
     }
 
-    async fn webhooks(
-        &self,
-        received_by: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<RecordedWebhook>, StoreError> {
+    async fn webhooks(&self, after: u64, limit: usize) -> Result<Vec<RecordedWebhook>, StoreError> {
         Ok(lock(&self.inner)
             .webhooks
-            .values()
-            .filter(|w| w.received_at <= received_by)
+            .range(after.saturating_add(1)..)
             .take(limit)
-            .cloned()
+            .map(|(_, w)| w.clone())
             .collect())
     }
 
@@ -669,9 +664,10 @@ impl ConversationStore for InMemoryStore {
         keep: Duration,
     ) -> Result<Vec<bool>, StoreError> {
         let mut inner = lock(&self.inner);
-        let fresh = inner.receive(events, now, keep);
-        inner.webhooks.remove(&seq);
-        Ok(fresh)
+        if inner.webhooks.remove(&seq).is_none() {
+            return Ok(vec![false; events.len()]);
+        }
+        Ok(inner.receive(events, now, keep))
     }
 
     async fn inbox(&self, thread: &str, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {

@@ -475,21 +475,19 @@ pub trait ConversationStore: Send + Sync {
 
     /// Records a verified webhook body as it came, in one insert, to be unpacked into the
     /// inbox later (by [`ConversationStore::unpack_webhook`]): what the webhook route answers
-    /// 200 for. Durable when it returns `Ok`.
+    /// 200 for. Durable when it returns `Ok`. Each body gets a place in the order of receipt
+    /// ([`RecordedWebhook::seq`]) greater than every place given before, never given again
+    /// (not even after the body is unpacked and forgotten).
     async fn record_webhook(&self, body: &[u8], now: SystemTime) -> Result<(), StoreError>;
 
-    /// Recorded webhook bodies not unpacked yet, received at or before `received_by`, in
-    /// order of receipt, at most `limit`.
-    async fn webhooks(
-        &self,
-        received_by: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<RecordedWebhook>, StoreError>;
+    /// Recorded webhook bodies not unpacked yet whose place is after `after` (`0`: from the
+    /// first), in order of receipt, at most `limit`.
+    async fn webhooks(&self, after: u64, limit: usize) -> Result<Vec<RecordedWebhook>, StoreError>;
 
-    /// Unpacks the recorded body `seq`: records its events as
-    /// [`ConversationStore::receive`] does and forgets the body, all or nothing, in one
-    /// transaction; for each event, whether it is new. A body already unpacked (by another
-    /// instance) is not there any more: its events are duplicates then.
+    /// Unpacks the recorded body `seq`: forgets it and records its events as
+    /// [`ConversationStore::receive`] does, all or nothing, in one transaction; for each
+    /// event, whether it is new. A body no longer there (another instance unpacked it, or is
+    /// unpacking it and commits first) records nothing: every event is reported not new.
     async fn unpack_webhook(
         &self,
         seq: u64,

@@ -41,7 +41,7 @@
 //! | `concurrent_receives_record_once` | of concurrent `receive` calls with one key, exactly one records it |
 //! | `inbox_threads_oldest_first` | `inbox_threads` lists the threads with events pending and received by the time given, oldest first |
 //! | `inbox_failures_back_off_and_can_be_set_aside` | an event is named by its thread and key; `inbox_failed` counts attempts and leaves its thread out until the retry time; `inbox_dead` sets it aside, still a duplicate and never purged; `purge_inbox` forgets applied events only |
-//! | `webhooks_are_kept_until_unpacked` | `record_webhook` keeps a body byte for byte (also when many record at once); `webhooks` lists those received by a time, in order of receipt, at most `limit`; `unpack_webhook` records the events as `receive` does and forgets the body in one step; unpacking it again finds every event a duplicate |
+//! | `webhooks_are_kept_until_unpacked` | `record_webhook` keeps a body byte for byte (also when many record at once) at a place after every earlier one, never given again; `webhooks` lists those after a place, in order of receipt, at most `limit`; `unpack_webhook` forgets the body and records its events as `receive` does, in one step; a body no longer there (unpacked again, or by two at once) records nothing |
 //! | `media_round_trip` | `MediaStore::put` returns a key that `get` resolves to the same bytes and type, the same key for the same bytes of one conversation and another key for another conversation's; an unknown key is `None`; after `delete` says `true` the key resolves to nothing and the other conversation's copy stays |
 //!
 //! [`run_profiles`] holds a [`ProfileStore`](crate::profile::ProfileStore) (customers' names
@@ -180,7 +180,7 @@ const CHECKS: [(&str, &str); 17] = [
     ),
     (
         "webhooks_are_kept_until_unpacked",
-        "`record_webhook` keeps a body byte for byte (also when many record at once); `webhooks` lists those received by a time, in order of receipt, at most `limit`; `unpack_webhook` records the events as `receive` does and forgets the body in one step; unpacking it again finds every event a duplicate",
+        "`record_webhook` keeps a body byte for byte (also when many record at once) at a place after every earlier one, never given again; `webhooks` lists those after a place, in order of receipt, at most `limit`; `unpack_webhook` forgets the body and records its events as `receive` does, in one step; a body no longer there (unpacked again, or by two at once) records nothing",
     ),
     (
         "media_round_trip",
@@ -1216,10 +1216,64 @@ async fn record_at_once<S: ConversationStore + ?Sized + 'static>(
     }
 }
 
+/// Two unpacking body `seq` at once: its event is recorded once.
+async fn unpack_at_once<S: ConversationStore + ?Sized + 'static>(
+    store: &Arc<S>,
+    run: &str,
+    thread: &str,
+    seq: u64,
+) {
+    let keep = Duration::from_secs(3600);
+    let racing: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, key, thread) = (store.clone(), format!("{run}-race"), thread.to_owned());
+            tokio::spawn(async move {
+                store
+                    .unpack_webhook(seq, &[inbox_event(&key, &thread)], t0(), keep)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut recorded = 0;
+    for r in racing {
+        recorded += r.await.unwrap().iter().filter(|n| **n).count();
+    }
+    assert_eq!(
+        recorded, 1,
+        "of two unpacking one body at once, one records its event"
+    );
+}
+
+/// Places are never given again, even once every body before is forgotten.
+async fn places_are_never_given_again<S: ConversationStore + ?Sized>(
+    store: &S,
+    run: &str,
+    newest: u64,
+) {
+    let body = format!("{run}-after");
+    store.record_webhook(body.as_bytes(), t0()).await.unwrap();
+    let again: Vec<_> = store
+        .webhooks(0, usize::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|w| w.body == body.as_bytes())
+        .collect();
+    assert_eq!(again.len(), 1);
+    assert!(
+        again[0].seq > newest,
+        "a new body's place is after every earlier one"
+    );
+    store
+        .unpack_webhook(again[0].seq, &[], t0(), Duration::from_secs(3600))
+        .await
+        .unwrap();
+}
+
 async fn webhooks_are_kept_until_unpacked<S: ConversationStore + ?Sized + 'static>(store: Arc<S>) {
     let run = unique("webhooks");
     let keep = Duration::from_secs(3600);
-    let far = t0() + Duration::from_secs(86_400);
     // Other checks' and hosts' rows may share the table: only this run's are looked at.
     let mine = |all: Vec<crate::store::RecordedWebhook>| -> Vec<crate::store::RecordedWebhook> {
         all.into_iter()
@@ -1234,28 +1288,21 @@ async fn webhooks_are_kept_until_unpacked<S: ConversationStore + ?Sized + 'stati
         .record_webhook(&second, t0() + Duration::from_secs(10))
         .await
         .unwrap();
-    let by_then = mine(
-        store
-            .webhooks(t0() + Duration::from_secs(5), usize::MAX)
-            .await
-            .unwrap(),
-    );
-    assert_eq!(
-        by_then.iter().map(|w| w.body.to_vec()).collect::<Vec<_>>(),
-        std::slice::from_ref(&first),
-        "only the bodies received by the time"
-    );
     record_at_once(&store, &run, 8).await;
-    let all = mine(store.webhooks(far, usize::MAX).await.unwrap());
+    let all = mine(store.webhooks(0, usize::MAX).await.unwrap());
     assert_eq!(all.len(), 10, "every body recorded, also at once");
     assert_eq!(all[0].body.to_vec(), first, "byte for byte, oldest first");
+    assert_eq!(all[0].received_at, t0());
     assert_eq!(all[1].body.to_vec(), second);
     assert_eq!(all[1].received_at, t0() + Duration::from_secs(10));
     assert!(
         all.windows(2).all(|w| w[0].seq < w[1].seq),
         "in order of receipt"
     );
-    assert_eq!(store.webhooks(far, 1).await.unwrap().len(), 1, "limit");
+    let after_first = mine(store.webhooks(all[0].seq, usize::MAX).await.unwrap());
+    assert_eq!(after_first.len(), 9, "after a place: the later ones");
+    assert_eq!(after_first[0].seq, all[1].seq);
+    assert_eq!(store.webhooks(0, 1).await.unwrap().len(), 1, "limit");
     let thread = format!("{run}-t");
     let (a, b) = (format!("{run}-a"), format!("{run}-b"));
     let fresh = store
@@ -1268,28 +1315,40 @@ async fn webhooks_are_kept_until_unpacked<S: ConversationStore + ?Sized + 'stati
         .await
         .unwrap();
     assert_eq!(fresh, [true, true]);
-    let left = mine(store.webhooks(far, usize::MAX).await.unwrap());
+    let left = mine(store.webhooks(0, usize::MAX).await.unwrap());
     assert_eq!(left.len(), 9, "the unpacked body is forgotten");
     assert!(left.iter().all(|w| w.seq != all[0].seq));
-    assert_eq!(
+    let pending = || async {
         store
             .inbox(&thread, 10)
             .await
             .unwrap()
-            .iter()
-            .map(|e| e.key.as_str())
-            .collect::<Vec<_>>(),
-        [a.as_str(), b.as_str()],
+            .into_iter()
+            .map(|e| e.key)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        pending().await,
+        [a.clone(), b.clone()],
         "its events are in the inbox, in order"
     );
+    // Unpacked again (two instances): nothing is recorded, not even an event new to the
+    // inbox, and every event is reported not new.
+    let late = format!("{run}-late");
     assert_eq!(
         store
-            .unpack_webhook(all[0].seq, &[inbox_event(&a, &thread)], t0(), keep)
+            .unpack_webhook(
+                all[0].seq,
+                &[inbox_event(&a, &thread), inbox_event(&late, &thread)],
+                t0(),
+                keep
+            )
             .await
             .unwrap(),
-        [false],
-        "unpacked twice (two instances): duplicates"
+        [false, false],
+        "a body no longer there records nothing"
     );
+    assert_eq!(pending().await, [a.clone(), b.clone()]);
     assert_eq!(
         store
             .unpack_webhook(
@@ -1304,15 +1363,17 @@ async fn webhooks_are_kept_until_unpacked<S: ConversationStore + ?Sized + 'stati
             .await
             .unwrap(),
         [false, true],
-        "an event redelivered in another body is a duplicate"
+        "an event delivered again in another body is a duplicate"
     );
-    for w in &all[2..] {
+    unpack_at_once(&store, &run, &thread, all[2].seq).await;
+    for w in &all[3..] {
         assert_eq!(
             store.unpack_webhook(w.seq, &[], t0(), keep).await.unwrap(),
             Vec::<bool>::new()
         );
     }
-    assert!(mine(store.webhooks(far, usize::MAX).await.unwrap()).is_empty());
+    assert!(mine(store.webhooks(0, usize::MAX).await.unwrap()).is_empty());
+    places_are_never_given_again(&*store, &run, all.last().map_or(0, |w| w.seq)).await;
 }
 
 async fn inbox_threads_oldest_first<S: ConversationStore + ?Sized>(store: &S) {

@@ -207,12 +207,8 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
     async fn record_webhook(&self, body: &[u8], now: SystemTime) -> Result<(), StoreError> {
         self.around(self.inner.record_webhook(body, now)).await
     }
-    async fn webhooks(
-        &self,
-        received_by: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<RecordedWebhook>, StoreError> {
-        self.around(self.inner.webhooks(received_by, limit)).await
+    async fn webhooks(&self, after: u64, limit: usize) -> Result<Vec<RecordedWebhook>, StoreError> {
+        self.around(self.inner.webhooks(after, limit)).await
     }
     async fn unpack_webhook(
         &self,

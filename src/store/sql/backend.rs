@@ -1134,13 +1134,9 @@ impl ConversationStore for Store {
         }
     }
 
-    async fn webhooks(
-        &self,
-        received_by: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<RecordedWebhook>, StoreError> {
-        let rows: Vec<(i64, Vec<u8>, i64)> = sqlx::query_as(q::WEBHOOKS_DUE)
-            .bind(millis(received_by))
+    async fn webhooks(&self, after: u64, limit: usize) -> Result<Vec<RecordedWebhook>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>, i64)> = sqlx::query_as(q::WEBHOOKS_AFTER)
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
@@ -1165,12 +1161,18 @@ impl ConversationStore for Store {
         keep: Duration,
     ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.write_tx().await?;
-        let fresh = Self::receive_in(&mut tx, events, now, keep).await?;
-        sqlx::query(q::WEBHOOK_DELETE)
+        // The body first: of instances unpacking it at once, the one whose delete finds it
+        // records the events (on PostgreSQL the others wait on its row, then find nothing).
+        let forgotten = sqlx::query(q::WEBHOOK_DELETE)
             .bind(i64::try_from(seq).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await
-            .map_err(from_sqlx)?;
+            .map_err(from_sqlx)?
+            .rows_affected();
+        if forgotten == 0 {
+            return Ok(vec![false; events.len()]);
+        }
+        let fresh = Self::receive_in(&mut tx, events, now, keep).await?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok(fresh)
     }

@@ -121,9 +121,9 @@ pub(super) const INBOX_SINCE: &str = "SELECT key, thread FROM inbox WHERE seq > 
 /// Records webhook bodies (the rows follow).
 pub(super) const WEBHOOK_INSERT_PREFIX: &str = "INSERT INTO webhooks (body, received_ms) ";
 
-/// Recorded webhook bodies received by a time, in order of receipt.
-pub(super) const WEBHOOKS_DUE: &str =
-    "SELECT seq, body, received_ms FROM webhooks WHERE received_ms <= $1 ORDER BY seq LIMIT $2";
+/// Recorded webhook bodies after a place, in order of receipt.
+pub(super) const WEBHOOKS_AFTER: &str =
+    "SELECT seq, body, received_ms FROM webhooks WHERE seq > $1 ORDER BY seq LIMIT $2";
 
 /// Forgets an unpacked webhook body.
 pub(super) const WEBHOOK_DELETE: &str = "DELETE FROM webhooks WHERE seq = $1";
