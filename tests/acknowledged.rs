@@ -735,8 +735,11 @@ async fn bodies_recorded_under_other_limits_or_unreadable_never_block_later_ones
         ));
         old.record_webhook(&h, &b, now).await.unwrap();
     }
-    // Bytes no parser reads (a store's corruption, a future format): kept, passed over.
-    store.record_webhook(b"{not a webhook", now).await.unwrap();
+    // Bytes no parser reads (a store's corruption, a future format): kept, passed over, more
+    // of them than a page, so that only reading on past them reaches the later bodies.
+    for _ in 0..70 {
+        store.record_webhook(b"{not a webhook", now).await.unwrap();
+    }
     let (h, b) = signed(webhook().message(
         CUSTOMER,
         "m_small",
@@ -753,11 +756,11 @@ async fn bodies_recorded_under_other_limits_or_unreadable_never_block_later_ones
     }
     assert_eq!(lines_now(&*store, CUSTOMER).await, ["m_small"]);
     assert_eq!(lines_now(&*store, other).await.len(), 70);
-    let left = store.webhooks(0, 100).await.unwrap();
-    assert_eq!(left.len(), 1, "only the unreadable body is kept");
-    assert_eq!(&left[0].body[..], b"{not a webhook");
+    let left = store.webhooks(0, 1000).await.unwrap();
+    assert_eq!(left.len(), 70, "only the unreadable bodies are kept");
+    assert!(left.iter().all(|w| &w.body[..] == b"{not a webhook"));
     let unpacked = new.unpack_webhooks(None, later).await;
-    assert_eq!((unpacked.bodies, unpacked.unreadable), (0, 1));
+    assert_eq!((unpacked.bodies, unpacked.unreadable), (0, 70));
     assert!(unpacked.failed.is_none());
 }
 
@@ -797,4 +800,74 @@ async fn a_body_from_a_clock_ahead_is_not_overtaken() {
         keys[0].contains("m_1") && keys[1].contains("m_2"),
         "{keys:?}"
     );
+}
+
+/// A body whose unpacking fails stays recorded, and so do the later bodies of the same
+/// customer (none overtakes it); other customers' bodies go on. The sweep reports the failure
+/// and still applies what is in the inbox; once the store recovers, the held bodies follow in
+/// order.
+#[tokio::test]
+async fn a_body_that_fails_to_unpack_holds_only_its_customers_later_bodies() {
+    let inner = Arc::new(InMemoryStore::new());
+    let store = Arc::new(FaultyStore::new(inner.clone(), 0, Fault::FailBefore));
+    let e = engine(store.clone());
+    let now = std::time::SystemTime::now();
+    let (b, c, d) = ("2401000000001", "2401000000002", "2401000000003");
+    // d's message went into the inbox directly and waits there (received long ago).
+    let direct = signed(webhook().message(d, "m_d", "direct", t0()));
+    e.receive(&direct.0, &direct.1, now - Duration::from_secs(60))
+        .await
+        .unwrap();
+    for (customer, mid, s) in [(b, "m_b1", 1), (c, "m_c1", 2), (b, "m_b2", 3)] {
+        let body = signed(webhook().message(customer, mid, mid, t0() + Duration::from_secs(s)));
+        e.record_webhook(&body.0, &body.1, now).await.unwrap();
+    }
+    let first = inner.webhooks(0, 10).await.unwrap()[0].seq;
+    store.fail_unpack_of(first);
+    let later = now + Duration::from_secs(60);
+    let swept = e.apply_pending(later).await.unwrap();
+    assert!(swept.unpacking.is_some(), "the failure is reported");
+    assert_eq!(lines_now(&*inner, d).await, ["m_d"], "the sweep went on");
+    assert_eq!(
+        lines_now(&*inner, c).await,
+        ["m_c1"],
+        "another customer's body went on"
+    );
+    assert!(
+        lines_now(&*inner, b).await.is_empty(),
+        "b's later body waits behind the first"
+    );
+    assert_eq!(inner.webhooks(0, 10).await.unwrap().len(), 2);
+    store.fail_unpack_of(0);
+    let swept = e.apply_pending(later).await.unwrap();
+    assert!(swept.unpacking.is_none());
+    assert_eq!(lines_now(&*inner, b).await, ["m_b1", "m_b2"]);
+    assert!(inner.webhooks(0, 10).await.unwrap().is_empty());
+}
+
+/// A sweep unpacks at most four pages of bodies (its tick's timers and deliveries wait for
+/// it); the next sweeps go on.
+#[tokio::test]
+async fn a_sweep_unpacks_a_bounded_number_of_bodies() {
+    let store = Arc::new(InMemoryStore::new());
+    let e = engine(store.clone());
+    let now = std::time::SystemTime::now();
+    for i in 0..300_u64 {
+        let body = signed(webhook().message(
+            CUSTOMER,
+            &format!("m_{i}"),
+            "hi",
+            t0() + Duration::from_secs(i),
+        ));
+        e.record_webhook(&body.0, &body.1, now).await.unwrap();
+    }
+    let later = now + Duration::from_secs(60);
+    e.apply_pending(later).await.unwrap();
+    assert_eq!(
+        store.webhooks(0, 1000).await.unwrap().len(),
+        300 - 4 * messenger_channel::engine::WEBHOOK_PAGE
+    );
+    e.apply_pending(later).await.unwrap();
+    assert!(store.webhooks(0, 1000).await.unwrap().is_empty());
+    assert_eq!(lines_now(&*store, CUSTOMER).await.len(), 300);
 }

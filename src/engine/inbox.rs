@@ -71,6 +71,8 @@ pub(super) const CLAIM_LEASE: Duration = Duration::from_secs(60);
 pub(super) struct Claims {
     held: Mutex<HashMap<String, Held>>,
     next: AtomicU64,
+    /// Recorded webhook bodies found unreadable and reported (logged once per process).
+    unreadable: Mutex<HashSet<u64>>,
     /// Threads waiting for the background drain (`Engine::apply_in_background`).
     #[cfg(feature = "worker")]
     backlog: Mutex<Backlog>,
@@ -96,6 +98,14 @@ struct Held {
 }
 
 impl Claims {
+    /// Whether the unreadable body `seq` is reported for the first time in this process.
+    pub(super) fn first_report_of_unreadable(&self, seq: u64) -> bool {
+        self.unreadable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(seq)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -541,13 +541,18 @@ impl Engine {
     /// call: with `received_by`, only the oldest ones received by then (it stops at the
     /// first body received later, so that no body overtakes an earlier one). Returns the
     /// threads with new events (to apply next), whether more bodies may be waiting, and the
-    /// store failure that stopped it, if any (the body it hit and the later ones stay
-    /// recorded; a later call unpacks them).
+    /// first store failure, if any.
+    ///
+    /// A body that fails stays recorded (a later call unpacks it), and so do the later
+    /// bodies with events of the same customers ([`Unpacked::held`]), so that none overtakes
+    /// it; bodies of other customers go on. After [`UNPACK_FAILURES_MAX`] failures in one
+    /// call (the store is down), it stops.
     ///
     /// A body was verified and parsed when it was recorded; it is read again without this
     /// engine's size and depth limits (another instance, configured otherwise, may have
     /// recorded it). One that cannot be read at all is kept for the administrator
-    /// ([`Unpacked::unreadable`]) and passed over: it never blocks later bodies.
+    /// ([`Unpacked::unreadable`]; logged once per process, and counted by
+    /// `messenger_channel_webhook_bodies_unreadable_total`) and passed over.
     pub async fn unpack_webhooks(
         &self,
         received_by: Option<SystemTime>,
@@ -559,6 +564,9 @@ impl Engine {
             max_body_bytes: usize::MAX,
             max_depth: crate::webhook::MAX_DEPTH_CEILING,
         };
+        // Customers whose earlier body failed in this call: their later bodies wait too.
+        let mut blocked: HashSet<String> = HashSet::new();
+        let mut failures = 0;
         let mut after = 0;
         loop {
             let page = match self.store.webhooks(after, WEBHOOK_PAGE).await {
@@ -586,14 +594,31 @@ impl Engine {
                 let batch = match crate::webhook::parse_with_limits(&recorded.body, &unbounded) {
                     Ok(batch) => batch,
                     Err(e) => {
-                        tracing::error!(parent: &span, seq = recorded.seq, error = %e, "recorded webhook body not readable; kept, and passed over");
-                        metrics::counter!("messenger_channel_webhook_bodies_unreadable_total")
-                            .increment(1);
+                        if self.claims.first_report_of_unreadable(recorded.seq) {
+                            tracing::error!(parent: &span, seq = recorded.seq, error = %e, "recorded webhook body not readable; kept, and passed over");
+                            metrics::counter!("messenger_channel_webhook_bodies_unreadable_total")
+                                .increment(1);
+                        }
                         unpacked.unreadable += 1;
                         continue;
                     }
                 };
-                match self.unpack_one(&recorded, &batch, now, &span).await {
+                let prepared = match self.prepare(&batch) {
+                    Ok(prepared) => prepared,
+                    Err(e) => {
+                        // Its customers are unknown: nothing after it may go.
+                        unpacked.failed.get_or_insert(e.into());
+                        return unpacked;
+                    }
+                };
+                let customers: Vec<String> =
+                    prepared.events.iter().map(|e| e.thread.clone()).collect();
+                if customers.iter().any(|t| blocked.contains(t)) {
+                    blocked.extend(customers);
+                    unpacked.held += 1;
+                    continue;
+                }
+                match self.unpack_one(&recorded, prepared, now, &span).await {
                     Ok(receipt) => {
                         unpacked.bodies += 1;
                         unpacked.received += receipt.received;
@@ -606,8 +631,13 @@ impl Engine {
                     }
                     Err(e) => {
                         tracing::warn!(parent: &span, error = %e, "recorded webhook body not unpacked yet");
-                        unpacked.failed = Some(e);
-                        return unpacked;
+                        blocked.extend(customers);
+                        unpacked.held += 1;
+                        unpacked.failed.get_or_insert(e);
+                        failures += 1;
+                        if failures >= UNPACK_FAILURES_MAX {
+                            return unpacked;
+                        }
                     }
                 }
             }
@@ -623,11 +653,10 @@ impl Engine {
     async fn unpack_one(
         &self,
         recorded: &crate::store::RecordedWebhook,
-        batch: &Batch<'_>,
+        prepared: Prepared,
         now: SystemTime,
         span: &tracing::Span,
     ) -> Result<Receipt, EngineError> {
-        let prepared = self.prepare(batch)?;
         span.record("events", prepared.events.len());
         self.store.complete_sent(&prepared.echoes).await?;
         let fresh = self
@@ -642,8 +671,12 @@ impl Engine {
 /// How many recorded webhook bodies [`Engine::unpack_webhooks`] unpacks in one call.
 pub const WEBHOOK_PAGE: usize = 64;
 
+/// After this many bodies failed to unpack in one call, [`Engine::unpack_webhooks`] stops.
+pub const UNPACK_FAILURES_MAX: usize = 3;
+
 /// What [`Engine::unpack_webhooks`] did.
 #[derive(Debug, Default)]
+#[must_use = "it holds the threads to apply and the failure to report"]
 #[non_exhaustive]
 pub struct Unpacked {
     /// Bodies unpacked (and forgotten).
@@ -654,11 +687,14 @@ pub struct Unpacked {
     pub duplicates: usize,
     /// Bodies that could not be read at all (kept, passed over).
     pub unreadable: usize,
+    /// Bodies that failed, and later bodies of the same customers, left recorded for a
+    /// later call.
+    pub held: usize,
     /// The threads with new events, to apply next ([`Engine::apply_threads`]).
     pub threads: Vec<String>,
     /// It stopped after a full page: more bodies may be waiting.
     pub more: bool,
-    /// The store failure that stopped it: the body it hit and the later ones stay recorded.
+    /// The first store failure (the body it hit stays recorded, see [`Unpacked::held`]).
     pub failed: Option<EngineError>,
 }
 

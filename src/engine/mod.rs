@@ -86,7 +86,7 @@ pub use delivery::{
 };
 pub use error::EngineError;
 pub use inbox::{ApplyReport, INBOX_SWEEP_AFTER};
-pub use ingest::{Receipt, Unpacked, WEBHOOK_PAGE, WebhookReport};
+pub use ingest::{Receipt, UNPACK_FAILURES_MAX, Unpacked, WEBHOOK_PAGE, WebhookReport};
 pub use record::CUSTOMER_RECORD_MAX_BYTES;
 pub use routing::OPEN_WORK_LIMIT;
 pub use supervise::{ActiveItem, QueueOverview, Supervisor, WaitingItem};

@@ -1224,9 +1224,10 @@ async fn unpack_at_once<S: ConversationStore + ?Sized + 'static>(
     seq: u64,
 ) {
     let keep = Duration::from_secs(3600);
+    // Each with an event of its own: a second unpacker that recorded anything would show.
     let racing: Vec<_> = (0..2)
-        .map(|_| {
-            let (store, key, thread) = (store.clone(), format!("{run}-race"), thread.to_owned());
+        .map(|i| {
+            let (store, key, thread) = (store.clone(), format!("{run}-race{i}"), thread.to_owned());
             tokio::spawn(async move {
                 store
                     .unpack_webhook(seq, &[inbox_event(&key, &thread)], t0(), keep)

@@ -28,6 +28,8 @@ pub struct FaultyStore<S> {
     /// The call (1-based) that faults; 0 for none.
     at: AtomicU64,
     fault: Fault,
+    /// `unpack_webhook` of this recorded body fails (0: none).
+    failing_unpack: AtomicU64,
 }
 
 impl<S> FaultyStore<S> {
@@ -37,7 +39,13 @@ impl<S> FaultyStore<S> {
             calls: AtomicU64::new(0),
             at: AtomicU64::new(at),
             fault,
+            failing_unpack: AtomicU64::new(0),
         }
+    }
+
+    /// Makes `unpack_webhook` of the body `seq` fail (0: none), whatever the call count.
+    pub fn fail_unpack_of(&self, seq: u64) {
+        self.failing_unpack.store(seq, Ordering::SeqCst);
     }
 
     /// Calls made so far.
@@ -217,6 +225,9 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
         now: SystemTime,
         keep: Duration,
     ) -> Result<Vec<bool>, StoreError> {
+        if seq == self.failing_unpack.load(Ordering::SeqCst) {
+            return Err(Self::injected());
+        }
         self.around(self.inner.unpack_webhook(seq, events, now, keep))
             .await
     }
