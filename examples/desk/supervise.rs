@@ -20,7 +20,7 @@ use crate::agent::{conversation_json, store_error, summary};
 use crate::auth::{Role, SignedIn};
 use crate::errors::engine_error;
 use crate::web::{JsonBody, error_response};
-use crate::work::{WorkAction, agent_id, conversation_id, done, note_text};
+use crate::work::{Refused, WorkAction, agent_id, conversation_id, done, required_note};
 use crate::{Shared, unix_ms};
 
 /// The signed-in supervisor of a request: a session whose account is a supervisor's.
@@ -119,27 +119,32 @@ pub(crate) async fn watch(
     State(desk): State<Shared>,
     s: Supervising,
     q: Result<Query<Watched>, QueryRejection>,
-) -> Response {
+) -> Result<Response, Refused> {
     let Ok(Query(q)) = q else {
-        return error_response(StatusCode::BAD_REQUEST, "Say which conversation.");
+        return Err(Refused::new(
+            StatusCode::BAD_REQUEST,
+            "Say which conversation.",
+        ));
     };
-    let id = match conversation_id(Some(&q.id)) {
-        Ok(id) => id,
-        Err(r) => return r.into_response(),
-    };
+    let id = conversation_id(Some(&q.id))?;
     let c = match desk.store.load(&id).await {
         Ok(Some(stored)) => stored.conversation,
-        Ok(None) => return error_response(StatusCode::NOT_FOUND, "There is no such conversation."),
-        Err(e) => return store_error(&e),
+        Ok(None) => {
+            return Err(Refused::new(
+                StatusCode::NOT_FOUND,
+                "There is no such conversation.",
+            ));
+        }
+        Err(e) => return Ok(store_error(&e)),
     };
     let now = SystemTime::now();
-    match conversation_json(&desk, &c, now, &s.who.lang).await {
+    Ok(match conversation_json(&desk, &c, now, &s.who.lang).await {
         Ok(mut v) => {
             v["queue_name"] = json!(crate::work::queue_name(&desk, &c));
             axum::Json(v).into_response()
         }
         Err(e) => store_error(&e),
-    }
+    })
 }
 
 /// `POST /supervisor/assign {conversation, agent}`: an Open conversation goes to the agent.
@@ -147,19 +152,14 @@ pub(crate) async fn assign(
     State(desk): State<Shared>,
     s: Supervising,
     JsonBody(a): JsonBody<WorkAction>,
-) -> Response {
-    let (id, agent) = match (
-        conversation_id(a.conversation.as_deref()),
-        agent_id(&desk, a.agent.as_deref()),
-    ) {
-        (Ok(id), Ok(agent)) => (id, agent),
-        (Err(r), _) | (_, Err(r)) => return r.into_response(),
-    };
+) -> Result<Response, Refused> {
+    let id = conversation_id(a.conversation.as_deref())?;
+    let agent = agent_id(&desk, a.agent.as_deref())?;
     let result = desk
         .engine
         .assign(&s.supervisor, &id, &agent, SystemTime::now())
         .await;
-    done(result, &s.who)
+    Ok(done(result, &s.who))
 }
 
 /// `POST /supervisor/close {conversation}`: closes the conversation, whatever its state.
@@ -167,16 +167,13 @@ pub(crate) async fn force_close(
     State(desk): State<Shared>,
     s: Supervising,
     JsonBody(a): JsonBody<WorkAction>,
-) -> Response {
-    let id = match conversation_id(a.conversation.as_deref()) {
-        Ok(id) => id,
-        Err(r) => return r.into_response(),
-    };
+) -> Result<Response, Refused> {
+    let id = conversation_id(a.conversation.as_deref())?;
     let result = desk
         .engine
         .force_close(&s.supervisor, &id, SystemTime::now())
         .await;
-    done(result, &s.who)
+    Ok(done(result, &s.who))
 }
 
 /// `POST /supervisor/note {conversation, text}`: a supervisor's internal note.
@@ -184,19 +181,12 @@ pub(crate) async fn note(
     State(desk): State<Shared>,
     s: Supervising,
     JsonBody(a): JsonBody<WorkAction>,
-) -> Response {
-    let id = match conversation_id(a.conversation.as_deref()) {
-        Ok(id) => id,
-        Err(r) => return r.into_response(),
-    };
-    let text = match note_text(a.text.as_deref(), true) {
-        Ok(Some(text)) => text,
-        Ok(None) => return error_response(StatusCode::BAD_REQUEST, "Write a note first."),
-        Err(r) => return r.into_response(),
-    };
+) -> Result<Response, Refused> {
+    let id = conversation_id(a.conversation.as_deref())?;
+    let text = required_note(a.text.as_deref())?;
     let result = desk
         .engine
         .supervisor_note(&s.supervisor, &id, &text, SystemTime::now())
         .await;
-    done(result, &s.who)
+    Ok(done(result, &s.who))
 }

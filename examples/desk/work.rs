@@ -43,7 +43,7 @@ pub(crate) struct WorkAction {
 pub(crate) struct Refused(StatusCode, String);
 
 impl Refused {
-    fn new(status: StatusCode, words: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, words: impl Into<String>) -> Self {
         Self(status, words.into())
     }
 }
@@ -87,11 +87,9 @@ pub(crate) fn agent_id(desk: &Desk, name: Option<&str>) -> Result<AgentId, Refus
     }
 }
 
-/// A note's words: not empty, not too long; `None` when there are none and they are optional.
-pub(crate) fn note_text(text: Option<&str>, required: bool) -> Result<Option<String>, Refused> {
-    let text = text.map(str::trim).filter(|t| !t.is_empty());
-    match text {
-        None if required => Err(Refused::new(StatusCode::BAD_REQUEST, "Write a note first.")),
+/// A note's words, if any: not too long; `None` when there are none.
+pub(crate) fn note_text(text: Option<&str>) -> Result<Option<String>, Refused> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
         None => Ok(None),
         Some(t) if t.chars().count() > NOTE_MAX_CHARS => Err(Refused::new(
             StatusCode::BAD_REQUEST,
@@ -99,6 +97,11 @@ pub(crate) fn note_text(text: Option<&str>, required: bool) -> Result<Option<Str
         )),
         Some(t) => Ok(Some(t.to_owned())),
     }
+}
+
+/// A note's words, which must be there.
+pub(crate) fn required_note(text: Option<&str>) -> Result<String, Refused> {
+    note_text(text)?.ok_or_else(|| Refused::new(StatusCode::BAD_REQUEST, "Write a note first."))
 }
 
 /// `{"ok": true}`, or the engine's refusal in the agent's words.
@@ -115,13 +118,10 @@ pub(crate) async fn pick(
     State(desk): State<Shared>,
     who: SignedIn,
     JsonBody(a): JsonBody<WorkAction>,
-) -> Response {
-    let id = match conversation_id(a.conversation.as_deref()) {
-        Ok(id) => id,
-        Err(r) => return r.into_response(),
-    };
+) -> Result<Response, Refused> {
+    let id = conversation_id(a.conversation.as_deref())?;
     let result = desk.engine.pick(&id, &who.agent, SystemTime::now()).await;
-    done(result, &who)
+    Ok(done(result, &who))
 }
 
 /// `POST /agent/transfer {conversation, agent | queue, text}`: the holder transfers the
@@ -131,22 +131,13 @@ pub(crate) async fn transfer(
     State(desk): State<Shared>,
     who: SignedIn,
     JsonBody(a): JsonBody<WorkAction>,
-) -> Response {
-    let id = match conversation_id(a.conversation.as_deref()) {
-        Ok(id) => id,
-        Err(r) => return r.into_response(),
-    };
-    let note = match note_text(a.text.as_deref(), false) {
-        Ok(note) => note,
-        Err(r) => return r.into_response(),
-    };
+) -> Result<Response, Refused> {
+    let id = conversation_id(a.conversation.as_deref())?;
+    let note = note_text(a.text.as_deref())?;
     let now = SystemTime::now();
     let result = match (a.agent.as_deref(), a.queue.as_deref()) {
         (Some(_), None) => {
-            let target = match agent_id(&desk, a.agent.as_deref()) {
-                Ok(target) => target,
-                Err(r) => return r.into_response(),
-            };
+            let target = agent_id(&desk, a.agent.as_deref())?;
             desk.engine
                 .transfer_to_agent(&id, &who.agent, &target, note.as_deref(), now)
                 .await
@@ -159,20 +150,23 @@ pub(crate) async fn transfer(
                 .find(|q| q.id.as_str() == queue)
                 .map(|q| q.id.clone())
             else {
-                return error_response(StatusCode::NOT_FOUND, "There is no such queue.");
+                return Err(Refused::new(
+                    StatusCode::NOT_FOUND,
+                    "There is no such queue.",
+                ));
             };
             desk.engine
                 .transfer_to_queue(&id, &who.agent, &queue, note.as_deref(), now)
                 .await
         }
         _ => {
-            return error_response(
+            return Err(Refused::new(
                 StatusCode::BAD_REQUEST,
                 "Say whom to transfer to: an agent or a queue.",
-            );
+            ));
         }
     };
-    done(result, &who)
+    Ok(done(result, &who))
 }
 
 /// `POST /agent/consult {conversation, agent}`: the holder invites an agent to consult.
@@ -180,20 +174,14 @@ pub(crate) async fn consult(
     State(desk): State<Shared>,
     who: SignedIn,
     JsonBody(a): JsonBody<WorkAction>,
-) -> Response {
-    let id = match conversation_id(a.conversation.as_deref()) {
-        Ok(id) => id,
-        Err(r) => return r.into_response(),
-    };
-    let consultant = match agent_id(&desk, a.agent.as_deref()) {
-        Ok(agent) => agent,
-        Err(r) => return r.into_response(),
-    };
+) -> Result<Response, Refused> {
+    let id = conversation_id(a.conversation.as_deref())?;
+    let consultant = agent_id(&desk, a.agent.as_deref())?;
     let result = desk
         .engine
         .consult(&id, &who.agent, &consultant, SystemTime::now())
         .await;
-    done(result, &who)
+    Ok(done(result, &who))
 }
 
 /// `POST /agent/leave {conversation}`: a consulted agent leaves the consult.
@@ -201,16 +189,13 @@ pub(crate) async fn leave(
     State(desk): State<Shared>,
     who: SignedIn,
     JsonBody(a): JsonBody<WorkAction>,
-) -> Response {
-    let id = match conversation_id(a.conversation.as_deref()) {
-        Ok(id) => id,
-        Err(r) => return r.into_response(),
-    };
+) -> Result<Response, Refused> {
+    let id = conversation_id(a.conversation.as_deref())?;
     let result = desk
         .engine
         .leave_consult(&id, &who.agent, SystemTime::now())
         .await;
-    done(result, &who)
+    Ok(done(result, &who))
 }
 
 /// `POST /agent/note {conversation, text}`: an internal note by an agent who takes part in
@@ -219,21 +204,14 @@ pub(crate) async fn note(
     State(desk): State<Shared>,
     who: SignedIn,
     JsonBody(a): JsonBody<WorkAction>,
-) -> Response {
-    let id = match conversation_id(a.conversation.as_deref()) {
-        Ok(id) => id,
-        Err(r) => return r.into_response(),
-    };
-    let text = match note_text(a.text.as_deref(), true) {
-        Ok(Some(text)) => text,
-        Ok(None) => return error_response(StatusCode::BAD_REQUEST, "Write a note first."),
-        Err(r) => return r.into_response(),
-    };
+) -> Result<Response, Refused> {
+    let id = conversation_id(a.conversation.as_deref())?;
+    let text = required_note(a.text.as_deref())?;
     let result = desk
         .engine
         .add_note(&id, &who.agent, &text, SystemTime::now())
         .await;
-    done(result, &who)
+    Ok(done(result, &who))
 }
 
 /// The queues, for the transfer dialog: id, name, Push or Pick.
