@@ -373,6 +373,8 @@ pub enum Notification {
         /// The new lines.
         lines: Vec<TranscriptLine>,
     },
+    /// Notifications may have been missed ([`AgentNotifier::resynced`]).
+    Resynced,
 }
 
 /// An [`AgentNotifier`] that records what it is told, for tests and simple hosts that poll.
@@ -427,5 +429,9 @@ impl AgentNotifier for RecordingNotifier {
             state: conversation.state().kind(),
             lines: lines.to_vec(),
         });
+    }
+
+    async fn resynced(&self) {
+        lock(&self.log).push(Notification::Resynced);
     }
 }

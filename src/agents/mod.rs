@@ -9,7 +9,13 @@
 //!   decided by [`crate::routing::choose_agent`], a pure function, on what the router reads.
 //! - [`AgentNotifier`]: how offers and updates reach agents' screens ([`RecordingNotifier`]
 //!   records them, as [`Notification`]s).
+//! - [`fleet`] (feature `postgres`): the notifications of a fleet of instances on one
+//!   PostgreSQL database, through `LISTEN`/`NOTIFY`, so that an agent connected to any
+//!   instance hears of an offer made by another.
 
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod fleet;
 mod memory;
 
 use std::time::SystemTime;
@@ -186,6 +192,13 @@ pub trait AgentNotifier: Send + Sync {
     async fn consult(&self, conversation: &Conversation, agent: &AgentId) {
         let _ = (conversation, agent);
     }
+
+    /// Notifications may have been missed: a notifier fed from elsewhere (a
+    /// [`fleet::FleetListener`] whose connection dropped and came back) calls it once it hears
+    /// again. Re-read what agents' screens show (their offers, their conversations) from the
+    /// engine or the store. The default does nothing: a notifier the engine calls directly
+    /// misses nothing.
+    async fn resynced(&self) {}
 }
 
 #[cfg(test)]

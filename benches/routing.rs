@@ -1,0 +1,265 @@
+//! Routing: Push decisions (`AgentRouter::reserve_offer`: read the agents, decide with
+//! `choose_agent`, reserve the chosen agent's capacity) at the size: 10 queues, 200
+//! agents, 10,000 open conversations (1,600 of them held by agents, 8 units of each agent's
+//! 10, the other 8,400 waiting for an offer), on one core (a current-thread runtime).
+//!
+//! Each decision is followed by the end of its offer (`offer_ended`, as when the agent
+//! declines), so that agents keep free capacity and every decision chooses among them; the
+//! in-memory rate counts both calls. On PostgreSQL each decision is timed alone and the
+//! percentiles are given: the target is no routing query slower than 5 ms.
+//!
+//! Run with `cargo bench --bench routing --features postgres,test-util`, with
+//! `MESSENGER_CHANNEL_TEST_POSTGRES` set for the PostgreSQL half (`bash scripts/postgres.sh`
+//! starts one); without it, only memory is measured.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant, SystemTime};
+
+use messenger_channel::agents::{AgentRouter, Hold, InMemoryRouter, OfferRequest, Presence};
+use messenger_channel::ids::{AgentId, ConversationId, QueueId, SkillId};
+use messenger_channel::routing::{AgentProfile, Queue, SkillMatching};
+use messenger_channel::testing::t0;
+
+const QUEUES: usize = 10;
+const AGENTS: usize = 200;
+const CONVERSATIONS: usize = 10_000;
+/// Sessions each agent holds (units of their capacity of 10).
+const SESSIONS_PER_AGENT: usize = 8;
+const MEMORY_TARGET: f64 = 50_000.0;
+const POSTGRES_TARGET: Duration = Duration::from_millis(5);
+
+/// The queues: three skill matchings, one or two skills each.
+fn queues() -> Vec<Queue> {
+    (0..QUEUES)
+        .map(|i| {
+            let q = Queue::push(QueueId::from(format!("q{i}")))
+                .skill(SkillId::from(format!("s{i}")), 2)
+                .matching(match i % 3 {
+                    0 => SkillMatching::Exact,
+                    1 => SkillMatching::Closest,
+                    _ => SkillMatching::None,
+                });
+            if i % 2 == 0 {
+                q.skill(SkillId::from(format!("s{}", (i + 1) % QUEUES)), 1)
+            } else {
+                q
+            }
+        })
+        .collect()
+}
+
+/// Agent `i`: three skills at levels 1 to 3, the default capacity (10).
+fn profile(i: usize) -> AgentProfile {
+    let level = |k: usize| u8::try_from(1 + (i + k) % 3).unwrap();
+    AgentProfile::new(AgentId::from(format!("agent{i:03}")))
+        .skill(SkillId::from(format!("s{}", i % QUEUES)), level(0))
+        .skill(SkillId::from(format!("s{}", (i + 3) % QUEUES)), level(1))
+        .skill(SkillId::from(format!("s{}", (i + 7) % QUEUES)), level(2))
+}
+
+/// The agents' ids, made once.
+static AGENT_IDS: std::sync::LazyLock<Vec<AgentId>> =
+    std::sync::LazyLock::new(|| (0..AGENTS).map(|i| profile(i).id).collect());
+
+fn conversation(i: usize) -> ConversationId {
+    ConversationId::from(format!("conv{i:05}"))
+}
+
+/// Fills a router: every agent available, 1,600 sessions; returns the waiting conversations.
+async fn fill(router: &dyn AgentRouter, now: SystemTime) -> Vec<ConversationId> {
+    for i in 0..AGENTS {
+        let p = profile(i);
+        router.upsert_agent(&p).await.unwrap();
+        router
+            .update_presence(&p.id, Presence::Available)
+            .await
+            .unwrap();
+    }
+    let held = AGENTS * SESSIONS_PER_AGENT;
+    for i in 0..held {
+        router
+            .session_started(&conversation(i), &AGENT_IDS[i % AGENTS], 1, now)
+            .await
+            .unwrap();
+    }
+    (held..CONVERSATIONS).map(conversation).collect()
+}
+
+/// One decision for waiting conversation `k`: reserve, then end the offer. Returns whether
+/// an agent was chosen, and how long the decision alone took.
+async fn decide(
+    router: &dyn AgentRouter,
+    queues: &[Queue],
+    waiting: &[ConversationId],
+    k: usize,
+    now: SystemTime,
+) -> (bool, Duration) {
+    let c = &waiting[k % waiting.len()];
+    let queue = &queues[k % QUEUES];
+    // One agent declined it lately.
+    let exclude = std::slice::from_ref(&AGENT_IDS[k % AGENTS]);
+    let hold = Hold {
+        at: now,
+        until: now + Duration::from_secs(120),
+    };
+    let started = Instant::now();
+    let chosen = router
+        .reserve_offer(c, &OfferRequest::new(queue, exclude, None), hold)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    if let Some(agent) = &chosen {
+        router.offer_ended(c, agent).await.unwrap();
+    }
+    (chosen.is_some(), took)
+}
+
+/// Decisions per second in memory (each with its `offer_ended`).
+fn memory_rate(runtime: &tokio::runtime::Runtime, decisions: usize) -> f64 {
+    let router = InMemoryRouter::new();
+    let queues = queues();
+    let now = t0();
+    runtime.block_on(async {
+        let waiting = fill(&router, now).await;
+        let started = Instant::now();
+        let mut chosen = 0usize;
+        for k in 0..decisions {
+            chosen += usize::from(decide(&router, &queues, &waiting, k, now).await.0);
+        }
+        let elapsed = started.elapsed();
+        assert!(
+            chosen * 10 > decisions * 9,
+            "nearly every decision finds an agent: {chosen}"
+        );
+        black_box(&router);
+        f64::from(u32::try_from(decisions).unwrap()) / elapsed.as_secs_f64()
+    })
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut criterion = Criterion::default().configure_from_args();
+    {
+        let router = InMemoryRouter::new();
+        let queues = queues();
+        let now = t0();
+        let waiting = runtime.block_on(fill(&router, now));
+        let mut group = criterion.benchmark_group("routing_memory");
+        group.throughput(criterion::Throughput::Elements(1));
+        let mut k = 0;
+        group.bench_function(
+            "reserve_offer_and_end_200_agents_10000_conversations",
+            |b| {
+                b.iter(|| {
+                    k += 1;
+                    runtime.block_on(decide(&router, &queues, &waiting, k, now))
+                });
+            },
+        );
+        group.finish();
+    }
+    criterion.final_summary();
+
+    if std::env::args().any(|a| a == "--bench") {
+        let mut rates: Vec<f64> = (0..5).map(|_| memory_rate(&runtime, 200_000)).collect();
+        rates.sort_by(f64::total_cmp);
+        let rate = rates[rates.len() / 2];
+        println!(
+            "\nrouting decisions/s in memory, {QUEUES} queues, {AGENTS} agents, {CONVERSATIONS} conversations, one core: {rate:>10.0}  target {MEMORY_TARGET:.0}: {}",
+            if rate >= MEMORY_TARGET {
+                "met"
+            } else {
+                "MISSED"
+            }
+        );
+        postgres::run(&runtime);
+    }
+}
+
+use criterion::Criterion;
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::{
+        AGENTS, AgentRouter, CONVERSATIONS, Duration, POSTGRES_TARGET, QUEUES, decide, fill,
+        queues, t0,
+    };
+    use messenger_channel::store::PostgresStore;
+
+    const DB: &str = "mc_bench_routing";
+    const DECISIONS: usize = 5_000;
+
+    pub(super) fn run(runtime: &tokio::runtime::Runtime) {
+        let url = match std::env::var("MESSENGER_CHANNEL_TEST_POSTGRES") {
+            Ok(url) if !url.is_empty() => url,
+            _ => {
+                println!("PostgreSQL: skipped (set MESSENGER_CHANNEL_TEST_POSTGRES)");
+                return;
+            }
+        };
+        runtime.block_on(async {
+            let admin = sqlx::PgPool::connect(&url).await.unwrap();
+            for sql in [
+                format!("DROP DATABASE IF EXISTS {DB}"),
+                format!("CREATE DATABASE {DB}"),
+            ] {
+                sqlx::query(&sql).execute(&admin).await.unwrap();
+            }
+            let base = url.rsplit_once('/').expect("a database in the URL").0;
+            let store = PostgresStore::connect(&format!("{base}/{DB}"))
+                .await
+                .unwrap();
+            let router: &dyn AgentRouter = &store;
+            let queues = queues();
+            let now = t0();
+            let waiting = fill(router, now).await;
+            // Warm the connections and the plans.
+            for k in 0..200 {
+                decide(router, &queues, &waiting, k, now).await;
+            }
+            let mut times = Vec::with_capacity(DECISIONS);
+            let mut chosen = 0usize;
+            let started = std::time::Instant::now();
+            for k in 0..DECISIONS {
+                let (yes, took) = decide(router, &queues, &waiting, k, now).await;
+                chosen += usize::from(yes);
+                times.push(took);
+            }
+            let elapsed = started.elapsed();
+            assert!(chosen * 10 > DECISIONS * 9, "nearly every decision finds an agent: {chosen}");
+            times.sort();
+            // The smallest time at least `per_mille` of the decisions took no longer than.
+            let at = |per_mille: usize| {
+                let i = (times.len() * per_mille).div_ceil(1000);
+                times[i.clamp(1, times.len()) - 1]
+            };
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            let p99 = at(990);
+            println!(
+                "routing on PostgreSQL, {QUEUES} queues, {AGENTS} agents, {CONVERSATIONS} conversations, one core: {:.0} decisions/s (with their offer_ended); reserve_offer p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; target p99 under {} ms: {}",
+                f64::from(u32::try_from(DECISIONS).unwrap()) / elapsed.as_secs_f64(),
+                ms(at(500)),
+                ms(p99),
+                ms(at(1000)),
+                POSTGRES_TARGET.as_millis(),
+                if p99 <= POSTGRES_TARGET { "met" } else { "MISSED" }
+            );
+            store.pool().close().await;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {DB}"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+        });
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+mod postgres {
+    pub(super) fn run(_: &tokio::runtime::Runtime) {
+        println!("PostgreSQL: skipped (build with --features postgres)");
+    }
+}

@@ -1,0 +1,513 @@
+//! A fleet: two engines on one PostgreSQL database, each with its own agents connected. An
+//! offer made by either instance reaches the agent's instance through `LISTEN`/`NOTIFY`
+//! (`agents::fleet`), and every countdown (offer expiry, auto-close, inactivity) fires once
+//! although both instances tick at the same moments.
+//!
+//! Needs `MESSENGER_CHANNEL_TEST_POSTGRES` (skipped without it); each run gets a fresh
+//! database. Time is injected: the engines run on the test's `now`. Notifications travel
+//! through the server, so the test waits for them, on a condition, with a generous deadline;
+//! to know that nothing more is coming it sends a fence notification after the work, and
+//! waits for it: the server delivers one channel's notifications in the order they were
+//! committed.
+#![cfg(feature = "postgres")]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use messenger_channel::agents::fleet::{FleetChannel, FleetListener, PostgresNotifier};
+use messenger_channel::agents::{AgentNotifier, AgentRouter, Notification, Presence};
+use messenger_channel::conversation::{
+    CloseReason, Conversation, ConversationConfig, Offer, State, StateKind, TranscriptLine,
+};
+use messenger_channel::engine::Engine;
+use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
+use messenger_channel::store::{ConversationStore, PostgresStore};
+use messenger_channel::testing::{FakeSend, WebhookBody, t0};
+use messenger_channel::webhook::Webhook;
+use support::channel::{PAGE, secret, signed, webhook};
+
+const OFFER_TIMEOUT: Duration = Duration::from_secs(60);
+const AUTO_CLOSE: Duration = Duration::from_secs(3600);
+const INACTIVITY: Duration = Duration::from_secs(1800);
+/// The agent of fence notifications: every instance's notifier keeps them.
+const FENCE: &str = "~fence";
+/// How long a notification may take, at most, on a loaded machine.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn secs(n: u64) -> SystemTime {
+    t0() + Duration::from_secs(n)
+}
+
+fn agent(name: &str) -> AgentId {
+    AgentId::from(name)
+}
+
+/// One instance's desk: what its connected agents were told, as a desk's socket hub would
+/// (offers, withdrawals and consults for its own agents; every update; resyncs).
+struct Connected {
+    agents: BTreeSet<AgentId>,
+    log: Mutex<Vec<Notification>>,
+}
+
+impl Connected {
+    fn new(agents: &[&str]) -> Arc<Self> {
+        let mut set: BTreeSet<AgentId> = agents.iter().map(|a| agent(a)).collect();
+        set.insert(agent(FENCE));
+        Arc::new(Self {
+            agents: set,
+            log: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn push(&self, n: Notification) {
+        self.log.lock().unwrap().push(n);
+    }
+
+    fn all(&self) -> Vec<Notification> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The offers told: (conversation, agent).
+    fn offers(&self) -> Vec<(ConversationId, AgentId)> {
+        self.all()
+            .into_iter()
+            .filter_map(|n| match n {
+                Notification::Offer {
+                    conversation,
+                    offer,
+                } => Some((conversation, offer.agent)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The withdrawals told, fences left out.
+    fn withdrawals(&self) -> Vec<(ConversationId, AgentId)> {
+        self.all()
+            .into_iter()
+            .filter_map(|n| match n {
+                Notification::Withdraw {
+                    conversation,
+                    agent,
+                } if agent.as_str() != FENCE => Some((conversation, agent)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The updates told of `id` in state `state`.
+    fn updates_in(&self, id: &ConversationId, state: StateKind) -> usize {
+        self.all()
+            .iter()
+            .filter(|n| {
+                matches!(n, Notification::Updated { conversation, state: s, .. }
+                    if conversation == id && *s == state)
+            })
+            .count()
+    }
+
+    fn resyncs(&self) -> usize {
+        self.all()
+            .iter()
+            .filter(|n| matches!(n, Notification::Resynced))
+            .count()
+    }
+
+    fn has_fence(&self, name: &str) -> bool {
+        self.all().iter().any(|n| {
+            matches!(n, Notification::Withdraw { conversation, agent }
+                if conversation.as_str() == name && agent.as_str() == FENCE)
+        })
+    }
+
+    fn clear(&self) {
+        self.log.lock().unwrap().clear();
+    }
+}
+
+#[async_trait::async_trait]
+impl AgentNotifier for Connected {
+    async fn offer(&self, conversation: &Conversation, offer: &Offer) {
+        if self.agents.contains(&offer.agent) {
+            self.push(Notification::Offer {
+                conversation: conversation.id().clone(),
+                offer: offer.clone(),
+            });
+        }
+    }
+
+    async fn withdraw(&self, conversation: &ConversationId, agent: &AgentId) {
+        if self.agents.contains(agent) {
+            self.push(Notification::Withdraw {
+                conversation: conversation.clone(),
+                agent: agent.clone(),
+            });
+        }
+    }
+
+    async fn updated(&self, conversation: &Conversation, lines: &[TranscriptLine]) {
+        self.push(Notification::Updated {
+            conversation: conversation.id().clone(),
+            state: conversation.state().kind(),
+            lines: lines.to_vec(),
+        });
+    }
+
+    async fn resynced(&self) {
+        self.push(Notification::Resynced);
+    }
+}
+
+/// One instance: its engine on its own pool, its listener, its desk.
+struct Instance {
+    engine: Arc<Engine>,
+    store: Arc<PostgresStore>,
+    desk: Arc<Connected>,
+    notifier: PostgresNotifier,
+    listener: Option<FleetListener>,
+}
+
+impl Instance {
+    async fn start(url: &str, name: &str, channel: &FleetChannel, agents: &[&str]) -> Self {
+        let store = Arc::new(PostgresStore::connect(url).await.unwrap());
+        let desk = Connected::new(agents);
+        let listener = FleetListener::start(
+            store.pool().clone(),
+            channel.clone(),
+            store.clone(),
+            desk.clone(),
+        )
+        .await
+        .unwrap();
+        let notifier = PostgresNotifier::new(store.pool().clone(), channel.clone());
+        let config = ConversationConfig::default()
+            .offer_timeout(OFFER_TIMEOUT)
+            .reoffer_interval(Duration::from_secs(24 * 3600))
+            .auto_close_open_active(AUTO_CLOSE)
+            .waiting_inactivity(INACTIVITY);
+        let engine = Engine::builder(Webhook::new(&secret()), Arc::new(FakeSend::new()))
+            .store(store.clone())
+            .router(store.clone())
+            .notifier(Arc::new(notifier.clone()))
+            .config(config)
+            .instance(name)
+            .build();
+        Self {
+            engine: Arc::new(engine),
+            store,
+            desk,
+            notifier,
+            listener: Some(listener),
+        }
+    }
+
+    async fn receive(&self, body: WebhookBody, at: SystemTime) {
+        let (h, b) = signed(body);
+        let report = self.engine.handle_webhook(&h, &b, at).await.unwrap();
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+    }
+
+    async fn conversation_of(&self, customer: &str) -> Conversation {
+        self.store
+            .find_latest(
+                &PageId::new(PAGE.to_owned()),
+                &UserId::new(customer.to_owned()),
+            )
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no conversation for {customer}"))
+            .conversation
+    }
+}
+
+/// Waits until `done` holds, failing after [`DEADLINE`].
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Sends a fence from `from` and waits until every instance has heard it: whatever was
+/// notified before it has been handed to every desk.
+async fn fence(from: &Instance, all: &[&Instance], name: &str) {
+    from.notifier
+        .withdraw(&ConversationId::from(name), &agent(FENCE))
+        .await;
+    for i in all {
+        wait_until(name, || i.desk.has_fence(name)).await;
+    }
+}
+
+/// Ticks both instances at `now`, at once.
+async fn tick_both(a: &Instance, b: &Instance, now: SystemTime) {
+    let (x, y) = tokio::join!(a.engine.tick(now), b.engine.tick(now));
+    x.unwrap();
+    y.unwrap();
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[allow(clippy::too_many_lines)] // one script, read top to bottom
+async fn offers_reach_the_agents_instance_and_countdowns_fire_once() {
+    let Some(url) = support::postgres::postgres_url() else {
+        return;
+    };
+    let url = support::postgres::fresh_postgres_database(&url, "mc_fleet").await;
+    let channel = FleetChannel::new("mc_fleet_test").unwrap();
+    // ada is connected to instance a, bob to instance b.
+    let a = Instance::start(&url, "fleet-a", &channel, &["ada"]).await;
+    let b = Instance::start(&url, "fleet-b", &channel, &["bob"]).await;
+    let both = [&a, &b];
+
+    // Only bob is available: a conversation that starts on a is offered to him, and b's
+    // desk (where he is) shows it; a's shows no offer.
+    a.store
+        .update_presence(&agent("bob"), Presence::Available)
+        .await
+        .unwrap();
+    a.receive(webhook().message("c1", "m1", "Hello", secs(1)), secs(1))
+        .await;
+    let c1 = a.conversation_of("c1").await;
+    assert!(
+        matches!(c1.state(), State::Open { offer: Some(o) } if o.agent == agent("bob")),
+        "{:?}",
+        c1.state()
+    );
+    fence(&a, &both, "f1").await;
+    assert_eq!(b.desk.offers(), [(c1.id().clone(), agent("bob"))]);
+    assert_eq!(a.desk.offers(), []);
+    // Both desks were told of the new conversation (its first line, read back from the
+    // store), once each.
+    for i in both {
+        let lines: Vec<_> = i
+            .desk
+            .all()
+            .into_iter()
+            .filter_map(|n| match n {
+                Notification::Updated {
+                    conversation,
+                    lines,
+                    ..
+                } if conversation == *c1.id() => Some(lines),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let transcript = a.store.transcript(c1.id()).await.unwrap();
+        assert_eq!(lines, transcript, "each line once, as stored");
+    }
+    a.desk.clear();
+    b.desk.clear();
+
+    // Now ada too; a conversation that starts on b goes to ada (bob has one on offer), and
+    // reaches a's desk.
+    b.store
+        .update_presence(&agent("ada"), Presence::Available)
+        .await
+        .unwrap();
+    b.receive(webhook().message("c2", "m2", "Hi", secs(2)), secs(2))
+        .await;
+    let c2 = b.conversation_of("c2").await;
+    let c2_agent = match c2.state() {
+        State::Open { offer: Some(o) } => o.agent.clone(),
+        other => panic!("{other:?}"),
+    };
+    fence(&b, &both, "f2").await;
+    let (here, there) = if c2_agent == agent("ada") {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    assert_eq!(here.desk.offers(), [(c2.id().clone(), c2_agent.clone())]);
+    assert_eq!(there.desk.offers(), []);
+    a.desk.clear();
+    b.desk.clear();
+
+    // More conversations, so that the ticks below have several countdowns due at once.
+    for (i, customer) in ["c3", "c4", "c5", "c6"].iter().enumerate() {
+        let at = secs(3 + i as u64);
+        let on = if i % 2 == 0 { &a } else { &b };
+        on.receive(
+            webhook().message(customer, &format!("m{customer}"), "Hey", at),
+            at,
+        )
+        .await;
+    }
+    fence(&a, &both, "f3").await;
+    // Every open conversation's outstanding offer, as stored.
+    let mut offered = Vec::new();
+    for customer in ["c1", "c2", "c3", "c4", "c5", "c6"] {
+        let c = a.conversation_of(customer).await;
+        if let State::Open { offer: Some(o) } = c.state() {
+            offered.push((c.id().clone(), o.agent.clone()));
+        }
+    }
+    assert!(offered.len() >= 2, "{offered:?}");
+    a.desk.clear();
+    b.desk.clear();
+
+    // Every offer lapses; both instances tick at the same moment. Each lapsed offer is
+    // withdrawn once, on the desk of its agent's instance, and never on the other.
+    tick_both(&a, &b, secs(2) + OFFER_TIMEOUT + Duration::from_secs(10)).await;
+    tick_both(&a, &b, secs(2) + OFFER_TIMEOUT + Duration::from_secs(11)).await;
+    fence(&b, &both, "f4").await;
+    let expected_a: Vec<_> = offered
+        .iter()
+        .filter(|(_, who)| *who == agent("ada"))
+        .cloned()
+        .collect();
+    let expected_b: Vec<_> = offered
+        .iter()
+        .filter(|(_, who)| *who == agent("bob"))
+        .cloned()
+        .collect();
+    assert_eq!(sorted(a.desk.withdrawals()), sorted(expected_a));
+    assert_eq!(sorted(b.desk.withdrawals()), sorted(expected_b));
+    // Each goes to the other agent (the re-offer interval keeps it from the first), offered
+    // once, on the other instance; the conversation holds that one offer.
+    let mut reoffers = Vec::new();
+    for (c, who) in &offered {
+        let now = a.store.load(c).await.unwrap().unwrap().conversation;
+        let State::Open { offer: Some(o) } = now.state() else {
+            panic!("{:?}", now.state())
+        };
+        assert_ne!(&o.agent, who, "not to the agent who let it lapse");
+        reoffers.push((c.clone(), o.agent.clone()));
+    }
+    let told: Vec<_> = a.desk.offers().into_iter().chain(b.desk.offers()).collect();
+    assert_eq!(
+        sorted(told),
+        sorted(reoffers.clone()),
+        "each offer told once"
+    );
+    a.desk.clear();
+    b.desk.clear();
+
+    // ada takes c1 (on b); bob's offers lapse once more and, with nobody left, wait.
+    let c1_now = a.store.load(c1.id()).await.unwrap().unwrap().conversation;
+    let c1_agent = match c1_now.state() {
+        State::Open { offer: Some(o) } => o.agent.clone(),
+        other => panic!("{other:?}"),
+    };
+    let t_accept = secs(2) + OFFER_TIMEOUT + Duration::from_secs(20);
+    b.engine.accept(c1.id(), &c1_agent, t_accept).await.unwrap();
+    // The other reoffered conversation is taken, then its session closed (Waiting).
+    let (c_wait, wait_agent) = reoffers
+        .iter()
+        .find(|(c, _)| c != c1.id())
+        .cloned()
+        .unwrap();
+    a.engine
+        .accept(&c_wait, &wait_agent, t_accept)
+        .await
+        .unwrap();
+    a.engine
+        .close_session(&c_wait, &wait_agent, t_accept)
+        .await
+        .unwrap();
+    fence(&a, &both, "f5").await;
+    a.desk.clear();
+    b.desk.clear();
+
+    // Inactivity: the Waiting conversation closes once, although both instances tick; the
+    // offers still outstanding lapse, each withdrawn once, and wait (nobody else is left).
+    tick_both(&a, &b, t_accept + INACTIVITY + Duration::from_secs(1)).await;
+    tick_both(&a, &b, t_accept + INACTIVITY + Duration::from_secs(2)).await;
+    fence(&a, &both, "f6").await;
+    let still: Vec<_> = reoffers
+        .iter()
+        .filter(|(c, _)| c != c1.id() && *c != c_wait)
+        .cloned()
+        .collect();
+    for (i, name) in [(&a, "ada"), (&b, "bob")] {
+        let mine: Vec<_> = still
+            .iter()
+            .filter(|(_, who)| *who == agent(name))
+            .cloned()
+            .collect();
+        assert_eq!(sorted(i.desk.withdrawals()), sorted(mine));
+        assert_eq!(i.desk.offers(), []);
+    }
+    let waited = a.store.load(&c_wait).await.unwrap().unwrap().conversation;
+    assert_eq!(
+        waited.state(),
+        &State::Closed {
+            reason: CloseReason::Inactivity
+        }
+    );
+    for i in both {
+        assert_eq!(i.desk.updates_in(&c_wait, StateKind::Closed), 1);
+    }
+
+    // Auto-close: the Active conversation closes once.
+    tick_both(&a, &b, t_accept + AUTO_CLOSE + Duration::from_secs(1)).await;
+    tick_both(&a, &b, t_accept + AUTO_CLOSE + Duration::from_secs(2)).await;
+    fence(&b, &both, "f7").await;
+    let closed = a.store.load(c1.id()).await.unwrap().unwrap().conversation;
+    assert_eq!(
+        closed.state(),
+        &State::Closed {
+            reason: CloseReason::AutoClose
+        }
+    );
+    for i in both {
+        assert_eq!(i.desk.updates_in(c1.id(), StateKind::Closed), 1);
+        assert_eq!(
+            i.desk.updates_in(&c_wait, StateKind::Closed),
+            1,
+            "closed once, not again"
+        );
+    }
+
+    // Payloads that are not ours, or name no conversation, are skipped; the listeners go on.
+    let before: Vec<usize> = both.iter().map(|i| i.desk.all().len()).collect();
+    for payload in [
+        "{not json",
+        r#"{"v":1,"kind":"offer","conversation":"nope","agent":"ada","expires_ms":1}"#,
+        r#"{"v":9,"kind":"withdraw","conversation":"c","agent":"ada"}"#,
+    ] {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel.as_str())
+            .bind(payload)
+            .execute(a.store.pool())
+            .await
+            .unwrap();
+    }
+    fence(&a, &both, "f7b").await;
+    let after: Vec<usize> = both.iter().map(|i| i.desk.all().len()).collect();
+    assert_eq!(after, [before[0] + 1, before[1] + 1], "the fence only");
+
+    // A listener's connection drops: it listens again, says notifications may have been
+    // missed, and hears what follows.
+    assert_eq!(a.desk.resyncs() + b.desk.resyncs(), 0);
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let killed: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(killed.len(), 2, "one listener per instance");
+    for i in both {
+        wait_until("a resync", || i.desk.resyncs() >= 1).await;
+    }
+    fence(&b, &both, "f8").await;
+    for i in both {
+        assert_eq!(i.desk.resyncs(), 1);
+    }
+    admin.close().await;
+
+    for mut i in [a, b] {
+        i.listener.take().unwrap().stop().await;
+    }
+}
