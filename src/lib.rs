@@ -85,7 +85,7 @@
 //! | `axum` | yes | `axum::WebhookRoutes`, the webhook as a ready axum `Router` |
 //! | `sqlite` | yes | `SqliteStore` (the embedded default) and `FsMediaStore` (`sqlx`, `tokio`) |
 //! | `worker` | yes | `Engine::start`, the background worker (tokio); `axum` turns it on |
-//! | `postgres` | no | `PostgresStore` and `FsMediaStore` (`sqlx`, `tokio`) |
+//! | `postgres` | no | `PostgresStore`, `FsMediaStore`, and `agents::fleet` (agent notifications across instances by `LISTEN`/`NOTIFY`) (`sqlx`, `tokio`) |
 //! | `rate-limit` | no | a per-page client-side rate limiter for `GraphClient` (`governor`) |
 //! | `test-util` | no | `testing`, for tests: `WebhookBody` (signed webhook bodies), `FakeSend`, `TestClock`, `testing::conformance::run` for a host's own store (`tokio`) |
 //!

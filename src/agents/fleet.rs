@@ -29,32 +29,35 @@
 //! # Examples
 //!
 //! ```no_run
+//! # #[cfg(feature = "test-util")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use messenger_channel::agents::RecordingNotifier;
 //! use messenger_channel::agents::fleet::{FleetChannel, FleetListener, PostgresNotifier};
 //! use messenger_channel::engine::Engine;
+//! use messenger_channel::secret::AppSecret;
 //! use messenger_channel::store::PostgresStore;
 //! use messenger_channel::testing::FakeSend;
 //! use messenger_channel::webhook::Webhook;
-//! use messenger_channel::AppSecret;
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = Arc::new(PostgresStore::connect("postgres://app@db/messenger").await?);
 //! let channel = FleetChannel::new("messenger_agents")?;
 //! // What this instance's agents see (a websocket hub in a real host).
 //! let desk = Arc::new(RecordingNotifier::new());
-//! // Hear what every instance tells agents, before the engine starts telling.
+//! // Hear what every instance tells agents, before this one starts telling.
 //! let listener =
 //!     FleetListener::start(store.pool().clone(), channel.clone(), store.clone(), desk.clone())
 //!         .await?;
 //! let notifier = PostgresNotifier::new(store.pool().clone(), channel).fallback(desk.clone());
-//! let engine = Engine::builder(Webhook::new(&AppSecret::new("s")), Arc::new(FakeSend::new()))
+//! let engine = Engine::builder(Webhook::new(&AppSecret::new("app secret")?), Arc::new(FakeSend::new()))
 //!     .store(store.clone())
 //!     .router(store.clone())
 //!     .notifier(Arc::new(notifier))
+//!     .instance("web-1")
 //!     .build();
-//! // … serve; at shutdown:
+//! // … serve; when the listener's connection comes back, `desk.resynced()` is called …
 //! listener.stop().await;
+//! # drop(engine);
 //! # Ok(())
 //! # }
 //! ```

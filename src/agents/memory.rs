@@ -1,7 +1,7 @@
 //! In-memory agents: a router that keeps presence, skills, capacity and reservations, and a
 //! notifier that records what it is told.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -13,23 +13,6 @@ use crate::routing::{AgentProfile, AgentStatus, DEFAULT_AGENT_CAPACITY, Presence
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind; keep serving it.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-#[derive(Debug, Clone)]
-struct AgentState {
-    presence: Presence,
-    profile: AgentProfile,
-    last_assigned: Option<SystemTime>,
-}
-
-impl AgentState {
-    fn new(id: &AgentId, presence: Presence) -> Self {
-        Self {
-            presence,
-            profile: AgentProfile::new(id.clone()),
-            last_assigned: None,
-        }
-    }
 }
 
 /// What an agent holds of a conversation.
@@ -55,40 +38,104 @@ impl Work {
     }
 }
 
+/// Agents and what they hold, indexed for the decisions: `agents` is `choose_agent`'s input
+/// as it stands (each read sets `used` and `sessions`), `work` what each agent holds, and
+/// `holders` who holds something of each conversation.
 #[derive(Debug, Default)]
 struct State {
-    agents: BTreeMap<AgentId, AgentState>,
-    work: HashMap<(ConversationId, AgentId), Work>,
+    /// Agents in id order.
+    agents: Vec<AgentStatus>,
+    /// Where each agent is in `agents`.
+    index: HashMap<AgentId, usize>,
+    /// What each agent holds, by conversation (agents not added may hold sessions too).
+    work: HashMap<AgentId, HashMap<ConversationId, Work>>,
+    /// Who holds something of each conversation.
+    holders: HashMap<ConversationId, Vec<AgentId>>,
 }
 
 impl State {
-    fn statuses(&self, now: SystemTime) -> Vec<AgentStatus> {
-        let mut used: HashMap<&AgentId, (u32, u32)> = HashMap::new();
-        for ((_, agent), w) in self.work.iter().filter(|(_, w)| w.live(now)) {
-            let entry = used.entry(agent).or_default();
-            entry.0 += w.units;
-            if w.kind == Kind::Session {
-                entry.1 += w.units;
+    /// The agent `id`, added with `presence` (no skills, the default capacity) if new.
+    fn agent_mut(&mut self, id: &AgentId, presence: Presence) -> &mut AgentStatus {
+        let i = if let Some(&i) = self.index.get(id) {
+            i
+        } else {
+            let i = self.agents.partition_point(|a| a.id() < id);
+            self.agents
+                .insert(i, AgentStatus::new(AgentProfile::new(id.clone()), presence));
+            for (j, a) in self.agents.iter().enumerate().skip(i) {
+                self.index.insert(a.id().clone(), j);
             }
+            i
+        };
+        &mut self.agents[i]
+    }
+
+    /// Sets every agent's units in use at `now`, leaving out of `used` what they hold of
+    /// `except`.
+    fn refresh(&mut self, now: SystemTime, except: Option<&ConversationId>) {
+        for a in &mut self.agents {
+            let (mut used, mut sessions) = (0u32, 0u32);
+            if let Some(work) = self.work.get(a.id()) {
+                for (c, w) in work.iter().filter(|(_, w)| w.live(now)) {
+                    if w.kind == Kind::Session {
+                        sessions = sessions.saturating_add(w.units);
+                    }
+                    if except != Some(c) {
+                        used = used.saturating_add(w.units);
+                    }
+                }
+            }
+            a.used = used;
+            a.sessions = sessions;
         }
-        self.agents
-            .iter()
-            .map(|(id, a)| {
-                let (used, sessions) = used.get(id).copied().unwrap_or_default();
-                AgentStatus::new(a.profile.clone(), a.presence)
-                    .used(used)
-                    .sessions(sessions)
-                    .last_assigned(a.last_assigned)
-            })
-            .collect()
+    }
+
+    fn statuses(&mut self, now: SystemTime) -> Vec<AgentStatus> {
+        self.refresh(now, None);
+        self.agents.clone()
+    }
+
+    /// Units of the sessions `agent` holds.
+    fn load(&self, agent: &AgentId) -> u32 {
+        self.work.get(agent).map_or(0, |work| {
+            work.values()
+                .filter(|w| w.kind == Kind::Session)
+                .map(|w| w.units)
+                .sum()
+        })
     }
 
     /// Whether anyone holds the conversation at `now`: a session, a pick, or (`offers`) an
     /// offer.
     fn held(&self, conversation: &ConversationId, now: SystemTime, offers: bool) -> bool {
-        self.work.iter().any(|((c, _), w)| {
-            c == conversation && w.live(now) && (offers || w.kind != Kind::Offer)
+        self.holders.get(conversation).is_some_and(|agents| {
+            agents.iter().any(|agent| {
+                self.work
+                    .get(agent)
+                    .and_then(|work| work.get(conversation))
+                    .is_some_and(|w| w.live(now) && (offers || w.kind != Kind::Offer))
+            })
         })
+    }
+
+    /// Records `work` of `agent` in the conversation.
+    fn insert(&mut self, conversation: &ConversationId, agent: &AgentId, work: Work) {
+        self.work
+            .entry(agent.clone())
+            .or_default()
+            .insert(conversation.clone(), work);
+        let holders = self.holders.entry(conversation.clone()).or_default();
+        if !holders.contains(agent) {
+            holders.push(agent.clone());
+        }
+    }
+
+    /// The agent was given work at `at`.
+    fn assigned(&mut self, agent: &AgentId, at: SystemTime) {
+        if let Some(&i) = self.index.get(agent) {
+            let a = &mut self.agents[i];
+            a.last_assigned = Some(a.last_assigned.map_or(at, |t| t.max(at)));
+        }
     }
 
     fn reserve(
@@ -99,26 +146,26 @@ impl State {
         hold: Hold,
         kind: Kind,
     ) {
-        let key = (conversation.clone(), agent.clone());
-        match self.work.get_mut(&key) {
+        let own = self
+            .work
+            .get_mut(agent)
+            .and_then(|work| work.get_mut(conversation));
+        match own {
             // The agent's own offer of it, live: renewed, counted once.
             Some(w) if w.live(hold.at) => {
                 w.until = w.until.max(Some(hold.until));
             }
-            _ => {
-                self.work.insert(
-                    key,
-                    Work {
-                        kind,
-                        units,
-                        until: Some(hold.until),
-                    },
-                );
-            }
+            _ => self.insert(
+                conversation,
+                agent,
+                Work {
+                    kind,
+                    units,
+                    until: Some(hold.until),
+                },
+            ),
         }
-        if let Some(a) = self.agents.get_mut(agent) {
-            a.last_assigned = Some(a.last_assigned.map_or(hold.at, |t| t.max(hold.at)));
-        }
+        self.assigned(agent, hold.at);
     }
 
     /// Ends what `agent` holds of the conversation of kind `which`.
@@ -128,9 +175,21 @@ impl State {
         agent: &AgentId,
         which: impl Fn(Kind) -> bool,
     ) {
-        let key = (conversation.clone(), agent.clone());
-        if self.work.get(&key).is_some_and(|w| which(w.kind)) {
-            self.work.remove(&key);
+        let Some(work) = self.work.get_mut(agent) else {
+            return;
+        };
+        if !work.get(conversation).is_some_and(|w| which(w.kind)) {
+            return;
+        }
+        work.remove(conversation);
+        if work.is_empty() {
+            self.work.remove(agent);
+        }
+        if let Some(holders) = self.holders.get_mut(conversation) {
+            holders.retain(|a| a != agent);
+            if holders.is_empty() {
+                self.holders.remove(conversation);
+            }
         }
     }
 }
@@ -151,19 +210,13 @@ impl InMemoryRouter {
 
     /// Adds (or updates) an agent with a presence and the default capacity.
     pub fn set_presence(&self, agent: &AgentId, presence: Presence) {
-        lock(&self.state)
-            .agents
-            .entry(agent.clone())
-            .or_insert_with(|| AgentState::new(agent, presence))
-            .presence = presence;
+        lock(&self.state).agent_mut(agent, presence).presence = presence;
     }
 
     /// Sets an agent's capacity (a new agent is offline).
     pub fn set_capacity(&self, agent: &AgentId, capacity: u32) {
         lock(&self.state)
-            .agents
-            .entry(agent.clone())
-            .or_insert_with(|| AgentState::new(agent, Presence::Offline))
+            .agent_mut(agent, Presence::Offline)
             .profile
             .capacity = capacity;
     }
@@ -171,21 +224,14 @@ impl InMemoryRouter {
     /// Sets an agent's skills and their levels (a new agent is offline).
     pub fn set_skills(&self, agent: &AgentId, skills: impl IntoIterator<Item = (SkillId, u8)>) {
         lock(&self.state)
-            .agents
-            .entry(agent.clone())
-            .or_insert_with(|| AgentState::new(agent, Presence::Offline))
+            .agent_mut(agent, Presence::Offline)
             .profile
             .skills = skills.into_iter().collect();
     }
 
     /// An agent's current load: the units of the sessions they hold.
     pub fn load(&self, agent: &AgentId) -> u32 {
-        lock(&self.state)
-            .work
-            .iter()
-            .filter(|((_, a), w)| w.kind == Kind::Session && a == agent)
-            .map(|(_, w)| w.units)
-            .sum()
+        lock(&self.state).load(agent)
     }
 
     /// Every agent with presence, load (units of sessions held) and capacity, in id order.
@@ -194,14 +240,13 @@ impl InMemoryRouter {
         state
             .agents
             .iter()
-            .map(|(id, a)| {
-                let load = state
-                    .work
-                    .iter()
-                    .filter(|((_, a), w)| w.kind == Kind::Session && a == id)
-                    .map(|(_, w)| w.units)
-                    .sum();
-                (id.clone(), a.presence, load, a.profile.capacity)
+            .map(|a| {
+                (
+                    a.id().clone(),
+                    a.presence,
+                    state.load(a.id()),
+                    a.profile.capacity,
+                )
             })
             .collect()
     }
@@ -211,9 +256,7 @@ impl InMemoryRouter {
 impl AgentRouter for InMemoryRouter {
     async fn upsert_agent(&self, profile: &AgentProfile) -> Result<(), crate::store::StoreError> {
         lock(&self.state)
-            .agents
-            .entry(profile.id.clone())
-            .or_insert_with(|| AgentState::new(&profile.id, Presence::Offline))
+            .agent_mut(&profile.id, Presence::Offline)
             .profile = profile.clone();
         Ok(())
     }
@@ -246,18 +289,13 @@ impl AgentRouter for InMemoryRouter {
         }
         // The agent's own live offer of it counts for its capacity already: left out of
         // `used` for the decision, renewed if chosen.
-        let mut statuses = state.statuses(hold.at);
-        for s in &mut statuses {
-            if let Some(w) = state
-                .work
-                .get(&(conversation.clone(), s.id().clone()))
-                .filter(|w| w.live(hold.at))
-            {
-                s.used = s.used.saturating_sub(w.units);
-            }
-        }
-        let Some(chosen) = choose_agent(request.queue, &statuses, request.exclude, request.prefer)
-        else {
+        state.refresh(hold.at, Some(conversation));
+        let Some(chosen) = choose_agent(
+            request.queue,
+            &state.agents,
+            request.exclude,
+            request.prefer,
+        ) else {
             return Ok(None);
         };
         let agent = chosen.id().clone();
@@ -282,18 +320,15 @@ impl AgentRouter for InMemoryRouter {
         if state.held(conversation, hold.at, true) {
             return Ok(PickOutcome::Taken);
         }
+        state.refresh(hold.at, None);
         let free = state
-            .statuses(hold.at)
-            .iter()
-            .find(|a| a.id() == agent)
-            .map_or(DEFAULT_AGENT_CAPACITY, AgentStatus::free);
+            .index
+            .get(agent)
+            .map_or(DEFAULT_AGENT_CAPACITY, |&i| state.agents[i].free());
         if free < units {
             return Ok(PickOutcome::AtCapacity);
         }
-        state
-            .agents
-            .entry(agent.clone())
-            .or_insert_with(|| AgentState::new(agent, Presence::Offline));
+        state.agent_mut(agent, Presence::Offline);
         state.reserve(conversation, agent, units, hold, Kind::Pick);
         Ok(PickOutcome::Reserved)
     }
@@ -306,17 +341,16 @@ impl AgentRouter for InMemoryRouter {
         now: SystemTime,
     ) -> Result<(), crate::store::StoreError> {
         let mut state = lock(&self.state);
-        state.work.insert(
-            (conversation.clone(), agent.clone()),
+        state.insert(
+            conversation,
+            agent,
             Work {
                 kind: Kind::Session,
                 units,
                 until: None,
             },
         );
-        if let Some(a) = state.agents.get_mut(agent) {
-            a.last_assigned = Some(a.last_assigned.map_or(now, |t| t.max(now)));
-        }
+        state.assigned(agent, now);
         Ok(())
     }
 
