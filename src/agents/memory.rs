@@ -47,8 +47,10 @@ struct State {
     agents: Vec<AgentStatus>,
     /// Where each agent is in `agents`.
     index: HashMap<AgentId, usize>,
-    /// What each agent holds, by conversation (agents not added may hold sessions too).
-    work: HashMap<AgentId, HashMap<ConversationId, Work>>,
+    /// What each agent of `agents` holds, by conversation, in the same order.
+    work: Vec<HashMap<ConversationId, Work>>,
+    /// What agents not added hold (sessions may start for anyone).
+    others: HashMap<AgentId, HashMap<ConversationId, Work>>,
     /// Who holds something of each conversation.
     holders: HashMap<ConversationId, Vec<AgentId>>,
 }
@@ -62,6 +64,8 @@ impl State {
             let i = self.agents.partition_point(|a| a.id() < id);
             self.agents
                 .insert(i, AgentStatus::new(AgentProfile::new(id.clone()), presence));
+            let held = self.others.remove(id).unwrap_or_default();
+            self.work.insert(i, held);
             for (j, a) in self.agents.iter().enumerate().skip(i) {
                 self.index.insert(a.id().clone(), j);
             }
@@ -73,16 +77,14 @@ impl State {
     /// Sets every agent's units in use at `now`, leaving out of `used` what they hold of
     /// `except`.
     fn refresh(&mut self, now: SystemTime, except: Option<&ConversationId>) {
-        for a in &mut self.agents {
+        for (a, work) in self.agents.iter_mut().zip(&self.work) {
             let (mut used, mut sessions) = (0u32, 0u32);
-            if let Some(work) = self.work.get(a.id()) {
-                for (c, w) in work.iter().filter(|(_, w)| w.live(now)) {
-                    if w.kind == Kind::Session {
-                        sessions = sessions.saturating_add(w.units);
-                    }
-                    if except != Some(c) {
-                        used = used.saturating_add(w.units);
-                    }
+            for (c, w) in work.iter().filter(|(_, w)| w.live(now)) {
+                if w.kind == Kind::Session {
+                    sessions = sessions.saturating_add(w.units);
+                }
+                if except != Some(c) {
+                    used = used.saturating_add(w.units);
                 }
             }
             a.used = used;
@@ -95,9 +97,25 @@ impl State {
         self.agents.clone()
     }
 
+    /// What `agent` holds.
+    fn work_of(&self, agent: &AgentId) -> Option<&HashMap<ConversationId, Work>> {
+        match self.index.get(agent) {
+            Some(&i) => Some(&self.work[i]),
+            None => self.others.get(agent),
+        }
+    }
+
+    /// What `agent` holds, to change.
+    fn work_of_mut(&mut self, agent: &AgentId) -> &mut HashMap<ConversationId, Work> {
+        match self.index.get(agent) {
+            Some(&i) => &mut self.work[i],
+            None => self.others.entry(agent.clone()).or_default(),
+        }
+    }
+
     /// Units of the sessions `agent` holds.
     fn load(&self, agent: &AgentId) -> u32 {
-        self.work.get(agent).map_or(0, |work| {
+        self.work_of(agent).map_or(0, |work| {
             work.values()
                 .filter(|w| w.kind == Kind::Session)
                 .map(|w| w.units)
@@ -110,8 +128,7 @@ impl State {
     fn held(&self, conversation: &ConversationId, now: SystemTime, offers: bool) -> bool {
         self.holders.get(conversation).is_some_and(|agents| {
             agents.iter().any(|agent| {
-                self.work
-                    .get(agent)
+                self.work_of(agent)
                     .and_then(|work| work.get(conversation))
                     .is_some_and(|w| w.live(now) && (offers || w.kind != Kind::Offer))
             })
@@ -120,10 +137,7 @@ impl State {
 
     /// Records `work` of `agent` in the conversation.
     fn insert(&mut self, conversation: &ConversationId, agent: &AgentId, work: Work) {
-        self.work
-            .entry(agent.clone())
-            .or_default()
-            .insert(conversation.clone(), work);
+        self.work_of_mut(agent).insert(conversation.clone(), work);
         let holders = self.holders.entry(conversation.clone()).or_default();
         if !holders.contains(agent) {
             holders.push(agent.clone());
@@ -146,10 +160,7 @@ impl State {
         hold: Hold,
         kind: Kind,
     ) {
-        let own = self
-            .work
-            .get_mut(agent)
-            .and_then(|work| work.get_mut(conversation));
+        let own = self.work_of_mut(agent).get_mut(conversation);
         match own {
             // The agent's own offer of it, live: renewed, counted once.
             Some(w) if w.live(hold.at) => {
@@ -175,15 +186,13 @@ impl State {
         agent: &AgentId,
         which: impl Fn(Kind) -> bool,
     ) {
-        let Some(work) = self.work.get_mut(agent) else {
-            return;
-        };
+        let work = self.work_of_mut(agent);
         if !work.get(conversation).is_some_and(|w| which(w.kind)) {
             return;
         }
         work.remove(conversation);
         if work.is_empty() {
-            self.work.remove(agent);
+            self.others.remove(agent);
         }
         if let Some(holders) = self.holders.get_mut(conversation) {
             holders.retain(|a| a != agent);

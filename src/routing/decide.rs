@@ -110,22 +110,40 @@ pub fn choose_agent<'a>(
     exclude: &[AgentId],
     prefer: Option<&AgentId>,
 ) -> Option<&'a AgentStatus> {
-    let eligible = agents.iter().filter(|a| may_offer(queue, a, exclude));
-    if let Some(preferred) = prefer {
-        if let Some(a) = eligible.clone().find(|a| a.id() == preferred) {
+    // One pass: each agent's skills are measured once, for eligibility and order alike
+    // (the same rule as `may_offer`, then the order above).
+    let closest = queue.matching == SkillMatching::Closest;
+    let mut best = None;
+    for a in agents {
+        if !a.presence.takes_offers() || a.free() < queue.capacity_units || exclude.contains(a.id())
+        {
+            continue;
+        }
+        let distance = match queue.matching {
+            SkillMatching::None => None,
+            SkillMatching::Exact | SkillMatching::Closest => {
+                Some(skill_distance(queue, &a.profile))
+            }
+        };
+        if queue.matching == SkillMatching::Exact && !distance.is_some_and(SkillDistance::is_exact)
+        {
+            continue;
+        }
+        if prefer == Some(a.id()) {
             return Some(a);
         }
-    }
-    let closest = queue.matching == SkillMatching::Closest;
-    eligible.min_by_key(|a| {
-        (
-            closest.then(|| skill_distance(queue, &a.profile)),
+        let key = (
+            distance.filter(|_| closest),
             a.used,
             // Never given work sorts first (`None` < `Some`); then the earliest.
             a.last_assigned,
             a.id(),
-        )
-    })
+        );
+        if best.as_ref().is_none_or(|(k, _)| key < *k) {
+            best = Some((key, a));
+        }
+    }
+    best.map(|(_, a)| a)
 }
 
 /// Why an agent may not pick a conversation.

@@ -195,19 +195,36 @@ pub(super) const UPSERT_PRESENCE: &str =
 pub(super) const ENSURE_AGENT: &str = "INSERT INTO routing_agents (agent, presence, capacity, skills) VALUES ($1, 'offline', $2, '{}')
     ON CONFLICT (agent) DO NOTHING";
 
-/// Agents with the units in use at `$1` (sessions, and reservations not lapsed) and the
-/// units of sessions; a condition and the order follow.
-pub(super) const AGENT_STATUSES: &str = "SELECT a.agent, a.presence, a.capacity, a.skills, a.last_assigned_ms,
+/// One agent (`$2`) with the units in use at `$1` (sessions, and reservations not lapsed)
+/// and the units of sessions, read by the agent's index.
+pub(super) const AGENT_STATUS: &str = "SELECT a.agent, a.presence, a.capacity, a.skills, a.last_assigned_ms,
     CAST(COALESCE((SELECT SUM(w.units) FROM routing_work w WHERE w.agent = a.agent AND (w.kind = 1 OR w.until_ms > $1)), 0) AS BIGINT),
     CAST(COALESCE((SELECT SUM(w.units) FROM routing_work w WHERE w.agent = a.agent AND w.kind = 1), 0) AS BIGINT)
-    FROM routing_agents a";
+    FROM routing_agents a WHERE a.agent = $2";
+
+/// Every agent with the units in use at `$1` (sessions, and reservations not lapsed) and the
+/// units of sessions: one pass over the work, grouped by agent (not two lookups per agent).
+pub(super) const AGENT_STATUSES: &str =
+    "SELECT a.agent, a.presence, a.capacity, a.skills, a.last_assigned_ms,
+    CAST(COALESCE(u.used, 0) AS BIGINT), CAST(COALESCE(u.sessions, 0) AS BIGINT)
+    FROM routing_agents a LEFT JOIN (
+        SELECT agent,
+            SUM(CASE WHEN kind = 1 OR until_ms > $1 THEN units ELSE 0 END) AS used,
+            SUM(CASE WHEN kind = 1 THEN units ELSE 0 END) AS sessions
+        FROM routing_work GROUP BY agent
+    ) u ON u.agent = a.agent";
 
 /// Available agents as [`AGENT_STATUSES`] gives them, but for the units they hold of the
 /// conversation `$2` (an offer being made again counts once).
 pub(super) const AVAILABLE_AGENTS_EXCEPT: &str = "SELECT a.agent, a.presence, a.capacity, a.skills, a.last_assigned_ms,
-    CAST(COALESCE((SELECT SUM(w.units) FROM routing_work w WHERE w.agent = a.agent AND w.conversation <> $2 AND (w.kind = 1 OR w.until_ms > $1)), 0) AS BIGINT),
-    CAST(COALESCE((SELECT SUM(w.units) FROM routing_work w WHERE w.agent = a.agent AND w.kind = 1), 0) AS BIGINT)
-    FROM routing_agents a WHERE a.presence = 'available'";
+    CAST(COALESCE(u.used, 0) AS BIGINT), CAST(COALESCE(u.sessions, 0) AS BIGINT)
+    FROM routing_agents a LEFT JOIN (
+        SELECT agent,
+            SUM(CASE WHEN conversation <> $2 AND (kind = 1 OR until_ms > $1) THEN units ELSE 0 END) AS used,
+            SUM(CASE WHEN kind = 1 THEN units ELSE 0 END) AS sessions
+        FROM routing_work GROUP BY agent
+    ) u ON u.agent = a.agent
+    WHERE a.presence = 'available'";
 
 /// Whether anyone holds the conversation's session or a pick of it not lapsed at `$2`.
 pub(super) const CONVERSATION_HELD: &str = "SELECT CAST(1 AS BIGINT) FROM routing_work WHERE conversation = $1 AND (kind = 1 OR (kind = 2 AND until_ms > $2)) LIMIT 1";

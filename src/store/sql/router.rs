@@ -265,11 +265,7 @@ impl AgentRouter for Store {
         now: SystemTime,
     ) -> Result<Option<AgentStatus>, StoreError> {
         Ok(self
-            .statuses(
-                now,
-                &format!("{} WHERE a.agent = $2", q::AGENT_STATUSES),
-                Some(agent.as_str()),
-            )
+            .statuses(now, q::AGENT_STATUS, Some(agent.as_str()))
             .await?
             .into_iter()
             .next())
