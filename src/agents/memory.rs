@@ -38,6 +38,59 @@ impl Work {
     }
 }
 
+/// What one agent holds: every piece of work by conversation, with the units of its sessions
+/// counted as they come and go and its reservations (offers, picks: few) listed, so that
+/// its units in use are read without going over its sessions.
+#[derive(Debug, Default)]
+struct Holding {
+    work: HashMap<ConversationId, Work>,
+    /// Units of the sessions in `work`.
+    sessions: u32,
+    /// The conversations of `work` reserved (offers, picks).
+    reserved: Vec<ConversationId>,
+}
+
+impl Holding {
+    fn put(&mut self, conversation: &ConversationId, work: Work) {
+        self.take(conversation);
+        if work.kind == Kind::Session {
+            self.sessions = self.sessions.saturating_add(work.units);
+        } else {
+            self.reserved.push(conversation.clone());
+        }
+        self.work.insert(conversation.clone(), work);
+    }
+
+    fn take(&mut self, conversation: &ConversationId) -> Option<Work> {
+        let old = self.work.remove(conversation)?;
+        if old.kind == Kind::Session {
+            self.sessions = self.sessions.saturating_sub(old.units);
+        } else {
+            self.reserved.retain(|c| c != conversation);
+        }
+        Some(old)
+    }
+
+    /// Units in use at `now` (but for what is held of `except`), and units of sessions.
+    fn units(&self, now: SystemTime, except: Option<&ConversationId>) -> (u32, u32) {
+        let mut used = self.sessions;
+        if let Some(c) = except {
+            if let Some(w) = self.work.get(c).filter(|w| w.kind == Kind::Session) {
+                used = used.saturating_sub(w.units);
+            }
+        }
+        for c in &self.reserved {
+            if except == Some(c) {
+                continue;
+            }
+            if let Some(w) = self.work.get(c).filter(|w| w.live(now)) {
+                used = used.saturating_add(w.units);
+            }
+        }
+        (used, self.sessions)
+    }
+}
+
 /// Agents and what they hold, indexed for the decisions: `agents` is `choose_agent`'s input
 /// as it stands (each read sets `used` and `sessions`), `work` what each agent holds, and
 /// `holders` who holds something of each conversation.
@@ -47,10 +100,10 @@ struct State {
     agents: Vec<AgentStatus>,
     /// Where each agent is in `agents`.
     index: HashMap<AgentId, usize>,
-    /// What each agent of `agents` holds, by conversation, in the same order.
-    work: Vec<HashMap<ConversationId, Work>>,
+    /// What each agent of `agents` holds, in the same order.
+    work: Vec<Holding>,
     /// What agents not added hold (sessions may start for anyone).
-    others: HashMap<AgentId, HashMap<ConversationId, Work>>,
+    others: HashMap<AgentId, Holding>,
     /// Who holds something of each conversation.
     holders: HashMap<ConversationId, Vec<AgentId>>,
 }
@@ -77,18 +130,8 @@ impl State {
     /// Sets every agent's units in use at `now`, leaving out of `used` what they hold of
     /// `except`.
     fn refresh(&mut self, now: SystemTime, except: Option<&ConversationId>) {
-        for (a, work) in self.agents.iter_mut().zip(&self.work) {
-            let (mut used, mut sessions) = (0u32, 0u32);
-            for (c, w) in work.iter().filter(|(_, w)| w.live(now)) {
-                if w.kind == Kind::Session {
-                    sessions = sessions.saturating_add(w.units);
-                }
-                if except != Some(c) {
-                    used = used.saturating_add(w.units);
-                }
-            }
-            a.used = used;
-            a.sessions = sessions;
+        for (a, held) in self.agents.iter_mut().zip(&self.work) {
+            (a.used, a.sessions) = held.units(now, except);
         }
     }
 
@@ -98,7 +141,7 @@ impl State {
     }
 
     /// What `agent` holds.
-    fn work_of(&self, agent: &AgentId) -> Option<&HashMap<ConversationId, Work>> {
+    fn work_of(&self, agent: &AgentId) -> Option<&Holding> {
         match self.index.get(agent) {
             Some(&i) => Some(&self.work[i]),
             None => self.others.get(agent),
@@ -106,7 +149,7 @@ impl State {
     }
 
     /// What `agent` holds, to change.
-    fn work_of_mut(&mut self, agent: &AgentId) -> &mut HashMap<ConversationId, Work> {
+    fn work_of_mut(&mut self, agent: &AgentId) -> &mut Holding {
         match self.index.get(agent) {
             Some(&i) => &mut self.work[i],
             None => self.others.entry(agent.clone()).or_default(),
@@ -115,12 +158,7 @@ impl State {
 
     /// Units of the sessions `agent` holds.
     fn load(&self, agent: &AgentId) -> u32 {
-        self.work_of(agent).map_or(0, |work| {
-            work.values()
-                .filter(|w| w.kind == Kind::Session)
-                .map(|w| w.units)
-                .sum()
-        })
+        self.work_of(agent).map_or(0, |held| held.sessions)
     }
 
     /// Whether anyone holds the conversation at `now`: a session, a pick, or (`offers`) an
@@ -129,7 +167,7 @@ impl State {
         self.holders.get(conversation).is_some_and(|agents| {
             agents.iter().any(|agent| {
                 self.work_of(agent)
-                    .and_then(|work| work.get(conversation))
+                    .and_then(|held| held.work.get(conversation))
                     .is_some_and(|w| w.live(now) && (offers || w.kind != Kind::Offer))
             })
         })
@@ -137,7 +175,7 @@ impl State {
 
     /// Records `work` of `agent` in the conversation.
     fn insert(&mut self, conversation: &ConversationId, agent: &AgentId, work: Work) {
-        self.work_of_mut(agent).insert(conversation.clone(), work);
+        self.work_of_mut(agent).put(conversation, work);
         let holders = self.holders.entry(conversation.clone()).or_default();
         if !holders.contains(agent) {
             holders.push(agent.clone());
@@ -160,7 +198,7 @@ impl State {
         hold: Hold,
         kind: Kind,
     ) {
-        let own = self.work_of_mut(agent).get_mut(conversation);
+        let own = self.work_of_mut(agent).work.get_mut(conversation);
         match own {
             // The agent's own offer of it, live: renewed, counted once.
             Some(w) if w.live(hold.at) => {
@@ -186,12 +224,12 @@ impl State {
         agent: &AgentId,
         which: impl Fn(Kind) -> bool,
     ) {
-        let work = self.work_of_mut(agent);
-        if !work.get(conversation).is_some_and(|w| which(w.kind)) {
+        let held = self.work_of_mut(agent);
+        if !held.work.get(conversation).is_some_and(|w| which(w.kind)) {
             return;
         }
-        work.remove(conversation);
-        if work.is_empty() {
+        held.take(conversation);
+        if held.work.is_empty() {
             self.others.remove(agent);
         }
         if let Some(holders) = self.holders.get_mut(conversation) {
