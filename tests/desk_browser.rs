@@ -733,7 +733,29 @@ async fn the_desk_refuses_what_the_web_must_not_do() {
         let r = desk.get(path, Some(&sam)).send().await.unwrap();
         assert_eq!(r.status(), 200, "the supervisor reads {path}");
     }
-    // Sign-out ends the session for good.
+    // Alice ends and closes it without having written a word: still hers to read (she held
+    // it last); still not bob's.
+    for action in ["end", "close"] {
+        let r = desk
+            .post(
+                &format!("/agent/{action}"),
+                &json!({"conversation": conversation}),
+                Some(&alice),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{action}: {}", r.text().await.unwrap());
+    }
+    let r = desk.get(&reads[0], Some(&alice)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "alice reads her closed conversation");
+    let closed: Value = r.json().await.unwrap();
+    assert_eq!(closed["state"], "Closed", "{closed}");
+    let r = desk.get(&reads[0], Some(&bob)).send().await.unwrap();
+    json_error(r, 403, "bob on alice's closed conversation").await;
+    // Sign-out ends the session for good, and the event stream opened with it.
+    let stream = desk.get("/agent/events", Some(&bob)).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
     let r = desk
         .post("/agent/signout", &json!({}), Some(&bob))
         .send()
@@ -742,6 +764,17 @@ async fn the_desk_refuses_what_the_web_must_not_do() {
     assert_eq!(r.status(), 200);
     let r = desk.get("/agent/me", Some(&bob)).send().await.unwrap();
     json_error(r, 401, "after sign-out").await;
+    // The next news for everyone: bob's stream ends instead of carrying it.
+    desk.sim(json!({"kind": "text", "text": "after bob left"}))
+        .await;
+    let rest = tokio::time::timeout(WAIT, stream.bytes())
+        .await
+        .expect("the stream of a signed-out agent ends")
+        .unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("\"type\""),
+        "nothing reached bob after he signed out: {rest:?}"
+    );
     // Stored sessions are hashes: the cookie's value is nowhere in the data directory.
     let token = alice.cookie.split_once('=').unwrap().1.to_owned();
     for entry in std::fs::read_dir(work.path().join("data")).unwrap() {

@@ -469,11 +469,23 @@ async fn offers_reach_the_agents_instance_and_countdowns_fire_once() {
     }
 
     // Payloads that are not ours, or name no conversation, are skipped; the listeners go on.
+    // Any database user can notify: forged offers and consults for a real conversation (c1,
+    // closed, offered to nobody, consulted by nobody) are checked against the store.
     let before: Vec<usize> = both.iter().map(|i| i.desk.all().len()).collect();
+    let forged_offer = format!(
+        r#"{{"v":1,"kind":"offer","conversation":"{}","agent":"ada","expires_ms":1}}"#,
+        c1.id().as_str()
+    );
+    let forged_consult = format!(
+        r#"{{"v":1,"kind":"consult","conversation":"{}","agent":"bob"}}"#,
+        c1.id().as_str()
+    );
     for payload in [
         "{not json",
         r#"{"v":1,"kind":"offer","conversation":"nope","agent":"ada","expires_ms":1}"#,
         r#"{"v":9,"kind":"withdraw","conversation":"c","agent":"ada"}"#,
+        forged_offer.as_str(),
+        forged_consult.as_str(),
     ] {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(channel.as_str())

@@ -1,8 +1,8 @@
 //! Who may read a conversation (and its files): supervisors read every one; an agent reads
-//! the conversations they work on (holds, is offered, consults in, transferred or was sent by
-//! transfer, wrote in), those still waiting for an agent (the queue view and Pick), and the
-//! customer's earlier and later conversations once one of them involved the agent (the
-//! customer's history).
+//! the conversations they work on (holds, held last, is offered, consults in, transferred or
+//! was sent by transfer, wrote in), those still waiting for an agent (the queue view and
+//! Pick), and the closed conversations of a customer they worked with (the customer's
+//! history); never another agent's conversation under way.
 
 use messenger_channel::conversation::{Author, Conversation, State, TranscriptLine};
 use messenger_channel::ids::AgentId;
@@ -24,8 +24,11 @@ pub(crate) async fn may_read(
     {
         return Ok(true);
     }
-    // The customer's other conversations on the page: one that involved the agent opens the
-    // customer's history to them.
+    // A closed conversation of a customer the agent worked with (another conversation of the
+    // customer's involved them) is part of that customer's history.
+    if !matches!(conversation.state(), State::Closed { .. }) {
+        return Ok(false);
+    }
     for other in desk
         .store
         .history(
@@ -52,8 +55,8 @@ pub(crate) async fn may_read(
     Ok(false)
 }
 
-/// Whether the conversation involves the agent: by its state, its consultants, its transfer,
-/// or a line the agent wrote.
+/// Whether the conversation involves the agent: by its state, the agent who held it last, its
+/// consultants, its transfer, or a line the agent wrote.
 fn involves(conversation: &Conversation, lines: &[TranscriptLine], agent: &AgentId) -> bool {
     let by_state = match conversation.state() {
         State::Open { offer } => offer.as_ref().is_some_and(|o| &o.agent == agent),
@@ -68,6 +71,7 @@ fn involves(conversation: &Conversation, lines: &[TranscriptLine], agent: &Agent
     });
     by_state
         || by_transfer
+        || conversation.previous_agent() == Some(agent)
         || conversation.consultants().contains(agent)
         || lines
             .iter()

@@ -776,13 +776,18 @@ fn is_reaction(line: &TranscriptLine) -> bool {
 pub(crate) async fn events(State(desk): State<Shared>, who: SignedIn) -> impl IntoResponse {
     let rx = desk.bus.subscribe();
     let agent = who.account.name;
-    let stream = futures_util::stream::unfold((rx, agent), |(mut rx, agent)| async move {
+    let state = (rx, agent, desk, who.token);
+    let stream = futures_util::stream::unfold(state, |(mut rx, agent, desk, token)| async move {
         loop {
             match rx.recv().await {
                 Ok((to, data)) if to.as_deref().is_none_or(|t| t == agent) => {
+                    // Signed out, or the session expired: the stream ends with it.
+                    if desk.auth.sessions.agent(&token).as_deref() != Some(agent.as_str()) {
+                        return None;
+                    }
                     return Some((
                         Ok::<_, std::convert::Infallible>(SseEvent::default().data(data)),
-                        (rx, agent),
+                        (rx, agent, desk, token),
                     ));
                 }
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}

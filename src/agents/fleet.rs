@@ -91,6 +91,14 @@ pub const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(100);
 /// The longest wait between two attempts to connect the listener again.
 pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(10);
 
+/// After this long without a notification, the listener asks its connection whether it is
+/// alive (`SELECT 1`): a connection a NAT or a load balancer dropped silently sends no error,
+/// and would leave the instance deaf.
+pub const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// How long the heartbeat's `SELECT 1` may take before the connection counts as lost.
+pub const HEARTBEAT_REPLY: Duration = Duration::from_secs(10);
+
 /// The version of the payload's shape; a listener skips payloads of another.
 const PAYLOAD_VERSION: u32 = 1;
 
@@ -536,6 +544,7 @@ async fn listen(
 }
 
 /// What the listener's task holds.
+#[derive(Clone)]
 struct Relay {
     store: Arc<dyn ConversationStore>,
     local: Arc<dyn AgentNotifier>,
@@ -551,8 +560,28 @@ impl Relay {
         channel: FleetChannel,
     ) {
         loop {
-            match listener.try_recv().await {
-                Ok(Some(notification)) => self.handle(notification.payload()).await,
+            let Ok(received) = tokio::time::timeout(HEARTBEAT, listener.try_recv()).await else {
+                // Quiet for a while: a silently dropped connection sends no error.
+                let alive = tokio::time::timeout(
+                    HEARTBEAT_REPLY,
+                    sqlx::query("SELECT 1").execute(&mut listener),
+                )
+                .await;
+                if matches!(alive, Ok(Ok(_))) {
+                    continue;
+                }
+                tracing::warn!(%channel, "fleet listener's connection does not answer");
+                drop(listener);
+                let Some(again) = reconnect(&pool, &channel).await else {
+                    return;
+                };
+                listener = again;
+                tracing::warn!(%channel, "fleet listener reconnected; notifications may have been missed");
+                self.local.resynced().await;
+                continue;
+            };
+            match received {
+                Ok(Some(notification)) => self.handle_isolated(notification.payload()).await,
                 Ok(None) => {
                     // sqlx connected and listened again before returning.
                     tracing::warn!(%channel, "fleet listener reconnected; notifications may have been missed");
@@ -576,8 +605,19 @@ impl Relay {
         }
     }
 
+    /// [`Relay::handle`] in a task of its own, awaited: a panic in the host's notifier ends
+    /// that task, not the listener, and the host is told to resync (the notification is lost).
+    async fn handle_isolated(&self, payload: &str) {
+        let (relay, payload) = (self.clone(), payload.to_owned());
+        if let Err(e) = tokio::spawn(async move { relay.handle(&payload).await }).await {
+            tracing::error!(error = %e, "fleet notification's handling panicked; resyncing");
+            self.local.resynced().await;
+        }
+    }
+
     /// Hands one payload to the local notifier; a payload that cannot be read or whose
-    /// conversation cannot be loaded is logged and skipped.
+    /// conversation does not exist is logged and skipped; when the store cannot be read,
+    /// the host is told to resync (the notification is lost).
     async fn handle(&self, payload: &str) {
         let message = match Message::decode(payload) {
             Ok(message) => message,
@@ -592,7 +632,10 @@ impl Relay {
             conversation = message.conversation()
         );
         if let Err(e) = self.deliver(message).instrument(span).await {
-            tracing::warn!(error = %e, "fleet notification not delivered");
+            tracing::warn!(error = %e, "fleet notification not delivered; resyncing");
+            if matches!(e, FleetError::Store(_)) {
+                self.local.resynced().await;
+            }
         }
     }
 
@@ -602,6 +645,9 @@ impl Relay {
                 conversation,
                 agent,
             } => {
+                // Not checked against the store: a withdrawal names no offer, and by the time
+                // it arrives the conversation may be offered to the same agent again. Any
+                // database user can notify on the channel (the README says so).
                 self.local
                     .withdraw(&ConversationId::from(conversation), &AgentId::from(agent))
                     .await;
