@@ -101,6 +101,15 @@ struct Desk {
 }
 
 fn desk(routing: Routing, agents: &[&str]) -> Desk {
+    desk_named(routing, agents, None)
+}
+
+/// As [`desk`], with the host's display names for agents.
+fn desk_named(
+    routing: Routing,
+    agents: &[&str],
+    names: Option<messenger_channel::engine::AgentNames>,
+) -> Desk {
     let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
     let router = Arc::new(InMemoryRouter::new());
     for name in agents {
@@ -112,8 +121,12 @@ fn desk(routing: Routing, agents: &[&str]) -> Desk {
         .store(store.clone())
         .router(router.clone())
         .notifier(notifier.clone())
-        .routing(routing)
-        .build();
+        .routing(routing);
+    let engine = match names {
+        Some(names) => engine.agent_names(names),
+        None => engine,
+    }
+    .build();
     Desk {
         engine: Arc::new(engine),
         store,
@@ -1094,4 +1107,30 @@ async fn a_conversation_is_linked_to_the_hosts_customer_record() {
         ]
     );
     assert!(d.send.sent().is_empty(), "nothing reaches the customer");
+}
+
+/// `{AgentName}` is the host's display name for the agent when it has one, else the id.
+#[tokio::test]
+async fn the_agent_joined_message_names_the_agent_as_the_host_does() {
+    let names: messenger_channel::engine::AgentNames =
+        Arc::new(|a: &AgentId| (a.as_str() == "ada").then(|| "Ada Lovelace".to_owned()));
+    let d = desk_named(with_messages(), &["ada", "bob"], Some(names));
+    let c = d.active_with("c1", "ada", secs(1)).await;
+    d.engine
+        .transfer_to_agent(c.id(), &agent("ada"), &agent("bob"), None, secs(2))
+        .await
+        .unwrap();
+    d.engine
+        .accept(c.id(), &agent("bob"), secs(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.sent_texts(),
+        [
+            "Hello! We will be with you shortly.",
+            "Ada Lovelace joined the conversation.",
+            "We are transferring you.",
+            "bob joined the conversation."
+        ]
+    );
 }

@@ -345,6 +345,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 bus: bus.clone(),
                 profiles: profiles.clone(),
             }))
+            // Customers read agents' display names ("{AgentName} joined").
+            .agent_names({
+                let auth = auth.clone();
+                Arc::new(move |agent: &AgentId| {
+                    auth.accounts.get(agent.as_str()).map(|a| a.display_name)
+                })
+            })
             .attachment_policy(policy)
             .window(WindowConfig {
                 human_agent_tag: true,

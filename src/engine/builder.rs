@@ -35,6 +35,7 @@ pub struct EngineBuilder {
     delivery: DeliveryConfig,
     app_id: Option<AppId>,
     routing: Routing,
+    agent_names: Option<super::AgentNames>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -159,6 +160,29 @@ impl EngineBuilder {
         self
     }
 
+    /// How agents are named to customers in automated messages (the `{AgentName}` of
+    /// [`crate::conversation::AutomatedTrigger::AgentJoined`]): the host's display name for an
+    /// agent id, `None` for the id itself (the default for every agent).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use messenger_channel::engine::Engine;
+    /// use messenger_channel::testing::FakeSend;
+    /// use messenger_channel::webhook::Webhook;
+    /// # let secret = messenger_channel::secret::AppSecret::new("s").unwrap();
+    /// let engine = Engine::builder(Webhook::new(&secret), Arc::new(FakeSend::new()))
+    ///     .agent_names(Arc::new(|agent: &messenger_channel::ids::AgentId| {
+    ///         (agent.as_str() == "ada").then(|| "Ada L.".to_owned())
+    ///     }))
+    ///     .build();
+    /// # drop(engine);
+    /// ```
+    #[must_use]
+    pub fn agent_names(mut self, names: super::AgentNames) -> Self {
+        self.agent_names = Some(names);
+        self
+    }
+
     /// Builds the engine.
     pub fn build(self) -> Engine {
         Engine {
@@ -182,6 +206,7 @@ impl EngineBuilder {
             health: delivery::Health::default(),
             app_id: self.app_id,
             routing: self.routing,
+            agent_names: self.agent_names,
         }
     }
 }
@@ -224,6 +249,7 @@ impl Engine {
             delivery: DeliveryConfig::default(),
             app_id: None,
             routing: Routing::default(),
+            agent_names: None,
         }
     }
 }

@@ -113,7 +113,13 @@ impl Engine {
     ) {
         let from = self.routing.queue(before_queue);
         let to = self.queue_of(after);
-        for (trigger, text) in after_transition(from, to, before, input, after) {
+        let name = |agent: &crate::ids::AgentId| {
+            self.agent_names
+                .as_ref()
+                .and_then(|names| names(agent))
+                .unwrap_or_else(|| agent.as_str().to_owned())
+        };
+        for (trigger, text) in after_transition(from, to, before, input, after, &name) {
             transition.add_automated(now, trigger, text);
         }
     }

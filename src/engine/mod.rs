@@ -112,6 +112,10 @@ pub const DEFAULT_CONFLICT_RETRIES: u32 = 32;
 /// README's measurements).
 pub const DEFAULT_APPLY_CONCURRENCY: usize = 1;
 
+/// The host's display name for an agent, for customers ([`EngineBuilder::agent_names`]);
+/// `None`: the agent's id.
+pub type AgentNames = std::sync::Arc<dyn Fn(&crate::ids::AgentId) -> Option<String> + Send + Sync>;
+
 /// The channel's engine. Cheap to share (`Arc<Engine>`); every method takes `now`.
 pub struct Engine {
     webhook: Webhook,
@@ -135,6 +139,8 @@ pub struct Engine {
     /// This channel's app ([`EngineBuilder::app_id`]): echoes from another app are never ours.
     app_id: Option<crate::ids::AppId>,
     routing: crate::routing::Routing,
+    /// How agents are named to customers ([`EngineBuilder::agent_names`]).
+    agent_names: Option<AgentNames>,
     /// When each recent pass's `now` was taken, on this process's monotonic clock (see
     /// `delivery::Passes`).
     passes: delivery::Passes,

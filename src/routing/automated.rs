@@ -149,7 +149,8 @@ pub fn on_start(
 /// The automated messages a transition calls for, in order: `before` is the state it left,
 /// `input` what moved it, `after` the conversation now; `from` the queue it was in, `to` the
 /// queue it is in (they differ after a transfer to a queue). The transfer message is the
-/// queue's it leaves; the others are the queue's it is in.
+/// queue's it leaves; the others are the queue's it is in. `agent_name` names an agent to
+/// the customer (the `{AgentName}` placeholder).
 ///
 /// | step | trigger |
 /// |---|---|
@@ -163,6 +164,7 @@ pub fn after_transition(
     before: &State,
     input: &Input,
     after: &Conversation,
+    agent_name: &dyn Fn(&crate::ids::AgentId) -> String,
 ) -> Vec<(AutomatedTrigger, String)> {
     let mut out = Vec::new();
     let mut push = |queue: &Queue, trigger, agent: Option<&str>| {
@@ -175,7 +177,7 @@ pub fn after_transition(
         (Input::Accept(_) | Input::Pick(_) | Input::Assign { .. }, State::Active { agent })
             if !matches!(before, State::Active { .. }) =>
         {
-            push(to, AutomatedTrigger::AgentJoined, Some(agent.as_str()));
+            push(to, AutomatedTrigger::AgentJoined, Some(&agent_name(agent)));
         }
         (Input::End(_), State::WrapUp { .. }) => push(to, AutomatedTrigger::AgentEnded, None),
         _ => {}
@@ -241,10 +243,12 @@ mod tests {
     }
 
     fn triggers(from: &Queue, before: &State, input: &Input, after: &Conversation) -> Vec<String> {
-        after_transition(from, &queue(), before, input, after)
-            .into_iter()
-            .map(|(_, text)| text)
-            .collect()
+        after_transition(from, &queue(), before, input, after, &|a| {
+            a.as_str().to_owned()
+        })
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect()
     }
 
     #[test]
@@ -391,6 +395,11 @@ mod tests {
         assert!(triggers(&q, closed.state(), &Input::Tick, &closed).is_empty());
         // Nothing configured: nothing.
         let bare = Queue::push(QueueId::from("q"));
-        assert!(after_transition(&bare, &bare, &before, &force, &forced).is_empty());
+        assert!(
+            after_transition(&bare, &bare, &before, &force, &forced, &|a| a
+                .as_str()
+                .to_owned())
+            .is_empty()
+        );
     }
 }
