@@ -165,17 +165,15 @@ impl EngineBuilder {
     /// agent id, `None` for the id itself (the default for every agent).
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// use messenger_channel::engine::Engine;
-    /// use messenger_channel::testing::FakeSend;
-    /// use messenger_channel::webhook::Webhook;
-    /// # let secret = messenger_channel::secret::AppSecret::new("s").unwrap();
-    /// let engine = Engine::builder(Webhook::new(&secret), Arc::new(FakeSend::new()))
-    ///     .agent_names(Arc::new(|agent: &messenger_channel::ids::AgentId| {
-    ///         (agent.as_str() == "ada").then(|| "Ada L.".to_owned())
-    ///     }))
-    ///     .build();
-    /// # drop(engine);
+    /// use std::sync::Arc;
+    /// use messenger_channel::engine::AgentNames;
+    /// use messenger_channel::ids::AgentId;
+    ///
+    /// let names: AgentNames =
+    ///     Arc::new(|agent: &AgentId| (agent.as_str() == "ada").then(|| "Ada L.".to_owned()));
+    /// assert_eq!(names(&AgentId::from("ada")).as_deref(), Some("Ada L."));
+    /// assert_eq!(names(&AgentId::from("bob")), None, "bob is named by his id");
+    /// // Engine::builder(webhook, send).agent_names(names).build()
     /// ```
     #[must_use]
     pub fn agent_names(mut self, names: super::AgentNames) -> Self {
