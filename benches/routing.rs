@@ -26,6 +26,7 @@ const CONVERSATIONS: usize = 10_000;
 /// Sessions each agent holds (units of their capacity of 10).
 const SESSIONS_PER_AGENT: usize = 8;
 const MEMORY_TARGET: f64 = 50_000.0;
+#[cfg(feature = "postgres")]
 const POSTGRES_TARGET: Duration = Duration::from_millis(5);
 
 /// The queues: three skill matchings, one or two skills each.

@@ -76,6 +76,7 @@
 //! | `axum` | the webhook as a ready axum `Router` (feature `axum`) |
 //! | `testing` | for hosts' tests (feature `test-util`): signed webhook bodies, a fake `SendApi` that records, a manual clock, the store conformance suite |
 //! | [`ids`], [`secret`] | identifier newtypes; secrets that never reach `Debug` or logs |
+//! | [`locale`] | a customer's locale, checked and written one way, matched by language |
 //!
 //! # Feature flags
 //!
@@ -107,6 +108,7 @@ pub mod axum;
 pub mod conversation;
 pub mod engine;
 pub mod ids;
+pub mod locale;
 pub mod profile;
 pub mod routing;
 pub mod secret;

@@ -157,7 +157,7 @@ async fn rules_of_every_kind_classify_new_conversations() {
             Condition::Keywords(vec!["refund".into(), "money back".into()]),
             q("billing"),
         )
-        // No locale is known from a webhook (profiles come later): this never holds here.
+        // No locale hook here: this never holds (tests/locale.rs routes by the host's locale).
         .when(Condition::Locale("fr".into()), q("french"));
     let mut routing = Routing::new(Queue::push(q("general")));
     for name in ["known", "second-page", "vip", "ads", "billing", "french"] {

@@ -388,6 +388,7 @@ impl Conversation {
             queued_at: None,
             told_no_agent: false,
             customer_record: None,
+            customer_locale: None,
         };
         let mut out = Transition::default();
         push_customer_lines(&mut out, first, now);
@@ -2435,6 +2436,30 @@ mod tests {
             serde_json::from_value::<Conversation>(json).unwrap(),
             consulted
         );
+    }
+
+    #[test]
+    fn the_customers_locale_is_kept_and_a_bad_one_never_makes_it_unreadable() {
+        use crate::locale::Locale;
+        let saved = serde_json::to_value(active(&a())).unwrap();
+        assert!(saved.get("customer_locale").is_none(), "not saved unset");
+        let fr = active(&a()).with_customer_locale(Some(Locale::new("fr-ca").unwrap()));
+        let json = serde_json::to_value(&fr).unwrap();
+        assert_eq!(json["customer_locale"], "fr_CA");
+        let back: Conversation = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, fr);
+        assert_eq!(back.customer_locale().map(Locale::as_str), Some("fr_CA"));
+        // Written by something else: dropped, the conversation read all the same.
+        for bad in [serde_json::json!("fr CA"), serde_json::json!(null)] {
+            let mut json = json.clone();
+            json["customer_locale"] = bad;
+            let back: Conversation = serde_json::from_value(json).unwrap();
+            assert_eq!(back.customer_locale(), None);
+            assert_eq!(back.id(), fr.id());
+        }
+        // A step keeps it.
+        let ended = after(fr.clone(), t0(), vec![Input::End(a())]);
+        assert_eq!(ended.customer_locale(), fr.customer_locale());
     }
 
     #[test]

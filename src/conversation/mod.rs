@@ -163,6 +163,7 @@ pub use machine::{SendRefusal, TransitionError, transition};
 
 use crate::attachment::Rejection;
 use crate::ids::{AgentId, AppId, ConversationId, CustomerRecordId, PageId, QueueId, UserId};
+use crate::locale::Locale;
 use crate::send::MediaKind;
 use crate::time::saturating_add;
 
@@ -457,6 +458,20 @@ pub struct Conversation {
     /// The host's record of the customer this conversation is linked to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     customer_record: Option<CustomerRecordId>,
+    /// The customer's locale when the conversation started, as the host gave it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "locale_or_none"
+    )]
+    customer_locale: Option<Locale>,
+}
+
+/// A kept locale that is no longer a [`Locale`] (written by hand, by another version) is
+/// dropped rather than making its conversation unreadable.
+fn locale_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Locale>, D::Error> {
+    let kept = Option::<String>::deserialize(d)?;
+    Ok(kept.and_then(|l| Locale::new(&l).ok()))
 }
 
 /// How many reactions, edits and removals a conversation remembers, so that one delivered
@@ -511,6 +526,22 @@ impl Conversation {
     /// is linked to ([`Input::LinkRecord`]); `None` until one is linked.
     pub fn customer_record(&self) -> Option<&CustomerRecordId> {
         self.customer_record.as_ref()
+    }
+
+    /// The customer's locale, as the host gave it when the conversation started
+    /// ([`Conversation::with_customer_locale`]); `None` when it did not know it.
+    pub fn customer_locale(&self) -> Option<&Locale> {
+        self.customer_locale.as_ref()
+    }
+
+    /// The conversation with the customer's locale, a fact of its start like its queue: set
+    /// it before the first automated message is chosen, since those follow it
+    /// ([`crate::routing::AutomatedMessages::locale`]). The engine sets it from
+    /// [`crate::engine::CustomerLocale`].
+    #[must_use]
+    pub fn with_customer_locale(mut self, locale: Option<Locale>) -> Self {
+        self.customer_locale = locale;
+        self
     }
 
     /// When the conversation last went to the queue (started, came back from Waiting, was

@@ -36,6 +36,8 @@ pub struct EngineBuilder {
     app_id: Option<AppId>,
     routing: Routing,
     agent_names: Option<super::AgentNames>,
+    customer_locale: Option<Arc<dyn super::CustomerLocale>>,
+    customer_locale_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -181,6 +183,24 @@ impl EngineBuilder {
         self
     }
 
+    /// The host's customer locales, asked once when a customer starts a conversation: a
+    /// routing fact and the language of the automated messages ([`super::CustomerLocale`]).
+    /// Default: none (no conversation has a locale).
+    #[must_use]
+    pub fn customer_locale(mut self, locales: Arc<dyn super::CustomerLocale>) -> Self {
+        self.customer_locale = Some(locales);
+        self
+    }
+
+    /// How long the engine waits for [`EngineBuilder::customer_locale`]'s answer before it
+    /// starts the conversation without a locale (with the `worker` feature). Default:
+    /// [`super::DEFAULT_LOCALE_TIMEOUT`], 2 seconds.
+    #[must_use]
+    pub fn customer_locale_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.customer_locale_timeout = timeout;
+        self
+    }
+
     /// Builds the engine.
     pub fn build(self) -> Engine {
         Engine {
@@ -205,6 +225,8 @@ impl EngineBuilder {
             app_id: self.app_id,
             routing: self.routing,
             agent_names: self.agent_names,
+            customer_locale: self.customer_locale,
+            customer_locale_timeout: self.customer_locale_timeout,
         }
     }
 }
@@ -248,6 +270,8 @@ impl Engine {
             app_id: None,
             routing: Routing::default(),
             agent_names: None,
+            customer_locale: None,
+            customer_locale_timeout: super::DEFAULT_LOCALE_TIMEOUT,
         }
     }
 }

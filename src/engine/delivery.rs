@@ -979,7 +979,9 @@ impl Engine {
         queue: &mut VecDeque<(ConversationId, Input)>,
     ) {
         let messages = &self.queue_of(conversation).messages;
-        if conversation.told_no_agent() || messages.no_agent_available.is_none() {
+        let trigger = AutomatedTrigger::NoAgentAvailable;
+        let locale = conversation.customer_locale();
+        if conversation.told_no_agent() || messages.get_in(trigger, locale).is_none() {
             return;
         }
         let waiting = match self
@@ -999,8 +1001,7 @@ impl Engine {
             .map(|s| &s.conversation)
             .filter(|c| (c.queued_since(), c.id()) < mine)
             .count();
-        let trigger = AutomatedTrigger::NoAgentAvailable;
-        if let Some(text) = messages.render(trigger, None, Some(ahead + 1)) {
+        if let Some(text) = messages.render_in(locale, trigger, None, Some(ahead + 1)) {
             queue.push_back((
                 conversation.id().clone(),
                 Input::Automated { trigger, text },

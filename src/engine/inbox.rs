@@ -19,6 +19,7 @@ use crate::conversation::{
     ThreadEvent, TranscriptLine, map_url,
 };
 use crate::ids::{AppId, PageId, UserId};
+use crate::locale::Locale;
 use crate::routing::{StartFacts, ThreadReferral};
 use crate::store::{InboxEvent, StoreError};
 
@@ -691,11 +692,13 @@ impl Engine {
                         let seed = format!("{}:{}", event.key, event.seq);
                         let id = conversation_id(&page, &customer, &seed);
                         // Classified into a queue by what is known now.
+                        let locale = self.customer_locale(&page, &customer).await;
                         let facts = StartFacts::new(&page, &customer)
                             .referral(referral)
-                            .first_text(first_text(inbound));
+                            .first_text(first_text(inbound))
+                            .locale(locale.as_ref().map(Locale::as_str));
                         let queue = self.routing.classify(&facts).id.clone();
-                        let (mut c, mut transition) = Conversation::start_in_queue(
+                        let (c, mut transition) = Conversation::start_in_queue(
                             Some(queue),
                             id,
                             page.clone(),
@@ -704,6 +707,7 @@ impl Engine {
                             now,
                             &self.config,
                         );
+                        let mut c = c.with_customer_locale(locale);
                         self.automate_start(&mut c, &mut transition, now)?;
                         (c, transition, None)
                     }

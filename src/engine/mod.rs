@@ -68,6 +68,7 @@ mod delivery;
 mod error;
 mod inbox;
 mod ingest;
+mod locale;
 mod media;
 mod record;
 mod routing;
@@ -87,6 +88,7 @@ pub use delivery::{
 pub use error::EngineError;
 pub use inbox::{ApplyReport, INBOX_SWEEP_AFTER};
 pub use ingest::{Receipt, UNPACK_FAILURES_MAX, Unpacked, WEBHOOK_PAGE, WebhookReport};
+pub use locale::{CustomerLocale, DEFAULT_LOCALE_TIMEOUT, LocaleLookupError};
 pub use record::CUSTOMER_RECORD_MAX_BYTES;
 pub use routing::OPEN_WORK_LIMIT;
 pub use supervise::{ActiveItem, QueueOverview, Supervisor, WaitingItem};
@@ -141,6 +143,11 @@ pub struct Engine {
     routing: crate::routing::Routing,
     /// How agents are named to customers ([`EngineBuilder::agent_names`]).
     agent_names: Option<AgentNames>,
+    /// The host's customer locales ([`EngineBuilder::customer_locale`]).
+    customer_locale: Option<Arc<dyn CustomerLocale>>,
+    /// How long the engine waits for them ([`EngineBuilder::customer_locale_timeout`]).
+    #[cfg_attr(not(feature = "worker"), allow(dead_code))]
+    customer_locale_timeout: Duration,
     /// When each recent pass's `now` was taken, on this process's monotonic clock (see
     /// `delivery::Passes`).
     passes: delivery::Passes,

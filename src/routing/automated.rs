@@ -2,12 +2,14 @@
 //! conversation calls for: pure decisions, which the engine sends (never `HUMAN_AGENT`,
 //! through the messaging window and the outbox) and records.
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
 use super::queue::Queue;
 use crate::conversation::{AutomatedTrigger, CloseReason, Conversation, Input, State};
+use crate::locale::Locale;
 
 /// The placeholder for the agent's name in [`AutomatedTrigger::AgentJoined`]'s text.
 pub const AGENT_NAME: &str = "{AgentName}";
@@ -52,6 +54,11 @@ pub struct AutomatedMessages {
     /// Sent when the conversation closes: the post-conversation survey link (not for one
     /// closed because it started outside operating hours).
     pub survey: Option<String>,
+    /// The texts for customers of a locale or a language ([`AutomatedMessages::locale`]);
+    /// the fields above are the texts for everyone else. A table's own `locales` are not
+    /// looked at.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub locales: BTreeMap<Locale, AutomatedMessages>,
 }
 
 impl AutomatedMessages {
@@ -62,7 +69,56 @@ impl AutomatedMessages {
         self
     }
 
-    /// The text for `trigger`, with its placeholders.
+    /// Sets the texts for customers of `locale` (`fr_CA`) or of a language (`fr`): a
+    /// customer whose locale is known ([`Conversation::customer_locale`]) gets, for each
+    /// trigger, their locale's text, else their language's, else the default one (these
+    /// fields). A trigger the locale's table leaves unset falls back the same way; to send
+    /// nothing in a locale, leave the trigger unset everywhere.
+    ///
+    /// ```
+    /// use messenger_channel::conversation::AutomatedTrigger::{Greeting, Survey};
+    /// use messenger_channel::locale::Locale;
+    /// use messenger_channel::routing::AutomatedMessages;
+    ///
+    /// let fr = Locale::new("fr").unwrap();
+    /// let messages = AutomatedMessages::default()
+    ///     .set(Greeting, "Hello!")
+    ///     .set(Survey, "How did we do? https://example.com/survey")
+    ///     .locale(fr, AutomatedMessages::default().set(Greeting, "Bonjour !"));
+    /// let fr_ca = Locale::new("fr_CA").unwrap();
+    /// assert_eq!(messages.get_in(Greeting, Some(&fr_ca)), Some("Bonjour !"));
+    /// assert_eq!(messages.get_in(Greeting, None), Some("Hello!"));
+    /// // No French survey: the default one.
+    /// assert_eq!(messages.get_in(Survey, Some(&fr_ca)), messages.get(Survey));
+    /// ```
+    #[must_use]
+    pub fn locale(mut self, locale: Locale, mut texts: AutomatedMessages) -> Self {
+        texts.locales.clear();
+        self.locales.insert(locale, texts);
+        self
+    }
+
+    /// The text for `trigger` for a customer of `locale` (see [`AutomatedMessages::locale`]),
+    /// with its placeholders.
+    pub fn get_in(&self, trigger: AutomatedTrigger, locale: Option<&Locale>) -> Option<&str> {
+        let Some(locale) = locale else {
+            return self.get(trigger);
+        };
+        let exact = self.locales.get(locale);
+        let language = self
+            .locales
+            .iter()
+            .find(|(l, _)| *l != locale && locale.is_within(l))
+            .map(|(_, texts)| texts);
+        exact
+            .into_iter()
+            .chain(language)
+            .find_map(|texts| texts.get(trigger))
+            .or_else(|| self.get(trigger))
+    }
+
+    /// The default text for `trigger` (for a customer of no particular locale), with its
+    /// placeholders.
     pub fn get(&self, trigger: AutomatedTrigger) -> Option<&str> {
         match trigger {
             AutomatedTrigger::Greeting => self.greeting.as_deref(),
@@ -87,15 +143,27 @@ impl AutomatedMessages {
         }
     }
 
-    /// The text to send for `trigger`, its placeholders filled ([`AGENT_NAME`] with `agent`,
-    /// [`QUEUE_POSITION`] with `position`); `None` when the queue has none.
+    /// The default text to send for `trigger`, its placeholders filled ([`AGENT_NAME`] with
+    /// `agent`, [`QUEUE_POSITION`] with `position`); `None` when the queue has none.
     pub fn render(
         &self,
         trigger: AutomatedTrigger,
         agent: Option<&str>,
         position: Option<usize>,
     ) -> Option<String> {
-        let mut text = self.get(trigger)?.to_owned();
+        self.render_in(None, trigger, agent, position)
+    }
+
+    /// As [`AutomatedMessages::render`], in the text for a customer of `locale`
+    /// ([`AutomatedMessages::get_in`]).
+    pub fn render_in(
+        &self,
+        locale: Option<&Locale>,
+        trigger: AutomatedTrigger,
+        agent: Option<&str>,
+        position: Option<usize>,
+    ) -> Option<String> {
+        let mut text = self.get_in(trigger, locale)?.to_owned();
         if let Some(agent) = agent {
             text = text.replace(AGENT_NAME, agent);
         }
@@ -130,15 +198,17 @@ pub fn on_start(
     if started.is_paused() {
         return (None, false);
     }
+    let locale = started.customer_locale();
     if queue.is_open(now) {
         let greeting = queue
             .messages
-            .render(AutomatedTrigger::Greeting, None, None);
+            .render_in(locale, AutomatedTrigger::Greeting, None, None);
         (greeting.map(|t| (AutomatedTrigger::Greeting, t)), false)
     } else {
-        let text = queue
-            .messages
-            .render(AutomatedTrigger::OutsideOperatingHours, None, None);
+        let text =
+            queue
+                .messages
+                .render_in(locale, AutomatedTrigger::OutsideOperatingHours, None, None);
         (
             text.map(|t| (AutomatedTrigger::OutsideOperatingHours, t)),
             queue.outside_hours == OutsideHours::Close,
@@ -168,7 +238,10 @@ pub fn after_transition(
 ) -> Vec<(AutomatedTrigger, String)> {
     let mut out = Vec::new();
     let mut push = |queue: &Queue, trigger, agent: Option<&str>| {
-        if let Some(text) = queue.messages.render(trigger, agent, None) {
+        if let Some(text) = queue
+            .messages
+            .render_in(after.customer_locale(), trigger, agent, None)
+        {
             out.push((trigger, text));
         }
     };
@@ -401,5 +474,123 @@ mod tests {
                 .to_owned())
             .is_empty()
         );
+    }
+
+    fn loc(s: &str) -> Locale {
+        Locale::new(s).unwrap()
+    }
+
+    #[test]
+    fn a_locale_gets_its_text_then_its_languages_then_the_default() {
+        use AutomatedTrigger::{AgentEnded, Greeting, Survey};
+        let m = AutomatedMessages::default()
+            .set(Greeting, "hello")
+            .set(Survey, "survey")
+            .locale(
+                loc("fr"),
+                AutomatedMessages::default()
+                    .set(Greeting, "bonjour")
+                    .set(Survey, "sondage"),
+            )
+            .locale(
+                loc("fr_CA"),
+                AutomatedMessages::default().set(Greeting, "allo"),
+            )
+            .locale(
+                loc("de_AT"),
+                AutomatedMessages::default().set(Greeting, "servus"),
+            );
+        let get = |t, l: Option<&str>| m.get_in(t, l.map(loc).as_ref()).map(str::to_owned);
+        // The locale's own text, before its language's.
+        assert_eq!(get(Greeting, Some("fr_CA")).as_deref(), Some("allo"));
+        assert_eq!(get(Greeting, Some("fr-ca")).as_deref(), Some("allo"));
+        // Its language's, for a trigger the locale leaves unset or a locale without a table.
+        assert_eq!(get(Survey, Some("fr_CA")).as_deref(), Some("sondage"));
+        assert_eq!(get(Greeting, Some("fr_BE")).as_deref(), Some("bonjour"));
+        assert_eq!(get(Greeting, Some("fr")).as_deref(), Some("bonjour"));
+        // A region's table does not speak for its language, nor for another region.
+        assert_eq!(get(Greeting, Some("de")).as_deref(), Some("hello"));
+        assert_eq!(get(Greeting, Some("de_DE")).as_deref(), Some("hello"));
+        assert_eq!(get(Greeting, Some("de_AT")).as_deref(), Some("servus"));
+        // No locale, or one without a table: the default; unset everywhere: nothing.
+        assert_eq!(get(Greeting, None).as_deref(), Some("hello"));
+        assert_eq!(get(Greeting, Some("en_US")).as_deref(), Some("hello"));
+        assert_eq!(get(AgentEnded, Some("fr_CA")), None);
+        assert_eq!(
+            m.render_in(Some(&loc("fr_CA")), Greeting, None, None)
+                .as_deref(),
+            Some("allo")
+        );
+        assert_eq!(m.render(Greeting, None, None).as_deref(), Some("hello"));
+    }
+
+    #[test]
+    fn a_locales_own_locales_are_dropped_and_tables_round_trip() {
+        let nested = AutomatedMessages::default()
+            .set(AutomatedTrigger::Greeting, "bonjour")
+            .locale(
+                loc("fr_CA"),
+                AutomatedMessages::default().set(AutomatedTrigger::Greeting, "allo"),
+            );
+        let m = AutomatedMessages::default().locale(loc("fr"), nested);
+        assert!(m.locales[&loc("fr")].locales.is_empty());
+        assert_eq!(
+            m.get_in(AutomatedTrigger::Greeting, Some(&loc("fr_CA"))),
+            Some("bonjour")
+        );
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["locales"]["fr"]["greeting"], "bonjour");
+        let back: AutomatedMessages = serde_json::from_value(json).unwrap();
+        assert_eq!(back, m);
+        // Written by hand: a key that is no locale is refused with the config.
+        let bad = serde_json::json!({"locales": {"fr FR": {"greeting": "x"}}});
+        assert!(serde_json::from_value::<AutomatedMessages>(bad).is_err());
+        // No locales: none written.
+        let plain = serde_json::to_value(AutomatedMessages::default()).unwrap();
+        assert!(plain.get("locales").is_none());
+    }
+
+    #[test]
+    fn steps_speak_the_conversations_locale() {
+        let fr = AutomatedMessages::default()
+            .set(AutomatedTrigger::Greeting, "bonjour")
+            .set(AutomatedTrigger::OutsideOperatingHours, "fermé")
+            .set(AutomatedTrigger::AgentJoined, "{AgentName} est là");
+        let q = Queue::push(QueueId::from("q")).messages(all().locale(loc("fr"), fr));
+        let c = start(false).with_customer_locale(Some(loc("fr_FR")));
+        assert_eq!(
+            on_start(&q, &c, t0()).0,
+            Some((AutomatedTrigger::Greeting, "bonjour".to_owned()))
+        );
+        let hours = OperatingHours::new("Europe/Paris").unwrap().shift(
+            Weekday::Monday,
+            Time::constant(9, 0, 0, 0),
+            Time::constant(17, 0, 0, 0),
+        );
+        let closed = q.clone().hours(hours, OutsideHours::Wait);
+        assert_eq!(
+            on_start(&closed, &c, t0()).0,
+            Some((AutomatedTrigger::OutsideOperatingHours, "fermé".to_owned()))
+        );
+        let ada = AgentId::from("ada");
+        let (_, offered) = step(&c, Input::OfferTo(ada.clone()));
+        let accept = Input::Accept(ada);
+        let (before, active) = step(&offered, accept.clone());
+        let name = |a: &AgentId| a.as_str().to_owned();
+        let said: Vec<_> = after_transition(&q, &q, &before, &accept, &active, &name)
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect();
+        assert_eq!(said, ["ada est là"]);
+        // The survey has no French text: the default.
+        let close = Input::ForceClose {
+            supervisor: AgentId::from("sue"),
+        };
+        let (before, closed) = step(&active, close.clone());
+        let said: Vec<_> = after_transition(&q, &q, &before, &close, &closed, &name)
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect();
+        assert_eq!(said, ["survey"]);
     }
 }

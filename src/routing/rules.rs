@@ -60,7 +60,8 @@ pub struct StartFacts<'a> {
     pub page: &'a str,
     /// The customer's PSID.
     pub customer: &'a str,
-    /// The customer's locale (`fr_FR`), when known.
+    /// The customer's locale (`fr_FR`), when known: the engine gives the host's
+    /// ([`crate::engine::CustomerLocale`]).
     pub locale: Option<&'a str>,
     /// The referral that started the thread, if any.
     pub referral: Option<&'a ThreadReferral>,
