@@ -34,6 +34,10 @@ const AUTO_CLOSE: Duration = Duration::from_secs(3600);
 const INACTIVITY: Duration = Duration::from_secs(1800);
 /// The agent of fence notifications: every instance's notifier keeps them.
 const FENCE: &str = "~fence";
+/// The conversation fences are withdrawn from: closed, committed straight to the store (no
+/// instance notifies of it), so that listeners, which check a withdrawal against the store,
+/// pass fences on.
+const FENCE_CONVERSATION: &str = "~fence-conversation";
 /// How long a notification may take, at most, on a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -92,7 +96,7 @@ impl Connected {
                 Notification::Withdraw {
                     conversation,
                     agent,
-                } if agent.as_str() != FENCE => Some((conversation, agent)),
+                } if !agent.as_str().starts_with(FENCE) => Some((conversation, agent)),
                 _ => None,
             })
             .collect()
@@ -117,9 +121,10 @@ impl Connected {
     }
 
     fn has_fence(&self, name: &str) -> bool {
+        let fence = fence_agent(name);
         self.all().iter().any(|n| {
             matches!(n, Notification::Withdraw { conversation, agent }
-                if conversation.as_str() == name && agent.as_str() == FENCE)
+                if conversation.as_str() == FENCE_CONVERSATION && *agent == fence)
         })
     }
 
@@ -140,7 +145,7 @@ impl AgentNotifier for Connected {
     }
 
     async fn withdraw(&self, conversation: &ConversationId, agent: &AgentId) {
-        if self.agents.contains(agent) {
+        if self.agents.contains(agent) || agent.as_str().starts_with(FENCE) {
             self.push(Notification::Withdraw {
                 conversation: conversation.clone(),
                 agent: agent.clone(),
@@ -232,11 +237,52 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The agent a fence named `name` is withdrawn from.
+fn fence_agent(name: &str) -> AgentId {
+    agent(&format!("{FENCE}-{name}"))
+}
+
+/// Commits the closed conversation fences are withdrawn from, without notifying.
+async fn fence_conversation(store: &PostgresStore) {
+    use messenger_channel::conversation::{Inbound, Input, LineBody};
+    use messenger_channel::store::Commit;
+    let config = ConversationConfig::default();
+    let (mut c, _) = Conversation::start(
+        ConversationId::from(FENCE_CONVERSATION),
+        PageId::from(PAGE).into_owned(),
+        UserId::from("~fence-customer").into_owned(),
+        Inbound::new(None, vec![LineBody::Text("fence".into())]),
+        t0(),
+        &config,
+    );
+    let force = Input::ForceClose {
+        supervisor: agent("~fence-supervisor"),
+    };
+    c.apply(force, t0(), &config).unwrap();
+    assert!(matches!(c.state(), State::Closed { .. }));
+    store
+        .commit(&Commit {
+            conversation: c,
+            expected_version: None,
+            transcript: Vec::new(),
+            effects: Vec::new(),
+            deadline: None,
+            applies: None,
+            at: t0(),
+            claim: None,
+        })
+        .await
+        .unwrap();
+}
+
 /// Sends a fence from `from` and waits until every instance has heard it: whatever was
 /// notified before it has been handed to every desk.
 async fn fence(from: &Instance, all: &[&Instance], name: &str) {
     from.notifier
-        .withdraw(&ConversationId::from(name), &agent(FENCE))
+        .withdraw(
+            &ConversationId::from(FENCE_CONVERSATION),
+            &fence_agent(name),
+        )
         .await;
     for i in all {
         wait_until(name, || i.desk.has_fence(name)).await;
@@ -267,6 +313,7 @@ async fn offers_reach_the_agents_instance_and_countdowns_fire_once() {
     let a = Instance::start(&url, "fleet-a", &channel, &["ada"]).await;
     let b = Instance::start(&url, "fleet-b", &channel, &["bob"]).await;
     let both = [&a, &b];
+    fence_conversation(&a.store).await;
 
     // Only bob is available: a conversation that starts on a is offered to him, and b's
     // desk (where he is) shows it; a's shows no offer.
@@ -285,6 +332,25 @@ async fn offers_reach_the_agents_instance_and_countdowns_fire_once() {
     fence(&a, &both, "f1").await;
     assert_eq!(b.desk.offers(), [(c1.id().clone(), agent("bob"))]);
     assert_eq!(a.desk.offers(), []);
+    // Any database user can notify: a forged withdrawal of the offer still outstanding, or
+    // of a conversation that does not exist, is checked against the store and not passed on.
+    let forged_withdrawal = format!(
+        r#"{{"v":1,"kind":"withdraw","conversation":"{}","agent":"bob"}}"#,
+        c1.id().as_str()
+    );
+    for payload in [
+        forged_withdrawal.as_str(),
+        r#"{"v":1,"kind":"withdraw","conversation":"nope","agent":"bob"}"#,
+    ] {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel.as_str())
+            .bind(payload)
+            .execute(a.store.pool())
+            .await
+            .unwrap();
+    }
+    fence(&a, &both, "f1-forged").await;
+    assert_eq!(b.desk.withdrawals(), [], "the offer is still outstanding");
     // Both desks were told of the new conversation (its first line, read back from the
     // store), once each.
     for i in both {

@@ -645,12 +645,22 @@ impl Relay {
                 conversation,
                 agent,
             } => {
-                // Not checked against the store: a withdrawal names no offer, and by the time
-                // it arrives the conversation may be offered to the same agent again. Any
-                // database user can notify on the channel (the README says so).
-                self.local
-                    .withdraw(&ConversationId::from(conversation), &AgentId::from(agent))
-                    .await;
+                // Checked against the store, which the withdrawing instance committed to
+                // before notifying: a conversation that does not exist, or whose offer to
+                // the agent is still outstanding, has nothing to withdraw. The latter is a
+                // forgery, or a withdrawal that arrives after the same agent was offered the
+                // conversation again (that offer's own notification shows it).
+                let Some(c) = self.load(conversation).await? else {
+                    return Ok(());
+                };
+                let agent = AgentId::from(agent);
+                if let State::Open { offer: Some(o) } = c.state() {
+                    if o.agent == agent {
+                        tracing::debug!("the offer is still outstanding: nothing to withdraw");
+                        return Ok(());
+                    }
+                }
+                self.local.withdraw(c.id(), &agent).await;
             }
             Message::Offer {
                 conversation,
