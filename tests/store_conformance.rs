@@ -182,3 +182,57 @@ async fn postgres_profiles() {
         .unwrap();
     conformance::run_profiles(Arc::new(store)).await;
 }
+
+/// A recorded body that a stalled transaction holds (its row locked) does not hold its
+/// unpacker forever: after PostgreSQL's `lock_timeout` (5 s, the store's setting) the unpack
+/// fails and records nothing; once the holder is gone the body unpacks, all of it.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_holder_of_a_recorded_body_makes_its_unpacker_fail_not_hang() {
+    use messenger_channel::store::{ConversationStore, NewInboxEvent, PostgresStore};
+    use std::time::{Duration, Instant, SystemTime};
+
+    let Some(url) = support::postgres::postgres_url() else {
+        return;
+    };
+    let url = support::postgres::fresh_postgres_database(&url, "mc_unpack_lock").await;
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let now = SystemTime::now();
+    store.record_webhook(b"{\"entry\":[]}", now).await.unwrap();
+    let seq = store.webhooks(0, 10).await.unwrap()[0].seq;
+    let events = [NewInboxEvent {
+        key: "k1".into(),
+        thread: "p:c".into(),
+        body: "{}".into(),
+    }];
+    let keep = Duration::from_secs(3600);
+
+    // Another connection holds the body's row, as a stalled unpacker would.
+    let other = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut holder = other.begin().await.unwrap();
+    sqlx::query("SELECT seq FROM webhooks WHERE seq = $1 FOR UPDATE")
+        .bind(i64::try_from(seq).unwrap())
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let failed = tokio::time::timeout(
+        Duration::from_secs(60),
+        store.unpack_webhook(seq, &events, now, keep),
+    )
+    .await
+    .expect("the unpacker gave up instead of waiting for ever");
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(started.elapsed() >= Duration::from_secs(5));
+    assert_eq!(store.webhooks(0, 10).await.unwrap().len(), 1, "kept");
+    assert!(
+        store.inbox("p:c", 10).await.unwrap().is_empty(),
+        "nothing recorded"
+    );
+
+    holder.rollback().await.unwrap();
+    let fresh = store.unpack_webhook(seq, &events, now, keep).await.unwrap();
+    assert_eq!(fresh, [true]);
+    assert!(store.webhooks(0, 10).await.unwrap().is_empty());
+    assert_eq!(store.inbox("p:c", 10).await.unwrap().len(), 1);
+}

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::dialect::{
     BACKFILL_AT_MS, BEGIN_WRITE, BLOB_TYPE, GROUP_RECEIVE, ID_TYPE, LOCK, NOW_MS, SCHEMA_LOCK,
-    SERIAL_WRITES, STORE_NAME,
+    SERIAL_WRITES, STORE_NAME, UNPACK_LOCK_TIMEOUT,
 };
 use super::{Db, Store};
 use crate::conversation::{FileLine, LineBody, MediaState, TranscriptLine};
@@ -1161,8 +1161,15 @@ impl ConversationStore for Store {
         keep: Duration,
     ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.write_tx().await?;
+        if let Some(timeout) = UNPACK_LOCK_TIMEOUT {
+            sqlx::query(timeout)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+        }
         // The body first: of instances unpacking it at once, the one whose delete finds it
-        // records the events (on PostgreSQL the others wait on its row, then find nothing).
+        // records the events (on PostgreSQL the others wait on its row, at most
+        // `UNPACK_LOCK_TIMEOUT`, then find nothing).
         let forgotten = sqlx::query(q::WEBHOOK_DELETE)
             .bind(i64::try_from(seq).unwrap_or(i64::MAX))
             .execute(&mut *tx)

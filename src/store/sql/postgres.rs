@@ -22,6 +22,10 @@ mod dialect {
     /// Reservations of one agent wait for each other on the agent's row.
     pub(super) const ROW_LOCK: &str = " FOR UPDATE";
     pub(super) const BEGIN_WRITE: &str = "BEGIN";
+    /// An unpacker waits at most this long on a recorded body another transaction holds (one
+    /// that stalls): it fails instead, and the body is unpacked later, while other customers'
+    /// bodies go on.
+    pub(super) const UNPACK_LOCK_TIMEOUT: Option<&str> = Some("SET LOCAL lock_timeout = '5s'");
     /// Instances migrating one database at once wait for each other on this lock.
     pub(super) const SCHEMA_LOCK: &str = "SELECT pg_advisory_xact_lock(7295318845091)";
     pub(super) const BACKFILL_AT_MS: &str = "UPDATE transcript SET at_ms = COALESCE((body::json->'at'->>'secs_since_epoch')::bigint * 1000 + (body::json->'at'->>'nanos_since_epoch')::bigint / 1000000, 0)";

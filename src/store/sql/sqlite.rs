@@ -25,6 +25,9 @@ mod dialect {
     /// A write transaction has the database to itself (SQLite has one writer at a time).
     pub(super) const SERIAL_WRITES: bool = true;
     pub(super) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+    /// A write transaction holds the whole database: waiting on it is bounded by the
+    /// connection's busy timeout.
+    pub(super) const UNPACK_LOCK_TIMEOUT: Option<&str> = None;
     /// `BEGIN IMMEDIATE` already serialises migrations.
     pub(super) const SCHEMA_LOCK: &str = "SELECT 1";
     pub(super) const BACKFILL_AT_MS: &str = "UPDATE transcript SET at_ms = COALESCE(json_extract(body, '$.at.secs_since_epoch') * 1000 + json_extract(body, '$.at.nanos_since_epoch') / 1000000, 0)";
