@@ -603,3 +603,113 @@ async fn two_engines_on_one_sqlite_database_never_push_an_agent_past_capacity() 
     assert_ne!(offers[0].0, first.as_str());
     assert_eq!(offers[0].1, "ada");
 }
+
+/// Omnichannel's presence side effects, as options: an agent who rejects an offer is set to
+/// Busy - DND, one who lets it lapse to Away (the nearest to Omnichannel's Inactive), so the
+/// next conversation goes to someone who is there; an agent who meanwhile chose another
+/// presence keeps it; without the options (the default) presence never changes.
+#[tokio::test]
+async fn a_missed_or_rejected_offer_sets_the_agents_presence_when_configured() {
+    use messenger_channel::conversation::ConversationConfig;
+
+    let offer_timeout = ConversationConfig::default().offer_timeout;
+    let engine_with = |config: ConversationConfig, router: Arc<InMemoryRouter>| {
+        let notifier = Arc::new(RecordingNotifier::new());
+        let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+        let engine = Engine::builder(Webhook::new(&secret()), Arc::new(FakeSend::new()))
+            .store(store.clone())
+            .router(router.clone())
+            .notifier(notifier.clone())
+            .config(config)
+            .build();
+        Desk {
+            engine: Arc::new(engine),
+            store,
+            router,
+            notifier,
+        }
+    };
+    let router = Arc::new(InMemoryRouter::new());
+    for name in ["ada", "bob", "cy"] {
+        router.set_presence(&agent(name), Presence::Available);
+    }
+    let config = ConversationConfig::default()
+        .presence_after_rejected_offer(Some(Presence::DoNotDisturb))
+        .presence_after_missed_offer(Some(Presence::Away));
+    let d = engine_with(config, router.clone());
+
+    // c1 is offered to ada (the first of equals, by id); she rejects it: Busy - DND.
+    d.receive(webhook().message("c1", "m1", "Hello", secs(1)), secs(1))
+        .await;
+    let c1 = d.conversation_of(PAGE, "c1").await;
+    assert_eq!(
+        d.offers(),
+        [(c1.id().as_str().to_owned(), "ada".to_owned())]
+    );
+    d.engine
+        .reject(c1.id(), &agent("ada"), secs(2))
+        .await
+        .unwrap();
+    assert_eq!(agent_presence(&router, "ada").await, Presence::DoNotDisturb);
+    // Offered to bob, who lets it lapse: Away.
+    assert_eq!(
+        d.offers(),
+        [(c1.id().as_str().to_owned(), "bob".to_owned())]
+    );
+    let lapsed = secs(2) + offer_timeout + Duration::from_secs(1);
+    d.engine.tick(lapsed).await.unwrap();
+    assert_eq!(agent_presence(&router, "bob").await, Presence::Away);
+    // Offered to cy, the only one still there. cy goes offline before it lapses: cy stays
+    // offline (not set to Away, which would say cy is signed in).
+    assert_eq!(d.offers(), [(c1.id().as_str().to_owned(), "cy".to_owned())]);
+    router.set_presence(&agent("cy"), Presence::Offline);
+    d.engine
+        .tick(lapsed + offer_timeout + Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(agent_presence(&router, "cy").await, Presence::Offline);
+    // Nobody is Available: no offer is made; ada comes back and gets the next conversation.
+    router.set_presence(&agent("ada"), Presence::Available);
+    d.receive(webhook().message("c2", "m2", "Hi", secs(400)), secs(400))
+        .await;
+    let c2 = d.conversation_of(PAGE, "c2").await;
+    assert!(
+        d.offers()
+            .contains(&(c2.id().as_str().to_owned(), "ada".to_owned()))
+    );
+
+    // The default: presence never changes.
+    let router = Arc::new(InMemoryRouter::new());
+    for name in ["ada", "bob"] {
+        router.set_presence(&agent(name), Presence::Available);
+    }
+    let d = engine_with(ConversationConfig::default(), router.clone());
+    d.receive(webhook().message("c1", "m1", "Hello", secs(1)), secs(1))
+        .await;
+    let c1 = d.conversation_of(PAGE, "c1").await;
+    assert_eq!(
+        d.offers(),
+        [(c1.id().as_str().to_owned(), "ada".to_owned())]
+    );
+    d.engine
+        .reject(c1.id(), &agent("ada"), secs(2))
+        .await
+        .unwrap();
+    d.engine.tick(lapsed).await.unwrap();
+    for name in ["ada", "bob"] {
+        assert_eq!(
+            agent_presence(&router, name).await,
+            Presence::Available,
+            "{name}"
+        );
+    }
+}
+
+async fn agent_presence(router: &InMemoryRouter, name: &str) -> Presence {
+    router
+        .agent_status(&agent(name), secs(0))
+        .await
+        .unwrap()
+        .unwrap()
+        .presence
+}

@@ -1064,6 +1064,12 @@ impl Conversation {
                     agent: agent.clone(),
                 });
                 out.notice(now, format!("{agent} declined the conversation"));
+                if let Some(presence) = config.presence_after_rejected_offer {
+                    out.effect(Effect::SetPresence {
+                        agent: agent.clone(),
+                        presence,
+                    });
+                }
                 self.transfer_lapsed(out, agent, now);
                 self.request_offer(out, None, now, config);
                 Ok(())
@@ -1098,6 +1104,12 @@ impl Conversation {
                     agent: agent.clone(),
                 });
                 out.notice(now, format!("the offer to {agent} timed out"));
+                if let Some(presence) = config.presence_after_missed_offer {
+                    out.effect(Effect::SetPresence {
+                        agent: agent.clone(),
+                        presence,
+                    });
+                }
                 self.transfer_lapsed(out, &agent, now);
                 self.request_offer(out, None, now, config);
             }
@@ -2436,6 +2448,49 @@ mod tests {
             serde_json::from_value::<Conversation>(json).unwrap(),
             consulted
         );
+    }
+
+    #[test]
+    fn a_missed_or_rejected_offer_sets_presence_only_when_configured() {
+        use crate::routing::Presence;
+        let set = |p: Presence, agent: AgentId| Effect::SetPresence { agent, presence: p };
+        let cfg = config()
+            .presence_after_rejected_offer(Some(Presence::DoNotDisturb))
+            .presence_after_missed_offer(Some(Presence::Away));
+        for (config, rejected, missed) in [
+            (
+                cfg.clone(),
+                Some(set(Presence::DoNotDisturb, a())),
+                Some(set(Presence::Away, a())),
+            ),
+            (config(), None, None),
+        ] {
+            let mut offered = open();
+            offered.apply(Input::OfferTo(a()), t0(), &config).unwrap();
+            let mut c = offered.clone();
+            let out = c.apply(Input::Reject(a()), secs(1), &config).unwrap();
+            let found = out
+                .effects
+                .iter()
+                .find(|e| matches!(e, Effect::SetPresence { .. }));
+            assert_eq!(found, rejected.as_ref());
+            let mut c = offered.clone();
+            let lapse = secs(0) + config.offer_timeout;
+            let out = c.apply(Input::Tick, lapse, &config).unwrap();
+            let found = out
+                .effects
+                .iter()
+                .find(|e| matches!(e, Effect::SetPresence { .. }));
+            assert_eq!(found, missed.as_ref());
+            // Before the countdown ends: nothing.
+            let mut c = offered.clone();
+            let out = c.apply(Input::Tick, secs(1), &config).unwrap();
+            assert!(
+                !out.effects
+                    .iter()
+                    .any(|e| matches!(e, Effect::SetPresence { .. }))
+            );
+        }
     }
 
     #[test]

@@ -164,6 +164,7 @@ pub use machine::{SendRefusal, TransitionError, transition};
 use crate::attachment::Rejection;
 use crate::ids::{AgentId, AppId, ConversationId, CustomerRecordId, PageId, QueueId, UserId};
 use crate::locale::Locale;
+use crate::routing::Presence;
 use crate::send::MediaKind;
 use crate::time::saturating_add;
 
@@ -209,6 +210,17 @@ pub struct ConversationConfig {
     pub waiting_inactivity: Duration,
     /// Offer a revived conversation to its previous agent first ("keep same agent").
     pub agent_affinity: bool,
+    /// The presence an agent who lets an offer lapse is set to (Omnichannel's option for a
+    /// missed notification, which sets them inactive: [`Presence::Away`] is the nearest
+    /// here), so that the next conversation is not offered to someone who is not there.
+    /// Applied only while the agent is [`Presence::Available`] (an agent who meanwhile chose
+    /// another presence, or signed out, keeps it); they set it back by hand. `None` (the
+    /// default): presence does not change.
+    pub presence_after_missed_offer: Option<Presence>,
+    /// The presence an agent who rejects an offer is set to (Omnichannel's option:
+    /// [`Presence::DoNotDisturb`]), on the same terms as
+    /// [`Self::presence_after_missed_offer`]. `None` (the default): presence does not change.
+    pub presence_after_rejected_offer: Option<Presence>,
     /// Text sent to the customer when a conversation starts, and recorded in the transcript
     /// (that the conversation may be monitored, recorded and stored).
     pub privacy_notice: Option<String>,
@@ -273,6 +285,22 @@ impl ConversationConfig {
         self
     }
 
+    /// Sets [`Self::presence_after_missed_offer`]: the presence an agent who lets an offer
+    /// lapse is set to (`None`: unchanged).
+    #[must_use]
+    pub fn presence_after_missed_offer(mut self, presence: Option<Presence>) -> Self {
+        self.presence_after_missed_offer = presence;
+        self
+    }
+
+    /// Sets [`Self::presence_after_rejected_offer`]: the presence an agent who rejects an
+    /// offer is set to (`None`: unchanged).
+    #[must_use]
+    pub fn presence_after_rejected_offer(mut self, presence: Option<Presence>) -> Self {
+        self.presence_after_rejected_offer = presence;
+        self
+    }
+
     /// Sets [`Self::privacy_notice`]: The privacy notice sent and recorded when a conversation starts (`None`: none).
     #[must_use]
     pub fn privacy_notice(mut self, privacy_notice: Option<String>) -> Self {
@@ -297,6 +325,8 @@ impl Default for ConversationConfig {
             auto_close_wrap_up: DEFAULT_AUTO_CLOSE_WRAP_UP,
             waiting_inactivity: DEFAULT_WAITING_INACTIVITY,
             agent_affinity: false,
+            presence_after_missed_offer: None,
+            presence_after_rejected_offer: None,
             privacy_notice: None,
             keep_unsent: true,
         }
@@ -1246,6 +1276,15 @@ pub enum Effect {
     SessionReleased {
         /// The agent.
         agent: AgentId,
+    },
+    /// Set the agent's presence, if they are still [`Presence::Available`]: they let an offer
+    /// lapse or rejected it ([`ConversationConfig::presence_after_missed_offer`],
+    /// [`ConversationConfig::presence_after_rejected_offer`]).
+    SetPresence {
+        /// The agent.
+        agent: AgentId,
+        /// Their new presence.
+        presence: Presence,
     },
     /// Tell an agent they were invited to consult ([`Input::Consult`]).
     ConsultInvited {

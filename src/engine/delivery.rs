@@ -33,6 +33,7 @@ use crate::conversation::{
     TranscriptLine,
 };
 use crate::ids::{AgentId, ConversationId, MessageId, PageId};
+use crate::routing::Presence;
 use crate::send::{
     AttachmentSource, ErrorKind, MediaKind, Message, RetryDecision, RetryPolicy, SendError,
     SendRequest, Upload,
@@ -888,6 +889,30 @@ impl Engine {
             Effect::WithdrawOffer { agent } => {
                 self.notifier.withdraw(conversation.id(), agent).await;
                 Settled::Delivered(None)
+            }
+            Effect::SetPresence { agent, presence } => {
+                // Only an agent still Available: one who chose another presence meanwhile,
+                // or signed out, keeps it.
+                let set = match self.router.agent_status(agent, now).await {
+                    Ok(Some(status)) if status.presence == Presence::Available => self
+                        .router
+                        .update_presence(agent, *presence)
+                        .await
+                        .map(|()| true),
+                    Ok(_) => Ok(false),
+                    Err(e) => Err(e),
+                };
+                match set {
+                    Ok(true) => {
+                        tracing::info!(%agent, presence = presence.as_str(), "the agent's presence was set after a missed or rejected offer");
+                        Settled::Delivered(None)
+                    }
+                    Ok(false) => Settled::Skipped,
+                    Err(e) => Settled::retry(
+                        format!("the agent's presence could not be set yet: {e}"),
+                        crate::time::saturating_add(now, fetch_backoff(p.attempts)),
+                    ),
+                }
             }
             Effect::OfferEnded { agent } => {
                 let ended = self.router.offer_ended(conversation.id(), agent).await;
