@@ -890,51 +890,12 @@ impl Engine {
                 self.notifier.withdraw(conversation.id(), agent).await;
                 Settled::Delivered(None)
             }
-            Effect::SetPresence { agent, presence } => {
-                // Only an agent still Available: one who chose another presence meanwhile,
-                // or signed out, keeps it.
-                let set = match self.router.agent_status(agent, now).await {
-                    Ok(Some(status)) if status.presence == Presence::Available => self
-                        .router
-                        .update_presence(agent, *presence)
-                        .await
-                        .map(|()| true),
-                    Ok(_) => Ok(false),
-                    Err(e) => Err(e),
-                };
-                match set {
-                    Ok(true) => {
-                        tracing::info!(%agent, presence = presence.as_str(), "the agent's presence was set after a missed or rejected offer");
-                        Settled::Delivered(None)
-                    }
-                    Ok(false) => Settled::Skipped,
-                    Err(e) => Settled::retry(
-                        format!("the agent's presence could not be set yet: {e}"),
-                        crate::time::saturating_add(now, fetch_backoff(p.attempts)),
-                    ),
-                }
-            }
-            Effect::OfferEnded { agent } => {
-                let ended = self.router.offer_ended(conversation.id(), agent).await;
-                capacity_settled(ended, p, now)
-            }
-            Effect::SessionStarted { agent } => {
-                // Only a session still held: one delivered again after it ended must not
-                // take the agent's capacity back.
-                if conversation.state().session_agent() == Some(agent) {
-                    let units = self.queue_of(conversation).capacity_units;
-                    let started = self
-                        .router
-                        .session_started(conversation.id(), agent, units, now)
-                        .await;
-                    capacity_settled(started, p, now)
-                } else {
-                    Settled::Skipped
-                }
-            }
-            Effect::SessionReleased { agent } => {
-                let released = self.router.session_released(conversation.id(), agent).await;
-                capacity_settled(released, p, now)
+            Effect::SetPresence { .. }
+            | Effect::OfferEnded { .. }
+            | Effect::SessionStarted { .. }
+            | Effect::SessionReleased { .. } => {
+                // Boxed: a future of its own, so that its callers' stay small.
+                Box::pin(self.settle_agent_effect(conversation, p, now)).await
             }
             Effect::ForgetMessage { mid } => match self.forget_message(conversation, mid).await {
                 Ok(lines) => {
@@ -951,6 +912,125 @@ impl Engine {
         let answered = held.now(now);
         self.record(conversation, p, settled, now, answered, recorded, deferred)
             .await
+    }
+
+    /// An effect on an agent's capacity or presence, reconciled with the conversation as it
+    /// is now (read again from the store), not as the committed step left it: router effects
+    /// are delivered in no fixed order (retries, other instances), so a late one must not
+    /// undo a later state.
+    ///
+    /// - A session is started only while the agent still holds the conversation, and
+    ///   released again if a close or transfer committed while it was being started (that
+    ///   step's release may have come first); a session the agent no longer holds is
+    ///   released, whatever an earlier attempt did.
+    /// - A release skips an agent who holds the conversation again (a revive, a transfer
+    ///   back), and restores the session if they took it back while it was being released.
+    /// - An offer's end skips an agent who holds the conversation (their session takes the
+    ///   reservation over) or is offered it again.
+    /// - A presence is set only while the agent is still Available.
+    async fn settle_agent_effect(
+        &self,
+        conversation: &Conversation,
+        p: &PendingEffect,
+        now: SystemTime,
+    ) -> Settled {
+        let id = conversation.id();
+        let retry = |what: &str, e: StoreError| {
+            Settled::retry(
+                format!("{what}: {e}"),
+                crate::time::saturating_add(now, fetch_backoff(p.attempts)),
+            )
+        };
+        let holds = |c: &Option<crate::store::Stored>, agent: &AgentId| {
+            c.as_ref()
+                .is_some_and(|s| s.conversation.state().session_agent() == Some(agent))
+        };
+        match &p.effect {
+            Effect::SetPresence { agent, presence } => {
+                let set = match self.router.agent_status(agent, now).await {
+                    Ok(Some(status)) if status.presence == Presence::Available => self
+                        .router
+                        .update_presence(agent, *presence)
+                        .await
+                        .map(|()| true),
+                    Ok(_) => Ok(false),
+                    Err(e) => Err(e),
+                };
+                match set {
+                    Ok(true) => {
+                        tracing::info!(%agent, presence = presence.as_str(), "the agent's presence was set after a missed or rejected offer");
+                        Settled::Delivered(None)
+                    }
+                    Ok(false) => Settled::Skipped,
+                    Err(e) => retry("the agent's presence could not be set yet", e),
+                }
+            }
+            Effect::OfferEnded { agent } => {
+                let now_is = match self.store.load(id).await {
+                    Ok(c) => c,
+                    Err(e) => return retry("the agent's capacity could not be updated yet", e),
+                };
+                let offered_again = now_is.as_ref().is_some_and(|s| {
+                    matches!(s.conversation.state(), State::Open { offer: Some(o) } if o.agent == *agent)
+                });
+                if holds(&now_is, agent) || offered_again {
+                    return Settled::Skipped;
+                }
+                let ended = self.router.offer_ended(id, agent).await;
+                capacity_settled(ended, p, now)
+            }
+            Effect::SessionStarted { agent } => {
+                let units = self.queue_of(conversation).capacity_units;
+                let before = match self.store.load(id).await {
+                    Ok(c) => c,
+                    Err(e) => return retry("the agent's capacity could not be updated yet", e),
+                };
+                if !holds(&before, agent) {
+                    // Ended before it reached the router, or started by an earlier attempt
+                    // that did not finish: the agent holds no session of it.
+                    let released = self.router.session_released(id, agent).await;
+                    return match capacity_settled(released, p, now) {
+                        Settled::Delivered(_) => Settled::Skipped,
+                        other => other,
+                    };
+                }
+                if let Err(e) = self.router.session_started(id, agent, units, now).await {
+                    return retry("the agent's capacity could not be updated yet", e);
+                }
+                match self.store.load(id).await {
+                    Ok(after) if holds(&after, agent) => Settled::Delivered(None),
+                    Ok(_) => {
+                        let released = self.router.session_released(id, agent).await;
+                        capacity_settled(released, p, now)
+                    }
+                    Err(e) => retry("the session was started but not checked yet", e),
+                }
+            }
+            Effect::SessionReleased { agent } => {
+                let before = match self.store.load(id).await {
+                    Ok(c) => c,
+                    Err(e) => return retry("the agent's capacity could not be updated yet", e),
+                };
+                if holds(&before, agent) {
+                    // Taken back (a revive, a transfer back): that session stands.
+                    return Settled::Skipped;
+                }
+                if let Err(e) = self.router.session_released(id, agent).await {
+                    return retry("the agent's capacity could not be updated yet", e);
+                }
+                match self.store.load(id).await {
+                    Ok(after) if holds(&after, agent) => {
+                        // Taken back while it was being released: its session again.
+                        let units = self.queue_of(conversation).capacity_units;
+                        let started = self.router.session_started(id, agent, units, now).await;
+                        capacity_settled(started, p, now)
+                    }
+                    Ok(_) => Settled::Delivered(None),
+                    Err(e) => retry("the session was released but not checked yet", e),
+                }
+            }
+            _ => Settled::Skipped,
+        }
     }
 
     /// Asks the router for an agent to offer a queued conversation (the follow-up

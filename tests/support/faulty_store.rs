@@ -30,6 +30,9 @@ pub struct FaultyStore<S> {
     fault: Fault,
     /// `unpack_webhook` of this recorded body fails (0: none).
     failing_unpack: AtomicU64,
+    /// What `list_queued` answers instead of the store's list, when set: a snapshot read
+    /// earlier, as an instance whose tick read the queue before another instance's offer.
+    pub stale_queue: std::sync::Mutex<Option<Vec<Stored>>>,
 }
 
 impl<S> FaultyStore<S> {
@@ -40,6 +43,7 @@ impl<S> FaultyStore<S> {
             at: AtomicU64::new(at),
             fault,
             failing_unpack: AtomicU64::new(0),
+            stale_queue: std::sync::Mutex::new(None),
         }
     }
 
@@ -153,6 +157,10 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
         self.around(self.inner.list_open()).await
     }
     async fn list_queued(&self) -> Result<Vec<Stored>, StoreError> {
+        let stale = self.stale_queue.lock().unwrap().clone();
+        if let Some(stale) = stale {
+            return Ok(stale);
+        }
         self.around(self.inner.list_queued()).await
     }
     async fn due(&self, now: SystemTime) -> Result<Vec<ConversationId>, StoreError> {
