@@ -324,6 +324,12 @@ impl Profiles {
             }
             state.running.insert(key.clone());
         }
+        // Whatever becomes of this call (a host's timeout, a dropped request), the fetch is
+        // no longer running once it ends: the next call may fetch again.
+        let mut running = Running {
+            profiles: self,
+            key: Some(key),
+        };
         let fetched = self.api.user_profile(page, customer).await;
         let outcome = match fetched {
             Ok(profile) => Ok(CustomerProfile::from_user_profile(&profile, now)),
@@ -338,10 +344,10 @@ impl Profiles {
         };
         if let Ok(profile) = outcome {
             let saved = self.store.save_profile(page, customer, &profile).await;
-            self.finish(&key, None);
+            running.finish(None);
             saved.map(|()| profile)
         } else {
-            self.finish(&key, Some(now));
+            running.finish(Some(now));
             Ok(fallback(kept))
         }
     }
@@ -366,6 +372,29 @@ impl Profiles {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FetchState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A fetch under way ([`Profiles::get`]): finished by the call, or, when the call is dropped
+/// before it ends, forgotten as running (without counting as a failure).
+struct Running<'a> {
+    profiles: &'a Profiles,
+    key: Option<(String, String)>,
+}
+
+impl Running<'_> {
+    fn finish(&mut self, failed_at: Option<SystemTime>) {
+        if let Some(key) = self.key.take() {
+            self.profiles.finish(&key, failed_at);
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.profiles.lock().running.remove(&key);
+        }
     }
 }
 

@@ -61,16 +61,16 @@ async fn a_tick_with_a_stale_queue_never_frees_an_outstanding_offer() {
     let a = AgentId::from("a");
     router.set_capacity(&a, 1);
     let e1 = build(inner.clone(), router.clone());
-    let stale = Arc::new(support::faulty_store::FaultyStore::new(
+    let behind = Arc::new(support::faulty_store::FaultyStore::new(
         inner.clone(),
         0,
         support::faulty_store::Fault::FailBefore,
     ));
-    let e2 = build(stale.clone(), router.clone());
+    let e2 = build(behind.clone(), router.clone());
 
     receive(&e1, "c1", "m1", secs(1)).await;
     // Instance 2 read the queue before instance 1's offer (its `list_queued` ran first).
-    *stale.stale_queue.lock().unwrap() = Some(inner.list_queued().await.unwrap());
+    *behind.stale_queue.lock().unwrap() = Some(inner.list_queued().await.unwrap());
     router.set_presence(&a, Presence::Available);
     e1.tick(secs(2)).await.unwrap();
     let (c1, state) = id_of(&*inner, "c1").await;
@@ -85,7 +85,7 @@ async fn a_tick_with_a_stale_queue_never_frees_an_outstanding_offer() {
     };
     assert_eq!(used(secs(2)).await, 1);
     let _ = e2.tick(secs(3)).await;
-    *stale.stale_queue.lock().unwrap() = None;
+    *behind.stale_queue.lock().unwrap() = None;
     let (_, state) = id_of(&*inner, "c1").await;
     assert!(
         matches!(state, State::Open { offer: Some(ref o) } if o.agent == a),
@@ -114,6 +114,7 @@ struct Flaky {
     inner: Arc<InMemoryRouter>,
     fail_release: AtomicBool,
     fail_start: AtomicBool,
+    reserve_calls: std::sync::atomic::AtomicUsize,
     hold_start: AtomicBool,
     entered: tokio::sync::Notify,
     release: tokio::sync::Notify,
@@ -136,6 +137,7 @@ impl AgentRouter for Flaky {
         r: &OfferRequest<'_>,
         h: Hold,
     ) -> Result<Option<AgentId>, StoreError> {
+        self.reserve_calls.fetch_add(1, Ordering::SeqCst);
         self.inner.reserve_offer(c, r, h).await
     }
     async fn reserve_pick(
@@ -185,6 +187,7 @@ async fn a_late_session_release_never_ends_the_revived_session() {
         inner: inner.clone(),
         fail_release: AtomicBool::new(false),
         fail_start: AtomicBool::new(false),
+        reserve_calls: std::sync::atomic::AtomicUsize::new(0),
         hold_start: AtomicBool::new(false),
         entered: tokio::sync::Notify::new(),
         release: tokio::sync::Notify::new(),
@@ -220,6 +223,7 @@ async fn a_close_between_accept_and_its_session_start_leaks_no_session() {
         inner: inner.clone(),
         fail_release: AtomicBool::new(false),
         fail_start: AtomicBool::new(false),
+        reserve_calls: std::sync::atomic::AtomicUsize::new(0),
         hold_start: AtomicBool::new(false),
         entered: tokio::sync::Notify::new(),
         release: tokio::sync::Notify::new(),
@@ -258,6 +262,7 @@ async fn an_accept_whose_session_start_fails_keeps_the_capacity_taken() {
         inner: inner.clone(),
         fail_release: AtomicBool::new(false),
         fail_start: AtomicBool::new(false),
+        reserve_calls: std::sync::atomic::AtomicUsize::new(0),
         hold_start: AtomicBool::new(false),
         entered: tokio::sync::Notify::new(),
         release: tokio::sync::Notify::new(),
@@ -278,4 +283,49 @@ async fn an_accept_whose_session_start_fails_keeps_the_capacity_taken() {
     let _ = e.tick(secs(60)).await;
     assert_eq!(inner.load(&a), 1);
     assert_eq!(used().await, 1);
+}
+
+/// A tick gives each waiting conversation another chance at an offer, but a queue for which
+/// nobody is free costs one decision, not one per conversation; a conversation that excludes
+/// an agent (who declined it) does not make the queue look full for the others.
+#[tokio::test]
+async fn a_tick_asks_once_for_a_queue_nobody_can_take() {
+    let store = Arc::new(InMemoryStore::new());
+    let inner = Arc::new(InMemoryRouter::new());
+    let a = AgentId::from("a");
+    inner.set_capacity(&a, 1);
+    inner.set_presence(&a, Presence::Available);
+    let flaky = Arc::new(Flaky {
+        inner: inner.clone(),
+        fail_release: AtomicBool::new(false),
+        fail_start: AtomicBool::new(false),
+        reserve_calls: std::sync::atomic::AtomicUsize::new(0),
+        hold_start: AtomicBool::new(false),
+        entered: tokio::sync::Notify::new(),
+        release: tokio::sync::Notify::new(),
+    });
+    let e = build(store.clone(), flaky.clone());
+    for (i, customer) in ["c1", "c2", "c3", "c4", "c5"].into_iter().enumerate() {
+        receive(&e, customer, &format!("m{i}"), secs(1 + i as u64)).await;
+    }
+    let (c1, state) = id_of(&*store, "c1").await;
+    assert!(matches!(state, State::Open { offer: Some(ref o) } if o.agent == a));
+    // a is full: four wait. A tick asks once for them.
+    let calls = || flaky.reserve_calls.load(Ordering::SeqCst);
+    let before = calls();
+    e.tick(secs(10)).await.unwrap();
+    assert_eq!(calls() - before, 1, "one decision for the full queue");
+    // a declines c1: c1 excludes a and finds nobody; c2, which excludes nobody, gets a in the
+    // same tick.
+    e.reject(&c1, &a, secs(11)).await.unwrap();
+    let (_, state) = id_of(&*store, "c2").await;
+    let offered_c2 = matches!(state, State::Open { offer: Some(ref o) } if o.agent == a);
+    if !offered_c2 {
+        e.tick(secs(12)).await.unwrap();
+    }
+    let (_, state) = id_of(&*store, "c2").await;
+    assert!(
+        matches!(state, State::Open { offer: Some(ref o) } if o.agent == a),
+        "{state:?}"
+    );
 }

@@ -209,3 +209,55 @@ async fn concurrent_callers_ask_once() {
         Some("Ada Lovelace")
     );
 }
+
+/// A store whose next `save_profile` never answers, as a stalled database.
+struct Stalling {
+    inner: InMemoryStore,
+    stall: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl ProfileStore for Stalling {
+    async fn profile(
+        &self,
+        page: &PageId<'_>,
+        customer: &UserId<'_>,
+    ) -> Result<Option<CustomerProfile>, messenger_channel::store::StoreError> {
+        self.inner.profile(page, customer).await
+    }
+
+    async fn save_profile(
+        &self,
+        page: &PageId<'_>,
+        customer: &UserId<'_>,
+        profile: &CustomerProfile,
+    ) -> Result<(), messenger_channel::store::StoreError> {
+        if self.stall.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.inner.save_profile(page, customer, profile).await
+    }
+}
+
+/// A call the host gives up on (its own timeout, a dropped request) does not leave the fetch
+/// marked as running: the next call fetches, instead of showing the fallback name for good.
+#[tokio::test]
+async fn a_call_given_up_mid_fetch_does_not_pin_the_fallback() {
+    let api = Arc::new(FakeSend::new());
+    api.serve_profile(ADA, ada_profile());
+    let store = Arc::new(Stalling {
+        inner: InMemoryStore::new(),
+        stall: std::sync::atomic::AtomicBool::new(true),
+    });
+    let profiles = Profiles::new(api.clone(), store);
+    let ada = UserId::from(ADA);
+    let given_up = tokio::time::timeout(
+        Duration::from_millis(50),
+        profiles.get(&page(), &ada, at(0)),
+    )
+    .await;
+    assert!(given_up.is_err(), "the first call stalled and was dropped");
+    let profile = profiles.get(&page(), &ada, at(1)).await.unwrap();
+    assert_eq!(profile.name.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(api.profile_requests(ADA), 2, "fetched again");
+}

@@ -1134,3 +1134,25 @@ async fn the_agent_joined_message_names_the_agent_as_the_host_does() {
         ]
     );
 }
+
+/// While another app (the Page inbox, a bot) holds the thread, no automated message is sent
+/// over it: a transfer, a supervisor's close say nothing to the customer.
+#[tokio::test]
+async fn nothing_automated_is_sent_over_a_thread_another_app_holds() {
+    use messenger_channel::ids::AppId;
+    let d = desk(with_messages(), &["ada", "bob"]);
+    let c = d.active_with("c1", "ada", secs(1)).await;
+    let before = d.sent_texts().len();
+    let (h, b) =
+        signed(webhook().take_thread_control("c1", AppId(1), AppId(263_902_037_430_900), secs(2)));
+    d.engine.handle_webhook(&h, &b, secs(2)).await.unwrap();
+    assert!(d.open("c1").await.is_paused());
+    d.engine
+        .transfer_to_queue(c.id(), &agent("ada"), &q("billing"), None, secs(3))
+        .await
+        .unwrap();
+    let sam = Supervisor::new(agent("sam"));
+    d.engine.force_close(&sam, c.id(), secs(4)).await.unwrap();
+    assert_eq!(d.sent_texts().len(), before, "{:?}", d.sent_texts());
+    assert!(d.latest("c1").await.is_closed());
+}

@@ -2,12 +2,12 @@
 //! inactivity), gives queued conversations another chance at an offer, and delivers the
 //! outbox's due effects.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::SystemTime;
 
 use super::{Engine, EngineError, Outcome};
 use crate::conversation::Input;
-use crate::ids::AgentId;
+use crate::ids::{AgentId, QueueId};
 
 impl Engine {
     /// Applies events left in the inbox by a crash or a failure ([`Engine::apply_pending`]),
@@ -67,12 +67,25 @@ impl Engine {
             }
         }
         // Conversations left in the queue without an offer get another chance.
-        // (Pick queues make no offer: their conversations wait to be picked.)
+        // (Pick queues make no offer: their conversations wait to be picked.) A queue for
+        // which nobody could be reserved, for a conversation that excludes nobody, has
+        // nobody for its other conversations either (exclusions only narrow the choice): it
+        // is passed over until the next tick, so a full queue costs one decision, not one
+        // per waiting conversation.
+        let mut nobody_free: HashSet<Option<QueueId>> = HashSet::new();
         for stored in self.store.list_queued().await? {
             let c = stored.conversation;
-            if c.awaits_offer() && self.offers(&c) && self.queue_of(&c).is_open(now) {
+            if c.awaits_offer()
+                && self.offers(&c)
+                && !nobody_free.contains(&c.queue().cloned())
+                && self.queue_of(&c).is_open(now)
+            {
                 let exclude: Vec<AgentId> = c.excluded_agents(now, &self.config).cloned().collect();
                 let reserved = match self.reserve_offer(&c, &exclude, None, now).await {
+                    Ok(None) if exclude.is_empty() => {
+                        nobody_free.insert(c.queue().cloned());
+                        None
+                    }
                     Ok(reserved) => reserved,
                     Err(e) => {
                         tracing::warn!(error = %e, "no agent could be reserved");

@@ -228,6 +228,9 @@ pub fn on_start(
 /// | an agent takes it: accepts, picks, is assigned it | [`AutomatedTrigger::AgentJoined`] |
 /// | the agent presses End | [`AutomatedTrigger::AgentEnded`] |
 /// | it closes, unless it started outside operating hours | [`AutomatedTrigger::Survey`] |
+///
+/// None while another app holds the thread ([`Conversation::is_paused`]): nothing is sent
+/// over a thread this app does not control.
 pub fn after_transition(
     from: &Queue,
     to: &Queue,
@@ -237,6 +240,10 @@ pub fn after_transition(
     agent_name: &dyn Fn(&crate::ids::AgentId) -> String,
 ) -> Vec<(AutomatedTrigger, String)> {
     let mut out = Vec::new();
+    if after.is_paused() {
+        // Another app (a bot, the Page inbox) holds the thread: nothing is sent over it.
+        return out;
+    }
     let mut push = |queue: &Queue, trigger, agent: Option<&str>| {
         if let Some(text) = queue
             .messages
@@ -548,6 +555,26 @@ mod tests {
         // No locales: none written.
         let plain = serde_json::to_value(AutomatedMessages::default()).unwrap();
         assert!(plain.get("locales").is_none());
+    }
+
+    #[test]
+    fn nothing_is_said_over_a_thread_another_app_holds() {
+        let q = queue();
+        let force = Input::ForceClose {
+            supervisor: AgentId::from("sue"),
+        };
+        let name = |a: &AgentId| a.as_str().to_owned();
+        // Held by another app from the start, then closed by a supervisor: no survey.
+        let paused = start(true);
+        assert!(paused.is_paused());
+        let (before, closed) = step(&paused, force.clone());
+        assert!(after_transition(&q, &q, &before, &force, &closed, &name).is_empty());
+        // The same close over a thread this app holds: the survey.
+        let (before, closed) = step(&start(false), force.clone());
+        assert_eq!(
+            after_transition(&q, &q, &before, &force, &closed, &name).len(),
+            1
+        );
     }
 
     #[test]

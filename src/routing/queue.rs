@@ -71,7 +71,7 @@ pub struct SkillRequirement {
 /// assert_eq!(billing.skills.len(), 2);
 /// assert_eq!(Queue::pick(QueueId::from("returns")).mode, DistributionMode::Pick);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Queue {
     /// Its id.
@@ -95,7 +95,27 @@ pub struct Queue {
     /// What becomes of a conversation that starts while it is closed.
     #[serde(default)]
     pub outside_hours: OutsideHours,
+    /// Whether [`Queue::matching`] set the matching mode: [`Queue::skill`] then leaves it.
+    #[serde(skip)]
+    matching_chosen: bool,
 }
+
+/// Queues are equal when their configuration is (however their matching mode was set).
+impl PartialEq for Queue {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.name == other.name
+            && self.mode == other.mode
+            && self.skills == other.skills
+            && self.matching == other.matching
+            && self.capacity_units == other.capacity_units
+            && self.messages == other.messages
+            && self.hours == other.hours
+            && self.outside_hours == other.outside_hours
+    }
+}
+
+impl Eq for Queue {}
 
 impl Queue {
     /// A queue with `mode`, no skills required, taking [`DEFAULT_CAPACITY_UNITS`].
@@ -110,6 +130,7 @@ impl Queue {
             messages: AutomatedMessages::default(),
             hours: None,
             outside_hours: OutsideHours::Wait,
+            matching_chosen: false,
         }
     }
 
@@ -136,15 +157,16 @@ impl Queue {
         self
     }
 
-    /// Requires a skill at `level` or above (set again, the level is replaced). With no
-    /// matching mode set yet, the queue matches [`SkillMatching::Exact`].
+    /// Requires a skill at `level` or above (set again, the level is replaced). Unless a
+    /// matching mode was chosen ([`Queue::matching`], before or after), the queue matches
+    /// [`SkillMatching::Exact`].
     #[must_use]
     pub fn skill(mut self, skill: SkillId, level: u8) -> Self {
         match self.skills.iter_mut().find(|r| r.skill == skill) {
             Some(r) => r.level = level,
             None => self.skills.push(SkillRequirement { skill, level }),
         }
-        if self.matching == SkillMatching::None {
+        if !self.matching_chosen {
             self.matching = SkillMatching::Exact;
         }
         self
@@ -154,6 +176,7 @@ impl Queue {
     #[must_use]
     pub fn matching(mut self, matching: SkillMatching) -> Self {
         self.matching = matching;
+        self.matching_chosen = true;
         self
     }
 
@@ -214,6 +237,22 @@ mod tests {
             .skill(SkillId::from("b"), 1);
         assert_eq!(q.matching, SkillMatching::Closest);
         assert_eq!(q.skills.len(), 2);
+        // A mode chosen first is kept when skills come after (None stays None).
+        let none = Queue::push(QueueId::from("n"))
+            .matching(SkillMatching::None)
+            .skill(SkillId::from("a"), 1);
+        assert_eq!(none.matching, SkillMatching::None);
+        let closest = Queue::push(QueueId::from("c"))
+            .matching(SkillMatching::Closest)
+            .skill(SkillId::from("a"), 1);
+        assert_eq!(closest.matching, SkillMatching::Closest);
+        // Equal whether the mode was chosen or followed from a skill.
+        let chosen = Queue::push(QueueId::from("e"))
+            .matching(SkillMatching::Exact)
+            .skill(SkillId::from("a"), 1);
+        let followed = Queue::push(QueueId::from("e")).skill(SkillId::from("a"), 1);
+        assert_eq!(chosen, followed);
+        assert_ne!(chosen, none);
         assert_eq!(Queue::fallback().id, DEFAULT_QUEUE);
         assert_eq!(Queue::fallback().mode, DistributionMode::Push);
         assert_eq!(Queue::push(QueueId::from("x")).name("X").name, "X");
