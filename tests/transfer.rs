@@ -1156,3 +1156,25 @@ async fn nothing_automated_is_sent_over_a_thread_another_app_holds() {
     assert_eq!(d.sent_texts().len(), before, "{:?}", d.sent_texts());
     assert!(d.latest("c1").await.is_closed());
 }
+
+/// The place in the queue is counted over the whole queue, not a page of it: the 502nd
+/// customer waiting is told 502.
+#[tokio::test]
+async fn the_place_in_the_queue_is_right_past_a_page_of_it() {
+    let d = desk(with_messages(), &[]);
+    for i in 0..502u64 {
+        d.write(&format!("c{i}"), &format!("m{i}"), "hello", secs(1 + i))
+            .await;
+    }
+    let told = d
+        .send
+        .sent()
+        .into_iter()
+        .filter(|s| s.body["recipient"]["id"] == "c501")
+        .filter_map(|s| s.body["message"]["text"].as_str().map(str::to_owned))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        told.last().map(String::as_str),
+        Some("All agents are busy; you are number 502 in the queue.")
+    );
+}

@@ -1091,7 +1091,9 @@ impl Engine {
         }
         let waiting = match self
             .store
-            .list_queue(conversation.queue(), super::OPEN_WORK_LIMIT)
+            // The whole queue: a place past a page of it must not be told as the last
+            // place of the page (read once per conversation, when no agent took it).
+            .list_queue(conversation.queue(), usize::MAX)
             .await
         {
             Ok(waiting) => waiting,

@@ -683,6 +683,10 @@ impl Engine {
         event: &InboxEvent,
         now: SystemTime,
     ) -> Result<Applied, EngineError> {
+        // The host's answer about the customer's locale, asked once for this event however
+        // many times a conflict makes it start the conversation again.
+        let asked: std::sync::Mutex<Option<Option<Locale>>> = std::sync::Mutex::new(None);
+        let asked = &asked;
         self.retrying_conflicts(|| async {
             let (conversation, transition, expected) =
                 match (self.store.find_open(&page, &customer).await?, &input) {
@@ -692,7 +696,20 @@ impl Engine {
                         let seed = format!("{}:{}", event.key, event.seq);
                         let id = conversation_id(&page, &customer, &seed);
                         // Classified into a queue by what is known now.
-                        let locale = self.customer_locale(&page, &customer).await;
+                        let known = asked
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .clone();
+                        let locale = if let Some(locale) = known {
+                            locale
+                        } else {
+                            let locale = self.customer_locale(&page, &customer).await;
+                            *asked
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                                Some(locale.clone());
+                            locale
+                        };
                         let facts = StartFacts::new(&page, &customer)
                             .referral(referral)
                             .first_text(first_text(inbound))
