@@ -1107,6 +1107,20 @@ async fn a_conversation_is_linked_to_the_hosts_customer_record() {
         ]
     );
     assert!(d.send.sent().is_empty(), "nothing reaches the customer");
+
+    // The customer's next conversation is linked to the same record from its start.
+    let sam = Supervisor::new(agent("sam"));
+    d.engine.force_close(&sam, c.id(), secs(5)).await.unwrap();
+    d.write("c1", "m_again", "me again", secs(6)).await;
+    let next = d.open("c1").await;
+    assert_ne!(next.id(), c.id());
+    assert_eq!(
+        next.customer_record(),
+        Some(&CustomerRecordId::from("account-7"))
+    );
+    // Another customer's is not.
+    d.write("c2", "m_other", "hello", secs(7)).await;
+    assert_eq!(d.open("c2").await.customer_record(), None);
 }
 
 /// `{AgentName}` is the host's display name for the agent when it has one, else the id.
@@ -1177,4 +1191,42 @@ async fn the_place_in_the_queue_is_right_past_a_page_of_it() {
         told.last().map(String::as_str),
         Some("All agents are busy; you are number 502 in the queue.")
     );
+}
+
+/// Notes are held to a size: one longer than `NOTE_MAX_CHARS` is refused with a typed error
+/// and records nothing; one at the limit is recorded.
+#[tokio::test]
+async fn a_note_too_long_is_refused_and_records_nothing() {
+    use messenger_channel::engine::NOTE_MAX_CHARS;
+    let d = desk(two_queues(), &["ada", "bob"]);
+    let c = d.active_with("c1", "ada", secs(1)).await;
+    let long = "é".repeat(NOTE_MAX_CHARS + 1);
+    let sam = Supervisor::new(agent("sam"));
+    let refusals = [
+        d.engine
+            .add_note(c.id(), &agent("ada"), &long, secs(2))
+            .await,
+        d.engine.supervisor_note(&sam, c.id(), &long, secs(2)).await,
+        d.engine
+            .transfer_to_agent(c.id(), &agent("ada"), &agent("bob"), Some(&long), secs(2))
+            .await,
+        d.engine
+            .transfer_to_queue(c.id(), &agent("ada"), &q("billing"), Some(&long), secs(2))
+            .await,
+    ];
+    for refused in refusals {
+        assert!(
+            matches!(refused, Err(EngineError::NoteTooLong { chars, max })
+                if chars == NOTE_MAX_CHARS + 1 && max == NOTE_MAX_CHARS),
+            "{refused:?}"
+        );
+    }
+    assert!(internal(&d.transcript(&c).await).is_empty());
+    assert_eq!(d.open("c1").await.state(), c.state(), "not transferred");
+    let at_limit = "é".repeat(NOTE_MAX_CHARS);
+    d.engine
+        .add_note(c.id(), &agent("ada"), &at_limit, secs(3))
+        .await
+        .unwrap();
+    assert_eq!(internal(&d.transcript(&c).await).len(), 1);
 }

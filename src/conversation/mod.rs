@@ -208,7 +208,9 @@ pub struct ConversationConfig {
     pub auto_close_wrap_up: Duration,
     /// Close a Waiting conversation after this long without activity.
     pub waiting_inactivity: Duration,
-    /// Offer a revived conversation to its previous agent first ("keep same agent").
+    /// Offer a revived conversation to its previous agent first ("keep same agent"), when
+    /// they may be offered it (Available, with room). Omnichannel's affinity reassigns to them
+    /// regardless of capacity and presence; this channel never pushes past capacity.
     pub agent_affinity: bool,
     /// The presence an agent who lets an offer lapse is set to (Omnichannel's option for a
     /// missed notification, which sets them inactive: [`Presence::Away`] is the nearest
@@ -556,6 +558,16 @@ impl Conversation {
     /// is linked to ([`Input::LinkRecord`]); `None` until one is linked.
     pub fn customer_record(&self) -> Option<&CustomerRecordId> {
         self.customer_record.as_ref()
+    }
+
+    /// The conversation linked to the host's record of the customer from its start: the
+    /// engine carries the record of the customer's previous conversation over to the next
+    /// one (as Omnichannel links a customer's later conversations to the record), which
+    /// [`Input::LinkRecord`] may change.
+    #[must_use]
+    pub fn with_customer_record(mut self, record: Option<CustomerRecordId>) -> Self {
+        self.customer_record = record;
+        self
     }
 
     /// The customer's locale, as the host gave it when the conversation started

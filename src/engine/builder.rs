@@ -38,6 +38,9 @@ pub struct EngineBuilder {
     agent_names: Option<super::AgentNames>,
     customer_locale: Option<Arc<dyn super::CustomerLocale>>,
     customer_locale_timeout: std::time::Duration,
+    /// Whether the host set the store, and the router.
+    store_set: bool,
+    router_set: bool,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -53,6 +56,7 @@ impl EngineBuilder {
     #[must_use]
     pub fn store(mut self, store: Arc<dyn ConversationStore>) -> Self {
         self.store = store;
+        self.store_set = true;
         self
     }
 
@@ -60,6 +64,7 @@ impl EngineBuilder {
     #[must_use]
     pub fn router(mut self, router: Arc<dyn AgentRouter>) -> Self {
         self.router = router;
+        self.router_set = true;
         self
     }
 
@@ -201,8 +206,16 @@ impl EngineBuilder {
         self
     }
 
-    /// Builds the engine.
+    /// Builds the engine. A store set without a router is logged (`warn`): the default
+    /// router counts capacity in this process only, so instances sharing the store would
+    /// each fill agents up to their capacity; give the SQL store as the router too
+    /// (`.router(store.clone())`).
     pub fn build(self) -> Engine {
+        if self.store_set && !self.router_set {
+            tracing::warn!(
+                "a store without a router: agents' capacity and presence are kept in this process only; with several instances on one database, set the store as the router too"
+            );
+        }
         Engine {
             webhook: self.webhook,
             send: self.send,
@@ -272,6 +285,8 @@ impl Engine {
             agent_names: None,
             customer_locale: None,
             customer_locale_timeout: super::DEFAULT_LOCALE_TIMEOUT,
+            store_set: false,
+            router_set: false,
         }
     }
 }

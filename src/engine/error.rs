@@ -59,6 +59,15 @@ pub enum EngineError {
     /// ([`Engine::link_customer_record`](super::Engine::link_customer_record)): why.
     #[error("the customer record id is not accepted: {0}")]
     InvalidCustomerRecord(&'static str),
+    /// An internal note (or a transfer's note) longer than
+    /// [`NOTE_MAX_CHARS`](super::NOTE_MAX_CHARS): nothing is changed.
+    #[error("a note holds at most {max} characters (this one has {chars})")]
+    NoteTooLong {
+        /// The note's length, in characters.
+        chars: usize,
+        /// The most it may have.
+        max: usize,
+    },
 }
 
 impl EngineError {

@@ -724,7 +724,13 @@ impl Engine {
                             now,
                             &self.config,
                         );
-                        let mut c = c.with_customer_locale(locale);
+                        // Linked to the record the customer's previous conversation was.
+                        let record = self
+                            .store
+                            .find_latest(&page, &customer)
+                            .await?
+                            .and_then(|s| s.conversation.customer_record().cloned());
+                        let mut c = c.with_customer_locale(locale).with_customer_record(record);
                         self.automate_start(&mut c, &mut transition, now)?;
                         (c, transition, None)
                     }

@@ -173,6 +173,9 @@ impl Engine {
         text: &str,
         now: SystemTime,
     ) -> Result<(), EngineError> {
+        if let Some(refused) = super::transfer::note_too_long(text) {
+            return Err(refused);
+        }
         let input = Input::Note {
             author: NoteAuthor::Supervisor(supervisor.id().clone()),
             text: text.to_owned(),

@@ -8,6 +8,19 @@ use super::{Engine, EngineError};
 use crate::conversation::{Input, NoteAuthor, TransferTarget};
 use crate::ids::{AgentId, ConversationId, QueueId};
 
+/// The longest internal note (or transfer note) the engine records, in characters: longer
+/// ones are refused with [`EngineError::NoteTooLong`].
+pub const NOTE_MAX_CHARS: usize = 4000;
+
+/// The refusal of a note longer than [`NOTE_MAX_CHARS`] ([`EngineError::NoteTooLong`]).
+pub(super) fn note_too_long(text: &str) -> Option<EngineError> {
+    let chars = text.chars().count();
+    (chars > NOTE_MAX_CHARS).then_some(EngineError::NoteTooLong {
+        chars,
+        max: NOTE_MAX_CHARS,
+    })
+}
+
 impl Engine {
     /// The agent who holds the Active conversation transfers it to another agent, with a
     /// note: their session ends (capacity released), and `target` is offered it with the
@@ -28,6 +41,9 @@ impl Engine {
         note: Option<&str>,
         now: SystemTime,
     ) -> Result<(), EngineError> {
+        if let Some(refused) = note.and_then(note_too_long) {
+            return Err(refused);
+        }
         let input = Input::Transfer {
             agent: agent.clone(),
             to: TransferTarget::Agent(target.clone()),
@@ -52,6 +68,9 @@ impl Engine {
         note: Option<&str>,
         now: SystemTime,
     ) -> Result<(), EngineError> {
+        if let Some(refused) = note.and_then(note_too_long) {
+            return Err(refused);
+        }
         if !self.routing.queues().any(|q| q.id == *queue) {
             return Err(EngineError::UnknownQueue(queue.clone()));
         }
@@ -115,6 +134,9 @@ impl Engine {
         text: &str,
         now: SystemTime,
     ) -> Result<(), EngineError> {
+        if let Some(refused) = note_too_long(text) {
+            return Err(refused);
+        }
         let input = Input::Note {
             author: NoteAuthor::Agent(agent.clone()),
             text: text.to_owned(),
