@@ -261,3 +261,48 @@ async fn a_call_given_up_mid_fetch_does_not_pin_the_fallback() {
     assert_eq!(profile.name.as_deref(), Some("Ada Lovelace"));
     assert_eq!(api.profile_requests(ADA), 2, "fetched again");
 }
+
+/// With `EngineBuilder::profiles`, a conversation that starts through the webhook has its
+/// customer's profile fetched once, in the background, and kept; later messages fetch
+/// nothing more.
+#[cfg(feature = "worker")]
+#[tokio::test]
+async fn a_new_conversation_fetches_its_customers_profile_once() {
+    use messenger_channel::engine::Engine;
+    use messenger_channel::testing::WebhookBody;
+    use messenger_channel::webhook::Webhook;
+
+    let api = Arc::new(FakeSend::new());
+    api.serve_profile(ADA, ada_profile());
+    let store = Arc::new(InMemoryStore::new());
+    let profiles = Arc::new(Profiles::new(api.clone(), store.clone()));
+    let secret = messenger_channel::secret::AppSecret::new("app-secret").unwrap();
+    let engine = Engine::builder(Webhook::new(&secret), api.clone())
+        .store(store.clone())
+        .profiles(profiles.clone())
+        .build();
+    for (i, text) in ["hello", "anyone?"].into_iter().enumerate() {
+        let at = at(i as u64);
+        let body = WebhookBody::new(page().as_str()).message(ADA, &format!("m{i}"), text, at);
+        let (headers, bytes) = body.sign(&secret).into_parts();
+        engine.handle_webhook(&headers, &bytes, at).await.unwrap();
+        // Wait, with a deadline, for the background fetch to be kept.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while profiles
+            .cached(&page(), &UserId::from(ADA))
+            .await
+            .unwrap()
+            .is_none()
+        {
+            assert!(std::time::Instant::now() < deadline, "never fetched");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let kept = profiles
+        .cached(&page(), &UserId::from(ADA))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.name.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(api.profile_requests(ADA), 1);
+}

@@ -38,6 +38,8 @@ pub struct EngineBuilder {
     agent_names: Option<super::AgentNames>,
     customer_locale: Option<Arc<dyn super::CustomerLocale>>,
     customer_locale_timeout: std::time::Duration,
+    #[cfg(feature = "worker")]
+    profiles: Option<Arc<crate::profile::Profiles>>,
     /// Whether the host set the store, and the router.
     store_set: bool,
     router_set: bool,
@@ -197,6 +199,19 @@ impl EngineBuilder {
         self
     }
 
+    /// Who is writing: each new conversation's customer profile (name, picture) is fetched
+    /// once through `profiles`, in the background after the conversation is committed (never
+    /// on the webhook's path), and kept in its store, so that screens showing the offer find
+    /// it there ([`crate::profile::Profiles::cached`]). Default: none (the host fetches when
+    /// it shows a conversation). Needs the `worker` feature (a tokio runtime).
+    #[cfg(feature = "worker")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "worker")))]
+    #[must_use]
+    pub fn profiles(mut self, profiles: Arc<crate::profile::Profiles>) -> Self {
+        self.profiles = Some(profiles);
+        self
+    }
+
     /// How long the engine waits for [`EngineBuilder::customer_locale`]'s answer before it
     /// starts the conversation without a locale (with the `worker` feature). Default:
     /// [`super::DEFAULT_LOCALE_TIMEOUT`], 2 seconds.
@@ -240,6 +255,8 @@ impl EngineBuilder {
             agent_names: self.agent_names,
             customer_locale: self.customer_locale,
             customer_locale_timeout: self.customer_locale_timeout,
+            #[cfg(feature = "worker")]
+            profiles: self.profiles,
         }
     }
 }
@@ -285,6 +302,8 @@ impl Engine {
             agent_names: None,
             customer_locale: None,
             customer_locale_timeout: super::DEFAULT_LOCALE_TIMEOUT,
+            #[cfg(feature = "worker")]
+            profiles: None,
             store_set: false,
             router_set: false,
         }

@@ -753,12 +753,16 @@ impl Engine {
                         (c, transition, Some(stored.version))
                     }
                 };
+            let started = expected.is_none() && matches!(input, Input::CustomerMessage(_));
             match self
                 .commit(conversation, expected, transition, Some(event.seq), now)
                 .await
             {
                 Ok(committed) => {
                     self.deliver_committed(committed, now).await;
+                    if started {
+                        self.fetch_profile_in_background(&page, &customer, now);
+                    }
                     Ok(Attempt::Done(Applied::Handled))
                 }
                 // Unless another instance applied the event meanwhile, try again.

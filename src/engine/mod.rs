@@ -146,6 +146,9 @@ pub struct Engine {
     agent_names: Option<AgentNames>,
     /// The host's customer locales ([`EngineBuilder::customer_locale`]).
     customer_locale: Option<Arc<dyn CustomerLocale>>,
+    /// Customers' profiles, fetched when a conversation starts ([`EngineBuilder::profiles`]).
+    #[cfg(feature = "worker")]
+    profiles: Option<Arc<crate::profile::Profiles>>,
     /// How long the engine waits for them ([`EngineBuilder::customer_locale_timeout`]).
     #[cfg_attr(not(feature = "worker"), allow(dead_code))]
     customer_locale_timeout: Duration,

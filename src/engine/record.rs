@@ -1,6 +1,8 @@
 //! The host's record of the customer: a conversation linked to a contact or account in the
 //! host's own system (its CRM), as Omnichannel links a conversation to a customer record.
 //! The rule (who may link, in which states) is the state machine's ([`Input::LinkRecord`]).
+//! And who is writing: a new conversation's customer profile, fetched in the background
+//! ([`super::EngineBuilder::profiles`]).
 
 use std::time::SystemTime;
 
@@ -56,6 +58,32 @@ fn check_record(record: &CustomerRecordId) -> Result<(), &'static str> {
         return Ok(());
     };
     Err(reason)
+}
+
+impl super::Engine {
+    /// Fetches a new conversation's customer profile in the background when the host gave
+    /// [`crate::engine::EngineBuilder::profiles`] (with the `worker` feature); the answer is
+    /// kept in the profile store, and its failures are `Profiles`' to log and retry later.
+    pub(super) fn fetch_profile_in_background(
+        &self,
+        page: &crate::ids::PageId<'_>,
+        customer: &crate::ids::UserId<'_>,
+        now: SystemTime,
+    ) {
+        #[cfg(feature = "worker")]
+        if let Some(profiles) = self.profiles.clone() {
+            let (page, customer) = (page.clone().into_owned(), customer.clone().into_owned());
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    if let Err(e) = profiles.get(&page, &customer, now).await {
+                        tracing::warn!(error = %e, "a new conversation's customer profile could not be kept");
+                    }
+                });
+            }
+        }
+        #[cfg(not(feature = "worker"))]
+        let _ = (page, customer, now);
+    }
 }
 
 #[cfg(test)]
