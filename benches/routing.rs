@@ -186,8 +186,8 @@ use criterion::Criterion;
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::{
-        AGENTS, AgentRouter, CONVERSATIONS, Duration, POSTGRES_TARGET, QUEUES, decide, fill,
-        queues, t0,
+        AGENTS, AgentRouter, CONVERSATIONS, Duration, POSTGRES_TARGET, QUEUES, conversation_reads,
+        decide, fill, queues, t0,
     };
     use messenger_channel::store::PostgresStore;
 
@@ -271,6 +271,7 @@ mod postgres {
                 POSTGRES_TARGET.as_millis(),
                 if at_read(990) <= POSTGRES_TARGET { "met" } else { "MISSED" }
             );
+            conversation_reads(&store, &queues).await;
             store.pool().close().await;
             sqlx::query(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
                 .execute(&admin)
@@ -279,6 +280,103 @@ mod postgres {
             admin.close().await;
         });
     }
+}
+
+/// The reads that grow with the open conversations, once the store holds them all (1,600
+/// active, 8,400 waiting, over the ten queues): a queue's open work (Pick's list, the place
+/// in the queue), every waiting conversation (a tick's second chance at an offer), every open
+/// one (a supervisor's overview). Not routing decisions, but what routing reads around them.
+#[cfg(feature = "postgres")]
+async fn conversation_reads(store: &messenger_channel::store::PostgresStore, queues: &[Queue]) {
+    use messenger_channel::conversation::{
+        Conversation, ConversationConfig, Inbound, Input, LineBody,
+    };
+    use messenger_channel::ids::{PageId, UserId};
+    use messenger_channel::store::{Commit, ConversationStore};
+
+    let config = ConversationConfig::default();
+    let now = t0();
+    let held = AGENTS * SESSIONS_PER_AGENT;
+    for i in 0..CONVERSATIONS {
+        let (mut c, _) = Conversation::start_in_queue(
+            Some(queues[i % QUEUES].id.clone()),
+            conversation(i),
+            PageId::from("104987654321098").into_owned(),
+            UserId::from(format!("psid{i:05}")).into_owned(),
+            Inbound::new(
+                Some(format!("m{i}")),
+                vec![LineBody::Text(
+                    "Hello, I have a question about my order".into(),
+                )],
+            ),
+            now,
+            &config,
+        );
+        if i < held {
+            let agent = AGENT_IDS[i % AGENTS].clone();
+            c.apply(Input::OfferTo(agent.clone()), now, &config)
+                .unwrap();
+            c.apply(Input::Accept(agent), now, &config).unwrap();
+        }
+        store
+            .commit(&Commit {
+                conversation: c,
+                expected_version: None,
+                transcript: Vec::new(),
+                effects: Vec::new(),
+                deadline: None,
+                applies: None,
+                at: now,
+                claim: None,
+            })
+            .await
+            .unwrap();
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let percentiles = |mut times: Vec<Duration>| {
+        times.sort();
+        let at = |per_mille: usize| {
+            let i = (times.len() * per_mille).div_ceil(1000);
+            times[i.clamp(1, times.len()) - 1]
+        };
+        (ms(at(500)), ms(at(990)), ms(at(1000)))
+    };
+    let mut queue_reads = Vec::new();
+    for k in 0..200 {
+        let started = std::time::Instant::now();
+        let page = store
+            .list_queue(Some(&queues[k % QUEUES].id), 500)
+            .await
+            .unwrap();
+        queue_reads.push(started.elapsed());
+        assert_eq!(page.len(), 500);
+    }
+    let (p50, p99, max) = percentiles(queue_reads);
+    println!(
+        "PostgreSQL, one queue's open work (500 of 840 waiting, with their bodies): p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms"
+    );
+    let mut waiting_reads = Vec::new();
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let all = store.list_queued().await.unwrap();
+        waiting_reads.push(started.elapsed());
+        assert_eq!(all.len(), CONVERSATIONS - held);
+    }
+    let (p50, p99, max) = percentiles(waiting_reads);
+    println!(
+        "PostgreSQL, every waiting conversation (a tick's read, 8,400 with their bodies): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+    );
+    let mut open_reads = Vec::new();
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let all = store.list_open().await.unwrap();
+        open_reads.push(started.elapsed());
+        assert_eq!(all.len(), CONVERSATIONS);
+    }
+    let (p50, p99, max) = percentiles(open_reads);
+    println!(
+        "PostgreSQL, every open conversation (a supervisor's overview, 10,000 with their bodies): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+    );
 }
 
 #[cfg(not(feature = "postgres"))]

@@ -2,12 +2,13 @@
 //! inactivity), gives queued conversations another chance at an offer, and delivers the
 //! outbox's due effects.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::SystemTime;
 
 use super::{Engine, EngineError, Outcome};
 use crate::conversation::Input;
 use crate::ids::{AgentId, QueueId};
+use crate::routing::DistributionMode;
 
 impl Engine {
     /// Applies events left in the inbox by a crash or a failure ([`Engine::apply_pending`]),
@@ -66,26 +67,33 @@ impl Engine {
                 Err(e) => tracing::warn!(error = %e, "tick failed"),
             }
         }
-        // Conversations left in the queue without an offer get another chance.
-        // (Pick queues make no offer: their conversations wait to be picked.) A queue for
-        // which nobody could be reserved, for a conversation that excludes nobody, has
-        // nobody for its other conversations either (exclusions only narrow the choice): it
-        // is passed over until the next tick, so a full queue costs one decision, not one
-        // per waiting conversation.
-        let mut nobody_free: HashSet<Option<QueueId>> = HashSet::new();
-        for stored in self.store.list_queued().await? {
-            let c = stored.conversation;
-            if c.awaits_offer()
-                && self.offers(&c)
-                && !nobody_free.contains(&c.queue().cloned())
-                && self.queue_of(&c).is_open(now)
-            {
+        // Conversations left in a Push queue without an offer get another chance, oldest
+        // first, a page of each queue at most (Pick queues make no offer: their
+        // conversations wait to be picked). When nobody could be reserved for a conversation
+        // that excludes nobody, nobody can take the queue's others either (exclusions only
+        // narrow the choice): the queue is passed over until the next tick, so a full queue
+        // costs one decision, not one per waiting conversation. Conversations of a queue
+        // the routing no longer has get their chance when something happens in them.
+        let mut queues: Vec<Option<QueueId>> = vec![None];
+        queues.extend(
+            self.routing
+                .queues()
+                .filter(|q| q.mode == DistributionMode::Push)
+                .map(|q| Some(q.id.clone())),
+        );
+        for queue in queues {
+            let waiting = self
+                .store
+                .list_queue(queue.as_ref(), super::OPEN_WORK_LIMIT)
+                .await?;
+            for stored in waiting {
+                let c = stored.conversation;
+                if !(c.awaits_offer() && self.offers(&c) && self.queue_of(&c).is_open(now)) {
+                    continue;
+                }
                 let exclude: Vec<AgentId> = c.excluded_agents(now, &self.config).cloned().collect();
                 let reserved = match self.reserve_offer(&c, &exclude, None, now).await {
-                    Ok(None) if exclude.is_empty() => {
-                        nobody_free.insert(c.queue().cloned());
-                        None
-                    }
+                    Ok(None) if exclude.is_empty() => break,
                     Ok(reserved) => reserved,
                     Err(e) => {
                         tracing::warn!(error = %e, "no agent could be reserved");
