@@ -1836,8 +1836,43 @@ async fn the_spanish_desk_and_the_queue() {
     let words = json_error(r, 401, "not signed in, in Spanish").await;
     assert!(words.contains("Inicie sesión de nuevo"), "{words}");
     screenshot(&lucia, "desk-conversation-es").await;
+    // The transfer dialog in Spanish: bob (a demo account) is busy - do not disturb.
+    let password = desk.password.clone().expect("simulation prints a password");
+    let (_, bob) = desk.sign_in("bob", &password).await;
+    let r = desk
+        .post("/agent/presence", &json!({"presence": "dnd"}), bob.as_ref())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    click(&lucia, "#transfer").await;
+    wait_eval(
+        &lucia,
+        TRANSFER_TARGETS,
+        &json!([
+            [
+                "No disponibles ahora (aún se puede transferir)",
+                [[
+                    "agent:bob",
+                    "Bob — Ocupado - No molestar, 10 de 10 libres",
+                    "not-ready"
+                ]]
+            ],
+            [
+                "Colas",
+                [
+                    ["queue:default", "Cola General", "queue"],
+                    ["queue:sales", "Cola Sales", "queue"]
+                ]
+            ],
+        ]),
+    )
+    .await;
     lucia.close().await.unwrap();
 }
+
+/// The transfer dialog's groups, each with its options: value, text, class.
+const TRANSFER_TARGETS: &str = "return [...document.querySelectorAll('#transfer-target optgroup')].map(g => [g.label, [...g.children].map(o => [o.value, o.textContent, o.className])]);";
 
 /// Working together, in three browser sessions: alice picks a conversation from the Pick
 /// queue; bob transfers one to alice with a note (her page shows the transfer notification,
@@ -1927,7 +1962,21 @@ async fn pick_transfer_and_a_supervisor_in_the_browser() {
         t.contains("Internal") && t.contains("Parcel 1234 left the depot on Monday")
     })
     .await;
-    // The dialog: to alice, with a note.
+    // Sam signs in elsewhere and is away: the dialog lists whom it can go to with their
+    // presence and capacity free, alice (available, one conversation of ten) first, sam
+    // apart and marked (a transfer to him would still be allowed), then the queues.
+    let (r, sam_http) = desk.sign_in("sam", &password).await;
+    assert_eq!(r.status(), 200);
+    let r = desk
+        .post(
+            "/agent/presence",
+            &json!({"presence": "away"}),
+            sam_http.as_ref(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     click(&bob, "#transfer").await;
     wait_eval(
         &bob,
@@ -1937,10 +1986,48 @@ async fn pick_transfer_and_a_supervisor_in_the_browser() {
     .await;
     wait_eval(
         &bob,
-        "return [...document.querySelectorAll('#transfer-target option')].map(o => o.value).includes('agent:alice');",
-        &json!(true),
+        TRANSFER_TARGETS,
+        &json!([
+            [
+                "Available, with capacity free",
+                [["agent:alice", "Alice — Available, 9 of 10 free", "ready"]]
+            ],
+            [
+                "Not available now (transfer still possible)",
+                [[
+                    "agent:sam",
+                    "Sam (supervisor) — Away, 10 of 10 free",
+                    "not-ready"
+                ]]
+            ],
+            [
+                "Queues",
+                [
+                    ["queue:default", "Queue General", "queue"],
+                    ["queue:sales", "Queue Sales", "queue"]
+                ]
+            ],
+        ]),
     )
     .await;
+    // Names are filled in once: a display name that looks like a placeholder stays as it is.
+    assert_eq!(
+        page_eval(
+            &bob,
+            "return t('target_agent', {name: '{presence} {free}', presence: 'Away', free: 1, capacity: 2});",
+        )
+        .await,
+        "{presence} {free} — Away, 1 of 2 free"
+    );
+    // Marked visibly: the others are not written as the available ones are.
+    assert_eq!(
+        page_eval(
+            &bob,
+            "const [ready, other] = ['agent:alice', 'agent:sam'].map(v => getComputedStyle(document.querySelector(`#transfer-target option[value='${v}']`)).color); return ready !== other;",
+        )
+        .await,
+        true
+    );
     page_eval(
         &bob,
         "document.getElementById('transfer-target').value = 'agent:alice'; return true;",

@@ -567,7 +567,8 @@ async fn select(desk: &Desk, sql: &str, binds: &[&str]) -> Result<Vec<Conversati
 
 /// `GET /agent/conversations`: the agent's conversations (offered, active, waiting,
 /// wrap-up) with their transcripts; the queue (waiting conversations and for how long);
-/// the agent's recently closed conversations; the agents; the channel's health.
+/// the agent's recently closed conversations; the agents, and whom the agent may transfer
+/// to or consult ([`work::transfer_targets`]); the channel's health.
 pub(crate) async fn conversations(State(desk): State<Shared>, who: SignedIn) -> Response {
     let agent = who.agent.clone();
     let now = SystemTime::now();
@@ -621,15 +622,21 @@ pub(crate) async fn conversations(State(desk): State<Shared>, who: SignedIn) -> 
         shown.push(summary(&desk, c, now).await);
     }
     let closed = shown;
-    let agents: Vec<_> = match desk.store.agent_statuses(now).await {
-        Ok(all) => all
-            .into_iter()
-            .map(|a| {
-                json!({"agent": a.id().as_str(), "presence": presence_name(a.presence), "load": a.used, "capacity": a.profile.capacity})
-            })
-            .collect(),
+    // The agents as the engine's router (the store) counts them: for the agents' line, and
+    // whom the transfer and consult dialogs offer.
+    let statuses = match desk.store.agent_statuses(now).await {
+        Ok(all) => all,
         Err(e) => return store_error(&e),
     };
+    let agents: Vec<_> = statuses
+        .iter()
+        .map(|a| {
+            json!({"agent": a.id().as_str(), "presence": presence_name(a.presence), "load": a.used, "capacity": a.profile.capacity})
+        })
+        .collect();
+    let targets = work::transfer_targets(&statuses, &agent, |id| {
+        desk.auth.accounts.get(id.as_str()).map(|a| a.display_name)
+    });
     // Channel health: pages whose sends are stopped, and the outbox at a glance.
     let attention: Vec<_> = desk
         .engine
@@ -661,6 +668,7 @@ pub(crate) async fn conversations(State(desk): State<Shared>, who: SignedIn) -> 
         "queue_count": queue_count,
         "closed": closed,
         "agents": agents,
+        "targets": targets,
         "attention": attention,
         "outbox": outbox,
         "now": unix_ms(now),

@@ -112,7 +112,7 @@ pub(crate) const PAGE: &[(&str, &str, &str)] = &[
     ("presence", "Presence", "Presencia"),
     ("presence_available", "Available", "Disponible"),
     ("presence_busy", "Busy", "Ocupado"),
-    ("presence_dnd", "Do not disturb", "No molestar"),
+    ("presence_dnd", "Busy - DND", "Ocupado - No molestar"),
     ("presence_away", "Away", "Ausente"),
     ("presence_offline", "Offline", "Desconectado"),
     ("incoming", "Incoming", "Entrantes"),
@@ -308,7 +308,22 @@ pub(crate) const PAGE: &[(&str, &str, &str)] = &[
     ("in_queue", "in {queue}", "en {queue}"),
     ("transfer", "Transfer", "Transferir"),
     ("transfer_title", "Transfer to", "Transferir a"),
-    ("target_agent", "Agent {name}", "Agente {name}"),
+    (
+        "target_agent",
+        "{name} — {presence}, {free} of {capacity} free",
+        "{name} — {presence}, {free} de {capacity} libres",
+    ),
+    (
+        "targets_ready",
+        "Available, with capacity free",
+        "Disponibles, con capacidad libre",
+    ),
+    (
+        "targets_other",
+        "Not available now (transfer still possible)",
+        "No disponibles ahora (aún se puede transferir)",
+    ),
+    ("targets_queues", "Queues", "Colas"),
     ("target_queue", "Queue {name}", "Cola {name}"),
     (
         "transfer_note",

@@ -8,15 +8,16 @@ use std::time::SystemTime;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use messenger_channel::agents::Presence;
 use messenger_channel::conversation::Conversation;
 use messenger_channel::engine::EngineError;
 use messenger_channel::ids::{AgentId, ConversationId, QueueId};
-use messenger_channel::routing::DistributionMode;
+use messenger_channel::routing::{AgentStatus, DistributionMode};
 use messenger_channel::texts::Language;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::agent::{conversation_json, summary};
+use crate::agent::{conversation_json, presence_name, summary};
 use crate::auth::SignedIn;
 use crate::errors::engine_error;
 use crate::web::{JsonBody, error_response};
@@ -231,6 +232,54 @@ pub(crate) fn queues_json(desk: &Desk) -> Value {
     )
 }
 
+/// Whom the transfer and consult dialogs list: every agent the router knows who has an
+/// account (transfer and consult need one), `me` aside, each with their display name,
+/// presence, and capacity free of their total as the router counts them. Those ready to
+/// take work (available, with at least one unit free) come first, the others after them
+/// with `ready: false`; a transfer to any of them is still allowed (the holder chose them).
+/// Within each part: by presence (available, busy, busy - DND, away, offline), then
+/// display name, then id.
+pub(crate) fn transfer_targets(
+    statuses: &[AgentStatus],
+    me: &AgentId,
+    display_name: impl Fn(&AgentId) -> Option<String>,
+) -> Vec<Value> {
+    let mut targets: Vec<(bool, u8, String, &AgentStatus)> = statuses
+        .iter()
+        .filter(|s| s.id() != me)
+        .filter_map(|s| {
+            let name = display_name(s.id())?;
+            let ready = s.presence.takes_offers() && s.free() > 0;
+            Some((!ready, presence_rank(s.presence), name, s))
+        })
+        .collect();
+    targets.sort_by(|a, b| (a.0, a.1, &a.2, a.3.id()).cmp(&(b.0, b.1, &b.2, b.3.id())));
+    targets
+        .into_iter()
+        .map(|(not_ready, _, name, s)| {
+            json!({
+                "agent": s.id().as_str(),
+                "display_name": name,
+                "presence": presence_name(s.presence),
+                "free": s.free(),
+                "capacity": s.profile.capacity,
+                "ready": !not_ready,
+            })
+        })
+        .collect()
+}
+
+/// The order presences are listed in: the most reachable first.
+fn presence_rank(p: Presence) -> u8 {
+    match p {
+        Presence::Available => 0,
+        Presence::Busy => 1,
+        Presence::DoNotDisturb => 2,
+        Presence::Away => 3,
+        _ => 4,
+    }
+}
+
 /// The name of a conversation's queue.
 pub(crate) fn queue_name(desk: &Desk, c: &Conversation) -> String {
     desk.engine.routing().queue(c.queue()).name.clone()
@@ -272,4 +321,63 @@ pub(crate) async fn together(
     }
     let pick = pick_list(desk, agent, now).await?;
     Ok(json!({"consulting": consulting, "pick": pick, "queues": queues_json(desk)}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use messenger_channel::routing::AgentProfile;
+
+    fn status(name: &str, presence: Presence, used: u32) -> AgentStatus {
+        AgentStatus::new(AgentProfile::new(AgentId::from(name)).capacity(2), presence).used(used)
+    }
+
+    #[test]
+    fn the_dialogs_list_available_agents_with_capacity_first_and_mark_the_others() {
+        let statuses = [
+            status("ann", Presence::Away, 0),
+            status("bob", Presence::Available, 2),
+            status("cy", Presence::Available, 1),
+            status("di", Presence::DoNotDisturb, 0),
+            status("ed", Presence::Available, 0),
+            status("me", Presence::Available, 0),
+            status("gone", Presence::Available, 0),
+            status("fay", Presence::Offline, 0),
+            status("gus", Presence::Busy, 0),
+        ];
+        // "gone" has no account any more; display names sort within each part.
+        let names = |id: &AgentId| match id.as_str() {
+            "gone" => None,
+            "cy" => Some("Zoe <b>".to_owned()),
+            other => Some(other.to_uppercase()),
+        };
+        let targets = transfer_targets(&statuses, &AgentId::from("me"), names);
+        let shown: Vec<String> = targets
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {} {} {}/{} {}",
+                    t["agent"].as_str().unwrap(),
+                    t["display_name"].as_str().unwrap(),
+                    t["presence"].as_str().unwrap(),
+                    t["free"],
+                    t["capacity"],
+                    t["ready"]
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "ed ED available 2/2 true",
+                "cy Zoe <b> available 1/2 true",
+                // Available but at capacity: listed, not ready.
+                "bob BOB available 0/2 false",
+                "gus GUS busy 2/2 false",
+                "di DI dnd 2/2 false",
+                "ann ANN away 2/2 false",
+                "fay FAY offline 2/2 false",
+            ]
+        );
+    }
 }
