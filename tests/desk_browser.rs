@@ -12,8 +12,9 @@
 //!
 //! Over HTTP: every agent route answers 401 without a session, a cross-origin POST and a
 //! foreign Host header are refused, files are served with their safety headers, errors are
-//! JSON in words, sign-in is rate-limited, and real mode refuses to start without its
-//! credentials and has no default accounts.
+//! JSON in words, ids are checked, sign-in is rate-limited, a customer's history opens only
+//! their closed conversations, and real mode refuses to start without its credentials and has
+//! no default accounts.
 //!
 //! `.ci/run` installs Debian's `chromium` and `chromium-driver`; elsewhere, without
 //! `/usr/bin/chromedriver`, the browser test prints a loud skip message (the HTTP tests run
@@ -556,6 +557,68 @@ async fn the_desk_refuses_what_the_web_must_not_do() {
         let r = desk.post(path, &body, Some(&alice)).send().await.unwrap();
         json_error(r, status, path).await;
     }
+    // The older routes check conversation ids as strictly: 400, in words, before anything
+    // is looked up.
+    let long = "x".repeat(65);
+    for action in [
+        "accept", "reject", "send", "end", "close", "revive", "react", "unreact", "seen", "typing",
+    ] {
+        for id in ["../../etc", "a b", long.as_str(), ""] {
+            let body = json!({"conversation": id, "text": "hi", "mid": "m", "reaction": "x"});
+            let path = format!("/agent/{action}");
+            let r = desk.post(&path, &body, Some(&alice)).send().await.unwrap();
+            let words = json_error(r, 400, &format!("{path} {id:?}")).await;
+            assert_eq!(words, "Say which conversation.", "{path} {id:?}");
+        }
+    }
+    for path in [
+        "/agent/conversation?id=..%2F..%2Fetc".to_owned(),
+        format!("/agent/conversation?id={long}"),
+        "/media/abc?conversation=a%20b".to_owned(),
+        format!("/media/abc?conversation={long}"),
+    ] {
+        let r = desk.get(&path, Some(&alice)).send().await.unwrap();
+        let words = json_error(r, 400, &path).await;
+        assert_eq!(words, "Say which conversation.", "{path}");
+    }
+    // Uploads too, and a file's name and type are bounded.
+    let name_256 = "n".repeat(252) + ".txt";
+    let type_128 = "t".repeat(128);
+    for (query, expected) in [
+        (
+            "conversation=..%2Fetc&name=a.txt".to_owned(),
+            "Say which conversation.",
+        ),
+        (
+            format!("conversation={long}&name=a.txt"),
+            "Say which conversation.",
+        ),
+        (
+            "conversation=c1&name=".to_owned(),
+            "Say which conversation and the file's name.",
+        ),
+        (
+            format!("conversation=c1&name={name_256}"),
+            "A file's name holds at most 255 characters.",
+        ),
+        (
+            format!("conversation=c1&name=a.txt&mime={type_128}"),
+            "A file's type holds at most 127 characters.",
+        ),
+    ] {
+        let r = desk
+            .http
+            .post(format!("{}/agent/file?{query}", desk.base))
+            .header("origin", &desk.base)
+            .header("x-desk-upload", "1")
+            .header("cookie", &alice.cookie)
+            .body("hello")
+            .send()
+            .await
+            .unwrap();
+        let words = json_error(r, 400, &query).await;
+        assert_eq!(words, expected, "{query}");
+    }
     let r = desk
         .http
         .post(format!("{}/agent/presence", desk.base))
@@ -720,10 +783,22 @@ async fn the_desk_refuses_what_the_web_must_not_do() {
         format!("/agent/conversation?id={conversation}"),
         format!("/media/{media_key}?conversation={conversation}"),
     ];
+    let r = desk.get(&reads[0], Some(&bob)).send().await.unwrap();
+    let words = json_error(r, 403, &reads[0]).await;
+    assert!(words.contains("only conversations you work on"), "{words}");
+    // A file answers as if the conversation did not exist: nothing tells which ids do.
+    let r = desk.get(&reads[1], Some(&bob)).send().await.unwrap();
+    let words = json_error(r, 404, &reads[1]).await;
+    let r = desk
+        .get(
+            &format!("/media/{media_key}?conversation=feedfeedfeedfeedfeedfeed"),
+            Some(&bob),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(words, json_error(r, 404, "no such conversation").await);
     for path in &reads {
-        let r = desk.get(path, Some(&bob)).send().await.unwrap();
-        let words = json_error(r, 403, path).await;
-        assert!(words.contains("only conversations you work on"), "{words}");
         let r = desk.get(path, Some(&alice)).send().await.unwrap();
         assert_eq!(r.status(), 200, "alice reads {path}");
     }
@@ -784,6 +859,118 @@ async fn the_desk_refuses_what_the_web_must_not_do() {
             assert!(!text.contains(&token), "{}", path.display());
         }
     }
+}
+
+impl Desk {
+    /// `GET path` as `agent`: the status and the JSON body.
+    async fn read(&self, path: &str, agent: &Agent) -> (u16, Value) {
+        let r = self.get(path, Some(agent)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST path` as `agent`, which must answer 200.
+    async fn ok(&self, path: &str, body: &Value, agent: &Agent) {
+        let r = self.post(path, body, Some(agent)).send().await.unwrap();
+        let status = r.status();
+        assert_eq!(status, 200, "{path}: {}", r.text().await.unwrap());
+    }
+
+    /// Waits for the conversation offered to `agent` (other than `except`); its id.
+    async fn wait_offer(&self, agent: &Agent, name: &str, except: Option<&str>) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (_, list) = self.read("/agent/conversations", agent).await;
+            let offered = list["conversations"].as_array().and_then(|all| {
+                all.iter().find_map(|c| {
+                    let id = c["id"].as_str()?;
+                    (c["offer"]["agent"] == name && Some(id) != except).then(|| id.to_owned())
+                })
+            });
+            if let Some(id) = offered {
+                return id;
+            }
+            assert!(Instant::now() < deadline, "no offer reached {name}: {list}");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+/// The customer's history opens their *closed* conversations to an agent who worked with them,
+/// never a colleague's conversation under way with the same customer; and a file of a
+/// conversation the agent may not read answers as one of a conversation that does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customers_history_opens_only_their_closed_conversations() {
+    let work = tempfile::tempdir().unwrap();
+    let desk = start_desk(&work.path().join("data"), &[], &[]);
+    let password = desk.password.clone().expect("simulation prints a password");
+    let alice = desk.sign_in("alice", &password).await.1.unwrap();
+    let bob = desk.sign_in("bob", &password).await.1.unwrap();
+    let presence = |p: &str| json!({"presence": p});
+
+    // Alice (the only one available) takes Dana's first conversation, answers, ends and
+    // closes it.
+    desk.ok("/agent/presence", &presence("available"), &alice)
+        .await;
+    desk.sim(json!({"kind": "text", "text": "Hello, my parcel is late"}))
+        .await;
+    let first = desk.wait_offer(&alice, "alice", None).await;
+    let with = |id: &str| json!({"conversation": id, "text": "On it"});
+    for action in ["accept", "send", "end", "close"] {
+        desk.ok(&format!("/agent/{action}"), &with(&first), &alice)
+            .await;
+    }
+    // Dana writes again: bob (now the only one available) takes the new conversation, and
+    // Dana sends a picture in it.
+    desk.ok("/agent/presence", &presence("away"), &alice).await;
+    desk.ok("/agent/presence", &presence("available"), &bob)
+        .await;
+    desk.sim(json!({"kind": "text", "text": "Me again"})).await;
+    let second = desk.wait_offer(&bob, "bob", Some(&first)).await;
+    assert_ne!(first, second);
+    desk.ok("/agent/accept", &with(&second), &bob).await;
+    desk.sim(json!({"kind": "picture"})).await;
+    let deadline = Instant::now() + WAIT;
+    let key = loop {
+        let (_, c) = desk
+            .read(&format!("/agent/conversation?id={second}"), &bob)
+            .await;
+        let key = c["lines"].as_array().and_then(|lines| {
+            lines
+                .iter()
+                .find_map(|l| l["body"]["File"]["media_key"].as_str())
+        });
+        if let Some(key) = key {
+            break key.to_owned();
+        }
+        assert!(Instant::now() < deadline, "the picture was not kept: {c}");
+        tokio::time::sleep(POLL).await;
+    };
+
+    // Bob reads the customer's closed conversation (their history); alice reads hers.
+    let conversation = |id: &str| format!("/agent/conversation?id={id}");
+    let (status, c) = desk.read(&conversation(&first), &bob).await;
+    assert_eq!((status, c["state"].as_str()), (200, Some("Closed")), "{c}");
+    let (status, c) = desk.read(&conversation(&first), &alice).await;
+    assert_eq!((status, c["state"].as_str()), (200, Some("Closed")), "{c}");
+    // Alice worked with Dana, but the conversation under way is bob's: neither it (with its
+    // history) nor its picture is hers to read.
+    let (status, c) = desk.read(&conversation(&second), &alice).await;
+    assert_eq!(status, 403, "alice read bob's live conversation: {c}");
+    let (status, c) = desk.read(&conversation(&second), &bob).await;
+    assert_eq!((status, c["state"].as_str()), (200, Some("Active")), "{c}");
+    let file = |id: &str| format!("/media/{key}?conversation={id}");
+    let r = desk.get(&file(&second), Some(&bob)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "bob gets the picture");
+    let r = desk.get(&file(&second), Some(&alice)).send().await.unwrap();
+    let refused = json_error(r, 404, "alice on bob's picture").await;
+    let r = desk
+        .get(&file("feedfeedfeedfeedfeedfeed"), Some(&alice))
+        .send()
+        .await
+        .unwrap();
+    let missing = json_error(r, 404, "a conversation that does not exist").await;
+    assert_eq!(refused, missing, "the two answers tell nothing apart");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ use messenger_channel::ids::{AgentId, ConversationId};
 use messenger_channel::profile::Profiles;
 use messenger_channel::routing::AgentProfile;
 use messenger_channel::send::{PageApi, SenderAction, TEXT_MAX_CHARS};
-use messenger_channel::store::{ConversationStore, StoreError};
+use messenger_channel::store::{ConversationStore, SqliteStore, StoreError};
 use messenger_channel::texts::{Catalogue, Language};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -215,8 +215,9 @@ pub(crate) async fn act(
     JsonBody(a): JsonBody<AgentAction>,
 ) -> Response {
     let agent = who.agent;
-    let Some(id) = a.conversation.as_deref().map(ConversationId::from) else {
-        return error_response(StatusCode::BAD_REQUEST, "Say which conversation.");
+    let id = match work::conversation_id(a.conversation.as_deref()) {
+        Ok(id) => id,
+        Err(refused) => return refused.into_response(),
     };
     let now = SystemTime::now();
     let result = match action.as_str() {
@@ -385,6 +386,13 @@ pub(crate) fn delivery_response(delivery: &Delivery, lang: &Language) -> Respons
     }
 }
 
+/// The longest file name an agent's upload may have (it is stored in the transcript and
+/// sent in headers).
+pub(crate) const FILE_NAME_MAX_CHARS: usize = 255;
+
+/// The longest media type an agent's upload may name.
+pub(crate) const FILE_TYPE_MAX_CHARS: usize = 127;
+
 #[derive(Deserialize)]
 pub(crate) struct FileQuery {
     conversation: String,
@@ -406,6 +414,31 @@ pub(crate) async fn send_file(
             "Say which conversation and the file's name.",
         );
     };
+    let id = match work::conversation_id(Some(&q.conversation)) {
+        Ok(id) => id,
+        Err(refused) => return refused.into_response(),
+    };
+    if q.name.trim().is_empty() {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "Say which conversation and the file's name.",
+        );
+    }
+    if q.name.chars().count() > FILE_NAME_MAX_CHARS {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            format!("A file's name holds at most {FILE_NAME_MAX_CHARS} characters."),
+        );
+    }
+    if q.mime
+        .as_ref()
+        .is_some_and(|m| m.chars().count() > FILE_TYPE_MAX_CHARS)
+    {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            format!("A file's type holds at most {FILE_TYPE_MAX_CHARS} characters."),
+        );
+    }
     if body.is_empty() {
         return error_response(StatusCode::BAD_REQUEST, "The file is empty.");
     }
@@ -417,14 +450,7 @@ pub(crate) async fn send_file(
     });
     let result = desk
         .engine
-        .send_file(
-            &ConversationId::from(q.conversation.as_str()),
-            &who.agent,
-            &q.name,
-            &mime,
-            body,
-            SystemTime::now(),
-        )
+        .send_file(&id, &who.agent, &q.name, &mime, body, SystemTime::now())
         .await;
     match result {
         Ok(delivery) => delivery_response(&delivery, &who.lang),
@@ -546,19 +572,40 @@ pub(crate) async fn conversation_json(
     Ok(v)
 }
 
-/// Conversations by the ids an SQL query selects (`$1`: `bind`), newest first.
-async fn select(desk: &Desk, sql: &str, binds: &[&str]) -> Result<Vec<Conversation>, StoreError> {
-    let mut query = sqlx::query_as::<_, (String,)>(sql);
-    for b in binds {
-        query = query.bind((*b).to_owned());
-    }
-    let rows = query
-        .fetch_all(desk.store.pool())
+/// The index the desk adds to the store's `conversations` table (SQLite), so that an agent's
+/// closed conversations ([`closed_for_agent`]) are found by it rather than by reading every
+/// conversation: closed ones, by the agent who held them last, newest first. The crate's
+/// stores have no call for this list; the index is the desk's, made at start if missing.
+pub(crate) const CLOSED_BY_AGENT_INDEX: &str = "CREATE INDEX IF NOT EXISTS desk_closed_by_agent ON conversations (json_extract(body, '$.previous_agent'), created_ms) WHERE closed <> 0";
+
+/// An agent's latest closed conversations: those they held last.
+const CLOSED_BY_AGENT: &str = "SELECT id FROM conversations WHERE closed <> 0 AND json_extract(body, '$.previous_agent') = $1 ORDER BY created_ms DESC LIMIT $2";
+
+/// Makes [`CLOSED_BY_AGENT_INDEX`].
+pub(crate) async fn index_closed(store: &SqliteStore) -> Result<(), StoreError> {
+    sqlx::query(CLOSED_BY_AGENT_INDEX)
+        .execute(store.pool())
         .await
         .map_err(|e| StoreError::Backend(Box::new(e)))?;
-    let mut out = Vec::new();
+    Ok(())
+}
+
+/// The latest `limit` closed conversations `agent` held last, newest first (through
+/// [`CLOSED_BY_AGENT_INDEX`]).
+pub(crate) async fn closed_for_agent(
+    store: &SqliteStore,
+    agent: &AgentId,
+    limit: usize,
+) -> Result<Vec<Conversation>, StoreError> {
+    let rows = sqlx::query_as::<_, (String,)>(CLOSED_BY_AGENT)
+        .bind(agent.as_str())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(store.pool())
+        .await
+        .map_err(|e| StoreError::Backend(Box::new(e)))?;
+    let mut out = Vec::with_capacity(rows.len());
     for (id,) in rows {
-        if let Some(stored) = desk.store.load(&ConversationId::from(id.as_str())).await? {
+        if let Some(stored) = store.load(&ConversationId::from(id.as_str())).await? {
             out.push(stored.conversation);
         }
     }
@@ -605,20 +652,12 @@ pub(crate) async fn conversations(State(desk): State<Shared>, who: SignedIn) -> 
     }
     let queue = shown;
     // Closed: the agent's latest.
-    let closed = match select(
-        &desk,
-        &format!(
-            "SELECT id FROM conversations WHERE closed <> 0 AND body LIKE '%' || $1 || '%' ORDER BY created_ms DESC LIMIT {HISTORY_MAX}"
-        ),
-        &[&format!("\"previous_agent\":\"{}\"", agent.as_str())],
-    )
-    .await
-    {
+    let closed = match closed_for_agent(&desk.store, &agent, HISTORY_MAX).await {
         Ok(closed) => closed,
         Err(e) => return store_error(&e),
     };
     let mut shown = Vec::new();
-    for c in closed.iter().filter(|c| c.previous_agent() == Some(&agent)) {
+    for c in &closed {
         shown.push(summary(&desk, c, now).await);
     }
     let closed = shown;
@@ -691,8 +730,12 @@ pub(crate) async fn conversation(
     let Ok(Query(q)) = q else {
         return error_response(StatusCode::BAD_REQUEST, "Say which conversation.");
     };
+    let id = match work::conversation_id(Some(&q.id)) {
+        Ok(id) => id,
+        Err(refused) => return refused.into_response(),
+    };
     let now = SystemTime::now();
-    let c = match desk.store.load(&ConversationId::from(q.id.as_str())).await {
+    let c = match desk.store.load(&id).await {
         Ok(Some(stored)) => stored.conversation,
         Ok(None) => return error_response(StatusCode::NOT_FOUND, "There is no such conversation."),
         Err(e) => return store_error(&e),
@@ -804,4 +847,105 @@ pub(crate) async fn events(State(desk): State<Shared>, who: SignedIn) -> impl In
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use messenger_channel::conversation::{ConversationConfig, Inbound, Input};
+    use messenger_channel::ids::{PageId, UserId};
+    use messenger_channel::store::Commit;
+
+    use super::*;
+
+    /// Saves a conversation of customer `n`, made at second `n`, that `agent` accepted, ended
+    /// and closed.
+    async fn closed_by(store: &SqliteStore, n: u64, agent: &str) {
+        let config = ConversationConfig::default();
+        let at = UNIX_EPOCH + Duration::from_secs(n);
+        let agent = AgentId::from(agent);
+        let (mut c, _) = Conversation::start(
+            ConversationId::from(format!("c{n}").as_str()),
+            PageId::from("page"),
+            UserId::from(format!("customer{n}").as_str()).into_owned(),
+            Inbound::new(Some(format!("m_{n}")), vec![LineBody::Text("hi".into())]),
+            at,
+            &config,
+        );
+        for input in [
+            Input::OfferTo(agent.clone()),
+            Input::Accept(agent.clone()),
+            Input::End(agent.clone()),
+            Input::CloseSession(agent.clone()),
+        ] {
+            c.apply(input, at, &config).unwrap();
+        }
+        assert!(c.is_closed());
+        let commit = Commit {
+            conversation: c,
+            expected_version: None,
+            transcript: Vec::new(),
+            effects: Vec::new(),
+            deadline: None,
+            applies: None,
+            at,
+            claim: None,
+        };
+        store.commit(&commit).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_agents_closed_conversations_are_found_by_the_index_and_by_exact_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("desk.db")).await.unwrap();
+        index_closed(&store).await.unwrap();
+        // Made again at the next start: nothing changes.
+        index_closed(&store).await.unwrap();
+        // `a_b` closed one conversation long ago; `axb` (whom `a_b` matches as a LIKE
+        // pattern) closed more than a page of them since.
+        closed_by(&store, 1, "a_b").await;
+        for n in 2..=(2 + HISTORY_MAX as u64) {
+            closed_by(&store, n, "axb").await;
+        }
+        let ids = |list: Vec<Conversation>| -> Vec<String> {
+            list.iter().map(|c| c.id().as_str().to_owned()).collect()
+        };
+        let a_b = closed_for_agent(&store, &AgentId::from("a_b"), HISTORY_MAX)
+            .await
+            .unwrap();
+        assert_eq!(ids(a_b), ["c1"]);
+        let axb = closed_for_agent(&store, &AgentId::from("axb"), 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(axb),
+            [
+                format!("c{}", 2 + HISTORY_MAX),
+                format!("c{}", 1 + HISTORY_MAX),
+                format!("c{HISTORY_MAX}"),
+            ],
+            "newest first"
+        );
+        // Through the desk's index: not a scan of every conversation, nor a sort.
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {CLOSED_BY_AGENT}"))
+                .bind("a_b")
+                .bind(50_i64)
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        let plan: Vec<&str> = plan.iter().map(|(.., detail)| detail.as_str()).collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.contains("USING INDEX desk_closed_by_agent")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|d| d.starts_with("SCAN conversations") || d.contains("TEMP B-TREE")),
+            "{plan:?}"
+        );
+    }
 }

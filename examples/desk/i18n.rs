@@ -681,6 +681,14 @@ pub(crate) const ERRORS: &[(&str, &str)] = &[
         "Una nota admite como máximo {} caracteres.",
     ),
     (
+        "A file's name holds at most {} characters.",
+        "El nombre de un archivo admite como máximo {} caracteres.",
+    ),
+    (
+        "A file's type holds at most {} characters.",
+        "El tipo de un archivo admite como máximo {} caracteres.",
+    ),
+    (
         "The 24-hour window closed {} ago; automated messages can only be sent within 24 hours of the customer's last message",
         "La ventana de 24 horas se cerró hace {}; los mensajes automáticos solo se pueden enviar en las 24 horas siguientes al último mensaje del cliente",
     ),

@@ -252,6 +252,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     std::fs::create_dir_all(&options.data)?;
     let store = Arc::new(SqliteStore::open(options.data.join("desk.db")).await?);
+    // The desk's own index, for agents' closed conversations.
+    agent::index_closed(&store).await?;
 
     // Accounts: the file's; in simulation also the demo accounts, with a password made now.
     let accounts_path = options

@@ -7,7 +7,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use messenger_channel::conversation::LineBody;
+use messenger_channel::conversation::{LineBody, TranscriptLine};
 use messenger_channel::ids::ConversationId;
 use messenger_channel::store::{ConversationStore, MediaStore, StoreError};
 use serde::Deserialize;
@@ -25,41 +25,26 @@ pub(crate) struct MediaQuery {
     conversation: String,
 }
 
-/// `GET /media/{key}?conversation=ID`.
+/// What a file that is not there, or not the agent's to read, answers: one 404, so that
+/// nobody learns which conversations exist.
+const NOT_IN_CONVERSATION: &str = "This file is not in that conversation.";
+
+/// `GET /media/{key}?conversation=ID`: the file, when the conversation names it and the agent
+/// may read the conversation; 404 alike for a conversation that does not exist, one the
+/// agent may not read and a file it does not name.
 pub(crate) async fn media(
     State(desk): State<Shared>,
     who: SignedIn,
     Path(key): Path<String>,
     Query(q): Query<MediaQuery>,
 ) -> Response {
-    let id = ConversationId::from(q.conversation.as_str());
-    let lines = match desk.store.transcript(&id).await {
-        Ok(lines) => lines,
-        Err(StoreError::NotFound(_)) => {
-            return error_response(
-                StatusCode::NOT_FOUND,
-                "This file is not in that conversation.",
-            );
-        }
-        Err(e) => {
-            eprintln!("desk: reading a transcript: {e}");
-            return error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The desk could not read this conversation. Try again.",
-            );
-        }
+    let id = match crate::work::conversation_id(Some(&q.conversation)) {
+        Ok(id) => id,
+        Err(refused) => return refused.into_response(),
     };
-    // And the conversation one the agent may read.
-    let readable = match desk.store.load(&id).await {
-        Ok(Some(stored)) => {
-            crate::access::may_read(&desk, &who, &stored.conversation, &lines).await
-        }
-        Ok(None) => Ok(false),
-        Err(e) => Err(e),
-    };
-    match readable {
-        Ok(true) => {}
-        Ok(false) => return error_response(StatusCode::FORBIDDEN, crate::agent::NOT_YOURS),
+    let lines = match readable_transcript(&desk, &who, &id).await {
+        Ok(Some(lines)) => lines,
+        Ok(None) => return error_response(StatusCode::NOT_FOUND, NOT_IN_CONVERSATION),
         Err(e) => {
             eprintln!("desk: reading a conversation: {e}");
             return error_response(
@@ -67,16 +52,13 @@ pub(crate) async fn media(
                 "The desk could not read this conversation. Try again.",
             );
         }
-    }
+    };
     // The file must be one of the conversation's: its line gives its name.
     let Some(name) = lines.iter().find_map(|l| match &l.body {
         LineBody::File(f) if f.media_key.as_deref() == Some(key.as_str()) => Some(f.name.clone()),
         _ => None,
     }) else {
-        return error_response(
-            StatusCode::NOT_FOUND,
-            "This file is not in that conversation.",
-        );
+        return error_response(StatusCode::NOT_FOUND, NOT_IN_CONVERSATION);
     };
     let bytes = match desk.store.get(&key).await {
         Ok(Some((bytes, _stored_type))) => bytes,
@@ -119,6 +101,28 @@ pub(crate) async fn media(
         HeaderValue::from_static("private, no-store"),
     );
     response
+}
+
+/// The transcript of conversation `id` if it exists and the agent may read it; `None` if
+/// either is not so (the caller cannot tell which).
+async fn readable_transcript(
+    desk: &Shared,
+    who: &SignedIn,
+    id: &ConversationId,
+) -> Result<Option<Vec<TranscriptLine>>, StoreError> {
+    let Some(stored) = desk.store.load(id).await? else {
+        return Ok(None);
+    };
+    let lines = match desk.store.transcript(id).await {
+        Ok(lines) => lines,
+        Err(StoreError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if crate::access::may_read(desk, who, &stored.conversation, &lines).await? {
+        Ok(Some(lines))
+    } else {
+        Ok(None)
+    }
 }
 
 /// A file name as RFC 5987 `ext-value` characters (UTF-8, percent-encoded but for
