@@ -260,17 +260,12 @@ impl Engine {
                 }
                 Err(e) => {
                     // Another instance made an offer meanwhile, or the conversation moved on:
-                    // the agent picked for it is free again. Not when the offer outstanding
-                    // is to that agent: the router renewed that offer's own reservation (a
-                    // tick that read the queue before the offer was made), which must go on
-                    // counting until the offer ends.
-                    let renewed = matches!(
-                        &e,
-                        EngineError::Transition(TransitionError::OfferOutstanding { agent })
-                            if matches!(&input, Input::OfferTo(a) if a == agent)
-                    );
-                    if let (Input::OfferTo(agent), false) = (&input, renewed) {
-                        if let Err(e) = self.router.offer_ended(&id, agent).await {
+                    // the agent picked for it is free again, unless the store says the
+                    // reservation is still theirs (a tick that read the queue before the offer
+                    // was made renewed that offer's own reservation, or they took the
+                    // conversation and their session is on its way to the router).
+                    if let Input::OfferTo(agent) = &input {
+                        if let Err(e) = self.end_offer_unless_taken(&id, agent).await {
                             tracing::warn!(error = %e, "a reservation could not be ended; it lapses with the offer's countdown");
                         }
                     }

@@ -431,16 +431,9 @@ fn jitter(key: &str, attempts: u32) -> f64 {
     unit
 }
 
-/// How a change to the router's capacity settled: done, or tried again later.
-fn capacity_settled(done: Result<(), StoreError>, p: &PendingEffect, now: SystemTime) -> Settled {
-    match done {
-        Ok(()) => Settled::Delivered(None),
-        Err(e) => Settled::retry(
-            format!("the agent's capacity could not be updated yet: {e}"),
-            crate::time::saturating_add(now, fetch_backoff(p.attempts)),
-        ),
-    }
-}
+/// How many times a session start or release reads the conversation, writes the router and
+/// reads again before it waits and retries: the conversation changed under it each time.
+pub(super) const SESSION_RECONCILE_ROUNDS: usize = 3;
 
 /// The wait before fetching an inbound file again: 2 s doubling, at most 10 minutes.
 fn fetch_backoff(attempts: u32) -> Duration {
@@ -914,17 +907,34 @@ impl Engine {
             .await
     }
 
+    /// Ends `agent`'s offer reservation of conversation `id` unless the store says it is
+    /// still theirs: they hold the conversation (their session takes the reservation over) or
+    /// are offered it (again). Whether it was ended.
+    pub(super) async fn end_offer_unless_taken(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+    ) -> Result<bool, StoreError> {
+        let taken = self.store.load(id).await?.is_some_and(|s| {
+            let state = s.conversation.state();
+            state.session_agent() == Some(agent)
+                || matches!(state, State::Open { offer: Some(o) } if o.agent == *agent)
+        });
+        if taken {
+            return Ok(false);
+        }
+        self.router.offer_ended(id, agent).await?;
+        Ok(true)
+    }
+
     /// An effect on an agent's capacity or presence, reconciled with the conversation as it
     /// is now (read again from the store), not as the committed step left it: router effects
     /// are delivered in no fixed order (retries, other instances), so a late one must not
     /// undo a later state.
     ///
-    /// - A session is started only while the agent still holds the conversation, and
-    ///   released again if a close or transfer committed while it was being started (that
-    ///   step's release may have come first); a session the agent no longer holds is
-    ///   released, whatever an earlier attempt did.
-    /// - A release skips an agent who holds the conversation again (a revive, a transfer
-    ///   back), and restores the session if they took it back while it was being released.
+    /// - A session start or release makes the router agree with the store: a session while
+    ///   the agent holds the conversation, none otherwise, read again after the write until
+    ///   two reads agree (at most [`SESSION_RECONCILE_ROUNDS`] rounds, then retried).
     /// - An offer's end skips an agent who holds the conversation (their session takes the
     ///   reservation over) or is offered it again.
     /// - A presence is set only while the agent is still Available.
@@ -965,69 +975,47 @@ impl Engine {
                     Err(e) => retry("the agent's presence could not be set yet", e),
                 }
             }
-            Effect::OfferEnded { agent } => {
-                let now_is = match self.store.load(id).await {
-                    Ok(c) => c,
-                    Err(e) => return retry("the agent's capacity could not be updated yet", e),
-                };
-                let offered_again = now_is.as_ref().is_some_and(|s| {
-                    matches!(s.conversation.state(), State::Open { offer: Some(o) } if o.agent == *agent)
-                });
-                if holds(&now_is, agent) || offered_again {
-                    return Settled::Skipped;
-                }
-                let ended = self.router.offer_ended(id, agent).await;
-                capacity_settled(ended, p, now)
-            }
-            Effect::SessionStarted { agent } => {
+            Effect::OfferEnded { agent } => match self.end_offer_unless_taken(id, agent).await {
+                Ok(ended) if ended => Settled::Delivered(None),
+                Ok(_) => Settled::Skipped,
+                Err(e) => retry("the agent's capacity could not be updated yet", e),
+            },
+            Effect::SessionStarted { agent } | Effect::SessionReleased { agent } => {
+                // Either way the router is made to agree with the store: a session while the
+                // agent holds the conversation, none otherwise. Read, write, read again until
+                // two reads agree (a step committed in between is followed).
                 let units = self.queue_of(conversation).capacity_units;
-                let before = match self.store.load(id).await {
-                    Ok(c) => c,
+                let mut held = match self.store.load(id).await {
+                    Ok(c) => holds(&c, agent),
                     Err(e) => return retry("the agent's capacity could not be updated yet", e),
                 };
-                if !holds(&before, agent) {
-                    // Ended before it reached the router, or started by an earlier attempt
-                    // that did not finish: the agent holds no session of it.
-                    let released = self.router.session_released(id, agent).await;
-                    return match capacity_settled(released, p, now) {
-                        Settled::Delivered(_) => Settled::Skipped,
-                        other => other,
+                for _ in 0..SESSION_RECONCILE_ROUNDS {
+                    let written = if held {
+                        self.router.session_started(id, agent, units, now).await
+                    } else {
+                        self.router.session_released(id, agent).await
                     };
-                }
-                if let Err(e) = self.router.session_started(id, agent, units, now).await {
-                    return retry("the agent's capacity could not be updated yet", e);
-                }
-                match self.store.load(id).await {
-                    Ok(after) if holds(&after, agent) => Settled::Delivered(None),
-                    Ok(_) => {
-                        let released = self.router.session_released(id, agent).await;
-                        capacity_settled(released, p, now)
+                    if let Err(e) = written {
+                        return retry("the agent's capacity could not be updated yet", e);
                     }
-                    Err(e) => retry("the session was started but not checked yet", e),
-                }
-            }
-            Effect::SessionReleased { agent } => {
-                let before = match self.store.load(id).await {
-                    Ok(c) => c,
-                    Err(e) => return retry("the agent's capacity could not be updated yet", e),
-                };
-                if holds(&before, agent) {
-                    // Taken back (a revive, a transfer back): that session stands.
-                    return Settled::Skipped;
-                }
-                if let Err(e) = self.router.session_released(id, agent).await {
-                    return retry("the agent's capacity could not be updated yet", e);
-                }
-                match self.store.load(id).await {
-                    Ok(after) if holds(&after, agent) => {
-                        // Taken back while it was being released: its session again.
-                        let units = self.queue_of(conversation).capacity_units;
-                        let started = self.router.session_started(id, agent, units, now).await;
-                        capacity_settled(started, p, now)
+                    let now_held = match self.store.load(id).await {
+                        Ok(c) => holds(&c, agent),
+                        Err(e) => {
+                            return retry(
+                                "the agent's capacity was updated but not checked yet",
+                                e,
+                            );
+                        }
+                    };
+                    if now_held == held {
+                        return Settled::Delivered(None);
                     }
-                    Ok(_) => Settled::Delivered(None),
-                    Err(e) => retry("the session was released but not checked yet", e),
+                    held = now_held;
                 }
+                retry(
+                    "the agent's capacity could not be settled yet",
+                    StoreError::Conflict,
+                )
             }
             _ => Settled::Skipped,
         }

@@ -759,10 +759,12 @@ impl Engine {
                 .await
             {
                 Ok(committed) => {
-                    self.deliver_committed(committed, now).await;
+                    // Started before the offer is delivered, so that the offer's screen
+                    // may already find the customer's name.
                     if started {
                         self.fetch_profile_in_background(&page, &customer, now);
                     }
+                    self.deliver_committed(committed, now).await;
                     Ok(Attempt::Done(Applied::Handled))
                 }
                 // Unless another instance applied the event meanwhile, try again.

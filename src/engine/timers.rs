@@ -2,13 +2,13 @@
 //! inactivity), gives queued conversations another chance at an offer, and delivers the
 //! outbox's due effects.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::SystemTime;
 
 use super::{Engine, EngineError, Outcome};
 use crate::conversation::Input;
 use crate::ids::{AgentId, QueueId};
-use crate::routing::DistributionMode;
+use crate::routing::choose_agent;
 
 impl Engine {
     /// Applies events left in the inbox by a crash or a failure ([`Engine::apply_pending`]),
@@ -68,47 +68,58 @@ impl Engine {
             }
         }
         // Conversations left in a Push queue without an offer get another chance, oldest
-        // first, a page of each queue at most (Pick queues make no offer: their
-        // conversations wait to be picked). When nobody could be reserved for a conversation
-        // that excludes nobody, nobody can take the queue's others either (exclusions only
-        // narrow the choice): the queue is passed over until the next tick, so a full queue
-        // costs one decision, not one per waiting conversation. Conversations of a queue
-        // the routing no longer has get their chance when something happens in them.
-        let mut queues: Vec<Option<QueueId>> = vec![None];
-        queues.extend(
-            self.routing
-                .queues()
-                .filter(|q| q.mode == DistributionMode::Push)
-                .map(|q| Some(q.id.clone())),
-        );
-        for queue in queues {
-            let waiting = self
-                .store
-                .list_queue(queue.as_ref(), super::OPEN_WORK_LIMIT)
-                .await?;
-            for stored in waiting {
-                let c = stored.conversation;
-                if !(c.awaits_offer() && self.offers(&c) && self.queue_of(&c).is_open(now)) {
+        // first (Pick queues make no offer: their conversations wait to be picked). The
+        // agents are read once: a queue for which none of them could take a conversation
+        // (presence, free capacity, skills) is passed over until the next tick, so a full
+        // queue costs no decision per waiting conversation. The reading is kept up to date
+        // with the offers this tick makes; what other instances do meanwhile is for the
+        // router's own decision, which is made for every conversation still tried.
+        let mut agents = match self.router.agent_statuses(now).await {
+            Ok(agents) => Some(agents),
+            Err(e) => {
+                tracing::warn!(error = %e, "the agents could not be read; every waiting conversation is tried");
+                None
+            }
+        };
+        let mut full: HashSet<QueueId> = HashSet::new();
+        for stored in self.store.list_queued().await? {
+            let c = stored.conversation;
+            let queue = self.queue_of(&c);
+            if !(c.awaits_offer()
+                && self.offers(&c)
+                && !full.contains(&queue.id)
+                && queue.is_open(now))
+            {
+                continue;
+            }
+            if let Some(agents) = &agents {
+                if choose_agent(queue, agents, &[], None).is_none() {
+                    full.insert(queue.id.clone());
                     continue;
                 }
-                let exclude: Vec<AgentId> = c.excluded_agents(now, &self.config).cloned().collect();
-                let reserved = match self.reserve_offer(&c, &exclude, None, now).await {
-                    Ok(None) if exclude.is_empty() => break,
-                    Ok(reserved) => reserved,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "no agent could be reserved");
-                        None
-                    }
-                };
-                if let Some(agent) = reserved {
-                    let mut outcome = Outcome::default();
-                    self.drain(
-                        VecDeque::from([(c.id().clone(), Input::OfferTo(agent))]),
-                        now,
-                        &mut outcome,
-                    )
-                    .await;
+            }
+            let exclude: Vec<AgentId> = c.excluded_agents(now, &self.config).cloned().collect();
+            let reserved = match self.reserve_offer(&c, &exclude, None, now).await {
+                Ok(reserved) => reserved,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no agent could be reserved");
+                    None
                 }
+            };
+            if let Some(agent) = reserved {
+                if let Some(status) = agents
+                    .as_mut()
+                    .and_then(|all| all.iter_mut().find(|s| *s.id() == agent))
+                {
+                    status.used = status.used.saturating_add(queue.capacity_units);
+                }
+                let mut outcome = Outcome::default();
+                self.drain(
+                    VecDeque::from([(c.id().clone(), Input::OfferTo(agent))]),
+                    now,
+                    &mut outcome,
+                )
+                .await;
             }
         }
         Ok(fired)

@@ -1,0 +1,329 @@
+//! More orderings of router effects and ticks (found by a second hostile review; each test
+//! failed before its fix): a release that restores a session after another close, a
+//! conversation the router still sees as held at the head of the queue, a stale tick against
+//! an accept whose session start is retried, and conversations another app holds filling the
+//! head of a queue.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use messenger_channel::agents::{
+    AgentRouter, Hold, InMemoryRouter, OfferRequest, PickOutcome, Presence, RecordingNotifier,
+};
+use messenger_channel::conversation::State;
+use messenger_channel::engine::Engine;
+use messenger_channel::ids::{AgentId, ConversationId, PageId, QueueId, UserId};
+use messenger_channel::routing::{AgentProfile, AgentStatus, Queue, Routing};
+use messenger_channel::store::{ConversationStore, InMemoryStore, StoreError};
+use messenger_channel::testing::{FakeSend, t0};
+use messenger_channel::webhook::Webhook;
+use support::channel::{PAGE, secret, signed, webhook};
+
+fn secs(n: u64) -> SystemTime {
+    t0() + Duration::from_secs(n)
+}
+
+fn build(store: Arc<dyn ConversationStore>, router: Arc<dyn AgentRouter>) -> Engine {
+    Engine::builder(Webhook::new(&secret()), Arc::new(FakeSend::new()))
+        .store(store)
+        .router(router)
+        .notifier(Arc::new(RecordingNotifier::new()))
+        .routing(Routing::new(Queue::push(QueueId::from("general"))))
+        .build()
+}
+
+async fn receive(e: &Engine, customer: &str, mid: &str, at: SystemTime) {
+    let (h, b) = signed(webhook().message(customer, mid, "hi", at));
+    let r = e.handle_webhook(&h, &b, at).await.unwrap();
+    assert!(r.failed.is_empty());
+}
+
+async fn id_of(s: &dyn ConversationStore, customer: &str) -> (ConversationId, State) {
+    let c = s
+        .find_open(
+            &PageId::new(PAGE.to_owned()),
+            &UserId::new(customer.to_owned()),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .conversation;
+    (c.id().clone(), c.state().clone())
+}
+
+use messenger_channel::conversation::{Conversation, ConversationConfig, Inbound, LineBody};
+use messenger_channel::store::Commit;
+
+/// 500 older conversations the Page inbox holds (standby, paused) fill the tick's page of the
+/// queue: a customer waiting behind them is never offered to the free agent by a tick.
+#[tokio::test]
+async fn conversations_another_app_holds_never_starve_the_queue() {
+    let store = Arc::new(InMemoryStore::new());
+    let router = Arc::new(InMemoryRouter::new());
+    let a = AgentId::from("a");
+    router.set_capacity(&a, 1);
+    let e = build(store.clone(), router.clone());
+    let config = ConversationConfig::default();
+    for i in 0..500 {
+        let (c, _) = Conversation::start_in_queue(
+            Some(QueueId::from("general")),
+            ConversationId::from(format!("p{i}").as_str()),
+            PageId::new(PAGE.to_owned()),
+            UserId::new(format!("p{i}")),
+            Inbound::new(None, vec![LineBody::Text("hi".into())]).on_standby(true),
+            t0(),
+            &config,
+        );
+        assert!(!c.awaits_offer());
+        store
+            .commit(&Commit {
+                conversation: c,
+                expected_version: None,
+                transcript: Vec::new(),
+                effects: Vec::new(),
+                deadline: None,
+                applies: None,
+                at: t0(),
+                claim: None,
+            })
+            .await
+            .unwrap();
+    }
+    // Nobody is available when c1 writes: it waits.
+    receive(&e, "c1", "m1", secs(1)).await;
+    router.set_presence(&a, Presence::Available);
+    for k in 0..3 {
+        e.tick(secs(10 + k)).await.unwrap();
+    }
+    let (_, state) = id_of(&*store, "c1").await;
+    assert!(
+        matches!(state, State::Open { offer: Some(ref o) } if o.agent == a),
+        "a is free and c1 waits, yet no tick offers it: {state:?}"
+    );
+}
+
+/// A router whose `session_released` and `session_started` can be held at their start.
+struct Gate {
+    inner: Arc<InMemoryRouter>,
+    hold_release: AtomicBool,
+    hold_start: AtomicBool,
+    fail_release: AtomicBool,
+    fail_start: AtomicBool,
+    entered: tokio::sync::Notify,
+    go: tokio::sync::Notify,
+}
+
+impl Gate {
+    async fn maybe_hold(&self, flag: &AtomicBool) {
+        if flag.swap(false, Ordering::SeqCst) {
+            self.entered.notify_one();
+            self.go.notified().await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl AgentRouter for Gate {
+    async fn upsert_agent(&self, p: &AgentProfile) -> Result<(), StoreError> {
+        self.inner.upsert_agent(p).await
+    }
+    async fn update_presence(&self, a: &AgentId, p: Presence) -> Result<(), StoreError> {
+        self.inner.update_presence(a, p).await
+    }
+    async fn agent_statuses(&self, now: SystemTime) -> Result<Vec<AgentStatus>, StoreError> {
+        self.inner.agent_statuses(now).await
+    }
+    async fn reserve_offer(
+        &self,
+        c: &ConversationId,
+        r: &OfferRequest<'_>,
+        h: Hold,
+    ) -> Result<Option<AgentId>, StoreError> {
+        self.inner.reserve_offer(c, r, h).await
+    }
+    async fn reserve_pick(
+        &self,
+        c: &ConversationId,
+        a: &AgentId,
+        u: u32,
+        h: Hold,
+    ) -> Result<PickOutcome, StoreError> {
+        self.inner.reserve_pick(c, a, u, h).await
+    }
+    async fn session_started(
+        &self,
+        c: &ConversationId,
+        a: &AgentId,
+        u: u32,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        if self.fail_start.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Backend("blip".into()));
+        }
+        self.maybe_hold(&self.hold_start).await;
+        self.inner.session_started(c, a, u, now).await
+    }
+    async fn offer_ended(&self, c: &ConversationId, a: &AgentId) -> Result<(), StoreError> {
+        self.inner.offer_ended(c, a).await
+    }
+    async fn session_released(&self, c: &ConversationId, a: &AgentId) -> Result<(), StoreError> {
+        if self.fail_release.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("blip".into()));
+        }
+        self.maybe_hold(&self.hold_release).await;
+        self.inner.session_released(c, a).await
+    }
+}
+
+/// The release's "taken back while it was being released" branch starts the session again
+/// without checking afterwards: a close committed (and released) in between leaves a session
+/// of a Waiting conversation that nothing ever releases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_racing_a_revive_and_a_close_leaks_no_session() {
+    let store = Arc::new(InMemoryStore::new());
+    let inner = Arc::new(InMemoryRouter::new());
+    let a = AgentId::from("a");
+    inner.set_capacity(&a, 1);
+    inner.set_presence(&a, Presence::Available);
+    let gate = Arc::new(Gate {
+        inner: inner.clone(),
+        hold_release: AtomicBool::new(false),
+        hold_start: AtomicBool::new(false),
+        fail_release: AtomicBool::new(false),
+        fail_start: AtomicBool::new(false),
+        entered: tokio::sync::Notify::new(),
+        go: tokio::sync::Notify::new(),
+    });
+    let e = Arc::new(build(store.clone(), gate.clone()));
+    receive(&e, "c1", "m1", secs(1)).await;
+    let (c1, _) = id_of(&*store, "c1").await;
+    e.accept(&c1, &a, secs(2)).await.unwrap();
+    assert_eq!(inner.load(&a), 1);
+    // R1: a closes the session; its release is held at the router.
+    gate.hold_release.store(true, Ordering::SeqCst);
+    let r1 = {
+        let (e, c1, a) = (e.clone(), c1.clone(), a.clone());
+        tokio::spawn(async move { e.close_session(&c1, &a, secs(3)).await })
+    };
+    gate.entered.notified().await;
+    // a revives (S3: the session row is still there; started again, checked, done).
+    e.revive(&c1, &a, secs(4)).await.unwrap();
+    // R1 goes on: releases, reads "held again", and goes to start it again: held there.
+    gate.hold_start.store(true, Ordering::SeqCst);
+    gate.go.notify_one();
+    gate.entered.notified().await;
+    // a closes the session again (R4: released, checked, done).
+    e.close_session(&c1, &a, secs(5)).await.unwrap();
+    // R1's restore lands.
+    gate.go.notify_one();
+    r1.await.unwrap().unwrap();
+    let _ = e.tick(secs(60)).await;
+    let c = store.load(&c1).await.unwrap().unwrap().conversation;
+    assert!(
+        matches!(c.state(), State::Waiting { .. }),
+        "{:?}",
+        c.state()
+    );
+    assert_eq!(inner.load(&a), 0, "c1 is Waiting: a holds no session of it");
+}
+
+/// A conversation the router still sees as held (its holder's release is being retried)
+/// answers "nobody" without any decision being made; the tick takes that for a full queue
+/// and passes over the newer conversations, though an agent is free for them.
+#[tokio::test]
+async fn a_held_conversation_at_the_head_of_the_queue_does_not_stop_the_tick() {
+    let store = Arc::new(InMemoryStore::new());
+    let inner = Arc::new(InMemoryRouter::new());
+    let (a, b) = (AgentId::from("a"), AgentId::from("b"));
+    inner.set_capacity(&a, 1);
+    inner.set_capacity(&b, 1);
+    inner.set_presence(&a, Presence::Available);
+    let gate = Arc::new(Gate {
+        inner: inner.clone(),
+        hold_release: AtomicBool::new(false),
+        hold_start: AtomicBool::new(false),
+        fail_release: AtomicBool::new(false),
+        fail_start: AtomicBool::new(false),
+        entered: tokio::sync::Notify::new(),
+        go: tokio::sync::Notify::new(),
+    });
+    let e = Engine::builder(Webhook::new(&secret()), Arc::new(FakeSend::new()))
+        .store(store.clone())
+        .router(gate.clone())
+        .notifier(Arc::new(RecordingNotifier::new()))
+        .routing(Routing::new(Queue::push(QueueId::from("general"))))
+        .config(ConversationConfig::default().reoffer_interval(Duration::ZERO))
+        .build();
+    receive(&e, "c1", "m1", secs(1)).await;
+    let (c1, _) = id_of(&*store, "c1").await;
+    e.accept(&c1, &a, secs(2)).await.unwrap();
+    // a's release keeps failing (a store blip that lasts): c1 is back in the queue, and
+    // the router still holds a's session of it.
+    gate.fail_release.store(true, Ordering::SeqCst);
+    e.transfer_to_queue(&c1, &a, &QueueId::from("general"), None, secs(3))
+        .await
+        .unwrap();
+    receive(&e, "c2", "m2", secs(4)).await;
+    inner.set_presence(&b, Presence::Available);
+    for k in 0..3 {
+        let _ = e.tick(secs(10 + k)).await;
+    }
+    let (_, state) = id_of(&*store, "c2").await;
+    assert!(
+        matches!(state, State::Open { offer: Some(ref o) } if o.agent == b),
+        "b is free and c2 excludes nobody, yet no tick offers it: {state:?}"
+    );
+}
+
+/// A tick that read the queue before an offer was made and accepted renews the accepted
+/// offer's reservation (its session start is being retried), is refused with "Active" (not
+/// "offer outstanding"), and ends that reservation: a's units are free until the retry.
+#[tokio::test]
+async fn a_stale_tick_never_frees_an_accepted_offer_whose_session_start_is_retried() {
+    let inner = Arc::new(InMemoryStore::new());
+    let router = Arc::new(InMemoryRouter::new());
+    let a = AgentId::from("a");
+    router.set_capacity(&a, 1);
+    let gate = Arc::new(Gate {
+        inner: router.clone(),
+        hold_release: AtomicBool::new(false),
+        hold_start: AtomicBool::new(false),
+        fail_release: AtomicBool::new(false),
+        fail_start: AtomicBool::new(false),
+        entered: tokio::sync::Notify::new(),
+        go: tokio::sync::Notify::new(),
+    });
+    let e1 = build(inner.clone(), gate.clone());
+    let behind = Arc::new(support::faulty_store::FaultyStore::new(
+        inner.clone(),
+        0,
+        support::faulty_store::Fault::FailBefore,
+    ));
+    let e2 = build(behind.clone(), gate.clone());
+    receive(&e1, "c1", "m1", secs(1)).await;
+    *behind.stale_queue.lock().unwrap() = Some(inner.list_queued().await.unwrap());
+    router.set_presence(&a, Presence::Available);
+    e1.tick(secs(2)).await.unwrap();
+    let (c1, _) = id_of(&*inner, "c1").await;
+    gate.fail_start.store(true, Ordering::SeqCst);
+    e1.accept(&c1, &a, secs(3)).await.unwrap();
+    let used = || async {
+        router
+            .agent_status(&a, secs(4))
+            .await
+            .unwrap()
+            .unwrap()
+            .used
+    };
+    assert_eq!(used().await, 1, "the accepted offer's reservation counts");
+    // Instance 2's tick, on its old page (only its queue pass matters here).
+    let _ = e2.tick(secs(4)).await;
+    assert_eq!(
+        used().await,
+        1,
+        "a holds c1 (its session start is retried): a's units must count"
+    );
+}
