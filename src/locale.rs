@@ -28,8 +28,9 @@ pub const LOCALE_MAX_LEN: usize = 35;
 
 /// A checked locale: a language of 2 to 8 ASCII letters, then parts of 1 to 8 ASCII letters
 /// or digits, joined by `_` or `-`; at most [`LOCALE_MAX_LEN`] bytes. It is kept with `_`,
-/// its language in lower case and a two-letter region in upper case (`fr_CA`), so that two
-/// ways of writing one locale compare equal.
+/// its language in lower case, a two-letter region in upper case (`fr_CA`) and a four-letter
+/// script with a capital (`zh_Hant_TW`), so that two ways of writing one locale compare
+/// equal.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Locale(String);
@@ -65,6 +66,10 @@ impl Locale {
                 out.push('_');
                 if part.len() == 2 && letters {
                     out.push_str(&part.to_ascii_uppercase());
+                } else if part.len() == 4 && letters {
+                    // A script (`Hant`): its first letter in upper case.
+                    out.push_str(&part[..1].to_ascii_uppercase());
+                    out.push_str(&part[1..].to_ascii_lowercase());
                 } else {
                     out.push_str(&part.to_ascii_lowercase());
                 }
@@ -139,7 +144,8 @@ mod tests {
             ("fr-fr", "fr_FR"),
             ("FR_fr", "fr_FR"),
             ("en", "en"),
-            ("zh-Hant-TW", "zh_hant_TW"),
+            ("zh-Hant-TW", "zh_Hant_TW"),
+            ("zh_hant_tw", "zh_Hant_TW"),
             ("es_419", "es_419"),
             ("tlh", "tlh"),
         ] {
