@@ -327,14 +327,162 @@ async fn a_transfer_declined_or_lapsed_goes_back_to_the_queue() {
     d.engine.tick(lapse).await.unwrap();
     let lapsed = d.open("c1").await;
     assert!(lapsed.transfer().is_none());
+    let told = d.notifier.take();
     assert!(
-        d.notifier.take().iter().any(
+        told.iter().any(
             |n| matches!(n, Notification::Withdraw { agent, .. } if *agent == self::agent("bob"))
         ),
         "bob's transfer notification is withdrawn"
     );
     assert_eq!(d.router.load(&agent("bob")), 0);
     assert_eq!(d.router.load(&next), 0);
+    // Back in its queue, said so, and offered at this tick to someone other than bob, who
+    // is left out for the re-offer interval.
+    assert_eq!(lapsed.queue(), Some(&q("general")));
+    let lines = d.transcript(&lapsed).await;
+    let notices = notices(&lines);
+    assert!(notices.contains(&"the offer to bob timed out".to_owned()));
+    assert_eq!(
+        notices
+            .iter()
+            .filter(|n| *n == "the transfer was not taken; the conversation is back in its queue")
+            .count(),
+        2,
+        "once for the decline, once for the lapse: {notices:#?}"
+    );
+    assert!(
+        lapsed
+            .excluded_agents(lapse, d.engine.config())
+            .any(|a| *a == agent("bob"))
+    );
+    let reoffered: Vec<&AgentId> = told
+        .iter()
+        .filter_map(|n| match n {
+            Notification::Offer { offer, .. } => Some(&offer.agent),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reoffered.len(), 1, "{told:?}");
+    assert_ne!(*reoffered[0], agent("bob"));
+    assert!(
+        matches!(lapsed.state(), State::Open { offer: Some(o) } if o.agent == *reoffered[0]),
+        "{:?}",
+        lapsed.state()
+    );
+}
+
+/// A transfer to a queue that the agent offered it declines, then one whose offer lapses: it
+/// stays in the queue it was transferred to, the agents who let it go are left out, and the
+/// next tick offers it to another agent of the queue. The transfer itself is kept until an
+/// agent takes the conversation (`Conversation::transfer`: only a transfer to an agent ends
+/// when that agent declines), so each later offer is still shown as the transfer.
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one script, read top to bottom
+async fn a_transfer_to_a_queue_declined_or_lapsed_stays_in_that_queue() {
+    let d = desk(two_queues(), &["ada", "bob"]);
+    // cy and dan work too, but are not available yet.
+    d.router.set_presence(&agent("cy"), Presence::Busy);
+    d.router.set_presence(&agent("dan"), Presence::Offline);
+    let c = d.active_with("c1", "ada", secs(1)).await;
+    d.engine
+        .transfer_to_queue(
+            c.id(),
+            &agent("ada"),
+            &q("billing"),
+            Some("invoice 42"),
+            secs(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.offers(), ["bob"]);
+    let config = d.engine.config();
+    let excluded = |c: &Conversation, at: SystemTime| {
+        c.excluded_agents(at, config)
+            .map(|a| a.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let still_the_transfer = |c: &Conversation| {
+        let t = c.transfer().expect("the transfer is kept until taken");
+        assert_eq!(t.from, agent("ada"));
+        assert_eq!(t.to, TransferTarget::Queue(q("billing")));
+        assert_eq!(t.note.as_deref(), Some("invoice 42"));
+    };
+
+    // bob declines: it stays in billing; nobody else may take it now (ada transferred it,
+    // bob declined, cy is busy), so it waits.
+    d.engine
+        .reject(c.id(), &agent("bob"), secs(3))
+        .await
+        .unwrap();
+    let declined = d.open("c1").await;
+    assert_eq!(declined.queue(), Some(&q("billing")));
+    assert!(declined.awaits_offer(), "{:?}", declined.state());
+    assert_eq!(excluded(&declined, secs(3)), ["ada", "bob"]);
+    still_the_transfer(&declined);
+    assert!(d.offers().is_empty());
+    assert_eq!(d.router.load(&agent("bob")), 0);
+    assert!(
+        notices(&d.transcript(&declined).await).contains(&"bob declined the conversation".into())
+    );
+
+    // cy becomes available: the next tick offers it to her, not to bob (idle, but he
+    // declined it).
+    d.router.set_presence(&agent("cy"), Presence::Available);
+    d.engine.tick(secs(4)).await.unwrap();
+    assert_eq!(d.offers(), ["cy"]);
+    let offered = d.open("c1").await;
+    assert!(matches!(offered.state(), State::Open { offer: Some(o) } if o.agent == agent("cy")));
+    assert_eq!(offered.queue(), Some(&q("billing")));
+    still_the_transfer(&offered);
+
+    // cy lets it lapse: withdrawn from her, still in billing, waiting again.
+    let lapse = secs(4) + config.offer_timeout;
+    d.engine.tick(lapse).await.unwrap();
+    let told = d.notifier.take();
+    assert!(
+        told.iter().any(
+            |n| matches!(n, Notification::Withdraw { agent, .. } if *agent == self::agent("cy"))
+        ),
+        "{told:?}"
+    );
+    assert!(
+        !told.iter().any(|n| matches!(n, Notification::Offer { .. })),
+        "{told:?}"
+    );
+    let lapsed = d.open("c1").await;
+    assert_eq!(lapsed.queue(), Some(&q("billing")));
+    assert!(lapsed.awaits_offer(), "{:?}", lapsed.state());
+    assert_eq!(excluded(&lapsed, lapse), ["ada", "bob", "cy"]);
+    still_the_transfer(&lapsed);
+    assert!(notices(&d.transcript(&lapsed).await).contains(&"the offer to cy timed out".into()));
+
+    // dan comes in: the next tick offers it to him; he takes it, and the transfer is over.
+    d.router.set_presence(&agent("dan"), Presence::Available);
+    let next_tick = lapse + Duration::from_secs(1);
+    d.engine.tick(next_tick).await.unwrap();
+    assert_eq!(d.offers(), ["dan"]);
+    d.engine
+        .accept(c.id(), &agent("dan"), next_tick)
+        .await
+        .unwrap();
+    let taken = d.open("c1").await;
+    assert_eq!(
+        taken.state(),
+        &State::Active {
+            agent: agent("dan")
+        }
+    );
+    assert_eq!(taken.queue(), Some(&q("billing")));
+    assert!(taken.transfer().is_none());
+    assert_eq!(d.router.load(&agent("dan")), 1);
+    let notices = notices(&d.transcript(&taken).await);
+    assert!(notices.contains(&"dan accepted the transfer".to_owned()));
+    assert!(
+        !notices
+            .iter()
+            .any(|n| n.starts_with("the transfer was not taken")),
+        "a transfer to a queue is not given back: {notices:#?}"
+    );
 }
 
 #[tokio::test]
