@@ -20,7 +20,7 @@ use messenger_channel::engine::{Engine, EngineError, Supervisor};
 use messenger_channel::ids::{AgentId, PageId, QueueId, UserId};
 use messenger_channel::routing::{
     AutomatedMessages, Condition, Date, OperatingHours, OutsideHours, Queue, Routing, RoutingRules,
-    Time,
+    Time, Weekday,
 };
 use messenger_channel::store::{ConversationStore, InMemoryStore};
 use messenger_channel::testing::{FakeSend, t0};
@@ -1052,6 +1052,117 @@ async fn outside_operating_hours_a_conversation_waits_for_the_queue_to_open() {
     assert!(d.offers().is_empty(), "08:59:59 in Paris");
     d.engine.tick(tuesday_nine).await.unwrap();
     assert_eq!(d.offers(), ["ada"]);
+}
+
+/// New York, 22:00 to 02:00 every night, past midnight; Wednesday 12 June 2024 is a
+/// holiday: Tuesday night's shift stops at midnight, and Wednesday night's is closed, also
+/// past midnight.
+fn new_york_nights() -> OperatingHours {
+    let mut hours = OperatingHours::new("America/New_York").unwrap();
+    for day in [
+        Weekday::Monday,
+        Weekday::Tuesday,
+        Weekday::Wednesday,
+        Weekday::Thursday,
+        Weekday::Friday,
+        Weekday::Saturday,
+        Weekday::Sunday,
+    ] {
+        hours = hours.shift(day, Time::constant(22, 0, 0, 0), Time::constant(2, 0, 0, 0));
+    }
+    hours.holiday(Date::constant(2024, 6, 12))
+}
+
+/// `hh:mm` on `day` June 2024 in New York (EDT, UTC-4); t0 is 02:13:20 on Monday 10 June.
+fn new_york(day: i8, hh: i8, mm: i8) -> SystemTime {
+    let zone = jiff::tz::TimeZone::get("America/New_York").unwrap();
+    let at = zone
+        .to_ambiguous_timestamp(jiff::civil::date(2024, 6, day).at(hh, mm, 0, 0))
+        .compatible()
+        .unwrap();
+    SystemTime::try_from(at).unwrap()
+}
+
+const CLOSED_AT_NIGHT: &str = "We are closed; we open at 22:00, New York time.";
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one script, read top to bottom
+async fn operating_hours_past_midnight_in_new_york_with_a_holiday() {
+    assert_eq!(new_york(10, 2, 13) + Duration::from_secs(20), t0());
+    let routing = Routing::new(
+        Queue::push(q("general"))
+            .messages(messages().set(AutomatedTrigger::OutsideOperatingHours, CLOSED_AT_NIGHT))
+            .hours(new_york_nights(), OutsideHours::Wait),
+    );
+    let d = desk(routing, &["ada"]);
+    let new_texts = |before: usize| d.sent_texts()[before..].to_vec();
+
+    // Tuesday 11 June, 01:30: Monday night's shift, past midnight. Offered at once.
+    let at = new_york(11, 1, 30);
+    d.write("c1", "m1", "hello", at).await;
+    assert_eq!(d.offers(), ["ada"]);
+    assert_eq!(d.sent_texts(), ["Hello! We will be with you shortly."]);
+    let c1 = d.open("c1").await;
+    d.engine.accept(c1.id(), &agent("ada"), at).await.unwrap();
+
+    // 02:30: the shift is over. It waits, told the queue is closed; no offer.
+    let at = new_york(11, 2, 30);
+    let before = d.sent_texts().len();
+    d.write("c2", "m2", "hello", at).await;
+    assert_eq!(new_texts(before), [CLOSED_AT_NIGHT]);
+    assert!(d.offers().is_empty());
+    let c2 = d.open("c2").await;
+    assert!(c2.awaits_offer());
+    // Ticks through Tuesday: closed until 22:00, when Tuesday night's shift offers it.
+    for at in [new_york(11, 2, 31), new_york(11, 12, 0)] {
+        d.engine.tick(at).await.unwrap();
+    }
+    d.engine
+        .tick(new_york(11, 22, 0) - Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(d.offers().is_empty(), "21:59:59 in New York");
+    let opens = new_york(11, 22, 0);
+    d.engine.tick(opens).await.unwrap();
+    assert_eq!(d.offers(), ["ada"]);
+    assert!(
+        matches!(d.open("c2").await.state(), State::Open { offer: Some(o) } if o.agent == agent("ada"))
+    );
+    d.engine
+        .accept(c2.id(), &agent("ada"), opens)
+        .await
+        .unwrap();
+
+    // The holiday: Tuesday night's shift stops at midnight (00:30 Wednesday is closed), and
+    // Wednesday night's own shift is closed, before and after midnight.
+    let before = d.sent_texts().len();
+    d.write("c3", "m3", "hello", new_york(12, 0, 30)).await;
+    d.write("c4", "m4", "hello", new_york(12, 23, 30)).await;
+    assert_eq!(new_texts(before), [CLOSED_AT_NIGHT, CLOSED_AT_NIGHT]);
+    for at in [
+        new_york(12, 22, 0),
+        new_york(13, 0, 30),
+        new_york(13, 1, 59),
+    ] {
+        d.engine.tick(at).await.unwrap();
+    }
+    d.engine
+        .tick(new_york(13, 22, 0) - Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(d.offers().is_empty(), "closed for the holiday");
+    for customer in ["c3", "c4"] {
+        assert!(d.open(customer).await.awaits_offer(), "{customer} waits");
+    }
+    // Thursday 22:00: the queue opens again and offers both.
+    d.engine.tick(new_york(13, 22, 0)).await.unwrap();
+    assert_eq!(d.offers(), ["ada", "ada"]);
+    for customer in ["c3", "c4"] {
+        assert!(
+            matches!(d.open(customer).await.state(), State::Open { offer: Some(o) } if o.agent == agent("ada")),
+            "{customer} is offered"
+        );
+    }
 }
 
 #[tokio::test]
