@@ -21,6 +21,7 @@ use messenger_channel::agents::fleet::{FleetChannel, FleetListener, PostgresNoti
 use messenger_channel::agents::{AgentNotifier, AgentRouter, Notification, Presence};
 use messenger_channel::conversation::{
     CloseReason, Conversation, ConversationConfig, Offer, State, StateKind, TranscriptLine,
+    Transfer, TransferTarget,
 };
 use messenger_channel::engine::Engine;
 use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
@@ -54,6 +55,9 @@ fn agent(name: &str) -> AgentId {
 struct Connected {
     agents: BTreeSet<AgentId>,
     log: Mutex<Vec<Notification>>,
+    /// The transfer each offer told of came with ([`Conversation::transfer`]), in the order
+    /// of the offers in `log`.
+    transfers: Mutex<Vec<Option<Transfer>>>,
 }
 
 impl Connected {
@@ -63,6 +67,7 @@ impl Connected {
         Arc::new(Self {
             agents: set,
             log: Mutex::new(Vec::new()),
+            transfers: Mutex::new(Vec::new()),
         })
     }
 
@@ -83,6 +88,29 @@ impl Connected {
                     conversation,
                     offer,
                 } => Some((conversation, offer.agent)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The offers told, with the transfer each came with: (conversation, agent, transfer).
+    fn offered_transfers(&self) -> Vec<(ConversationId, AgentId, Option<Transfer>)> {
+        self.offers()
+            .into_iter()
+            .zip(self.transfers.lock().unwrap().iter().cloned())
+            .map(|((c, a), t)| (c, a, t))
+            .collect()
+    }
+
+    /// The consults told: (conversation, agent invited).
+    fn consults(&self) -> Vec<(ConversationId, AgentId)> {
+        self.all()
+            .into_iter()
+            .filter_map(|n| match n {
+                Notification::Consult {
+                    conversation,
+                    agent,
+                } => Some((conversation, agent)),
                 _ => None,
             })
             .collect()
@@ -130,6 +158,7 @@ impl Connected {
 
     fn clear(&self) {
         self.log.lock().unwrap().clear();
+        self.transfers.lock().unwrap().clear();
     }
 }
 
@@ -137,10 +166,15 @@ impl Connected {
 impl AgentNotifier for Connected {
     async fn offer(&self, conversation: &Conversation, offer: &Offer) {
         if self.agents.contains(&offer.agent) {
-            self.push(Notification::Offer {
+            let mut log = self.log.lock().unwrap();
+            log.push(Notification::Offer {
                 conversation: conversation.id().clone(),
                 offer: offer.clone(),
             });
+            self.transfers
+                .lock()
+                .unwrap()
+                .push(conversation.transfer().cloned());
         }
     }
 
@@ -159,6 +193,15 @@ impl AgentNotifier for Connected {
             state: conversation.state().kind(),
             lines: lines.to_vec(),
         });
+    }
+
+    async fn consult(&self, conversation: &Conversation, agent: &AgentId) {
+        if self.agents.contains(agent) {
+            self.push(Notification::Consult {
+                conversation: conversation.id().clone(),
+                agent: agent.clone(),
+            });
+        }
     }
 
     async fn resynced(&self) {
@@ -584,6 +627,121 @@ async fn offers_reach_the_agents_instance_and_countdowns_fire_once() {
         assert_eq!(i.desk.resyncs(), 1);
     }
     admin.close().await;
+
+    for mut i in [a, b] {
+        i.listener.take().unwrap().stop().await;
+    }
+}
+
+/// A transfer and a consult across instances: ada, on instance a, holds a conversation and
+/// transfers it to bob, connected to b; bob's desk gets the transfer notification (the
+/// offer, with the transfer), a's desk nothing. bob accepts on b, then consults ada: a's
+/// desk gets the invitation, once; b's nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[allow(clippy::too_many_lines)] // one script, read top to bottom
+async fn transfers_and_consults_reach_the_agents_instance() {
+    let Some(url) = support::postgres::postgres_url() else {
+        return;
+    };
+    let url = support::postgres::fresh_postgres_database(&url, "mc_fleet_transfer").await;
+    let channel = FleetChannel::new("mc_fleet_transfer_test").unwrap();
+    let a = Instance::start(&url, "fleet-a", &channel, &["ada"]).await;
+    let b = Instance::start(&url, "fleet-b", &channel, &["bob"]).await;
+    let both = [&a, &b];
+    fence_conversation(&a.store).await;
+
+    // Only ada is available: c1, arriving on b, is offered to her (on a's desk); she takes
+    // it on a.
+    b.store
+        .update_presence(&agent("ada"), Presence::Available)
+        .await
+        .unwrap();
+    b.receive(webhook().message("c1", "m1", "Hello", secs(1)), secs(1))
+        .await;
+    let c1 = a.conversation_of("c1").await;
+    fence(&b, &both, "t1").await;
+    assert_eq!(a.desk.offers(), [(c1.id().clone(), agent("ada"))]);
+    assert_eq!(a.desk.offered_transfers()[0].2, None, "not a transfer");
+    assert_eq!(b.desk.offers(), []);
+    a.engine
+        .accept(c1.id(), &agent("ada"), secs(2))
+        .await
+        .unwrap();
+    a.store
+        .update_presence(&agent("bob"), Presence::Available)
+        .await
+        .unwrap();
+    fence(&a, &both, "t2").await;
+    a.desk.clear();
+    b.desk.clear();
+
+    // ada transfers it to bob, on a: b's desk gets the offer with the transfer; a's none.
+    a.engine
+        .transfer_to_agent(
+            c1.id(),
+            &agent("ada"),
+            &agent("bob"),
+            Some("wants a refund"),
+            secs(3),
+        )
+        .await
+        .unwrap();
+    fence(&a, &both, "t3").await;
+    let told = b.desk.offered_transfers();
+    assert_eq!(told.len(), 1, "{told:?}");
+    let (conversation, to, transfer) = &told[0];
+    assert_eq!((conversation, to), (c1.id(), &agent("bob")));
+    let transfer = transfer.as_ref().expect("told as a transfer");
+    assert_eq!(transfer.from, agent("ada"));
+    assert_eq!(transfer.to, TransferTarget::Agent(agent("bob")));
+    assert_eq!(transfer.note.as_deref(), Some("wants a refund"));
+    assert_eq!(a.desk.offers(), []);
+    assert_eq!(b.desk.consults(), []);
+
+    // bob accepts on b.
+    b.engine
+        .accept(c1.id(), &agent("bob"), secs(4))
+        .await
+        .unwrap();
+    let taken = b.conversation_of("c1").await;
+    assert_eq!(
+        taken.state(),
+        &State::Active {
+            agent: agent("bob")
+        }
+    );
+    assert!(taken.transfer().is_none());
+    fence(&b, &both, "t4").await;
+    for i in both {
+        assert_eq!(
+            i.desk.withdrawals(),
+            [],
+            "an accepted offer is not withdrawn"
+        );
+        assert_eq!(i.desk.updates_in(c1.id(), StateKind::Active), 1);
+    }
+    a.desk.clear();
+    b.desk.clear();
+
+    // bob consults ada, on b: a's desk gets the invitation once; b's none.
+    b.engine
+        .consult(c1.id(), &agent("bob"), &agent("ada"), secs(5))
+        .await
+        .unwrap();
+    fence(&b, &both, "t5").await;
+    assert_eq!(a.desk.consults(), [(c1.id().clone(), agent("ada"))]);
+    assert_eq!(b.desk.consults(), []);
+    for i in both {
+        assert_eq!(i.desk.offers(), []);
+    }
+    // ada, consulted, writes a note on a; bob's instance hears of it.
+    a.engine
+        .add_note(c1.id(), &agent("ada"), "ask for the order number", secs(6))
+        .await
+        .unwrap();
+    fence(&a, &both, "t6").await;
+    assert_eq!(a.desk.consults().len(), 1, "still once");
+    assert_eq!(b.desk.updates_in(c1.id(), StateKind::Active), 2);
 
     for mut i in [a, b] {
         i.listener.take().unwrap().stop().await;
