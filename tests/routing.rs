@@ -313,6 +313,89 @@ async fn push_queues_offer_to_agents_whose_skills_match() {
     );
 }
 
+/// Skill matching None: a Push queue that names skills but does not match on them offers to
+/// whoever is free, skills or not (the least loaded, then by id), where matching them
+/// (Exact, or Closest, which ranks the skilled first) would offer to the agent who has them.
+#[tokio::test]
+async fn a_push_queue_without_skill_matching_offers_to_agents_without_the_skills() {
+    // Skills first, matching last: `Queue::skill` turns an earlier None into Exact.
+    let routing = Routing::new(Queue::push(q("general")))
+        .add_queue(
+            Queue::push(q("anyone"))
+                .skill(SkillId::from("jp"), 3)
+                .matching(SkillMatching::None),
+        )
+        .add_queue(
+            Queue::push(q("japanese"))
+                .skill(SkillId::from("jp"), 3)
+                .matching(SkillMatching::Exact),
+        )
+        .rules(
+            RoutingRules::new(q("general"))
+                .when(
+                    Condition::Keywords(vec!["konnichiwa".into()]),
+                    q("japanese"),
+                )
+                .when(Condition::Keywords(vec!["anyone".into()]), q("anyone")),
+        );
+    let router = Arc::new(InMemoryRouter::new());
+    for name in ["ada", "zed"] {
+        router.set_presence(&agent(name), Presence::Available);
+    }
+    // zed has the skill, ada has none.
+    router.set_skills(&agent("zed"), [(SkillId::from("jp"), 3)]);
+    let d = desk(Arc::new(InMemoryStore::new()), router.clone(), routing);
+
+    // Exact: zed, although ada comes first by id.
+    d.receive(
+        webhook().message("c1", "m1", "Konnichiwa", secs(1)),
+        secs(1),
+    )
+    .await;
+    let c1 = d.conversation_of(PAGE, "c1").await;
+    assert_eq!(c1.queue(), Some(&q("japanese")));
+    assert_eq!(
+        d.offers(),
+        [(c1.id().as_str().to_owned(), "zed".to_owned())]
+    );
+    // None: ada, who lacks the skill (Exact or Closest would offer zed).
+    d.receive(
+        webhook().message("c2", "m2", "is anyone there?", secs(2)),
+        secs(2),
+    )
+    .await;
+    let c2 = d.conversation_of(PAGE, "c2").await;
+    assert_eq!(c2.queue(), Some(&q("anyone")));
+    assert_eq!(
+        d.offers(),
+        [(c2.id().as_str().to_owned(), "ada".to_owned())]
+    );
+    d.engine
+        .accept(c2.id(), &agent("ada"), secs(3))
+        .await
+        .unwrap();
+    assert_eq!(router.load(&agent("ada")), 1);
+
+    // zed away: the None queue still offers to ada; the Exact one waits for someone skilled.
+    router.set_presence(&agent("zed"), Presence::Away);
+    d.receive(
+        webhook().message("c3", "m3", "konnichiwa", secs(4)),
+        secs(4),
+    )
+    .await;
+    d.receive(webhook().message("c4", "m4", "anyone?", secs(5)), secs(5))
+        .await;
+    let (c3, c4) = (
+        d.conversation_of(PAGE, "c3").await,
+        d.conversation_of(PAGE, "c4").await,
+    );
+    assert_eq!(
+        d.offers(),
+        [(c4.id().as_str().to_owned(), "ada".to_owned())]
+    );
+    assert!(c3.awaits_offer());
+}
+
 /// A pick race: `engines[i]` picks for `agents[i]`, all at once; exactly one wins.
 async fn pick_race(
     engines: &[Arc<Engine>],
