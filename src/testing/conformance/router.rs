@@ -12,7 +12,7 @@ use crate::routing::{
 use crate::testing::t0;
 
 /// Each check's name and the contract it holds the router to.
-const CHECKS: [(&str, &str); 6] = [
+const CHECKS: [(&str, &str); 7] = [
     (
         "agents_presence_and_profiles",
         "`upsert_agent` sets skills and capacity (a new agent is offline); `update_presence` sets presence (a new agent gets the default capacity); `agent_statuses` lists agents in id order, `agent_status` one or none",
@@ -32,6 +32,10 @@ const CHECKS: [(&str, &str); 6] = [
     (
         "concurrent_reservations_never_exceed_capacity",
         "offers and picks reserved at once through two handles never take an agent past capacity, and every unit free is reserved",
+    ),
+    (
+        "offers_and_picks_race_for_one_agent",
+        "offers and picks of different conversations for one agent, all at once and interleaved over two handles, reserve exactly the agent's capacity, no more; ended (as offers, or as sessions released), every unit is free again",
     ),
     (
         "a_pick_race_has_one_winner",
@@ -65,6 +69,7 @@ const CHECKS: [(&str, &str); 6] = [
 /// | `reservations_lapse` | a reservation not turned into a session stops counting at its `until`, and the conversation can be reserved again |
 /// | `picks_reserve_capacity` | `reserve_pick` reserves whatever the presence, unless the conversation is reserved (`Taken`) or the capacity is short (`AtCapacity`) |
 /// | `concurrent_reservations_never_exceed_capacity` | offers and picks reserved at once through two handles never take an agent past capacity, and every unit free is reserved |
+/// | `offers_and_picks_race_for_one_agent` | offers and picks for one agent, all at once and interleaved over two handles, reserve exactly its capacity; ended, every unit is free again |
 /// | `a_pick_race_has_one_winner` | of agents picking one conversation at once through two handles, exactly one reserves it; a conversation picked is not offered, one on offer is not picked |
 ///
 /// # Panics
@@ -86,6 +91,7 @@ where
         reservations_lapse(&*a),
         picks_reserve_capacity(&*a, &*b),
         concurrent_reservations_never_exceed_capacity(a.clone(), b.clone()),
+        offers_and_picks_race_for_one_agent(a.clone(), b.clone()),
         a_pick_race_has_one_winner(a.clone(), b.clone()),
     );
 }
@@ -489,6 +495,121 @@ async fn concurrent_reservations_never_exceed_capacity<R: AgentRouter + ?Sized +
     }
     assert_eq!(reserved, 4, "capacity 4: four picks reserved");
     assert_eq!(used(&*a, &cy, at(1)).await, (4, 0));
+}
+
+/// Offers and picks compete for one agent at the same moment: each call reserves its own
+/// conversation, offers and picks alternate, and so do the two handles (offer on `a`, offer
+/// on `b`, pick on `a`, pick on `b`, ...), all released together by a barrier.
+#[allow(clippy::too_many_lines)] // one script, read top to bottom
+async fn offers_and_picks_race_for_one_agent<R: AgentRouter + ?Sized + 'static>(
+    a: Arc<R>,
+    b: Arc<R>,
+) {
+    const CAPACITY: u32 = 5;
+    const CALLS: usize = 16;
+    let run = Arc::new(Run::new());
+    let queue = Arc::new(run.queue());
+    let ada = run.add(&*a, "ada", CAPACITY).await;
+    let start = Arc::new(tokio::sync::Barrier::new(CALLS));
+    let tasks: Vec<_> = (0..CALLS)
+        .map(|i| {
+            let router = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let offer = i % 4 < 2;
+            let (run, queue, ada, start) = (run.clone(), queue.clone(), ada.clone(), start.clone());
+            tokio::spawn(async move {
+                let c = run.conversation(&format!("race-{i}"));
+                start.wait().await;
+                let won = if offer {
+                    let got = router
+                        .reserve_offer(&c, &OfferRequest::new(&queue, &[], None), hold(0, 100))
+                        .await
+                        .unwrap();
+                    if let Some(agent) = &got {
+                        assert_eq!(*agent, ada, "only ada qualifies");
+                    }
+                    got.is_some()
+                } else {
+                    match router
+                        .reserve_pick(&c, &ada, 1, hold(0, 100))
+                        .await
+                        .unwrap()
+                    {
+                        PickOutcome::Reserved => true,
+                        PickOutcome::AtCapacity => false,
+                        other => panic!("a pick of its own conversation was {other:?}"),
+                    }
+                };
+                (i, c, won)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (i, c, won) = task.await.unwrap();
+        if won {
+            winners.push((i, c));
+        }
+    }
+    let capacity = usize::try_from(CAPACITY).unwrap();
+    assert_eq!(
+        winners.len(),
+        capacity,
+        "capacity {CAPACITY}: exactly {CAPACITY} of {CALLS} offers and picks reserved, got {:?}",
+        winners.iter().map(|(i, _)| i).collect::<Vec<_>>()
+    );
+    assert_eq!(used(&*a, &ada, at(1)).await, (CAPACITY, 0));
+    assert_eq!(used(&*b, &ada, at(1)).await, (CAPACITY, 0));
+    // Full: neither an offer nor a pick of another conversation gets through.
+    let more = run.conversation("more");
+    assert_eq!(
+        a.reserve_offer(&more, &OfferRequest::new(&queue, &[], None), hold(1, 100))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        b.reserve_pick(&more, &ada, 1, hold(1, 100)).await.unwrap(),
+        PickOutcome::AtCapacity
+    );
+
+    // Every other one becomes a session (on the other handle) and is released; the rest end
+    // as offers. Nothing is left reserved.
+    for (n, (i, c)) in winners.iter().enumerate() {
+        let other = if i % 2 == 0 { &*b } else { &*a };
+        if n % 2 == 0 {
+            other.session_started(c, &ada, 1, at(2)).await.unwrap();
+        } else {
+            other.offer_ended(c, &ada).await.unwrap();
+        }
+    }
+    let sessions = u32::try_from(winners.len().div_ceil(2)).unwrap();
+    assert_eq!(used(&*a, &ada, at(2)).await, (sessions, sessions));
+    for (n, (i, c)) in winners.iter().enumerate() {
+        let this = if i % 2 == 0 { &*a } else { &*b };
+        if n % 2 == 0 {
+            this.session_released(c, &ada).await.unwrap();
+        }
+    }
+    assert_eq!(
+        used(&*b, &ada, at(3)).await,
+        (0, 0),
+        "every reservation and session released"
+    );
+    assert_eq!(used(&*a, &ada, at(3)).await, (0, 0));
+    // All of the capacity is free again.
+    for n in 0..CAPACITY {
+        let c = run.conversation(&format!("after-{n}"));
+        let got = if n % 2 == 0 {
+            a.reserve_offer(&c, &OfferRequest::new(&queue, &[], None), hold(3, 100))
+                .await
+                .unwrap()
+                .is_some()
+        } else {
+            b.reserve_pick(&c, &ada, 1, hold(3, 100)).await.unwrap() == PickOutcome::Reserved
+        };
+        assert!(got, "unit {n} is free again");
+    }
+    assert_eq!(used(&*a, &ada, at(4)).await, (CAPACITY, 0));
 }
 
 async fn a_pick_race_has_one_winner<R: AgentRouter + ?Sized + 'static>(a: Arc<R>, b: Arc<R>) {
