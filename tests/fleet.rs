@@ -1,7 +1,9 @@
 //! A fleet: two engines on one PostgreSQL database, each with its own agents connected. An
 //! offer made by either instance reaches the agent's instance through `LISTEN`/`NOTIFY`
 //! (`agents::fleet`), and every countdown (offer expiry, auto-close, inactivity) fires once
-//! although both instances tick at the same moments.
+//! although both instances tick at the same moments. A transfer made on one instance reaches
+//! the target agent's instance as a transfer, and a consult invitation reaches the consulted
+//! agent's instance, once.
 //!
 //! Needs `MESSENGER_CHANNEL_TEST_POSTGRES` (skipped without it); each run gets a fresh
 //! database. Time is injected: the engines run on the test's `now`. Notifications travel
