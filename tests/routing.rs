@@ -318,7 +318,8 @@ async fn push_queues_offer_to_agents_whose_skills_match() {
 /// (Exact, or Closest, which ranks the skilled first) would offer to the agent who has them.
 #[tokio::test]
 async fn a_push_queue_without_skill_matching_offers_to_agents_without_the_skills() {
-    // Skills first, matching last: `Queue::skill` turns an earlier None into Exact.
+    // Skills first, matching last (the order that held before `Queue::skill` kept a chosen
+    // mode; the unit tests in src/routing/queue.rs cover the other order).
     let routing = Routing::new(Queue::push(q("general")))
         .add_queue(
             Queue::push(q("anyone"))
