@@ -304,7 +304,12 @@ async fn a_tick_asks_once_for_a_queue_nobody_can_take() {
         entered: tokio::sync::Notify::new(),
         release: tokio::sync::Notify::new(),
     });
-    let e = build(store.clone(), flaky.clone());
+    let counted = Arc::new(support::faulty_store::FaultyStore::new(
+        store.clone(),
+        0,
+        support::faulty_store::Fault::FailBefore,
+    ));
+    let e = build(counted.clone(), flaky.clone());
     for (i, customer) in ["c1", "c2", "c3", "c4", "c5"].into_iter().enumerate() {
         receive(&e, customer, &format!("m{i}"), secs(1 + i as u64)).await;
     }
@@ -318,6 +323,11 @@ async fn a_tick_asks_once_for_a_queue_nobody_can_take() {
         calls() - before,
         0,
         "no decision for a queue nobody can take"
+    );
+    assert_eq!(
+        counted.list_queued_calls.load(Ordering::SeqCst),
+        0,
+        "nor a read of the waiting conversations"
     );
     // a declines c1: c1 excludes a and finds nobody; c2, which excludes nobody, gets a in the
     // same tick.

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use super::{Engine, EngineError, Outcome};
 use crate::conversation::Input;
 use crate::ids::{AgentId, QueueId};
-use crate::routing::choose_agent;
+use crate::routing::{DistributionMode, choose_agent};
 
 impl Engine {
     /// Applies events left in the inbox by a crash or a failure ([`Engine::apply_pending`]),
@@ -81,6 +81,19 @@ impl Engine {
                 None
             }
         };
+        if let Some(agents) = &agents {
+            // Nobody could take any Push queue's work (the fallback queue stands for a
+            // conversation of no queue, or of one the routing no longer has): the waiting
+            // conversations are not even read.
+            let anyone = self
+                .routing
+                .queues()
+                .filter(|q| q.mode == DistributionMode::Push)
+                .any(|q| choose_agent(q, agents, &[], None).is_some());
+            if !anyone {
+                return Ok(fired);
+            }
+        }
         let mut full: HashSet<QueueId> = HashSet::new();
         for stored in self.store.list_queued().await? {
             let c = stored.conversation;

@@ -33,6 +33,8 @@ pub struct FaultyStore<S> {
     /// What `list_queued` answers instead of the store's list, when set: a snapshot read
     /// earlier, as an instance whose tick read the queue before another instance's offer.
     pub stale_queue: std::sync::Mutex<Option<Vec<Stored>>>,
+    /// How many times `list_queued` was called.
+    pub list_queued_calls: AtomicU64,
 }
 
 impl<S> FaultyStore<S> {
@@ -44,6 +46,7 @@ impl<S> FaultyStore<S> {
             fault,
             failing_unpack: AtomicU64::new(0),
             stale_queue: std::sync::Mutex::new(None),
+            list_queued_calls: AtomicU64::new(0),
         }
     }
 
@@ -157,6 +160,7 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
         self.around(self.inner.list_open()).await
     }
     async fn list_queued(&self) -> Result<Vec<Stored>, StoreError> {
+        self.list_queued_calls.fetch_add(1, Ordering::SeqCst);
         let stale = self.stale_queue.lock().unwrap().clone();
         if let Some(stale) = stale {
             return Ok(stale);
