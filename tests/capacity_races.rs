@@ -327,3 +327,62 @@ async fn a_stale_tick_never_frees_an_accepted_offer_whose_session_start_is_retri
         "a holds c1 (its session start is retried): a's units must count"
     );
 }
+
+/// A session start delivered late takes the units of the queue the conversation is in now:
+/// an accept in a one-unit queue whose start stalls, then a transfer to a three-unit queue
+/// and the same agent given it again there, leaves the agent with three units in use, not
+/// one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_session_start_takes_the_units_of_the_queue_it_is_in_now() {
+    let store = Arc::new(InMemoryStore::new());
+    let inner = Arc::new(InMemoryRouter::new());
+    let a = AgentId::from("a");
+    inner.set_capacity(&a, 10);
+    inner.set_presence(&a, Presence::Available);
+    let gate = Arc::new(Gate {
+        inner: inner.clone(),
+        hold_release: AtomicBool::new(false),
+        hold_start: AtomicBool::new(false),
+        fail_release: AtomicBool::new(false),
+        fail_start: AtomicBool::new(false),
+        entered: tokio::sync::Notify::new(),
+        go: tokio::sync::Notify::new(),
+    });
+    let e = Arc::new(
+        Engine::builder(Webhook::new(&secret()), Arc::new(FakeSend::new()))
+            .store(store.clone())
+            .router(gate.clone())
+            .notifier(Arc::new(RecordingNotifier::new()))
+            .routing(
+                Routing::new(Queue::push(QueueId::from("general")))
+                    .add_queue(Queue::push(QueueId::from("big")).capacity_units(3)),
+            )
+            .build(),
+    );
+    receive(&e, "c1", "m1", secs(1)).await;
+    let (c1, _) = id_of(&*store, "c1").await;
+    // The accept's session start stalls at the router.
+    gate.hold_start.store(true, Ordering::SeqCst);
+    let accepting = {
+        let (e, c1, a) = (e.clone(), c1.clone(), a.clone());
+        tokio::spawn(async move { e.accept(&c1, &a, secs(2)).await })
+    };
+    gate.entered.notified().await;
+    // a transfers it to the three-unit queue (where a, who gave it away, is not offered
+    // it); a supervisor gives it back to a there.
+    e.transfer_to_queue(&c1, &a, &QueueId::from("big"), None, secs(3))
+        .await
+        .unwrap();
+    let sam = messenger_channel::engine::Supervisor::new(AgentId::from("sam"));
+    e.assign(&sam, &c1, &a, secs(4)).await.unwrap();
+    let (_, state) = id_of(&*store, "c1").await;
+    assert!(
+        matches!(state, State::Active { ref agent } if *agent == a),
+        "{state:?}"
+    );
+    // The stalled start lands last.
+    gate.go.notify_one();
+    accepting.await.unwrap().unwrap();
+    let used = inner.agent_status(&a, secs(5)).await.unwrap().unwrap().used;
+    assert_eq!(used, 3, "a holds c1 in the three-unit queue");
+}

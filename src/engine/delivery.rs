@@ -984,12 +984,19 @@ impl Engine {
                 // Either way the router is made to agree with the store: a session while the
                 // agent holds the conversation, none otherwise. Read, write, read again until
                 // two reads agree (a step committed in between is followed).
-                let units = self.queue_of(conversation).capacity_units;
-                let mut held = match self.store.load(id).await {
-                    Ok(c) => holds(&c, agent),
+                // Held, and the units of the queue it is in now (a transfer moves it).
+                let read = |c: Option<crate::store::Stored>| {
+                    let units = c
+                        .as_ref()
+                        .map_or(0, |s| self.queue_of(&s.conversation).capacity_units);
+                    (holds(&c, agent), units)
+                };
+                let mut seen = match self.store.load(id).await {
+                    Ok(c) => read(c),
                     Err(e) => return retry("the agent's capacity could not be updated yet", e),
                 };
                 for _ in 0..SESSION_RECONCILE_ROUNDS {
+                    let (held, units) = seen;
                     let written = if held {
                         self.router.session_started(id, agent, units, now).await
                     } else {
@@ -998,8 +1005,8 @@ impl Engine {
                     if let Err(e) = written {
                         return retry("the agent's capacity could not be updated yet", e);
                     }
-                    let now_held = match self.store.load(id).await {
-                        Ok(c) => holds(&c, agent),
+                    let now_seen = match self.store.load(id).await {
+                        Ok(c) => read(c),
                         Err(e) => {
                             return retry(
                                 "the agent's capacity was updated but not checked yet",
@@ -1007,10 +1014,10 @@ impl Engine {
                             );
                         }
                     };
-                    if now_held == held {
+                    if now_seen == seen {
                         return Settled::Delivered(None);
                     }
-                    held = now_held;
+                    seen = now_seen;
                 }
                 retry(
                     "the agent's capacity could not be settled yet",

@@ -105,13 +105,16 @@ impl Engine {
             {
                 continue;
             }
+            let exclude: Vec<AgentId> = c.excluded_agents(now, &self.config).cloned().collect();
             if let Some(agents) = &agents {
-                if choose_agent(queue, agents, &[], None).is_none() {
-                    full.insert(queue.id.clone());
+                if choose_agent(queue, agents, &exclude, None).is_none() {
+                    // Nobody for this one; for none of the queue's when it excludes nobody.
+                    if exclude.is_empty() {
+                        full.insert(queue.id.clone());
+                    }
                     continue;
                 }
             }
-            let exclude: Vec<AgentId> = c.excluded_agents(now, &self.config).cloned().collect();
             let reserved = match self.reserve_offer(&c, &exclude, None, now).await {
                 Ok(reserved) => reserved,
                 Err(e) => {
