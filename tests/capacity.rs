@@ -7,20 +7,19 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use messenger_channel::agents::{
-    AgentRouter, Hold, InMemoryRouter, OfferRequest, PickOutcome, Presence, RecordingNotifier,
-};
+use messenger_channel::agents::{AgentRouter, InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::conversation::State;
 use messenger_channel::engine::Engine;
 use messenger_channel::ids::{AgentId, ConversationId, PageId, QueueId, UserId};
-use messenger_channel::routing::{AgentProfile, AgentStatus, Queue, Routing};
-use messenger_channel::store::{ConversationStore, InMemoryStore, StoreError};
+use messenger_channel::routing::{Queue, Routing};
+use messenger_channel::store::{ConversationStore, InMemoryStore};
 use messenger_channel::testing::{FakeSend, t0};
 use messenger_channel::webhook::Webhook;
 use support::channel::{PAGE, secret, signed, webhook};
+use support::gated_router::GatedRouter;
 
 fn secs(n: u64) -> SystemTime {
     t0() + Duration::from_secs(n)
@@ -109,73 +108,6 @@ async fn a_tick_with_a_stale_queue_never_frees_an_outstanding_offer() {
     );
 }
 
-/// A router whose next `session_released` fails once.
-struct Flaky {
-    inner: Arc<InMemoryRouter>,
-    fail_release: AtomicBool,
-    fail_start: AtomicBool,
-    reserve_calls: std::sync::atomic::AtomicUsize,
-    hold_start: AtomicBool,
-    entered: tokio::sync::Notify,
-    release: tokio::sync::Notify,
-}
-
-#[async_trait::async_trait]
-impl AgentRouter for Flaky {
-    async fn upsert_agent(&self, p: &AgentProfile) -> Result<(), StoreError> {
-        self.inner.upsert_agent(p).await
-    }
-    async fn update_presence(&self, a: &AgentId, p: Presence) -> Result<(), StoreError> {
-        self.inner.update_presence(a, p).await
-    }
-    async fn agent_statuses(&self, now: SystemTime) -> Result<Vec<AgentStatus>, StoreError> {
-        self.inner.agent_statuses(now).await
-    }
-    async fn reserve_offer(
-        &self,
-        c: &ConversationId,
-        r: &OfferRequest<'_>,
-        h: Hold,
-    ) -> Result<Option<AgentId>, StoreError> {
-        self.reserve_calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.reserve_offer(c, r, h).await
-    }
-    async fn reserve_pick(
-        &self,
-        c: &ConversationId,
-        a: &AgentId,
-        u: u32,
-        h: Hold,
-    ) -> Result<PickOutcome, StoreError> {
-        self.inner.reserve_pick(c, a, u, h).await
-    }
-    async fn session_started(
-        &self,
-        c: &ConversationId,
-        a: &AgentId,
-        u: u32,
-        now: SystemTime,
-    ) -> Result<(), StoreError> {
-        if self.fail_start.swap(false, Ordering::SeqCst) {
-            return Err(StoreError::Backend("blip".into()));
-        }
-        if self.hold_start.swap(false, Ordering::SeqCst) {
-            self.entered.notify_one();
-            self.release.notified().await;
-        }
-        self.inner.session_started(c, a, u, now).await
-    }
-    async fn offer_ended(&self, c: &ConversationId, a: &AgentId) -> Result<(), StoreError> {
-        self.inner.offer_ended(c, a).await
-    }
-    async fn session_released(&self, c: &ConversationId, a: &AgentId) -> Result<(), StoreError> {
-        if self.fail_release.swap(false, Ordering::SeqCst) {
-            return Err(StoreError::Backend("blip".into()));
-        }
-        self.inner.session_released(c, a).await
-    }
-}
-
 #[tokio::test]
 async fn a_late_session_release_never_ends_the_revived_session() {
     let store = Arc::new(InMemoryStore::new());
@@ -183,21 +115,13 @@ async fn a_late_session_release_never_ends_the_revived_session() {
     let a = AgentId::from("a");
     inner.set_capacity(&a, 1);
     inner.set_presence(&a, Presence::Available);
-    let flaky = Arc::new(Flaky {
-        inner: inner.clone(),
-        fail_release: AtomicBool::new(false),
-        fail_start: AtomicBool::new(false),
-        reserve_calls: std::sync::atomic::AtomicUsize::new(0),
-        hold_start: AtomicBool::new(false),
-        entered: tokio::sync::Notify::new(),
-        release: tokio::sync::Notify::new(),
-    });
+    let flaky = GatedRouter::new(inner.clone());
     let e = build(store.clone(), flaky.clone());
     receive(&e, "c1", "m1", secs(1)).await;
     let (c1, _) = id_of(&*store, "c1").await;
     e.accept(&c1, &a, secs(2)).await.unwrap();
     assert_eq!(inner.load(&a), 1);
-    flaky.fail_release.store(true, Ordering::SeqCst);
+    flaky.fail_release_once.store(true, Ordering::SeqCst);
     e.close_session(&c1, &a, secs(3)).await.unwrap();
     e.revive(&c1, &a, secs(4)).await.unwrap();
     assert_eq!(inner.load(&a), 1, "revived");
@@ -219,15 +143,7 @@ async fn a_close_between_accept_and_its_session_start_leaks_no_session() {
     let a = AgentId::from("a");
     inner.set_capacity(&a, 1);
     inner.set_presence(&a, Presence::Available);
-    let flaky = Arc::new(Flaky {
-        inner: inner.clone(),
-        fail_release: AtomicBool::new(false),
-        fail_start: AtomicBool::new(false),
-        reserve_calls: std::sync::atomic::AtomicUsize::new(0),
-        hold_start: AtomicBool::new(false),
-        entered: tokio::sync::Notify::new(),
-        release: tokio::sync::Notify::new(),
-    });
+    let flaky = GatedRouter::new(inner.clone());
     let e = Arc::new(build(store.clone(), flaky.clone()));
     receive(&e, "c1", "m1", secs(1)).await;
     let (c1, _) = id_of(&*store, "c1").await;
@@ -240,7 +156,7 @@ async fn a_close_between_accept_and_its_session_start_leaks_no_session() {
     flaky.entered.notified().await;
     let sam = messenger_channel::engine::Supervisor::new(AgentId::from("sam"));
     e.force_close(&sam, &c1, secs(3)).await.unwrap();
-    flaky.release.notify_one();
+    flaky.go.notify_one();
     accepting.await.unwrap().unwrap();
     let c = store.load(&c1).await.unwrap().unwrap().conversation;
     assert!(c.is_closed());
@@ -258,15 +174,7 @@ async fn an_accept_whose_session_start_fails_keeps_the_capacity_taken() {
     let a = AgentId::from("a");
     inner.set_capacity(&a, 1);
     inner.set_presence(&a, Presence::Available);
-    let flaky = Arc::new(Flaky {
-        inner: inner.clone(),
-        fail_release: AtomicBool::new(false),
-        fail_start: AtomicBool::new(false),
-        reserve_calls: std::sync::atomic::AtomicUsize::new(0),
-        hold_start: AtomicBool::new(false),
-        entered: tokio::sync::Notify::new(),
-        release: tokio::sync::Notify::new(),
-    });
+    let flaky = GatedRouter::new(inner.clone());
     let e = build(store.clone(), flaky.clone());
     receive(&e, "c1", "m1", secs(1)).await;
     let (c1, _) = id_of(&*store, "c1").await;
@@ -295,15 +203,7 @@ async fn a_tick_asks_once_for_a_queue_nobody_can_take() {
     let a = AgentId::from("a");
     inner.set_capacity(&a, 1);
     inner.set_presence(&a, Presence::Available);
-    let flaky = Arc::new(Flaky {
-        inner: inner.clone(),
-        fail_release: AtomicBool::new(false),
-        fail_start: AtomicBool::new(false),
-        reserve_calls: std::sync::atomic::AtomicUsize::new(0),
-        hold_start: AtomicBool::new(false),
-        entered: tokio::sync::Notify::new(),
-        release: tokio::sync::Notify::new(),
-    });
+    let flaky = GatedRouter::new(inner.clone());
     let counted = Arc::new(support::faulty_store::FaultyStore::new(
         store.clone(),
         0,

@@ -7,20 +7,19 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use messenger_channel::agents::{
-    AgentRouter, Hold, InMemoryRouter, OfferRequest, PickOutcome, Presence, RecordingNotifier,
-};
+use messenger_channel::agents::{AgentRouter, InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::conversation::State;
 use messenger_channel::engine::Engine;
 use messenger_channel::ids::{AgentId, ConversationId, PageId, QueueId, UserId};
-use messenger_channel::routing::{AgentProfile, AgentStatus, Queue, Routing};
-use messenger_channel::store::{ConversationStore, InMemoryStore, StoreError};
+use messenger_channel::routing::{Queue, Routing};
+use messenger_channel::store::{ConversationStore, InMemoryStore};
 use messenger_channel::testing::{FakeSend, t0};
 use messenger_channel::webhook::Webhook;
 use support::channel::{PAGE, secret, signed, webhook};
+use support::gated_router::GatedRouter;
 
 fn secs(n: u64) -> SystemTime {
     t0() + Duration::from_secs(n)
@@ -105,79 +104,6 @@ async fn conversations_another_app_holds_never_starve_the_queue() {
     );
 }
 
-/// A router whose `session_released` and `session_started` can be held at their start.
-struct Gate {
-    inner: Arc<InMemoryRouter>,
-    hold_release: AtomicBool,
-    hold_start: AtomicBool,
-    fail_release: AtomicBool,
-    fail_start: AtomicBool,
-    entered: tokio::sync::Notify,
-    go: tokio::sync::Notify,
-}
-
-impl Gate {
-    async fn maybe_hold(&self, flag: &AtomicBool) {
-        if flag.swap(false, Ordering::SeqCst) {
-            self.entered.notify_one();
-            self.go.notified().await;
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl AgentRouter for Gate {
-    async fn upsert_agent(&self, p: &AgentProfile) -> Result<(), StoreError> {
-        self.inner.upsert_agent(p).await
-    }
-    async fn update_presence(&self, a: &AgentId, p: Presence) -> Result<(), StoreError> {
-        self.inner.update_presence(a, p).await
-    }
-    async fn agent_statuses(&self, now: SystemTime) -> Result<Vec<AgentStatus>, StoreError> {
-        self.inner.agent_statuses(now).await
-    }
-    async fn reserve_offer(
-        &self,
-        c: &ConversationId,
-        r: &OfferRequest<'_>,
-        h: Hold,
-    ) -> Result<Option<AgentId>, StoreError> {
-        self.inner.reserve_offer(c, r, h).await
-    }
-    async fn reserve_pick(
-        &self,
-        c: &ConversationId,
-        a: &AgentId,
-        u: u32,
-        h: Hold,
-    ) -> Result<PickOutcome, StoreError> {
-        self.inner.reserve_pick(c, a, u, h).await
-    }
-    async fn session_started(
-        &self,
-        c: &ConversationId,
-        a: &AgentId,
-        u: u32,
-        now: SystemTime,
-    ) -> Result<(), StoreError> {
-        if self.fail_start.swap(false, Ordering::SeqCst) {
-            return Err(StoreError::Backend("blip".into()));
-        }
-        self.maybe_hold(&self.hold_start).await;
-        self.inner.session_started(c, a, u, now).await
-    }
-    async fn offer_ended(&self, c: &ConversationId, a: &AgentId) -> Result<(), StoreError> {
-        self.inner.offer_ended(c, a).await
-    }
-    async fn session_released(&self, c: &ConversationId, a: &AgentId) -> Result<(), StoreError> {
-        if self.fail_release.load(Ordering::SeqCst) {
-            return Err(StoreError::Backend("blip".into()));
-        }
-        self.maybe_hold(&self.hold_release).await;
-        self.inner.session_released(c, a).await
-    }
-}
-
 /// The release's "taken back while it was being released" branch starts the session again
 /// without checking afterwards: a close committed (and released) in between leaves a session
 /// of a Waiting conversation that nothing ever releases.
@@ -188,15 +114,7 @@ async fn a_release_racing_a_revive_and_a_close_leaks_no_session() {
     let a = AgentId::from("a");
     inner.set_capacity(&a, 1);
     inner.set_presence(&a, Presence::Available);
-    let gate = Arc::new(Gate {
-        inner: inner.clone(),
-        hold_release: AtomicBool::new(false),
-        hold_start: AtomicBool::new(false),
-        fail_release: AtomicBool::new(false),
-        fail_start: AtomicBool::new(false),
-        entered: tokio::sync::Notify::new(),
-        go: tokio::sync::Notify::new(),
-    });
+    let gate = GatedRouter::new(inner.clone());
     let e = Arc::new(build(store.clone(), gate.clone()));
     receive(&e, "c1", "m1", secs(1)).await;
     let (c1, _) = id_of(&*store, "c1").await;
@@ -241,15 +159,7 @@ async fn a_held_conversation_at_the_head_of_the_queue_does_not_stop_the_tick() {
     inner.set_capacity(&a, 1);
     inner.set_capacity(&b, 1);
     inner.set_presence(&a, Presence::Available);
-    let gate = Arc::new(Gate {
-        inner: inner.clone(),
-        hold_release: AtomicBool::new(false),
-        hold_start: AtomicBool::new(false),
-        fail_release: AtomicBool::new(false),
-        fail_start: AtomicBool::new(false),
-        entered: tokio::sync::Notify::new(),
-        go: tokio::sync::Notify::new(),
-    });
+    let gate = GatedRouter::new(inner.clone());
     let e = Engine::builder(Webhook::new(&secret()), Arc::new(FakeSend::new()))
         .store(store.clone())
         .router(gate.clone())
@@ -287,15 +197,7 @@ async fn a_stale_tick_never_frees_an_accepted_offer_whose_session_start_is_retri
     let router = Arc::new(InMemoryRouter::new());
     let a = AgentId::from("a");
     router.set_capacity(&a, 1);
-    let gate = Arc::new(Gate {
-        inner: router.clone(),
-        hold_release: AtomicBool::new(false),
-        hold_start: AtomicBool::new(false),
-        fail_release: AtomicBool::new(false),
-        fail_start: AtomicBool::new(false),
-        entered: tokio::sync::Notify::new(),
-        go: tokio::sync::Notify::new(),
-    });
+    let gate = GatedRouter::new(router.clone());
     let e1 = build(inner.clone(), gate.clone());
     let behind = Arc::new(support::faulty_store::FaultyStore::new(
         inner.clone(),
@@ -339,15 +241,7 @@ async fn a_late_session_start_takes_the_units_of_the_queue_it_is_in_now() {
     let a = AgentId::from("a");
     inner.set_capacity(&a, 10);
     inner.set_presence(&a, Presence::Available);
-    let gate = Arc::new(Gate {
-        inner: inner.clone(),
-        hold_release: AtomicBool::new(false),
-        hold_start: AtomicBool::new(false),
-        fail_release: AtomicBool::new(false),
-        fail_start: AtomicBool::new(false),
-        entered: tokio::sync::Notify::new(),
-        go: tokio::sync::Notify::new(),
-    });
+    let gate = GatedRouter::new(inner.clone());
     let e = Arc::new(
         Engine::builder(Webhook::new(&secret()), Arc::new(FakeSend::new()))
             .store(store.clone())

@@ -11,6 +11,7 @@ pub mod channel;
 #[cfg(all(feature = "graph", feature = "test-util"))]
 pub mod fake_graph;
 pub mod faulty_store;
+pub mod gated_router;
 pub mod generate;
 #[cfg(feature = "graph")]
 pub mod mock_graph;
