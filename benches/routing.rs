@@ -111,7 +111,10 @@ async fn decide(
         .unwrap();
     let took = started.elapsed();
     if let Some(agent) = &chosen {
-        router.offer_ended(c, agent).await.unwrap();
+        router
+            .offer_ended(c, agent, Some(hold.until))
+            .await
+            .unwrap();
     }
     (chosen.is_some(), took)
 }

@@ -280,3 +280,66 @@ async fn a_late_session_start_takes_the_units_of_the_queue_it_is_in_now() {
     let used = inner.agent_status(&a, secs(5)).await.unwrap().unwrap().used;
     assert_eq!(used, 3, "a holds c1 in the three-unit queue");
 }
+
+/// An offer's end delivered late (its router write failed, then retried) while the same
+/// agent is offered the conversation again: between the new reservation and the new offer's
+/// commit the store shows no offer, so only the reservations' holds tell the two apart. The
+/// late end must leave the new reservation, or the agent's capacity is free while they are
+/// offered the conversation, and a second conversation is offered to them past capacity.
+#[tokio::test]
+async fn a_late_offer_end_leaves_the_reservation_of_the_next_offer_to_the_agent() {
+    let inner = Arc::new(InMemoryStore::new());
+    let router = Arc::new(InMemoryRouter::new());
+    let a = AgentId::from("a");
+    router.set_capacity(&a, 1);
+    router.set_presence(&a, Presence::Available);
+    let gate = GatedRouter::new(router.clone());
+    let e1 = Arc::new(build(inner.clone(), gate.clone()));
+    let e2 = build(inner.clone(), gate.clone());
+    let config = ConversationConfig::default();
+    receive(&e1, "c1", "m1", secs(1)).await;
+    let (c1, state) = id_of(&*inner, "c1").await;
+    assert!(
+        matches!(&state, State::Open { offer: Some(o) } if o.agent == a),
+        "{state:?}"
+    );
+    // a rejects it; the end of the offer's reservation fails and is retried later.
+    gate.fail_offer_end.store(true, Ordering::SeqCst);
+    e1.reject(&c1, &a, secs(2)).await.unwrap();
+    let used = |at: SystemTime| {
+        let router = router.clone();
+        let a = a.clone();
+        async move { router.agent_status(&a, at).await.unwrap().unwrap().used }
+    };
+    // Past the re-offer interval (and the first offer's hold), a tick offers it to a again;
+    // hold that tick between the reservation and the offer's commit, and deliver the late
+    // end meanwhile on the other instance.
+    let later = secs(2) + config.reoffer_interval + config.offer_timeout + Duration::from_secs(1);
+    gate.fail_offer_end.store(false, Ordering::SeqCst);
+    gate.hold_reserve.store(true, Ordering::SeqCst);
+    let entered = gate.entered.notified();
+    let tick = tokio::spawn({
+        let e1 = e1.clone();
+        async move { e1.tick(later).await }
+    });
+    entered.await;
+    e2.deliver_due(later + Duration::from_secs(3600))
+        .await
+        .unwrap();
+    gate.go.notify_one();
+    tick.await.unwrap().unwrap();
+    let (_, state) = id_of(&*inner, "c1").await;
+    assert!(
+        matches!(&state, State::Open { offer: Some(o) } if o.agent == a),
+        "offered to a again: {state:?}"
+    );
+    assert_eq!(
+        used(later).await,
+        1,
+        "the new offer's reservation holds a's unit"
+    );
+    // So a second customer is not offered to a, who is at capacity.
+    receive(&e2, "c2", "m2", later + Duration::from_secs(1)).await;
+    let (_, state) = id_of(&*inner, "c2").await;
+    assert_eq!(state, State::Open { offer: None }, "a is at capacity");
+}

@@ -217,15 +217,15 @@ impl State {
         self.assigned(agent, hold.at);
     }
 
-    /// Ends what `agent` holds of the conversation of kind `which`.
+    /// Ends what `agent` holds of the conversation if it is `which`.
     fn end(
         &mut self,
         conversation: &ConversationId,
         agent: &AgentId,
-        which: impl Fn(Kind) -> bool,
+        which: impl Fn(&Work) -> bool,
     ) {
         let held = self.work_of_mut(agent);
-        if !held.work.get(conversation).is_some_and(|w| which(w.kind)) {
+        if !held.work.get(conversation).is_some_and(which) {
             return;
         }
         held.take(conversation);
@@ -405,8 +405,11 @@ impl AgentRouter for InMemoryRouter {
         &self,
         conversation: &ConversationId,
         agent: &AgentId,
+        until: Option<SystemTime>,
     ) -> Result<(), crate::store::StoreError> {
-        lock(&self.state).end(conversation, agent, |k| k != Kind::Session);
+        lock(&self.state).end(conversation, agent, |w| {
+            w.kind != Kind::Session && until.is_none_or(|until| w.until <= Some(until))
+        });
         Ok(())
     }
 
@@ -415,7 +418,7 @@ impl AgentRouter for InMemoryRouter {
         conversation: &ConversationId,
         agent: &AgentId,
     ) -> Result<(), crate::store::StoreError> {
-        lock(&self.state).end(conversation, agent, |k| k == Kind::Session);
+        lock(&self.state).end(conversation, agent, |w| w.kind == Kind::Session);
         Ok(())
     }
 }

@@ -98,7 +98,9 @@ pub enum PickOutcome {
 ///   a pick, a revive always start their session.
 /// - Units in use are those of sessions and of reservations not lapsed at the `now` given.
 /// - `offer_ended` and `session_released` end only what they name (this conversation, this
-///   agent, this kind); calling them again changes nothing.
+///   agent, this kind; for `offer_ended` given a hold's end, a reservation lapsing no later:
+///   a late end of an earlier offer leaves the renewed reservation of a later one); calling
+///   them again changes nothing.
 #[async_trait::async_trait]
 pub trait AgentRouter: Send + Sync {
     /// Adds an agent, or updates their skills and capacity (their presence stays; a new
@@ -154,11 +156,15 @@ pub trait AgentRouter: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// The offer (or pick) of the conversation to the agent is over: its reservation ends.
-    /// A session the agent holds in it stays.
+    /// Given `until`, the [`Hold::until`] the ended offer's reservation was made with, only a
+    /// reservation lapsing no later ends: one renewed since for a new offer of the
+    /// conversation to the same agent (lapsing later) stays. `None` ends it whatever its
+    /// hold. A session the agent holds in it stays.
     async fn offer_ended(
         &self,
         conversation: &ConversationId,
         agent: &AgentId,
+        until: Option<SystemTime>,
     ) -> Result<(), StoreError>;
 
     /// The agent's session of the conversation ended: its capacity is free.

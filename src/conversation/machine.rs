@@ -738,19 +738,19 @@ impl Conversation {
                 input: InputKind::Assign,
             });
         };
-        let offered = offer.as_ref().map(|o| o.agent.clone());
+        let offered = offer.as_ref().map(|o| (o.agent.clone(), o.expires_at));
         // The session first, as for an accepted offer: a reservation of the same agent
         // becomes it.
         out.effect(Effect::SessionStarted {
             agent: agent.clone(),
         });
-        if let Some(offered) = offered {
+        if let Some((offered, expires_at)) = offered {
             if offered != agent {
                 out.effect(Effect::WithdrawOffer {
                     agent: offered.clone(),
                 });
             }
-            out.effect(Effect::OfferEnded { agent: offered });
+            out.effect(Effect::offer_ended(offered, expires_at));
         }
         self.state = State::Active {
             agent: agent.clone(),
@@ -775,9 +775,7 @@ impl Conversation {
                 out.effect(Effect::WithdrawOffer {
                     agent: o.agent.clone(),
                 });
-                out.effect(Effect::OfferEnded {
-                    agent: o.agent.clone(),
-                });
+                out.effect(Effect::offer_ended(o.agent.clone(), o.expires_at));
             }
             State::Active { agent } | State::WrapUp { agent } => {
                 out.effect(Effect::SessionReleased {
@@ -983,6 +981,7 @@ impl Conversation {
                         expired_at: o.expires_at,
                     });
                 }
+                let expires_at = o.expires_at;
                 self.state = State::Active {
                     agent: agent.clone(),
                 };
@@ -993,9 +992,7 @@ impl Conversation {
                 out.effect(Effect::SessionStarted {
                     agent: agent.clone(),
                 });
-                out.effect(Effect::OfferEnded {
-                    agent: agent.clone(),
-                });
+                out.effect(Effect::offer_ended(agent.clone(), expires_at));
                 if self.transfer.take().is_some() {
                     out.notice(now, format!("{agent} accepted the transfer"));
                 } else {
@@ -1054,15 +1051,14 @@ impl Conversation {
     ) -> Result<(), TransitionError> {
         match &self.state {
             State::Open { offer: Some(o) } if o.agent == *agent => {
+                let expires_at = o.expires_at;
                 self.state = State::Open { offer: None };
                 self.prune_declined(now, config);
                 self.declined.push(Declined {
                     agent: agent.clone(),
                     at: now,
                 });
-                out.effect(Effect::OfferEnded {
-                    agent: agent.clone(),
-                });
+                out.effect(Effect::offer_ended(agent.clone(), expires_at));
                 out.notice(now, format!("{agent} declined the conversation"));
                 if let Some(presence) = config.presence_after_rejected_offer {
                     out.effect(Effect::SetPresence {
@@ -1091,6 +1087,7 @@ impl Conversation {
         if let State::Open { offer: Some(o) } = &self.state {
             if now >= o.expires_at {
                 let agent = o.agent.clone();
+                let expires_at = o.expires_at;
                 self.state = State::Open { offer: None };
                 self.prune_declined(now, config);
                 self.declined.push(Declined {
@@ -1100,9 +1097,7 @@ impl Conversation {
                 out.effect(Effect::WithdrawOffer {
                     agent: agent.clone(),
                 });
-                out.effect(Effect::OfferEnded {
-                    agent: agent.clone(),
-                });
+                out.effect(Effect::offer_ended(agent.clone(), expires_at));
                 out.notice(now, format!("the offer to {agent} timed out"));
                 if let Some(presence) = config.presence_after_missed_offer {
                     out.effect(Effect::SetPresence {
@@ -1407,7 +1402,7 @@ mod tests {
             out.effects,
             [
                 Effect::SessionStarted { agent: a() },
-                Effect::OfferEnded { agent: a() }
+                Effect::offer_ended(a(), t0() + config().offer_timeout)
             ]
         );
     }
@@ -1855,7 +1850,7 @@ mod tests {
             out.effects,
             [
                 Effect::WithdrawOffer { agent: a() },
-                Effect::OfferEnded { agent: a() }
+                Effect::offer_ended(a(), t0() + cfg.offer_timeout)
             ]
         );
         assert_eq!(
@@ -1880,7 +1875,7 @@ mod tests {
             out.effects,
             [
                 Effect::WithdrawOffer { agent: a() },
-                Effect::OfferEnded { agent: a() }
+                Effect::offer_ended(a(), t0() + cfg.offer_timeout)
             ]
         );
         assert_eq!(notices(&out), ["closed automatically"]);
@@ -2298,7 +2293,7 @@ mod tests {
             [
                 Effect::SessionStarted { agent: a() },
                 Effect::WithdrawOffer { agent: b() },
-                Effect::OfferEnded { agent: b() }
+                Effect::offer_ended(b(), t0() + config().offer_timeout)
             ]
         );
         let (_, out) = transition(&offered, assign(b()), secs(1), &config()).unwrap();
@@ -2306,7 +2301,7 @@ mod tests {
             out.effects,
             [
                 Effect::SessionStarted { agent: b() },
-                Effect::OfferEnded { agent: b() }
+                Effect::offer_ended(b(), t0() + config().offer_timeout)
             ]
         );
         assert_eq!(
@@ -2339,7 +2334,7 @@ mod tests {
             out.effects,
             [
                 Effect::WithdrawOffer { agent: b() },
-                Effect::OfferEnded { agent: b() }
+                Effect::offer_ended(b(), t0() + config().offer_timeout)
             ]
         );
         let waiting = after(active(&a()), t0(), vec![Input::CloseSession(a())]);

@@ -1273,6 +1273,12 @@ pub enum Effect {
     OfferEnded {
         /// The agent.
         agent: AgentId,
+        /// When the offer would have lapsed: the reservation made for it holds until then
+        /// ([`crate::agents::Hold::until`]), and only a reservation lapsing no later is
+        /// ended, so that one renewed since for a new offer to the same agent stays. `None`
+        /// (an effect recorded before it was kept) ends the reservation whatever its hold.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<SystemTime>,
     },
     /// Remove an offer from the agent's screen (expired).
     WithdrawOffer {
@@ -1317,6 +1323,16 @@ pub enum Effect {
         /// When the customer sent it: the link is tried until it expires.
         sent_at: SystemTime,
     },
+}
+
+impl Effect {
+    /// [`Effect::OfferEnded`] of `agent`'s offer that lapses at `until`.
+    pub fn offer_ended(agent: AgentId, until: SystemTime) -> Self {
+        Self::OfferEnded {
+            agent,
+            until: Some(until),
+        }
+    }
 }
 
 /// What happens to a conversation.

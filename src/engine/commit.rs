@@ -265,7 +265,10 @@ impl Engine {
                     // was made renewed that offer's own reservation, or they took the
                     // conversation and their session is on its way to the router).
                     if let Input::OfferTo(agent) = &input {
-                        if let Err(e) = self.end_offer_unless_taken(&id, agent).await {
+                        // The reservation was made at `now` for this offer: a later one renewed
+                        // since for another offer to the agent stays.
+                        let until = Some(self.hold(now).until);
+                        if let Err(e) = self.end_offer_unless_taken(&id, agent, until).await {
                             tracing::warn!(error = %e, "a reservation could not be ended; it lapses with the offer's countdown");
                         }
                     }

@@ -907,13 +907,15 @@ impl Engine {
             .await
     }
 
-    /// Ends `agent`'s offer reservation of conversation `id` unless the store says it is
-    /// still theirs: they hold the conversation (their session takes the reservation over) or
-    /// are offered it (again). Whether it was ended.
+    /// Ends `agent`'s offer reservation of conversation `id` lapsing no later than `until`
+    /// ([`AgentRouter::offer_ended`](crate::agents::AgentRouter::offer_ended)) unless the
+    /// store says it is still theirs: they hold the conversation (their session takes the
+    /// reservation over) or are offered it (again). Whether it was ended.
     pub(super) async fn end_offer_unless_taken(
         &self,
         id: &ConversationId,
         agent: &AgentId,
+        until: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
         let taken = self.store.load(id).await?.is_some_and(|s| {
             let state = s.conversation.state();
@@ -923,7 +925,7 @@ impl Engine {
         if taken {
             return Ok(false);
         }
-        self.router.offer_ended(id, agent).await?;
+        self.router.offer_ended(id, agent, until).await?;
         Ok(true)
     }
 
@@ -936,7 +938,8 @@ impl Engine {
     ///   the agent holds the conversation, none otherwise, read again after the write until
     ///   two reads agree (at most [`SESSION_RECONCILE_ROUNDS`] rounds, then retried).
     /// - An offer's end skips an agent who holds the conversation (their session takes the
-    ///   reservation over) or is offered it again.
+    ///   reservation over) or is offered it again, and leaves a reservation renewed for a
+    ///   later offer (the router compares holds).
     /// - A presence is set only while the agent is still Available.
     async fn settle_agent_effect(
         &self,
@@ -975,11 +978,13 @@ impl Engine {
                     Err(e) => retry("the agent's presence could not be set yet", e),
                 }
             }
-            Effect::OfferEnded { agent } => match self.end_offer_unless_taken(id, agent).await {
-                Ok(ended) if ended => Settled::Delivered(None),
-                Ok(_) => Settled::Skipped,
-                Err(e) => retry("the agent's capacity could not be updated yet", e),
-            },
+            Effect::OfferEnded { agent, until } => {
+                match self.end_offer_unless_taken(id, agent, *until).await {
+                    Ok(ended) if ended => Settled::Delivered(None),
+                    Ok(_) => Settled::Skipped,
+                    Err(e) => retry("the agent's capacity could not be updated yet", e),
+                }
+            }
             Effect::SessionStarted { agent } | Effect::SessionReleased { agent } => {
                 // Either way the router is made to agree with the store: a session while the
                 // agent holds the conversation, none otherwise. Read, write, read again until

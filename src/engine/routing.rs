@@ -48,7 +48,7 @@ impl Engine {
     }
 
     /// A reservation made at `now`, lapsing with an offer's countdown.
-    fn hold(&self, now: SystemTime) -> Hold {
+    pub(super) fn hold(&self, now: SystemTime) -> Hold {
         Hold {
             at: now,
             until: saturating_add(now, self.config.offer_timeout),
@@ -138,9 +138,10 @@ impl Engine {
         conversation
             .clone()
             .apply(Input::Pick(agent.clone()), now, &self.config)?;
+        let hold = self.hold(now);
         match self
             .router
-            .reserve_pick(id, agent, queue.capacity_units, self.hold(now))
+            .reserve_pick(id, agent, queue.capacity_units, hold)
             .await?
         {
             PickOutcome::Reserved => {}
@@ -155,7 +156,7 @@ impl Engine {
         match self.run(id.clone(), Input::Pick(agent.clone()), now).await {
             Ok(_) => Ok(()),
             Err(e) => {
-                if let Err(release) = self.router.offer_ended(id, agent).await {
+                if let Err(release) = self.router.offer_ended(id, agent, Some(hold.until)).await {
                     tracing::warn!(error = %release, "a pick's reservation could not be ended; it lapses");
                 }
                 Err(e)

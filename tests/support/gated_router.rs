@@ -11,8 +11,9 @@ use messenger_channel::routing::{AgentProfile, AgentStatus, Presence};
 use messenger_channel::store::StoreError;
 
 /// Wraps an [`InMemoryRouter`]. Each `hold_*` flag holds the next such call at its start
-/// (signalling `entered`) until `go` is notified; `fail_start` and `fail_release_once` fail
-/// the next such call; `fail_release` fails every release while set.
+/// (`hold_reserve`: at its end, the reservation made) (signalling `entered`) until `go` is
+/// notified; `fail_start` and `fail_release_once` fail the next such call; `fail_release`
+/// and `fail_offer_end` fail every such call while set.
 pub struct GatedRouter {
     pub inner: Arc<InMemoryRouter>,
     pub hold_release: AtomicBool,
@@ -20,6 +21,8 @@ pub struct GatedRouter {
     pub fail_release: AtomicBool,
     pub fail_release_once: AtomicBool,
     pub fail_start: AtomicBool,
+    pub fail_offer_end: AtomicBool,
+    pub hold_reserve: AtomicBool,
     /// How many times `reserve_offer` was called.
     pub reserve_calls: AtomicUsize,
     pub entered: tokio::sync::Notify,
@@ -35,6 +38,8 @@ impl GatedRouter {
             fail_release: AtomicBool::new(false),
             fail_release_once: AtomicBool::new(false),
             fail_start: AtomicBool::new(false),
+            fail_offer_end: AtomicBool::new(false),
+            hold_reserve: AtomicBool::new(false),
             reserve_calls: AtomicUsize::new(0),
             entered: tokio::sync::Notify::new(),
             go: tokio::sync::Notify::new(),
@@ -71,7 +76,9 @@ impl AgentRouter for GatedRouter {
         h: Hold,
     ) -> Result<Option<AgentId>, StoreError> {
         self.reserve_calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.reserve_offer(c, r, h).await
+        let reserved = self.inner.reserve_offer(c, r, h).await;
+        self.maybe_hold(&self.hold_reserve).await;
+        reserved
     }
     async fn reserve_pick(
         &self,
@@ -95,8 +102,16 @@ impl AgentRouter for GatedRouter {
         self.maybe_hold(&self.hold_start).await;
         self.inner.session_started(c, a, u, now).await
     }
-    async fn offer_ended(&self, c: &ConversationId, a: &AgentId) -> Result<(), StoreError> {
-        self.inner.offer_ended(c, a).await
+    async fn offer_ended(
+        &self,
+        c: &ConversationId,
+        a: &AgentId,
+        until: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        if self.fail_offer_end.load(Ordering::SeqCst) {
+            return Err(Self::blip());
+        }
+        self.inner.offer_ended(c, a, until).await
     }
     async fn session_released(&self, c: &ConversationId, a: &AgentId) -> Result<(), StoreError> {
         if self.fail_release.load(Ordering::SeqCst)

@@ -260,6 +260,10 @@ pub(super) const START_SESSION: &str = "INSERT INTO routing_work (conversation, 
 pub(super) const END_RESERVATION: &str =
     "DELETE FROM routing_work WHERE conversation = $1 AND agent = $2 AND kind <> 1";
 
+/// Ends an agent's reservation of a conversation that lapses no later than `$3` (a renewed
+/// one, lapsing later, stays).
+pub(super) const END_RESERVATION_UNTIL: &str = "DELETE FROM routing_work WHERE conversation = $1 AND agent = $2 AND kind <> 1 AND until_ms <= $3";
+
 /// Ends an agent's session of a conversation.
 pub(super) const END_SESSION: &str =
     "DELETE FROM routing_work WHERE conversation = $1 AND agent = $2 AND kind = 1";

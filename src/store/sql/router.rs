@@ -368,8 +368,21 @@ impl AgentRouter for Store {
         &self,
         conversation: &ConversationId,
         agent: &AgentId,
+        until: Option<SystemTime>,
     ) -> Result<(), StoreError> {
-        self.end_work(q::END_RESERVATION, conversation, agent).await
+        match until {
+            None => self.end_work(q::END_RESERVATION, conversation, agent).await,
+            Some(until) => {
+                sqlx::query(q::END_RESERVATION_UNTIL)
+                    .bind(conversation.as_str())
+                    .bind(agent.as_str())
+                    .bind(millis(until))
+                    .execute(&self.writer)
+                    .await
+                    .map_err(from_sqlx)?;
+                Ok(())
+            }
+        }
     }
 
     async fn session_released(

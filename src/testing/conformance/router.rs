@@ -12,7 +12,7 @@ use crate::routing::{
 use crate::testing::t0;
 
 /// Each check's name and the contract it holds the router to.
-const CHECKS: [(&str, &str); 7] = [
+const CHECKS: [(&str, &str); 8] = [
     (
         "agents_presence_and_profiles",
         "`upsert_agent` sets skills and capacity (a new agent is offline); `update_presence` sets presence (a new agent gets the default capacity); `agent_statuses` lists agents in id order, `agent_status` one or none",
@@ -24,6 +24,10 @@ const CHECKS: [(&str, &str); 7] = [
     (
         "reservations_lapse",
         "a reservation not turned into a session stops counting at its `until`, and the conversation can be reserved again",
+    ),
+    (
+        "a_late_offer_end_leaves_a_renewed_reservation",
+        "`offer_ended` given the `until` of an earlier offer's hold leaves the reservation renewed since for a later offer to the same agent; given the later one's, or none, it ends it",
     ),
     (
         "picks_reserve_capacity",
@@ -67,6 +71,7 @@ const CHECKS: [(&str, &str); 7] = [
 /// | `agents_presence_and_profiles` | `upsert_agent` sets skills and capacity (a new agent is offline); `update_presence` sets presence (a new agent gets the default capacity); `agent_statuses` lists agents in id order, `agent_status` one or none |
 /// | `offers_reserve_the_chosen_agent` | `reserve_offer` reserves the agent `choose_agent` decides on, once per conversation and agent (again: renewed, counted once); `session_started` turns it into a session, `offer_ended` ends a reservation and `session_released` a session, each only what it names, idempotently |
 /// | `reservations_lapse` | a reservation not turned into a session stops counting at its `until`, and the conversation can be reserved again |
+/// | `a_late_offer_end_leaves_a_renewed_reservation` | `offer_ended` given an earlier offer's `until` leaves the reservation renewed for a later offer to the same agent; given the later one's, or none, it ends it |
 /// | `picks_reserve_capacity` | `reserve_pick` reserves whatever the presence, unless the conversation is reserved (`Taken`) or the capacity is short (`AtCapacity`) |
 /// | `concurrent_reservations_never_exceed_capacity` | offers and picks reserved at once through two handles never take an agent past capacity, and every unit free is reserved |
 /// | `offers_and_picks_race_for_one_agent` | offers and picks for one agent, all at once and interleaved over two handles, reserve exactly its capacity; ended, every unit is free again |
@@ -89,6 +94,7 @@ where
         agents_presence_and_profiles(&*a, &*b),
         offers_reserve_the_chosen_agent(&*a, &*b),
         reservations_lapse(&*a),
+        a_late_offer_end_leaves_a_renewed_reservation(&*a, &*b),
         picks_reserve_capacity(&*a, &*b),
         concurrent_reservations_never_exceed_capacity(a.clone(), b.clone()),
         offers_and_picks_race_for_one_agent(a.clone(), b.clone()),
@@ -312,18 +318,18 @@ async fn offers_reserve_the_chosen_agent<R: AgentRouter + ?Sized>(a: &R, b: &R) 
     // Accepted: the reservation becomes the session; the offer's end then changes nothing.
     b.session_started(&c1, &ada, 1, at(6)).await.unwrap();
     assert_eq!(used(a, &ada, at(6)).await, (2, 1));
-    a.offer_ended(&c1, &ada).await.unwrap();
+    a.offer_ended(&c1, &ada, Some(at(100))).await.unwrap();
     assert_eq!(
         used(a, &ada, at(6)).await,
         (2, 1),
         "offer_ended leaves the session"
     );
     // Rejected: the reservation ends (twice: once).
-    a.offer_ended(&c4, &ada).await.unwrap();
-    b.offer_ended(&c4, &ada).await.unwrap();
+    a.offer_ended(&c4, &ada, Some(at(100))).await.unwrap();
+    b.offer_ended(&c4, &ada, None).await.unwrap();
     assert_eq!(used(a, &ada, at(7)).await, (1, 1));
     // offer_ended and session_released end only what they name.
-    a.offer_ended(&c2, &ada).await.unwrap();
+    a.offer_ended(&c2, &ada, None).await.unwrap();
     a.session_released(&c2, &bob).await.unwrap();
     assert_eq!(used(a, &bob, at(7)).await, (2, 0));
     a.session_released(&c1, &ada).await.unwrap();
@@ -383,6 +389,49 @@ async fn reservations_lapse<R: AgentRouter + ?Sized>(router: &R) {
     );
 }
 
+async fn a_late_offer_end_leaves_a_renewed_reservation<R: AgentRouter + ?Sized>(a: &R, b: &R) {
+    let run = Run::new();
+    let queue = run.queue();
+    let ada = run.add(a, "ada", 1).await;
+    let c1 = run.conversation("1");
+    let c2 = run.conversation("2");
+    // Offered at 0 until 10; offered again (renewed) at 5 until 15, before the first offer's
+    // end is told.
+    for h in [hold(0, 10), hold(5, 15)] {
+        let got = a
+            .reserve_offer(&c1, &OfferRequest::new(&queue, &[], None), h)
+            .await
+            .unwrap();
+        assert_eq!(got.as_ref(), Some(&ada));
+    }
+    assert_eq!(used(a, &ada, at(6)).await, (1, 0), "renewed, counted once");
+    // The first offer's end, late: the renewed reservation stays, on either handle, and
+    // still holds the capacity against another conversation.
+    a.offer_ended(&c1, &ada, Some(at(10))).await.unwrap();
+    b.offer_ended(&c1, &ada, Some(at(9))).await.unwrap();
+    assert_eq!(
+        used(b, &ada, at(11)).await,
+        (1, 0),
+        "an earlier offer's end leaves the renewed reservation"
+    );
+    let other = b
+        .reserve_offer(&c2, &OfferRequest::new(&queue, &[], None), hold(11, 21))
+        .await
+        .unwrap();
+    assert_eq!(other, None, "the renewed reservation holds ada's capacity");
+    // The later offer's end ends it.
+    b.offer_ended(&c1, &ada, Some(at(15))).await.unwrap();
+    assert_eq!(used(a, &ada, at(11)).await, (0, 0), "its own end ends it");
+    // And an end with no hold ends whatever is reserved.
+    let got = a
+        .reserve_offer(&c2, &OfferRequest::new(&queue, &[], None), hold(12, 40))
+        .await
+        .unwrap();
+    assert_eq!(got.as_ref(), Some(&ada));
+    a.offer_ended(&c2, &ada, None).await.unwrap();
+    assert_eq!(used(b, &ada, at(13)).await, (0, 0), "no hold: ended");
+}
+
 async fn picks_reserve_capacity<R: AgentRouter + ?Sized>(a: &R, b: &R) {
     let run = Run::new();
     let ada = run.agent("ada");
@@ -434,7 +483,7 @@ async fn picks_reserve_capacity<R: AgentRouter + ?Sized>(a: &R, b: &R) {
         (1, DEFAULT_AGENT_CAPACITY)
     );
     // A pick given up frees its capacity.
-    a.offer_ended(&c2, &ada).await.unwrap();
+    a.offer_ended(&c2, &ada, None).await.unwrap();
     assert_eq!(used(b, &ada, at(4)).await, (2, 2));
 }
 
@@ -579,7 +628,7 @@ async fn offers_and_picks_race_for_one_agent<R: AgentRouter + ?Sized + 'static>(
         if n % 2 == 0 {
             other.session_started(c, &ada, 1, at(2)).await.unwrap();
         } else {
-            other.offer_ended(c, &ada).await.unwrap();
+            other.offer_ended(c, &ada, None).await.unwrap();
         }
     }
     let sessions = u32::try_from(winners.len().div_ceil(2)).unwrap();
