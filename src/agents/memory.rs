@@ -106,6 +106,8 @@ struct State {
     others: HashMap<AgentId, Holding>,
     /// Who holds something of each conversation.
     holders: HashMap<ConversationId, Vec<AgentId>>,
+    /// The last offer (conversation, when made) after which each agent's presence was set.
+    presence_set_after: HashMap<AgentId, (ConversationId, SystemTime)>,
 }
 
 impl State {
@@ -315,6 +317,28 @@ impl AgentRouter for InMemoryRouter {
     ) -> Result<(), crate::store::StoreError> {
         self.set_presence(agent, presence);
         Ok(())
+    }
+
+    async fn presence_after_offer(
+        &self,
+        agent: &AgentId,
+        presence: Presence,
+        conversation: &ConversationId,
+        offered_at: SystemTime,
+    ) -> Result<bool, crate::store::StoreError> {
+        let mut state = lock(&self.state);
+        let Some(&i) = state.index.get(agent) else {
+            return Ok(false);
+        };
+        let offer = (conversation.clone(), offered_at);
+        if state.agents[i].presence != Presence::Available
+            || state.presence_set_after.get(agent) == Some(&offer)
+        {
+            return Ok(false);
+        }
+        state.agents[i].presence = presence;
+        state.presence_set_after.insert(agent.clone(), offer);
+        Ok(true)
     }
 
     async fn agent_statuses(

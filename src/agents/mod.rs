@@ -96,6 +96,8 @@ pub enum PickOutcome {
 ///   `session_started` turns it into a session (which holds until `session_released`) or
 ///   `offer_ended` ends it. `session_started` never fails for capacity: an accepted offer,
 ///   a pick, a revive always start their session.
+/// - `presence_after_offer` sets the presence only while the agent is Available and once per
+///   offer (conversation and time), atomically.
 /// - Units in use are those of sessions and of reservations not lapsed at the `now` given.
 /// - `offer_ended` and `session_released` end only what they name (this conversation, this
 ///   agent, this kind; for `offer_ended` given a hold's end, a reservation lapsing no later:
@@ -109,6 +111,19 @@ pub trait AgentRouter: Send + Sync {
 
     /// Sets an agent's presence (a new agent gets no skills and the default capacity).
     async fn update_presence(&self, agent: &AgentId, presence: Presence) -> Result<(), StoreError>;
+
+    /// Sets an agent's presence after an offer of `conversation` made at `offered_at` that they
+    /// missed or rejected ([`crate::conversation::Effect::SetPresence`], Omnichannel's
+    /// option), in one step: only while they are [`Presence::Available`], and at most once for
+    /// that offer, so that the effect delivered again (at least once) after the agent set
+    /// themselves Available again changes nothing. Whether the presence was set.
+    async fn presence_after_offer(
+        &self,
+        agent: &AgentId,
+        presence: Presence,
+        conversation: &ConversationId,
+        offered_at: SystemTime,
+    ) -> Result<bool, StoreError>;
 
     /// Every agent known, with presence and the capacity in use at `now`, in id order.
     async fn agent_statuses(&self, now: SystemTime) -> Result<Vec<AgentStatus>, StoreError>;

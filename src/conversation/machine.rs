@@ -1051,7 +1051,7 @@ impl Conversation {
     ) -> Result<(), TransitionError> {
         match &self.state {
             State::Open { offer: Some(o) } if o.agent == *agent => {
-                let expires_at = o.expires_at;
+                let (offered_at, expires_at) = (o.offered_at, o.expires_at);
                 self.state = State::Open { offer: None };
                 self.prune_declined(now, config);
                 self.declined.push(Declined {
@@ -1064,6 +1064,7 @@ impl Conversation {
                     out.effect(Effect::SetPresence {
                         agent: agent.clone(),
                         presence,
+                        offered_at,
                     });
                 }
                 self.transfer_lapsed(out, agent, now);
@@ -1087,7 +1088,7 @@ impl Conversation {
         if let State::Open { offer: Some(o) } = &self.state {
             if now >= o.expires_at {
                 let agent = o.agent.clone();
-                let expires_at = o.expires_at;
+                let (offered_at, expires_at) = (o.offered_at, o.expires_at);
                 self.state = State::Open { offer: None };
                 self.prune_declined(now, config);
                 self.declined.push(Declined {
@@ -1103,6 +1104,7 @@ impl Conversation {
                     out.effect(Effect::SetPresence {
                         agent: agent.clone(),
                         presence,
+                        offered_at,
                     });
                 }
                 self.transfer_lapsed(out, &agent, now);
@@ -2448,7 +2450,11 @@ mod tests {
     #[test]
     fn a_missed_or_rejected_offer_sets_presence_only_when_configured() {
         use crate::routing::Presence;
-        let set = |p: Presence, agent: AgentId| Effect::SetPresence { agent, presence: p };
+        let set = |p: Presence, agent: AgentId| Effect::SetPresence {
+            agent,
+            presence: p,
+            offered_at: t0(),
+        };
         let cfg = config()
             .presence_after_rejected_offer(Some(Presence::DoNotDisturb))
             .presence_after_missed_offer(Some(Presence::Away));

@@ -1303,6 +1303,10 @@ pub enum Effect {
         agent: AgentId,
         /// Their new presence.
         presence: Presence,
+        /// When the offer they missed or rejected was made: with the conversation, it names
+        /// the offer, so that the presence is set once for it (delivered again after the
+        /// agent set themselves Available, it changes nothing).
+        offered_at: SystemTime,
     },
     /// Tell an agent they were invited to consult ([`Input::Consult`]).
     ConsultInvited {

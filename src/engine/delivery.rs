@@ -33,7 +33,6 @@ use crate::conversation::{
     TranscriptLine,
 };
 use crate::ids::{AgentId, ConversationId, MessageId, PageId};
-use crate::routing::Presence;
 use crate::send::{
     AttachmentSource, ErrorKind, MediaKind, Message, RetryDecision, RetryPolicy, SendError,
     SendRequest, Upload,
@@ -940,7 +939,8 @@ impl Engine {
     /// - An offer's end skips an agent who holds the conversation (their session takes the
     ///   reservation over) or is offered it again, and leaves a reservation renewed for a
     ///   later offer (the router compares holds).
-    /// - A presence is set only while the agent is still Available.
+    /// - A presence is set only while the agent is still Available, once per offer (the
+    ///   router's [`presence_after_offer`](crate::agents::AgentRouter::presence_after_offer)).
     async fn settle_agent_effect(
         &self,
         conversation: &Conversation,
@@ -959,16 +959,15 @@ impl Engine {
                 .is_some_and(|s| s.conversation.state().session_agent() == Some(agent))
         };
         match &p.effect {
-            Effect::SetPresence { agent, presence } => {
-                let set = match self.router.agent_status(agent, now).await {
-                    Ok(Some(status)) if status.presence == Presence::Available => self
-                        .router
-                        .update_presence(agent, *presence)
-                        .await
-                        .map(|()| true),
-                    Ok(_) => Ok(false),
-                    Err(e) => Err(e),
-                };
+            Effect::SetPresence {
+                agent,
+                presence,
+                offered_at,
+            } => {
+                let set = self
+                    .router
+                    .presence_after_offer(agent, *presence, id, *offered_at)
+                    .await;
                 match set {
                     Ok(true) => {
                         tracing::info!(%agent, presence = presence.as_str(), "the agent's presence was set after a missed or rejected offer");

@@ -66,6 +66,15 @@ impl AgentRouter for GatedRouter {
     async fn update_presence(&self, a: &AgentId, p: Presence) -> Result<(), StoreError> {
         self.inner.update_presence(a, p).await
     }
+    async fn presence_after_offer(
+        &self,
+        a: &AgentId,
+        p: Presence,
+        c: &ConversationId,
+        at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.inner.presence_after_offer(a, p, c, at).await
+    }
     async fn agent_statuses(&self, now: SystemTime) -> Result<Vec<AgentStatus>, StoreError> {
         self.inner.agent_statuses(now).await
     }

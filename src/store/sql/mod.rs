@@ -43,7 +43,7 @@ use crate::conversation::{Conversation, State, TranscriptLine};
 use crate::ids::ConversationId;
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 use crate::time::from_millis;
 
@@ -84,7 +84,7 @@ fn columns(c: &Conversation) -> (&'static str, Option<&str>, i64) {
 
 /// Schema migrations, in order. Statements are separated by `;`. `{id}` and `{blob}` are
 /// replaced by each backend's types.
-const MIGRATIONS: [&str; 12] = [
+const MIGRATIONS: [&str; 13] = [
     // 1: conversations, transcripts, outbox, dedup.
     "CREATE TABLE conversations (
         id TEXT PRIMARY KEY,
@@ -232,6 +232,9 @@ const MIGRATIONS: [&str; 12] = [
         body {blob} NOT NULL,
         received_ms BIGINT NOT NULL
     )",
+    // 13: the offer after which an agent's presence was last set (a missed or rejected offer,
+    // Omnichannel's option), so that the effect, delivered again, sets it once.
+    "ALTER TABLE routing_agents ADD COLUMN presence_set_after TEXT",
 ];
 
 /// A transcript row as read: its body, and the id and send time recorded since.

@@ -255,6 +255,25 @@ impl AgentRouter for Store {
         Ok(())
     }
 
+    async fn presence_after_offer(
+        &self,
+        agent: &AgentId,
+        presence: Presence,
+        conversation: &ConversationId,
+        offered_at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        // The offer, named once: when it was made and in which conversation.
+        let offer = format!("{}:{}", millis(offered_at), conversation.as_str());
+        let set = sqlx::query(q::PRESENCE_AFTER_OFFER)
+            .bind(agent.as_str())
+            .bind(presence.as_str())
+            .bind(offer)
+            .execute(&self.writer)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(set.rows_affected() == 1)
+    }
+
     async fn agent_statuses(&self, now: SystemTime) -> Result<Vec<AgentStatus>, StoreError> {
         self.statuses(now, q::AGENT_STATUSES, None).await
     }

@@ -12,10 +12,14 @@ use crate::routing::{
 use crate::testing::t0;
 
 /// Each check's name and the contract it holds the router to.
-const CHECKS: [(&str, &str); 8] = [
+const CHECKS: [(&str, &str); 9] = [
     (
         "agents_presence_and_profiles",
         "`upsert_agent` sets skills and capacity (a new agent is offline); `update_presence` sets presence (a new agent gets the default capacity); `agent_statuses` lists agents in id order, `agent_status` one or none",
+    ),
+    (
+        "presence_after_an_offer_is_set_once",
+        "`presence_after_offer` sets the presence only while the agent is Available, once per offer (the same offer again, after the agent came back, changes nothing; a new offer does), and of two handles setting it for one offer at once exactly one does",
     ),
     (
         "offers_reserve_the_chosen_agent",
@@ -69,6 +73,7 @@ const CHECKS: [(&str, &str); 8] = [
 /// | check | the contract |
 /// |---|---|
 /// | `agents_presence_and_profiles` | `upsert_agent` sets skills and capacity (a new agent is offline); `update_presence` sets presence (a new agent gets the default capacity); `agent_statuses` lists agents in id order, `agent_status` one or none |
+/// | `presence_after_an_offer_is_set_once` | `presence_after_offer` sets the presence only while the agent is Available, once per offer; of two handles at once, exactly one sets it |
 /// | `offers_reserve_the_chosen_agent` | `reserve_offer` reserves the agent `choose_agent` decides on, once per conversation and agent (again: renewed, counted once); `session_started` turns it into a session, `offer_ended` ends a reservation and `session_released` a session, each only what it names, idempotently |
 /// | `reservations_lapse` | a reservation not turned into a session stops counting at its `until`, and the conversation can be reserved again |
 /// | `a_late_offer_end_leaves_a_renewed_reservation` | `offer_ended` given an earlier offer's `until` leaves the reservation renewed for a later offer to the same agent; given the later one's, or none, it ends it |
@@ -92,6 +97,7 @@ where
     }
     checks!(
         agents_presence_and_profiles(&*a, &*b),
+        presence_after_an_offer_is_set_once(a.clone(), b.clone()),
         offers_reserve_the_chosen_agent(&*a, &*b),
         reservations_lapse(&*a),
         a_late_offer_end_leaves_a_renewed_reservation(&*a, &*b),
@@ -224,6 +230,95 @@ async fn agents_presence_and_profiles<R: AgentRouter + ?Sized>(a: &R, b: &R) {
 }
 
 #[allow(clippy::too_many_lines)] // one script, read top to bottom
+async fn presence_after_an_offer_is_set_once<R: AgentRouter + ?Sized + 'static>(
+    a: Arc<R>,
+    b: Arc<R>,
+) {
+    let run = Run::new();
+    let ada = run.add(&*a, "ada", 1).await;
+    let c1 = run.conversation("1");
+    let c2 = run.conversation("2");
+    let presence = |router: Arc<R>, agent: AgentId| async move {
+        router
+            .agent_status(&agent, at(0))
+            .await
+            .unwrap()
+            .map(|s| s.presence)
+    };
+    assert!(
+        a.presence_after_offer(&ada, Presence::Away, &c1, at(1))
+            .await
+            .unwrap(),
+        "an Available agent's presence is set"
+    );
+    assert_eq!(presence(b.clone(), ada.clone()).await, Some(Presence::Away));
+    // The agent comes back; the same offer's effect, delivered again, changes nothing.
+    b.update_presence(&ada, Presence::Available).await.unwrap();
+    for router in [&a, &b] {
+        assert!(
+            !router
+                .presence_after_offer(&ada, Presence::Away, &c1, at(1))
+                .await
+                .unwrap(),
+            "once per offer"
+        );
+    }
+    assert_eq!(
+        presence(a.clone(), ada.clone()).await,
+        Some(Presence::Available)
+    );
+    // Another agent's effect, or another offer (conversation or time), is its own.
+    for (c, t) in [(&c1, 2), (&c2, 1)] {
+        b.update_presence(&ada, Presence::Available).await.unwrap();
+        assert!(
+            b.presence_after_offer(&ada, Presence::DoNotDisturb, c, at(t))
+                .await
+                .unwrap(),
+            "a new offer sets it again"
+        );
+    }
+    // Not Available: kept.
+    assert!(
+        !a.presence_after_offer(&ada, Presence::Away, &c2, at(9))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        presence(a.clone(), ada.clone()).await,
+        Some(Presence::DoNotDisturb),
+        "an agent not Available keeps their presence"
+    );
+    // An agent nobody knows is not added.
+    let nobody = run.agent("nobody");
+    assert!(
+        !a.presence_after_offer(&nobody, Presence::Away, &c1, at(1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(presence(a.clone(), nobody).await, None);
+    // Two handles at once, one offer: exactly one sets it.
+    a.update_presence(&ada, Presence::Available).await.unwrap();
+    let c3 = run.conversation("3");
+    let tries = (0..8).map(|i| {
+        let router = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let (ada, c3) = (ada.clone(), c3.clone());
+        tokio::spawn(async move {
+            router
+                .presence_after_offer(&ada, Presence::Away, &c3, at(3))
+                .await
+                .unwrap()
+        })
+    });
+    let mut set = 0;
+    for t in tries.collect::<Vec<_>>() {
+        set += usize::from(t.await.unwrap());
+    }
+    assert_eq!(
+        set, 1,
+        "of calls for one offer at once, one sets the presence"
+    );
+}
+
 async fn offers_reserve_the_chosen_agent<R: AgentRouter + ?Sized>(a: &R, b: &R) {
     let run = Run::new();
     let queue = run.queue();
