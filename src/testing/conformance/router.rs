@@ -229,7 +229,6 @@ async fn agents_presence_and_profiles<R: AgentRouter + ?Sized>(a: &R, b: &R) {
     );
 }
 
-#[allow(clippy::too_many_lines)] // one script, read top to bottom
 async fn presence_after_an_offer_is_set_once<R: AgentRouter + ?Sized + 'static>(
     a: Arc<R>,
     b: Arc<R>,
@@ -319,6 +318,7 @@ async fn presence_after_an_offer_is_set_once<R: AgentRouter + ?Sized + 'static>(
     );
 }
 
+#[allow(clippy::too_many_lines)] // one script, read top to bottom
 async fn offers_reserve_the_chosen_agent<R: AgentRouter + ?Sized>(a: &R, b: &R) {
     let run = Run::new();
     let queue = run.queue();
