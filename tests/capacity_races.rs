@@ -343,3 +343,113 @@ async fn a_late_offer_end_leaves_the_reservation_of_the_next_offer_to_the_agent(
     let (_, state) = id_of(&*inner, "c2").await;
     assert_eq!(state, State::Open { offer: None }, "a is at capacity");
 }
+
+/// A tick's reading of the agents follows its own offers as the router counts them: an offer
+/// that renews a reservation left by an instance that crashed before saving its offer counts
+/// once, so the agent's remaining room is offered in the same tick (it was counted twice).
+#[tokio::test]
+async fn a_tick_counts_a_renewed_reservation_once() {
+    let store = Arc::new(InMemoryStore::new());
+    let router = Arc::new(InMemoryRouter::new());
+    let a = AgentId::from("a");
+    router.set_capacity(&a, 2);
+    let e = build(store.clone(), router.clone());
+    receive(&e, "c1", "m1", secs(1)).await;
+    receive(&e, "c2", "m2", secs(2)).await;
+    let (c1, _) = id_of(&*store, "c1").await;
+    router.set_presence(&a, Presence::Available);
+    // An instance reserved a for c1 and crashed before saving the offer.
+    let queue = Queue::push(QueueId::from("general"));
+    let orphan = router
+        .reserve_offer(
+            &c1,
+            &messenger_channel::agents::OfferRequest::new(&queue, &[], None),
+            messenger_channel::agents::Hold {
+                at: secs(3),
+                until: secs(3) + ConversationConfig::default().offer_timeout,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(orphan.as_ref(), Some(&a));
+    e.tick(secs(4)).await.unwrap();
+    for customer in ["c1", "c2"] {
+        let (_, state) = id_of(&*store, customer).await;
+        assert!(
+            matches!(&state, State::Open { offer: Some(o) } if o.agent == a),
+            "{customer} is offered to a, who has room for both: {state:?}"
+        );
+    }
+    assert_eq!(
+        router
+            .agent_status(&a, secs(4))
+            .await
+            .unwrap()
+            .unwrap()
+            .used,
+        2
+    );
+}
+
+/// Agent affinity holds at a tick: a conversation revived when its agent could not take it
+/// waits with the preference, and the tick offers it to that agent first once they can.
+#[tokio::test]
+async fn a_tick_offers_a_revived_conversation_to_its_agent_first() {
+    let store = Arc::new(InMemoryStore::new());
+    let router = Arc::new(InMemoryRouter::new());
+    let (a, b) = (AgentId::from("a"), AgentId::from("b"));
+    let e = Engine::builder(Webhook::new(&secret()), Arc::new(FakeSend::new()))
+        .store(store.clone())
+        .router(router.clone())
+        .notifier(Arc::new(RecordingNotifier::new()))
+        .routing(Routing::new(Queue::push(QueueId::from("general"))))
+        .config(ConversationConfig::default().agent_affinity(true))
+        .build();
+    router.set_presence(&a, Presence::Available);
+    receive(&e, "c1", "m1", secs(1)).await;
+    let (c1, _) = id_of(&*store, "c1").await;
+    e.accept(&c1, &a, secs(2)).await.unwrap();
+    e.close_session(&c1, &a, secs(3)).await.unwrap();
+    // Nobody can take it when the customer writes again.
+    router.set_presence(&a, Presence::Away);
+    receive(&e, "c1", "m2", secs(4)).await;
+    let (_, state) = id_of(&*store, "c1").await;
+    assert_eq!(state, State::Open { offer: None });
+    // Both come; b would be chosen first without affinity (never given work).
+    router.set_presence(&a, Presence::Available);
+    router.set_presence(&b, Presence::Available);
+    e.tick(secs(5)).await.unwrap();
+    let (_, state) = id_of(&*store, "c1").await;
+    assert!(
+        matches!(&state, State::Open { offer: Some(o) } if o.agent == a),
+        "offered to its agent first: {state:?}"
+    );
+}
+
+/// When the agents cannot be read, a tick tries no waiting conversation (each would fail
+/// alike) and reports the failure; the next tick offers them.
+#[tokio::test]
+async fn a_tick_that_cannot_read_the_agents_tries_no_conversation_and_says_so() {
+    let store = Arc::new(InMemoryStore::new());
+    let router = Arc::new(InMemoryRouter::new());
+    let a = AgentId::from("a");
+    let gate = GatedRouter::new(router.clone());
+    let e = build(store.clone(), gate.clone());
+    receive(&e, "c1", "m1", secs(1)).await;
+    router.set_presence(&a, Presence::Available);
+    gate.fail_statuses.store(true, Ordering::SeqCst);
+    let calls = gate.reserve_calls.load(Ordering::SeqCst);
+    assert!(e.tick(secs(2)).await.is_err(), "the failure is reported");
+    assert_eq!(
+        gate.reserve_calls.load(Ordering::SeqCst),
+        calls,
+        "no conversation tried"
+    );
+    gate.fail_statuses.store(false, Ordering::SeqCst);
+    e.tick(secs(3)).await.unwrap();
+    let (_, state) = id_of(&*store, "c1").await;
+    assert!(
+        matches!(&state, State::Open { offer: Some(o) } if o.agent == a),
+        "{state:?}"
+    );
+}

@@ -389,6 +389,7 @@ impl Conversation {
             told_no_agent: false,
             customer_record: None,
             customer_locale: None,
+            affinity: None,
         };
         let mut out = Transition::default();
         push_customer_lines(&mut out, first, now);
@@ -459,7 +460,8 @@ impl Conversation {
                     // Waiting in the queue while another app held the thread: offer it now.
                     if self.awaits_offer() {
                         self.prune_declined(now, config);
-                        self.request_offer(&mut out, None, now, config);
+                        let prefer = self.affinity.clone();
+                        self.request_offer(&mut out, prefer, now, config);
                     }
                 }
             }
@@ -636,6 +638,10 @@ impl Conversation {
                     });
                 }
             },
+        }
+        // Affinity lasts while it waits in the queue after the revive.
+        if !matches!(self.state, State::Open { .. }) {
+            self.affinity = None;
         }
         // A consult lasts as long as the session it was made in.
         if !self.consultants.is_empty() && self.state.kind() != StateKind::Active {
@@ -914,6 +920,7 @@ impl Conversation {
             self.request_offer(out, None, now, config);
         } else if let State::Waiting { agent } = &self.state {
             let prefer = config.agent_affinity.then(|| agent.clone());
+            self.affinity.clone_from(&prefer);
             self.prune_declined(now, config);
             self.state = State::Open { offer: None };
             self.queued_at = Some(now);
@@ -951,6 +958,7 @@ impl Conversation {
                     offered_at: now,
                     expires_at: saturating_add(now, config.offer_timeout),
                 };
+                self.affinity = None;
                 self.state = State::Open {
                     offer: Some(offer.clone()),
                 };
@@ -1992,7 +2000,45 @@ mod tests {
         .unwrap();
         assert_eq!(open.state(), &State::Open { offer: None });
         assert_eq!(requests(&out), [(vec![], Some(a()))]);
-        // On standby: queued, paused, and no offer asked for.
+        // The preference holds while it waits (a tick asks again with it), until an offer is
+        // made, to anyone.
+        assert_eq!(open.preferred_agent(), Some(&a()));
+        let offered = after(open.clone(), secs(2), vec![Input::OfferTo(b())]);
+        assert_eq!(offered.preferred_agent(), None);
+        let lapsed = after(offered, secs(2) + affinity.offer_timeout, vec![Input::Tick]);
+        assert_eq!(
+            lapsed.preferred_agent(),
+            None,
+            "not after an offer was made"
+        );
+        let picked = after(open.clone(), secs(2), vec![Input::Pick(b())]);
+        assert_eq!(picked.preferred_agent(), None);
+        let (queued, _) = transition(
+            &picked,
+            Input::Transfer {
+                agent: b(),
+                to: TransferTarget::Queue(QueueId::from("q2")),
+                note: None,
+            },
+            secs(3),
+            &affinity,
+        )
+        .unwrap();
+        assert_eq!(
+            queued.preferred_agent(),
+            None,
+            "a session since ended the preference"
+        );
+        let (plain, _) = transition(
+            &waiting,
+            Input::CustomerMessage(text("m1")),
+            secs(1),
+            &config(),
+        )
+        .unwrap();
+        assert_eq!(plain.preferred_agent(), None, "no affinity configured");
+        // On standby: queued, paused, and no offer asked for; asked for with the preference
+        // when the thread comes back.
         let (paused, out) = transition(
             &waiting,
             Input::CustomerMessage(text("m1").on_standby(true)),
@@ -2003,6 +2049,14 @@ mod tests {
         assert!(paused.is_paused());
         assert_eq!(paused.state(), &State::Open { offer: None });
         assert!(requests(&out).is_empty());
+        assert_eq!(
+            paused.preferred_agent(),
+            None,
+            "paused: no offer is asked for"
+        );
+        let (back, out) = transition(&paused, Input::ThreadReturned, secs(2), &affinity).unwrap();
+        assert_eq!(requests(&out), [(vec![], Some(a()))]);
+        assert_eq!(back.preferred_agent(), Some(&a()));
     }
 
     fn c() -> AgentId {

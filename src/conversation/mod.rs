@@ -497,6 +497,10 @@ pub struct Conversation {
         deserialize_with = "locale_or_none"
     )]
     customer_locale: Option<Locale>,
+    /// The agent to offer it to first while it waits (agent affinity: the agent who held it
+    /// when the customer revived it), until an offer of it is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    affinity: Option<AgentId>,
 }
 
 /// A kept locale that is no longer a [`Locale`] (written by hand, by another version) is
@@ -634,6 +638,15 @@ impl Conversation {
     /// The last agent who held a session (for affinity).
     pub fn previous_agent(&self) -> Option<&AgentId> {
         self.previous_agent.as_ref()
+    }
+
+    /// The agent to offer it to first ([`Effect::RequestOffer`]'s `prefer`) while it waits
+    /// for an offer: with [`ConversationConfig::agent_affinity`], the agent who held it when
+    /// the customer wrote again, until an offer of it is made (to them or, when they could
+    /// not take it, to another). A host asking again for an offer (the engine's tick) passes
+    /// it, so that affinity holds when no agent was free at the revive.
+    pub fn preferred_agent(&self) -> Option<&AgentId> {
+        self.affinity.as_ref().filter(|_| self.awaits_offer())
     }
 
     /// Whether the privacy notice was sent (a conversation started while another app held

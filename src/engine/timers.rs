@@ -68,31 +68,29 @@ impl Engine {
             }
         }
         // Conversations left in a Push queue without an offer get another chance, oldest
-        // first (Pick queues make no offer: their conversations wait to be picked). The
-        // agents are read once: a queue for which none of them could take a conversation
-        // (presence, free capacity, skills) is passed over until the next tick, so a full
-        // queue costs no decision per waiting conversation. The reading is kept up to date
-        // with the offers this tick makes; what other instances do meanwhile is for the
-        // router's own decision, which is made for every conversation still tried.
-        let mut agents = match self.router.agent_statuses(now).await {
-            Ok(agents) => Some(agents),
-            Err(e) => {
-                tracing::warn!(error = %e, "the agents could not be read; every waiting conversation is tried");
-                None
-            }
-        };
-        if let Some(agents) = &agents {
-            // Nobody could take any Push queue's work (the fallback queue stands for a
-            // conversation of no queue, or of one the routing no longer has): the waiting
-            // conversations are not even read.
-            let anyone = self
-                .routing
-                .queues()
-                .filter(|q| q.mode == DistributionMode::Push)
-                .any(|q| choose_agent(q, agents, &[], None).is_some());
-            if !anyone {
-                return Ok(fired);
-            }
+        // first (Pick queues make no offer: their conversations wait to be picked), with the
+        // agent affinity they wait with ([`Conversation::preferred_agent`]). The agents are
+        // read once: a queue for which none of them could take a conversation (presence,
+        // free capacity, skills) is passed over until the next tick, so a full queue costs
+        // no decision per waiting conversation. After each offer this tick makes, its
+        // agent is read again; what other instances do meanwhile is for the router's own
+        // decision, which is made for every conversation still tried. A conversation whose
+        // offer's reservation outlived its offer (an instance crashed between the two) waits
+        // at most until that reservation lapses, the offer's countdown.
+        //
+        // The agents unread (the router failing), no conversation is tried: each would fail
+        // the same way. The tick reports the failure; the next one tries again.
+        let mut agents = self.router.agent_statuses(now).await?;
+        // Nobody could take any Push queue's work (the fallback queue stands for a
+        // conversation of no queue, or of one the routing no longer has): the waiting
+        // conversations are not even read.
+        let anyone = self
+            .routing
+            .queues()
+            .filter(|q| q.mode == DistributionMode::Push)
+            .any(|q| choose_agent(q, &agents, &[], None).is_some());
+        if !anyone {
+            return Ok(fired);
         }
         let mut full: HashSet<QueueId> = HashSet::new();
         for stored in self.store.list_queued().await? {
@@ -106,16 +104,15 @@ impl Engine {
                 continue;
             }
             let exclude: Vec<AgentId> = c.excluded_agents(now, &self.config).cloned().collect();
-            if let Some(agents) = &agents {
-                if choose_agent(queue, agents, &exclude, None).is_none() {
-                    // Nobody for this one; for none of the queue's when it excludes nobody.
-                    if exclude.is_empty() {
-                        full.insert(queue.id.clone());
-                    }
-                    continue;
+            if choose_agent(queue, &agents, &exclude, None).is_none() {
+                // Nobody for this one; for none of the queue's when it excludes nobody.
+                if exclude.is_empty() {
+                    full.insert(queue.id.clone());
                 }
+                continue;
             }
-            let reserved = match self.reserve_offer(&c, &exclude, None, now).await {
+            let prefer = c.preferred_agent();
+            let reserved = match self.reserve_offer(&c, &exclude, prefer, now).await {
                 Ok(reserved) => reserved,
                 Err(e) => {
                     tracing::warn!(error = %e, "no agent could be reserved");
@@ -123,11 +120,15 @@ impl Engine {
                 }
             };
             if let Some(agent) = reserved {
-                if let Some(status) = agents
-                    .as_mut()
-                    .and_then(|all| all.iter_mut().find(|s| *s.id() == agent))
-                {
-                    status.used = status.used.saturating_add(queue.capacity_units);
+                // The agent as the router counts them now (a renewed reservation counts
+                // once); unread, the queue's units are added.
+                if let Some(status) = agents.iter_mut().find(|s| *s.id() == agent) {
+                    match self.router.agent_status(&agent, now).await {
+                        Ok(Some(read)) => *status = read,
+                        Ok(None) | Err(_) => {
+                            status.used = status.used.saturating_add(queue.capacity_units);
+                        }
+                    }
                 }
                 let mut outcome = Outcome::default();
                 self.drain(

@@ -13,7 +13,7 @@ use messenger_channel::store::StoreError;
 /// Wraps an [`InMemoryRouter`]. Each `hold_*` flag holds the next such call at its start
 /// (`hold_reserve`: at its end, the reservation made) (signalling `entered`) until `go` is
 /// notified; `fail_start` and `fail_release_once` fail the next such call; `fail_release`
-/// and `fail_offer_end` fail every such call while set.
+/// `fail_offer_end` and `fail_statuses` (reads of every agent) fail every such call while set.
 pub struct GatedRouter {
     pub inner: Arc<InMemoryRouter>,
     pub hold_release: AtomicBool,
@@ -22,6 +22,7 @@ pub struct GatedRouter {
     pub fail_release_once: AtomicBool,
     pub fail_start: AtomicBool,
     pub fail_offer_end: AtomicBool,
+    pub fail_statuses: AtomicBool,
     pub hold_reserve: AtomicBool,
     /// How many times `reserve_offer` was called.
     pub reserve_calls: AtomicUsize,
@@ -39,6 +40,7 @@ impl GatedRouter {
             fail_release_once: AtomicBool::new(false),
             fail_start: AtomicBool::new(false),
             fail_offer_end: AtomicBool::new(false),
+            fail_statuses: AtomicBool::new(false),
             hold_reserve: AtomicBool::new(false),
             reserve_calls: AtomicUsize::new(0),
             entered: tokio::sync::Notify::new(),
@@ -76,6 +78,9 @@ impl AgentRouter for GatedRouter {
         self.inner.presence_after_offer(a, p, c, at).await
     }
     async fn agent_statuses(&self, now: SystemTime) -> Result<Vec<AgentStatus>, StoreError> {
+        if self.fail_statuses.load(Ordering::SeqCst) {
+            return Err(Self::blip());
+        }
         self.inner.agent_statuses(now).await
     }
     async fn reserve_offer(
