@@ -40,6 +40,11 @@ pub(crate) fn from_millis(ms: i64) -> SystemTime {
     )
 }
 
+/// The Unix epoch: serde's default for a time recorded before its field existed.
+pub(crate) fn epoch() -> SystemTime {
+    SystemTime::UNIX_EPOCH
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -106,8 +106,8 @@ struct State {
     others: HashMap<AgentId, Holding>,
     /// Who holds something of each conversation.
     holders: HashMap<ConversationId, Vec<AgentId>>,
-    /// The last offer (conversation, when made) after which each agent's presence was set.
-    presence_set_after: HashMap<AgentId, (ConversationId, SystemTime)>,
+    /// When the last offer after which each agent's presence was set was made.
+    presence_set_after: HashMap<AgentId, SystemTime>,
 }
 
 impl State {
@@ -323,21 +323,22 @@ impl AgentRouter for InMemoryRouter {
         &self,
         agent: &AgentId,
         presence: Presence,
-        conversation: &ConversationId,
         offered_at: SystemTime,
     ) -> Result<bool, crate::store::StoreError> {
         let mut state = lock(&self.state);
         let Some(&i) = state.index.get(agent) else {
             return Ok(false);
         };
-        let offer = (conversation.clone(), offered_at);
         if state.agents[i].presence != Presence::Available
-            || state.presence_set_after.get(agent) == Some(&offer)
+            || state
+                .presence_set_after
+                .get(agent)
+                .is_some_and(|last| *last >= offered_at)
         {
             return Ok(false);
         }
         state.agents[i].presence = presence;
-        state.presence_set_after.insert(agent.clone(), offer);
+        state.presence_set_after.insert(agent.clone(), offered_at);
         Ok(true)
     }
 
@@ -434,6 +435,22 @@ impl AgentRouter for InMemoryRouter {
         lock(&self.state).end(conversation, agent, |w| {
             w.kind != Kind::Session && until.is_none_or(|until| w.until <= Some(until))
         });
+        Ok(())
+    }
+
+    async fn renewal_unused(
+        &self,
+        conversation: &ConversationId,
+        agent: &AgentId,
+        renewed_until: SystemTime,
+        offer_until: SystemTime,
+    ) -> Result<(), crate::store::StoreError> {
+        let mut state = lock(&self.state);
+        if let Some(w) = state.work_of_mut(agent).work.get_mut(conversation) {
+            if w.kind == Kind::Offer && w.until == Some(renewed_until) {
+                w.until = Some(offer_until);
+            }
+        }
         Ok(())
     }
 

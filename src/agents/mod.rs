@@ -96,8 +96,10 @@ pub enum PickOutcome {
 ///   `session_started` turns it into a session (which holds until `session_released`) or
 ///   `offer_ended` ends it. `session_started` never fails for capacity: an accepted offer,
 ///   a pick, a revive always start their session.
-/// - `presence_after_offer` sets the presence only while the agent is Available and once per
-///   offer (conversation and time), atomically.
+/// - `presence_after_offer` sets the presence only while the agent is Available and for an
+///   offer made after the last one that set it, atomically.
+/// - `renewal_unused` sets a reservation renewed for an offer not made back to the
+///   outstanding offer's end, only while it still lapses at the renewal's.
 /// - Units in use are those of sessions and of reservations not lapsed at the `now` given.
 /// - `offer_ended` and `session_released` end only what they name (this conversation, this
 ///   agent, this kind; for `offer_ended` given a hold's end, a reservation lapsing no later:
@@ -112,16 +114,16 @@ pub trait AgentRouter: Send + Sync {
     /// Sets an agent's presence (a new agent gets no skills and the default capacity).
     async fn update_presence(&self, agent: &AgentId, presence: Presence) -> Result<(), StoreError>;
 
-    /// Sets an agent's presence after an offer of `conversation` made at `offered_at` that they
-    /// missed or rejected ([`crate::conversation::Effect::SetPresence`], Omnichannel's
-    /// option), in one step: only while they are [`Presence::Available`], and at most once for
-    /// that offer, so that the effect delivered again (at least once) after the agent set
-    /// themselves Available again changes nothing. Whether the presence was set.
+    /// Sets an agent's presence after an offer made at `offered_at` that they missed or
+    /// rejected ([`crate::conversation::Effect::SetPresence`], Omnichannel's option), in one
+    /// step: only while they are [`Presence::Available`], and only for an offer made after the
+    /// last one that set it, so that the effect delivered again (at least once), or an older
+    /// offer's delivered late, after the agent set themselves Available again changes nothing.
+    /// Whether the presence was set.
     async fn presence_after_offer(
         &self,
         agent: &AgentId,
         presence: Presence,
-        conversation: &ConversationId,
         offered_at: SystemTime,
     ) -> Result<bool, StoreError>;
 
@@ -180,6 +182,20 @@ pub trait AgentRouter: Send + Sync {
         conversation: &ConversationId,
         agent: &AgentId,
         until: Option<SystemTime>,
+    ) -> Result<(), StoreError>;
+
+    /// `agent`'s reservation of the conversation, renewed until `renewed_until` for an offer
+    /// that was not made because the agent is offered the conversation already (a caller that
+    /// decided on an older reading), lapses with that outstanding offer again, at
+    /// `offer_until`, unless it was renewed since (it no longer lapses at `renewed_until`).
+    /// Otherwise the renewal would outlive the offer, and the offer's end
+    /// ([`AgentRouter::offer_ended`] with the offer's hold) would leave it.
+    async fn renewal_unused(
+        &self,
+        conversation: &ConversationId,
+        agent: &AgentId,
+        renewed_until: SystemTime,
+        offer_until: SystemTime,
     ) -> Result<(), StoreError>;
 
     /// The agent's session of the conversation ended: its capacity is free.

@@ -917,7 +917,8 @@ impl Conversation {
         self.last_activity_at = self.last_activity_at.max(sent);
         if self.awaits_offer() {
             self.prune_declined(now, config);
-            self.request_offer(out, None, now, config);
+            let prefer = self.affinity.clone();
+            self.request_offer(out, prefer, now, config);
         } else if let State::Waiting { agent } = &self.state {
             let prefer = config.agent_affinity.then(|| agent.clone());
             self.affinity.clone_from(&prefer);

@@ -1316,9 +1316,11 @@ pub enum Effect {
         agent: AgentId,
         /// Their new presence.
         presence: Presence,
-        /// When the offer they missed or rejected was made: with the conversation, it names
-        /// the offer, so that the presence is set once for it (delivered again after the
-        /// agent set themselves Available, it changes nothing).
+        /// When the offer they missed or rejected was made: the presence is set only for an
+        /// offer made after the last one that set it, so that this effect delivered again
+        /// after the agent set themselves Available changes nothing. (Recorded before it was
+        /// kept: the epoch, which sets it only for an agent never set so.)
+        #[serde(default = "crate::time::epoch")]
         offered_at: SystemTime,
     },
     /// Tell an agent they were invited to consult ([`Input::Consult`]).

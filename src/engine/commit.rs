@@ -260,15 +260,12 @@ impl Engine {
                 }
                 Err(e) => {
                     // Another instance made an offer meanwhile, or the conversation moved on:
-                    // the agent picked for it is free again, unless the store says the
-                    // reservation is still theirs (a tick that read the queue before the offer
-                    // was made renewed that offer's own reservation, or they took the
-                    // conversation and their session is on its way to the router).
+                    // the reservation made at `now` for this offer is undone as the store says
+                    // (`undo_reservation`: ended, or set back to the outstanding offer of the
+                    // same agent it renewed, or left to their session).
                     if let Input::OfferTo(agent) = &input {
-                        // The reservation was made at `now` for this offer: a later one renewed
-                        // since for another offer to the agent stays.
-                        let until = Some(self.hold(now).until);
-                        if let Err(e) = self.end_offer_unless_taken(&id, agent, until).await {
+                        let until = self.hold(now).until;
+                        if let Err(e) = self.undo_reservation(&id, agent, until).await {
                             tracing::warn!(error = %e, "a reservation could not be ended; it lapses with the offer's countdown");
                         }
                     }

@@ -928,6 +928,35 @@ impl Engine {
         Ok(true)
     }
 
+    /// Undoes the reservation made (at `hold_until`) for an offer of conversation `id` to
+    /// `agent` that could not be made (another instance made an offer meanwhile, or the
+    /// conversation moved on), as the store shows it now: the agent holds the conversation
+    /// (their session took the reservation over): nothing; the agent is offered it already
+    /// (the reservation was theirs, renewed): it lapses with that offer again; otherwise it
+    /// ends, unless renewed since for a newer offer.
+    pub(super) async fn undo_reservation(
+        &self,
+        id: &ConversationId,
+        agent: &AgentId,
+        hold_until: SystemTime,
+    ) -> Result<(), StoreError> {
+        let Some(stored) = self.store.load(id).await? else {
+            return self.router.offer_ended(id, agent, Some(hold_until)).await;
+        };
+        match stored.conversation.state() {
+            state if state.session_agent() == Some(agent) => Ok(()),
+            State::Open { offer: Some(o) } if o.agent == *agent => {
+                if o.expires_at < hold_until {
+                    self.router
+                        .renewal_unused(id, agent, hold_until, o.expires_at)
+                        .await?;
+                }
+                Ok(())
+            }
+            _ => self.router.offer_ended(id, agent, Some(hold_until)).await,
+        }
+    }
+
     /// An effect on an agent's capacity or presence, reconciled with the conversation as it
     /// is now (read again from the store), not as the committed step left it: router effects
     /// are delivered in no fixed order (retries, other instances), so a late one must not
@@ -939,8 +968,9 @@ impl Engine {
     /// - An offer's end skips an agent who holds the conversation (their session takes the
     ///   reservation over) or is offered it again, and leaves a reservation renewed for a
     ///   later offer (the router compares holds).
-    /// - A presence is set only while the agent is still Available, once per offer (the
-    ///   router's [`presence_after_offer`](crate::agents::AgentRouter::presence_after_offer)).
+    /// - A presence is set only while the agent is still Available, for an offer made after
+    ///   the last one that set it (the router's
+    ///   [`presence_after_offer`](crate::agents::AgentRouter::presence_after_offer)).
     async fn settle_agent_effect(
         &self,
         conversation: &Conversation,
@@ -966,7 +996,7 @@ impl Engine {
             } => {
                 let set = self
                     .router
-                    .presence_after_offer(agent, *presence, id, *offered_at)
+                    .presence_after_offer(agent, *presence, *offered_at)
                     .await;
                 match set {
                     Ok(true) => {

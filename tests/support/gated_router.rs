@@ -72,10 +72,18 @@ impl AgentRouter for GatedRouter {
         &self,
         a: &AgentId,
         p: Presence,
-        c: &ConversationId,
         at: SystemTime,
     ) -> Result<bool, StoreError> {
-        self.inner.presence_after_offer(a, p, c, at).await
+        self.inner.presence_after_offer(a, p, at).await
+    }
+    async fn renewal_unused(
+        &self,
+        c: &ConversationId,
+        a: &AgentId,
+        renewed: SystemTime,
+        offer: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.inner.renewal_unused(c, a, renewed, offer).await
     }
     async fn agent_statuses(&self, now: SystemTime) -> Result<Vec<AgentStatus>, StoreError> {
         if self.fail_statuses.load(Ordering::SeqCst) {

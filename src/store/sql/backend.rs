@@ -955,9 +955,27 @@ impl ConversationStore for Store {
             .map(|(seq, a, b, c, d, e, f, g, h)| (seq, (a, b, c, d, e, f, g, h)))
             .collect();
         rows.sort_by_key(|(seq, _)| *seq);
-        rows.into_iter()
-            .map(|(_, row)| pending_effect(row))
-            .collect()
+        // Each row read on its own: one that cannot be read (written by another version) is
+        // set aside as failed, with why, instead of failing every claim after it (it would
+        // be claimed first again at each pass).
+        let mut claimed = Vec::with_capacity(rows.len());
+        for (_, row) in rows {
+            let key = row.0.clone();
+            match pending_effect(row) {
+                Ok(effect) => claimed.push(effect),
+                Err(e) => {
+                    tracing::error!(%key, error = %e, "an effect in the outbox cannot be read; it is set aside as failed");
+                    sqlx::query(q::FAIL_EFFECT)
+                        .bind(&key)
+                        .bind(&lease.owner)
+                        .bind(format!("the effect cannot be read: {e}"))
+                        .fetch_optional(&self.writer)
+                        .await
+                        .map_err(from_sqlx)?;
+                }
+            }
+        }
+        Ok(claimed)
     }
 
     async fn renew_claims(

@@ -43,7 +43,7 @@ use crate::conversation::{Conversation, State, TranscriptLine};
 use crate::ids::ConversationId;
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i64 = 13;
+pub const SCHEMA_VERSION: i64 = 14;
 
 use crate::time::from_millis;
 
@@ -84,7 +84,7 @@ fn columns(c: &Conversation) -> (&'static str, Option<&str>, i64) {
 
 /// Schema migrations, in order. Statements are separated by `;`. `{id}` and `{blob}` are
 /// replaced by each backend's types.
-const MIGRATIONS: [&str; 13] = [
+const MIGRATIONS: [&str; 14] = [
     // 1: conversations, transcripts, outbox, dedup.
     "CREATE TABLE conversations (
         id TEXT PRIMARY KEY,
@@ -233,8 +233,12 @@ const MIGRATIONS: [&str; 13] = [
         received_ms BIGINT NOT NULL
     )",
     // 13: the offer after which an agent's presence was last set (a missed or rejected offer,
-    // Omnichannel's option), so that the effect, delivered again, sets it once.
+    // Omnichannel's option), so that the effect, delivered again, sets it once. Replaced by 14.
     "ALTER TABLE routing_agents ADD COLUMN presence_set_after TEXT",
+    // 14: when that offer was made instead, so that an older offer's effect delivered late
+    // does not set it again either.
+    "ALTER TABLE routing_agents DROP COLUMN presence_set_after;
+    ALTER TABLE routing_agents ADD COLUMN presence_set_after_ms BIGINT",
 ];
 
 /// A transcript row as read: its body, and the id and send time recorded since.
@@ -366,6 +370,54 @@ mod tests {
         assert!(!claimed[0].interrupted);
         let stats = store.outbox_stats().await.unwrap();
         assert_eq!((stats.pending, stats.failed), (1, 0));
+    }
+
+    /// An effect the store cannot read (written by another version) is set aside as failed,
+    /// with why, and the others are claimed: one unreadable row must not stop every delivery.
+    #[tokio::test]
+    async fn an_unreadable_effect_is_set_aside_and_the_others_are_claimed() {
+        let pool = memory_pool().await;
+        SqliteStore::migrate(&pool, MIGRATIONS.len()).await.unwrap();
+        let good = to_json(&crate::conversation::Effect::SessionStarted {
+            agent: AgentId::from("a"),
+        })
+        .unwrap();
+        for (key, body) in [
+            ("c:1:0", r#"{"NoSuchEffect":{}}"#),
+            ("c:1:1", good.as_str()),
+        ] {
+            sqlx::query("INSERT INTO outbox (key, conversation, body, done, next_ms, created_ms) VALUES ($1, 'c', $2, 0, 0, 0)")
+                .bind(key)
+                .bind(body)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let store = SqliteStore::from_pool(pool.clone()).await.unwrap();
+        let lease = super::super::Lease {
+            owner: "w".into(),
+            at: SystemTime::now(),
+            until: SystemTime::now() + Duration::from_secs(60),
+        };
+        let claimed = store
+            .claim_effects(&lease, SystemTime::now(), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            claimed.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(),
+            ["c:1:1"]
+        );
+        let stats = store.outbox_stats().await.unwrap();
+        assert_eq!((stats.pending, stats.failed), (1, 1));
+        let (why,): (Option<String>,) =
+            sqlx::query_as("SELECT last_error FROM outbox WHERE key = 'c:1:0'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert!(
+            why.is_some_and(|w| w.starts_with("the effect cannot be read")),
+            "why is kept"
+        );
     }
 
     /// Concurrent receives share transactions (group commit), yet each caller is told about

@@ -256,10 +256,15 @@ pub(super) const AGENT_ASSIGNED: &str = "UPDATE routing_agents SET last_assigned
 pub(super) const START_SESSION: &str = "INSERT INTO routing_work (conversation, agent, units, kind, until_ms) VALUES ($1, $2, $3, 1, NULL)
     ON CONFLICT (conversation, agent) DO UPDATE SET units = excluded.units, kind = 1, until_ms = NULL";
 
-/// Sets an agent's presence after an offer (`$3`) they missed or rejected: only while they
-/// are available, and once per offer.
-pub(super) const PRESENCE_AFTER_OFFER: &str = "UPDATE routing_agents SET presence = $2, presence_set_after = $3
-    WHERE agent = $1 AND presence = 'available' AND (presence_set_after IS NULL OR presence_set_after <> $3)";
+/// Sets an agent's presence after an offer made at `$3` that they missed or rejected: only
+/// while they are available, and for an offer made after the last one that set it.
+pub(super) const PRESENCE_AFTER_OFFER: &str = "UPDATE routing_agents SET presence = $2, presence_set_after_ms = $3
+    WHERE agent = $1 AND presence = 'available' AND (presence_set_after_ms IS NULL OR presence_set_after_ms < $3)";
+
+/// Sets a reservation renewed until `$3` for an offer not made back to the outstanding offer's
+/// end, `$4`, unless renewed again since.
+pub(super) const RENEWAL_UNUSED: &str = "UPDATE routing_work SET until_ms = $4
+    WHERE conversation = $1 AND agent = $2 AND kind = 0 AND until_ms = $3";
 
 /// Ends an agent's reservations (offer, pick) of a conversation.
 pub(super) const END_RESERVATION: &str =

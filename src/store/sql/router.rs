@@ -259,15 +259,12 @@ impl AgentRouter for Store {
         &self,
         agent: &AgentId,
         presence: Presence,
-        conversation: &ConversationId,
         offered_at: SystemTime,
     ) -> Result<bool, StoreError> {
-        // The offer, named once: when it was made and in which conversation.
-        let offer = format!("{}:{}", millis(offered_at), conversation.as_str());
         let set = sqlx::query(q::PRESENCE_AFTER_OFFER)
             .bind(agent.as_str())
             .bind(presence.as_str())
-            .bind(offer)
+            .bind(millis(offered_at))
             .execute(&self.writer)
             .await
             .map_err(from_sqlx)?;
@@ -402,6 +399,24 @@ impl AgentRouter for Store {
                 Ok(())
             }
         }
+    }
+
+    async fn renewal_unused(
+        &self,
+        conversation: &ConversationId,
+        agent: &AgentId,
+        renewed_until: SystemTime,
+        offer_until: SystemTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(q::RENEWAL_UNUSED)
+            .bind(conversation.as_str())
+            .bind(agent.as_str())
+            .bind(millis(renewed_until))
+            .bind(millis(offer_until))
+            .execute(&self.writer)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(())
     }
 
     async fn session_released(

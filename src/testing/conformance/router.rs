@@ -12,14 +12,18 @@ use crate::routing::{
 use crate::testing::t0;
 
 /// Each check's name and the contract it holds the router to.
-const CHECKS: [(&str, &str); 9] = [
+const CHECKS: [(&str, &str); 10] = [
     (
         "agents_presence_and_profiles",
         "`upsert_agent` sets skills and capacity (a new agent is offline); `update_presence` sets presence (a new agent gets the default capacity); `agent_statuses` lists agents in id order, `agent_status` one or none",
     ),
     (
         "presence_after_an_offer_is_set_once",
-        "`presence_after_offer` sets the presence only while the agent is Available, once per offer (the same offer again, after the agent came back, changes nothing; a new offer does), and of two handles setting it for one offer at once exactly one does",
+        "`presence_after_offer` sets the presence only while the agent is Available, for an offer made after the last one that set it (the same offer again, or an older one, after the agent came back, changes nothing; a later offer does), and of two handles setting it for one offer at once exactly one does",
+    ),
+    (
+        "a_renewal_unused_lapses_with_the_offer",
+        "`renewal_unused` sets a reservation renewed for an offer that was not made back to the outstanding offer's end, unless renewed again since; the offer's end then ends it",
     ),
     (
         "offers_reserve_the_chosen_agent",
@@ -73,7 +77,8 @@ const CHECKS: [(&str, &str); 9] = [
 /// | check | the contract |
 /// |---|---|
 /// | `agents_presence_and_profiles` | `upsert_agent` sets skills and capacity (a new agent is offline); `update_presence` sets presence (a new agent gets the default capacity); `agent_statuses` lists agents in id order, `agent_status` one or none |
-/// | `presence_after_an_offer_is_set_once` | `presence_after_offer` sets the presence only while the agent is Available, once per offer; of two handles at once, exactly one sets it |
+/// | `presence_after_an_offer_is_set_once` | `presence_after_offer` sets the presence only while the agent is Available, for an offer made after the last one that set it; of two handles at once, exactly one sets it |
+/// | `a_renewal_unused_lapses_with_the_offer` | `renewal_unused` sets a renewed reservation back to the outstanding offer's end, unless renewed since |
 /// | `offers_reserve_the_chosen_agent` | `reserve_offer` reserves the agent `choose_agent` decides on, once per conversation and agent (again: renewed, counted once); `session_started` turns it into a session, `offer_ended` ends a reservation and `session_released` a session, each only what it names, idempotently |
 /// | `reservations_lapse` | a reservation not turned into a session stops counting at its `until`, and the conversation can be reserved again |
 /// | `a_late_offer_end_leaves_a_renewed_reservation` | `offer_ended` given an earlier offer's `until` leaves the reservation renewed for a later offer to the same agent; given the later one's, or none, it ends it |
@@ -98,6 +103,7 @@ where
     checks!(
         agents_presence_and_profiles(&*a, &*b),
         presence_after_an_offer_is_set_once(a.clone(), b.clone()),
+        a_renewal_unused_lapses_with_the_offer(&*a, &*b),
         offers_reserve_the_chosen_agent(&*a, &*b),
         reservations_lapse(&*a),
         a_late_offer_end_leaves_a_renewed_reservation(&*a, &*b),
@@ -235,8 +241,6 @@ async fn presence_after_an_offer_is_set_once<R: AgentRouter + ?Sized + 'static>(
 ) {
     let run = Run::new();
     let ada = run.add(&*a, "ada", 1).await;
-    let c1 = run.conversation("1");
-    let c2 = run.conversation("2");
     let presence = |router: Arc<R>, agent: AgentId| async move {
         router
             .agent_status(&agent, at(0))
@@ -245,65 +249,63 @@ async fn presence_after_an_offer_is_set_once<R: AgentRouter + ?Sized + 'static>(
             .map(|s| s.presence)
     };
     assert!(
-        a.presence_after_offer(&ada, Presence::Away, &c1, at(1))
+        a.presence_after_offer(&ada, Presence::Away, at(5))
             .await
             .unwrap(),
         "an Available agent's presence is set"
     );
     assert_eq!(presence(b.clone(), ada.clone()).await, Some(Presence::Away));
-    // The agent comes back; the same offer's effect, delivered again, changes nothing.
+    // The agent comes back; the same offer's effect delivered again, or an older offer's
+    // delivered late, changes nothing.
     b.update_presence(&ada, Presence::Available).await.unwrap();
-    for router in [&a, &b] {
+    for (router, t) in [(&a, 5), (&b, 5), (&a, 4)] {
         assert!(
             !router
-                .presence_after_offer(&ada, Presence::Away, &c1, at(1))
+                .presence_after_offer(&ada, Presence::Away, at(t))
                 .await
                 .unwrap(),
-            "once per offer"
+            "only for an offer made after the last one that set it"
         );
     }
     assert_eq!(
         presence(a.clone(), ada.clone()).await,
         Some(Presence::Available)
     );
-    // Another agent's effect, or another offer (conversation or time), is its own.
-    for (c, t) in [(&c1, 2), (&c2, 1)] {
-        b.update_presence(&ada, Presence::Available).await.unwrap();
-        assert!(
-            b.presence_after_offer(&ada, Presence::DoNotDisturb, c, at(t))
-                .await
-                .unwrap(),
-            "a new offer sets it again"
-        );
-    }
-    // Not Available: kept.
+    // A later offer sets it again.
     assert!(
-        !a.presence_after_offer(&ada, Presence::Away, &c2, at(9))
+        b.presence_after_offer(&ada, Presence::DoNotDisturb, at(6))
+            .await
+            .unwrap(),
+        "a later offer sets it"
+    );
+    // Not Available: kept.
+    b.update_presence(&ada, Presence::Busy).await.unwrap();
+    assert!(
+        !a.presence_after_offer(&ada, Presence::Away, at(9))
             .await
             .unwrap()
     );
     assert_eq!(
         presence(a.clone(), ada.clone()).await,
-        Some(Presence::DoNotDisturb),
+        Some(Presence::Busy),
         "an agent not Available keeps their presence"
     );
     // An agent nobody knows is not added.
     let nobody = run.agent("nobody");
     assert!(
-        !a.presence_after_offer(&nobody, Presence::Away, &c1, at(1))
+        !a.presence_after_offer(&nobody, Presence::Away, at(1))
             .await
             .unwrap()
     );
     assert_eq!(presence(a.clone(), nobody).await, None);
     // Two handles at once, one offer: exactly one sets it.
     a.update_presence(&ada, Presence::Available).await.unwrap();
-    let c3 = run.conversation("3");
     let tries = (0..8).map(|i| {
         let router = if i % 2 == 0 { a.clone() } else { b.clone() };
-        let (ada, c3) = (ada.clone(), c3.clone());
+        let ada = ada.clone();
         tokio::spawn(async move {
             router
-                .presence_after_offer(&ada, Presence::Away, &c3, at(3))
+                .presence_after_offer(&ada, Presence::Away, at(10))
                 .await
                 .unwrap()
         })
@@ -316,6 +318,38 @@ async fn presence_after_an_offer_is_set_once<R: AgentRouter + ?Sized + 'static>(
         set, 1,
         "of calls for one offer at once, one sets the presence"
     );
+}
+
+async fn a_renewal_unused_lapses_with_the_offer<R: AgentRouter + ?Sized>(a: &R, b: &R) {
+    let run = Run::new();
+    let queue = run.queue();
+    let ada = run.add(a, "ada", 1).await;
+    let c1 = run.conversation("1");
+    let request = OfferRequest::new(&queue, &[], None);
+    let reserve = |h: Hold| a.reserve_offer(&c1, &request, h);
+    // Offered until 10; renewed until 15 by a caller whose offer was then refused.
+    assert_eq!(reserve(hold(0, 10)).await.unwrap().as_ref(), Some(&ada));
+    assert_eq!(reserve(hold(5, 15)).await.unwrap().as_ref(), Some(&ada));
+    b.renewal_unused(&c1, &ada, at(15), at(10)).await.unwrap();
+    assert_eq!(used(a, &ada, at(9)).await, (1, 0));
+    assert_eq!(
+        used(b, &ada, at(10)).await,
+        (0, 0),
+        "it lapses with the offer again"
+    );
+    // Renewed again since (until 20): left alone.
+    assert_eq!(reserve(hold(11, 18)).await.unwrap().as_ref(), Some(&ada));
+    assert_eq!(reserve(hold(12, 20)).await.unwrap().as_ref(), Some(&ada));
+    b.renewal_unused(&c1, &ada, at(18), at(10)).await.unwrap();
+    assert_eq!(
+        used(a, &ada, at(19)).await,
+        (1, 0),
+        "a renewal since is kept"
+    );
+    // And the offer's end with its hold ends the reservation set back to it.
+    b.renewal_unused(&c1, &ada, at(20), at(18)).await.unwrap();
+    a.offer_ended(&c1, &ada, Some(at(18))).await.unwrap();
+    assert_eq!(used(b, &ada, at(12)).await, (0, 0), "ended with its offer");
 }
 
 #[allow(clippy::too_many_lines)] // one script, read top to bottom
