@@ -203,7 +203,7 @@ async fn on_sqlite_a_renewal_past_the_offer_outlives_the_offers_end() {
     let (c1, _) = id_of(&*store, "c1").await;
     let behind = Arc::new(FaultyStore::new(store.clone(), 0, Fault::FailBefore));
     *behind.stale_queue.lock().unwrap() = Some(store.list_queued().await.unwrap());
-    let stale = build_with(behind.clone(), store.clone(), config.clone());
+    let lagging = build_with(behind.clone(), store.clone(), config.clone());
     store
         .update_presence(&a, Presence::Available)
         .await
@@ -216,7 +216,7 @@ async fn on_sqlite_a_renewal_past_the_offer_outlives_the_offers_end() {
     );
     // The other instance's tick, on its old reading, reserves a for c1 again at 3 (renewing
     // a's row past the offer) and its offer is refused.
-    let _ = stale.tick(secs(3)).await;
+    let _ = lagging.tick(secs(3)).await;
     assert_eq!(
         store.agent_status(&a, secs(3)).await.unwrap().unwrap().used,
         1,
