@@ -846,6 +846,26 @@ impl AgentNotifier for Screen {
     }
 }
 
+/// A customer's first message, through `engine`'s webhook.
+async fn receive_first(engine: &Engine, customer: &str, at: SystemTime) {
+    let (h, b) = signed(webhook().message(customer, &format!("m-{customer}"), "Hello", at));
+    let report = engine.handle_webhook(&h, &b, at).await.unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+}
+
+/// The customer's open conversation.
+async fn open_conversation(store: Arc<dyn ConversationStore>, customer: &str) -> Conversation {
+    store
+        .find_open(
+            &PageId::new(PAGE.to_owned()),
+            &UserId::new(customer.to_owned()),
+        )
+        .await
+        .unwrap()
+        .expect("an open conversation")
+        .conversation
+}
+
 /// The agent's screen is told of a presence the engine set after a missed or rejected offer
 /// (`AgentNotifier::presence`), once, when the router already holds it; an agent who left
 /// Available before their offer lapsed keeps their presence and is told nothing; without the
@@ -874,43 +894,25 @@ async fn the_agents_screen_hears_of_a_presence_set_after_an_offer_and_not_of_one
             .build();
         (engine, store, router, screen)
     };
-    async fn receive(engine: &Engine, customer: &str, at: SystemTime) {
-        let (h, b) = signed(webhook().message(customer, &format!("m-{customer}"), "Hello", at));
-        let report = engine.handle_webhook(&h, &b, at).await.unwrap();
-        assert!(report.failed.is_empty(), "{:?}", report.failed);
-    }
-    async fn conversation_of(store: Arc<dyn ConversationStore>, customer: &str) -> Conversation {
-        store
-            .find_open(
-                &PageId::new(PAGE.to_owned()),
-                &UserId::new(customer.to_owned()),
-            )
-            .await
-            .unwrap()
-            .expect("an open conversation")
-            .conversation
-    }
-
     let config = ConversationConfig::default()
         .presence_after_rejected_offer(Some(Presence::DoNotDisturb))
         .presence_after_missed_offer(Some(Presence::Away));
     let (engine, store, router, screen) = start(config);
-    receive(&engine, "c1", secs(1)).await;
-    let c1 = conversation_of(store.clone(), "c1").await;
+    receive_first(&engine, "c1", secs(1)).await;
+    let c1 = open_conversation(store.clone(), "c1").await;
     assert_eq!(
         screen.offers(),
         [(c1.id().as_str().to_owned(), "ada".to_owned())]
     );
     assert_eq!(screen.presences(), [], "nothing set yet");
     // ada rejects: set to Busy - DND, and told so once the router holds it.
-    engine.reject(c1.id(), &agent("ada"), secs(2)).await.unwrap();
+    engine
+        .reject(c1.id(), &agent("ada"), secs(2))
+        .await
+        .unwrap();
     assert_eq!(
         screen.presences(),
-        [(
-            agent("ada"),
-            Presence::DoNotDisturb,
-            Presence::DoNotDisturb
-        )]
+        [(agent("ada"), Presence::DoNotDisturb, Presence::DoNotDisturb)]
     );
     assert!(screen.log.all().contains(&Notification::Presence {
         agent: agent("ada"),
@@ -950,9 +952,12 @@ async fn the_agents_screen_hears_of_a_presence_set_after_an_offer_and_not_of_one
 
     // Without the options, presence never changes and nothing is told.
     let (engine, store, _router, screen) = start(ConversationConfig::default());
-    receive(&engine, "c1", secs(1)).await;
-    let c1 = conversation_of(store, "c1").await;
-    engine.reject(c1.id(), &agent("ada"), secs(2)).await.unwrap();
+    receive_first(&engine, "c1", secs(1)).await;
+    let c1 = open_conversation(store, "c1").await;
+    engine
+        .reject(c1.id(), &agent("ada"), secs(2))
+        .await
+        .unwrap();
     engine.tick(lapsed).await.unwrap();
     assert_eq!(screen.presences(), []);
 }

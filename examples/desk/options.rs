@@ -153,3 +153,53 @@ pub(crate) fn fail(message: &str) -> ! {
     eprintln!("desk: {message}");
     std::process::exit(2);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        options(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn presence_side_effects_and_the_offer_timeout_are_options() {
+        let o = parse(&[]).unwrap();
+        assert_eq!(
+            o.offer_timeout,
+            messenger_channel::conversation::DEFAULT_OFFER_TIMEOUT
+        );
+        assert_eq!(o.presence_after_missed_offer, None);
+        assert_eq!(o.presence_after_rejected_offer, None);
+        let o = parse(&[
+            "--offer-timeout",
+            "30",
+            "--presence-after-missed-offer",
+            "away",
+            "--presence-after-rejected-offer",
+            "dnd",
+        ])
+        .unwrap();
+        assert_eq!(o.offer_timeout, Duration::from_secs(30));
+        assert_eq!(o.presence_after_missed_offer, Some(Presence::Away));
+        assert_eq!(
+            o.presence_after_rejected_offer,
+            Some(Presence::DoNotDisturb)
+        );
+        let o = parse(&["--presence-after-missed-offer", "none"]).unwrap();
+        assert_eq!(o.presence_after_missed_offer, None);
+        for bad in [
+            &["--offer-timeout", "0"][..],
+            &["--offer-timeout", "86401"],
+            &["--offer-timeout", "-5"],
+            &["--offer-timeout", "1.5"],
+            &["--offer-timeout"],
+            &["--presence-after-missed-offer", "available"],
+            &["--presence-after-missed-offer", "Away"],
+            &["--presence-after-rejected-offer", "asleep"],
+            &["--presence-after-rejected-offer"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -11,8 +11,9 @@
 //! - [`FleetListener`], one per instance, `LISTEN`s on the channel and turns each notification
 //!   back into a call on that instance's own notifier (the one that holds its agents'
 //!   sockets), reading the conversation and its lines from the store where the call needs
-//!   them, and checking an agent's presence against the router. Every instance hears every notification, its own included; its notifier tells
-//!   the agents connected to it, as it would in a single-instance deployment.
+//!   them, and checking an agent's presence against the router. Every instance hears every
+//!   notification, its own included; its notifier tells the agents connected to it, as it
+//!   would in a single-instance deployment.
 //!
 //! # Missed notifications
 //!
@@ -268,6 +269,8 @@ mod presence_name {
 
     use super::Presence;
 
+    // serde's `with` hands the field by reference.
+    #[allow(clippy::trivially_copy_pass_by_ref)]
     pub(super) fn serialize<S>(presence: &Presence, s: S) -> Result<S::Ok, S::Error>
     where
         S: Serializer,
