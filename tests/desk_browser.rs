@@ -8,7 +8,9 @@
 //! reply and a file, checks the simulated customer received both, tries blocked and hostile
 //! files (an SVG and an HTML page with script) and checks the errors shown in the panel, has
 //! the customer send the same hostile files and checks that opening them runs nothing; then
-//! everything else the customer does; a reload keeps the session; sign-out ends it.
+//! everything else the customer does; a reload keeps the session; sign-out ends it. With the
+//! presence side effects on, a rejected and a lapsed offer change the presence the agents'
+//! open pages show, with a notice, in English and Spanish.
 //!
 //! Over HTTP: every agent route answers 401 without a session, a cross-origin POST and a
 //! foreign Host header are refused, files are served with their safety headers, errors are
@@ -2409,6 +2411,115 @@ async fn pick_transfer_and_a_supervisor_in_the_browser() {
     }
     assert_no_alert(&sam).await;
     for c in [alice, bob, sam] {
+        c.close().await.unwrap();
+    }
+}
+
+/// The page's presence control and its notice: `[presence, notice, not reloaded]`.
+const PRESENCE_SHOWN: &str = "return [document.getElementById('presence').value, document.getElementById('presence-notice').textContent, window.notReloaded === true];";
+
+/// Omnichannel's presence side effects, shown at once: the desk runs with
+/// `--presence-after-rejected-offer dnd` and `--presence-after-missed-offer away`. alice rejects
+/// an offer, and her open page shows Busy - DND in its presence control, with a notice; bob,
+/// whose browser asks for Spanish, lets the next offer lapse, and his shows Away with the
+/// notice in Spanish. Neither page is reloaded; choosing a presence clears the notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_or_missed_offer_sets_the_presence_the_page_shows() {
+    if no_browser() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    // The offer waits 20 s: ample for alice's click on a loaded machine, and what bob's
+    // lapse takes.
+    let desk = start_desk(
+        &work.path().join("data"),
+        &[
+            "--offer-timeout",
+            "20",
+            "--presence-after-rejected-offer",
+            "dnd",
+            "--presence-after-missed-offer",
+            "away",
+        ],
+        &[],
+    );
+    let base = desk.base.clone();
+    let password = desk.password.clone().expect("simulation prints a password");
+    let (_driver, driver) = chromedriver();
+    let downloads = work.path().join("downloads");
+    let alice = browser(&driver, &work.path().join("profile-alice"), &downloads).await;
+    sign_in(&alice, &base, "alice", &password).await;
+    let bob = browser_in(
+        &driver,
+        &work.path().join("profile-bob"),
+        &downloads,
+        "es-ES,es",
+    )
+    .await;
+    bob.goto(&format!("{base}/")).await.unwrap();
+    wait_text(&bob, "#signin", |t| t.contains("Iniciar sesión")).await;
+    type_into(&bob, "#agent-name", "bob").await;
+    type_into(&bob, "#password", &password).await;
+    click(&bob, "#signin").await;
+    wait_text(&bob, "#status", |t| t.contains("Sesión iniciada como Bob")).await;
+    // A mark a reload would lose.
+    for page in [&alice, &bob] {
+        page_eval(page, "window.notReloaded = true; return true;").await;
+        wait_eval(page, PRESENCE_SHOWN, &json!(["available", "", true])).await;
+    }
+
+    // Offered to alice first (least loaded, then by name); she rejects it: Busy - DND, on
+    // her page at once, with the notice.
+    desk.sim(json!({"kind": "text", "text": "Is anyone there?"}))
+        .await;
+    wait_text(&alice, "#offers .offer", |t| t.contains("Accept within")).await;
+    click(&alice, "#offers .offer .reject").await;
+    wait_eval(
+        &alice,
+        PRESENCE_SHOWN,
+        &json!([
+            "dnd",
+            "Your presence was set to Busy - DND after a missed or declined offer.",
+            true
+        ]),
+    )
+    .await;
+    wait_text(&alice, "#agents", |t| t.contains("alice: Busy - DND")).await;
+
+    // Then to bob, who lets it lapse: Away, on his page, in Spanish.
+    wait_text(&bob, "#offers .offer", |t| t.contains("Acepte en")).await;
+    wait_eval(
+        &bob,
+        PRESENCE_SHOWN,
+        &json!([
+            "away",
+            "Su presencia se cambió a Ausente tras una oferta perdida o rechazada.",
+            true
+        ]),
+    )
+    .await;
+    wait_text(&bob, "#agents", |t| t.contains("bob: Ausente")).await;
+    // Each page told only of its own agent's presence.
+    assert_eq!(
+        page_eval(&alice, PRESENCE_SHOWN).await,
+        json!([
+            "dnd",
+            "Your presence was set to Busy - DND after a missed or declined offer.",
+            true
+        ])
+    );
+
+    // bob chooses a presence: the notice goes, and the desk has his choice.
+    bob.find(Locator::Css("#presence"))
+        .await
+        .unwrap()
+        .select_by_value("available")
+        .await
+        .unwrap();
+    wait_eval(&bob, PRESENCE_SHOWN, &json!(["available", "", true])).await;
+    wait_text(&bob, "#agents", |t| t.contains("bob: Disponible")).await;
+    assert_no_alert(&alice).await;
+    for c in [alice, bob] {
         c.close().await.unwrap();
     }
 }

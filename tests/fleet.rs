@@ -132,6 +132,17 @@ impl Connected {
             .collect()
     }
 
+    /// The presences told: (agent, presence).
+    fn presences(&self) -> Vec<(AgentId, Presence)> {
+        self.all()
+            .into_iter()
+            .filter_map(|n| match n {
+                Notification::Presence { agent, presence } => Some((agent, presence)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The updates told of `id` in state `state`.
     fn updates_in(&self, id: &ConversationId, state: StateKind) -> usize {
         self.all()
@@ -206,6 +217,15 @@ impl AgentNotifier for Connected {
         }
     }
 
+    async fn presence(&self, agent: &AgentId, presence: Presence) {
+        if self.agents.contains(agent) {
+            self.push(Notification::Presence {
+                agent: agent.clone(),
+                presence,
+            });
+        }
+    }
+
     async fn resynced(&self) {
         self.push(Notification::Resynced);
     }
@@ -222,22 +242,33 @@ struct Instance {
 
 impl Instance {
     async fn start(url: &str, name: &str, channel: &FleetChannel, agents: &[&str]) -> Self {
+        let config = ConversationConfig::default()
+            .offer_timeout(OFFER_TIMEOUT)
+            .reoffer_interval(Duration::from_secs(24 * 3600))
+            .auto_close_open_active(AUTO_CLOSE)
+            .waiting_inactivity(INACTIVITY);
+        Self::start_with(url, name, channel, agents, config).await
+    }
+
+    async fn start_with(
+        url: &str,
+        name: &str,
+        channel: &FleetChannel,
+        agents: &[&str],
+        config: ConversationConfig,
+    ) -> Self {
         let store = Arc::new(PostgresStore::connect(url).await.unwrap());
         let desk = Connected::new(agents);
         let listener = FleetListener::start(
             store.pool().clone(),
             channel.clone(),
             store.clone(),
+            store.clone(),
             desk.clone(),
         )
         .await
         .unwrap();
         let notifier = PostgresNotifier::new(store.pool().clone(), channel.clone());
-        let config = ConversationConfig::default()
-            .offer_timeout(OFFER_TIMEOUT)
-            .reoffer_interval(Duration::from_secs(24 * 3600))
-            .auto_close_open_active(AUTO_CLOSE)
-            .waiting_inactivity(INACTIVITY);
         let engine = Engine::builder(Webhook::new(&secret()), Arc::new(FakeSend::new()))
             .store(store.clone())
             .router(store.clone())
@@ -744,6 +775,99 @@ async fn transfers_and_consults_reach_the_agents_instance() {
     fence(&a, &both, "t6").await;
     assert_eq!(a.desk.consults().len(), 1, "still once");
     assert_eq!(b.desk.updates_in(c1.id(), StateKind::Active), 2);
+
+    for mut i in [a, b] {
+        i.listener.take().unwrap().stop().await;
+    }
+}
+
+/// A presence the engine sets after a missed offer reaches the agent's instance: bob,
+/// connected to b, lets an offer made and timed out on a lapse; a sets him Away, and b's desk
+/// is told, once; a's is not. Presences forged on the channel (or stale: bob chose another
+/// since) are checked against the router and not passed on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_presence_set_after_a_missed_offer_reaches_the_agents_instance() {
+    let Some(url) = support::postgres::postgres_url() else {
+        return;
+    };
+    let url = support::postgres::fresh_postgres_database(&url, "mc_fleet_presence").await;
+    let channel = FleetChannel::new("mc_fleet_presence_test").unwrap();
+    let config = ConversationConfig::default()
+        .offer_timeout(OFFER_TIMEOUT)
+        .presence_after_missed_offer(Some(Presence::Away));
+    let a = Instance::start_with(&url, "fleet-a", &channel, &["ada"], config.clone()).await;
+    let b = Instance::start_with(&url, "fleet-b", &channel, &["bob"], config).await;
+    let both = [&a, &b];
+    fence_conversation(&a.store).await;
+
+    // Only bob is available: c1, arriving on a, is offered to him (on b's desk).
+    a.store
+        .update_presence(&agent("bob"), Presence::Available)
+        .await
+        .unwrap();
+    a.receive(webhook().message("c1", "m1", "Hello", secs(1)), secs(1))
+        .await;
+    let c1 = a.conversation_of("c1").await;
+    fence(&a, &both, "p1").await;
+    assert_eq!(b.desk.offers(), [(c1.id().clone(), agent("bob"))]);
+    assert_eq!(b.desk.presences(), []);
+
+    // It lapses; only a ticks (so a sets the presence and notifies): bob is Away, and b's
+    // desk is told so, once; a's desk, where bob is not, nothing.
+    a.engine
+        .tick(secs(1) + OFFER_TIMEOUT + Duration::from_secs(1))
+        .await
+        .unwrap();
+    a.engine
+        .tick(secs(1) + OFFER_TIMEOUT + Duration::from_secs(2))
+        .await
+        .unwrap();
+    let bob = a
+        .store
+        .agent_status(&agent("bob"), secs(100))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bob.presence, Presence::Away);
+    fence(&a, &both, "p2").await;
+    assert_eq!(b.desk.presences(), [(agent("bob"), Presence::Away)]);
+    assert_eq!(a.desk.presences(), []);
+    assert_eq!(b.desk.withdrawals(), [(c1.id().clone(), agent("bob"))]);
+
+    // Any database user can notify: a presence that is not the router's (bob is Away), of
+    // an agent nobody knows, or unreadable, is not passed on.
+    let before: Vec<usize> = both.iter().map(|i| i.desk.all().len()).collect();
+    for payload in [
+        r#"{"v":1,"kind":"presence","agent":"bob","presence":"available"}"#,
+        r#"{"v":1,"kind":"presence","agent":"bob","presence":"dnd"}"#,
+        r#"{"v":1,"kind":"presence","agent":"nobody","presence":"away"}"#,
+        r#"{"v":1,"kind":"presence","agent":"bob","presence":"asleep"}"#,
+        r#"{"v":1,"kind":"presence","agent":"bob"}"#,
+    ] {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel.as_str())
+            .bind(payload)
+            .execute(a.store.pool())
+            .await
+            .unwrap();
+    }
+    fence(&a, &both, "p3").await;
+    let after: Vec<usize> = both.iter().map(|i| i.desk.all().len()).collect();
+    assert_eq!(after, [before[0] + 1, before[1] + 1], "the fence only");
+
+    // bob is back (on b): a late "away" for him, as a notification sent before his change
+    // would arrive, is stale and not passed on.
+    b.store
+        .update_presence(&agent("bob"), Presence::Available)
+        .await
+        .unwrap();
+    a.notifier.presence(&agent("bob"), Presence::Away).await;
+    fence(&a, &both, "p4").await;
+    assert_eq!(
+        b.desk.presences(),
+        [(agent("bob"), Presence::Away)],
+        "still the one"
+    );
 
     for mut i in [a, b] {
         i.listener.take().unwrap().stop().await;

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use messenger_channel::agents::{
-    AgentRouter, InMemoryRouter, Notification, Presence, RecordingNotifier,
+    AgentNotifier, AgentRouter, InMemoryRouter, Notification, Presence, RecordingNotifier,
 };
-use messenger_channel::conversation::{Conversation, State};
+use messenger_channel::conversation::{Conversation, Offer, State, TranscriptLine};
 use messenger_channel::engine::{Engine, EngineError};
-use messenger_channel::ids::{AgentId, PageId, QueueId, SkillId, UserId};
+use messenger_channel::ids::{AgentId, ConversationId, PageId, QueueId, SkillId, UserId};
 use messenger_channel::routing::{
     Condition, PickRefusal, Queue, Routing, RoutingRules, SkillMatching, StartFacts,
 };
@@ -787,6 +787,179 @@ async fn a_missed_or_rejected_offer_sets_the_agents_presence_when_configured() {
             "{name}"
         );
     }
+}
+
+/// An agent's screen: what a [`RecordingNotifier`] records, and for each presence told, the
+/// router's presence for the agent at that moment.
+struct Screen {
+    log: RecordingNotifier,
+    router: Arc<InMemoryRouter>,
+    /// (agent, presence told, the router's presence when told).
+    presences: std::sync::Mutex<Vec<(AgentId, Presence, Presence)>>,
+}
+
+impl Screen {
+    fn presences(&self) -> Vec<(AgentId, Presence, Presence)> {
+        std::mem::take(&mut *self.presences.lock().unwrap())
+    }
+
+    /// The offers told since the last call: (conversation, agent).
+    fn offers(&self) -> Vec<(String, String)> {
+        self.log
+            .take()
+            .into_iter()
+            .filter_map(|n| match n {
+                Notification::Offer {
+                    conversation,
+                    offer,
+                } => Some((
+                    conversation.as_str().to_owned(),
+                    offer.agent.as_str().to_owned(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl AgentNotifier for Screen {
+    async fn offer(&self, conversation: &Conversation, offer: &Offer) {
+        self.log.offer(conversation, offer).await;
+    }
+
+    async fn withdraw(&self, conversation: &ConversationId, agent: &AgentId) {
+        self.log.withdraw(conversation, agent).await;
+    }
+
+    async fn updated(&self, conversation: &Conversation, lines: &[TranscriptLine]) {
+        self.log.updated(conversation, lines).await;
+    }
+
+    async fn presence(&self, agent: &AgentId, presence: Presence) {
+        let now = agent_presence(&self.router, agent.as_str()).await;
+        self.presences
+            .lock()
+            .unwrap()
+            .push((agent.clone(), presence, now));
+        self.log.presence(agent, presence).await;
+    }
+}
+
+/// A customer's first message, through `engine`'s webhook.
+async fn receive_first(engine: &Engine, customer: &str, at: SystemTime) {
+    let (h, b) = signed(webhook().message(customer, &format!("m-{customer}"), "Hello", at));
+    let report = engine.handle_webhook(&h, &b, at).await.unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+}
+
+/// The customer's open conversation.
+async fn open_conversation(store: Arc<dyn ConversationStore>, customer: &str) -> Conversation {
+    store
+        .find_open(
+            &PageId::new(PAGE.to_owned()),
+            &UserId::new(customer.to_owned()),
+        )
+        .await
+        .unwrap()
+        .expect("an open conversation")
+        .conversation
+}
+
+/// The agent's screen is told of a presence the engine set after a missed or rejected offer
+/// (`AgentNotifier::presence`), once, when the router already holds it; an agent who left
+/// Available before their offer lapsed keeps their presence and is told nothing; without the
+/// options nothing is ever told.
+#[tokio::test]
+async fn the_agents_screen_hears_of_a_presence_set_after_an_offer_and_not_of_one_skipped() {
+    use messenger_channel::conversation::ConversationConfig;
+
+    let offer_timeout = ConversationConfig::default().offer_timeout;
+    let start = |config: ConversationConfig| {
+        let router = Arc::new(InMemoryRouter::new());
+        for name in ["ada", "bob", "cy"] {
+            router.set_presence(&agent(name), Presence::Available);
+        }
+        let screen = Arc::new(Screen {
+            log: RecordingNotifier::new(),
+            router: router.clone(),
+            presences: std::sync::Mutex::new(Vec::new()),
+        });
+        let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+        let engine = Engine::builder(Webhook::new(&secret()), Arc::new(FakeSend::new()))
+            .store(store.clone())
+            .router(router.clone())
+            .notifier(screen.clone())
+            .config(config)
+            .build();
+        (engine, store, router, screen)
+    };
+    let config = ConversationConfig::default()
+        .presence_after_rejected_offer(Some(Presence::DoNotDisturb))
+        .presence_after_missed_offer(Some(Presence::Away));
+    let (engine, store, router, screen) = start(config);
+    receive_first(&engine, "c1", secs(1)).await;
+    let c1 = open_conversation(store.clone(), "c1").await;
+    assert_eq!(
+        screen.offers(),
+        [(c1.id().as_str().to_owned(), "ada".to_owned())]
+    );
+    assert_eq!(screen.presences(), [], "nothing set yet");
+    // ada rejects: set to Busy - DND, and told so once the router holds it.
+    engine
+        .reject(c1.id(), &agent("ada"), secs(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        screen.presences(),
+        [(agent("ada"), Presence::DoNotDisturb, Presence::DoNotDisturb)]
+    );
+    assert!(screen.log.all().contains(&Notification::Presence {
+        agent: agent("ada"),
+        presence: Presence::DoNotDisturb,
+    }));
+    // bob lets it lapse: Away, told once; ticking again tells nothing more.
+    assert_eq!(
+        screen.offers(),
+        [(c1.id().as_str().to_owned(), "bob".to_owned())]
+    );
+    let lapsed = secs(2) + offer_timeout + Duration::from_secs(1);
+    engine.tick(lapsed).await.unwrap();
+    engine.tick(lapsed + Duration::from_secs(1)).await.unwrap();
+    assert_eq!(
+        screen.presences(),
+        [(agent("bob"), Presence::Away, Presence::Away)]
+    );
+    // cy chose Busy before the offer lapsed: cy stays Busy, and is told nothing.
+    assert_eq!(
+        screen.offers(),
+        [(c1.id().as_str().to_owned(), "cy".to_owned())]
+    );
+    router.set_presence(&agent("cy"), Presence::Busy);
+    engine
+        .tick(lapsed + offer_timeout + Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(agent_presence(&router, "cy").await, Presence::Busy);
+    assert_eq!(screen.presences(), [], "skipped: nothing told");
+    assert!(
+        !screen
+            .log
+            .all()
+            .iter()
+            .any(|n| matches!(n, Notification::Presence { agent, .. } if agent.as_str() == "cy"))
+    );
+
+    // Without the options, presence never changes and nothing is told.
+    let (engine, store, _router, screen) = start(ConversationConfig::default());
+    receive_first(&engine, "c1", secs(1)).await;
+    let c1 = open_conversation(store, "c1").await;
+    engine
+        .reject(c1.id(), &agent("ada"), secs(2))
+        .await
+        .unwrap();
+    engine.tick(lapsed).await.unwrap();
+    assert_eq!(screen.presences(), []);
 }
 
 async fn agent_presence(router: &InMemoryRouter, name: &str) -> Presence {

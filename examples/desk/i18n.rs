@@ -115,6 +115,11 @@ pub(crate) const PAGE: &[(&str, &str, &str)] = &[
     ("presence_dnd", "Busy - DND", "Ocupado - No molestar"),
     ("presence_away", "Away", "Ausente"),
     ("presence_offline", "Offline", "Desconectado"),
+    (
+        "notice_presence_set",
+        "Your presence was set to {presence} after a missed or declined offer.",
+        "Su presencia se cambió a {presence} tras una oferta perdida o rechazada.",
+    ),
     ("incoming", "Incoming", "Entrantes"),
     ("my_conversations", "My conversations", "Mis conversaciones"),
     ("queue", "Queue", "Cola"),

@@ -70,7 +70,11 @@
 //! `examples/policy.sample.toml`); `--mark-seen on|off` (default on: opening a conversation
 //! marks the customer's messages seen, `sender_action` `mark_seen`); `--typing on|off`
 //! (default on: the customer sees the typing bubble while the agent types, `typing_on`, at
-//! most once every 5 s per conversation).
+//! most once every 5 s per conversation); `--offer-timeout SECONDS` (default 120: how long an
+//! agent has to accept an offer); `--presence-after-missed-offer PRESENCE` and
+//! `--presence-after-rejected-offer PRESENCE` (`busy`, `dnd`, `away`, `offline` or `none`, the
+//! default: Omnichannel's presence side effects on an agent who lets an offer lapse or
+//! rejects it; the agent's open pages show the new presence at once, with a notice).
 
 mod access;
 mod agent;
@@ -90,7 +94,7 @@ use std::time::{Instant, SystemTime};
 
 use axum::Router;
 use axum::routing::{get, post};
-use messenger_channel::agents::AgentNotifier;
+use messenger_channel::agents::{AgentNotifier, Presence};
 use messenger_channel::attachment::{AttachmentPolicy, PolicyConfig};
 use messenger_channel::axum::WebhookRoutes;
 use messenger_channel::conversation::{Conversation, ConversationConfig, Offer, TranscriptLine};
@@ -186,6 +190,15 @@ impl AgentNotifier for DeskNotifier {
 
     async fn consult(&self, conversation: &Conversation, agent: &AgentId) {
         let event = json!({"type": "consult", "conversation": conversation.id().as_str()});
+        let _ = self
+            .bus
+            .send((Some(agent.as_str().to_owned()), event.to_string()));
+    }
+
+    async fn presence(&self, agent: &AgentId, presence: Presence) {
+        // Set after a missed or rejected offer (`--presence-after-…`): the agent's open pages
+        // show it in their presence control, with a notice.
+        let event = json!({"type": "presence", "presence": presence.as_str()});
         let _ = self
             .bus
             .send((Some(agent.as_str().to_owned()), event.to_string()));
@@ -358,7 +371,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .window(WindowConfig {
                 human_agent_tag: true,
             })
-            .config(ConversationConfig::default().privacy_notice(Some(PRIVACY_NOTICE.into())))
+            .config(
+                ConversationConfig::default()
+                    .privacy_notice(Some(PRIVACY_NOTICE.into()))
+                    .offer_timeout(options.offer_timeout)
+                    .presence_after_missed_offer(options.presence_after_missed_offer)
+                    .presence_after_rejected_offer(options.presence_after_rejected_offer),
+            )
             .download_inbound(true)
             .delivery(delivery)
             // One desk per data directory: after a restart it takes back at once what it

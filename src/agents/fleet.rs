@@ -6,12 +6,14 @@
 //!
 //! - [`PostgresNotifier`] is the engine's [`AgentNotifier`]: each call becomes one
 //!   `pg_notify(channel, payload)`. The payload is a small JSON object with the kind and ids
-//!   only (at most [`MAX_PAYLOAD_BYTES`]): never transcript text, never a secret.
+//!   only, and a presence's name (at most [`MAX_PAYLOAD_BYTES`]): never transcript text,
+//!   never a secret.
 //! - [`FleetListener`], one per instance, `LISTEN`s on the channel and turns each notification
 //!   back into a call on that instance's own notifier (the one that holds its agents'
 //!   sockets), reading the conversation and its lines from the store where the call needs
-//!   them. Every instance hears every notification, its own included; its notifier tells
-//!   the agents connected to it, as it would in a single-instance deployment.
+//!   them, and checking an agent's presence against the router. Every instance hears every
+//!   notification, its own included; its notifier tells the agents connected to it, as it
+//!   would in a single-instance deployment.
 //!
 //! # Missed notifications
 //!
@@ -24,7 +26,10 @@
 //! the sending instance still hear of it.
 //!
 //! A payload that cannot be read (another program on the channel, a newer version of this
-//! crate) is logged and skipped.
+//! crate) is logged and skipped. Any user of the database can notify on the channel, so what
+//! a payload says is checked before it is passed on: an offer, a consult or a withdrawal
+//! against the store, an agent's presence against the router; one that does not hold (any
+//! more) is skipped.
 //!
 //! # Examples
 //!
@@ -45,9 +50,14 @@
 //! // What this instance's agents see (a websocket hub in a real host).
 //! let desk = Arc::new(RecordingNotifier::new());
 //! // Hear what every instance tells agents, before this one starts telling.
-//! let listener =
-//!     FleetListener::start(store.pool().clone(), channel.clone(), store.clone(), desk.clone())
-//!         .await?;
+//! let listener = FleetListener::start(
+//!     store.pool().clone(),
+//!     channel.clone(),
+//!     store.clone(),
+//!     store.clone(),
+//!     desk.clone(),
+//! )
+//! .await?;
 //! let notifier = PostgresNotifier::new(store.pool().clone(), channel).fallback(desk.clone());
 //! let engine = Engine::builder(Webhook::new(&AppSecret::new("app secret")?), Arc::new(FakeSend::new()))
 //!     .store(store.clone())
@@ -69,7 +79,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument as _;
 
-use super::AgentNotifier;
+use super::{AgentNotifier, AgentRouter, Presence};
 use crate::conversation::{Conversation, Offer, State, TranscriptLine};
 use crate::ids::{AgentId, ConversationId};
 use crate::store::{ConversationStore, StoreError};
@@ -150,7 +160,7 @@ pub enum FleetError {
     /// The database failed (sending, listening, connecting).
     #[error("database")]
     Database(#[source] sqlx::Error),
-    /// Reading the conversation a notification names failed.
+    /// Reading what a notification names (the conversation, the agent's presence) failed.
     #[error("store")]
     Store(#[source] StoreError),
 }
@@ -242,6 +252,40 @@ enum Message {
         conversation: String,
         lines: Vec<String>,
     },
+    /// [`AgentNotifier::presence`]: checked against the router before it is passed on.
+    Presence {
+        agent: String,
+        /// By its name in storage ([`Presence::as_str`]); another name makes the payload
+        /// unreadable.
+        #[serde(with = "presence_name")]
+        presence: Presence,
+    },
+}
+
+/// A presence on the wire: its name in storage ([`Presence::as_str`], [`Presence::parse`]),
+/// one spelling whatever the enum's own serde form.
+mod presence_name {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    use super::Presence;
+
+    // serde's `with` hands the field by reference.
+    #[allow(clippy::trivially_copy_pass_by_ref)]
+    pub(super) fn serialize<S>(presence: &Presence, s: S) -> Result<S::Ok, S::Error>
+    where
+        S: Serializer,
+    {
+        s.serialize_str(presence.as_str())
+    }
+
+    pub(super) fn deserialize<'de, D>(d: D) -> Result<Presence, D::Error>
+    where
+        D: Deserializer<'de>,
+    {
+        let name = std::borrow::Cow::<str>::deserialize(d)?;
+        Presence::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format_args!("unknown presence {name:?}")))
+    }
 }
 
 /// A payload: its version and the message.
@@ -259,15 +303,18 @@ impl Message {
             Self::Withdraw { .. } => "withdraw",
             Self::Consult { .. } => "consult",
             Self::Updated { .. } => "updated",
+            Self::Presence { .. } => "presence",
         }
     }
 
-    fn conversation(&self) -> &str {
+    /// The conversation it is about; `None` for an agent's presence.
+    fn conversation(&self) -> Option<&str> {
         match self {
             Self::Offer { conversation, .. }
             | Self::Withdraw { conversation, .. }
             | Self::Consult { conversation, .. }
-            | Self::Updated { conversation, .. } => conversation,
+            | Self::Updated { conversation, .. } => Some(conversation),
+            Self::Presence { .. } => None,
         }
     }
 
@@ -476,6 +523,18 @@ impl AgentNotifier for PostgresNotifier {
         }
     }
 
+    async fn presence(&self, agent: &AgentId, presence: Presence) {
+        let message = Message::Presence {
+            agent: agent.as_str().to_owned(),
+            presence,
+        };
+        if !self.sent(&message).await {
+            if let Some(local) = &self.fallback {
+                local.presence(agent, presence).await;
+            }
+        }
+    }
+
     async fn resynced(&self) {
         if let Some(local) = &self.fallback {
             local.resynced().await;
@@ -493,9 +552,10 @@ pub struct FleetListener {
 
 impl FleetListener {
     /// Connects (one connection of `pool`, held while listening), `LISTEN`s on `channel`,
-    /// and starts the task that hands notifications to `local`, reading conversations from
-    /// `store`. Notifications sent once this returns are heard. Call it within a tokio
-    /// runtime.
+    /// and starts the task that hands notifications to `local`, checking them against
+    /// `store` (conversations) and `router` (presence: the engines' router, the same
+    /// `PostgresStore` in a fleet). Notifications sent once this returns are heard. Call it
+    /// within a tokio runtime.
     ///
     /// # Errors
     /// [`FleetError::Database`]: the first connection or `LISTEN` failed.
@@ -503,10 +563,15 @@ impl FleetListener {
         pool: sqlx::PgPool,
         channel: FleetChannel,
         store: Arc<dyn ConversationStore>,
+        router: Arc<dyn AgentRouter>,
         local: Arc<dyn AgentNotifier>,
     ) -> Result<Self, FleetError> {
         let listener = listen(&pool, &channel).await?;
-        let relay = Relay { store, local };
+        let relay = Relay {
+            store,
+            router,
+            local,
+        };
         let task = tokio::spawn(async move { relay.run(listener, pool, channel).await });
         Ok(Self { task: Some(task) })
     }
@@ -547,6 +612,7 @@ async fn listen(
 #[derive(Clone)]
 struct Relay {
     store: Arc<dyn ConversationStore>,
+    router: Arc<dyn AgentRouter>,
     local: Arc<dyn AgentNotifier>,
 }
 
@@ -616,8 +682,8 @@ impl Relay {
     }
 
     /// Hands one payload to the local notifier; a payload that cannot be read or whose
-    /// conversation does not exist is logged and skipped; when the store cannot be read,
-    /// the host is told to resync (the notification is lost).
+    /// conversation does not exist is logged and skipped; when the store (or the router)
+    /// cannot be read, the host is told to resync (the notification is lost).
     async fn handle(&self, payload: &str) {
         let message = match Message::decode(payload) {
             Ok(message) => message,
@@ -719,6 +785,23 @@ impl Relay {
                     );
                 }
                 self.local.updated(&c, &found).await;
+            }
+            Message::Presence { agent, presence } => {
+                // Checked against the router, which the sending instance wrote to before
+                // notifying: an agent whose presence is another now (they chose one since,
+                // or the notification is forged) is not told of this one.
+                let agent = AgentId::from(agent);
+                let now = self
+                    .router
+                    .agent_status(&agent, std::time::SystemTime::now())
+                    .await
+                    .map_err(FleetError::Store)?
+                    .map(|status| status.presence);
+                if now == Some(presence) {
+                    self.local.presence(&agent, presence).await;
+                } else {
+                    tracing::debug!("the agent's presence is not the one told");
+                }
             }
         }
         Ok(())
@@ -888,6 +971,61 @@ mod tests {
             digests.extend(lines.iter().cloned());
         }
         assert_eq!(pick_lines(&lines, &digests), lines, "every line, in order");
+    }
+
+    #[test]
+    fn presence_payloads_name_the_presence_as_stored_and_nothing_else_reads() {
+        let m = Message::Presence {
+            agent: "ada".to_owned(),
+            presence: Presence::DoNotDisturb,
+        };
+        let payload = m.encode().unwrap();
+        assert_eq!(
+            payload,
+            r#"{"v":1,"kind":"presence","agent":"ada","presence":"dnd"}"#
+        );
+        assert_eq!(Message::decode(&payload).unwrap(), m);
+        assert_eq!(m.conversation(), None);
+        for presence in [
+            Presence::Available,
+            Presence::Busy,
+            Presence::Away,
+            Presence::Offline,
+        ] {
+            let m = Message::Presence {
+                agent: "a".to_owned(),
+                presence,
+            };
+            assert_eq!(Message::decode(&m.encode().unwrap()).unwrap(), m);
+        }
+        for bad in [
+            r#"{"v":1,"kind":"presence","agent":"ada"}"#,
+            r#"{"v":1,"kind":"presence","presence":"away"}"#,
+            r#"{"v":1,"kind":"presence","agent":"ada","presence":"Away"}"#,
+            r#"{"v":1,"kind":"presence","agent":"ada","presence":"DoNotDisturb"}"#,
+            r#"{"v":1,"kind":"presence","agent":"ada","presence":"asleep"}"#,
+            r#"{"v":1,"kind":"presence","agent":"ada","presence":""}"#,
+            r#"{"v":1,"kind":"presence","agent":"ada","presence":3}"#,
+            r#"{"v":1,"kind":"presence","agent":"ada","presence":null}"#,
+            r#"{"v":1,"kind":"presence","agent":7,"presence":"away"}"#,
+            r#"{"v":1,"kind":"presence","agent":"ada","presence":["away"]}"#,
+        ] {
+            assert!(
+                matches!(Message::decode(bad), Err(FleetError::Payload(_))),
+                "{bad:?}"
+            );
+        }
+        let long = Message::Presence {
+            agent: "a".repeat(MAX_PAYLOAD_BYTES),
+            presence: Presence::Away,
+        };
+        assert!(matches!(
+            long.encode(),
+            Err(FleetError::PayloadTooLarge {
+                max: MAX_PAYLOAD_BYTES,
+                ..
+            })
+        ));
     }
 
     #[test]

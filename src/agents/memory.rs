@@ -498,6 +498,14 @@ pub enum Notification {
         /// The new lines.
         lines: Vec<TranscriptLine>,
     },
+    /// The engine set an agent's presence after a missed or rejected offer
+    /// ([`AgentNotifier::presence`]).
+    Presence {
+        /// The agent.
+        agent: AgentId,
+        /// Their presence now.
+        presence: Presence,
+    },
     /// Notifications may have been missed ([`AgentNotifier::resynced`]).
     Resynced,
 }
@@ -553,6 +561,13 @@ impl AgentNotifier for RecordingNotifier {
             conversation: conversation.id().clone(),
             state: conversation.state().kind(),
             lines: lines.to_vec(),
+        });
+    }
+
+    async fn presence(&self, agent: &AgentId, presence: Presence) {
+        lock(&self.log).push(Notification::Presence {
+            agent: agent.clone(),
+            presence,
         });
     }
 

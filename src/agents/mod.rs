@@ -7,7 +7,7 @@
 //!   (`store::SqliteStore`, `store::PostgresStore`) keep them in the shared database, so that
 //!   several instances never take an agent past capacity. Which agent gets an offer is
 //!   decided by [`crate::routing::choose_agent`], a pure function, on what the router reads.
-//! - [`AgentNotifier`]: how offers and updates reach agents' screens ([`RecordingNotifier`]
+//! - [`AgentNotifier`]: how offers, updates and presence set by the engine reach agents' screens ([`RecordingNotifier`]
 //!   records them, as [`Notification`]s).
 //! - [`fleet`] (feature `postgres`): the notifications of a fleet of instances on one
 //!   PostgreSQL database, through `LISTEN`/`NOTIFY`, so that an agent connected to any
@@ -228,6 +228,21 @@ pub trait AgentNotifier: Send + Sync {
     /// tells of the invitation too, by its internal line.
     async fn consult(&self, conversation: &Conversation, agent: &AgentId) {
         let _ = (conversation, agent);
+    }
+
+    /// The agent's presence was set to `presence` by the engine, not by the agent: they let an
+    /// offer lapse or rejected it, and the host configured
+    /// [`ConversationConfig::presence_after_missed_offer`] or
+    /// [`ConversationConfig::presence_after_rejected_offer`]. Called once the router holds the
+    /// new presence, and only when it was set ([`AgentRouter::presence_after_offer`]: once per
+    /// offer; an agent who had meanwhile left [`Presence::Available`] keeps their own, and
+    /// nothing is told). Show it on the agent's screen (their presence control, and why it
+    /// changed). The default does nothing.
+    ///
+    /// [`ConversationConfig::presence_after_missed_offer`]: crate::conversation::ConversationConfig::presence_after_missed_offer
+    /// [`ConversationConfig::presence_after_rejected_offer`]: crate::conversation::ConversationConfig::presence_after_rejected_offer
+    async fn presence(&self, agent: &AgentId, presence: Presence) {
+        let _ = (agent, presence);
     }
 
     /// Notifications may have been missed: a notifier fed from elsewhere (a

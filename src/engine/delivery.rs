@@ -970,7 +970,8 @@ impl Engine {
     ///   later offer (the router compares holds).
     /// - A presence is set only while the agent is still Available, for an offer made after
     ///   the last one that set it (the router's
-    ///   [`presence_after_offer`](crate::agents::AgentRouter::presence_after_offer)).
+    ///   [`presence_after_offer`](crate::agents::AgentRouter::presence_after_offer)); once
+    ///   set, the notifier is told ([`crate::agents::AgentNotifier::presence`]).
     async fn settle_agent_effect(
         &self,
         conversation: &Conversation,
@@ -1001,6 +1002,9 @@ impl Engine {
                 match set {
                     Ok(true) => {
                         tracing::info!(%agent, presence = presence.as_str(), "the agent's presence was set after a missed or rejected offer");
+                        // Set: the agent's screen is told (an effect delivered again is not
+                        // set again, and tells nothing twice).
+                        self.notifier.presence(agent, *presence).await;
                         Settled::Delivered(None)
                     }
                     Ok(false) => Settled::Skipped,
