@@ -380,6 +380,82 @@ async fn conversation_reads(store: &messenger_channel::store::PostgresStore, que
     println!(
         "PostgreSQL, every open conversation (a supervisor's overview, 10,000 with their bodies): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
     );
+    let (p50, p99, max) = percentiles(one_agent_ticks(store, queues).await);
+    println!(
+        "PostgreSQL, a whole tick when one agent has room for one conversation and 8,400 wait (reads the agents and the waiting conversations it needs, offers one): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+    );
+}
+
+/// Ticks of an engine on the filled store when one agent alone is available, with room for
+/// one conversation: each offers the agent one waiting conversation; the agent declines it
+/// (not timed), which frees the room for the next tick.
+#[cfg(feature = "postgres")]
+async fn one_agent_ticks(
+    store: &messenger_channel::store::PostgresStore,
+    queues: &[Queue],
+) -> Vec<Duration> {
+    use std::sync::Arc;
+
+    use messenger_channel::conversation::State;
+    use messenger_channel::engine::Engine;
+    use messenger_channel::routing::Routing;
+    use messenger_channel::secret::AppSecret;
+    use messenger_channel::store::ConversationStore;
+    use messenger_channel::testing::FakeSend;
+    use messenger_channel::webhook::Webhook;
+
+    const TICKS: usize = 20;
+    let now = t0() + Duration::from_secs(1);
+    let router: &dyn AgentRouter = store;
+    // Everyone signs out but agent 0, who takes one more session: 9 of 10 units.
+    for agent in &AGENT_IDS[1..] {
+        router
+            .update_presence(agent, Presence::Offline)
+            .await
+            .unwrap();
+    }
+    let one = &AGENT_IDS[0];
+    router
+        .session_started(&ConversationId::from("elsewhere"), one, 1, now)
+        .await
+        .unwrap();
+    let routing = queues[1..]
+        .iter()
+        .fold(Routing::new(queues[0].clone()), |r, q| r.add_queue(q.clone()));
+    let shared = Arc::new(store.clone());
+    let engine = Engine::builder(
+        Webhook::new(&AppSecret::new("routing-bench").unwrap()),
+        Arc::new(FakeSend::new()),
+    )
+    .store(shared.clone())
+    .router(shared)
+    .routing(routing)
+    .build();
+    engine.tick(now).await.unwrap();
+    let offered = |store: &messenger_channel::store::PostgresStore| {
+        let store = store.clone();
+        async move {
+            store
+                .list_for_agent(one)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|s| matches!(s.conversation.state(), State::Open { offer: Some(_) }))
+                .map(|s| s.conversation.id().clone())
+        }
+    };
+    // The warm-up tick's offer, declined.
+    let first = offered(store).await.expect("the tick offered a conversation");
+    engine.reject(&first, one, now).await.unwrap();
+    let mut ticks = Vec::with_capacity(TICKS);
+    for _ in 0..TICKS {
+        let started = Instant::now();
+        engine.tick(now).await.unwrap();
+        ticks.push(started.elapsed());
+        let id = offered(store).await.expect("each tick offers one conversation");
+        engine.reject(&id, one, now).await.unwrap();
+    }
+    ticks
 }
 
 #[cfg(not(feature = "postgres"))]
