@@ -295,7 +295,7 @@ async fn conversation_reads(store: &messenger_channel::store::PostgresStore, que
         Conversation, ConversationConfig, Inbound, Input, LineBody,
     };
     use messenger_channel::ids::{PageId, UserId};
-    use messenger_channel::store::{Commit, ConversationStore};
+    use messenger_channel::store::{Commit, ConversationStore, QueuePlace};
 
     let config = ConversationConfig::default();
     let now = t0();
@@ -357,6 +357,40 @@ async fn conversation_reads(store: &messenger_channel::store::PostgresStore, que
     let (p50, p99, max) = percentiles(queue_reads);
     println!(
         "PostgreSQL, one queue's open work (500 of 840 waiting, with their bodies): p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms"
+    );
+    // A customer's place in the queue ("position in queue"): the last of a queue's 840, as
+    // counted by the store, and as the engine read it before (the whole queue with bodies).
+    let last = store
+        .list_queue(Some(&queues[0].id), usize::MAX)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let place = QueuePlace::of(&last.conversation);
+    let mut counts = Vec::new();
+    let mut whole = Vec::new();
+    for _ in 0..200 {
+        let started = std::time::Instant::now();
+        let ahead = store
+            .queued_ahead(Some(&queues[0].id), &place)
+            .await
+            .unwrap();
+        counts.push(started.elapsed());
+        assert_eq!(ahead, 839);
+    }
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let all = store
+            .list_queue(Some(&queues[0].id), usize::MAX)
+            .await
+            .unwrap();
+        whole.push(started.elapsed());
+        assert_eq!(all.len(), 840);
+    }
+    let (p50, p99, max) = percentiles(counts);
+    let (whole_p50, whole_p99, _) = percentiles(whole);
+    println!(
+        "PostgreSQL, a customer's place in a queue of 840 (queued_ahead, counted on the index): p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms; by reading the whole queue with bodies: p50 {whole_p50:.2} ms, p99 {whole_p99:.2} ms"
     );
     let mut waiting_reads = Vec::new();
     for _ in 0..20 {
@@ -421,7 +455,9 @@ async fn one_agent_ticks(
         .unwrap();
     let routing = queues[1..]
         .iter()
-        .fold(Routing::new(queues[0].clone()), |r, q| r.add_queue(q.clone()));
+        .fold(Routing::new(queues[0].clone()), |r, q| {
+            r.add_queue(q.clone())
+        });
     let shared = Arc::new(store.clone());
     let engine = Engine::builder(
         Webhook::new(&AppSecret::new("routing-bench").unwrap()),
@@ -445,14 +481,18 @@ async fn one_agent_ticks(
         }
     };
     // The warm-up tick's offer, declined.
-    let first = offered(store).await.expect("the tick offered a conversation");
+    let first = offered(store)
+        .await
+        .expect("the tick offered a conversation");
     engine.reject(&first, one, now).await.unwrap();
     let mut ticks = Vec::with_capacity(TICKS);
     for _ in 0..TICKS {
         let started = Instant::now();
         engine.tick(now).await.unwrap();
         ticks.push(started.elapsed());
-        let id = offered(store).await.expect("each tick offers one conversation");
+        let id = offered(store)
+            .await
+            .expect("each tick offers one conversation");
         engine.reject(&id, one, now).await.unwrap();
     }
     ticks

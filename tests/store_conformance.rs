@@ -20,6 +20,23 @@ async fn memory_backend() {
     deletes(&media).await;
 }
 
+/// A host's store written before `queued_ahead` and `list_queued_after` existed keeps the
+/// contract with the trait's defaults for them (over memory and SQLite).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_without_the_queue_reads_conforms_by_the_defaults() {
+    use support::older_store::OlderStore;
+    let media = InMemoryMediaStore::new();
+    conformance::run(Arc::new(OlderStore(InMemoryStore::new())), &media).await;
+    #[cfg(feature = "sqlite")]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let store = messenger_channel::store::SqliteStore::open(dir.path().join("older.db"))
+            .await
+            .unwrap();
+        conformance::run(Arc::new(OlderStore(store)), &media).await;
+    }
+}
+
 /// The built-in media stores delete (the suite accepts a store that cannot, as the trait's
 /// default): a conversation's file, once; the same bytes of another conversation stay.
 async fn deletes(media: &dyn messenger_channel::store::MediaStore) {

@@ -37,7 +37,7 @@ use crate::send::{
     AttachmentSource, ErrorKind, MediaKind, Message, RetryDecision, RetryPolicy, SendError,
     SendRequest, Upload,
 };
-use crate::store::{Lease, PendingEffect, Retry, SentMessage, StoreError};
+use crate::store::{Lease, PendingEffect, QueuePlace, Retry, SentMessage, StoreError};
 use crate::window::{Sender, WindowDenial, check_window};
 
 /// How the outbox is worked. The defaults suit production; see each field. Values below the
@@ -1122,25 +1122,19 @@ impl Engine {
         if conversation.told_no_agent() || messages.get_in(trigger, locale).is_none() {
             return;
         }
-        let waiting = match self
+        // Counted over the whole queue (a place past a page of it must not be told as the
+        // last place of the page), without reading the conversations.
+        let ahead = match self
             .store
-            // The whole queue: a place past a page of it must not be told as the last
-            // place of the page (read once per conversation, when no agent took it).
-            .list_queue(conversation.queue(), usize::MAX)
+            .queued_ahead(conversation.queue(), &QueuePlace::of(conversation))
             .await
         {
-            Ok(waiting) => waiting,
+            Ok(ahead) => ahead,
             Err(e) => {
-                tracing::warn!(error = %e, "the queue could not be read for the customer's place in it");
+                tracing::warn!(error = %e, "the queue could not be counted for the customer's place in it");
                 return;
             }
         };
-        let mine = (conversation.queued_since(), conversation.id());
-        let ahead = waiting
-            .iter()
-            .map(|s| &s.conversation)
-            .filter(|c| (c.queued_since(), c.id()) < mine)
-            .count();
         if let Some(text) = messages.render_in(locale, trigger, None, Some(ahead + 1)) {
             queue.push_back((
                 conversation.id().clone(),

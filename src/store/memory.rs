@@ -9,15 +9,21 @@ use bytes::Bytes;
 
 use super::{
     Commit, ConversationStore, InboxEvent, Lease, MediaStore, NewInboxEvent, OutboxStats,
-    PendingEffect, RecordedWebhook, Retry, StoreError, Stored,
+    PendingEffect, QueuePlace, RecordedWebhook, Retry, StoreError, Stored,
 };
 use crate::conversation::{Conversation, FileLine, LineBody, MediaState, State, TranscriptLine};
-use crate::ids::{AgentId, ConversationId, PageId, UserId};
+use crate::ids::{AgentId, ConversationId, PageId, QueueId, UserId};
 use crate::profile::{CustomerProfile, ProfileStore};
 
 /// Whether the line is a file at `url` still being fetched.
 fn pending_file(line: &TranscriptLine, url: &str) -> bool {
     matches!(&line.body, LineBody::File(f) if f.url.as_deref() == Some(url) && f.media == MediaState::Pending)
+}
+
+/// Whether the conversation waits in its queue with no outstanding offer (as
+/// [`ConversationStore::list_queued`] lists them).
+fn waiting(c: &Conversation) -> bool {
+    matches!(c.state(), State::Open { offer: None })
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -467,6 +473,24 @@ impl ConversationStore for InMemoryStore {
 
     async fn list_open(&self) -> Result<Vec<Stored>, StoreError> {
         Ok(self.listed(|c| !c.is_closed()))
+    }
+
+    async fn queued_ahead(
+        &self,
+        queue: Option<&QueueId>,
+        place: &QueuePlace,
+    ) -> Result<usize, StoreError> {
+        let inner = lock(&self.inner);
+        Ok(inner
+            .conversations
+            .values()
+            .map(|e| &e.conversation)
+            .filter(|c| {
+                waiting(c)
+                    && c.queue() == queue
+                    && (c.queued_since(), c.id()) < (place.since, &place.id)
+            })
+            .count())
     }
 
     async fn due(&self, now: SystemTime) -> Result<Vec<ConversationId>, StoreError> {

@@ -83,6 +83,33 @@ pub(crate) fn legacy_media_key(bytes: &[u8]) -> String {
     crate::webhook::signature::to_hex(&sha2::Sha256::digest(bytes))
 }
 
+/// Where a waiting conversation stands in the order of the queue: when it last went to the
+/// queue ([`Conversation::queued_since`]), then its id. Places compare in that order (the
+/// earlier first; of two at one time, the smaller id first).
+///
+/// The SQL stores keep times to the millisecond: two places within one millisecond compare
+/// there by id alone.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub struct QueuePlace {
+    /// When the conversation last went to the queue.
+    pub since: SystemTime,
+    /// The conversation.
+    pub id: ConversationId,
+}
+
+impl QueuePlace {
+    /// The place of conversation `id`, in the queue since `since`.
+    pub fn new(since: SystemTime, id: ConversationId) -> Self {
+        Self { since, id }
+    }
+
+    /// A conversation's place.
+    pub fn of(conversation: &Conversation) -> Self {
+        Self::new(conversation.queued_since(), conversation.id().clone())
+    }
+}
+
 /// A conversation with its stored version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
@@ -397,6 +424,28 @@ pub trait ConversationStore: Send + Sync {
         queued.retain(|s| s.conversation.queue() == queue);
         queued.truncate(limit);
         Ok(queued)
+    }
+
+    /// How many conversations of `queue` (`None`: those stored with no queue) wait ahead of
+    /// `place`: those [`ConversationStore::list_queue`] lists (open, with no outstanding
+    /// offer, paused ones too) whose [`QueuePlace`] is before it. The conversation at `place`
+    /// itself is not counted, so a conversation's place in its queue is
+    /// `queued_ahead(its queue, QueuePlace::of(it)) + 1` (the "position in queue"
+    /// automated message).
+    ///
+    /// The default counts [`ConversationStore::list_queue`]'s whole list (every waiting
+    /// conversation of the queue, with its body); the SQL stores count an index.
+    async fn queued_ahead(
+        &self,
+        queue: Option<&QueueId>,
+        place: &QueuePlace,
+    ) -> Result<usize, StoreError> {
+        Ok(self
+            .list_queue(queue, usize::MAX)
+            .await?
+            .iter()
+            .filter(|s| QueuePlace::of(&s.conversation) < *place)
+            .count())
     }
 
     /// Conversations with something due at or before `now` (offer deadline, auto-close).

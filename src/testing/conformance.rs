@@ -33,6 +33,7 @@
 //! | `removed_messages_are_forgotten` | `forget_message` turns the customer's lines of a message and its edits into the removal (`TranscriptLine::forgotten_by`), in place, once; never another author's line or a reaction |
 //! | `sent_messages_get_their_id` | `complete_sent` delivers each effect and gives the line committed with it (`Commit::sent_lines`) its id and send time, the first record only, even after `complete`; a key with no line only completes its effect |
 //! | `listing_by_agent_and_due` | `list_for_agent` lists what an agent holds or was offered, never closed conversations; `due` lists what has a deadline passed; `list_open` lists the open ones |
+//! | `waiting_conversations_ahead_are_counted` | `queued_ahead` counts the conversations of a queue (or of no queue) waiting with no offer, paused ones too, whose place (the time they last went to the queue, then the id) is before the one given: never one offered, held, closed or of another queue; a conversation transferred back to the queue counts from then, not from its start |
 //! | `outbox_keeps_effects_until_completed` | a commit's effects are pending under the keys `conversation:version:index`, in order, claimed by their committer for its lease, until `complete` |
 //! | `outbox_claims_retries_and_failures` | a claim is exclusive until released or lapsed, renewed only by its holder; only the holder reschedules or fails an effect; a retry waits until due and counts attempts when told to; `fail_effect` appends its lines in the same step |
 //! | `batches_load_and_complete_together` | `load_all` returns the conversations that exist; `complete_all` completes exactly the keys given |
@@ -69,9 +70,10 @@ use crate::conversation::{
     Author, CloseReason, Conversation, ConversationConfig, DEFAULT_AUTO_CLOSE_OPEN_ACTIVE, Effect,
     Inbound, Input, LineBody, State, TranscriptLine,
 };
-use crate::ids::{AgentId, ConversationId, PageId, UserId};
+use crate::ids::{AgentId, ConversationId, PageId, QueueId, UserId};
 use crate::store::{
-    Commit, ConversationStore, Lease, MediaStore, NewInboxEvent, PendingEffect, Retry, StoreError,
+    Commit, ConversationStore, Lease, MediaStore, NewInboxEvent, PendingEffect, QueuePlace, Retry,
+    StoreError,
 };
 
 /// Runs every check against one backend: its conversation store and its media store (the
@@ -103,6 +105,7 @@ where
         removed_messages_are_forgotten(s),
         sent_messages_get_their_id(s),
         listing_by_agent_and_due(s),
+        waiting_conversations_ahead_are_counted(s),
         outbox_keeps_effects_until_completed(s),
         outbox_claims_retries_and_failures(s),
         batches_load_and_complete_together(s),
@@ -117,7 +120,7 @@ where
 }
 
 /// Each check's name and the contract it holds the store to, as in the module docs' table.
-const CHECKS: [(&str, &str); 17] = [
+const CHECKS: [(&str, &str); 18] = [
     (
         "stale_save_is_a_conflict",
         "`commit` with a stale `expected_version` fails with `Conflict` and overwrites nothing; updating a conversation never created fails with `NotFound`",
@@ -145,6 +148,10 @@ const CHECKS: [(&str, &str); 17] = [
     (
         "listing_by_agent_and_due",
         "`list_for_agent` lists what an agent holds or was offered, never closed conversations; `due` lists what has a deadline passed; `list_open` lists the open ones",
+    ),
+    (
+        "waiting_conversations_ahead_are_counted",
+        "`queued_ahead` counts the conversations of a queue (or of no queue) waiting with no offer, paused ones too, whose place (the time they last went to the queue, then the id) is before the one given: never one offered, held, closed or of another queue; a conversation transferred back to the queue counts from then, not from its start",
     ),
     (
         "outbox_keeps_effects_until_completed",
@@ -756,6 +763,169 @@ async fn listing_by_agent_and_due<S: ConversationStore + ?Sized>(store: &S) {
             .iter()
             .any(|s| s.conversation.id() == other.id())
     );
+}
+
+/// A time of this run's own for conversations it queues: the wall clock's microseconds read
+/// as milliseconds, far after any real time, so that runs sharing a database (whose waiting
+/// conversations of no queue count too) keep to windows of their own.
+fn own_time() -> SystemTime {
+    let micros = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(micros).unwrap())
+}
+
+/// Conversations waiting in queues, in places that their start times do not give: for the
+/// checks of `queued_ahead` and of the queue's pages. Returns them by name (the
+/// conversations as committed) and the run's start time.
+#[allow(clippy::too_many_lines)] // one set-up, read top to bottom
+async fn queue_places<S: ConversationStore + ?Sized>(
+    store: &S,
+    run: &str,
+    queue: &QueueId,
+    other: &QueueId,
+) -> (
+    std::collections::HashMap<&'static str, Conversation>,
+    SystemTime,
+) {
+    let base = own_time();
+    let ms = |n: u64| base + Duration::from_millis(n);
+    let config = ConversationConfig::default();
+    let start = |name: &str, queue: Option<&QueueId>, at: SystemTime, standby: bool| {
+        Conversation::start_in_queue(
+            queue.cloned(),
+            ConversationId::new(format!("{run}-{name}")),
+            PageId::new(run.to_owned()),
+            UserId::new(name.to_owned()),
+            Inbound::new(None, vec![LineBody::Text("hi".into())]).on_standby(standby),
+            at,
+            &config,
+        )
+        .0
+    };
+    let agent = AgentId::new(format!("{run}-agent"));
+    let mut all = std::collections::HashMap::new();
+    all.insert("a", start("a", Some(queue), ms(10), false));
+    // Paused (another app holds the thread): still waiting in the queue.
+    all.insert("b", start("b", Some(queue), ms(20), true));
+    // Offered to an agent: not waiting for an offer.
+    all.insert(
+        "c",
+        after_at(
+            &start("c", Some(queue), ms(30), false),
+            ms(30),
+            [Input::OfferTo(agent.clone())],
+        ),
+    );
+    // Started first, held, then transferred back to the queue: in it since then.
+    all.insert(
+        "d",
+        after_at(
+            &start("d", Some(queue), ms(1), false),
+            ms(40),
+            [
+                Input::OfferTo(agent.clone()),
+                Input::Accept(agent.clone()),
+                Input::Transfer {
+                    agent: agent.clone(),
+                    to: crate::conversation::TransferTarget::Queue(queue.clone()),
+                    note: None,
+                },
+            ],
+        ),
+    );
+    // Another queue.
+    all.insert("e", start("e", Some(other), ms(15), false));
+    // Held by an agent, and one closed.
+    all.insert(
+        "f",
+        after_at(
+            &start("f", Some(queue), ms(12), false),
+            ms(12),
+            [Input::OfferTo(agent.clone()), Input::Accept(agent.clone())],
+        ),
+    );
+    all.insert(
+        "g",
+        after_at(
+            &start("g", Some(queue), ms(14), false),
+            ms(14),
+            [Input::ForceClose {
+                supervisor: AgentId::new(format!("{run}-supervisor")),
+            }],
+        ),
+    );
+    // Two at one time: the smaller id first.
+    all.insert("t1", start("t1", Some(queue), ms(50), false));
+    all.insert("t2", start("t2", Some(queue), ms(50), false));
+    // Of no queue (stored before queues existed, or started without one).
+    all.insert("n", start("n", None, ms(25), false));
+    for c in all.values() {
+        store
+            .commit(&Commit {
+                conversation: c.clone(),
+                expected_version: None,
+                transcript: Vec::new(),
+                effects: Vec::new(),
+                deadline: None,
+                applies: None,
+                at: c.created_at(),
+                claim: None,
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(all["d"].queued_since(), ms(40));
+    assert!(all["g"].is_closed());
+    (all, base)
+}
+
+async fn waiting_conversations_ahead_are_counted<S: ConversationStore + ?Sized>(store: &S) {
+    let run = unique("ahead");
+    let queue = QueueId::new(format!("{run}-q"));
+    let other = QueueId::new(format!("{run}-other"));
+    let (all, base) = queue_places(store, &run, &queue, &other).await;
+    let ahead = |queue: Option<&QueueId>, place: QueuePlace| {
+        let queue = queue.cloned();
+        async move { store.queued_ahead(queue.as_ref(), &place).await.unwrap() }
+    };
+    let of = |name: &str| QueuePlace::of(&all[name]);
+    let q = Some(&queue);
+    // Waiting in the queue, in order: a (10 ms), b (20, paused), d (40: transferred back,
+    // though started at 1), t1 and t2 (50, by id).
+    assert_eq!(ahead(q, of("a")).await, 0, "the first waiting");
+    assert_eq!(ahead(q, of("b")).await, 1, "a");
+    assert_eq!(
+        ahead(q, of("d")).await,
+        2,
+        "a and b (paused), not c (offered), f (held) or g (closed)"
+    );
+    assert_eq!(ahead(q, of("t1")).await, 3, "a, b and d");
+    assert_eq!(ahead(q, of("t2")).await, 4, "t1 too: same time, smaller id");
+    let end = QueuePlace::new(base + Duration::from_secs(1), ConversationId::from(""));
+    assert_eq!(
+        ahead(q, end.clone()).await,
+        5,
+        "every one waiting in the queue"
+    );
+    assert_eq!(
+        ahead(q, QueuePlace::new(base, ConversationId::from(""))).await,
+        0
+    );
+    assert_eq!(
+        ahead(Some(&other), end.clone()).await,
+        1,
+        "another queue's are its own"
+    );
+    // Of no queue: only n in the run's own times (other runs' and checks' are elsewhere).
+    let before = ahead(None, QueuePlace::new(base, ConversationId::from(""))).await;
+    assert_eq!(
+        ahead(None, of("n")).await,
+        before,
+        "n is not ahead of itself"
+    );
+    assert_eq!(ahead(None, end).await, before + 1, "n, of no queue");
 }
 
 async fn outbox_keeps_effects_until_completed<S: ConversationStore + ?Sized>(store: &S) {

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use messenger_channel::conversation::{FileLine, TranscriptLine};
-use messenger_channel::ids::{AgentId, ConversationId, PageId, UserId};
+use messenger_channel::ids::{AgentId, ConversationId, PageId, QueueId, UserId};
 use messenger_channel::store::{
     Commit, ConversationStore, InboxEvent, Lease, NewInboxEvent, OutboxStats, PendingEffect,
-    RecordedWebhook, Retry, StoreError, Stored,
+    QueuePlace, RecordedWebhook, Retry, StoreError, Stored,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,10 @@ pub struct FaultyStore<S> {
     pub stale_queue: std::sync::Mutex<Option<Vec<Stored>>>,
     /// How many times `list_queued` was called.
     pub list_queued_calls: AtomicU64,
+    /// How many times `list_queue` was called (a queue's conversations, with their bodies).
+    pub list_queue_calls: AtomicU64,
+    /// How many times `queued_ahead` was called.
+    pub queued_ahead_calls: AtomicU64,
 }
 
 impl<S> FaultyStore<S> {
@@ -47,6 +51,8 @@ impl<S> FaultyStore<S> {
             failing_unpack: AtomicU64::new(0),
             stale_queue: std::sync::Mutex::new(None),
             list_queued_calls: AtomicU64::new(0),
+            list_queue_calls: AtomicU64::new(0),
+            queued_ahead_calls: AtomicU64::new(0),
         }
     }
 
@@ -166,6 +172,22 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
             return Ok(stale);
         }
         self.around(self.inner.list_queued()).await
+    }
+    async fn list_queue(
+        &self,
+        queue: Option<&QueueId>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
+        self.list_queue_calls.fetch_add(1, Ordering::SeqCst);
+        self.around(self.inner.list_queue(queue, limit)).await
+    }
+    async fn queued_ahead(
+        &self,
+        queue: Option<&QueueId>,
+        place: &QueuePlace,
+    ) -> Result<usize, StoreError> {
+        self.queued_ahead_calls.fetch_add(1, Ordering::SeqCst);
+        self.around(self.inner.queued_ahead(queue, place)).await
     }
     async fn due(&self, now: SystemTime) -> Result<Vec<ConversationId>, StoreError> {
         self.around(self.inner.due(now)).await

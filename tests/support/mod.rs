@@ -15,5 +15,6 @@ pub mod gated_router;
 pub mod generate;
 #[cfg(feature = "graph")]
 pub mod mock_graph;
+pub mod older_store;
 #[cfg(feature = "postgres")]
 pub mod postgres;

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use super::dialect::{
-    BACKFILL_AT_MS, BEGIN_WRITE, BLOB_TYPE, GROUP_RECEIVE, ID_TYPE, LOCK, NOW_MS, SCHEMA_LOCK,
-    SERIAL_WRITES, STORE_NAME, UNPACK_LOCK_TIMEOUT,
+    BACKFILL_AT_MS, BACKFILL_QUEUED_MS, BEGIN_WRITE, BLOB_TYPE, GROUP_RECEIVE, ID_TYPE, LOCK,
+    NOW_MS, SCHEMA_LOCK, SERIAL_WRITES, STORE_NAME, UNPACK_LOCK_TIMEOUT,
 };
 use super::{Db, Store};
 use crate::conversation::{FileLine, LineBody, MediaState, TranscriptLine};
@@ -22,7 +22,7 @@ use crate::store::sql::{
 };
 use crate::store::{
     Commit, ConversationStore, InboxEvent, Lease, MediaStore, NewInboxEvent, OutboxStats,
-    PendingEffect, RecordedWebhook, Retry, StoreError, Stored,
+    PendingEffect, QueuePlace, RecordedWebhook, Retry, StoreError, Stored,
 };
 use crate::time::{from_millis, millis};
 
@@ -157,6 +157,7 @@ impl Store {
                 .replace("{id}", ID_TYPE)
                 .replace("{blob}", BLOB_TYPE)
                 .replace("{backfill_at_ms}", BACKFILL_AT_MS)
+                .replace("{backfill_queued_ms}", BACKFILL_QUEUED_MS)
                 .replace("{now_ms}", NOW_MS);
             for statement in script.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                 sqlx::query(statement)
@@ -697,6 +698,7 @@ impl ConversationStore for Store {
                     .bind(millis(c.created_at()))
                     .bind(&body)
                     .bind(c.queue().map(QueueId::as_str))
+                    .bind(millis(c.queued_since()))
                     .execute(&mut *tx)
                     .await
                     .map_err(from_sqlx)?;
@@ -713,6 +715,7 @@ impl ConversationStore for Store {
                     .bind(&body)
                     .bind(expected)
                     .bind(c.queue().map(QueueId::as_str))
+                    .bind(millis(c.queued_since()))
                     .execute(&mut *tx)
                     .await
                     .map_err(from_sqlx)?;
@@ -886,6 +889,34 @@ impl ConversationStore for Store {
         }
         .map_err(from_sqlx)?;
         rows.into_iter().map(Self::stored).collect()
+    }
+
+    async fn queued_ahead(
+        &self,
+        queue: Option<&QueueId>,
+        place: &QueuePlace,
+    ) -> Result<usize, StoreError> {
+        let since = millis(place.since);
+        let id = place.id.as_str();
+        let (ahead,): (i64,) = match queue {
+            Some(queue) => {
+                sqlx::query_as(q::QUEUE_AHEAD)
+                    .bind(queue.as_str())
+                    .bind(since)
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await
+            }
+            None => {
+                sqlx::query_as(q::NO_QUEUE_AHEAD)
+                    .bind(since)
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await
+            }
+        }
+        .map_err(from_sqlx)?;
+        Ok(usize::try_from(ahead).unwrap_or(0))
     }
 
     async fn due(&self, now: SystemTime) -> Result<Vec<ConversationId>, StoreError> {

@@ -43,7 +43,7 @@ use crate::conversation::{Conversation, State, TranscriptLine};
 use crate::ids::ConversationId;
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i64 = 14;
+pub const SCHEMA_VERSION: i64 = 15;
 
 use crate::time::from_millis;
 
@@ -70,7 +70,9 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError
     serde_json::from_str(text).map_err(backend)
 }
 
-/// The columns derived from a conversation, for the indexes.
+/// The columns derived from a conversation, for the indexes: its state, its agent (the
+/// holder, or the agent offered it: none exactly when it waits in the queue with no offer,
+/// or is closed) and whether it is closed.
 fn columns(c: &Conversation) -> (&'static str, Option<&str>, i64) {
     let (state, agent) = match c.state() {
         State::Open { offer } => ("open", offer.as_ref().map(|o| o.agent.as_str())),
@@ -84,7 +86,7 @@ fn columns(c: &Conversation) -> (&'static str, Option<&str>, i64) {
 
 /// Schema migrations, in order. Statements are separated by `;`. `{id}` and `{blob}` are
 /// replaced by each backend's types.
-const MIGRATIONS: [&str; 14] = [
+const MIGRATIONS: [&str; 15] = [
     // 1: conversations, transcripts, outbox, dedup.
     "CREATE TABLE conversations (
         id TEXT PRIMARY KEY,
@@ -239,6 +241,17 @@ const MIGRATIONS: [&str; 14] = [
     // does not set it again either.
     "ALTER TABLE routing_agents DROP COLUMN presence_set_after;
     ALTER TABLE routing_agents ADD COLUMN presence_set_after_ms BIGINT",
+    // 15: a waiting conversation's place in the queue (`QueuePlace`): when it last went to
+    // the queue (`Conversation::queued_since`) in a column of its own, which every write of
+    // the row sets, indexed after the queue for the count of those ahead of a place
+    // (`queued_ahead`, the "position in queue" message) without reading their bodies. Open
+    // rows take it from their bodies (one saved before `queued_at` existed: its creation
+    // time); closed rows, never waiting again, keep 0, as would a row an instance of schema
+    // 14 still running writes (an old instance's new conversation then counts as the first
+    // waiting: a place told too late, never a conversation left out).
+    "ALTER TABLE conversations ADD COLUMN queued_ms BIGINT NOT NULL DEFAULT 0;
+    {backfill_queued_ms};
+    CREATE INDEX conversations_queue_place ON conversations (queue, queued_ms, id) WHERE closed = 0 AND agent IS NULL",
 ];
 
 /// A transcript row as read: its body, and the id and send time recorded since.

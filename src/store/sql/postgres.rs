@@ -29,6 +29,10 @@ mod dialect {
     /// Instances migrating one database at once wait for each other on this lock.
     pub(super) const SCHEMA_LOCK: &str = "SELECT pg_advisory_xact_lock(7295318845091)";
     pub(super) const BACKFILL_AT_MS: &str = "UPDATE transcript SET at_ms = COALESCE((body::json->'at'->>'secs_since_epoch')::bigint * 1000 + (body::json->'at'->>'nanos_since_epoch')::bigint / 1000000, 0)";
+    /// Fills the new place column of open conversations from their bodies (schema 15):
+    /// `queued_at` in milliseconds, as `time::millis` writes it; before the field existed,
+    /// the creation time.
+    pub(super) const BACKFILL_QUEUED_MS: &str = "UPDATE conversations SET queued_ms = COALESCE((body::json->'queued_at'->>'secs_since_epoch')::bigint * 1000 + (body::json->'queued_at'->>'nanos_since_epoch')::bigint / 1000000, created_ms) WHERE closed = 0";
     pub(super) const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint";
 }
 

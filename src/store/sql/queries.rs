@@ -43,13 +43,13 @@ pub(super) const LOAD_MANY_PREFIX: &str = "SELECT body, version FROM conversatio
 pub(super) const MARK_APPLIED: &str = "UPDATE inbox SET applied = 1 WHERE seq = $1 AND applied = 0";
 
 /// A new conversation, at version 1.
-pub(super) const INSERT_CONVERSATION: &str = "INSERT INTO conversations (id, page, customer, state, agent, closed, version, deadline_ms, created_ms, body, queue)
-                     VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10)";
+pub(super) const INSERT_CONVERSATION: &str = "INSERT INTO conversations (id, page, customer, state, agent, closed, version, deadline_ms, created_ms, body, queue, queued_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11)";
 
 /// A conversation, only at the version it was read at.
 pub(super) const UPDATE_CONVERSATION: &str =
     "UPDATE conversations SET state = $2, agent = $3, closed = $4, version = version + 1,
-                     deadline_ms = $5, body = $6, queue = $8 WHERE id = $1 AND version = $7";
+                     deadline_ms = $5, body = $6, queue = $8, queued_ms = $9 WHERE id = $1 AND version = $7";
 
 /// Whether a conversation exists.
 pub(super) const CONVERSATION_EXISTS: &str = "SELECT 1 FROM conversations WHERE id = $1";
@@ -180,6 +180,14 @@ pub(super) const QUEUE_WAITING: &str = "SELECT body, version FROM conversations 
 
 /// Conversations of no queue (saved before queues existed) waiting, oldest first.
 pub(super) const NO_QUEUE_WAITING: &str = "SELECT body, version FROM conversations WHERE queue IS NULL AND closed = 0 AND state = 'open' AND agent IS NULL ORDER BY created_ms, id LIMIT $1";
+
+/// How many conversations of a queue (`$1`) wait ahead of a place (`$2` ms, then the id
+/// `$3`): waiting with no offer is `closed = 0 AND agent IS NULL` (an open conversation has
+/// an agent when it is offered or held), which the index of places holds, ids and all.
+pub(super) const QUEUE_AHEAD: &str = "SELECT COUNT(*) FROM conversations WHERE queue = $1 AND closed = 0 AND agent IS NULL AND queued_ms <= $2 AND (queued_ms < $2 OR id < $3)";
+
+/// How many conversations of no queue wait ahead of a place (`$1` ms, then the id `$2`).
+pub(super) const NO_QUEUE_AHEAD: &str = "SELECT COUNT(*) FROM conversations WHERE queue IS NULL AND closed = 0 AND agent IS NULL AND queued_ms <= $1 AND (queued_ms < $1 OR id < $2)";
 
 /// Adds an agent (offline), or updates their capacity and skills.
 pub(super) const UPSERT_AGENT: &str =

@@ -31,6 +31,10 @@ mod dialect {
     /// `BEGIN IMMEDIATE` already serialises migrations.
     pub(super) const SCHEMA_LOCK: &str = "SELECT 1";
     pub(super) const BACKFILL_AT_MS: &str = "UPDATE transcript SET at_ms = COALESCE(json_extract(body, '$.at.secs_since_epoch') * 1000 + json_extract(body, '$.at.nanos_since_epoch') / 1000000, 0)";
+    /// Fills the new place column of open conversations from their bodies (schema 15):
+    /// `queued_at` in milliseconds, as `time::millis` writes it; before the field existed,
+    /// the creation time.
+    pub(super) const BACKFILL_QUEUED_MS: &str = "UPDATE conversations SET queued_ms = COALESCE(json_extract(body, '$.queued_at.secs_since_epoch') * 1000 + json_extract(body, '$.queued_at.nanos_since_epoch') / 1000000, created_ms) WHERE closed = 0";
     pub(super) const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
 }
 
