@@ -8,6 +8,11 @@
 //! in-memory rate counts both calls. On PostgreSQL each decision is timed alone and the
 //! percentiles are given: the target is no routing query slower than 5 ms.
 //!
+//! On PostgreSQL the store then holds the 10,000 conversations too, and the reads around
+//! routing are timed: a queue's open work, a customer's place in a queue, every waiting or
+//! open conversation, a tick's page of waiting ones, and a whole `Engine::tick` when one
+//! agent has room for one conversation.
+//!
 //! Run with `cargo bench --bench routing --features postgres,test-util`, with
 //! `MESSENGER_CHANNEL_TEST_POSTGRES` set for the PostgreSQL half (`bash scripts/postgres.sh`
 //! starts one); without it, only memory is measured.
@@ -294,6 +299,7 @@ async fn conversation_reads(store: &messenger_channel::store::PostgresStore, que
     use messenger_channel::conversation::{
         Conversation, ConversationConfig, Inbound, Input, LineBody,
     };
+    use messenger_channel::engine::QUEUED_PAGE;
     use messenger_channel::ids::{PageId, UserId};
     use messenger_channel::store::{Commit, ConversationStore, QueuePlace};
 
@@ -401,7 +407,25 @@ async fn conversation_reads(store: &messenger_channel::store::PostgresStore, que
     }
     let (p50, p99, max) = percentiles(waiting_reads);
     println!(
-        "PostgreSQL, every waiting conversation (a tick's read, 8,400 with their bodies): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+        "PostgreSQL, every waiting conversation (list_queued, 8,400 with their bodies): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+    );
+    // A tick's page of them, from the first and from half-way (keyset: no offset).
+    let half = store
+        .list_queued_after(None, (CONVERSATIONS - held) / 2)
+        .await
+        .unwrap();
+    let middle = QueuePlace::of(&half.last().unwrap().conversation);
+    let mut page_reads = Vec::new();
+    for k in 0..200 {
+        let after = (k % 2 == 1).then_some(&middle);
+        let started = std::time::Instant::now();
+        let page = store.list_queued_after(after, QUEUED_PAGE).await.unwrap();
+        page_reads.push(started.elapsed());
+        assert_eq!(page.len(), QUEUED_PAGE);
+    }
+    let (p50, p99, max) = percentiles(page_reads);
+    println!(
+        "PostgreSQL, a tick's page of waiting conversations ({QUEUED_PAGE} of 8,400 with their bodies, from the first or half-way): p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms"
     );
     let mut open_reads = Vec::new();
     for _ in 0..20 {

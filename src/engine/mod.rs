@@ -92,6 +92,7 @@ pub use locale::{CustomerLocale, DEFAULT_LOCALE_TIMEOUT, LocaleLookupError};
 pub use record::CUSTOMER_RECORD_MAX_BYTES;
 pub use routing::OPEN_WORK_LIMIT;
 pub use supervise::{ActiveItem, QueueOverview, Supervisor, WaitingItem};
+pub use timers::QUEUED_PAGE;
 pub use transfer::NOTE_MAX_CHARS;
 #[cfg(feature = "worker")]
 pub use worker::Worker;

@@ -8,7 +8,15 @@ use std::time::SystemTime;
 use super::{Engine, EngineError, Outcome};
 use crate::conversation::Input;
 use crate::ids::{AgentId, QueueId};
-use crate::routing::{DistributionMode, choose_agent};
+use crate::routing::{AgentStatus, DistributionMode, choose_agent};
+use crate::store::QueuePlace;
+
+/// How many waiting conversations [`Engine::tick`] reads at a time to give them another
+/// chance at an offer ([`crate::store::ConversationStore::list_queued_after`]), oldest
+/// first: a tick that offers one conversation to the one agent with room reads one page,
+/// not every waiting conversation; one whose head holds conversations nobody can be
+/// offered reads on, page after page, until someone can be.
+pub const QUEUED_PAGE: usize = 128;
 
 impl Engine {
     /// Applies events left in the inbox by a crash or a failure ([`Engine::apply_pending`]),
@@ -81,64 +89,88 @@ impl Engine {
         // The agents unread (the router failing), no conversation is tried: each would fail
         // the same way. The tick reports the failure; the next one tries again.
         let mut agents = self.router.agent_statuses(now).await?;
-        // Nobody could take any Push queue's work (the fallback queue stands for a
-        // conversation of no queue, or of one the routing no longer has): the waiting
-        // conversations are not even read.
-        let anyone = self
-            .routing
-            .queues()
-            .filter(|q| q.mode == DistributionMode::Push)
-            .any(|q| choose_agent(q, &agents, &[], None).is_some());
-        if !anyone {
+        // Nobody could take any open Push queue's work: the waiting conversations are not
+        // even read.
+        if !self.anyone_takes(&agents, now) {
             return Ok(fired);
         }
+        // They are read a page at a time, oldest first, each page after the last place of
+        // the one before: conversations that cannot be offered (paused, excluded agents, a
+        // closed or Pick queue) are passed over, never read again in this tick, and never
+        // hide the ones behind them. Once the reading says that nobody can take any more
+        // work, no further page is read.
         let mut full: HashSet<QueueId> = HashSet::new();
-        for stored in self.store.list_queued().await? {
-            let c = stored.conversation;
-            let queue = self.queue_of(&c);
-            if !(c.awaits_offer()
-                && self.offers(&c)
-                && !full.contains(&queue.id)
-                && queue.is_open(now))
-            {
-                continue;
-            }
-            let exclude: Vec<AgentId> = c.excluded_agents(now, &self.config).cloned().collect();
-            if choose_agent(queue, &agents, &exclude, None).is_none() {
-                // Nobody for this one; for none of the queue's when it excludes nobody.
-                if exclude.is_empty() {
-                    full.insert(queue.id.clone());
+        let mut after: Option<QueuePlace> = None;
+        loop {
+            let page = self
+                .store
+                .list_queued_after(after.as_ref(), QUEUED_PAGE)
+                .await?;
+            let more = page.len() >= QUEUED_PAGE;
+            after = page.last().map(|s| QueuePlace::of(&s.conversation));
+            for stored in page {
+                let c = stored.conversation;
+                let queue = self.queue_of(&c);
+                if !(c.awaits_offer()
+                    && self.offers(&c)
+                    && !full.contains(&queue.id)
+                    && queue.is_open(now))
+                {
+                    continue;
                 }
-                continue;
-            }
-            let prefer = c.preferred_agent();
-            let reserved = match self.reserve_offer(&c, &exclude, prefer, now).await {
-                Ok(reserved) => reserved,
-                Err(e) => {
-                    tracing::warn!(error = %e, "no agent could be reserved");
-                    None
+                let exclude: Vec<AgentId> =
+                    c.excluded_agents(now, &self.config).cloned().collect();
+                if choose_agent(queue, &agents, &exclude, None).is_none() {
+                    // Nobody for this one; for none of the queue's when it excludes nobody.
+                    if exclude.is_empty() {
+                        full.insert(queue.id.clone());
+                    }
+                    continue;
                 }
-            };
-            if let Some(agent) = reserved {
-                // The agent as the router counts them now (a renewed reservation counts
-                // once); unread, the queue's units are added.
-                if let Some(status) = agents.iter_mut().find(|s| *s.id() == agent) {
-                    match self.router.agent_status(&agent, now).await {
-                        Ok(Some(read)) => *status = read,
-                        Ok(None) | Err(_) => {
-                            status.used = status.used.saturating_add(queue.capacity_units);
+                let prefer = c.preferred_agent();
+                let reserved = match self.reserve_offer(&c, &exclude, prefer, now).await {
+                    Ok(reserved) => reserved,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no agent could be reserved");
+                        None
+                    }
+                };
+                if let Some(agent) = reserved {
+                    // The agent as the router counts them now (a renewed reservation counts
+                    // once); unread, the queue's units are added.
+                    if let Some(status) = agents.iter_mut().find(|s| *s.id() == agent) {
+                        match self.router.agent_status(&agent, now).await {
+                            Ok(Some(read)) => *status = read,
+                            Ok(None) | Err(_) => {
+                                status.used = status.used.saturating_add(queue.capacity_units);
+                            }
                         }
                     }
+                    let mut outcome = Outcome::default();
+                    self.drain(
+                        VecDeque::from([(c.id().clone(), Input::OfferTo(agent))]),
+                        now,
+                        &mut outcome,
+                    )
+                    .await;
+                    if !self.anyone_takes(&agents, now) {
+                        return Ok(fired);
+                    }
                 }
-                let mut outcome = Outcome::default();
-                self.drain(
-                    VecDeque::from([(c.id().clone(), Input::OfferTo(agent))]),
-                    now,
-                    &mut outcome,
-                )
-                .await;
+            }
+            if !more {
+                return Ok(fired);
             }
         }
-        Ok(fired)
+    }
+
+    /// Whether the agents' reading leaves someone who could take work from an open Push
+    /// queue (the fallback queue stands for a conversation of no queue, or of one the routing
+    /// no longer has): presence, free capacity, skills.
+    fn anyone_takes(&self, agents: &[AgentStatus], now: SystemTime) -> bool {
+        self.routing
+            .queues()
+            .filter(|q| q.mode == DistributionMode::Push && q.is_open(now))
+            .any(|q| choose_agent(q, agents, &[], None).is_some())
     }
 }

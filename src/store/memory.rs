@@ -475,6 +475,34 @@ impl ConversationStore for InMemoryStore {
         Ok(self.listed(|c| !c.is_closed()))
     }
 
+    async fn list_queued_after(
+        &self,
+        after: Option<&QueuePlace>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let inner = lock(&self.inner);
+        let mut page: Vec<&Entry> = inner
+            .conversations
+            .values()
+            .filter(|e| {
+                let c = &e.conversation;
+                waiting(c) && after.is_none_or(|a| (c.queued_since(), c.id()) > (a.since, &a.id))
+            })
+            .collect();
+        page.sort_by(|a, b| {
+            let (a, b) = (&a.conversation, &b.conversation);
+            (a.queued_since(), a.id()).cmp(&(b.queued_since(), b.id()))
+        });
+        Ok(page
+            .into_iter()
+            .take(limit)
+            .map(|e| Stored {
+                conversation: e.conversation.clone(),
+                version: e.version,
+            })
+            .collect())
+    }
+
     async fn queued_ahead(
         &self,
         queue: Option<&QueueId>,

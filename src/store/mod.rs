@@ -412,6 +412,34 @@ pub trait ConversationStore: Send + Sync {
         Ok(open)
     }
 
+    /// Open conversations waiting with no outstanding offer, as
+    /// [`ConversationStore::list_queued`] lists them (paused ones too), in the order of their
+    /// places in the queue ([`QueuePlace`]: when each last went to the queue, then its id),
+    /// only those whose place is after `after` (`None`: from the first), at most `limit`.
+    /// [`crate::engine::Engine::tick`] reads them so, a page at a time, each page after the
+    /// last place of the one before: a page of conversations nobody can be offered (paused,
+    /// declined by every agent with room, in a closed queue) never hides those behind it.
+    ///
+    /// The default sorts [`ConversationStore::list_queued`]'s list (every waiting
+    /// conversation, with its body, read again for each page); the SQL stores read one page
+    /// of an index.
+    async fn list_queued_after(
+        &self,
+        after: Option<&QueuePlace>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let mut queued = self.list_queued().await?;
+        if let Some(after) = after {
+            queued.retain(|s| QueuePlace::of(&s.conversation) > *after);
+        }
+        queued.sort_by(|a, b| {
+            let (a, b) = (&a.conversation, &b.conversation);
+            (a.queued_since(), a.id()).cmp(&(b.queued_since(), b.id()))
+        });
+        queued.truncate(limit);
+        Ok(queued)
+    }
+
     /// Open conversations of `queue` waiting with no outstanding offer (`None`: those
     /// stored with no queue), oldest first, at most `limit`: a Pick queue's open work. The
     /// default filters [`ConversationStore::list_queued`]; stores with an index do better.

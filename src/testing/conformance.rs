@@ -34,6 +34,7 @@
 //! | `sent_messages_get_their_id` | `complete_sent` delivers each effect and gives the line committed with it (`Commit::sent_lines`) its id and send time, the first record only, even after `complete`; a key with no line only completes its effect |
 //! | `listing_by_agent_and_due` | `list_for_agent` lists what an agent holds or was offered, never closed conversations; `due` lists what has a deadline passed; `list_open` lists the open ones |
 //! | `waiting_conversations_ahead_are_counted` | `queued_ahead` counts the conversations of a queue (or of no queue) waiting with no offer, paused ones too, whose place (the time they last went to the queue, then the id) is before the one given: never one offered, held, closed or of another queue; a conversation transferred back to the queue counts from then, not from its start |
+//! | `waiting_conversations_are_read_in_pages` | `list_queued_after` lists the conversations waiting with no offer (paused ones too; of every queue, and of none) in the order of their places, from the first or after the place given, at most `limit`: pages read each after the last place of the one before see each once, in order, a conversation transferred back to the queue at the transfer's place, two at one time by id |
 //! | `outbox_keeps_effects_until_completed` | a commit's effects are pending under the keys `conversation:version:index`, in order, claimed by their committer for its lease, until `complete` |
 //! | `outbox_claims_retries_and_failures` | a claim is exclusive until released or lapsed, renewed only by its holder; only the holder reschedules or fails an effect; a retry waits until due and counts attempts when told to; `fail_effect` appends its lines in the same step |
 //! | `batches_load_and_complete_together` | `load_all` returns the conversations that exist; `complete_all` completes exactly the keys given |
@@ -73,7 +74,7 @@ use crate::conversation::{
 use crate::ids::{AgentId, ConversationId, PageId, QueueId, UserId};
 use crate::store::{
     Commit, ConversationStore, Lease, MediaStore, NewInboxEvent, PendingEffect, QueuePlace, Retry,
-    StoreError,
+    StoreError, Stored,
 };
 
 /// Runs every check against one backend: its conversation store and its media store (the
@@ -106,6 +107,7 @@ where
         sent_messages_get_their_id(s),
         listing_by_agent_and_due(s),
         waiting_conversations_ahead_are_counted(s),
+        waiting_conversations_are_read_in_pages(s),
         outbox_keeps_effects_until_completed(s),
         outbox_claims_retries_and_failures(s),
         batches_load_and_complete_together(s),
@@ -120,7 +122,7 @@ where
 }
 
 /// Each check's name and the contract it holds the store to, as in the module docs' table.
-const CHECKS: [(&str, &str); 18] = [
+const CHECKS: [(&str, &str); 19] = [
     (
         "stale_save_is_a_conflict",
         "`commit` with a stale `expected_version` fails with `Conflict` and overwrites nothing; updating a conversation never created fails with `NotFound`",
@@ -152,6 +154,10 @@ const CHECKS: [(&str, &str); 18] = [
     (
         "waiting_conversations_ahead_are_counted",
         "`queued_ahead` counts the conversations of a queue (or of no queue) waiting with no offer, paused ones too, whose place (the time they last went to the queue, then the id) is before the one given: never one offered, held, closed or of another queue; a conversation transferred back to the queue counts from then, not from its start",
+    ),
+    (
+        "waiting_conversations_are_read_in_pages",
+        "`list_queued_after` lists the conversations waiting with no offer (paused ones too; of every queue, and of none) in the order of their places, from the first or after the place given, at most `limit`: pages read each after the last place of the one before see each once, in order, a conversation transferred back to the queue at the transfer's place, two at one time by id",
     ),
     (
         "outbox_keeps_effects_until_completed",
@@ -926,6 +932,93 @@ async fn waiting_conversations_ahead_are_counted<S: ConversationStore + ?Sized>(
         "n is not ahead of itself"
     );
     assert_eq!(ahead(None, end).await, before + 1, "n, of no queue");
+}
+
+async fn waiting_conversations_are_read_in_pages<S: ConversationStore + ?Sized>(store: &S) {
+    let run = unique("pages");
+    let queue = QueueId::new(format!("{run}-q"));
+    let other = QueueId::new(format!("{run}-other"));
+    let (all, base) = queue_places(store, &run, &queue, &other).await;
+    let id = |name: &str| all[name].id().clone();
+    let ids = |page: &[Stored]| -> Vec<ConversationId> {
+        page.iter().map(|s| s.conversation.id().clone()).collect()
+    };
+    let page = |after: Option<QueuePlace>, limit: usize| async move {
+        store
+            .list_queued_after(after.as_ref(), limit)
+            .await
+            .unwrap()
+    };
+    let start = QueuePlace::new(base, ConversationId::from(""));
+    // Every queue's and none's, paused ones too, in the order of places: a (10 ms), e (15,
+    // another queue), b (20, paused), n (25, of no queue), d (40, transferred back though
+    // started at 1), t1 and t2 (50, by id); not c (offered), f (held) or g (closed).
+    let order: Vec<ConversationId> = ["a", "e", "b", "n", "d", "t1", "t2"]
+        .into_iter()
+        .map(id)
+        .collect();
+    assert_eq!(ids(&page(Some(start.clone()), 7).await), order);
+    // Pages of two, each after the last place of the one before, see each once (the run's
+    // own times end at 50 ms; other runs' and checks' are elsewhere).
+    let end = base + Duration::from_millis(50);
+    let mut walked = Vec::new();
+    let mut after = start.clone();
+    loop {
+        let p = page(Some(after), 2).await;
+        assert!(p.len() <= 2, "at most the limit");
+        walked.extend(
+            p.iter()
+                .filter(|s| s.conversation.queued_since() <= end)
+                .map(|s| s.conversation.id().clone()),
+        );
+        match p.last() {
+            Some(last) if p.len() == 2 && last.conversation.queued_since() <= end => {
+                after = QueuePlace::of(&last.conversation);
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(walked, order, "pages walked from place to place");
+    // After a place: strictly after it, ties by id.
+    assert_eq!(
+        ids(&page(Some(QueuePlace::of(&all["t1"])), 1).await),
+        [id("t2")]
+    );
+    let at_20 = base + Duration::from_millis(20);
+    assert_eq!(
+        ids(&page(Some(QueuePlace::new(at_20, ConversationId::from(""))), 1).await),
+        [id("b")]
+    );
+    assert_eq!(
+        ids(&page(Some(QueuePlace::new(at_20, id("b"))), 1).await),
+        [id("n")]
+    );
+    // From the first: in order, whatever else the store holds.
+    let first = page(None, 50).await;
+    assert!(!first.is_empty() && first.len() <= 50);
+    let places: Vec<QueuePlace> = first
+        .iter()
+        .map(|s| QueuePlace::of(&s.conversation))
+        .collect();
+    // (A store that keeps times to the millisecond orders two places within one by id.)
+    let ms = |p: &QueuePlace| {
+        p.since
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    };
+    assert!(
+        places.windows(2).all(|w| ms(&w[0]) < ms(&w[1])
+            || (ms(&w[0]) == ms(&w[1]) && (w[0].since != w[1].since || w[0].id < w[1].id))),
+        "in the order of places: {places:?}"
+    );
+    assert!(places[0] <= QueuePlace::of(&all["a"]));
+    assert!(
+        first
+            .iter()
+            .all(|s| matches!(s.conversation.state(), State::Open { offer: None })),
+        "only conversations waiting with no offer"
+    );
 }
 
 async fn outbox_keeps_effects_until_completed<S: ConversationStore + ?Sized>(store: &S) {

@@ -33,8 +33,11 @@ pub struct FaultyStore<S> {
     /// What `list_queued` answers instead of the store's list, when set: a snapshot read
     /// earlier, as an instance whose tick read the queue before another instance's offer.
     pub stale_queue: std::sync::Mutex<Option<Vec<Stored>>>,
-    /// How many times `list_queued` was called.
+    /// How many times the waiting conversations were read: `list_queued`, or a page of them
+    /// (`list_queued_after`).
     pub list_queued_calls: AtomicU64,
+    /// How many waiting conversations those reads returned.
+    pub queued_read: AtomicU64,
     /// How many times `list_queue` was called (a queue's conversations, with their bodies).
     pub list_queue_calls: AtomicU64,
     /// How many times `queued_ahead` was called.
@@ -51,6 +54,7 @@ impl<S> FaultyStore<S> {
             failing_unpack: AtomicU64::new(0),
             stale_queue: std::sync::Mutex::new(None),
             list_queued_calls: AtomicU64::new(0),
+            queued_read: AtomicU64::new(0),
             list_queue_calls: AtomicU64::new(0),
             queued_ahead_calls: AtomicU64::new(0),
         }
@@ -168,10 +172,37 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
     async fn list_queued(&self) -> Result<Vec<Stored>, StoreError> {
         self.list_queued_calls.fetch_add(1, Ordering::SeqCst);
         let stale = self.stale_queue.lock().unwrap().clone();
-        if let Some(stale) = stale {
-            return Ok(stale);
-        }
-        self.around(self.inner.list_queued()).await
+        let all = match stale {
+            Some(stale) => stale,
+            None => self.around(self.inner.list_queued()).await?,
+        };
+        self.queued_read
+            .fetch_add(all.len() as u64, Ordering::SeqCst);
+        Ok(all)
+    }
+    async fn list_queued_after(
+        &self,
+        after: Option<&QueuePlace>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
+        self.list_queued_calls.fetch_add(1, Ordering::SeqCst);
+        let stale = self.stale_queue.lock().unwrap().clone();
+        let page = match stale {
+            // The page of the old list, in the order of places.
+            Some(mut stale) => {
+                stale.retain(|s| after.is_none_or(|a| QueuePlace::of(&s.conversation) > *a));
+                stale.sort_by_key(|s| QueuePlace::of(&s.conversation));
+                stale.truncate(limit);
+                stale
+            }
+            None => {
+                self.around(self.inner.list_queued_after(after, limit))
+                    .await?
+            }
+        };
+        self.queued_read
+            .fetch_add(page.len() as u64, Ordering::SeqCst);
+        Ok(page)
     }
     async fn list_queue(
         &self,

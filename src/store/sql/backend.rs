@@ -891,6 +891,32 @@ impl ConversationStore for Store {
         rows.into_iter().map(Self::stored).collect()
     }
 
+    async fn list_queued_after(
+        &self,
+        after: Option<&QueuePlace>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(String, i64)> = match after {
+            None => {
+                sqlx::query_as(q::QUEUED_FIRST)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            Some(after) => {
+                sqlx::query_as(q::QUEUED_AFTER)
+                    .bind(millis(after.since))
+                    .bind(after.id.as_str())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(from_sqlx)?;
+        rows.into_iter().map(Self::stored).collect()
+    }
+
     async fn queued_ahead(
         &self,
         queue: Option<&QueueId>,

@@ -244,14 +244,17 @@ const MIGRATIONS: [&str; 15] = [
     // 15: a waiting conversation's place in the queue (`QueuePlace`): when it last went to
     // the queue (`Conversation::queued_since`) in a column of its own, which every write of
     // the row sets, indexed after the queue for the count of those ahead of a place
-    // (`queued_ahead`, the "position in queue" message) without reading their bodies. Open
+    // (`queued_ahead`, the "position in queue" message) without reading their bodies, and
+    // alone for the tick's pages of every waiting conversation (`list_queued_after`: a page
+    // after a place is a range of the index, however far into the queue). Open
     // rows take it from their bodies (one saved before `queued_at` existed: its creation
     // time); closed rows, never waiting again, keep 0, as would a row an instance of schema
     // 14 still running writes (an old instance's new conversation then counts as the first
     // waiting: a place told too late, never a conversation left out).
     "ALTER TABLE conversations ADD COLUMN queued_ms BIGINT NOT NULL DEFAULT 0;
     {backfill_queued_ms};
-    CREATE INDEX conversations_queue_place ON conversations (queue, queued_ms, id) WHERE closed = 0 AND agent IS NULL",
+    CREATE INDEX conversations_queue_place ON conversations (queue, queued_ms, id) WHERE closed = 0 AND agent IS NULL;
+    CREATE INDEX conversations_place ON conversations (queued_ms, id) WHERE closed = 0 AND agent IS NULL",
 ];
 
 /// A transcript row as read: its body, and the id and send time recorded since.
