@@ -311,6 +311,57 @@ async fn the_head_never_starves_the_rest_on_postgres() {
     store.pool().close().await;
 }
 
+/// Offers go in the order of the time conversations last went to the queue (the place the
+/// customer is told), not of their starts: one started first but transferred back to the
+/// queue later waits behind one that was in the queue before the transfer.
+#[tokio::test]
+async fn a_tick_offers_in_the_order_of_the_queue_not_of_the_starts() {
+    let store: Arc<dyn ConversationStore> = Arc::new(InMemoryStore::new());
+    let config = ConversationConfig::default();
+    let (mut back, _) = Conversation::start_in_queue(
+        Some(QueueId::from("general")),
+        ConversationId::from("back"),
+        PageId::from(PAGE).into_owned(),
+        UserId::from("back").into_owned(),
+        Inbound::new(None, vec![LineBody::Text("hi".into())]),
+        secs(1),
+        &config,
+    );
+    let ada = AgentId::from("ada");
+    for input in [
+        Input::OfferTo(ada.clone()),
+        Input::Accept(ada.clone()),
+        Input::Transfer {
+            agent: ada.clone(),
+            to: messenger_channel::conversation::TransferTarget::Queue(QueueId::from("general")),
+            note: None,
+        },
+    ] {
+        back.apply(input, secs(5), &config).unwrap();
+    }
+    store
+        .commit(&Commit {
+            conversation: back,
+            expected_version: None,
+            transcript: Vec::new(),
+            effects: Vec::new(),
+            deadline: None,
+            applies: None,
+            at: secs(5),
+            claim: None,
+        })
+        .await
+        .unwrap();
+    waiting(&*store, "waited", secs(3), None).await;
+    let (e, _) = one_agent(store.clone());
+    e.tick(secs(10)).await.unwrap();
+    assert_eq!(
+        offered_to(&*store, "waited").await,
+        Some(AgentId::from("a"))
+    );
+    assert_eq!(offered_to(&*store, "back").await, None);
+}
+
 /// Databases written before the place column (schema 14), upgraded.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod upgrade {

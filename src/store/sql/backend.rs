@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::dialect::{
     BACKFILL_AT_MS, BACKFILL_QUEUED_MS, BEGIN_WRITE, BLOB_TYPE, GROUP_RECEIVE, ID_TYPE, LOCK,
-    NOW_MS, SCHEMA_LOCK, SERIAL_WRITES, STORE_NAME, UNPACK_LOCK_TIMEOUT,
+    NOW_MS, QUEUE_AHEAD, SCHEMA_LOCK, SERIAL_WRITES, STORE_NAME, UNPACK_LOCK_TIMEOUT,
 };
 use super::{Db, Store};
 use crate::conversation::{FileLine, LineBody, MediaState, TranscriptLine};
@@ -926,7 +926,7 @@ impl ConversationStore for Store {
         let id = place.id.as_str();
         let (ahead,): (i64,) = match queue {
             Some(queue) => {
-                sqlx::query_as(q::QUEUE_AHEAD)
+                sqlx::query_as(QUEUE_AHEAD)
                     .bind(queue.as_str())
                     .bind(since)
                     .bind(id)

@@ -181,22 +181,21 @@ pub(super) const QUEUE_WAITING: &str = "SELECT body, version FROM conversations 
 /// Conversations of no queue (saved before queues existed) waiting, oldest first.
 pub(super) const NO_QUEUE_WAITING: &str = "SELECT body, version FROM conversations WHERE queue IS NULL AND closed = 0 AND state = 'open' AND agent IS NULL ORDER BY created_ms, id LIMIT $1";
 
-/// How many conversations of a queue (`$1`) wait ahead of a place (`$2` ms, then the id
-/// `$3`): waiting with no offer is `closed = 0 AND agent IS NULL` (an open conversation has
-/// an agent when it is offered or held), which the index of places holds, ids and all.
-pub(super) const QUEUE_AHEAD: &str = "SELECT COUNT(*) FROM conversations WHERE queue = $1 AND closed = 0 AND agent IS NULL AND queued_ms <= $2 AND (queued_ms < $2 OR id < $3)";
-
 /// The first conversations waiting for an offer or a pick, in the order of their places
 /// (at most `$1`).
 pub(super) const QUEUED_FIRST: &str = "SELECT body, version FROM conversations WHERE closed = 0 AND agent IS NULL ORDER BY queued_ms, id LIMIT $1";
 
 /// The conversations waiting after a place (`$1` ms, then the id `$2`), in the order of
-/// their places (at most `$3`): a range of the index of places (no offset), the rows of the
-/// place's millisecond with a smaller id left out.
-pub(super) const QUEUED_AFTER: &str = "SELECT body, version FROM conversations WHERE closed = 0 AND agent IS NULL AND queued_ms >= $1 AND (queued_ms > $1 OR id > $2) ORDER BY queued_ms, id LIMIT $3";
+/// their places (at most `$3`): the row value makes it a range of the index of places (no
+/// offset, and no scan of the rows of the place's millisecond).
+pub(super) const QUEUED_AFTER: &str = "SELECT body, version FROM conversations WHERE closed = 0 AND agent IS NULL AND (queued_ms, id) > ($1, $2) ORDER BY queued_ms, id LIMIT $3";
 
-/// How many conversations of no queue wait ahead of a place (`$1` ms, then the id `$2`).
-pub(super) const NO_QUEUE_AHEAD: &str = "SELECT COUNT(*) FROM conversations WHERE queue IS NULL AND closed = 0 AND agent IS NULL AND queued_ms <= $1 AND (queued_ms < $1 OR id < $2)";
+/// How many conversations of no queue wait ahead of a place (`$1` ms, then the id `$2`):
+/// waiting with no offer is `closed = 0 AND agent IS NULL` (an open conversation has an
+/// agent when it is offered or held), the condition of the indexes of places; the row value
+/// `(queued_ms, id)` is a range of them, also when many conversations share a millisecond.
+/// (A queue's count, `dialect::QUEUE_AHEAD`, is spelt for each backend's planner.)
+pub(super) const NO_QUEUE_AHEAD: &str = "SELECT COUNT(*) FROM conversations WHERE queue IS NULL AND closed = 0 AND agent IS NULL AND (queued_ms, id) < ($1, $2)";
 
 /// Adds an agent (offline), or updates their capacity and skills.
 pub(super) const UPSERT_AGENT: &str =

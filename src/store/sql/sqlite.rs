@@ -35,6 +35,10 @@ mod dialect {
     /// `queued_at` in milliseconds, as `time::millis` writes it; before the field existed,
     /// the creation time.
     pub(super) const BACKFILL_QUEUED_MS: &str = "UPDATE conversations SET queued_ms = COALESCE(json_extract(body, '$.queued_at.secs_since_epoch') * 1000 + json_extract(body, '$.queued_at.nanos_since_epoch') / 1000000, created_ms) WHERE closed = 0";
+    /// How many conversations of a queue (`$1`) wait ahead of a place (`$2` ms, then the id
+    /// `$3`): a range of the queue's index of places (SQLite searches it as `queue = ? AND
+    /// (queued_ms, id) < (?, ?)`; with the queue in the row value it would scan the queue's).
+    pub(super) const QUEUE_AHEAD: &str = "SELECT COUNT(*) FROM conversations WHERE queue = $1 AND closed = 0 AND agent IS NULL AND (queued_ms, id) < ($2, $3)";
     pub(super) const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
 }
 
