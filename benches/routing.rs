@@ -290,18 +290,27 @@ mod postgres {
     }
 }
 
-/// The reads that grow with the open conversations, once the store holds them all (1,600
-/// active, 8,400 waiting, over the ten queues): a queue's open work (Pick's list, the place
-/// in the queue), every waiting conversation (a tick's second chance at an offer), every open
-/// one (a supervisor's overview). Not routing decisions, but what routing reads around them.
+/// The milliseconds of the median, the 99th percentile and the longest of `times`.
 #[cfg(feature = "postgres")]
-async fn conversation_reads(store: &messenger_channel::store::PostgresStore, queues: &[Queue]) {
+fn percentiles(mut times: Vec<Duration>) -> (f64, f64, f64) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    times.sort();
+    let at = |per_mille: usize| {
+        let i = (times.len() * per_mille).div_ceil(1000);
+        times[i.clamp(1, times.len()) - 1]
+    };
+    (ms(at(500)), ms(at(990)), ms(at(1000)))
+}
+
+/// Fills the store with the 10,000 conversations (1,600 held by agents, 8,400 waiting, over
+/// the ten queues), then gathers the table's statistics.
+#[cfg(feature = "postgres")]
+async fn fill_conversations(store: &messenger_channel::store::PostgresStore, queues: &[Queue]) {
     use messenger_channel::conversation::{
         Conversation, ConversationConfig, Inbound, Input, LineBody,
     };
-    use messenger_channel::engine::QUEUED_PAGE;
     use messenger_channel::ids::{PageId, UserId};
-    use messenger_channel::store::{Commit, ConversationStore, QueuePlace};
+    use messenger_channel::store::{Commit, ConversationStore};
 
     let config = ConversationConfig::default();
     let now = t0();
@@ -348,15 +357,19 @@ async fn conversation_reads(store: &messenger_channel::store::PostgresStore, que
         .execute(store.pool())
         .await
         .unwrap();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let percentiles = |mut times: Vec<Duration>| {
-        times.sort();
-        let at = |per_mille: usize| {
-            let i = (times.len() * per_mille).div_ceil(1000);
-            times[i.clamp(1, times.len()) - 1]
-        };
-        (ms(at(500)), ms(at(990)), ms(at(1000)))
-    };
+}
+
+/// The reads that grow with the open conversations, once the store holds them all (1,600
+/// active, 8,400 waiting, over the ten queues): a queue's open work (Pick's list), a
+/// customer's place in a queue, every waiting conversation, a tick's page of them, every open
+/// one (a supervisor's overview), and a whole tick. Not routing decisions, but what routing
+/// reads around them.
+#[cfg(feature = "postgres")]
+async fn conversation_reads(store: &messenger_channel::store::PostgresStore, queues: &[Queue]) {
+    use messenger_channel::store::ConversationStore;
+
+    fill_conversations(store, queues).await;
+    let held = AGENTS * SESSIONS_PER_AGENT;
     let mut queue_reads = Vec::new();
     for k in 0..200 {
         let started = std::time::Instant::now();
@@ -371,8 +384,45 @@ async fn conversation_reads(store: &messenger_channel::store::PostgresStore, que
     println!(
         "PostgreSQL, one queue's open work (500 of 840 waiting, with their bodies): p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms"
     );
-    // A customer's place in the queue ("position in queue"): the last of a queue's 840, as
-    // counted by the store, and as the engine read it before (the whole queue with bodies).
+    places_and_pages(store, queues).await;
+    let mut waiting_reads = Vec::new();
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let all = store.list_queued().await.unwrap();
+        waiting_reads.push(started.elapsed());
+        assert_eq!(all.len(), CONVERSATIONS - held);
+    }
+    let (p50, p99, max) = percentiles(waiting_reads);
+    println!(
+        "PostgreSQL, every waiting conversation (list_queued, 8,400 with their bodies): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+    );
+    let mut open_reads = Vec::new();
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let all = store.list_open().await.unwrap();
+        open_reads.push(started.elapsed());
+        assert_eq!(all.len(), CONVERSATIONS);
+    }
+    let (p50, p99, max) = percentiles(open_reads);
+    println!(
+        "PostgreSQL, every open conversation (a supervisor's overview, 10,000 with their bodies): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+    );
+    let (p50, p99, max) = percentiles(one_agent_ticks(store, queues).await);
+    println!(
+        "PostgreSQL, a whole tick when one agent has room for one conversation and 8,400 wait (reads the agents and the waiting conversations it needs, offers one): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+    );
+}
+
+/// A customer's place in the queue ("position in queue"): the last of a queue's 840, as
+/// counted by the store, and as the engine read it before (the whole queue with bodies); and
+/// a tick's page of the waiting conversations, from the first and from half-way (keyset: no
+/// offset).
+#[cfg(feature = "postgres")]
+async fn places_and_pages(store: &messenger_channel::store::PostgresStore, queues: &[Queue]) {
+    use messenger_channel::engine::QUEUED_PAGE;
+    use messenger_channel::store::{ConversationStore, QueuePlace};
+
+    let held = AGENTS * SESSIONS_PER_AGENT;
     let last = store
         .list_queue(Some(&queues[0].id), usize::MAX)
         .await
@@ -405,18 +455,6 @@ async fn conversation_reads(store: &messenger_channel::store::PostgresStore, que
     println!(
         "PostgreSQL, a customer's place in a queue of 840 (queued_ahead, counted on the index): p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms; by reading the whole queue with bodies: p50 {whole_p50:.2} ms, p99 {whole_p99:.2} ms"
     );
-    let mut waiting_reads = Vec::new();
-    for _ in 0..20 {
-        let started = std::time::Instant::now();
-        let all = store.list_queued().await.unwrap();
-        waiting_reads.push(started.elapsed());
-        assert_eq!(all.len(), CONVERSATIONS - held);
-    }
-    let (p50, p99, max) = percentiles(waiting_reads);
-    println!(
-        "PostgreSQL, every waiting conversation (list_queued, 8,400 with their bodies): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
-    );
-    // A tick's page of them, from the first and from half-way (keyset: no offset).
     let half = store
         .list_queued_after(None, (CONVERSATIONS - held) / 2)
         .await
@@ -433,21 +471,6 @@ async fn conversation_reads(store: &messenger_channel::store::PostgresStore, que
     let (p50, p99, max) = percentiles(page_reads);
     println!(
         "PostgreSQL, a tick's page of waiting conversations ({QUEUED_PAGE} of 8,400 with their bodies, from the first or half-way): p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms"
-    );
-    let mut open_reads = Vec::new();
-    for _ in 0..20 {
-        let started = std::time::Instant::now();
-        let all = store.list_open().await.unwrap();
-        open_reads.push(started.elapsed());
-        assert_eq!(all.len(), CONVERSATIONS);
-    }
-    let (p50, p99, max) = percentiles(open_reads);
-    println!(
-        "PostgreSQL, every open conversation (a supervisor's overview, 10,000 with their bodies): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
-    );
-    let (p50, p99, max) = percentiles(one_agent_ticks(store, queues).await);
-    println!(
-        "PostgreSQL, a whole tick when one agent has room for one conversation and 8,400 wait (reads the agents and the waiting conversations it needs, offers one): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
     );
 }
 

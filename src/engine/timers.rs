@@ -118,8 +118,7 @@ impl Engine {
                 {
                     continue;
                 }
-                let exclude: Vec<AgentId> =
-                    c.excluded_agents(now, &self.config).cloned().collect();
+                let exclude: Vec<AgentId> = c.excluded_agents(now, &self.config).cloned().collect();
                 if choose_agent(queue, &agents, &exclude, None).is_none() {
                     // Nobody for this one; for none of the queue's when it excludes nobody.
                     if exclude.is_empty() {

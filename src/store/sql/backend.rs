@@ -179,6 +179,47 @@ impl Store {
         Ok(())
     }
 
+    /// Inserts a commit's effects into the outbox inside its transaction, under the keys
+    /// `conversation:version:index`, claimed for the commit's lease if it has one; returns
+    /// them as pending.
+    async fn insert_effects(
+        tx: &mut sqlx::Transaction<'_, Db>,
+        commit: &Commit,
+        version: i64,
+    ) -> Result<Vec<PendingEffect>, StoreError> {
+        let c = &commit.conversation;
+        let (owner, until) = match &commit.claim {
+            Some(lease) => (Some(lease.owner.as_str()), Some(millis(lease.until))),
+            None => (None, None),
+        };
+        let at = millis(commit.at);
+        let mut pending = Vec::with_capacity(commit.effects.len());
+        for (i, effect) in commit.effects.iter().enumerate() {
+            let key = format!("{}:{version}:{i}", c.id());
+            sqlx::query(q::INSERT_EFFECT)
+                .bind(&key)
+                .bind(c.id().as_str())
+                .bind(to_json(effect)?)
+                .bind(owner)
+                .bind(until)
+                .bind(at)
+                .execute(&mut **tx)
+                .await
+                .map_err(from_sqlx)?;
+            pending.push(PendingEffect {
+                key,
+                conversation: c.id().clone(),
+                effect: effect.clone(),
+                created_at: from_millis(at),
+                attempts: 0,
+                interrupted: false,
+                unconfirmed: false,
+                last_error: None,
+            });
+        }
+        Ok(pending)
+    }
+
     /// Appends transcript lines inside a transaction; their ids keep their order. `keys`
     /// gives some lines the key of the effect that sends them (by index).
     async fn insert_lines(
@@ -740,35 +781,7 @@ impl ConversationStore for Store {
             .map(|(line, effect)| (line, format!("{}:{version}:{effect}", c.id())))
             .collect();
         Self::insert_lines(&mut tx, c.id(), &commit.transcript, &keys).await?;
-        let (owner, until) = match &commit.claim {
-            Some(lease) => (Some(lease.owner.as_str()), Some(millis(lease.until))),
-            None => (None, None),
-        };
-        let at = millis(commit.at);
-        let mut pending = Vec::with_capacity(commit.effects.len());
-        for (i, effect) in commit.effects.iter().enumerate() {
-            let key = format!("{}:{version}:{i}", c.id());
-            sqlx::query(q::INSERT_EFFECT)
-                .bind(&key)
-                .bind(c.id().as_str())
-                .bind(to_json(effect)?)
-                .bind(owner)
-                .bind(until)
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .map_err(from_sqlx)?;
-            pending.push(PendingEffect {
-                key,
-                conversation: c.id().clone(),
-                effect: effect.clone(),
-                created_at: from_millis(at),
-                attempts: 0,
-                interrupted: false,
-                unconfirmed: false,
-                last_error: None,
-            });
-        }
+        let pending = Self::insert_effects(&mut tx, commit, version).await?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok((u64::try_from(version).unwrap_or(0), pending))
     }
