@@ -55,6 +55,10 @@ impl Engine {
                 0
             }
         };
+        if let Err(e) = self.offer_waiting(now).await {
+            tracing::warn!(error = %e, "waiting conversations could not be offered");
+            first_error.get_or_insert(e);
+        }
         if let Err(e) = self.deliver_due(now).await {
             tracing::warn!(error = %e, "delivery failed");
             first_error.get_or_insert(e);
@@ -65,7 +69,7 @@ impl Engine {
         }
     }
 
-    /// Fires due timers and gives queued conversations another chance at an offer.
+    /// Fires due timers: how many.
     async fn fire_due(&self, now: SystemTime) -> Result<usize, EngineError> {
         let due = self.store.due(now).await?;
         let mut fired = 0;
@@ -75,6 +79,11 @@ impl Engine {
                 Err(e) => tracing::warn!(error = %e, "tick failed"),
             }
         }
+        Ok(fired)
+    }
+
+    /// Gives queued conversations another chance at an offer.
+    async fn offer_waiting(&self, now: SystemTime) -> Result<(), EngineError> {
         // Conversations left in a Push queue without an offer get another chance, oldest
         // first (Pick queues make no offer: their conversations wait to be picked), with the
         // agent affinity they wait with ([`Conversation::preferred_agent`]). The agents are
@@ -92,7 +101,7 @@ impl Engine {
         // Nobody could take any open Push queue's work: the waiting conversations are not
         // even read.
         if !self.anyone_takes(&agents, now) {
-            return Ok(fired);
+            return Ok(());
         }
         // They are read a page at a time, oldest first, each page after the last place of
         // the one before: conversations that cannot be offered (paused, excluded agents, a
@@ -153,12 +162,12 @@ impl Engine {
                     )
                     .await;
                     if !self.anyone_takes(&agents, now) {
-                        return Ok(fired);
+                        return Ok(());
                     }
                 }
             }
             if !more {
-                return Ok(fired);
+                return Ok(());
             }
         }
     }
