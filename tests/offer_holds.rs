@@ -157,7 +157,7 @@ fn a_set_presence_recorded_before_offered_at_still_decodes() {
     let now = Effect::SetPresence {
         agent: AgentId::from("a"),
         presence: Presence::Away,
-        offered_at: t0(),
+        ended_at: t0(),
     };
     let mut old = serde_json::to_value(&now).unwrap();
     let fields = old
@@ -165,7 +165,7 @@ fn a_set_presence_recorded_before_offered_at_still_decodes() {
         .and_then(|o| o.values_mut().next())
         .and_then(|v| v.as_object_mut())
         .expect("externally tagged");
-    assert!(fields.remove("offered_at").is_some());
+    assert!(fields.remove("ended_at").is_some());
     // The control: an OfferEnded recorded before `until` decodes.
     let mut ended = serde_json::to_value(Effect::offer_ended(AgentId::from("a"), t0())).unwrap();
     ended

@@ -106,7 +106,7 @@ struct State {
     others: HashMap<AgentId, Holding>,
     /// Who holds something of each conversation.
     holders: HashMap<ConversationId, Vec<AgentId>>,
-    /// When the last offer after which each agent's presence was set was made.
+    /// When the last offer after which each agent's presence was set ended.
     presence_set_after: HashMap<AgentId, SystemTime>,
 }
 
@@ -323,7 +323,7 @@ impl AgentRouter for InMemoryRouter {
         &self,
         agent: &AgentId,
         presence: Presence,
-        offered_at: SystemTime,
+        ended_at: SystemTime,
     ) -> Result<bool, crate::store::StoreError> {
         let mut state = lock(&self.state);
         let Some(&i) = state.index.get(agent) else {
@@ -333,12 +333,12 @@ impl AgentRouter for InMemoryRouter {
             || state
                 .presence_set_after
                 .get(agent)
-                .is_some_and(|last| *last >= offered_at)
+                .is_some_and(|last| *last >= ended_at)
         {
             return Ok(false);
         }
         state.agents[i].presence = presence;
-        state.presence_set_after.insert(agent.clone(), offered_at);
+        state.presence_set_after.insert(agent.clone(), ended_at);
         Ok(true)
     }
 

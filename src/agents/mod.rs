@@ -97,7 +97,7 @@ pub enum PickOutcome {
 ///   `offer_ended` ends it. `session_started` never fails for capacity: an accepted offer,
 ///   a pick, a revive always start their session.
 /// - `presence_after_offer` sets the presence only while the agent is Available and for an
-///   offer made after the last one that set it, atomically.
+///   offer that ended after the last one that set it, atomically.
 /// - `renewal_unused` sets a reservation renewed for an offer not made back to the
 ///   outstanding offer's end, only while it still lapses at the renewal's.
 /// - Units in use are those of sessions and of reservations not lapsed at the `now` given.
@@ -114,17 +114,17 @@ pub trait AgentRouter: Send + Sync {
     /// Sets an agent's presence (a new agent gets no skills and the default capacity).
     async fn update_presence(&self, agent: &AgentId, presence: Presence) -> Result<(), StoreError>;
 
-    /// Sets an agent's presence after an offer made at `offered_at` that they missed or
-    /// rejected ([`crate::conversation::Effect::SetPresence`], Omnichannel's option), in one
-    /// step: only while they are [`Presence::Available`], and only for an offer made after the
+    /// Sets an agent's presence after an offer that they missed or rejected at `ended_at`
+    /// ([`crate::conversation::Effect::SetPresence`], Omnichannel's option), in one step:
+    /// only while they are [`Presence::Available`], and only for an offer that ended after the
     /// last one that set it, so that the effect delivered again (at least once), or an older
-    /// offer's delivered late, after the agent set themselves Available again changes nothing.
+    /// miss's delivered late, after the agent set themselves Available again changes nothing.
     /// Whether the presence was set.
     async fn presence_after_offer(
         &self,
         agent: &AgentId,
         presence: Presence,
-        offered_at: SystemTime,
+        ended_at: SystemTime,
     ) -> Result<bool, StoreError>;
 
     /// Every agent known, with presence and the capacity in use at `now`, in id order.

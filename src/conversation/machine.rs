@@ -1060,7 +1060,7 @@ impl Conversation {
     ) -> Result<(), TransitionError> {
         match &self.state {
             State::Open { offer: Some(o) } if o.agent == *agent => {
-                let (offered_at, expires_at) = (o.offered_at, o.expires_at);
+                let expires_at = o.expires_at;
                 self.state = State::Open { offer: None };
                 self.prune_declined(now, config);
                 self.declined.push(Declined {
@@ -1073,7 +1073,7 @@ impl Conversation {
                     out.effect(Effect::SetPresence {
                         agent: agent.clone(),
                         presence,
-                        offered_at,
+                        ended_at: now,
                     });
                 }
                 self.transfer_lapsed(out, agent, now);
@@ -1097,7 +1097,7 @@ impl Conversation {
         if let State::Open { offer: Some(o) } = &self.state {
             if now >= o.expires_at {
                 let agent = o.agent.clone();
-                let (offered_at, expires_at) = (o.offered_at, o.expires_at);
+                let expires_at = o.expires_at;
                 self.state = State::Open { offer: None };
                 self.prune_declined(now, config);
                 self.declined.push(Declined {
@@ -1113,7 +1113,7 @@ impl Conversation {
                     out.effect(Effect::SetPresence {
                         agent: agent.clone(),
                         presence,
-                        offered_at,
+                        ended_at: now,
                     });
                 }
                 self.transfer_lapsed(out, &agent, now);
@@ -2505,19 +2505,20 @@ mod tests {
     #[test]
     fn a_missed_or_rejected_offer_sets_presence_only_when_configured() {
         use crate::routing::Presence;
-        let set = |p: Presence, agent: AgentId| Effect::SetPresence {
+        let set = |p: Presence, agent: AgentId, ended_at: SystemTime| Effect::SetPresence {
             agent,
             presence: p,
-            offered_at: t0(),
+            ended_at,
         };
+        let lapse = secs(0) + config().offer_timeout;
         let cfg = config()
             .presence_after_rejected_offer(Some(Presence::DoNotDisturb))
             .presence_after_missed_offer(Some(Presence::Away));
         for (config, rejected, missed) in [
             (
                 cfg.clone(),
-                Some(set(Presence::DoNotDisturb, a())),
-                Some(set(Presence::Away, a())),
+                Some(set(Presence::DoNotDisturb, a(), secs(1))),
+                Some(set(Presence::Away, a(), lapse)),
             ),
             (config(), None, None),
         ] {
@@ -2531,7 +2532,6 @@ mod tests {
                 .find(|e| matches!(e, Effect::SetPresence { .. }));
             assert_eq!(found, rejected.as_ref());
             let mut c = offered.clone();
-            let lapse = secs(0) + config.offer_timeout;
             let out = c.apply(Input::Tick, lapse, &config).unwrap();
             let found = out
                 .effects

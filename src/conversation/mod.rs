@@ -1316,12 +1316,13 @@ pub enum Effect {
         agent: AgentId,
         /// Their new presence.
         presence: Presence,
-        /// When the offer they missed or rejected was made: the presence is set only for an
-        /// offer made after the last one that set it, so that this effect delivered again
-        /// after the agent set themselves Available changes nothing. (Recorded before it was
-        /// kept: the epoch, which sets it only for an agent never set so.)
-        #[serde(default = "crate::time::epoch")]
-        offered_at: SystemTime,
+        /// When they missed or rejected the offer: the presence is set only for an offer that
+        /// ended after the last one that set it, so that this effect delivered again, or an
+        /// older one delivered late, after the agent set themselves Available changes nothing.
+        /// (Recorded before it was kept: the epoch, which sets it only for an agent never set
+        /// so; `offered_at`, the name it had for a while, is read as it.)
+        #[serde(default = "crate::time::epoch", alias = "offered_at")]
+        ended_at: SystemTime,
     },
     /// Tell an agent they were invited to consult ([`Input::Consult`]).
     ConsultInvited {

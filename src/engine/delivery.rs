@@ -968,8 +968,8 @@ impl Engine {
     /// - An offer's end skips an agent who holds the conversation (their session takes the
     ///   reservation over) or is offered it again, and leaves a reservation renewed for a
     ///   later offer (the router compares holds).
-    /// - A presence is set only while the agent is still Available, for an offer made after
-    ///   the last one that set it (the router's
+    /// - A presence is set only while the agent is still Available, for an offer that ended
+    ///   after the last one that set it (the router's
     ///   [`presence_after_offer`](crate::agents::AgentRouter::presence_after_offer)); once
     ///   set, the notifier is told ([`crate::agents::AgentNotifier::presence`]).
     async fn settle_agent_effect(
@@ -993,11 +993,11 @@ impl Engine {
             Effect::SetPresence {
                 agent,
                 presence,
-                offered_at,
+                ended_at,
             } => {
                 let set = self
                     .router
-                    .presence_after_offer(agent, *presence, *offered_at)
+                    .presence_after_offer(agent, *presence, *ended_at)
                     .await;
                 match set {
                     Ok(true) => {

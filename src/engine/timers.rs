@@ -116,9 +116,9 @@ impl Engine {
                 .list_queued_after(after.as_ref(), QUEUED_PAGE)
                 .await?;
             let more = page.len() >= QUEUED_PAGE;
-            after = page.last().map(|s| QueuePlace::of(&s.conversation));
-            for stored in page {
-                let c = stored.conversation;
+            after = page.last().map(|q| q.place.clone());
+            for queued in page {
+                let c = queued.stored.conversation;
                 let queue = self.queue_of(&c);
                 if !(c.awaits_offer()
                     && self.offers(&c)

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::{
     Commit, ConversationStore, InboxEvent, Lease, MediaStore, NewInboxEvent, OutboxStats,
-    PendingEffect, QueuePlace, RecordedWebhook, Retry, StoreError, Stored,
+    PendingEffect, QueuePlace, Queued, RecordedWebhook, Retry, StoreError, Stored,
 };
 use crate::conversation::{Conversation, FileLine, LineBody, MediaState, State, TranscriptLine};
 use crate::ids::{AgentId, ConversationId, PageId, QueueId, UserId};
@@ -479,7 +479,7 @@ impl ConversationStore for InMemoryStore {
         &self,
         after: Option<&QueuePlace>,
         limit: usize,
-    ) -> Result<Vec<Stored>, StoreError> {
+    ) -> Result<Vec<Queued>, StoreError> {
         let inner = lock(&self.inner);
         let mut page: Vec<&Entry> = inner
             .conversations
@@ -496,9 +496,11 @@ impl ConversationStore for InMemoryStore {
         Ok(page
             .into_iter()
             .take(limit)
-            .map(|e| Stored {
-                conversation: e.conversation.clone(),
-                version: e.version,
+            .map(|e| {
+                Queued::new(Stored {
+                    conversation: e.conversation.clone(),
+                    version: e.version,
+                })
             })
             .collect())
     }

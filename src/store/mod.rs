@@ -110,6 +110,43 @@ impl QueuePlace {
     }
 }
 
+/// A waiting conversation as [`ConversationStore::list_queued_after`] lists it: with the place
+/// the store ordered it by, which the next page is read after (a store that keeps places
+/// apart from the conversation, as the SQL stores do, gives its own, so that pages follow its
+/// order even where a row's place and its conversation's disagree, as when an instance of an
+/// older version wrote it). Derefs to the [`Stored`] conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Queued {
+    /// Its place in the store's order.
+    pub place: QueuePlace,
+    /// The conversation.
+    pub stored: Stored,
+}
+
+impl Queued {
+    /// A conversation at its own place ([`QueuePlace::of`]).
+    pub fn new(stored: Stored) -> Self {
+        Self {
+            place: QueuePlace::of(&stored.conversation),
+            stored,
+        }
+    }
+
+    /// A conversation at the place given.
+    pub fn at(place: QueuePlace, stored: Stored) -> Self {
+        Self { place, stored }
+    }
+}
+
+impl std::ops::Deref for Queued {
+    type Target = Stored;
+
+    fn deref(&self) -> &Stored {
+        &self.stored
+    }
+}
+
 /// A conversation with its stored version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
@@ -417,7 +454,8 @@ pub trait ConversationStore: Send + Sync {
     /// places in the queue ([`QueuePlace`]: when each last went to the queue, then its id),
     /// only those whose place is after `after` (`None`: from the first), at most `limit`.
     /// [`crate::engine::Engine::tick`] reads them so, a page at a time, each page after the
-    /// last place of the one before: a page of conversations nobody can be offered (paused,
+    /// last place of the one before ([`Queued::place`], the place the store ordered it by):
+    /// a page of conversations nobody can be offered (paused,
     /// declined by every agent with room, in a closed queue) never hides those behind it.
     ///
     /// The default sorts [`ConversationStore::list_queued`]'s list (every waiting
@@ -427,15 +465,15 @@ pub trait ConversationStore: Send + Sync {
         &self,
         after: Option<&QueuePlace>,
         limit: usize,
-    ) -> Result<Vec<Stored>, StoreError> {
-        let mut queued = self.list_queued().await?;
-        if let Some(after) = after {
-            queued.retain(|s| QueuePlace::of(&s.conversation) > *after);
-        }
-        queued.sort_by(|a, b| {
-            let (a, b) = (&a.conversation, &b.conversation);
-            (a.queued_since(), a.id()).cmp(&(b.queued_since(), b.id()))
-        });
+    ) -> Result<Vec<Queued>, StoreError> {
+        let mut queued: Vec<Queued> = self
+            .list_queued()
+            .await?
+            .into_iter()
+            .map(Queued::new)
+            .filter(|q| after.is_none_or(|after| q.place > *after))
+            .collect();
+        queued.sort_by(|a, b| a.place.cmp(&b.place));
         queued.truncate(limit);
         Ok(queued)
     }

@@ -73,8 +73,8 @@ use crate::conversation::{
 };
 use crate::ids::{AgentId, ConversationId, PageId, QueueId, UserId};
 use crate::store::{
-    Commit, ConversationStore, Lease, MediaStore, NewInboxEvent, PendingEffect, QueuePlace, Retry,
-    StoreError, Stored,
+    Commit, ConversationStore, Lease, MediaStore, NewInboxEvent, PendingEffect, QueuePlace, Queued,
+    Retry, StoreError,
 };
 
 /// Runs every check against one backend: its conversation store and its media store (the
@@ -940,7 +940,14 @@ async fn waiting_conversations_are_read_in_pages<S: ConversationStore + ?Sized>(
     let other = QueueId::new(format!("{run}-other"));
     let (all, base) = queue_places(store, &run, &queue, &other).await;
     let id = |name: &str| all[name].id().clone();
-    let ids = |page: &[Stored]| -> Vec<ConversationId> {
+    let ids = |page: &[Queued]| -> Vec<ConversationId> {
+        for q in page {
+            assert_eq!(
+                q.place,
+                QueuePlace::of(&q.conversation),
+                "a conversation's place is its own"
+            );
+        }
         page.iter().map(|s| s.conversation.id().clone()).collect()
     };
     let page = |after: Option<QueuePlace>, limit: usize| async move {

@@ -10,7 +10,7 @@ use messenger_channel::conversation::{FileLine, TranscriptLine};
 use messenger_channel::ids::{AgentId, ConversationId, PageId, QueueId, UserId};
 use messenger_channel::store::{
     Commit, ConversationStore, InboxEvent, Lease, NewInboxEvent, OutboxStats, PendingEffect,
-    QueuePlace, RecordedWebhook, Retry, StoreError, Stored,
+    QueuePlace, Queued, RecordedWebhook, Retry, StoreError, Stored,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,7 +184,7 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
         &self,
         after: Option<&QueuePlace>,
         limit: usize,
-    ) -> Result<Vec<Stored>, StoreError> {
+    ) -> Result<Vec<Queued>, StoreError> {
         self.list_queued_calls.fetch_add(1, Ordering::SeqCst);
         let stale = self.stale_queue.lock().unwrap().clone();
         let page = match stale {
@@ -193,7 +193,7 @@ impl<S: ConversationStore + 'static> ConversationStore for FaultyStore<S> {
                 stale.retain(|s| after.is_none_or(|a| QueuePlace::of(&s.conversation) > *a));
                 stale.sort_by_key(|s| QueuePlace::of(&s.conversation));
                 stale.truncate(limit);
-                stale
+                stale.into_iter().map(Queued::new).collect()
             }
             None => {
                 self.around(self.inner.list_queued_after(after, limit))

@@ -22,9 +22,13 @@ use crate::store::sql::{
 };
 use crate::store::{
     Commit, ConversationStore, InboxEvent, Lease, MediaStore, NewInboxEvent, OutboxStats,
-    PendingEffect, QueuePlace, RecordedWebhook, Retry, StoreError, Stored,
+    PendingEffect, QueuePlace, Queued, RecordedWebhook, Retry, StoreError, Stored,
 };
 use crate::time::{from_millis, millis};
+
+/// How long an outbox effect this version cannot read waits before it is claimed again (by
+/// any instance: one of a newer version delivers it).
+const UNREADABLE_EFFECT_RETRY: Duration = Duration::from_secs(600);
 
 /// Callers waiting to record their events in the receiver's next transaction (group commit,
 /// when the backend's `GROUP_RECEIVE` is on).
@@ -908,9 +912,9 @@ impl ConversationStore for Store {
         &self,
         after: Option<&QueuePlace>,
         limit: usize,
-    ) -> Result<Vec<Stored>, StoreError> {
+    ) -> Result<Vec<Queued>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows: Vec<(String, i64)> = match after {
+        let rows: Vec<(String, i64, i64, String)> = match after {
             None => {
                 sqlx::query_as(q::QUEUED_FIRST)
                     .bind(limit)
@@ -927,7 +931,15 @@ impl ConversationStore for Store {
             }
         }
         .map_err(from_sqlx)?;
-        rows.into_iter().map(Self::stored).collect()
+        // Each at the row's own place, the order read: the next page follows it even where
+        // the row's place and its body's disagree (a row an instance of an older version
+        // wrote), so that no conversation is skipped or read twice.
+        rows.into_iter()
+            .map(|(body, version, queued_ms, id)| {
+                let place = QueuePlace::new(from_millis(queued_ms), ConversationId::new(id));
+                Ok(Queued::at(place, Self::stored((body, version))?))
+            })
+            .collect()
     }
 
     async fn queued_ahead(
@@ -1025,20 +1037,27 @@ impl ConversationStore for Store {
             .map(|(seq, a, b, c, d, e, f, g, h)| (seq, (a, b, c, d, e, f, g, h)))
             .collect();
         rows.sort_by_key(|(seq, _)| *seq);
-        // Each row read on its own: one that cannot be read (written by another version) is
-        // set aside as failed, with why, instead of failing every claim after it (it would
-        // be claimed first again at each pass).
+        // Each row read on its own: one that cannot be read (written by a newer version, in a
+        // fleet being upgraded) is released for later, with why, instead of failing every
+        // claim after it (it would be claimed first again at each pass); an instance that
+        // reads it delivers it, and it counts as pending meanwhile.
         let mut claimed = Vec::with_capacity(rows.len());
         for (_, row) in rows {
-            let key = row.0.clone();
+            let (key, unconfirmed) = (row.0.clone(), row.6);
             match pending_effect(row) {
                 Ok(effect) => claimed.push(effect),
                 Err(e) => {
-                    tracing::error!(%key, error = %e, "an effect in the outbox cannot be read; it is set aside as failed");
-                    sqlx::query(q::FAIL_EFFECT)
+                    tracing::error!(%key, error = %e, "an effect in the outbox cannot be read by this version; it is left for later");
+                    sqlx::query(q::RESCHEDULE_EFFECT)
                         .bind(&key)
                         .bind(&lease.owner)
+                        .bind(0_i64)
+                        .bind(millis(crate::time::saturating_add(
+                            now,
+                            UNREADABLE_EFFECT_RETRY,
+                        )))
                         .bind(format!("the effect cannot be read: {e}"))
+                        .bind(unconfirmed)
                         .fetch_optional(&self.writer)
                         .await
                         .map_err(from_sqlx)?;

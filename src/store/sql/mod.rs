@@ -237,8 +237,8 @@ const MIGRATIONS: [&str; 15] = [
     // 13: the offer after which an agent's presence was last set (a missed or rejected offer,
     // Omnichannel's option), so that the effect, delivered again, sets it once. Replaced by 14.
     "ALTER TABLE routing_agents ADD COLUMN presence_set_after TEXT",
-    // 14: when that offer was made instead, so that an older offer's effect delivered late
-    // does not set it again either.
+    // 14: when that offer ended (missed or rejected) instead, so that an older miss's effect
+    // delivered late does not set it again either.
     "ALTER TABLE routing_agents DROP COLUMN presence_set_after;
     ALTER TABLE routing_agents ADD COLUMN presence_set_after_ms BIGINT",
     // 15: a waiting conversation's place in the queue (`QueuePlace`): when it last went to
@@ -388,8 +388,9 @@ mod tests {
         assert_eq!((stats.pending, stats.failed), (1, 0));
     }
 
-    /// An effect the store cannot read (written by another version) is set aside as failed,
-    /// with why, and the others are claimed: one unreadable row must not stop every delivery.
+    /// An effect the store cannot read (written by a newer version) is left for later, with
+    /// why, and the others are claimed: one unreadable row must not stop every delivery, nor
+    /// be given up on by an older instance when a newer one could deliver it.
     #[tokio::test]
     async fn an_unreadable_effect_is_set_aside_and_the_others_are_claimed() {
         let pool = memory_pool().await;
@@ -424,7 +425,12 @@ mod tests {
             ["c:1:1"]
         );
         let stats = store.outbox_stats().await.unwrap();
-        assert_eq!((stats.pending, stats.failed), (1, 1));
+        assert_eq!((stats.pending, stats.failed), (2, 0), "pending, not failed");
+        let again = store
+            .claim_effects(&lease, SystemTime::now(), 10)
+            .await
+            .unwrap();
+        assert!(again.is_empty(), "not claimed again at once: {again:?}");
         let (why,): (Option<String>,) =
             sqlx::query_as("SELECT last_error FROM outbox WHERE key = 'c:1:0'")
                 .fetch_one(&pool)

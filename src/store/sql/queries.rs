@@ -183,12 +183,12 @@ pub(super) const NO_QUEUE_WAITING: &str = "SELECT body, version FROM conversatio
 
 /// The first conversations waiting for an offer or a pick, in the order of their places
 /// (at most `$1`).
-pub(super) const QUEUED_FIRST: &str = "SELECT body, version FROM conversations WHERE closed = 0 AND agent IS NULL ORDER BY queued_ms, id LIMIT $1";
+pub(super) const QUEUED_FIRST: &str = "SELECT body, version, queued_ms, id FROM conversations WHERE closed = 0 AND agent IS NULL ORDER BY queued_ms, id LIMIT $1";
 
 /// The conversations waiting after a place (`$1` ms, then the id `$2`), in the order of
 /// their places (at most `$3`): the row value makes it a range of the index of places (no
 /// offset, and no scan of the rows of the place's millisecond).
-pub(super) const QUEUED_AFTER: &str = "SELECT body, version FROM conversations WHERE closed = 0 AND agent IS NULL AND (queued_ms, id) > ($1, $2) ORDER BY queued_ms, id LIMIT $3";
+pub(super) const QUEUED_AFTER: &str = "SELECT body, version, queued_ms, id FROM conversations WHERE closed = 0 AND agent IS NULL AND (queued_ms, id) > ($1, $2) ORDER BY queued_ms, id LIMIT $3";
 
 /// How many conversations of no queue wait ahead of a place (`$1` ms, then the id `$2`):
 /// waiting with no offer is `closed = 0 AND agent IS NULL` (an open conversation has an
@@ -272,8 +272,8 @@ pub(super) const AGENT_ASSIGNED: &str = "UPDATE routing_agents SET last_assigned
 pub(super) const START_SESSION: &str = "INSERT INTO routing_work (conversation, agent, units, kind, until_ms) VALUES ($1, $2, $3, 1, NULL)
     ON CONFLICT (conversation, agent) DO UPDATE SET units = excluded.units, kind = 1, until_ms = NULL";
 
-/// Sets an agent's presence after an offer made at `$3` that they missed or rejected: only
-/// while they are available, and for an offer made after the last one that set it.
+/// Sets an agent's presence after an offer that they missed or rejected at `$3`: only while
+/// they are available, and for an offer that ended after the last one that set it.
 pub(super) const PRESENCE_AFTER_OFFER: &str = "UPDATE routing_agents SET presence = $2, presence_set_after_ms = $3
     WHERE agent = $1 AND presence = 'available' AND (presence_set_after_ms IS NULL OR presence_set_after_ms < $3)";
 

@@ -259,12 +259,12 @@ impl AgentRouter for Store {
         &self,
         agent: &AgentId,
         presence: Presence,
-        offered_at: SystemTime,
+        ended_at: SystemTime,
     ) -> Result<bool, StoreError> {
         let set = sqlx::query(q::PRESENCE_AFTER_OFFER)
             .bind(agent.as_str())
             .bind(presence.as_str())
-            .bind(millis(offered_at))
+            .bind(millis(ended_at))
             .execute(&self.writer)
             .await
             .map_err(from_sqlx)?;
