@@ -12,12 +12,12 @@ use std::time::{Duration, SystemTime};
 use messenger_channel::agents::{AgentRouter, InMemoryRouter, Presence, RecordingNotifier};
 use messenger_channel::conversation::{ConversationConfig, Effect, State};
 use messenger_channel::engine::Engine;
-use messenger_channel::ids::{AgentId, ConversationId, PageId, QueueId, UserId};
+use messenger_channel::ids::{AgentId, QueueId};
 use messenger_channel::routing::{Queue, Routing};
 use messenger_channel::store::{ConversationStore, InMemoryStore};
 use messenger_channel::testing::{FakeSend, t0};
 use messenger_channel::webhook::Webhook;
-use support::channel::{PAGE, secret, signed, webhook};
+use support::channel::{id_of, receive, secret};
 use support::gated_router::GatedRouter;
 
 fn secs(n: u64) -> SystemTime {
@@ -36,25 +36,6 @@ fn build_with(
         .routing(Routing::new(Queue::push(QueueId::from("general"))))
         .config(config)
         .build()
-}
-
-async fn receive(e: &Engine, customer: &str, mid: &str, at: SystemTime) {
-    let (h, b) = signed(webhook().message(customer, mid, "hi", at));
-    let r = e.handle_webhook(&h, &b, at).await.unwrap();
-    assert!(r.failed.is_empty());
-}
-
-async fn id_of(s: &dyn ConversationStore, customer: &str) -> (ConversationId, State) {
-    let c = s
-        .find_open(
-            &PageId::new(PAGE.to_owned()),
-            &UserId::new(customer.to_owned()),
-        )
-        .await
-        .unwrap()
-        .unwrap()
-        .conversation;
-    (c.id().clone(), c.state().clone())
 }
 
 /// S1. Two instances' ticks race for the same waiting conversations (every instance runs the

@@ -126,3 +126,30 @@ pub fn webhook() -> WebhookBody {
 pub fn signed(body: WebhookBody) -> (http::HeaderMap, Vec<u8>) {
     body.sign(&secret()).into_parts()
 }
+
+/// The customer's text message `mid` at `at`, through the signed webhook; every event applied.
+pub async fn receive(e: &Engine, customer: &str, mid: &str, at: std::time::SystemTime) {
+    let (h, b) = signed(webhook().message(customer, mid, "hi", at));
+    let r = e.handle_webhook(&h, &b, at).await.unwrap();
+    assert!(r.failed.is_empty());
+}
+
+/// The customer's open conversation on [`PAGE`]: its id and state.
+pub async fn id_of(
+    s: &dyn ConversationStore,
+    customer: &str,
+) -> (
+    messenger_channel::ids::ConversationId,
+    messenger_channel::conversation::State,
+) {
+    let c = s
+        .find_open(
+            &PageId::new(PAGE.to_owned()),
+            &UserId::new(customer.to_owned()),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .conversation;
+    (c.id().clone(), c.state().clone())
+}
